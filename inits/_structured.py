@@ -1,0 +1,229 @@
+"""Structured initializers: orthogonal, delta-orthogonal, identity/dirac, sparse, ZerO."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from inits._core import Init
+from inits._errors import check_nonnegative
+
+_FACTORIZABLE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    # QR is not implemented for bfloat16/float16; factor in float32 and cast the result.
+    return dtype if dtype in _FACTORIZABLE else np.dtype(np.float32)
+
+
+def _orthogonal_matrix(key: jax.Array, n_rows: int, n_cols: int, dtype: np.dtype) -> jax.Array:
+    return jax.random.orthogonal(key, n_rows, (), _compute_dtype(dtype), n_cols)
+
+
+def orthogonal(gain: float = 1.0, column_axis: int = -1) -> Init:
+    """Haar-random (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2014).
+
+    The kernel is viewed as a matrix with ``shape[column_axis]`` columns and every other
+    axis flattened into rows (for a conv kernel: the receptive field times the input
+    channels). If rows >= columns the columns are orthonormal, else the rows are. Each entry
+    then has mean 0 and variance :math:`g^2 / \\max(\\text{rows}, \\text{cols})`.
+    Bitwise equal to ``jax.nn.initializers.orthogonal`` for float32.
+
+    Saxe, McClelland & Ganguli 2014, "Exact solutions to the nonlinear dynamics of learning
+    in deep linear neural networks", ICLR; sampling after Mezzadri 2007.
+
+    Args:
+      gain: Multiplier (>= 0); ``inits.gain(activation)`` for nonlinear nets.
+      column_axis: Axis holding the columns.
+    """
+    gain = check_nonnegative("gain", gain, "orthogonal")
+
+    def sizes(shape: tuple[int, ...]) -> tuple[int, int]:
+        try:
+            n_cols = shape[column_axis]
+        except IndexError:
+            raise ValueError(f"orthogonal: column_axis={column_axis} out of range for shape {shape}") from None
+        return math.prod(shape) // n_cols, n_cols
+
+    def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+        n_rows, n_cols = sizes(shape)
+        q = _orthogonal_matrix(key, n_rows, n_cols, dtype)
+        q = jnp.reshape(q, (*np.delete(shape, column_axis), shape[column_axis]))
+        q = jnp.moveaxis(q, -1, column_axis)
+        return (jnp.array(gain, q.dtype) * q).astype(dtype)
+
+    return Init(
+        "orthogonal",
+        (("gain", gain), ("column_axis", column_axis)),
+        sample,
+        lambda s: (0.0, gain**2 / max(sizes(s))),
+        min_ndim=2,
+    )
+
+
+def _center(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple((k - 1) // 2 for k in shape[:-2])
+
+
+def delta_orthogonal(gain: float = 1.0) -> Init:
+    """Delta-orthogonal convolution kernel (Xiao et al. 2018).
+
+    For a kernel ``(*window, in, out)`` every tap is zero except the centre one
+    (index ``(k - 1) // 2`` per window axis), which is a Haar-random ``(in, out)`` matrix
+    times ``gain``. With ``in <= out`` it has orthonormal rows, so the convolution is a norm-
+    preserving map of the input (all singular values of the input-output Jacobian equal to
+    ``gain``: dynamical isometry). With ``in > out`` (allowed here; ``jax.nn.initializers``
+    raises) the centre tap has orthonormal columns: a projection that preserves the norm of
+    the back-propagated gradient but keeps only ``out / in`` of the forward signal's energy
+    in expectation.
+
+    Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington 2018, "Dynamical Isometry and a Mean
+    Field Theory of CNNs: How to Train 10,000-Layer Vanilla Convolutional Neural Networks",
+    ICML, Algorithm 1.
+
+    Args:
+      gain: Multiplier of the centre tap (>= 0).
+    """
+    gain = check_nonnegative("gain", gain, "delta_orthogonal")
+
+    def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+        q = _orthogonal_matrix(key, shape[-2], shape[-1], dtype)
+        q = (jnp.array(gain, q.dtype) * q).astype(dtype)
+        return jnp.zeros(shape, dtype).at[_center(shape)].set(q)
+
+    return Init("delta_orthogonal", (("gain", gain),), sample, None, min_ndim=3)
+
+
+def _dirac_matrix(shape: tuple[int, ...], groups: int, gain: float, dtype) -> jax.Array:
+    n_in, n_out = shape[-2], shape[-1]
+    if n_out % groups:
+        raise ValueError(f"dirac: out features {n_out} not divisible by groups={groups}")
+    out_per_group = n_out // groups
+    m = np.zeros((n_in, n_out), np.float64)
+    for g in range(groups):
+        for i in range(min(n_in, out_per_group)):
+            m[i, g * out_per_group + i] = gain
+    return jnp.asarray(m, dtype)
+
+
+def identity(gain: float = 1.0) -> Init:
+    """Identity matrix times ``gain`` for a Dense kernel ``(in, out)`` (``torch.nn.init.eye_``).
+
+    For ``in != out`` the leading ``min(in, out)`` diagonal is 1 and the rest 0. Le, Jaitly &
+    Hinton 2015 ("IRNN") use it for recurrent weights. Deterministic.
+
+    Args:
+      gain: Value on the diagonal (>= 0).
+    """
+    gain = check_nonnegative("gain", gain, "identity")
+
+    def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+        if len(shape) != 2:
+            raise ValueError(f"identity needs a 2-D (in, out) kernel, got shape {shape}; use dirac for conv kernels")
+        return _dirac_matrix(shape, 1, gain, dtype)
+
+    return Init("identity", (("gain", gain),), sample, None, min_ndim=2, deterministic=True)
+
+
+def dirac(groups: int = 1, gain: float = 1.0) -> Init:
+    """Dirac delta conv kernel: the convolution is the identity map (``torch.nn.init.dirac_``).
+
+    For ``(*window, in // groups, out)``: the centre tap maps input channel ``i`` of group
+    ``g`` to output channel ``g * out_per_group + i`` for ``i < min(in_per_group,
+    out_per_group)``; everything else is 0. Deterministic.
+
+    Args:
+      groups: The convolution's feature_group_count.
+      gain: Value of the nonzero taps (>= 0).
+    """
+    gain = check_nonnegative("gain", gain, "dirac")
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"dirac: groups must be a positive integer, got {groups!r}")
+
+    def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+        center = _dirac_matrix(shape, groups, gain, dtype)
+        return jnp.zeros(shape, dtype).at[_center(shape)].set(center)
+
+    return Init("dirac", (("groups", groups), ("gain", gain)), sample, None, min_ndim=3, deterministic=True)
+
+
+def sparse(sparsity: float = 0.9, stddev: float = 0.01) -> Init:
+    """Sparse initialization (Martens 2010, "Deep learning via Hessian-free optimization").
+
+    For each output unit (last axis) exactly ``ceil(sparsity * n)`` of its ``n`` incoming
+    weights (every other axis flattened) are zero, chosen uniformly at random; the others are
+    :math:`\\mathcal{N}(0, \\text{stddev}^2)`. Each entry has mean 0 and variance
+    :math:`\\text{stddev}^2 (n - \\lceil s n \\rceil) / n`. Martens used 15 nonzero
+    weights per unit; PyTorch's ``sparse_`` has the same parametrisation as here.
+
+    Args:
+      sparsity: Fraction of zero incoming weights per unit, in [0, 1).
+      stddev: Standard deviation of the nonzero weights (>= 0).
+    """
+    sparsity = float(sparsity)
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparse: sparsity must be in [0, 1), got {sparsity}")
+    stddev = check_nonnegative("stddev", stddev, "sparse")
+
+    def zeros_per_unit(n_in: int) -> int:
+        return math.ceil(sparsity * n_in)
+
+    def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+        n_in = math.prod(shape[:-1])
+        k_mask, k_values = jax.random.split(key)
+        ranks = jnp.argsort(jnp.argsort(jax.random.uniform(k_mask, (n_in, shape[-1])), axis=0), axis=0)
+        values = jax.random.normal(k_values, (n_in, shape[-1]), dtype) * jnp.array(stddev, dtype)
+        out = jnp.where(ranks < zeros_per_unit(n_in), jnp.zeros((), dtype), values)
+        return out.reshape(shape)
+
+    def moments(shape: tuple[int, ...]) -> tuple[float, float]:
+        n_in = math.prod(shape[:-1])
+        return 0.0, stddev**2 * (n_in - zeros_per_unit(n_in)) / n_in
+
+    return Init("sparse", (("sparsity", sparsity), ("stddev", stddev)), sample, moments, min_ndim=2)
+
+
+def _sylvester_hadamard(order: int) -> np.ndarray:
+    h = np.ones((1, 1))
+    for _ in range(order):
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+def zero_hadamard_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """The ``(in, out)`` ZerO matrix (Zhao et al. 2021, Algorithm 1), as float64.
+
+    In the paper's ``(out, in)`` convention, with :math:`P_l` outputs and :math:`P_{l-1}`
+    inputs: :math:`I` if equal, the partial identity :math:`I^*` if :math:`P_l < P_{l-1}`, else
+    :math:`c\\, I^{*}_{P_l \\times 2^m} H_m I^{*}_{2^m \\times P_{l-1}}` with
+    :math:`m = \\lceil \\log_2 P_l \\rceil`, :math:`c = 2^{-(m-1)/2}` and :math:`H_m` the
+    Sylvester Hadamard matrix of order :math:`2^m`.
+    """
+    if n_out <= n_in:
+        return np.eye(n_in, n_out)
+    m = math.ceil(math.log2(n_out))
+    w = 2.0 ** (-(m - 1) / 2) * _sylvester_hadamard(m)[:n_out, :n_in]
+    return w.T
+
+
+def zero_hadamard() -> Init:
+    """ZerO initialization: only zeros, ones and a Hadamard transform (Zhao et al. 2021).
+
+    Dense kernels ``(in, out)`` get :func:`zero_hadamard_matrix`; conv kernels get it on the
+    centre tap and zeros elsewhere (the paper's Algorithm 2). Deterministic: ZerO breaks the
+    symmetry of expanding layers with the Hadamard transform instead of randomness.
+
+    Zhao, Schäfer & Anandkumar 2021, "ZerO Initialization: Initializing Neural Networks with
+    only Zeros and Ones", TMLR 2022.
+    """
+
+    def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+        center = jnp.asarray(zero_hadamard_matrix(shape[-2], shape[-1]), dtype)
+        if len(shape) == 2:
+            return center
+        return jnp.zeros(shape, dtype).at[_center(shape)].set(center)
+
+    return Init("zero_hadamard", (), sample, None, min_ndim=2, deterministic=True)

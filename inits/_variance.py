@@ -1,0 +1,411 @@
+"""Variance scaling and the LeCun / Glorot / He families, plus framework-default presets.
+
+Every member draws i.i.d. entries with mean 0 and variance exactly
+
+.. math:: \\mathrm{Var}[w] = \\frac{\\text{scale}}{n}, \\qquad
+   n \\in \\{n_{in},\\ n_{out},\\ (n_{in} + n_{out})/2,\\ \\sqrt{n_{in} n_{out}}\\}
+
+for the modes ``fan_in``, ``fan_out``, ``fan_avg``, ``fan_geo_avg``; fans come from the
+kernel layout (:mod:`inits._fans`). The distribution is rescaled so the variance is exact:
+normal :math:`\\sigma = \\sqrt{v}`, uniform on :math:`[-\\sqrt{3v}, \\sqrt{3v}]`, truncated
+normal divided by the truncated distribution's closed-form standard deviation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from inits._core import Init, check_bounds, standardized_truncated_normal
+from inits._errors import check_nonnegative, unknown_choice
+from inits._fans import AxisSpec, Layout, compute_fans, resolve_layout
+
+Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+Distribution = Literal["normal", "truncated_normal", "uniform"]
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
+
+
+def _denominator(mode: str, fan_in: float, fan_out: float) -> float:
+    if mode == "fan_in":
+        return fan_in
+    if mode == "fan_out":
+        return fan_out
+    if mode == "fan_avg":
+        return (fan_in + fan_out) / 2
+    return math.sqrt(fan_in * fan_out)
+
+
+def variance_scaling(
+    scale: float,
+    mode: Mode,
+    distribution: Distribution,
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    *,
+    lower: float = -2.0,
+    upper: float = 2.0,
+    layout: Layout | str | None = None,
+    name: str = "variance_scaling",
+) -> Init:
+    """Entries with mean 0 and variance exactly ``scale / n`` (n set by ``mode``).
+
+    Same arithmetic as :func:`jax.nn.initializers.variance_scaling` for the distributions
+    both offer (bitwise equal outputs for the same key), plus truncation at any bounds with
+    an exact correction and grouped-convolution fans.
+
+    Example:
+      >>> import jax, inits
+      >>> w = inits.variance_scaling(2.0, "fan_in", "normal")(jax.random.key(0), (512, 256))
+
+    Args:
+      scale: Variance multiplier (>= 0), e.g. 2 for ReLU (He et al. 2015).
+      mode: ``fan_in``, ``fan_out``, ``fan_avg`` or ``fan_geo_avg``.
+      distribution: ``normal``, ``truncated_normal`` or ``uniform``.
+      in_axis: Input axis or axes (ignored when ``layout`` is given).
+      out_axis: Output axis or axes (ignored when ``layout`` is given).
+      batch_axis: Batch axes excluded from the fans (ignored when ``layout`` is given).
+      lower: Truncation lower bound in standard deviations (truncated_normal only).
+      upper: Truncation upper bound in standard deviations (truncated_normal only).
+      layout: A :class:`inits.Layout` or preset name (``dense``, ``conv``, ...).
+      name: Name shown in reprs and results.
+
+    Raises:
+      ValueError: unknown mode or distribution, negative scale, lower >= upper.
+    """
+    scale = check_nonnegative("scale", scale, name)
+    if mode not in MODES:
+        raise unknown_choice("mode", mode, MODES)
+    if distribution not in DISTRIBUTIONS:
+        raise unknown_choice("distribution", distribution, DISTRIBUTIONS)
+    if distribution == "truncated_normal":
+        lower, upper = check_bounds(lower, upper, name)
+    lay = resolve_layout(layout, in_axis, out_axis, batch_axis)
+
+    def variance_of(shape: tuple[int, ...]) -> float:
+        fan_in, fan_out = compute_fans(shape, lay)
+        return scale / _denominator(mode, fan_in, fan_out)
+
+    def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+        variance = jnp.array(variance_of(shape), dtype=dtype)
+        if distribution == "normal":
+            return jax.random.normal(key, shape, dtype) * jnp.sqrt(variance)
+        if distribution == "uniform":
+            # U[-a, a] has variance a^2 / 3, so a = sqrt(3 v).
+            return jax.random.uniform(key, shape, dtype, -1) * jnp.sqrt(3 * variance)
+        return standardized_truncated_normal(key, shape, dtype, jnp.sqrt(variance), lower, upper)
+
+    params: list[tuple[str, object]] = [("scale", scale), ("mode", mode), ("distribution", distribution)]
+    if distribution == "truncated_normal" and (lower, upper) != (-2.0, 2.0):
+        params += [("lower", lower), ("upper", upper)]
+    if lay.name != "dense" and (
+        layout is not None or (lay.in_axis, lay.out_axis, lay.batch_axis) != ((-2,), (-1,), ())
+    ):
+        params.append(("layout", lay.name if lay.name != "custom" else (lay.in_axis, lay.out_axis, lay.batch_axis)))
+    return Init(name, tuple(params), sample, lambda s: (0.0, variance_of(s)), min_ndim=lay.min_ndim)
+
+
+def _family(name: str, scale: float, mode: Mode, distribution: Distribution, **kw) -> Init:
+    return variance_scaling(scale, mode, distribution, name=name, **kw)
+
+
+def lecun_normal(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+    """LeCun normal: :math:`w \\sim \\mathcal{N}(0, 1/n_{in})` (LeCun et al. 1998, Efficient BackProp).
+
+    Plain (untruncated) normal. ``flax_default`` is the truncated variant Flax uses.
+    """
+    return _family(
+        "lecun_normal",
+        1.0,
+        "fan_in",
+        "normal",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        layout=layout,
+    )
+
+
+def lecun_uniform(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+    """LeCun uniform: :math:`w \\sim U[-\\sqrt{3/n_{in}}, \\sqrt{3/n_{in}}]` (LeCun et al. 1998)."""
+    return _family(
+        "lecun_uniform",
+        1.0,
+        "fan_in",
+        "uniform",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        layout=layout,
+    )
+
+
+def lecun_truncated_normal(
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    *,
+    lower: float = -2.0,
+    upper: float = 2.0,
+    layout=None,
+) -> Init:
+    """LeCun truncated normal: variance exactly :math:`1/n_{in}` after truncation (LeCun et al. 1998)."""
+    return _family(
+        "lecun_truncated_normal",
+        1.0,
+        "fan_in",
+        "truncated_normal",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        lower=lower,
+        upper=upper,
+        layout=layout,
+    )
+
+
+def glorot_normal(
+    in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, gain: float = 1.0, layout=None
+) -> Init:
+    """Glorot/Xavier normal: :math:`w \\sim \\mathcal{N}(0, g^2 \\cdot 2/(n_{in} + n_{out}))`.
+
+    Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward neural
+    networks", AISTATS, eq. 12 (the normal form of their normalized initialization).
+
+    Args:
+      in_axis: Input axis or axes.
+      out_axis: Output axis or axes.
+      batch_axis: Axes excluded from the fans.
+      layout: A :class:`inits.Layout` or preset name; overrides the axis arguments.
+      gain: Multiplier of the standard deviation (PyTorch's ``gain``), >= 0.
+    """
+    gain = check_nonnegative("gain", gain, "glorot_normal")
+    return _family(
+        "glorot_normal",
+        gain**2,
+        "fan_avg",
+        "normal",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        layout=layout,
+    )
+
+
+def glorot_uniform(
+    in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, gain: float = 1.0, layout=None
+) -> Init:
+    """Glorot/Xavier uniform, the "normalized initialization" of Glorot & Bengio 2010 (eq. 16).
+
+    .. math:: w \\sim U\\left[-g\\sqrt{6/(n_{in} + n_{out})},\\ g\\sqrt{6/(n_{in} + n_{out})}\\right]
+
+    Args:
+      in_axis: Input axis or axes.
+      out_axis: Output axis or axes.
+      batch_axis: Axes excluded from the fans.
+      layout: A :class:`inits.Layout` or preset name; overrides the axis arguments.
+      gain: Multiplier of the bound (PyTorch's ``gain``), >= 0.
+    """
+    gain = check_nonnegative("gain", gain, "glorot_uniform")
+    return _family(
+        "glorot_uniform",
+        gain**2,
+        "fan_avg",
+        "uniform",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        layout=layout,
+    )
+
+
+def glorot_standard(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+    """Glorot & Bengio 2010's "standard" heuristic (their eq. 1).
+
+    .. math:: w \\sim U[-1/\\sqrt{n},\\ 1/\\sqrt{n}],\\ n = n_{in}, \\qquad \\mathrm{Var}[w] = 1/(3 n_{in})
+
+    The baseline the normalized initialization was compared against; the variance shrinks
+    by 1/3 per layer in a linear network.
+    """
+    return _family(
+        "glorot_standard",
+        1.0 / 3.0,
+        "fan_in",
+        "uniform",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        layout=layout,
+    )
+
+
+def _he_scale(negative_slope: float, what: str) -> float:
+    a = float(negative_slope)
+    if not math.isfinite(a):
+        raise ValueError(f"{what}: negative_slope must be finite, got {negative_slope!r}")
+    return 2.0 / (1.0 + a * a)
+
+
+def he_normal(
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    *,
+    mode: Mode = "fan_in",
+    negative_slope: float = 0.0,
+    layout=None,
+) -> Init:
+    """He/Kaiming normal: :math:`w \\sim \\mathcal{N}(0, 2/((1 + a^2) n))`.
+
+    He et al. 2015, "Delving Deep into Rectifiers", ICCV, eq. 10 (fan_in, forward) and
+    eq. 14 (fan_out, backward); ``a`` is the leaky-ReLU/PReLU negative slope, gain
+    :math:`\\sqrt{2/(1 + a^2)}`.
+
+    Args:
+      in_axis: Input axis or axes.
+      out_axis: Output axis or axes.
+      batch_axis: Axes excluded from the fans.
+      layout: A :class:`inits.Layout` or preset name; overrides the axis arguments.
+      mode: ``fan_in`` (preserve forward variance) or ``fan_out`` (backward), or the others.
+      negative_slope: ``a`` of a leaky ReLU / PReLU (0 for ReLU).
+    """
+    return _family(
+        "he_normal",
+        _he_scale(negative_slope, "he_normal"),
+        mode,
+        "normal",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        layout=layout,
+    )
+
+
+def he_uniform(
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    *,
+    mode: Mode = "fan_in",
+    negative_slope: float = 0.0,
+    layout=None,
+) -> Init:
+    """He/Kaiming uniform: :math:`w \\sim U[-\\sqrt{6/((1 + a^2) n)}, \\sqrt{6/((1 + a^2) n)}]` (He et al. 2015)."""
+    return _family(
+        "he_uniform",
+        _he_scale(negative_slope, "he_uniform"),
+        mode,
+        "uniform",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        layout=layout,
+    )
+
+
+def he_truncated_normal(
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    *,
+    mode: Mode = "fan_in",
+    negative_slope: float = 0.0,
+    lower: float = -2.0,
+    upper: float = 2.0,
+    layout=None,
+) -> Init:
+    """He/Kaiming truncated normal, variance exactly :math:`2/((1 + a^2) n)` (He et al. 2015)."""
+    return _family(
+        "he_truncated_normal",
+        _he_scale(negative_slope, "he_truncated_normal"),
+        mode,
+        "truncated_normal",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        lower=lower,
+        upper=upper,
+        layout=layout,
+    )
+
+
+def torch_default(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+    """PyTorch's default ``nn.Linear``/``nn.ConvNd`` weight init.
+
+    ``kaiming_uniform_(w, a=sqrt(5))``: gain :math:`\\sqrt{2/(1+5)} = 1/\\sqrt{3}`, bound
+    :math:`g\\sqrt{3/n_{in}} = 1/\\sqrt{n_{in}}`, so :math:`w \\sim U[-1/\\sqrt{n_{in}}, 1/\\sqrt{n_{in}}]`
+    with variance :math:`1/(3 n_{in})` (torch/nn/modules/linear.py, ``reset_parameters``).
+    Pair it with :func:`torch_default_bias`.
+    """
+    return _family(
+        "torch_default",
+        1.0 / 3.0,
+        "fan_in",
+        "uniform",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        layout=layout,
+    )
+
+
+def torch_default_bias(fan_in: int) -> Init:
+    """PyTorch's default bias init: :math:`b \\sim U[-1/\\sqrt{n_{in}}, 1/\\sqrt{n_{in}}]`.
+
+    The bound depends on the layer's weight fan-in, which a bias shape does not carry, so it
+    is an argument (the models pass each layer's fan-in when given ``"torch_default"``).
+
+    Args:
+      fan_in: Fan-in of the layer's weight (positive integer).
+    """
+    if not isinstance(fan_in, int) or isinstance(fan_in, bool) or fan_in < 1:
+        raise ValueError(f"torch_default_bias: fan_in must be a positive integer, got {fan_in!r}")
+    bound = 1.0 / math.sqrt(fan_in)
+    return Init(
+        "torch_default_bias",
+        (("fan_in", fan_in),),
+        lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -bound, bound),
+        lambda s: (0.0, bound**2 / 3),
+    )
+
+
+def keras_default(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+    """Keras' default ``Dense``/``Conv`` kernel init: ``glorot_uniform`` (Glorot & Bengio 2010)."""
+    return _family(
+        "keras_default",
+        1.0,
+        "fan_avg",
+        "uniform",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        layout=layout,
+    )
+
+
+def flax_default(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+    """Flax's default kernel init: ``jax.nn.initializers.lecun_normal()``.
+
+    That is a normal truncated at +-2 standard deviations, rescaled so the variance is
+    exactly :math:`1/n_{in}`; bitwise equal to Flax's ``default_kernel_init``.
+    """
+    return _family(
+        "flax_default",
+        1.0,
+        "fan_in",
+        "truncated_normal",
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+        layout=layout,
+    )
+
+
+xavier_normal = glorot_normal
+xavier_uniform = glorot_uniform
+kaiming_normal = he_normal
+kaiming_uniform = he_uniform

@@ -1,0 +1,30 @@
+import subprocess
+import sys
+
+import inits
+from benchmarks import cli
+from benchmarks.variance_table import variance_table
+
+
+def test_list_prints_every_initializer(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for e in inits.available():
+        assert e.name in out
+
+
+def test_variance_table_measures_every_random_init_within_5_se():
+    table = variance_table(seed=0)
+    assert set(table["init"]) == {e.name for e in inits.available()}
+    measured = table.dropna(subset=["z_variance"])
+    assert len(measured) > 40
+    assert (measured["z_variance"].abs() < 5).all(), measured[measured["z_variance"].abs() >= 5]
+
+
+def test_console_script_bad_input_is_one_line_exit_2():
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cli", "variance-table", "--seed", "x"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "invalid int value: 'x'" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,99 @@
+"""Every bad input raises before sampling, with a message naming the value and the choices."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import inits
+
+KEY = jax.random.key(0)
+
+
+@pytest.mark.parametrize(
+    ("make", "shape", "error", "match"),
+    [
+        (inits.he_normal, (10,), ValueError, r"he_normal needs a shape with at least 2 dims, got \(10,\)"),
+        (inits.glorot_uniform, (), ValueError, "at least 2 dims"),
+        (inits.delta_orthogonal, (16, 16), ValueError, "delta_orthogonal needs a shape with at least 3 dims"),
+        (inits.orthogonal, (0, 4), ValueError, r"every dim of the shape must be positive, got \(0, 4\)"),
+        (inits.normal, (3, 0), ValueError, "must be positive"),
+        (inits.identity, (3, 3, 4, 4), ValueError, "use dirac for conv kernels"),
+    ],
+)
+def test_bad_shapes(make, shape, error, match):
+    with pytest.raises(error, match=match):
+        make()(KEY, shape)
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.bool_, jnp.uint8])
+def test_non_float_dtype(dtype):
+    with pytest.raises(TypeError, match=r"is not a float dtype; initializers produce float32"):
+        inits.he_normal()(KEY, (4, 4), dtype)
+
+
+def test_complex_dtype_is_refused():
+    with pytest.raises(TypeError, match="complex dtype complex64 is not supported"):
+        inits.normal()(KEY, (4, 4), jnp.complex64)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [
+        (
+            lambda: inits.variance_scaling(1.0, "fan_inn", "normal"),
+            ValueError,
+            r"unknown mode 'fan_inn'; valid choices: fan_avg, fan_geo_avg, fan_in, fan_out\. Did you mean 'fan_in'",
+        ),
+        (
+            lambda: inits.variance_scaling(1.0, "fan_in", "gaussian"),
+            ValueError,
+            r"unknown distribution 'gaussian'; valid choices: normal, truncated_normal, uniform",
+        ),
+        (lambda: inits.he_normal(mode="avg"), ValueError, "unknown mode 'avg'"),
+        (
+            lambda: inits.variance_scaling(-1.0, "fan_in", "normal"),
+            ValueError,
+            "scale must be a finite number >= 0, got -1.0",
+        ),
+        (lambda: inits.normal(-0.1), ValueError, "normal: stddev must be a finite number >= 0, got -0.1"),
+        (lambda: inits.truncated_normal(stddev=float("nan")), ValueError, "stddev must be a finite number"),
+        (lambda: inits.orthogonal(gain=-1.0), ValueError, "orthogonal: gain must be a finite number >= 0"),
+        (lambda: inits.glorot_normal(gain=-2.0), ValueError, "gain must be a finite number >= 0"),
+        (
+            lambda: inits.truncated_normal(lower=1.0, upper=1.0),
+            ValueError,
+            "need lower < upper, got lower=1.0, upper=1.0",
+        ),
+        (lambda: inits.he_truncated_normal(lower=2.0, upper=-2.0), ValueError, "lower < upper"),
+        (lambda: inits.truncated_normal(lower=9.0, upper=10.0), ValueError, "almost no mass"),
+        (lambda: inits.uniform(1.0, 0.0), ValueError, "need low < high, got low=1.0, high=0.0"),
+        (lambda: inits.sparse(sparsity=1.0), ValueError, r"sparsity must be in \[0, 1\), got 1.0"),
+        (lambda: inits.dirac(groups=0), ValueError, "groups must be a positive integer, got 0"),
+        (lambda: inits.torch_default_bias(0), ValueError, "fan_in must be a positive integer, got 0"),
+        (
+            lambda: inits.get("he_nromal"),
+            ValueError,
+            r"unknown initializer 'he_nromal'; valid choices: .*Did you mean 'he_normal'",
+        ),
+        (
+            lambda: inits.get("he_normal", slope=0.1),
+            TypeError,
+            r"he_normal\(\) got unexpected argument\(s\) slope; valid arguments: .*negative_slope",
+        ),
+        (lambda: inits.available("hee"), ValueError, r"unknown family 'hee'.*Did you mean 'he'"),
+    ],
+)
+def test_bad_arguments(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_dirac_groups_must_divide_out():
+    with pytest.raises(ValueError, match="out features 6 not divisible by groups=4"):
+        inits.dirac(groups=4)(KEY, (3, 3, 2, 6))
+
+
+def test_errors_raise_before_sampling_under_jit():
+    # Validation is static (shapes and dtypes), so it fires at trace time, not as a NaN later.
+    with pytest.raises(ValueError, match="at least 2 dims"):
+        jax.jit(lambda k: inits.he_normal()(k, (5,)))(KEY)
