@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -78,7 +79,8 @@ def delta_orthogonal(gain: float = 1.0) -> Init:
     ``gain``: dynamical isometry). With ``in > out`` (allowed here; ``jax.nn.initializers``
     raises) the centre tap has orthonormal columns: a projection that preserves the norm of
     the back-propagated gradient but keeps only ``out / in`` of the forward signal's energy
-    in expectation.
+    in expectation. A 2-D ``(in, out)`` kernel is a convolution with an empty window: it gets
+    the orthogonal matrix itself, so Dense heads of conv nets take the same initializer.
 
     Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington 2018, "Dynamical Isometry and a Mean
     Field Theory of CNNs: How to Train 10,000-Layer Vanilla Convolutional Neural Networks",
@@ -94,7 +96,7 @@ def delta_orthogonal(gain: float = 1.0) -> Init:
         q = (jnp.array(gain, q.dtype) * q).astype(dtype)
         return jnp.zeros(shape, dtype).at[_center(shape)].set(q)
 
-    return Init("delta_orthogonal", (("gain", gain),), sample, None, min_ndim=3)
+    return Init("delta_orthogonal", (("gain", gain),), sample, None, min_ndim=2)
 
 
 def _dirac_matrix(shape: tuple[int, ...], groups: int, gain: float, dtype) -> jax.Array:
@@ -110,22 +112,18 @@ def _dirac_matrix(shape: tuple[int, ...], groups: int, gain: float, dtype) -> ja
 
 
 def identity(gain: float = 1.0) -> Init:
-    """Identity matrix times ``gain`` for a Dense kernel ``(in, out)`` (``torch.nn.init.eye_``).
+    """Identity map times ``gain``: ``torch.nn.init.eye_`` for Dense, ``dirac_`` for conv kernels.
 
-    For ``in != out`` the leading ``min(in, out)`` diagonal is 1 and the rest 0. Le, Jaitly &
-    Hinton 2015 ("IRNN") use it for recurrent weights. Deterministic.
+    For a Dense ``(in, out)`` kernel with ``in != out`` the leading ``min(in, out)`` diagonal
+    is ``gain`` and the rest 0; a conv kernel gets that matrix on its centre tap (``dirac``
+    with one group). Le, Jaitly & Hinton 2015 ("IRNN") use it for recurrent weights.
+    Deterministic.
 
     Args:
       gain: Value on the diagonal (>= 0).
     """
     gain = check_nonnegative("gain", gain, "identity")
-
-    def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
-        if len(shape) != 2:
-            raise ValueError(f"identity needs a 2-D (in, out) kernel, got shape {shape}; use dirac for conv kernels")
-        return _dirac_matrix(shape, 1, gain, dtype)
-
-    return Init("identity", (("gain", gain),), sample, None, min_ndim=2, deterministic=True)
+    return dataclasses.replace(dirac(1, gain), name="identity", params=(("gain", gain),))
 
 
 def dirac(groups: int = 1, gain: float = 1.0) -> Init:
@@ -133,7 +131,7 @@ def dirac(groups: int = 1, gain: float = 1.0) -> Init:
 
     For ``(*window, in // groups, out)``: the centre tap maps input channel ``i`` of group
     ``g`` to output channel ``g * out_per_group + i`` for ``i < min(in_per_group,
-    out_per_group)``; everything else is 0. Deterministic.
+    out_per_group)``; everything else is 0. A 2-D kernel is its own centre tap. Deterministic.
 
     Args:
       groups: The convolution's feature_group_count.
@@ -147,7 +145,7 @@ def dirac(groups: int = 1, gain: float = 1.0) -> Init:
         center = _dirac_matrix(shape, groups, gain, dtype)
         return jnp.zeros(shape, dtype).at[_center(shape)].set(center)
 
-    return Init("dirac", (("groups", groups), ("gain", gain)), sample, None, min_ndim=3, deterministic=True)
+    return Init("dirac", (("groups", groups), ("gain", gain)), sample, None, min_ndim=2, deterministic=True)
 
 
 def sparse(sparsity: float = 0.9, stddev: float = 0.01) -> Init:

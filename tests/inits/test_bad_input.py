@@ -14,10 +14,10 @@ KEY = jax.random.key(0)
     [
         (inits.he_normal, (10,), ValueError, r"he_normal needs a shape with at least 2 dims, got \(10,\)"),
         (inits.glorot_uniform, (), ValueError, "at least 2 dims"),
-        (inits.delta_orthogonal, (16, 16), ValueError, "delta_orthogonal needs a shape with at least 3 dims"),
+        (inits.delta_orthogonal, (16,), ValueError, "delta_orthogonal needs a shape with at least 2 dims"),
         (inits.orthogonal, (0, 4), ValueError, r"every dim of the shape must be positive, got \(0, 4\)"),
         (inits.normal, (3, 0), ValueError, "must be positive"),
-        (inits.identity, (3, 3, 4, 4), ValueError, "use dirac for conv kernels"),
+        (inits.identity, (4,), ValueError, "identity needs a shape with at least 2 dims"),
     ],
 )
 def test_bad_shapes(make, shape, error, match):

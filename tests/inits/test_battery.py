@@ -36,10 +36,8 @@ def make(name):
 
 
 def shapes_for(name):
-    if name == "identity":
-        return [(256, 256), (64, 96)]
-    if name in ("delta_orthogonal", "dirac"):
-        return [CONV_SHAPE, (5, 32, 32)]
+    if name in ("delta_orthogonal", "dirac", "identity"):
+        return [CONV_SHAPE, (5, 32, 32), (64, 96)]
     return [DENSE_SHAPE, CONV_SHAPE]
 
 

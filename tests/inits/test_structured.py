@@ -36,6 +36,11 @@ def test_delta_orthogonal_centre_tap_orthogonal_other_taps_zero(shape):
     assert not rest.any()
 
 
+def test_delta_orthogonal_on_a_dense_kernel_is_orthogonal():
+    w = np.asarray(inits.delta_orthogonal()(KEY, (32, 64)), np.float64)
+    np.testing.assert_allclose(w @ w.T, np.eye(32), atol=1e-5)
+
+
 def test_delta_orthogonal_conv_is_an_isometry():
     # A 'SAME' circular conv with a delta-orthogonal kernel (in == out) preserves the norm.
     w = inits.delta_orthogonal()(KEY, (3, 3, 16, 16))
@@ -46,6 +51,8 @@ def test_delta_orthogonal_conv_is_an_isometry():
 
 def test_identity_and_dirac_are_exact():
     np.testing.assert_array_equal(inits.identity(2.0)(KEY, (4, 6)), 2.0 * np.eye(4, 6))
+    np.testing.assert_array_equal(inits.identity()(KEY, (3, 3, 4, 4)), inits.dirac()(KEY, (3, 3, 4, 4)))
+    np.testing.assert_array_equal(inits.dirac()(KEY, (5, 3)), np.eye(5, 3))
     w = np.asarray(inits.dirac()(KEY, (3, 3, 4, 4)))
     expected = np.zeros((3, 3, 4, 4))
     expected[1, 1] = np.eye(4)

@@ -1,0 +1,123 @@
+"""Probed layers: every layer sows its pre-activation and activation.
+
+Layers sow into the ``intermediates`` collection as ``{layer_name: {"pre_activation": (x,),
+"activation": (y,)}}`` in execution order, so a probe reads them with
+``model.apply(variables, x, mutable=["intermediates"])`` (see :func:`models.per_layer`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+import inits
+from models.activations import Activate, ActivationSpec
+
+InitSpec = str | Callable
+Normalization = Literal["none", "batchnorm", "layernorm"]
+NORMALIZATIONS = ("none", "batchnorm", "layernorm")
+
+
+def resolve_init(init: InitSpec) -> Callable:
+    """An initializer from an ``inits`` factory result, a callable, or a registry name."""
+    if isinstance(init, str):
+        return inits.get(init)
+    if not callable(init):
+        raise TypeError(f"an initializer must be a registry name or a callable, got {init!r}")
+    return init
+
+
+def resolve_bias_init(init: InitSpec, fan_in: int) -> Callable:
+    """Like :func:`resolve_init`; ``"torch_default"`` becomes PyTorch's fan-in bias init."""
+    if isinstance(init, str) and init in ("torch_default", "torch_default_bias"):
+        return inits.torch_default_bias(int(fan_in))
+    return resolve_init(init)
+
+
+def normalize(kind: Normalization, x: jax.Array, train: bool, name: str) -> jax.Array:
+    """Applies the normalization ``kind`` over the feature axis."""
+    if kind == "none":
+        return x
+    if kind == "layernorm":
+        return nn.LayerNorm(name=name)(x)
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)(x)
+
+
+class DenseLayer(nn.Module):
+    """Dense -> optional normalization -> activation, sowing both sides of the activation."""
+
+    features: int
+    activation: ActivationSpec | None
+    kernel_init: InitSpec
+    bias_init: InitSpec
+    use_bias: bool = True
+    normalization: Normalization = "none"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        fan_in = x.shape[-1]
+        y = nn.Dense(
+            self.features,
+            use_bias=self.use_bias,
+            kernel_init=resolve_init(self.kernel_init),
+            bias_init=resolve_bias_init(self.bias_init, fan_in),
+            name="dense",
+        )(x)
+        y = normalize(self.normalization, y, train, "norm")
+        self.sow("intermediates", "pre_activation", y)
+        if self.activation is None:
+            return y
+        z = Activate(self.activation, name="act")(y)
+        self.sow("intermediates", "activation", z)
+        return z
+
+
+class ConvLayer(nn.Module):
+    """Conv -> optional normalization -> activation (None: no activation), sowing both sides."""
+
+    features: int
+    kernel_size: tuple[int, ...]
+    activation: ActivationSpec | None
+    kernel_init: InitSpec
+    bias_init: InitSpec
+    strides: int = 1
+    padding: str = "SAME"
+    use_bias: bool = True
+    normalization: Normalization = "none"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        fan_in = x.shape[-1] * math.prod(self.kernel_size)
+        y = nn.Conv(
+            self.features,
+            self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            use_bias=self.use_bias,
+            kernel_init=resolve_init(self.kernel_init),
+            bias_init=resolve_bias_init(self.bias_init, fan_in),
+            name="conv",
+        )(x)
+        y = normalize(self.normalization, y, train, "norm")
+        self.sow("intermediates", "pre_activation", y)
+        if self.activation is None:
+            return y
+        z = Activate(self.activation, name="act")(y)
+        self.sow("intermediates", "activation", z)
+        return z
+
+
+def global_average_pool(x: jax.Array) -> jax.Array:
+    """Mean over every spatial axis of an NHWC (or N...C) array."""
+    return jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))
+
+
+def avg_pool(x: jax.Array, window: tuple[int, int], strides: tuple[int, int]) -> jax.Array:
+    """Average pooling ('VALID'), typed so it runs under strict dtype promotion."""
+    summed = nn.pooling.pool(x, jnp.zeros((), x.dtype), jax.lax.add, window, strides, "VALID")
+    return summed / jnp.asarray(math.prod(window), x.dtype)

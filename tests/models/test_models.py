@@ -1,0 +1,327 @@
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import inits
+import models
+
+KEY = jax.random.key(0)
+
+
+def init_apply(model, shape, batch=2, train=False):
+    x = jax.random.normal(jax.random.key(1), (batch, *shape))
+    variables = model.init(KEY, x)
+    mutable = ["intermediates", "batch_stats"] if train else ["intermediates"]
+    y, state = model.apply(variables, x, train=train, mutable=mutable)
+    return variables, y, state
+
+
+def conv_params(c_in, c_out, k=3):
+    return k * k * c_in * c_out + c_out
+
+
+def dense_params(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        # conv1 6x(5x5xC+1), conv2 16x(5x5x6+1), fc 400/64 -> 120 -> 84 -> 10
+        ((32, 32, 1), 156 + 2416 + dense_params(400, 120) + dense_params(120, 84) + dense_params(84, 10)),
+        ((28, 28, 1), 156 + 2416 + dense_params(400, 120) + dense_params(120, 84) + dense_params(84, 10)),
+        ((32, 32, 3), 456 + 2416 + dense_params(400, 120) + dense_params(120, 84) + dense_params(84, 10)),
+        ((8, 8, 1), 156 + 2416 + dense_params(64, 120) + dense_params(120, 84) + dense_params(84, 10)),
+    ],
+)
+def test_lenet5_parameter_counts_and_shapes(shape, expected):
+    model = models.build(
+        "lenet5", input_shape=shape, num_classes=10, activation="scaled_tanh", kernel_init="lecun_normal"
+    )
+    variables, y, _ = init_apply(model, shape)
+    assert y.shape == (2, 10)
+    assert models.count_params(variables["params"]) == expected
+    if shape == (32, 32, 1):
+        assert expected == 61706  # the usual LeNet-5 count
+
+
+def plain_cnn_params(stages, head_widths, c_in=3, classes=10):
+    total, prev = 0, c_in
+    for channels, n in stages:
+        total += conv_params(prev, channels) + (n - 1) * conv_params(channels, channels)
+        prev = channels
+    for w in head_widths:
+        total += dense_params(prev, w)
+        prev = w
+    return total + dense_params(prev, classes)
+
+
+@pytest.mark.parametrize("preset", ["he22_cpu", "he30_cpu", "xiao_cpu"])
+def test_plain_cnn_presets(preset):
+    cfg = models.PLAIN_CNN_PRESETS[preset]
+    model = models.build(
+        "plain_cnn", input_shape=(32, 32, 3), num_classes=10, preset=preset, activation="relu", kernel_init="he_normal"
+    )
+    variables, y, state = init_apply(model, (32, 32, 3))
+    assert y.shape == (2, 10)
+    assert models.count_params(variables["params"]) == plain_cnn_params(cfg["stages"], cfg.get("head_widths", ()))
+    weight_layers = sum(n for _, n in cfg["stages"]) + len(cfg.get("head_widths", ())) + 1
+    layers = models.per_layer(state["intermediates"])
+    assert len(layers) == weight_layers
+    if preset.startswith("he"):
+        assert weight_layers == int(preset[2:4])
+    # hand count for he22_cpu: 224 + 5*584 + 1168 + 6*2320 + 4640 + 6*9248 + 2112 + 650
+    if preset == "he22_cpu":
+        assert models.count_params(variables["params"]) == 81122
+
+
+def test_plain_cnn_stride_downsampling_shapes():
+    model = models.build(
+        "plain_cnn",
+        input_shape=(32, 32, 3),
+        num_classes=5,
+        preset="xiao_cpu",
+        activation="tanh",
+        kernel_init="delta_orthogonal",
+    )
+    _, y, state = init_apply(model, (32, 32, 3))
+    layers = models.per_layer(state["intermediates"])
+    assert [layer["pre_activation"].shape[1] for layer in layers[:3]] == [32, 16, 8]
+    assert y.shape == (2, 5)
+
+
+def test_mlp_layer_names_order_and_shapes():
+    model = models.build(
+        "mlp", input_shape=(8, 8, 1), num_classes=10, depth=4, width=32, activation="tanh", kernel_init="glorot_uniform"
+    )
+    _, y, state = init_apply(model, (8, 8, 1), batch=3)
+    layers = models.per_layer(state["intermediates"])
+    assert [layer["layer"] for layer in layers] == ["layer_000", "layer_001", "layer_002", "layer_003", "head"]
+    assert all(layer["pre_activation"].shape == (3, 32) for layer in layers[:-1])
+    assert layers[-1]["activation"] is None
+    np.testing.assert_array_equal(layers[-1]["pre_activation"], y)
+    for layer in layers[:-1]:
+        np.testing.assert_allclose(layer["activation"], jnp.tanh(layer["pre_activation"]), rtol=1e-6)
+
+
+def test_scanned_mlp_equals_unrolled_in_structure_and_names():
+    kw = {
+        "input_shape": (16,),
+        "num_classes": 3,
+        "depth": 6,
+        "width": 8,
+        "activation": "relu",
+        "kernel_init": "he_normal",
+    }
+    scanned = models.build("mlp", scan=True, **kw)
+    variables, y, state = init_apply(scanned, (16,))
+    layers = models.per_layer(state["intermediates"])
+    assert [layer["layer"] for layer in layers] == [f"layer_{i:03d}" for i in range(6)] + ["head"]
+    stack = variables["params"]["stack_001"]["layer"]["dense"]["kernel"]
+    assert stack.shape == (5, 8, 8)
+    assert not np.allclose(stack[0], stack[1])  # each member has its own key
+    # forward pass by hand from the stacked parameters
+    x = jax.random.normal(jax.random.key(1), (2, 16))
+    p = variables["params"]
+    h = jax.nn.relu(x @ p["layer_000"]["dense"]["kernel"] + p["layer_000"]["dense"]["bias"][None])
+    for i in range(5):
+        h = jax.nn.relu(h @ stack[i] + p["stack_001"]["layer"]["dense"]["bias"][i][None])
+    expected = h @ p["head"]["dense"]["kernel"] + p["head"]["dense"]["bias"][None]
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_resnet_blocks_and_fixup_hooks():
+    kw = {
+        "input_shape": (16, 16, 3),
+        "num_classes": 10,
+        "blocks": (2, 1, 1),
+        "width": 8,
+        "activation": "relu",
+        "kernel_init": "he_normal",
+    }
+    model = models.build("resnet", **kw)
+    variables, y, state = init_apply(model, (16, 16, 3), train=True)
+    assert y.shape == (2, 10)
+    assert "batch_stats" in state
+    names = [layer["layer"] for layer in models.per_layer(state["intermediates"])]
+    assert names[:4] == ["stem", "block_00/conv_a", "block_00/conv_b", "block_00"]
+    assert names[-1] == "head" and len(names) == 1 + 4 * 3 + 1
+    # SkipInit (branch scale 0): every block is act(shortcut(x)); identity shortcuts pass x through
+    skip = models.build("resnet", normalization="none", residual_scale=0.0, branch_biases=True, **kw)
+    variables, _, state = init_apply(skip, (16, 16, 3))
+    layers = {layer["layer"]: layer for layer in models.per_layer(state["intermediates"])}
+    np.testing.assert_array_equal(layers["block_00"]["pre_activation"], layers["stem"]["activation"])
+    block = variables["params"]["block_00"]
+    assert {"bias_1a", "bias_1b", "bias_2a", "bias_2b", "branch_scale"} <= set(block)
+    assert float(block["branch_scale"]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("family", "shape", "cfg"),
+    [
+        ("mlp", (64,), {"depth": 3, "width": 256}),
+        ("plain_cnn", (16, 16, 3), {"stages": ((32, 2), (64, 2))}),
+        ("lenet5", (28, 28, 1), {}),
+    ],
+)
+@pytest.mark.parametrize("init_name", ["he_normal", "glorot_uniform", "lecun_uniform"])
+def test_chosen_init_reaches_every_kernel(family, shape, cfg, init_name):
+    model = models.build(family, input_shape=shape, num_classes=10, activation="relu", kernel_init=init_name, **cfg)
+    variables, _, _ = init_apply(model, shape)
+    init = inits.get(init_name)
+    kernels = [
+        leaf for path, leaf in jax.tree_util.tree_leaves_with_path(variables["params"]) if path[-1].key == "kernel"
+    ]
+    assert kernels
+    for w in kernels:
+        _, target = init.target(w.shape)
+        w = np.asarray(w, np.float64)
+        # 5 standard errors of a variance estimate (normal kurtosis bounds the three families)
+        assert abs(w.var() - target) < 5 * math.sqrt(2 / w.size) * target + 1e-12, (w.shape, w.var(), target)
+
+
+def test_torch_default_bias_uses_each_layers_fan_in():
+    model = models.build(
+        "mlp",
+        input_shape=(400,),
+        num_classes=10,
+        depth=1,
+        width=300,
+        activation="relu",
+        kernel_init="torch_default",
+        bias_init="torch_default",
+    )
+    variables, _, _ = init_apply(model, (400,))
+    b0 = np.asarray(variables["params"]["layer_000"]["dense"]["bias"])
+    bh = np.asarray(variables["params"]["head"]["dense"]["bias"])
+    assert 0.9 / math.sqrt(400) < np.abs(b0).max() <= 1 / math.sqrt(400)
+    assert np.abs(bh).max() <= 1 / math.sqrt(300)
+
+
+def test_vmap_over_stacked_params_equals_per_member():
+    model = models.build("lenet5", input_shape=(28, 28, 1), num_classes=10, activation="relu", kernel_init="he_normal")
+    x = jax.random.normal(jax.random.key(2), (4, 28, 28, 1))
+    keys = jax.random.split(KEY, 3)
+    stacked = jax.vmap(lambda k: model.init(k, x))(keys)
+    batched = jax.jit(jax.vmap(model.apply, in_axes=(0, None)))(stacked, x)
+    for i in range(3):
+        member = model.init(keys[i], x)
+        np.testing.assert_array_equal(
+            np.asarray(jax.tree_util.tree_leaves(member)[0]), np.asarray(jax.tree_util.tree_leaves(stacked)[0][i])
+        )
+        np.testing.assert_allclose(batched[i], jax.jit(model.apply)(member, x), rtol=1e-5, atol=1e-6)
+
+
+def test_activation_specs():
+    model = models.build(
+        "mlp", input_shape=(8,), num_classes=2, depth=1, width=4, activation="prelu", kernel_init="he_normal"
+    )
+    variables, _, state = init_apply(model, (8,))
+    assert float(variables["params"]["layer_000"]["act"]["negative_slope"]) == 0.25
+    model = models.build(
+        "mlp", input_shape=(8,), num_classes=2, depth=1, width=4, activation="leaky_relu:0.2", kernel_init="he_normal"
+    )
+    _, _, state = init_apply(model, (8,))
+    layer = models.per_layer(state["intermediates"])[0]
+    pre = layer["pre_activation"]
+    np.testing.assert_allclose(layer["activation"], jnp.where(pre >= 0, pre, 0.2 * pre), rtol=1e-6)
+    model = models.build(
+        "mlp", input_shape=(8,), num_classes=2, depth=1, width=4, activation=jnp.sin, kernel_init="he_normal"
+    )
+    _, _, state = init_apply(model, (8,))
+    layer = models.per_layer(state["intermediates"])[0]
+    np.testing.assert_allclose(layer["activation"], jnp.sin(layer["pre_activation"]), rtol=1e-6)
+
+
+def test_deep_scanned_mlp_builds_and_runs():
+    model = models.build(
+        "mlp",
+        input_shape=(32,),
+        num_classes=10,
+        depth=1000,
+        width=64,
+        activation="tanh",
+        kernel_init="orthogonal",
+        scan=True,
+    )
+    _variables, y, state = init_apply(model, (32,))
+    assert len(models.per_layer(state["intermediates"])) == 1001
+    assert bool(jnp.all(jnp.isfinite(y)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"family": "mpl"},
+            ValueError,
+            r"unknown model family 'mpl'; valid choices: lenet5, mlp, plain_cnn, resnet\. Did you mean 'mlp'",
+        ),
+        ({"family": "mlp", "widht": 3}, TypeError, r"mlp has no field\(s\) widht; valid fields: .*width"),
+        ({"family": "mlp", "activation": "tahn"}, ValueError, r"unknown activation 'tahn'.*Did you mean 'tanh'"),
+        ({"family": "mlp", "activation": "relu:0.3"}, ValueError, "activation 'relu' takes no parameter"),
+        (
+            {"family": "mlp", "kernel_init": "he_nrmal"},
+            ValueError,
+            r"unknown initializer 'he_nrmal'.*Did you mean 'he_normal'",
+        ),
+        ({"family": "mlp", "depth": 0}, ValueError, "depth must be a positive integer, got 0"),
+        (
+            {"family": "mlp", "normalization": "groupnorm"},
+            ValueError,
+            r"unknown normalization 'groupnorm'; valid choices: batchnorm, layernorm, none",
+        ),
+        (
+            {"family": "lenet5", "width": None},
+            TypeError,
+            r"lenet5 has no field\(s\) depth; valid fields: activation, bias_init",
+        ),
+        (
+            {"family": "plain_cnn", "depth": None, "width": None, "stages": ((8, 1),) * 6},
+            ValueError,
+            r"too deep in downsampling for 16x16 inputs \(needs at least 32x32\)",
+        ),
+        (
+            {"family": "plain_cnn", "depth": None, "width": None, "preset": "he40"},
+            ValueError,
+            "unknown plain_cnn preset 'he40'",
+        ),
+        (
+            {"family": "resnet", "depth": None, "width": 8, "blocks": (1, 1, 1, 1, 1, 1)},
+            ValueError,
+            "too deep in downsampling",
+        ),
+        (
+            {"family": "mlp", "depth": 2, "input_shape": (0, 3)},
+            ValueError,
+            "input_shape must be non-empty with positive dims",
+        ),
+        (
+            {"family": "resnet", "depth": None, "width": 8, "blocks": (1, 1), "input_shape": (64,)},
+            ValueError,
+            r"resnet needs \(height, width, channels\) inputs",
+        ),
+    ],
+)
+def test_build_errors(kwargs, error, match):
+    cfg = {
+        "family": "mlp",
+        "input_shape": (16, 16, 3),
+        "depth": 2,
+        "width": 8,
+        "activation": "relu",
+        "kernel_init": "he_normal",
+    }
+    cfg.update(kwargs)
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    family, input_shape = cfg.pop("family"), cfg.pop("input_shape")
+    with pytest.raises(error, match=match):
+        models.build(family, input_shape=input_shape, num_classes=10, **cfg)
+
+
+def test_missing_field_is_named():
+    with pytest.raises(ValueError, match="mlp needs field\\(s\\) kernel_init"):
+        models.build("mlp", input_shape=(4,), num_classes=2, depth=1, width=2, activation="relu")
