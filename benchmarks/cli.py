@@ -1,9 +1,20 @@
-"""The ``initbench`` command line."""
+"""initbench: benchmarks of neural-network weight initialization.
+
+initbench list [inits|models|datasets|suites]
+initbench run SUITE [--scale smoke|cpu|paper] [--seeds N] [--steps N] [--init a,b]
+              [--activation a,b] [--dataset NAME] [--out DIR] [--devices N]
+initbench report DIR
+initbench prepare DATASET [--data-dir DIR] [--manual-dir DIR]
+initbench variance-table
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
 
 import inits
 
@@ -12,28 +23,160 @@ class UsageError(Exception):
     """Bad input: printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        self.exit(2, f"initbench: error: {message}\n")
+
+
+def _csv(value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",")]
+    if not value.strip() or any(not v for v in items):
+        raise argparse.ArgumentTypeError(f"malformed list {value!r}: expected comma-separated names like a,b")
+    return items
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return n
+
+
+def _enable_compilation_cache() -> None:
+    import jax
+
+    cache = os.environ.get("INITBENCH_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "initbench", "jax"
+    )
+    try:
+        os.makedirs(cache, exist_ok=True)
+    except OSError:
+        return  # an unwritable cache only costs compile time
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
-    for e in inits.available():
-        print(f"{e.name:24s} {e.family:18s} {e.formula:52s} {e.reference}")
+    what = args.what
+    if what == "inits":
+        for e in inits.available():
+            print(f"{e.name:24s} {e.family:18s} {e.formula:52s} {e.reference}")
+    elif what == "models":
+        import models
+
+        for name, cls in models.FAMILIES.items():
+            print(f"{name:10s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+        for name, preset in models.PLAIN_CNN_PRESETS.items():
+            print(f"  plain_cnn preset {name:10s} {preset}")
+    elif what == "datasets":
+        from benchmarks.data import base
+
+        base._ensure_registered()
+        for e in base.DATASETS.values():
+            print(f"{e.name:14s} {'offline' if e.offline else 'tfds   '} {e.description}")
+    else:
+        from benchmarks.suites import SUITES
+
+        for s in SUITES.values():
+            scales = ", ".join(f"{k}: {len(s.specs(k))} runs" for k in s.grids)
+            print(f"{s.name:10s} {s.description} [{scales}]")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks.runner import run_suite
+
+    _enable_compilation_cache()
+    summary = run_suite(
+        args.suite,
+        args.scale,
+        args.out,
+        seeds=args.seeds,
+        steps=args.steps,
+        inits=args.init,
+        activations=args.activation,
+        dataset=args.dataset,
+        devices=args.devices,
+        max_members=args.max_members,
+        data_dir=args.data_dir,
+        show_progress=False if args.quiet else None,
+    )
+    print(
+        f"{summary['suite']} ({summary['scale']}): {summary['trained']} runs trained in {summary['cohorts']} cohorts, "
+        f"{summary['skipped']} already complete; {summary['wall_s']:.1f}s, "
+        f"{summary['member_steps_per_s']:.0f} run-steps/s on {len(summary['devices'])} device(s) -> {args.out}"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from benchmarks.report import report
+
+    paths = report(args.results_dir, args.out, target_accuracy=args.target_accuracy)
+    print(f"report: {paths['markdown']} ({len(paths['figures'])} figures)")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from benchmarks.data.tfds_adapter import prepare
+
+    print(f"prepared {args.dataset} in {prepare(args.dataset, args.data_dir, args.manual_dir)}")
     return 0
 
 
 def _cmd_variance_table(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from benchmarks.variance_table import variance_table
 
-    table = variance_table(args.seed)
-    with __import__("pandas").option_context("display.width", 200, "display.max_rows", 200):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    with pd.option_context("display.width", 200, "display.max_rows", 200):
+        print(variance_table(args.seed).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``initbench``."""
-    parser = argparse.ArgumentParser(prog="initbench", description=__doc__)
+    parser = _Parser(prog="initbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"initbench {inits.__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="list registered initializers")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list initializers, models, datasets or suites")
+    p.add_argument("what", nargs="?", default="inits", choices=["inits", "models", "datasets", "suites"])
     p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("run", help="run a suite into a results directory (resumes)")
+    p.add_argument("suite")
+    p.add_argument("--scale", default="smoke", help="smoke (seconds), cpu (minutes) or paper (accelerators)")
+    p.add_argument("--seeds", type=_positive, help="number of seeds (0..N-1)")
+    p.add_argument("--steps", type=_positive, help="training steps per run")
+    p.add_argument("--init", type=_csv, help="only these inits (names or labels), comma-separated")
+    p.add_argument("--activation", type=_csv, help="only these activations, comma-separated")
+    p.add_argument("--dataset", help="replace the suite's dataset")
+    p.add_argument("--out", default="results", help="results directory (default: results)")
+    p.add_argument("--devices", type=_positive, help="use the first N devices (default: all)")
+    p.add_argument("--max-members", type=_positive, help="cap on runs trained together in one chunk")
+    p.add_argument("--data-dir", help="TFDS data directory")
+    p.add_argument("--json", help="also write the run summary as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("report", help="tables and figures from a results directory")
+    p.add_argument("results_dir")
+    p.add_argument("--out", help="output directory (default: RESULTS_DIR/report)")
+    p.add_argument("--target-accuracy", type=float, default=0.9)
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("prepare", help="download and prepare a TFDS dataset (needs initbench[tfds] and internet)")
+    p.add_argument("dataset")
+    p.add_argument("--data-dir")
+    p.add_argument("--manual-dir")
+    p.set_defaults(func=_cmd_prepare)
+
     p = sub.add_parser("variance-table", help="measured vs target variance of every initializer")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_variance_table)
@@ -42,13 +185,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the exit code (2 for bad input, with one line on stderr)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from benchmarks.data import DataUnavailable
+    from benchmarks.report import NoResults
+    from benchmarks.results import IncompatibleResults
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help/--version (0) or a usage error (2, one line printed)
+        return int(exit_.code or 0)
     try:
         return args.func(args)
-    except (UsageError, ValueError, TypeError) as err:
-        print(f"initbench: error: {err}", file=sys.stderr)
+    except (UsageError, ValueError, TypeError, OSError, DataUnavailable, NoResults, IncompatibleResults) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"initbench: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "initbench: interrupted; completed cohort chunks are saved, rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

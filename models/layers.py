@@ -119,5 +119,5 @@ def global_average_pool(x: jax.Array) -> jax.Array:
 
 def avg_pool(x: jax.Array, window: tuple[int, int], strides: tuple[int, int]) -> jax.Array:
     """Average pooling ('VALID'), typed so it runs under strict dtype promotion."""
-    summed = nn.pooling.pool(x, jnp.zeros((), x.dtype), jax.lax.add, window, strides, "VALID")
+    summed = nn.pooling.pool(x, 0.0, jax.lax.add, window, strides, "VALID")
     return summed / jnp.asarray(math.prod(window), x.dtype)

@@ -1,0 +1,103 @@
+"""Offline datasets: scikit-learn's digits, Gaussian classes, and a random teacher network."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.data.base import Dataset, register, standardize
+
+
+def _positive(name: str, value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+@register("digits", "scikit-learn's 1,797 8x8 handwritten digits (UCI), 10 classes; every 5th example is test", True)
+def digits() -> Dataset:
+    """scikit-learn's digits: 8x8 grey images in 0..16, 10 classes, 1,797 examples.
+
+    The split is deterministic, with no random state: example ``i`` is a test example when
+    ``i % 5 == 0`` (360 test, 1,437 train, every class in both).
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float32)[..., None]
+    y = bunch.target.astype(np.int32)
+    test = np.arange(len(y)) % 5 == 0
+    x_train, x_test = standardize(x[~test], x[test], per_feature=False)
+    return Dataset("digits", x_train, y[~test], x_test, y[test], 10, "sklearn digits 8x8x1, 1437 train / 360 test")
+
+
+@register(
+    "gaussian", "N(0, I) inputs in `dim` dimensions with labels from nearest of `num_classes` Gaussian centres", True
+)
+def gaussian(
+    dim: int = 64,
+    num_classes: int = 10,
+    n_train: int = 4096,
+    n_test: int = 1024,
+    separation: float = 1.0,
+    data_seed: int = 0,
+) -> Dataset:
+    """Gaussian inputs for propagation studies, with a learnable labelling.
+
+    Class centres :math:`\\mu_c \\sim \\mathcal{N}(0, \\text{separation}^2 I / \\text{dim})`;
+    an example of class ``c`` is :math:`x = \\mu_c + z`, :math:`z \\sim \\mathcal{N}(0, I)`, so
+    inputs have per-coordinate variance close to 1 (the q^0 = 1 input of mean-field theory).
+    Not re-standardized, so the input distribution is exactly the stated one.
+    """
+    for name, value in (("dim", dim), ("num_classes", num_classes), ("n_train", n_train), ("n_test", n_test)):
+        _positive(name, value)
+    key = jax.random.key(data_seed)
+    k_mu, k_y, k_z = jax.random.split(key, 3)
+    mu = jax.random.normal(k_mu, (num_classes, dim)) * (separation / np.sqrt(dim))
+    n = n_train + n_test
+    y = jax.random.randint(k_y, (n,), 0, num_classes)
+    x = mu[y] + jax.random.normal(k_z, (n, dim))
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
+    desc = f"gaussian dim={dim} classes={num_classes} separation={separation} seed={data_seed}"
+    return Dataset("gaussian", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes, desc)
+
+
+@register("teacher", "N(0, I) inputs labelled by the argmax of a random tanh teacher MLP", True)
+def teacher(
+    dim: int = 64,
+    num_classes: int = 10,
+    n_train: int = 4096,
+    n_test: int = 1024,
+    teacher_width: int = 128,
+    teacher_depth: int = 2,
+    data_seed: int = 0,
+) -> Dataset:
+    """A student-teacher task: labels are ``argmax`` of a random teacher network.
+
+    The teacher is a ``teacher_depth``-hidden-layer tanh MLP of width ``teacher_width`` with
+    weights :math:`\\mathcal{N}(0, 1/n_{in})` and no biases, drawn from ``data_seed``.
+    """
+    for name, value in (
+        ("dim", dim),
+        ("num_classes", num_classes),
+        ("n_train", n_train),
+        ("n_test", n_test),
+        ("teacher_width", teacher_width),
+        ("teacher_depth", teacher_depth),
+    ):
+        _positive(name, value)
+    key = jax.random.key(data_seed)
+    k_x, *k_w = jax.random.split(key, teacher_depth + 2)
+    x = jax.random.normal(k_x, (n_train + n_test, dim))
+    h, fan_in = x, dim
+    for i, width in enumerate([teacher_width] * teacher_depth + [num_classes]):
+        w = jax.random.normal(k_w[i], (fan_in, width)) / jnp.sqrt(jnp.float32(fan_in))
+        h = h @ w
+        if i < teacher_depth:
+            h = jnp.tanh(h)
+        fan_in = width
+    y = np.asarray(jnp.argmax(h, axis=-1), np.int32)
+    x = np.asarray(x, np.float32)
+    desc = f"teacher dim={dim} classes={num_classes} width={teacher_width} depth={teacher_depth} seed={data_seed}"
+    return Dataset("teacher", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes, desc)

@@ -1,0 +1,110 @@
+"""TFDS image datasets through ``tfds.data_source`` (random access, no TensorFlow needed to read).
+
+Reading a prepared dataset needs only ``tensorflow-datasets``; preparing one (download and
+convert to array_record) needs TensorFlow: ``pip install 'initbench[tfds]'`` then
+``initbench prepare NAME --data-dir DIR`` on a machine with internet, or with ``--manual-dir``
+holding the pre-downloaded archives. Tests use ``tfds.testing.mock_data``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.data.base import Dataset, DataUnavailable, register, standardize
+
+TFDS_IMAGE_DATASETS = {
+    "mnist": "MNIST 28x28x1, 10 classes",
+    "fashion_mnist": "Fashion-MNIST 28x28x1, 10 classes",
+    "kmnist": "Kuzushiji-MNIST 28x28x1, 10 classes",
+    "cifar10": "CIFAR-10 32x32x3, 10 classes",
+    "cifar100": "CIFAR-100 32x32x3, 100 classes",
+    "svhn_cropped": "SVHN cropped digits 32x32x3, 10 classes",
+}
+
+
+def _how_to_prepare(name: str, data_dir: str | None) -> str:
+    where = f" --data-dir {data_dir}" if data_dir else ""
+    return (
+        f"dataset {name!r} is not prepared{' in ' + data_dir if data_dir else ''} and cannot be downloaded here; "
+        f"on a machine with internet run: pip install 'initbench[tfds]' && initbench prepare {name}{where} "
+        "(or pass --manual-dir with the downloaded archives)"
+    )
+
+
+def _read_split(name: str, split: str, data_dir: str | None, limit: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    import tensorflow_datasets as tfds
+
+    try:
+        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+        num_classes = int(tfds.builder(name, data_dir=data_dir).info.features["label"].num_classes)
+    except Exception as err:  # tfds raises several types for "not prepared"
+        raise DataUnavailable(_how_to_prepare(name, data_dir)) from err
+    n = len(source) if limit is None else min(limit, len(source))
+    records = [source[i] for i in range(n)]
+    x = np.stack([np.asarray(r["image"]) for r in records]).astype(np.float32) / 255.0
+    y = np.asarray([int(r["label"]) for r in records], np.int32)
+    return x, y, num_classes
+
+
+def load_tfds(name: str, data_dir: str | None = None, n_train: int | None = None, n_test: int | None = None) -> Dataset:
+    """Reads a prepared TFDS image dataset's train and test splits into memory.
+
+    Args:
+      name: One of :data:`TFDS_IMAGE_DATASETS`.
+      data_dir: TFDS data directory (default: TFDS's own, ``~/tensorflow_datasets``).
+      n_train: Keep the first ``n_train`` training examples (all by default).
+      n_test: Keep the first ``n_test`` test examples (all by default).
+
+    Raises:
+      DataUnavailable: the dataset is not prepared (the message says how to prepare it).
+    """
+    x_train, y_train, num_classes = _read_split(name, "train", data_dir, n_train)
+    x_test, y_test, _ = _read_split(name, "test", data_dir, n_test)
+    x_train, x_test = standardize(x_train, x_test, per_feature=False)
+    desc = f"TFDS {TFDS_IMAGE_DATASETS[name]}, {len(y_train)} train / {len(y_test)} test"
+    return Dataset(name, x_train, y_train, x_test, y_test, num_classes, desc)
+
+
+def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = None) -> str:
+    """Downloads (or reads from ``manual_dir``) and prepares a TFDS dataset as array_record.
+
+    Returns:
+      The directory the dataset was prepared in.
+
+    Raises:
+      DataUnavailable: TensorFlow is missing, or the download failed (offline).
+    """
+    if name not in TFDS_IMAGE_DATASETS:
+        from inits._errors import unknown_choice
+
+        raise unknown_choice("TFDS dataset", name, TFDS_IMAGE_DATASETS)
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise DataUnavailable(
+            f"preparing {name!r} needs TensorFlow: pip install 'initbench[tfds]' (reading a prepared dataset does not)"
+        ) from None
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+    config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+    try:
+        builder.download_and_prepare(download_config=config)
+    except Exception as err:
+        raise DataUnavailable(
+            f"could not prepare {name!r} ({type(err).__name__}); {_how_to_prepare(name, data_dir)}"
+        ) from err
+    return builder.data_dir
+
+
+def _register(name: str) -> None:
+    def loader(data_dir: str | None = None, n_train: int | None = None, n_test: int | None = None) -> Dataset:
+        return load_tfds(name, data_dir, n_train, n_test)
+
+    loader.__name__ = name
+    loader.__doc__ = f"{TFDS_IMAGE_DATASETS[name]} from TFDS (must be prepared; see :func:`prepare`)."
+    register(name, f"TFDS {TFDS_IMAGE_DATASETS[name]} (needs a prepared copy)", False)(loader)
+
+
+for _name in TFDS_IMAGE_DATASETS:
+    _register(_name)

@@ -1,0 +1,214 @@
+"""Frozen, hashable descriptions of runs: ModelSpec, InitSpec, DataSpec, TrainSpec, RunSpec.
+
+A :class:`RunSpec` describes one training run completely; ``run_id`` is a stable hash of its
+resolved fields and :data:`NUMERICS_VERSION`, the version of the numerics (bump it when a
+change alters the numbers a spec produces, so old results are not mistaken for new ones).
+Variants come from ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any, Literal
+
+import inits
+from inits._errors import unknown_choice
+from models.activations import parse as parse_activation
+
+NUMERICS_VERSION = "1"
+Options = tuple[tuple[str, Any], ...]
+OPTIMIZERS = ("sgd", "momentum", "adam")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+
+
+def options(**kwargs: Any) -> Options:
+    """A sorted, hashable tuple of ``(name, value)`` pairs (lists become tuples)."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
+
+
+def _fmt(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model: family, activation, depth/width where the family has them, other fields.
+
+    Attributes:
+      family: ``mlp``, ``lenet5``, ``plain_cnn`` or ``resnet``.
+      activation: Activation name (``"leaky_relu:0.2"`` for a parameter).
+      depth: Hidden layers (mlp) or identical convs (plain_cnn ``vanilla``); None if n/a.
+      width: Units (mlp) or channels; None if n/a.
+      extra: Other family fields as sorted pairs (``options(preset="he22_cpu")``).
+    """
+
+    family: str
+    activation: str = "relu"
+    depth: int | None = None
+    width: int | None = None
+    extra: Options = ()
+
+    def config(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`models.build` (without the initializers)."""
+        cfg: dict[str, Any] = {"activation": self.activation, **dict(self.extra)}
+        if self.depth is not None:
+            cfg["depth"] = self.depth
+        if self.width is not None:
+            cfg["width"] = self.width
+        return cfg
+
+    @property
+    def label(self) -> str:
+        """Short display name, e.g. ``mlp(depth=3, width=128)``."""
+        parts = [f"{k}={v}" for k, v in (("depth", self.depth), ("width", self.width)) if v is not None]
+        parts += [f"{k}={_fmt(v)}" for k, v in self.extra]
+        return f"{self.family}({', '.join(parts)})" if parts else self.family
+
+
+@dataclasses.dataclass(frozen=True)
+class InitSpec:
+    """An initialization: a registry name and its arguments, for kernels and biases.
+
+    Attributes:
+      name: Registry name of the kernel initializer.
+      args: Its arguments as sorted pairs.
+      bias: Registry name of the bias initializer (``torch_default`` for PyTorch's).
+    """
+
+    name: str
+    args: Options = ()
+    bias: str = "zeros"
+
+    def kernel(self) -> inits.Init:
+        """The kernel initializer."""
+        return inits.get(self.name, **dict(self.args))
+
+    @property
+    def args_label(self) -> str:
+        """``stddev=0.01`` style arguments (empty when none)."""
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in self.args)
+
+    @property
+    def label(self) -> str:
+        """Display name, e.g. ``normal(stddev=0.01)``."""
+        return f"{self.name}({self.args_label})" if self.args else self.name
+
+    def validate(self) -> None:
+        """Builds the initializers once, so bad names and arguments fail before any work."""
+        self.kernel()
+        if self.bias != "torch_default":
+            inits.entry(self.bias)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """A dataset and how batches are drawn.
+
+    Attributes:
+      name: Dataset registry name (``benchmarks.data.DATASETS``).
+      batch_size: Examples per step.
+      extra: Loader options as sorted pairs (``options(n_train=2000)``).
+      eval_examples: Cap on test examples evaluated at each eval point (None: all).
+    """
+
+    name: str
+    batch_size: int = 128
+    extra: Options = ()
+    eval_examples: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+    """Optimizer, schedule and cadence.
+
+    Attributes:
+      optimizer: ``sgd``, ``momentum`` (heavy ball, 0.9) or ``adam``.
+      lr: Peak learning rate.
+      steps: Training steps.
+      eval_every: Evaluate every this many steps (and at step 0).
+      schedule: ``constant``, ``cosine`` (decay to 0) or ``warmup_cosine`` (5% warm-up).
+      momentum: Momentum of ``momentum``.
+      weight_decay: Decoupled weight decay (0 for none).
+    """
+
+    optimizer: Literal["sgd", "momentum", "adam"] = "sgd"
+    lr: float = 0.1
+    steps: int = 1000
+    eval_every: int = 100
+    schedule: Literal["constant", "cosine", "warmup_cosine"] = "constant"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One training run.
+
+    Attributes:
+      suite: Suite name.
+      benchmark: Benchmark within the suite.
+      model: The model.
+      init: The initialization.
+      data: The data.
+      train: The optimization.
+      seed: Seed of the run: its initial weights and its data order.
+    """
+
+    suite: str
+    benchmark: str
+    model: ModelSpec
+    init: InitSpec
+    data: DataSpec
+    train: TrainSpec
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        """Stable hash of the resolved spec and the numerics version."""
+        payload = json.dumps(
+            {"spec": dataclasses.asdict(self), "numerics": NUMERICS_VERSION}, sort_keys=True, default=str
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @property
+    def cohort_key(self) -> tuple:
+        """Runs with equal keys share one compiled program (everything but init and seed)."""
+        return (self.suite, self.benchmark, self.model, self.data, self.train)
+
+    def identity(self) -> dict[str, Any]:
+        """The identifying columns of this run's result rows."""
+        return {
+            "run_id": self.run_id,
+            "suite": self.suite,
+            "benchmark": self.benchmark,
+            "model": self.model.label,
+            "depth": self.model.depth,
+            "width": self.model.width,
+            "activation": self.model.activation,
+            "init": self.init.name,
+            "init_args": self.init.args_label,
+            "dataset": self.data.name,
+            "optimizer": self.train.optimizer,
+            "lr": self.train.lr,
+            "batch_size": self.data.batch_size,
+            "seed": self.seed,
+        }
+
+    def validate(self) -> None:
+        """Checks every name and number before any work starts (ValueError/TypeError)."""
+        parse_activation(self.model.activation)
+        self.init.validate()
+        t = self.train
+        if t.optimizer not in OPTIMIZERS:
+            raise unknown_choice("optimizer", t.optimizer, OPTIMIZERS)
+        if t.schedule not in SCHEDULES:
+            raise unknown_choice("schedule", t.schedule, SCHEDULES)
+        for name, value in (("steps", t.steps), ("eval_every", t.eval_every), ("batch_size", self.data.batch_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not t.lr > 0:
+            raise ValueError(f"lr must be positive, got {t.lr!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")

@@ -1,0 +1,357 @@
+"""The cohort trainer: one ``jit(vmap(scan))`` program trains every member of a cohort.
+
+A cohort is a set of runs that share a compiled shape (model, data, optimizer, steps); its
+members differ in initialization and seed. Each member's initial variables come from the same
+jitted ``model.init`` a run alone would use (bitwise identical weights); the members' variables
+are stacked on a leading axis that is sharded over the devices, and every ``eval_every`` steps
+one compiled segment (``lax.scan`` over steps, ``vmap`` over members) runs, followed by the
+evaluation, inside the same program. Data are device arrays passed as arguments, the training
+state buffers are donated, and a member whose loss turns non-finite is recorded as diverged at
+that step without disturbing the others.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import models
+from benchmarks.data import Dataset
+from benchmarks.spec import RunSpec, TrainSpec
+
+EVAL_BATCH = 1024
+Progress = Callable[[int, str], None]
+
+
+def build_model(spec: RunSpec, dataset: Dataset) -> Any:
+    """The Flax module of a run, with its initializers."""
+    return models.build(
+        spec.model.family,
+        input_shape=dataset.input_shape,
+        num_classes=dataset.num_classes,
+        kernel_init=spec.init.kernel(),
+        bias_init=spec.init.bias,
+        **spec.model.config(),
+    )
+
+
+def make_optimizer(train: TrainSpec) -> optax.GradientTransformation:
+    """The optax optimizer of a TrainSpec (learning-rate schedule included)."""
+    if train.schedule == "constant":
+        lr: Any = train.lr
+    elif train.schedule == "cosine":
+        lr = optax.cosine_decay_schedule(train.lr, train.steps)
+    else:
+        lr = optax.warmup_cosine_decay_schedule(0.0, train.lr, max(1, train.steps // 20), train.steps)
+    if train.optimizer == "sgd":
+        tx = optax.sgd(lr)
+    elif train.optimizer == "momentum":
+        tx = optax.sgd(lr, momentum=train.momentum)
+    else:
+        tx = optax.adam(lr)
+    if train.weight_decay:
+        tx = optax.chain(optax.add_decayed_weights(train.weight_decay), tx)
+    return tx
+
+
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """``(init_key, data_key)`` of a seed: the same seed gives the same weights and data order."""
+    key = jax.random.key(seed)
+    return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+
+
+_INIT_CACHE: dict[tuple, Callable] = {}
+
+
+def initial_variables(spec: RunSpec, dataset: Dataset) -> dict[str, Any]:
+    """A run's initial variables (params and batch statistics), as a run alone gets them."""
+    key = (spec.model, spec.init, dataset.name, dataset.input_shape, dataset.num_classes)
+    if key not in _INIT_CACHE:
+        model = build_model(spec, dataset)
+        example = jnp.zeros((1, *dataset.input_shape), jnp.float32)
+        _INIT_CACHE[key] = jax.jit(lambda k: model.init(k, example))
+    variables = _INIT_CACHE[key](run_keys(spec.seed)[0])
+    return {k: v for k, v in variables.items() if k != "intermediates"}
+
+
+@dataclass(frozen=True)
+class _Program:
+    """The compiled pieces of one cohort."""
+
+    segment: Callable
+    evaluate: Callable
+
+
+def _make_program(model: Any, tx: optax.GradientTransformation, batch_size: int, n_train: int) -> _Program:
+    steps_per_epoch = n_train // batch_size
+
+    def apply(params, state, x, train):
+        variables = {"params": params, **state}
+        if train and state:
+            logits, new_state = model.apply(variables, x, train=True, mutable=list(state))
+            return logits, new_state
+        return model.apply(variables, x, train=train), state
+
+    def loss_fn(params, state, x, y):
+        logits, new_state = apply(params, state, x, True)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return loss, (logits, new_state)
+
+    def member_segment(carry, x_train, y_train, steps):
+        def body(c, step):
+            params, state, opt_state, data_key, diverged_at, sums = c
+            epoch, position = step // steps_per_epoch, step % steps_per_epoch
+            order = jax.random.permutation(jax.random.fold_in(data_key, epoch), n_train)
+            idx = jax.lax.dynamic_slice(order, (position * batch_size,), (batch_size,))
+            (loss, (_, state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                params, state, x_train[idx], y_train[idx]
+            )
+            updates, opt_state = tx.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            diverged_at = jnp.where((diverged_at < 0) & ~jnp.isfinite(loss), step, diverged_at)
+            sums = sums + _global_norm(grads)
+            return (params, state, opt_state, data_key, diverged_at, sums), None
+
+        carry, _ = jax.lax.scan(body, carry, steps)
+        return carry
+
+    def member_evaluate(params, state, xs, ys, mask):
+        # xs: (n_batches, EVAL_BATCH, ...); padded examples have mask 0
+        def one(batch):
+            x, y, m = batch
+            logits, _ = apply(params, state, x, False)
+            losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+            correct = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
+            return jnp.sum(losses * m), jnp.sum(correct * m)
+
+        loss_sum, correct_sum = jax.lax.map(one, (xs, ys, mask))
+        n = jnp.sum(mask)
+        return jnp.sum(loss_sum) / n, jnp.sum(correct_sum) / n
+
+    segment = jax.jit(
+        jax.vmap(member_segment, in_axes=(0, None, None, None)),
+        donate_argnums=(0,),
+    )
+    evaluate = jax.jit(jax.vmap(member_evaluate, in_axes=(0, 0, None, None, None)))
+    return _Program(segment, evaluate)
+
+
+def _global_norm(tree: Any) -> jax.Array:
+    # optax renamed global_norm to tree.norm; this works on every version
+    return jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(tree)))
+
+
+def _eval_batches(x: np.ndarray, y: np.ndarray, cap: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(y) if cap is None else min(cap, len(y))
+    size = min(EVAL_BATCH, n)
+    n_batches = math.ceil(n / size)
+    pad = n_batches * size - n
+    xs = np.concatenate([x[:n], np.zeros((pad, *x.shape[1:]), x.dtype)]).reshape(n_batches, size, *x.shape[1:])
+    ys = np.concatenate([y[:n], np.zeros(pad, y.dtype)]).reshape(n_batches, size)
+    mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)]).reshape(n_batches, size)
+    return xs, ys, mask
+
+
+def _tree_bytes(tree: Any) -> int:
+    return sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
+
+
+def member_bytes(spec: RunSpec, dataset: Dataset) -> int:
+    """Estimated device memory of one member: weights, gradients, optimizer state, activations."""
+    model = build_model(spec, dataset)
+    x = jax.ShapeDtypeStruct((spec.data.batch_size, *dataset.input_shape), jnp.float32)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *dataset.input_shape))))
+    _, state = jax.eval_shape(lambda v, x: model.apply(v, x, mutable=["intermediates"]), variables, x)
+    params = _tree_bytes(variables["params"])
+    slots = {"sgd": 0, "momentum": 1, "adam": 2}[spec.train.optimizer]
+    # forward activations kept for the backward pass, plus their gradients and temporaries
+    activations = 3 * _tree_bytes(state.get("intermediates", {}))
+    return params * (3 + slots) + activations
+
+
+def memory_budget(devices: Sequence[jax.Device]) -> int:
+    """Bytes one device may spend on cohort members (half of its memory; a quarter of host RAM on CPU)."""
+    stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] * 0.5)
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        ram = 8 << 30
+    return int(ram * 0.25 / max(1, len(devices)))
+
+
+def chunk_size(n_members: int, per_member: int, devices: Sequence[jax.Device], max_members: int | None) -> int:
+    """Members per chunk: what fits the memory budget on every device, a multiple of the device count."""
+    n_dev = len(devices)
+    fit = max(1, memory_budget(devices) // max(1, per_member)) * n_dev
+    size = min(n_members, fit, max_members or n_members)
+    return max(n_dev, size // n_dev * n_dev) if size >= n_dev else size
+
+
+def _is_oom(err: Exception) -> bool:
+    return "RESOURCE_EXHAUSTED" in str(err) or "Out of memory" in str(err)
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _put(tree: Any, sharding: NamedSharding) -> Any:
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+    # multi-host: every process holds the full host array; each device takes its shard
+    return jax.tree_util.tree_map(
+        lambda x: jax.make_array_from_callback(x.shape, sharding, lambda idx: np.asarray(x)[idx]), tree
+    )
+
+
+def _gather(tree: Any) -> Any:
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def train_cohort(
+    specs: Sequence[RunSpec],
+    dataset: Dataset,
+    *,
+    devices: Sequence[jax.Device] | None = None,
+    max_members: int | None = None,
+    progress: Progress | None = None,
+) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
+    """Trains a cohort; yields ``(rows, chunk_info)`` after each chunk of members.
+
+    Args:
+      specs: Runs with one ``cohort_key``.
+      dataset: Their data, loaded once.
+      devices: Devices to shard the members over (default: all).
+      max_members: Cap on members per chunk (default: what fits in memory).
+      progress: Called with ``(steps_done_in_chunk, message)`` after each segment.
+
+    Raises:
+      ValueError: the specs are not one cohort, or the batch is larger than the training set.
+    """
+    specs = list(specs)
+    if len({s.cohort_key for s in specs}) != 1:
+        raise ValueError("train_cohort needs runs that share model, data and optimizer (one cohort_key)")
+    first = specs[0]
+    n_train = len(dataset.y_train)
+    if first.data.batch_size > n_train:
+        raise ValueError(
+            f"batch_size {first.data.batch_size} exceeds the {n_train} training examples of {dataset.name}"
+        )
+    devices = list(devices or jax.devices())
+    mesh = Mesh(np.asarray(devices), ("members",))
+    members_sharding, replicated = NamedSharding(mesh, P("members")), NamedSharding(mesh, P())
+    model = build_model(first, dataset)
+    tx = make_optimizer(first.train)
+    program = _make_program(model, tx, first.data.batch_size, n_train)
+    x_train, y_train = _put((dataset.x_train, dataset.y_train), replicated)
+    test_batches = _put(_eval_batches(dataset.x_test, dataset.y_test, first.data.eval_examples), replicated)
+    train_cap = first.data.eval_examples or len(dataset.y_test)
+    train_batches = _put(_eval_batches(dataset.x_train, dataset.y_train, train_cap), replicated)
+
+    size = chunk_size(len(specs), member_bytes(first, dataset), devices, max_members)
+    start = 0
+    while start < len(specs):
+        chunk = specs[start : start + size]
+        try:
+            rows, info = _train_chunk(
+                chunk, dataset, program, tx, (x_train, y_train), (train_batches, test_batches),
+                len(devices), members_sharding, progress,
+            )  # fmt: skip
+        except Exception as err:
+            if _is_oom(err) and size > len(devices):
+                size = max(len(devices), size // 2 // len(devices) * len(devices))
+                continue
+            raise
+        info["chunk_size"] = size
+        yield rows, info
+        start += len(chunk)
+
+
+def _train_chunk(chunk, dataset, program, tx, train_data, eval_data, n_devices, sharding, progress):
+    t0 = time.perf_counter()
+    train = chunk[0].train
+    padded = list(chunk) + [chunk[0]] * (-len(chunk) % n_devices)
+    variables = [initial_variables(s, dataset) for s in padded]
+    params = _stack([v["params"] for v in variables])
+    state = _stack([{k: v for k, v in var.items() if k != "params"} for var in variables])
+    opt_state = jax.vmap(tx.init)(params)
+    data_keys = jnp.stack([run_keys(s.seed)[1] for s in padded])
+    m = len(padded)
+    carry = _put(
+        (params, state, opt_state, data_keys, jnp.full((m,), -1, jnp.int32), jnp.zeros((m,), jnp.float32)), sharding
+    )
+    (train_batches, test_batches) = eval_data
+    records: list[tuple[int, dict[str, np.ndarray]]] = []
+
+    def evaluate(step: int, carry, grad_norm):
+        tr = program.evaluate(carry[0], carry[1], *train_batches)
+        te = program.evaluate(carry[0], carry[1], *test_batches)
+        values = _gather({"train_loss": tr[0], "train_accuracy": tr[1], "test_loss": te[0], "test_accuracy": te[1]})
+        if grad_norm is not None:
+            values["grad_norm"] = grad_norm
+        records.append((step, values))
+
+    evaluate(0, carry, None)
+    step = 0
+    compile_s = None
+    while step < train.steps:
+        length = min(train.eval_every, train.steps - step)
+        t_seg = time.perf_counter()
+        carry = (*carry[:5], jnp.zeros_like(carry[5]))
+        carry = program.segment(carry, *train_data, jnp.arange(step, step + length, dtype=jnp.int32))
+        step += length
+        grad_norm = np.asarray(_gather(carry[5])) / length
+        evaluate(step, carry, grad_norm)
+        if compile_s is None:
+            compile_s = time.perf_counter() - t_seg
+        if progress:
+            progress(length, f"{chunk[0].model.label} {chunk[0].model.activation} {len(chunk)} runs")
+    diverged_at = np.asarray(_gather(carry[4]))
+    rows = _rows(chunk, records, diverged_at)
+    wall = time.perf_counter() - t0
+    info = {
+        "members": len(chunk),
+        "steps": train.steps,
+        "wall_s": round(wall, 3),
+        "first_segment_s": round(compile_s or 0.0, 3),
+        "member_steps_per_s": round(len(chunk) * train.steps / wall, 1),
+    }
+    return rows, info
+
+
+def _rows(chunk: Sequence[RunSpec], records, diverged_at: np.ndarray) -> pd.DataFrame:
+    out: list[dict[str, Any]] = []
+    for i, spec in enumerate(chunk):
+        ident = spec.identity()
+        status = "diverged" if diverged_at[i] >= 0 else "ok"
+        for step, values in records:
+            for key, array in values.items():
+                split, _, metric = key.partition("_") if key != "grad_norm" else ("train", "", "grad_norm")
+                out.append(
+                    {**ident, "step": step, "split": split, "layer": None, "metric": metric,
+                     "value": float(array[i]), "status": status}
+                )  # fmt: skip
+        if status == "diverged":
+            out.append(
+                {**ident, "step": int(diverged_at[i]), "split": "train", "layer": None, "metric": "diverged_at_step",
+                 "value": float(diverged_at[i]), "status": status}
+            )  # fmt: skip
+    return pd.DataFrame(out)

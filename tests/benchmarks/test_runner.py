@@ -1,0 +1,248 @@
+"""End to end: CLI -> parquet -> report; cohort equalities; resume; divergence; bad input."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from benchmarks import cli, data
+from benchmarks.report import mean_ci
+from benchmarks.results import COLUMNS, ResultStore
+from benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+from benchmarks.train import _stack, build_model, initial_variables, run_keys, train_cohort
+
+RUN = ["run", "quick", "--init", "he_normal,zeros", "--activation", "relu", "--quiet"]
+KEYS = ["run_id", "step", "split", "metric"]
+
+
+def sorted_rows(df):
+    return df.sort_values(KEYS).reset_index(drop=True)[[*KEYS, "value", "status"]]
+
+
+@pytest.fixture(scope="module")
+def smoke_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    assert cli.main([*RUN, "--out", str(out)]) == 0
+    return out
+
+
+def test_run_writes_tidy_parquet_with_provenance(smoke_dir):
+    store = ResultStore(smoke_dir)
+    files = store.files()
+    assert len(files) == 2  # one cohort per model (mlp, lenet5), one chunk each
+    df = store.read()
+    assert list(df.columns[: len(COLUMNS)]) == list(COLUMNS)
+    # 2 models x 2 inits x 2 seeds; evals at steps 0, 10, 20
+    assert df["run_id"].nunique() == 8
+    assert sorted(df["step"].unique()) == [0, 10, 20]
+    assert set(df["metric"]) == {"loss", "accuracy", "grad_norm"}
+    assert not df.duplicated(KEYS).any()
+    # initial loss of zero init is exactly ln(10): all logits equal
+    zero = df[(df["init"] == "zeros") & (df["step"] == 0) & (df["metric"] == "loss")]
+    np.testing.assert_allclose(zero["value"], np.log(10), rtol=1e-6)
+    meta = store.provenance_of(files[0])
+    for key in (
+        "initbench",
+        "jax",
+        "jaxlib",
+        "flax",
+        "backend",
+        "device_kind",
+        "device_count",
+        "git_commit",
+        "utc_time",
+    ):
+        assert key in meta
+    assert meta["chunk"]["members"] == 4
+
+
+def test_report_writes_markdown_and_figures(smoke_dir, tmp_path):
+    assert cli.main(["report", str(smoke_dir), "--out", str(tmp_path), "--target-accuracy", "0.2"]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "| relu | he_normal | 2 | 0 |" in text
+    assert "## init_x_activation: lenet5 on digits" in text and "mlp(depth=2, width=32)" in text
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert len(summary) == 4
+    zero = summary[summary["init"] == "zeros"].iloc[0]
+    assert zero["initial_train_loss"] == pytest.approx(np.log(10), rel=1e-6)
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert len(pngs) == 3  # two curve figures and the heatmap
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_same_command_twice_gives_identical_values(smoke_dir, tmp_path):
+    assert cli.main([*RUN, "--out", str(tmp_path)]) == 0
+    pd.testing.assert_frame_equal(sorted_rows(ResultStore(tmp_path).read()), sorted_rows(ResultStore(smoke_dir).read()))
+
+
+def test_rerun_skips_completed_runs(smoke_dir, capsys):
+    before = ResultStore(smoke_dir).files()
+    assert cli.main([*RUN, "--out", str(smoke_dir)]) == 0
+    assert "0 runs trained in 0 cohorts, 8 already complete" in capsys.readouterr().out
+    assert ResultStore(smoke_dir).files() == before
+
+
+def test_interrupted_run_resumes_to_the_same_table(smoke_dir, tmp_path, monkeypatch):
+    real_write = ResultStore.write
+    calls = []
+
+    def interrupt_second_write(self, rows, name, meta):
+        calls.append(name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_write(self, rows, name, meta)
+
+    monkeypatch.setattr(ResultStore, "write", interrupt_second_write)
+    assert cli.main([*RUN, "--out", str(tmp_path)]) == 130
+    assert len(ResultStore(tmp_path).files()) == 1
+    assert not list(tmp_path.glob("*.tmp"))
+    monkeypatch.setattr(ResultStore, "write", real_write)
+    assert cli.main([*RUN, "--out", str(tmp_path)]) == 0
+    resumed = ResultStore(tmp_path).read()
+    assert not resumed.duplicated(KEYS).any()
+    pd.testing.assert_frame_equal(sorted_rows(resumed), sorted_rows(ResultStore(smoke_dir).read()))
+
+
+def spec(init, seed, *, steps=30, lr=0.05, depth=2, width=32, batch=32):
+    return RunSpec(
+        "test", "cohort", ModelSpec("mlp", "relu", depth, width), init, DataSpec("digits", batch),
+        TrainSpec("sgd", lr=lr, steps=steps, eval_every=10), seed,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits")
+
+
+def run_rows(specs, dataset, **kw):
+    return pd.concat([rows for rows, _ in train_cohort(specs, dataset, **kw)])
+
+
+def test_cohort_member_matches_the_run_alone(digits):
+    he, glorot = InitSpec("he_normal"), InitSpec("glorot_uniform")
+    cohort = [spec(he, 0), spec(glorot, 1), spec(he, 2), spec(glorot, 0)]
+    # initial weights: the cohort stacks exactly what an independent init of each run gives
+    stacked = _stack([initial_variables(s, digits)["params"] for s in cohort])
+    for i, s in enumerate(cohort):
+        alone = jax.jit(build_model(s, digits).init)(run_keys(s.seed)[0], digits.x_train[:1])["params"]
+        for a, b in zip(jax.tree_util.tree_leaves(alone), jax.tree_util.tree_leaves(stacked), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b[i]))
+    together = sorted_rows(run_rows(cohort, digits))
+    for s in cohort[1:3]:
+        alone = sorted_rows(run_rows([s], digits))
+        mine = together[together["run_id"] == s.run_id].reset_index(drop=True)
+        np.testing.assert_allclose(mine["value"], alone["value"], rtol=1e-5, atol=1e-6)
+
+
+def test_sharded_and_chunked_cohorts_match_one_device(digits):
+    assert len(jax.devices()) == 4  # tests/conftest.py forces 4 CPU devices
+    cohort = [spec(InitSpec("he_normal"), s, steps=20) for s in range(5)]
+    one = sorted_rows(run_rows(cohort, digits, devices=jax.devices()[:1]))
+    sharded = sorted_rows(run_rows(cohort, digits))  # 5 members padded to 8 over 4 devices
+    np.testing.assert_allclose(sharded["value"], one["value"], rtol=1e-5, atol=1e-6)
+    chunks = list(train_cohort(cohort, digits, devices=jax.devices()[:1], max_members=2))
+    assert [info["members"] for _, info in chunks] == [2, 2, 1]
+    chunked = sorted_rows(pd.concat([r for r, _ in chunks]))
+    np.testing.assert_allclose(chunked["value"], one["value"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_diverging_member_is_recorded_and_the_others_finish(digits):
+    blowup = InitSpec("normal", options(stddev=100.0))
+    cohort = [spec(blowup, 0, lr=0.5, depth=4), spec(InitSpec("he_normal"), 0, lr=0.5, depth=4)]
+    rows = run_rows(cohort, digits)
+    bad = rows[rows["run_id"] == cohort[0].run_id]
+    good = rows[rows["run_id"] == cohort[1].run_id]
+    assert set(bad["status"]) == {"diverged"}
+    step = bad[bad["metric"] == "diverged_at_step"]["value"].iloc[0]
+    assert 0 <= step < 30
+    assert set(good["status"]) == {"ok"}
+    final = good[(good["step"] == 30) & (good["metric"] == "loss")]["value"]
+    assert np.isfinite(final).all()
+
+
+def test_tfds_adapter_on_mock_data(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=96):
+        ds = data.load("mnist")
+        assert ds.x_train.shape == (96, 28, 28, 1) and ds.num_classes == 10
+        np.testing.assert_allclose(ds.x_train.mean(), 0.0, atol=1e-5)
+        code = cli.main([*RUN, "--dataset", "mnist", "--steps", "4", "--out", str(tmp_path)])
+    assert code == 0
+    df = ResultStore(tmp_path).read()
+    assert set(df["dataset"]) == {"mnist"} and df["step"].max() == 4
+
+
+def test_run_id_is_stable_and_sensitive():
+    s = spec(InitSpec("he_normal"), 0)
+    assert s.run_id == spec(InitSpec("he_normal"), 0).run_id
+    assert len({s.run_id, dataclasses.replace(s, seed=1).run_id, spec(InitSpec("he_normal"), 0, lr=0.1).run_id}) == 3
+    assert s.run_id == "76132de4a0210d54"  # changes only with the spec or NUMERICS_VERSION
+
+
+def test_mean_ci_matches_student_t():
+    mean, half, n = mean_ci([1.0, 2.0, 3.0, float("nan")])
+    assert (mean, n) == (2.0, 3)
+    assert half == pytest.approx(4.302652729911275 / np.sqrt(3))
+
+
+def write_old_schema(path):
+    table = pa.Table.from_pandas(pd.DataFrame({c: [] for c in COLUMNS}))
+    table = table.replace_schema_metadata({b"initbench": json.dumps({"schema_version": 0}).encode()})
+    pq.write_table(table, path / "old.parquet")
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["run", "quikc"], "unknown suite 'quikc'; valid choices: quick. Did you mean 'quick'?"),
+        (["run", "quick", "--scale", "huge"], "unknown scale of suite quick 'huge'; valid choices: cpu, paper, smoke"),
+        (["run", "quick", "--init", "he_nromal"], "unknown init in this suite 'he_nromal'"),
+        (
+            ["run", "quick", "--activation", "gelu"],
+            "unknown activation in this suite 'gelu'; valid choices: relu, tanh",
+        ),
+        (["run", "quick", "--dataset", "mnsit"], "unknown dataset 'mnsit'; valid choices: cifar10"),
+        (["run", "quick", "--init", "a,,b"], "argument --init: malformed list 'a,,b'"),
+        (["run", "quick", "--seeds", "0"], "argument --seeds: expected a positive integer, got '0'"),
+        (["run", "quick", "--steps", "-3"], "argument --steps: expected a positive integer, got '-3'"),
+        (["run", "quick", "--devices", "9"], "--devices must be between 1 and the 4 available, got 9"),
+        (["run", "quick", "--dataset", "cifar10", "--data-dir", "{tmp}/tfds"], "dataset 'cifar10' is not prepared"),
+        (["report", "{tmp}/nothing"], "no result files in"),
+        (["report", "{tmp}", "--target-accuracy", "2"], "--target-accuracy must be in (0, 1], got 2.0"),
+        (["run", "quick", "--out", "{tmp}/file.txt/out"], "is not writable"),
+        (["run", "quick", "--out", "{tmp}/old"], "written with results schema 0, this initbench writes schema 1"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, match, tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "old").mkdir()
+    write_old_schema(tmp_path / "old")
+    before = sorted(p for p in tmp_path.rglob("*"))
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code = cli.main(argv) if argv[0] != "run" or "--out" in argv else cli.main([*argv, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert match in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+def test_console_error_has_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cli", "run", "quick", "--init", "nope", "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("initbench: error: unknown init in this suite 'nope'")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
