@@ -122,6 +122,54 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kwargs(value: str) -> dict:
+    out = {}
+    for item in _csv(value):
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"malformed argument {item!r}: expected name=value")
+        for cast in (int, float):
+            try:
+                out[key] = cast(raw)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = raw
+    return out
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from benchmarks.check import run_check
+
+    extra = {"preset": args.preset} if args.preset else {}
+    if args.model == "resnet":
+        extra.update(blocks=(1, 1, 1), width=8)
+    result, paths = run_check(
+        model=args.model, depth=args.depth, width=args.width, activation=args.activation, init=args.init,
+        init_args=args.init_args, bias_init=args.bias_init, batch_size=args.batch_size,
+        input_shape=tuple(args.input_shape) if args.input_shape else None, seeds=args.seeds,
+        tolerance=args.tolerance, out=None if args.no_write else args.out, extra=extra,
+    )  # fmt: skip
+    columns = [c for c in ("layer", "measured_variance", "ratio_to_layer1", "allowed_factor", "predicted_variance",
+                           "measured_over_predicted", "theory_tolerance", "gradient_variance_ratio", "verdict")
+               if c in result.table]  # fmt: skip
+    with pd.option_context("display.width", 200, "display.max_rows", 2000):
+        print(result.table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for k, v in sorted(result.network.items()):
+        print(f"{k}: {v:.4g}")
+    counts = result.table["verdict"].value_counts().to_dict()
+    print(
+        f"verdict: {'PRESERVED' if result.passed else 'NOT PRESERVED'} ({counts}); a layer is preserved when its "
+        f"variance is within a factor {args.tolerance:g} of layer 1 beyond 3 finite-width standard deviations"
+    )
+    if paths:
+        print(f"wrote {paths['results']}, {paths['table']}, {paths['figure']}")
+    return 0 if result.passed else 1
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from benchmarks.data.tfds_adapter import prepare
 
@@ -170,6 +218,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default: RESULTS_DIR/report)")
     p.add_argument("--target-accuracy", type=float, default=0.9)
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("check", help="variance-preservation check of a model and init (exit 0 preserved, 1 not)")
+    p.add_argument("--model", default="mlp", help="mlp, lenet5, plain_cnn or resnet")
+    p.add_argument("--depth", type=_positive, default=50)
+    p.add_argument("--width", type=_positive, default=512)
+    p.add_argument("--activation", default="relu")
+    p.add_argument("--init", default="he_normal")
+    p.add_argument("--init-args", type=_kwargs, help="initializer arguments, e.g. stddev=0.01")
+    p.add_argument("--bias-init", default="zeros")
+    p.add_argument("--preset", help="plain_cnn preset")
+    p.add_argument("--batch-size", type=_positive, default=256)
+    p.add_argument("--input-shape", type=_positive, nargs="+", help="one example's shape (default: width, or 32 32 3)")
+    p.add_argument("--seeds", type=_positive, default=1, help="networks averaged (vmapped)")
+    p.add_argument("--tolerance", type=float, default=2.0)
+    p.add_argument("--out", default="results/check")
+    p.add_argument("--no-write", action="store_true", help="print only")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("prepare", help="download and prepare a TFDS dataset (needs initbench[tfds] and internet)")
     p.add_argument("dataset")

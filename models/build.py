@@ -127,11 +127,18 @@ def count_params(params: Any) -> int:
     return sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
 
 
+def _member(stacked: Any, j: int) -> Any:
+    if isinstance(stacked, jax.ShapeDtypeStruct):  # abstract evaluation (eval_shape)
+        return jax.ShapeDtypeStruct(stacked.shape[1:], stacked.dtype)
+    return stacked[j]
+
+
 def per_layer(intermediates: Any) -> list[dict[str, Any]]:
     """The sown layers in execution order: ``[{"layer", "pre_activation", "activation"}]``.
 
     Walks the ``intermediates`` collection (nested by module path, joined with ``/``); a
-    module that sowed ``pre_activation`` is a layer. Scanned stacks (``stack_NNN``) are
+    module that sowed ``pre_activation`` is a layer (the same walk reads a ``perturbations``
+    tree or its gradient, whose leaves are arrays). Scanned stacks (``stack_NNN``) are
     unstacked into ``layer_NNN, layer_NNN+1, ...``. ``activation`` is None for layers
     without one (the head).
     """
@@ -147,9 +154,12 @@ def per_layer(intermediates: Any) -> list[dict[str, Any]]:
             elif isinstance(value, dict) or hasattr(value, "items"):
                 walk(value, (*path, key))
 
+    def last(value: Any) -> Any:
+        return value[-1] if isinstance(value, tuple) else value  # sown tuples, or perturbation arrays
+
     def emit(node: Any, path: tuple[str, ...]) -> None:
-        pre = node["pre_activation"][-1]
-        act = node["activation"][-1] if "activation" in node else None
+        pre = last(node["pre_activation"])
+        act = last(node["activation"]) if "activation" in node else None
         stack = next((p for p in path if p.startswith("stack_")), None)
         if stack is None:
             layers.append({"layer": "/".join(path), "pre_activation": pre, "activation": act})
@@ -159,8 +169,8 @@ def per_layer(intermediates: Any) -> list[dict[str, Any]]:
             layers.append(
                 {
                     "layer": f"layer_{start + j:03d}",
-                    "pre_activation": pre[j],
-                    "activation": None if act is None else act[j],
+                    "pre_activation": _member(pre, j),
+                    "activation": None if act is None else _member(act, j),
                 }
             )
 

@@ -3,6 +3,11 @@
 Layers sow into the ``intermediates`` collection as ``{layer_name: {"pre_activation": (x,),
 "activation": (y,)}}`` in execution order, so a probe reads them with
 ``model.apply(variables, x, mutable=["intermediates"])`` (see :func:`models.per_layer`).
+Each pre-activation also passes through ``perturb("pre_activation", ...)`` when a probe asks
+for the ``perturbations`` collection (``mutable=["perturbations"]`` creates zeros of the
+batch's shape; passing them in adds them): the gradient with respect to that zero is
+:math:`\\partial L / \\partial h`, the back-propagated signal of Glorot & Bengio 2010. Without
+it (``init``, training) nothing is added.
 """
 
 from __future__ import annotations
@@ -68,13 +73,22 @@ class DenseLayer(nn.Module):
             bias_init=resolve_bias_init(self.bias_init, fan_in),
             name="dense",
         )(x)
-        y = normalize(self.normalization, y, train, "norm")
-        self.sow("intermediates", "pre_activation", y)
-        if self.activation is None:
-            return y
-        z = Activate(self.activation, name="act")(y)
-        self.sow("intermediates", "activation", z)
-        return z
+        return sow_and_activate(self, normalize(self.normalization, y, train, "norm"), self.activation)
+
+
+def sow_and_activate(module: nn.Module, pre: jax.Array, activation: ActivationSpec | None) -> jax.Array:
+    """Exposes ``pre`` to probes (perturbation point, sown value), applies and sows the activation."""
+    # Opt-in: only a probe that asks for (or passes) the "perturbations" collection gets the
+    # perturbation point, so model.init never returns batch-shaped variables.
+    wanted = module.is_mutable_collection("perturbations") and not module.is_initializing()
+    if wanted or module.has_variable("perturbations", "pre_activation"):
+        pre = module.perturb("pre_activation", pre)
+    module.sow("intermediates", "pre_activation", pre)
+    if activation is None:
+        return pre
+    out = Activate(activation, name="act")(pre)
+    module.sow("intermediates", "activation", out)
+    return out
 
 
 class ConvLayer(nn.Module):
@@ -103,13 +117,7 @@ class ConvLayer(nn.Module):
             bias_init=resolve_bias_init(self.bias_init, fan_in),
             name="conv",
         )(x)
-        y = normalize(self.normalization, y, train, "norm")
-        self.sow("intermediates", "pre_activation", y)
-        if self.activation is None:
-            return y
-        z = Activate(self.activation, name="act")(y)
-        self.sow("intermediates", "activation", z)
-        return z
+        return sow_and_activate(self, normalize(self.normalization, y, train, "norm"), self.activation)
 
 
 def global_average_pool(x: jax.Array) -> jax.Array:

@@ -81,7 +81,7 @@ class MLP(nn.Module):
         if self.depth > 1 and self.scan:
             stack = nn.scan(
                 _ScanBody,
-                variable_axes={"params": 0, "intermediates": 0, "batch_stats": 0},
+                variable_axes={"params": 0, "intermediates": 0, "batch_stats": 0, "perturbations": 0},
                 split_rngs={"params": True},
                 length=self.depth - 1,
             )

@@ -6,7 +6,16 @@ import flax.linen as nn
 import jax
 
 from models.activations import Activate, ActivationSpec
-from models.layers import ConvLayer, DenseLayer, InitSpec, Normalization, global_average_pool, normalize, resolve_init
+from models.layers import (
+    ConvLayer,
+    DenseLayer,
+    InitSpec,
+    Normalization,
+    global_average_pool,
+    normalize,
+    resolve_init,
+    sow_and_activate,
+)
 
 
 class BasicBlock(nn.Module):
@@ -63,11 +72,7 @@ class BasicBlock(nn.Module):
                 name="shortcut",
             )(x)
             shortcut = normalize(self.normalization, shortcut, train, "shortcut_norm")
-        pre = y + shortcut
-        self.sow("intermediates", "pre_activation", pre)
-        out = Activate(self.activation, name="act_out")(pre)
-        self.sow("intermediates", "activation", out)
-        return out
+        return sow_and_activate(self, y + shortcut, self.activation)
 
 
 class ResNet(nn.Module):

@@ -1,0 +1,432 @@
+"""Signal-propagation probe: per-layer forward and backward statistics and Jacobian spectra.
+
+For a Flax model, its variables and a batch, :func:`propagation` measures at once:
+
+* forward, per layer: mean, variance and second moment of pre-activations and activations,
+  the fraction of saturated units (tanh-like :math:`|\\phi| > 0.99` of its bound, sigmoid within
+  0.01 of 0 or 1), the fraction of dead units (ReLU: zero for every example and position),
+  histograms on fixed bin edges (:data:`HIST_EDGES`, end bins absorb the tails) so runs are
+  comparable, and the participation ratio of the activations (their effective rank);
+* backward, per layer: the variance of :math:`\\partial L/\\partial h` and of
+  :math:`\\partial L/\\partial W`, and both relative to layer 1 (Glorot & Bengio 2010, Figs 6-8);
+* the Jacobian :math:`J = \\partial h^{L}/\\partial x` of the last hidden pre-activation with
+  respect to the input, per example: mean of :math:`s^2`, spread
+  :math:`\\mathrm{Var}[s^2]/\\mathbb{E}[s^2]^2` and max :math:`s`, exactly by SVD when
+  :math:`n_{in} n_{out} \\le` ``exact_jacobian_limit``, else by random projections (Hutchinson
+  estimates of :math:`\\mathrm{tr}(J^TJ)` and :math:`\\mathrm{tr}((J^TJ)^2)`, power iteration for
+  the max) (Saxe et al. 2014; Pennington et al. 2017).
+
+The loss is the cross-entropy with ``labels`` when given, else :math:`\\langle f(x), g\\rangle / B`
+with a fixed Gaussian cotangent :math:`g` drawn from ``key`` (a random readout, the usual
+probe of back-propagation at initialization).
+
+Layers are found from what the model sows (every ``models`` family sows and exposes
+perturbation points), or for any other Flax model by a generic capture of its ``Dense``,
+``DenseGeneral``, ``Conv`` and ``ConvTranspose`` outputs (their pre-activations); activations
+are then unknown unless ``activation`` is given, and are computed as ``activation(pre)``.
+:func:`propagation_over_seeds` vmaps the whole probe over seeds in one compiled program.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+import models
+from models.activations import ActivationSpec, describe, resolve
+
+HIST_EDGES = np.linspace(-4.0, 4.0, 33)
+EXACT_JACOBIAN_LIMIT = 1 << 22
+_LINEAR_MODULES = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.ConvTranspose)
+_SATURATION: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "tanh": lambda a: jnp.abs(a) > 0.99,
+    "scaled_tanh": lambda a: jnp.abs(a) > 0.99 * 1.7159,
+    "softsign": lambda a: jnp.abs(a) > 0.99,
+    "sigmoid": lambda a: (a < 0.01) | (a > 0.99),
+}
+_DEAD = ("relu",)
+
+
+def _activation_name(model: nn.Module, activation: ActivationSpec | None) -> str | None:
+    spec = activation if activation is not None else getattr(model, "activation", None)
+    if spec is None:
+        return None
+    return describe(spec).partition(":")[0]
+
+
+def _uses_sow(model: nn.Module, variables: Any, x: jax.Array) -> bool:
+    _, state = jax.eval_shape(lambda v, x: model.apply(v, x, mutable=["intermediates"]), variables, x[:1])
+    tree = state.get("intermediates", {})
+    return any(models.per_layer(tree)) if tree else False
+
+
+def _kernel_paths(params: Any) -> dict[tuple[str, ...], Any]:
+    flat = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        keys = tuple(getattr(k, "key", str(k)) for k in path)
+        if keys[-1] == "kernel":
+            flat[keys[:-1]] = leaf
+    return flat
+
+
+def _layer_kernel(kernels: dict, layer: str, index_in_stack: dict[str, tuple[tuple[str, ...], int]]) -> Any:
+    if layer in index_in_stack:
+        prefix, j = index_in_stack[layer]
+        for path, k in kernels.items():
+            if path[: len(prefix)] == prefix:
+                return k[j]
+        return None
+    parts = tuple(layer.split("/"))
+    # a layer module holds its linear map as a child ("dense"/"conv"), or is the linear module itself
+    for path, k in kernels.items():
+        if path[:-1] == parts or path == parts:
+            return k
+    return None
+
+
+def _stack_index(params: Any) -> dict[str, tuple[tuple[str, ...], int]]:
+    index = {}
+    for name, sub in (params or {}).items():
+        if name.startswith("stack_"):
+            start = int(name.split("_")[1])
+            depth = jax.tree_util.tree_leaves(sub)[0].shape[0]
+            for j in range(depth):
+                index[f"layer_{start + j:03d}"] = ((name,), j)
+    return index
+
+
+def _loss(logits: jax.Array, labels: jax.Array | None, cotangent: jax.Array) -> jax.Array:
+    if labels is not None:
+        log_probs = jax.nn.log_softmax(logits.reshape(logits.shape[0], -1))
+        return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=-1))
+    return jnp.sum(logits * cotangent) / logits.shape[0]
+
+
+def _participation_ratio(a: jax.Array) -> jax.Array:
+    """(tr S)^2 / tr(S^2) of the uncentred second-moment matrix S of the examples' features."""
+    flat = a.reshape(a.shape[0], -1)
+    gram = flat @ flat.T  # B x B has the same nonzero spectrum as A^T A
+    return jnp.trace(gram) ** 2 / jnp.sum(gram * gram)
+
+
+def _layer_stats(pre: jax.Array, act: jax.Array | None, act_name: str | None) -> dict[str, jax.Array]:
+    out = {
+        "units": jnp.float32(pre.shape[-1]),
+        "pre_activation_mean": jnp.mean(pre),
+        "pre_activation_variance": jnp.var(pre),
+        "pre_activation_second_moment": jnp.mean(pre**2),
+    }
+    edges = jnp.asarray(HIST_EDGES, pre.dtype)
+
+    def hist(v):
+        clipped = jnp.clip(v.ravel(), edges[0], edges[-1])
+        counts, _ = jnp.histogram(clipped, bins=edges)
+        return counts / v.size
+
+    out["pre_activation_histogram"] = hist(pre)
+    if act is None:
+        return out
+    out.update(
+        activation_mean=jnp.mean(act),
+        activation_variance=jnp.var(act),
+        activation_second_moment=jnp.mean(act**2),
+        activation_histogram=hist(act),
+        activation_participation_ratio=_participation_ratio(act),
+    )
+    if act_name in _SATURATION:
+        out["saturated_fraction"] = jnp.mean(_SATURATION[act_name](act).astype(jnp.float32))
+    if act_name in _DEAD:
+        alive = jnp.any(act.reshape(-1, act.shape[-1]) != 0, axis=0)
+        out["dead_fraction"] = 1.0 - jnp.mean(alive.astype(jnp.float32))
+    return out
+
+
+def _jacobian_stats(g: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, probes: int) -> dict:
+    n_in = x.size
+    n_out = jax.eval_shape(g, x).size
+    flat_g = lambda v: g(v.reshape(x.shape)).ravel()  # noqa: E731
+    n = min(n_in, n_out)
+    if n_in * n_out <= EXACT_JACOBIAN_LIMIT:
+        s = jnp.linalg.svd(jax.jacrev(flat_g)(x.ravel()), compute_uv=False)[:n]
+        s2 = s**2
+        m1, m2, s_max = jnp.mean(s2), jnp.mean(s2**2), jnp.max(s)
+    else:
+        vs = jax.random.normal(key, (probes, n_in))
+
+        def quad(v):
+            _, jv = jax.jvp(flat_g, (x.ravel(),), (v,))
+            (jtjv,) = jax.vjp(flat_g, x.ravel())[1](jv)
+            return jnp.sum(jv**2), jnp.sum(jtjv**2)
+
+        tr1, tr2 = jax.vmap(quad)(vs)
+        m1, m2 = jnp.mean(tr1) / n, jnp.mean(tr2) / n
+
+        def power(v, _):
+            _, jv = jax.jvp(flat_g, (x.ravel(),), (v,))
+            (w,) = jax.vjp(flat_g, x.ravel())[1](jv)
+            return w / jnp.linalg.norm(w), None
+
+        v, _ = jax.lax.scan(power, vs[0] / jnp.linalg.norm(vs[0]), None, length=30)
+        s_max = jnp.linalg.norm(jax.jvp(flat_g, (x.ravel(),), (v,))[1])
+    return {
+        "jacobian_mean_squared_singular_value": m1,
+        "jacobian_spread": m2 / m1**2 - 1.0,
+        "jacobian_max_singular_value": s_max,
+    }
+
+
+def make_probe(
+    model: nn.Module,
+    variables: Any,
+    x: jax.Array,
+    *,
+    labels: jax.Array | None = None,
+    activation: ActivationSpec | None = None,
+    jacobian_examples: int = 4,
+    jacobian_probes: int = 16,
+) -> tuple[Callable[[Any, jax.Array], dict[str, Any]], list[str]]:
+    """A pure function ``(variables, key) -> {layer: {metric: array}}`` and the layer names.
+
+    The function is jit- and vmap-able (over variables and keys); see :func:`propagation`.
+    """
+    act_name = _activation_name(model, activation)
+    act_fn = resolve(activation) if activation is not None else None
+    sown = _uses_sow(model, variables, x)
+    params0 = variables.get("params", {})
+    stack_index = _stack_index(params0)
+    out_shape = jax.eval_shape(lambda v: model.apply(v, x), variables).shape
+
+    if sown:
+        _, pert_shapes = jax.eval_shape(lambda v: model.apply(v, x, mutable=["perturbations"]), variables)
+        pert_shapes = pert_shapes["perturbations"]
+
+        def forward(v, pert):
+            logits, state = model.apply({**v, "perturbations": pert}, x, mutable=["intermediates"])
+            return logits, models.per_layer(state["intermediates"])
+
+        def hidden(v, x1):
+            _, state = model.apply(v, x1[None], mutable=["intermediates"])
+            return models.per_layer(state["intermediates"])[-2]["pre_activation"][0]
+
+        names = _execution_order(lambda v: [layer["layer"] for layer in forward(v, _zeros(pert_shapes))[1]], variables)
+    else:
+
+        def is_linear(module: nn.Module, method: str) -> bool:
+            return isinstance(module, _LINEAR_MODULES) and method == "__call__"
+
+        captured: dict[str, Any] = {}
+
+        def calls(v):
+            _, state = model.apply(v, x, capture_intermediates=is_linear, mutable=["intermediates"])
+            paths = _generic_paths(state["intermediates"])  # insertion (call) order, before any flattening
+            captured.update(
+                {"/".join(p): jax.ShapeDtypeStruct(_leaf(state["intermediates"], p).shape, jnp.float32) for p in paths}
+            )
+            return ["/".join(p) for p in paths]
+
+        names = _execution_order(calls, variables)
+        paths = [tuple(n.split("/")) for n in names]
+        pert_shapes = dict(captured)
+
+        def run(v, x_in, pert):
+            def interceptor(next_fun, args, kwargs, context):
+                out = next_fun(*args, **kwargs)
+                if isinstance(context.module, _LINEAR_MODULES) and context.method_name == "__call__":
+                    name = "/".join(context.module.scope.path)
+                    if pert is not None and name in pert:
+                        out = out + pert[name]
+                return out
+
+            with nn.intercept_methods(interceptor):
+                return model.apply(v, x_in, capture_intermediates=is_linear, mutable=["intermediates"])
+
+        def forward(v, pert):
+            logits, state = run(v, x, pert)
+            pres = [_leaf(state["intermediates"], p) for p in paths]
+            acts = [act_fn(p) if act_fn is not None else None for p in pres]
+            return logits, [
+                {"layer": n, "pre_activation": p, "activation": a} for n, p, a in zip(names, pres, acts, strict=True)
+            ]
+
+        def hidden(v, x1):
+            _, state = run(v, x1[None], None)
+            return _leaf(state["intermediates"], paths[-2])[0]
+
+    def probe(v: Any, key: jax.Array) -> dict[str, Any]:
+        k_cot, k_jac = jax.random.split(key)
+        cotangent = jax.random.normal(k_cot, out_shape)
+
+        def loss_fn(params, pert):
+            logits, layers = forward({**v, "params": params}, pert)
+            return _loss(logits, labels, cotangent), layers
+
+        (_, layers), (g_params, g_pert) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
+            v["params"], _zeros(pert_shapes)
+        )
+        # gradient pytrees come back with sorted keys: match layers by name, never by position
+        if sown:
+            grads = {g["layer"]: g["pre_activation"] for g in models.per_layer(g_pert)}
+        else:
+            grads = dict(g_pert)
+        kernels = _kernel_paths(g_params)
+        result: dict[str, Any] = {}
+        for layer in layers:
+            stats = _layer_stats(layer["pre_activation"], layer["activation"], act_name)
+            stats["gradient_variance"] = jnp.var(grads[layer["layer"]])
+            wgrad = _layer_kernel(kernels, layer["layer"], stack_index)
+            if wgrad is not None:
+                stats["weight_gradient_variance"] = jnp.var(wgrad)
+            result[layer["layer"]] = stats
+        first = result[names[0]]
+        for stats in result.values():
+            stats["gradient_variance_ratio"] = stats["gradient_variance"] / first["gradient_variance"]
+            if "weight_gradient_variance" in stats and "weight_gradient_variance" in first:
+                stats["weight_gradient_variance_ratio"] = (
+                    stats["weight_gradient_variance"] / first["weight_gradient_variance"]
+                )
+        if len(names) >= 2:
+            n_ex = min(jacobian_examples, x.shape[0])
+            keys = jax.random.split(k_jac, n_ex)
+            jac = jax.vmap(lambda x1, k: _jacobian_stats(lambda z: hidden(v, z), x1, k, jacobian_probes))(
+                x[:n_ex], keys
+            )
+            result["__network__"] = {name: jnp.mean(value) for name, value in jac.items()}
+        return result
+
+    return probe, names
+
+
+def _execution_order(trace: Callable[[Any], list[str]], variables: Any) -> list[str]:
+    """Layer names in call order, read while tracing (jax returns dicts with sorted keys)."""
+    order: list[str] = []
+
+    def record(v):
+        order.extend(trace(v))
+        return jnp.zeros(())
+
+    jax.eval_shape(record, variables)
+    return order
+
+
+def _zeros(shapes: Any) -> Any:
+    return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+def _generic_paths(tree: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for key, value in tree.items():
+        if key == "__call__":
+            paths.append(prefix)
+        elif hasattr(value, "items"):
+            paths += _generic_paths(value, (*prefix, key))
+    return paths
+
+
+def _leaf(tree: Any, path: Sequence[str]) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree["__call__"][-1]
+
+
+def _to_rows(result: dict[str, Any], names: list[str], seed_axis: bool) -> pd.DataFrame:
+    rows = []
+    order = {n: i for i, n in enumerate(names)}
+    for layer, stats in result.items():
+        for metric, value in stats.items():
+            value = np.asarray(value, np.float64)
+            if metric.endswith("_histogram"):
+                for b in range(value.shape[-1]):
+                    rows += _expand(layer, order, f"{metric}_bin_{b:02d}", value[..., b], seed_axis)
+            else:
+                rows += _expand(layer, order, metric, value, seed_axis)
+    return pd.DataFrame(rows)
+
+
+def _expand(layer: str, order: dict, metric: str, value: np.ndarray, seed_axis: bool) -> list[dict]:
+    name = None if layer == "__network__" else layer
+    index = order.get(layer)
+    if not seed_axis:
+        return [{"layer": name, "layer_index": index, "metric": metric, "value": float(value)}]
+    return [
+        {"seed": s, "layer": name, "layer_index": index, "metric": metric, "value": float(v)}
+        for s, v in enumerate(value)
+    ]
+
+
+def propagation(
+    model: nn.Module,
+    params: Any,
+    batch: jax.Array,
+    *,
+    labels: jax.Array | None = None,
+    activation: ActivationSpec | None = None,
+    key: jax.Array | None = None,
+    jacobian_examples: int = 4,
+) -> pd.DataFrame:
+    """Per-layer forward/backward statistics of one network as a tidy DataFrame.
+
+    Args:
+      model: Any Flax linen module.
+      params: Its variables (``{"params": ...}`` and any other collections) or bare params.
+      batch: Input examples ``(B, ...)``.
+      labels: Integer labels for a cross-entropy loss; None uses a random Gaussian readout.
+      activation: The activation (needed for activation statistics of models that do not sow).
+      key: Key of the random readout and Jacobian projections (default ``key(0)``).
+      jacobian_examples: Examples whose Jacobian spectra are averaged.
+
+    Returns:
+      Columns ``layer`` (None for network-level metrics such as the Jacobian), ``layer_index``
+      (execution order), ``metric``, ``value``.
+    """
+    variables = params if "params" in params else {"params": params}
+    probe, names = make_probe(
+        model, variables, batch, labels=labels, activation=activation, jacobian_examples=jacobian_examples
+    )
+    result = jax.jit(probe)(variables, key if key is not None else jax.random.key(0))
+    return _to_rows(result, names, seed_axis=False)
+
+
+def propagation_over_seeds(
+    model: nn.Module,
+    batch: jax.Array,
+    seeds: Sequence[int],
+    *,
+    labels: jax.Array | None = None,
+    activation: ActivationSpec | None = None,
+    jacobian_examples: int = 4,
+) -> pd.DataFrame:
+    """:func:`propagation` at initialization for several seeds, vmapped in one program.
+
+    Seed ``s`` initializes the model with ``jax.random.key(s)`` and draws its readout from
+    ``fold_in(key(s), 1)``. Returns the same columns plus ``seed``.
+    """
+    init = jax.jit(model.init)
+    variables = [init(jax.random.key(s), batch[:1]) for s in seeds]
+    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *variables)
+    probe, names = make_probe(
+        model, variables[0], batch, labels=labels, activation=activation, jacobian_examples=jacobian_examples
+    )
+    keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
+    result = jax.jit(jax.vmap(probe))(stacked, keys)
+    rows = _to_rows(result, names, seed_axis=True)
+    rows["seed"] = np.asarray(seeds)[rows["seed"].to_numpy()]
+    return rows
+
+
+def layer_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Wide view: one row per layer (and seed), one column per scalar metric (histograms dropped)."""
+    scalar = rows[~rows["metric"].str.contains("_histogram_bin_") & rows["layer"].notna()]
+    index = ["layer_index", "layer"] + (["seed"] if "seed" in rows else [])
+    return scalar.pivot_table(index=index, columns="metric", values="value").reset_index().sort_values(index)
+
+
+def network_metrics(rows: pd.DataFrame) -> dict[str, float]:
+    """The network-level metrics (Jacobian), averaged over seeds if any."""
+    net = rows[rows["layer"].isna()]
+    return {m: float(v) for m, v in net.groupby("metric")["value"].mean().items()}
