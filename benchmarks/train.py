@@ -73,6 +73,7 @@ def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
 
 
 _INIT_CACHE: dict[tuple, Callable] = {}
+_PROGRAM_CACHE: dict[tuple, tuple[Any, optax.GradientTransformation]] = {}
 
 
 def initial_variables(spec: RunSpec, dataset: Dataset) -> dict[str, Any]:
@@ -258,9 +259,15 @@ def train_cohort(
     devices = list(devices or jax.devices())
     mesh = Mesh(np.asarray(devices), ("members",))
     members_sharding, replicated = NamedSharding(mesh, P("members")), NamedSharding(mesh, P())
-    model = build_model(first, dataset)
-    tx = make_optimizer(first.train)
-    program = _make_program(model, tx, first.data.batch_size, n_train)
+    program_key = (first.model, first.train, first.data.batch_size, dataset.input_shape, dataset.num_classes, n_train)
+    if program_key not in _PROGRAM_CACHE:
+        # the apply function does not depend on the initializer, so one program serves every cohort of this shape
+        tx = make_optimizer(first.train)
+        _PROGRAM_CACHE[program_key] = (
+            _make_program(build_model(first, dataset), tx, first.data.batch_size, n_train),
+            tx,
+        )
+    program, tx = _PROGRAM_CACHE[program_key]
     x_train, y_train = _put((dataset.x_train, dataset.y_train), replicated)
     test_batches = _put(_eval_batches(dataset.x_test, dataset.y_test, first.data.eval_examples), replicated)
     train_cap = first.data.eval_examples or len(dataset.y_test)

@@ -246,3 +246,14 @@ def test_console_error_has_no_traceback(tmp_path):
     assert proc.stderr.startswith("initbench: error: unknown init in this suite 'nope'")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_throughput_benchmark_runs_every_method(digits, tmp_path):
+    from benchmarks import throughput
+
+    specs = throughput.make_specs("mlp", members=2, steps=6, batch_size=32, dataset="digits")
+    result = throughput.measure(specs, digits, repeats=1)
+    for name in throughput.METHODS:
+        assert result[name]["median_s"] > 0 and result[name]["run_steps_per_s"] > 0
+    assert result["cohort_speedup_vs_python_loop"] > 0
+    assert throughput.main(["--members", "0"]) == 2
