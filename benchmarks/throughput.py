@@ -42,7 +42,7 @@ def make_specs(model: str, members: int, steps: int, batch_size: int, dataset: s
             DataSpec(dataset, batch_size),
             TrainSpec("sgd", lr=0.05, steps=steps, eval_every=max(1, steps // 3)),
             seed,
-        )  # fmt: skip
+        )
         for seed in range(members)
     ]
 
