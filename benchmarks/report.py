@@ -168,10 +168,16 @@ def _heatmap(summary: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     groups = list(summary.groupby(["model", "dataset"], sort=False))
-    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 0.4 * summary["label"].nunique() + 2))
+    activations = sorted(summary["activation"].unique())
+    labels = list(dict.fromkeys(summary["label"]))
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(2.5 + 1.2 * len(activations) * len(groups) + 2.5 * len(groups), 0.4 * len(labels) + 2),
+        constrained_layout=True,
+    )  # fmt: skip
     axes = np.atleast_1d(axes)
     for ax, ((model, dataset), g) in zip(axes, groups, strict=True):
         table = g.pivot_table(index="label", columns="activation", values="final_test_accuracy", sort=False)
+        table = table.reindex(index=[lab for lab in labels if lab in table.index], columns=activations)
         im = ax.imshow(table.to_numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(table.shape[1]), table.columns)
         ax.set_yticks(range(table.shape[0]), table.index, fontsize=8)
@@ -179,7 +185,7 @@ def _heatmap(summary: pd.DataFrame, path: Path) -> None:
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k", fontsize=8)
         ax.set_title(f"{model} on {dataset}: final test accuracy", fontsize=9)
     fig.colorbar(im, ax=axes.tolist())
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

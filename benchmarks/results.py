@@ -43,7 +43,9 @@ def _git_commit() -> str:
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() or "unknown"
+    commit = out.stdout.strip()
+    # a copy without history can answer with something that is not a commit hash
+    return commit if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit) else "unknown"
 
 
 def provenance() -> dict[str, Any]:
