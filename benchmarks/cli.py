@@ -260,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code or 0)
     try:
         return args.func(args)
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UsageError, ValueError, TypeError, OSError, DataUnavailable, NoResults, IncompatibleResults) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"initbench: error: {message}", file=sys.stderr)

@@ -136,8 +136,3 @@ class ResNet(nn.Module):
         if self.branch_biases:
             x = x + self.param("head_bias_in", nn.initializers.zeros, ()).astype(x.dtype)
         return DenseLayer(self.num_classes, None, self.kernel_init, self.bias_init, name="head")(x, train)
-
-
-def num_residual_branches(model: ResNet) -> int:
-    """Number of residual branches L (Fixup scales each branch's first conv by L^(-1/(2m-2)))."""
-    return sum(model.blocks)

@@ -257,3 +257,24 @@ def test_throughput_benchmark_runs_every_method(digits, tmp_path):
         assert result[name]["median_s"] > 0 and result[name]["run_steps_per_s"] > 0
     assert result["cohort_speedup_vs_python_loop"] > 0
     assert throughput.main(["--members", "0"]) == 2
+
+
+def test_out_of_memory_halves_the_chunk_and_loses_nothing(digits, monkeypatch):
+    from benchmarks import train
+
+    cohort = [spec(InitSpec("he_normal"), s, steps=10) for s in range(4)]
+    real_chunk = train._train_chunk
+    sizes = []
+
+    def oom_above_one(chunk, *args, **kwargs):
+        sizes.append(len(chunk))
+        if len(chunk) > 1:
+            raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
+        return real_chunk(chunk, *args, **kwargs)
+
+    monkeypatch.setattr(train, "_train_chunk", oom_above_one)
+    chunks = list(train_cohort(cohort, digits, devices=jax.devices()[:1]))
+    assert sizes[:3] == [4, 2, 1]
+    assert [info["chunk_size"] for _, info in chunks] == [1, 1, 1, 1]
+    rows = pd.concat([r for r, _ in chunks])
+    assert rows["run_id"].nunique() == 4

@@ -162,3 +162,12 @@ def test_deep_linear_orthogonal_jacobian_is_an_isometry():
     assert net["jacobian_mean_squared_singular_value"] == pytest.approx(1.0, abs=1e-5)
     assert net["jacobian_max_singular_value"] == pytest.approx(1.0, abs=1e-5)
     assert abs(net["jacobian_spread"]) < 1e-5
+
+
+def test_expect_is_an_exact_jittable_gaussian_expectation():
+    import jax.numpy as jnp
+
+    assert float(theory.expect(lambda z: z**2, 2.5)) == pytest.approx(2.5, rel=1e-6)
+    assert float(theory.expect(lambda z: z**4, 2.0)) == pytest.approx(3 * 4.0, rel=1e-5)
+    jitted = jax.jit(lambda q: theory.expect(jnp.abs, q))
+    assert float(jitted(jnp.float32(1.0))) == pytest.approx(math.sqrt(2 / math.pi), rel=1e-6)
