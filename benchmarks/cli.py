@@ -19,10 +19,6 @@ from pathlib import Path
 import inits
 
 
-class UsageError(Exception):
-    """Bad input: printed as one line, exit code 2."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
         self.exit(2, f"initbench: error: {message}\n")
@@ -263,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UsageError, ValueError, TypeError, OSError, DataUnavailable, NoResults, IncompatibleResults) as err:
+    except (ValueError, TypeError, OSError, DataUnavailable, NoResults, IncompatibleResults) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"initbench: error: {message}", file=sys.stderr)
         return 2

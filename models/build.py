@@ -107,9 +107,8 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
             raise ValueError(f"resnet blocks must be positive integers per stage, got {blocks}")
         config["blocks"] = blocks
         _check_downsampling(family, input_shape, len(blocks) - 1)
-    for name in ("head_widths",):
-        if name in config:
-            config[name] = tuple(config[name])
+    if "head_widths" in config:
+        config["head_widths"] = tuple(config["head_widths"])
     return cls(num_classes=num_classes, **config)
 
 

@@ -44,6 +44,13 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
 
+def check_positive(name: str, value: object) -> int:
+    """Raises ValueError unless ``value`` is a positive integer (a loader option)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
 def standardize(x_train: np.ndarray, x_test: np.ndarray, per_feature: bool) -> tuple[np.ndarray, np.ndarray]:
     """Zero mean, unit variance with the training split's statistics.
 

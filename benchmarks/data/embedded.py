@@ -6,13 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.data.base import Dataset, register, standardize
-
-
-def _positive(name: str, value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+from benchmarks.data.base import Dataset, check_positive, register, standardize
 
 
 @register("digits", "scikit-learn's 1,797 8x8 handwritten digits (UCI), 10 classes; every 5th example is test", True)
@@ -51,7 +45,7 @@ def gaussian(
     Not re-standardized, so the input distribution is exactly the stated one.
     """
     for name, value in (("dim", dim), ("num_classes", num_classes), ("n_train", n_train), ("n_test", n_test)):
-        _positive(name, value)
+        check_positive(name, value)
     key = jax.random.key(data_seed)
     k_mu, k_y, k_z = jax.random.split(key, 3)
     mu = jax.random.normal(k_mu, (num_classes, dim)) * (separation / np.sqrt(dim))
@@ -86,7 +80,7 @@ def teacher(
         ("teacher_width", teacher_width),
         ("teacher_depth", teacher_depth),
     ):
-        _positive(name, value)
+        check_positive(name, value)
     key = jax.random.key(data_seed)
     k_x, *k_w = jax.random.split(key, teacher_depth + 2)
     x = jax.random.normal(k_x, (n_train + n_test, dim))

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.data.base import Dataset, register, standardize
+from benchmarks.data.base import Dataset, check_positive, register, standardize
 
 SIZE = 32
 SHAPES = ("triangle", "parallelogram", "ellipse")
@@ -84,8 +84,7 @@ def generate(n: int, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
 def shapeset(n_train: int = 10000, n_test: int = 2000, data_seed: int = 0) -> Dataset:
     """Shapeset-3x2 with ``n_train``/``n_test`` images drawn from ``data_seed`` (test from a disjoint stream)."""
     for name, value in (("n_train", n_train), ("n_test", n_test)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive(name, value)
     x_train, y_train = generate(n_train, data_seed)
     x_test, y_test = generate(n_test, data_seed + 1_000_003)
     x_train, x_test = standardize(x_train, x_test, per_feature=False)

@@ -95,8 +95,6 @@ def test_over_seeds_equals_each_seed_alone():
 
 
 def test_random_projection_jacobian_estimates_match_exact(monkeypatch):
-    model = mlp("tanh", "orthogonal", depth=3, width=48)
-    variables = model.init(jax.random.key(0), X[:1])
     x = jax.random.normal(jax.random.key(2), (2, 48))
     model = models.build(
         "mlp", input_shape=(48,), num_classes=10, depth=3, width=48, activation="tanh", kernel_init="orthogonal"
