@@ -16,7 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-import inits
+# Only light modules at import time: `initbench --help` and `initbench list` import no JAX.
+from initbench.inits.errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,23 +59,24 @@ def _enable_compilation_cache() -> None:
 def _cmd_list(args: argparse.Namespace) -> int:
     what = args.what
     if what == "inits":
-        for e in inits.available():
+        from initbench.inits.registry import INITS
+
+        for e in INITS.values():
             print(f"{e.name:24s} {e.family:18s} {e.formula:52s} {e.reference}")
     elif what == "models":
-        import models
+        from initbench.models.catalog import FAMILIES, PLAIN_CNN_PRESETS
 
-        for name, cls in models.FAMILIES.items():
-            print(f"{name:10s} {(cls.__doc__ or '').strip().splitlines()[0]}")
-        for name, preset in models.PLAIN_CNN_PRESETS.items():
+        for e in FAMILIES.values():
+            print(f"{e.name:10s} {e.description}")
+        for name, preset in PLAIN_CNN_PRESETS.items():
             print(f"  plain_cnn preset {name:10s} {preset}")
     elif what == "datasets":
-        from benchmarks.data import base
+        from initbench.benchmarks.data import DATASETS
 
-        base._ensure_registered()
-        for e in base.DATASETS.values():
+        for e in DATASETS.values():
             print(f"{e.name:14s} {'offline' if e.offline else 'tfds   '} {e.description}")
     else:
-        from benchmarks.suites import SUITES
+        from initbench.benchmarks.suites import SUITES
 
         for s in SUITES.values():
             scales = ", ".join(f"{k}: {len(s.specs(k))} runs" for k in s.grids)
@@ -83,7 +85,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks.runner import run_suite
+    from initbench.benchmarks.runner import run_suite
 
     _enable_compilation_cache()
     summary = run_suite(
@@ -111,7 +113,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from benchmarks.report import report
+    from initbench.benchmarks.report import report
 
     paths = report(args.results_dir, args.out, target_accuracy=args.target_accuracy)
     print(f"report: {paths['markdown']} ({len(paths['figures'])} figures)")
@@ -138,7 +140,7 @@ def _kwargs(value: str) -> dict:
 def _cmd_check(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from benchmarks.check import run_check
+    from initbench.benchmarks.analysis.check import run_check
 
     extra = {"preset": args.preset} if args.preset else {}
     if args.model == "resnet":
@@ -167,7 +169,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from benchmarks.data.tfds_adapter import prepare
+    from initbench.benchmarks.data.tfds_adapter import prepare
 
     print(f"prepared {args.dataset} in {prepare(args.dataset, args.data_dir, args.manual_dir)}")
     return 0
@@ -176,17 +178,26 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_variance_table(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from benchmarks.variance_table import variance_table
+    from initbench.benchmarks.analysis.variance_table import variance_table
 
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(variance_table(args.seed).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("initbench")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``initbench``."""
     parser = _Parser(prog="initbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"initbench {inits.__version__}")
+    parser.add_argument("--version", action="version", version=f"initbench {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("list", help="list initializers, models, datasets or suites")
@@ -245,11 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: returns the exit code (2 for bad input, with one line on stderr)."""
-    from benchmarks.data import DataUnavailable
-    from benchmarks.report import NoResults
-    from benchmarks.results import IncompatibleResults
+    """Entry point: returns the exit code.
 
+    Bad input (a :class:`~initbench.inits.errors.UsageError`: unknown names, bad numbers,
+    unusable directories, unprepared datasets, incompatible results) prints one line on stderr
+    and returns 2. Any other exception is a bug: it propagates with its traceback (exit 1).
+    """
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # argparse: --help/--version (0) or a usage error (2, one line printed)
@@ -259,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ValueError, TypeError, OSError, DataUnavailable, NoResults, IncompatibleResults) as err:
+    except UsageError as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"initbench: error: {message}", file=sys.stderr)
         return 2

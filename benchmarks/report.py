@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.results import ResultStore
+from initbench.benchmarks.results import ResultStore
+from initbench.inits.errors import UsageError
 
 CONFIG = ["suite", "benchmark", "model", "activation", "init", "init_args", "dataset", "optimizer", "lr", "batch_size"]
 
 
-class NoResults(Exception):
+class NoResults(UsageError):
     """The directory holds no result files."""
 
 
@@ -202,7 +203,7 @@ def report(results_dir: str | Path, out_dir: str | Path | None = None, target_ac
       ValueError: target_accuracy outside (0, 1].
     """
     if not 0 < target_accuracy <= 1:
-        raise ValueError(f"--target-accuracy must be in (0, 1], got {target_accuracy}")
+        raise UsageError(f"--target-accuracy must be in (0, 1], got {target_accuracy}")
     store = ResultStore(results_dir)
     if not store.files():
         raise NoResults(f"no result files in {str(results_dir)!r}; run `initbench run SUITE --out {results_dir}` first")

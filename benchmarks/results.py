@@ -21,6 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from initbench.inits.errors import UsageError
+
 SCHEMA_VERSION = 1
 ID_COLUMNS = (
     "run_id", "suite", "benchmark", "model", "depth", "width", "activation", "init", "init_args",
@@ -31,7 +33,7 @@ _META_KEY = b"initbench"
 _TMP_SUFFIX = ".parquet.tmp"
 
 
-class IncompatibleResults(Exception):
+class IncompatibleResults(UsageError):
     """A results directory written by an incompatible schema version."""
 
 
@@ -55,7 +57,7 @@ def provenance() -> dict[str, Any]:
     import jaxlib
     import optax
 
-    from benchmarks import __version__
+    from initbench.benchmarks import __version__
 
     devices = jax.devices()
     return {
@@ -97,7 +99,7 @@ class ResultStore:
         while not probe.exists():
             probe = probe.parent
         if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-            raise OSError(f"results directory {str(self.root)!r} is not writable")
+            raise UsageError(f"results directory {str(self.root)!r} is not writable")
 
     def check_compatible(self) -> None:
         """Raises IncompatibleResults if any file has another schema version."""
@@ -135,7 +137,7 @@ class ResultStore:
         """
         missing = [c for c in COLUMNS if c not in rows.columns]
         if missing:
-            raise ValueError(f"result rows lack columns {missing}")
+            raise UsageError(f"result rows lack columns {missing}")
         self.root.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pandas(rows.loc[:, list(COLUMNS)], preserve_index=False)
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()})

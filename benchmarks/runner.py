@@ -12,11 +12,12 @@ from typing import Any
 
 import jax
 
-from benchmarks import data as data_lib
-from benchmarks.results import ResultStore, provenance
-from benchmarks.spec import RunSpec
-from benchmarks.suites import get_suite
-from benchmarks.train import train_cohort
+from initbench.benchmarks import data as data_lib
+from initbench.benchmarks.results import ResultStore, provenance
+from initbench.benchmarks.spec import RunSpec
+from initbench.benchmarks.suites import get_suite
+from initbench.benchmarks.train import train_cohort
+from initbench.inits.errors import UsageError
 
 
 class ProgressBar:
@@ -59,7 +60,7 @@ def select_devices(count: int | None) -> list[jax.Device]:
     if count is None:
         return devices
     if not isinstance(count, int) or not 1 <= count <= len(devices):
-        raise ValueError(f"--devices must be between 1 and the {len(devices)} available, got {count!r}")
+        raise UsageError(f"--devices must be between 1 and the {len(devices)} available, got {count!r}")
     return devices[:count]
 
 
@@ -80,7 +81,7 @@ def plan(
     for spec in specs:
         spec.validate()
     for name in {s.data.name for s in specs}:
-        data_lib.base.check_options(name, dict(next(s.data.extra for s in specs if s.data.name == name)))
+        data_lib.check_options(name, dict(next(s.data.extra for s in specs if s.data.name == name)))
     store = ResultStore(out)
     store.check_writable()
     store.check_compatible()

@@ -13,9 +13,8 @@ import hashlib
 import json
 from typing import Any, Literal
 
-import inits
-from inits._errors import unknown_choice
-from models.activations import parse as parse_activation
+from initbench import inits
+from initbench.inits.errors import UsageError, positive_int, unknown_choice
 
 NUMERICS_VERSION = "1"
 Options = tuple[tuple[str, Any], ...]
@@ -98,8 +97,7 @@ class InitSpec:
     def validate(self) -> None:
         """Builds the initializers once, so bad names and arguments fail before any work."""
         self.kernel()
-        if self.bias != "torch_default":
-            inits.entry(self.bias)
+        inits.get_bias(self.bias, fan_in=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +196,8 @@ class RunSpec:
 
     def validate(self) -> None:
         """Checks every name and number before any work starts (ValueError/TypeError)."""
+        from initbench.models.activations import parse as parse_activation  # deferred: Flax import
+
         parse_activation(self.model.activation)
         self.init.validate()
         t = self.train
@@ -206,9 +206,8 @@ class RunSpec:
         if t.schedule not in SCHEDULES:
             raise unknown_choice("schedule", t.schedule, SCHEDULES)
         for name, value in (("steps", t.steps), ("eval_every", t.eval_every), ("batch_size", self.data.batch_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, value)
         if not t.lr > 0:
-            raise ValueError(f"lr must be positive, got {t.lr!r}")
+            raise UsageError(f"lr must be positive, got {t.lr!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            raise UsageError(f"seed must be a non-negative integer, got {self.seed!r}")

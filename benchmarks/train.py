@@ -12,12 +12,13 @@ that step without disturbing the others.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,9 +28,10 @@ import pandas as pd
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-import models
-from benchmarks.data import Dataset
-from benchmarks.spec import RunSpec, TrainSpec
+from initbench import models
+from initbench.benchmarks.data import Dataset
+from initbench.benchmarks.spec import RunSpec, TrainSpec
+from initbench.inits.errors import UsageError
 
 EVAL_BATCH = 1024
 Progress = Callable[[int, str], None]
@@ -72,18 +74,71 @@ def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
     return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
 
 
-_INIT_CACHE: dict[tuple, Callable] = {}
-_PROGRAM_CACHE: dict[tuple, tuple[Any, optax.GradientTransformation]] = {}
+class _LRU:
+    """A small least-recently-used cache of compiled functions (bounded: one process may run many shapes)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        if key in self._items:
+            self._items.move_to_end(key)
+        else:
+            self._items[key] = make()
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return self._items[key]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+# Compiled init functions and cohort programs, reused across cohorts of one shape. They never
+# change results; the bound keeps a long grid of distinct shapes from holding every program.
+_INIT_CACHE = _LRU(64)
+_PROGRAM_CACHE = _LRU(16)
+
+
+def clear_caches() -> None:
+    """Drops the compiled init functions and cohort programs this process keeps."""
+    _INIT_CACHE.clear()
+    _PROGRAM_CACHE.clear()
+
+
+class TrainState(NamedTuple):
+    """The scan carry of one member (stacked over members in a cohort).
+
+    Attributes:
+      params: Model parameters.
+      model_state: Non-parameter collections (batch statistics); empty for most models.
+      opt_state: The optimizer's state.
+      data_key: The member's data-order key (its seed's second key).
+      diverged_at: First step whose loss was non-finite, -1 while finite.
+      grad_norm_sum: Sum of gradient global norms over the current segment.
+    """
+
+    params: Any
+    model_state: Any
+    opt_state: Any
+    data_key: jax.Array
+    diverged_at: jax.Array
+    grad_norm_sum: jax.Array
 
 
 def initial_variables(spec: RunSpec, dataset: Dataset) -> dict[str, Any]:
     """A run's initial variables (params and batch statistics), as a run alone gets them."""
     key = (spec.model, spec.init, dataset.name, dataset.input_shape, dataset.num_classes)
-    if key not in _INIT_CACHE:
+
+    def make() -> Callable:
         model = build_model(spec, dataset)
         example = jnp.zeros((1, *dataset.input_shape), jnp.float32)
-        _INIT_CACHE[key] = jax.jit(lambda k: model.init(k, example))
-    variables = _INIT_CACHE[key](run_keys(spec.seed)[0])
+        return jax.jit(lambda k: model.init(k, example))
+
+    variables = _INIT_CACHE.get(key, make)(run_keys(spec.seed)[0])
     return {k: v for k, v in variables.items() if k != "intermediates"}
 
 
@@ -110,20 +165,23 @@ def _make_program(model: Any, tx: optax.GradientTransformation, batch_size: int,
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return loss, (logits, new_state)
 
-    def member_segment(carry, x_train, y_train, steps):
-        def body(c, step):
-            params, state, opt_state, data_key, diverged_at, sums = c
+    def member_segment(carry: TrainState, x_train, y_train, steps) -> TrainState:
+        def body(c: TrainState, step):
             epoch, position = step // steps_per_epoch, step % steps_per_epoch
-            order = jax.random.permutation(jax.random.fold_in(data_key, epoch), n_train)
+            order = jax.random.permutation(jax.random.fold_in(c.data_key, epoch), n_train)
             idx = jax.lax.dynamic_slice(order, (position * batch_size,), (batch_size,))
-            (loss, (_, state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                params, state, x_train[idx], y_train[idx]
+            (loss, (_, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                c.params, c.model_state, x_train[idx], y_train[idx]
             )
-            updates, opt_state = tx.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
-            diverged_at = jnp.where((diverged_at < 0) & ~jnp.isfinite(loss), step, diverged_at)
-            sums = sums + _global_norm(grads)
-            return (params, state, opt_state, data_key, diverged_at, sums), None
+            updates, opt_state = tx.update(grads, c.opt_state, c.params)
+            c = c._replace(
+                params=optax.apply_updates(c.params, updates),
+                model_state=model_state,
+                opt_state=opt_state,
+                diverged_at=jnp.where((c.diverged_at < 0) & ~jnp.isfinite(loss), step, c.diverged_at),
+                grad_norm_sum=c.grad_norm_sum + _global_norm(grads),
+            )
+            return c, None
 
         carry, _ = jax.lax.scan(body, carry, steps)
         return carry
@@ -249,25 +307,24 @@ def train_cohort(
     """
     specs = list(specs)
     if len({s.cohort_key for s in specs}) != 1:
-        raise ValueError("train_cohort needs runs that share model, data and optimizer (one cohort_key)")
+        raise UsageError("train_cohort needs runs that share model, data and optimizer (one cohort_key)")
     first = specs[0]
     n_train = len(dataset.y_train)
     if first.data.batch_size > n_train:
-        raise ValueError(
+        raise UsageError(
             f"batch_size {first.data.batch_size} exceeds the {n_train} training examples of {dataset.name}"
         )
     devices = list(devices or jax.devices())
     mesh = Mesh(np.asarray(devices), ("members",))
     members_sharding, replicated = NamedSharding(mesh, P("members")), NamedSharding(mesh, P())
     program_key = (first.model, first.train, first.data.batch_size, dataset.input_shape, dataset.num_classes, n_train)
-    if program_key not in _PROGRAM_CACHE:
+
+    def make() -> tuple[_Program, optax.GradientTransformation]:
         # the apply function does not depend on the initializer, so one program serves every cohort of this shape
         tx = make_optimizer(first.train)
-        _PROGRAM_CACHE[program_key] = (
-            _make_program(build_model(first, dataset), tx, first.data.batch_size, n_train),
-            tx,
-        )
-    program, tx = _PROGRAM_CACHE[program_key]
+        return _make_program(build_model(first, dataset), tx, first.data.batch_size, n_train), tx
+
+    program, tx = _PROGRAM_CACHE.get(program_key, make)
     x_train, y_train = _put((dataset.x_train, dataset.y_train), replicated)
     test_batches = _put(_eval_batches(dataset.x_test, dataset.y_test, first.data.eval_examples), replicated)
     train_cap = first.data.eval_examples or len(dataset.y_test)
@@ -279,9 +336,16 @@ def train_cohort(
         chunk = specs[start : start + size]
         try:
             rows, info = _train_chunk(
-                chunk, dataset, program, tx, (x_train, y_train), (train_batches, test_batches),
-                len(devices), members_sharding, progress,
-            )  # fmt: skip
+                chunk,
+                dataset,
+                program=program,
+                tx=tx,
+                train_data=(x_train, y_train),
+                eval_data=(train_batches, test_batches),
+                n_devices=len(devices),
+                sharding=members_sharding,
+                progress=progress,
+            )
         except Exception as err:
             if _is_oom(err) and size > len(devices):
                 size = max(len(devices), size // 2 // len(devices) * len(devices))
@@ -292,7 +356,18 @@ def train_cohort(
         start += len(chunk)
 
 
-def _train_chunk(chunk, dataset, program, tx, train_data, eval_data, n_devices, sharding, progress):
+def _train_chunk(
+    chunk: Sequence[RunSpec],
+    dataset: Dataset,
+    *,
+    program: _Program,
+    tx: optax.GradientTransformation,
+    train_data: tuple[jax.Array, jax.Array],
+    eval_data: tuple[Any, Any],
+    n_devices: int,
+    sharding: NamedSharding,
+    progress: Progress | None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     t0 = time.perf_counter()
     train = chunk[0].train
     padded = list(chunk) + [chunk[0]] * (-len(chunk) % n_devices)
@@ -303,14 +378,15 @@ def _train_chunk(chunk, dataset, program, tx, train_data, eval_data, n_devices, 
     data_keys = jnp.stack([run_keys(s.seed)[1] for s in padded])
     m = len(padded)
     carry = _put(
-        (params, state, opt_state, data_keys, jnp.full((m,), -1, jnp.int32), jnp.zeros((m,), jnp.float32)), sharding
+        TrainState(params, state, opt_state, data_keys, jnp.full((m,), -1, jnp.int32), jnp.zeros((m,), jnp.float32)),
+        sharding,
     )
     (train_batches, test_batches) = eval_data
     records: list[tuple[int, dict[str, np.ndarray]]] = []
 
-    def evaluate(step: int, carry, grad_norm):
-        tr = program.evaluate(carry[0], carry[1], *train_batches)
-        te = program.evaluate(carry[0], carry[1], *test_batches)
+    def evaluate(step: int, carry: TrainState, grad_norm: np.ndarray | None) -> None:
+        tr = program.evaluate(carry.params, carry.model_state, *train_batches)
+        te = program.evaluate(carry.params, carry.model_state, *test_batches)
         values = _gather({"train_loss": tr[0], "train_accuracy": tr[1], "test_loss": te[0], "test_accuracy": te[1]})
         if grad_norm is not None:
             values["grad_norm"] = grad_norm
@@ -322,16 +398,16 @@ def _train_chunk(chunk, dataset, program, tx, train_data, eval_data, n_devices, 
     while step < train.steps:
         length = min(train.eval_every, train.steps - step)
         t_seg = time.perf_counter()
-        carry = (*carry[:5], jnp.zeros_like(carry[5]))
+        carry = carry._replace(grad_norm_sum=jnp.zeros_like(carry.grad_norm_sum))
         carry = program.segment(carry, *train_data, jnp.arange(step, step + length, dtype=jnp.int32))
         step += length
-        grad_norm = np.asarray(_gather(carry[5])) / length
+        grad_norm = np.asarray(_gather(carry.grad_norm_sum)) / length
         evaluate(step, carry, grad_norm)
         if compile_s is None:
             compile_s = time.perf_counter() - t_seg
         if progress:
             progress(length, f"{chunk[0].model.label} {chunk[0].model.activation} {len(chunk)} runs")
-    diverged_at = np.asarray(_gather(carry[4]))
+    diverged_at = np.asarray(_gather(carry.diverged_at))
     rows = _rows(chunk, records, diverged_at)
     wall = time.perf_counter() - t0
     info = {

@@ -7,28 +7,46 @@ The "random initialization" presets of the classic comparisons are explicit call
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
-from inits._core import Init, check_bounds, standardized_truncated_normal
-from inits._errors import check_nonnegative
+from initbench.inits._core import Init, check_bounds, standardized_truncated_normal
+from initbench.inits.errors import UsageError, UsageTypeError, check_nonnegative
 
 
-def zeros() -> Init:
+def _constant_or_array(init: Init, key: jax.Array | None, shape: Sequence[int] | None, dtype: Any) -> Any:
+    # Called with no arguments: the initializer. Called like jax.nn.initializers.zeros (itself an
+    # initializer): the array, so the jax habit `bias_init=inits.zeros` (uncalled) works as well.
+    if key is None and shape is None:
+        return init
+    if shape is None:
+        raise UsageTypeError(f"{init.name}(key, shape, dtype): shape is missing")
+    return init(key, shape, dtype)
+
+
+def zeros(key: jax.Array | None = None, shape: Sequence[int] | None = None, dtype: Any = jnp.float32) -> Any:
     """All zeros. With every weight equal, hidden units stay identical (the symmetry problem).
 
+    ``zeros()`` returns the initializer, like every factory here; ``zeros`` is also an
+    initializer itself, as ``jax.nn.initializers.zeros`` is: ``zeros(key, shape, dtype)`` returns
+    the array, so ``bias_init=inits.zeros`` works called or not.
+
     Example:
-      >>> import flax.linen as nn, inits
-      >>> layer = nn.Dense(4, bias_init=inits.zeros())
+      >>> import flax.linen as nn
+      >>> from initbench import inits
+      >>> layer = nn.Dense(4, bias_init=inits.zeros())  # or bias_init=inits.zeros
     """
-    return Init(
-        "zeros", (), lambda key, shape, dtype: jnp.zeros(shape, dtype), lambda s: (0.0, 0.0), deterministic=True
-    )
+    init = Init("zeros", (), lambda key, shape, dtype: jnp.zeros(shape, dtype), lambda s: (0.0, 0.0))
+    return _constant_or_array(init, key, shape, dtype)
 
 
-def ones() -> Init:
-    """All ones."""
-    return Init("ones", (), lambda key, shape, dtype: jnp.ones(shape, dtype), lambda s: (1.0, 0.0), deterministic=True)
+def ones(key: jax.Array | None = None, shape: Sequence[int] | None = None, dtype: Any = jnp.float32) -> Any:
+    """All ones; like :func:`zeros`, usable called (``ones()``) or as an initializer itself."""
+    init = Init("ones", (), lambda key, shape, dtype: jnp.ones(shape, dtype), lambda s: (1.0, 0.0))
+    return _constant_or_array(init, key, shape, dtype)
 
 
 def constant(value: float) -> Init:
@@ -43,12 +61,11 @@ def constant(value: float) -> Init:
         (("value", value),),
         lambda key, shape, dtype: jnp.full(shape, value, dtype),
         lambda s: (value, 0.0),
-        deterministic=True,
     )
 
 
 def normal(stddev: float = 1e-2, mean: float = 0.0) -> Init:
-    """Gaussian entries :math:`w \\sim \\mathcal{N}(\\text{mean}, \\text{stddev}^2)`.
+    r"""Gaussian entries :math:`w \sim \mathcal{N}(\text{mean}, \text{stddev}^2)`.
 
     Bitwise equal to ``jax.nn.initializers.normal(stddev)`` for ``mean = 0``.
 
@@ -67,7 +84,7 @@ def normal(stddev: float = 1e-2, mean: float = 0.0) -> Init:
 
 
 def uniform(low: float = -0.05, high: float = 0.05) -> Init:
-    """Uniform entries :math:`w \\sim U[\\text{low}, \\text{high})`.
+    r"""Uniform entries :math:`w \sim U[\text{low}, \text{high})`.
 
     Mean :math:`(l + h)/2`, variance :math:`(h - l)^2 / 12`. The default matches Keras'
     ``RandomUniform``.
@@ -78,7 +95,7 @@ def uniform(low: float = -0.05, high: float = 0.05) -> Init:
     """
     low, high = float(low), float(high)
     if not low < high:
-        raise ValueError(f"uniform: need low < high, got low={low}, high={high}")
+        raise UsageError(f"uniform: need low < high, got low={low}, high={high}")
     return Init(
         "uniform",
         (("low", low), ("high", high)),

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from inits._errors import check_float_dtype
-from inits._fans import check_shape
+from initbench.inits._fans import check_shape
+from initbench.inits.errors import UsageError, check_float_dtype
 
 Sampler = Callable[[jax.Array, tuple[int, ...], np.dtype], jax.Array]
 Moments = Callable[[tuple[int, ...]], tuple[float, float]]
@@ -34,7 +34,6 @@ class Init:
       moments: ``shape -> (mean, variance)`` of one entry, exact in expectation, or None
         when the entries are not identically distributed (structured initializers).
       min_ndim: Smallest rank the initializer accepts.
-      deterministic: True when the output does not depend on ``key``.
     """
 
     name: str
@@ -42,7 +41,6 @@ class Init:
     sample: Sampler
     moments: Moments | None = None
     min_ndim: int = 0
-    deterministic: bool = False
 
     def __call__(self, key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
         shape = check_shape(shape, self.min_ndim, self.name)
@@ -52,7 +50,7 @@ class Init:
     def target(self, shape: Sequence[int]) -> tuple[float, float]:
         """Returns the exact ``(mean, variance)`` of one entry for a kernel of ``shape``."""
         if self.moments is None:
-            raise ValueError(f"{self.name} has no per-entry target moments (structured init)")
+            raise UsageError(f"{self.name} has no per-entry target moments (structured init)")
         return self.moments(check_shape(shape, self.min_ndim, self.name))
 
     def __repr__(self) -> str:
@@ -61,11 +59,11 @@ class Init:
 
 
 def truncated_standard_normal_moments(lower: float, upper: float) -> tuple[float, float]:
-    """Mean and standard deviation of N(0, 1) truncated to ``[lower, upper]``.
+    r"""Mean and standard deviation of N(0, 1) truncated to ``[lower, upper]``.
 
-    With :math:`Z = \\Phi(b) - \\Phi(a)`:
-    :math:`\\mu = (\\phi(a) - \\phi(b)) / Z` and
-    :math:`\\sigma^2 = 1 + (a\\phi(a) - b\\phi(b)) / Z - \\mu^2`
+    With :math:`Z = \Phi(b) - \Phi(a)`:
+    :math:`\mu = (\phi(a) - \phi(b)) / Z` and
+    :math:`\sigma^2 = 1 + (a\phi(a) - b\phi(b)) / Z - \mu^2`
     (Johnson, Kotz & Balakrishnan, Continuous Univariate Distributions, vol. 1, ch. 13).
     """
 
@@ -88,9 +86,9 @@ def check_bounds(lower: float, upper: float, what: str) -> tuple[float, float]:
     """Validates truncation bounds (in standard deviations of the untruncated normal)."""
     lower, upper = float(lower), float(upper)
     if math.isnan(lower) or math.isnan(upper) or not lower < upper:
-        raise ValueError(f"{what}: truncation bounds need lower < upper, got lower={lower}, upper={upper}")
+        raise UsageError(f"{what}: truncation bounds need lower < upper, got lower={lower}, upper={upper}")
     if lower >= 8.0 or upper <= -8.0:
-        raise ValueError(
+        raise UsageError(
             f"{what}: bounds [{lower}, {upper}] hold almost no mass of N(0, 1); keep the interval overlapping [-8, 8]"
         )
     return lower, upper

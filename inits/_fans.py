@@ -10,16 +10,16 @@ Flax kernel layouts (``flax.linen``):
 * ``nn.Dense``: ``(in_features, out_features)``.
 * ``nn.Conv``: ``(*window, in_features // feature_group_count, out_features)``.
   The fan-in read off the shape is already per group; the true fan-out of one input unit
-  is ``prod(window) * out_features // feature_group_count`` (``layout=conv(groups)``).
+  is ``prod(window) * out_features // feature_group_count`` (``layout=conv_layout(groups)``).
 * ``nn.ConvTranspose``: ``(*window, in_features, out_features)``; with
   ``transpose_kernel=True`` the last two axes are swapped: ``(*window, out_features,
-  in_features)`` (``conv_transpose(transpose_kernel=True)``).
+  in_features)`` (``conv_transpose_layout(transpose_kernel=True)``).
 * ``nn.DenseGeneral``: the module flattens the kernel to 2-D
   ``(prod(batch_dims) * prod(in_axes), prod(out_features))`` before calling ``kernel_init``,
   so Flax counts batch dims into fan-in. Called directly on the unflattened shape,
-  ``dense_general(n_in, n_out, n_batch)`` gives the correct fans.
+  ``dense_general_layout(n_in, n_out, n_batch)`` gives the correct fans.
 * Stacked ensembles (``nn.vmap``/``jax.vmap`` over members): leading member axes are batch
-  axes (``ensemble()``); they never count into a fan.
+  axes (``ensemble_layout()``); they never count into a fan.
 """
 
 from __future__ import annotations
@@ -28,13 +28,26 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
+from initbench.inits.errors import UsageError, UsageTypeError, positive_int, unknown_choice
+
 AxisSpec = int | Sequence[int]
 
 
 def _as_tuple(axis: AxisSpec) -> tuple[int, ...]:
-    if isinstance(axis, int):
-        return (axis,)
-    return tuple(int(a) for a in axis)
+    def is_int(a: object) -> bool:
+        return isinstance(a, int | np.integer) and not isinstance(a, bool)
+
+    if is_int(axis):
+        return (int(axis),)
+    if isinstance(axis, tuple | list) and all(is_int(a) for a in axis):
+        return tuple(int(a) for a in axis)
+    raise UsageTypeError(
+        f"an axis must be an int or a tuple of ints, got {type(axis).__name__}; if Flax called an initializer "
+        "factory with (key, shape, dtype), it was passed uncalled: write kernel_init=inits.he_normal(), "
+        "not kernel_init=inits.he_normal"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +73,7 @@ class Layout:
         object.__setattr__(self, "in_axis", _as_tuple(self.in_axis))
         object.__setattr__(self, "out_axis", _as_tuple(self.out_axis))
         object.__setattr__(self, "batch_axis", _as_tuple(self.batch_axis))
-        if not isinstance(self.feature_group_count, int) or self.feature_group_count < 1:
-            raise ValueError(f"feature_group_count must be a positive integer, got {self.feature_group_count!r}")
+        positive_int("feature_group_count", self.feature_group_count)
 
     @property
     def min_ndim(self) -> int:
@@ -76,7 +88,7 @@ class Layout:
 DENSE = Layout(-2, -1, (), name="dense")
 
 
-def conv(feature_group_count: int = 1) -> Layout:
+def conv_layout(feature_group_count: int = 1) -> Layout:
     """Layout of ``nn.Conv`` kernels ``(*window, in // groups, out)``.
 
     Args:
@@ -85,7 +97,7 @@ def conv(feature_group_count: int = 1) -> Layout:
     return Layout(-2, -1, (), feature_group_count, name=f"conv(groups={feature_group_count})")
 
 
-def conv_transpose(*, transpose_kernel: bool = False) -> Layout:
+def conv_transpose_layout(*, transpose_kernel: bool = False) -> Layout:
     """Layout of ``nn.ConvTranspose`` kernels.
 
     Args:
@@ -97,7 +109,7 @@ def conv_transpose(*, transpose_kernel: bool = False) -> Layout:
     return Layout(-2, -1, (), name="conv_transpose")
 
 
-def dense_general(n_in_axes: int = 1, n_out_axes: int = 1, n_batch_axes: int = 0) -> Layout:
+def dense_general_layout(n_in_axes: int = 1, n_out_axes: int = 1, n_batch_axes: int = 0) -> Layout:
     """Layout of an unflattened ``nn.DenseGeneral`` kernel ``(*batch, *in, *out)``."""
     for label, value, lowest in (
         ("n_in_axes", n_in_axes, 1),
@@ -105,7 +117,7 @@ def dense_general(n_in_axes: int = 1, n_out_axes: int = 1, n_batch_axes: int = 0
         ("n_batch_axes", n_batch_axes, 0),
     ):
         if not isinstance(value, int) or value < lowest:
-            raise ValueError(f"{label} must be an integer >= {lowest}, got {value!r}")
+            raise UsageError(f"{label} must be an integer >= {lowest}, got {value!r}")
     total = n_batch_axes + n_in_axes + n_out_axes
     return Layout(
         in_axis=tuple(range(n_batch_axes - total, n_batch_axes + n_in_axes - total)),
@@ -115,7 +127,7 @@ def dense_general(n_in_axes: int = 1, n_out_axes: int = 1, n_batch_axes: int = 0
     )
 
 
-def ensemble(n_members_axes: int = 1, base: Layout = DENSE) -> Layout:
+def ensemble_layout(n_members_axes: int = 1, base: Layout = DENSE) -> Layout:
     """Layout of a stacked ensemble kernel ``(*members, *base_kernel)``.
 
     Args:
@@ -123,7 +135,7 @@ def ensemble(n_members_axes: int = 1, base: Layout = DENSE) -> Layout:
       base: Layout of one member's kernel (axes given from the end, as negative indices).
     """
     if any(a >= 0 for a in base.in_axis + base.out_axis + base.batch_axis):
-        raise ValueError("ensemble() needs a base layout written with negative axes")
+        raise UsageError("ensemble() needs a base layout written with negative axes")
     return Layout(
         base.in_axis,
         base.out_axis,
@@ -133,12 +145,12 @@ def ensemble(n_members_axes: int = 1, base: Layout = DENSE) -> Layout:
     )
 
 
-PRESETS: dict[str, Layout] = {
+LAYOUTS: dict[str, Layout] = {
     "dense": DENSE,
-    "conv": conv(),
-    "conv_transpose": conv_transpose(),
-    "conv_transpose_transposed_kernel": conv_transpose(transpose_kernel=True),
-    "ensemble_dense": ensemble(),
+    "conv": conv_layout(),
+    "conv_transpose": conv_transpose_layout(),
+    "conv_transpose_transposed_kernel": conv_transpose_layout(transpose_kernel=True),
+    "ensemble_dense": ensemble_layout(),
 }
 
 
@@ -154,12 +166,10 @@ def resolve_layout(
     if isinstance(layout, Layout):
         return layout
     if isinstance(layout, str):
-        if layout not in PRESETS:
-            from inits._errors import unknown_choice
-
-            raise unknown_choice("layout", layout, PRESETS)
-        return PRESETS[layout]
-    raise TypeError(f"layout must be a Layout, a preset name or None, got {layout!r}")
+        if layout not in LAYOUTS:
+            raise unknown_choice("layout", layout, LAYOUTS)
+        return LAYOUTS[layout]
+    raise UsageTypeError(f"layout must be a Layout, a preset name or None, got {layout!r}")
 
 
 def check_shape(shape: Sequence[int], min_ndim: int, what: str) -> tuple[int, ...]:
@@ -167,15 +177,15 @@ def check_shape(shape: Sequence[int], min_ndim: int, what: str) -> tuple[int, ..
     try:
         shape = tuple(int(d) for d in shape)
     except TypeError:
-        raise TypeError(f"{what}: shape must be a sequence of ints, got {shape!r}") from None
+        raise UsageTypeError(f"{what}: shape must be a sequence of ints, got {shape!r}") from None
     if len(shape) < min_ndim:
-        raise ValueError(
+        raise UsageError(
             f"{what} needs a shape with at least {min_ndim} dims, got {shape} "
             f"({len(shape)} dims). Must be at least {min_ndim}D or specify in_axis/out_axis "
             "(or a layout) that fit the shape."
         )
     if any(d <= 0 for d in shape):
-        raise ValueError(f"{what}: every dim of the shape must be positive, got {shape}")
+        raise UsageError(f"{what}: every dim of the shape must be positive, got {shape}")
     return shape
 
 
@@ -199,7 +209,7 @@ def compute_fans(shape: Sequence[int], layout: Layout = DENSE) -> tuple[float, f
     norm = [tuple(a % ndim for a in axes) for axes in (layout.in_axis, layout.out_axis, layout.batch_axis)]
     flat = [a for axes in norm for a in axes]
     if len(flat) != len(set(flat)):
-        raise ValueError(
+        raise UsageError(
             f"layout {layout.name}: in/out/batch axes overlap for shape {shape} "
             f"(in={layout.in_axis}, out={layout.out_axis}, batch={layout.batch_axis})"
         )
@@ -208,13 +218,5 @@ def compute_fans(shape: Sequence[int], layout: Layout = DENSE) -> tuple[float, f
     receptive_field = math.prod(shape[a] for a in range(ndim) if a not in flat)
     groups = layout.feature_group_count
     if groups > 1 and out_size % groups:
-        raise ValueError(f"layout {layout.name}: out features {out_size} not divisible by feature_group_count={groups}")
+        raise UsageError(f"layout {layout.name}: out features {out_size} not divisible by feature_group_count={groups}")
     return float(in_size * receptive_field), float(out_size * receptive_field / groups)
-
-
-# Public aliases re-exported by ``inits`` (``inits.conv_layout(groups)`` reads better there).
-LAYOUTS = PRESETS
-conv_layout = conv
-conv_transpose_layout = conv_transpose
-dense_general_layout = dense_general
-ensemble_layout = ensemble

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from inits._core import Init
-from inits._errors import check_nonnegative
+from initbench.inits._core import Init
+from initbench.inits.errors import UsageError, check_nonnegative, positive_int
 
 _FACTORIZABLE = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -25,12 +25,12 @@ def _orthogonal_matrix(key: jax.Array, n_rows: int, n_cols: int, dtype: np.dtype
 
 
 def orthogonal(gain: float = 1.0, column_axis: int = -1) -> Init:
-    """Haar-random (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2014).
+    r"""Haar-random (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2014).
 
     The kernel is viewed as a matrix with ``shape[column_axis]`` columns and every other
     axis flattened into rows (for a conv kernel: the receptive field times the input
     channels). If rows >= columns the columns are orthonormal, else the rows are. Each entry
-    then has mean 0 and variance :math:`g^2 / \\max(\\text{rows}, \\text{cols})`.
+    then has mean 0 and variance :math:`g^2 / \max(\text{rows}, \text{cols})`.
     Bitwise equal to ``jax.nn.initializers.orthogonal`` for float32.
 
     Saxe, McClelland & Ganguli 2014, "Exact solutions to the nonlinear dynamics of learning
@@ -46,7 +46,7 @@ def orthogonal(gain: float = 1.0, column_axis: int = -1) -> Init:
         try:
             n_cols = shape[column_axis]
         except IndexError:
-            raise ValueError(f"orthogonal: column_axis={column_axis} out of range for shape {shape}") from None
+            raise UsageError(f"orthogonal: column_axis={column_axis} out of range for shape {shape}") from None
         return math.prod(shape) // n_cols, n_cols
 
     def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
@@ -102,7 +102,7 @@ def delta_orthogonal(gain: float = 1.0) -> Init:
 def _dirac_matrix(shape: tuple[int, ...], groups: int, gain: float, dtype) -> jax.Array:
     n_in, n_out = shape[-2], shape[-1]
     if n_out % groups:
-        raise ValueError(f"dirac: out features {n_out} not divisible by groups={groups}")
+        raise UsageError(f"dirac: out features {n_out} not divisible by groups={groups}")
     out_per_group = n_out // groups
     m = np.zeros((n_in, n_out), np.float64)
     for g in range(groups):
@@ -138,23 +138,22 @@ def dirac(groups: int = 1, gain: float = 1.0) -> Init:
       gain: Value of the nonzero taps (>= 0).
     """
     gain = check_nonnegative("gain", gain, "dirac")
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"dirac: groups must be a positive integer, got {groups!r}")
+    groups = positive_int("dirac: groups", groups)
 
     def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
         center = _dirac_matrix(shape, groups, gain, dtype)
         return jnp.zeros(shape, dtype).at[_center(shape)].set(center)
 
-    return Init("dirac", (("groups", groups), ("gain", gain)), sample, None, min_ndim=2, deterministic=True)
+    return Init("dirac", (("groups", groups), ("gain", gain)), sample, None, min_ndim=2)
 
 
 def sparse(sparsity: float = 0.9, stddev: float = 0.01) -> Init:
-    """Sparse initialization (Martens 2010, "Deep learning via Hessian-free optimization").
+    r"""Sparse initialization (Martens 2010, "Deep learning via Hessian-free optimization").
 
     For each output unit (last axis) exactly ``ceil(sparsity * n)`` of its ``n`` incoming
     weights (every other axis flattened) are zero, chosen uniformly at random; the others are
-    :math:`\\mathcal{N}(0, \\text{stddev}^2)`. Each entry has mean 0 and variance
-    :math:`\\text{stddev}^2 (n - \\lceil s n \\rceil) / n`. Martens used 15 nonzero
+    :math:`\mathcal{N}(0, \text{stddev}^2)`. Each entry has mean 0 and variance
+    :math:`\text{stddev}^2 (n - \lceil s n \rceil) / n`. Martens used 15 nonzero
     weights per unit; PyTorch's ``sparse_`` has the same parametrisation as here.
 
     Args:
@@ -163,7 +162,7 @@ def sparse(sparsity: float = 0.9, stddev: float = 0.01) -> Init:
     """
     sparsity = float(sparsity)
     if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparse: sparsity must be in [0, 1), got {sparsity}")
+        raise UsageError(f"sparse: sparsity must be in [0, 1), got {sparsity}")
     stddev = check_nonnegative("stddev", stddev, "sparse")
 
     def zeros_per_unit(n_in: int) -> int:
@@ -192,12 +191,12 @@ def _sylvester_hadamard(order: int) -> np.ndarray:
 
 
 def zero_hadamard_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """The ``(in, out)`` ZerO matrix (Zhao et al. 2021, Algorithm 1), as float64.
+    r"""The ``(in, out)`` ZerO matrix (Zhao et al. 2021, Algorithm 1), as float64.
 
     In the paper's ``(out, in)`` convention, with :math:`P_l` outputs and :math:`P_{l-1}`
     inputs: :math:`I` if equal, the partial identity :math:`I^*` if :math:`P_l < P_{l-1}`, else
-    :math:`c\\, I^{*}_{P_l \\times 2^m} H_m I^{*}_{2^m \\times P_{l-1}}` with
-    :math:`m = \\lceil \\log_2 P_l \\rceil`, :math:`c = 2^{-(m-1)/2}` and :math:`H_m` the
+    :math:`c\, I^{*}_{P_l \times 2^m} H_m I^{*}_{2^m \times P_{l-1}}` with
+    :math:`m = \lceil \log_2 P_l \rceil`, :math:`c = 2^{-(m-1)/2}` and :math:`H_m` the
     Sylvester Hadamard matrix of order :math:`2^m`.
     """
     if n_out <= n_in:
@@ -224,4 +223,4 @@ def zero_hadamard() -> Init:
             return center
         return jnp.zeros(shape, dtype).at[_center(shape)].set(center)
 
-    return Init("zero_hadamard", (), sample, None, min_ndim=2, deterministic=True)
+    return Init("zero_hadamard", (), sample, None, min_ndim=2)

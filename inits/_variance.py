@@ -1,13 +1,13 @@
-"""Variance scaling and the LeCun / Glorot / He families, plus framework-default presets.
+r"""Variance scaling and the LeCun / Glorot / He families, plus framework-default presets.
 
 Every member draws i.i.d. entries with mean 0 and variance exactly
 
-.. math:: \\mathrm{Var}[w] = \\frac{\\text{scale}}{n}, \\qquad
-   n \\in \\{n_{in},\\ n_{out},\\ (n_{in} + n_{out})/2,\\ \\sqrt{n_{in} n_{out}}\\}
+.. math:: \mathrm{Var}[w] = \frac{\text{scale}}{n}, \qquad
+   n \in \{n_{in},\ n_{out},\ (n_{in} + n_{out})/2,\ \sqrt{n_{in} n_{out}}\}
 
 for the modes ``fan_in``, ``fan_out``, ``fan_avg``, ``fan_geo_avg``; fans come from the
 kernel layout (:mod:`inits._fans`). The distribution is rescaled so the variance is exact:
-normal :math:`\\sigma = \\sqrt{v}`, uniform on :math:`[-\\sqrt{3v}, \\sqrt{3v}]`, truncated
+normal :math:`\sigma = \sqrt{v}`, uniform on :math:`[-\sqrt{3v}, \sqrt{3v}]`, truncated
 normal divided by the truncated distribution's closed-form standard deviation.
 """
 
@@ -19,9 +19,9 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from inits._core import Init, check_bounds, standardized_truncated_normal
-from inits._errors import check_nonnegative, unknown_choice
-from inits._fans import AxisSpec, Layout, compute_fans, resolve_layout
+from initbench.inits._core import Init, check_bounds, standardized_truncated_normal
+from initbench.inits._fans import AxisSpec, Layout, compute_fans, resolve_layout
+from initbench.inits.errors import UsageError, check_nonnegative, positive_int, unknown_choice
 
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 Distribution = Literal["normal", "truncated_normal", "uniform"]
@@ -59,7 +59,8 @@ def variance_scaling(
     an exact correction and grouped-convolution fans.
 
     Example:
-      >>> import jax, inits
+      >>> import jax
+      >>> from initbench import inits
       >>> w = inits.variance_scaling(2.0, "fan_in", "normal")(jax.random.key(0), (512, 256))
 
     Args:
@@ -109,38 +110,18 @@ def variance_scaling(
     return Init(name, tuple(params), sample, lambda s: (0.0, variance_of(s)), min_ndim=lay.min_ndim)
 
 
-def _family(name: str, scale: float, mode: Mode, distribution: Distribution, **kw) -> Init:
-    return variance_scaling(scale, mode, distribution, name=name, **kw)
-
-
 def lecun_normal(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
-    """LeCun normal: :math:`w \\sim \\mathcal{N}(0, 1/n_{in})` (LeCun et al. 1998, Efficient BackProp).
+    r"""LeCun normal: :math:`w \sim \mathcal{N}(0, 1/n_{in})` (LeCun et al. 1998, Efficient BackProp).
 
     Plain (untruncated) normal. ``flax_default`` is the truncated variant Flax uses.
     """
-    return _family(
-        "lecun_normal",
-        1.0,
-        "fan_in",
-        "normal",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
-        layout=layout,
-    )
+    return variance_scaling(1.0, "fan_in", "normal", in_axis, out_axis, batch_axis, layout=layout, name="lecun_normal")
 
 
 def lecun_uniform(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
-    """LeCun uniform: :math:`w \\sim U[-\\sqrt{3/n_{in}}, \\sqrt{3/n_{in}}]` (LeCun et al. 1998)."""
-    return _family(
-        "lecun_uniform",
-        1.0,
-        "fan_in",
-        "uniform",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
-        layout=layout,
+    r"""LeCun uniform: :math:`w \sim U[-\sqrt{3/n_{in}}, \sqrt{3/n_{in}}]` (LeCun et al. 1998)."""
+    return variance_scaling(
+        1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, layout=layout, name="lecun_uniform"
     )
 
 
@@ -154,24 +135,24 @@ def lecun_truncated_normal(
     layout=None,
 ) -> Init:
     """LeCun truncated normal: variance exactly :math:`1/n_{in}` after truncation (LeCun et al. 1998)."""
-    return _family(
-        "lecun_truncated_normal",
+    return variance_scaling(
         1.0,
         "fan_in",
         "truncated_normal",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
+        in_axis,
+        out_axis,
+        batch_axis,
         lower=lower,
         upper=upper,
         layout=layout,
+        name="lecun_truncated_normal",
     )
 
 
 def glorot_normal(
     in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, gain: float = 1.0, layout=None
 ) -> Init:
-    """Glorot/Xavier normal: :math:`w \\sim \\mathcal{N}(0, g^2 \\cdot 2/(n_{in} + n_{out}))`.
+    r"""Glorot/Xavier normal: :math:`w \sim \mathcal{N}(0, g^2 \cdot 2/(n_{in} + n_{out}))`.
 
     Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward neural
     networks", AISTATS, eq. 12 (the normal form of their normalized initialization).
@@ -184,24 +165,17 @@ def glorot_normal(
       gain: Multiplier of the standard deviation (PyTorch's ``gain``), >= 0.
     """
     gain = check_nonnegative("gain", gain, "glorot_normal")
-    return _family(
-        "glorot_normal",
-        gain**2,
-        "fan_avg",
-        "normal",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
-        layout=layout,
+    return variance_scaling(
+        gain**2, "fan_avg", "normal", in_axis, out_axis, batch_axis, layout=layout, name="glorot_normal"
     )
 
 
 def glorot_uniform(
     in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, gain: float = 1.0, layout=None
 ) -> Init:
-    """Glorot/Xavier uniform, the "normalized initialization" of Glorot & Bengio 2010 (eq. 16).
+    r"""Glorot/Xavier uniform, the "normalized initialization" of Glorot & Bengio 2010 (eq. 16).
 
-    .. math:: w \\sim U\\left[-g\\sqrt{6/(n_{in} + n_{out})},\\ g\\sqrt{6/(n_{in} + n_{out})}\\right]
+    .. math:: w \sim U\left[-g\sqrt{6/(n_{in} + n_{out})},\ g\sqrt{6/(n_{in} + n_{out})}\right]
 
     Args:
       in_axis: Input axis or axes.
@@ -211,42 +185,28 @@ def glorot_uniform(
       gain: Multiplier of the bound (PyTorch's ``gain``), >= 0.
     """
     gain = check_nonnegative("gain", gain, "glorot_uniform")
-    return _family(
-        "glorot_uniform",
-        gain**2,
-        "fan_avg",
-        "uniform",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
-        layout=layout,
+    return variance_scaling(
+        gain**2, "fan_avg", "uniform", in_axis, out_axis, batch_axis, layout=layout, name="glorot_uniform"
     )
 
 
 def glorot_standard(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
-    """Glorot & Bengio 2010's "standard" heuristic (their eq. 1).
+    r"""Glorot & Bengio 2010's "standard" heuristic (their eq. 1).
 
-    .. math:: w \\sim U[-1/\\sqrt{n},\\ 1/\\sqrt{n}],\\ n = n_{in}, \\qquad \\mathrm{Var}[w] = 1/(3 n_{in})
+    .. math:: w \sim U[-1/\sqrt{n},\ 1/\sqrt{n}],\ n = n_{in}, \qquad \mathrm{Var}[w] = 1/(3 n_{in})
 
     The baseline the normalized initialization was compared against; the variance shrinks
     by 1/3 per layer in a linear network.
     """
-    return _family(
-        "glorot_standard",
-        1.0 / 3.0,
-        "fan_in",
-        "uniform",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
-        layout=layout,
+    return variance_scaling(
+        1.0 / 3.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, layout=layout, name="glorot_standard"
     )
 
 
 def _he_scale(negative_slope: float, what: str) -> float:
     a = float(negative_slope)
     if not math.isfinite(a):
-        raise ValueError(f"{what}: negative_slope must be finite, got {negative_slope!r}")
+        raise UsageError(f"{what}: negative_slope must be finite, got {negative_slope!r}")
     return 2.0 / (1.0 + a * a)
 
 
@@ -259,11 +219,11 @@ def he_normal(
     negative_slope: float = 0.0,
     layout=None,
 ) -> Init:
-    """He/Kaiming normal: :math:`w \\sim \\mathcal{N}(0, 2/((1 + a^2) n))`.
+    r"""He/Kaiming normal: :math:`w \sim \mathcal{N}(0, 2/((1 + a^2) n))`.
 
     He et al. 2015, "Delving Deep into Rectifiers", ICCV, eq. 10 (fan_in, forward) and
     eq. 14 (fan_out, backward); ``a`` is the leaky-ReLU/PReLU negative slope, gain
-    :math:`\\sqrt{2/(1 + a^2)}`.
+    :math:`\sqrt{2/(1 + a^2)}`.
 
     Args:
       in_axis: Input axis or axes.
@@ -273,16 +233,8 @@ def he_normal(
       mode: ``fan_in`` (preserve forward variance) or ``fan_out`` (backward), or the others.
       negative_slope: ``a`` of a leaky ReLU / PReLU (0 for ReLU).
     """
-    return _family(
-        "he_normal",
-        _he_scale(negative_slope, "he_normal"),
-        mode,
-        "normal",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
-        layout=layout,
-    )
+    scale = _he_scale(negative_slope, "he_normal")
+    return variance_scaling(scale, mode, "normal", in_axis, out_axis, batch_axis, layout=layout, name="he_normal")
 
 
 def he_uniform(
@@ -294,17 +246,9 @@ def he_uniform(
     negative_slope: float = 0.0,
     layout=None,
 ) -> Init:
-    """He/Kaiming uniform: :math:`w \\sim U[-\\sqrt{6/((1 + a^2) n)}, \\sqrt{6/((1 + a^2) n)}]` (He et al. 2015)."""
-    return _family(
-        "he_uniform",
-        _he_scale(negative_slope, "he_uniform"),
-        mode,
-        "uniform",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
-        layout=layout,
-    )
+    r"""He/Kaiming uniform: :math:`w \sim U[-\sqrt{6/((1 + a^2) n)}, \sqrt{6/((1 + a^2) n)}]` (He et al. 2015)."""
+    scale = _he_scale(negative_slope, "he_uniform")
+    return variance_scaling(scale, mode, "uniform", in_axis, out_axis, batch_axis, layout=layout, name="he_uniform")
 
 
 def he_truncated_normal(
@@ -319,42 +263,36 @@ def he_truncated_normal(
     layout=None,
 ) -> Init:
     """He/Kaiming truncated normal, variance exactly :math:`2/((1 + a^2) n)` (He et al. 2015)."""
-    return _family(
-        "he_truncated_normal",
-        _he_scale(negative_slope, "he_truncated_normal"),
+    scale = _he_scale(negative_slope, "he_truncated_normal")
+    return variance_scaling(
+        scale,
         mode,
         "truncated_normal",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
+        in_axis,
+        out_axis,
+        batch_axis,
         lower=lower,
         upper=upper,
         layout=layout,
+        name="he_truncated_normal",
     )
 
 
 def torch_default(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
-    """PyTorch's default ``nn.Linear``/``nn.ConvNd`` weight init.
+    r"""PyTorch's default ``nn.Linear``/``nn.ConvNd`` weight init.
 
-    ``kaiming_uniform_(w, a=sqrt(5))``: gain :math:`\\sqrt{2/(1+5)} = 1/\\sqrt{3}`, bound
-    :math:`g\\sqrt{3/n_{in}} = 1/\\sqrt{n_{in}}`, so :math:`w \\sim U[-1/\\sqrt{n_{in}}, 1/\\sqrt{n_{in}}]`
+    ``kaiming_uniform_(w, a=sqrt(5))``: gain :math:`\sqrt{2/(1+5)} = 1/\sqrt{3}`, bound
+    :math:`g\sqrt{3/n_{in}} = 1/\sqrt{n_{in}}`, so :math:`w \sim U[-1/\sqrt{n_{in}}, 1/\sqrt{n_{in}}]`
     with variance :math:`1/(3 n_{in})` (torch/nn/modules/linear.py, ``reset_parameters``).
     Pair it with :func:`torch_default_bias`.
     """
-    return _family(
-        "torch_default",
-        1.0 / 3.0,
-        "fan_in",
-        "uniform",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
-        layout=layout,
+    return variance_scaling(
+        1.0 / 3.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, layout=layout, name="torch_default"
     )
 
 
 def torch_default_bias(fan_in: int) -> Init:
-    """PyTorch's default bias init: :math:`b \\sim U[-1/\\sqrt{n_{in}}, 1/\\sqrt{n_{in}}]`.
+    r"""PyTorch's default bias init: :math:`b \sim U[-1/\sqrt{n_{in}}, 1/\sqrt{n_{in}}]`.
 
     The bound depends on the layer's weight fan-in, which a bias shape does not carry, so it
     is an argument (the models pass each layer's fan-in when given ``"torch_default"``).
@@ -362,8 +300,7 @@ def torch_default_bias(fan_in: int) -> Init:
     Args:
       fan_in: Fan-in of the layer's weight (positive integer).
     """
-    if not isinstance(fan_in, int) or isinstance(fan_in, bool) or fan_in < 1:
-        raise ValueError(f"torch_default_bias: fan_in must be a positive integer, got {fan_in!r}")
+    fan_in = positive_int("torch_default_bias: fan_in", fan_in)
     bound = 1.0 / math.sqrt(fan_in)
     return Init(
         "torch_default_bias",
@@ -375,15 +312,8 @@ def torch_default_bias(fan_in: int) -> Init:
 
 def keras_default(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
     """Keras' default ``Dense``/``Conv`` kernel init: ``glorot_uniform`` (Glorot & Bengio 2010)."""
-    return _family(
-        "keras_default",
-        1.0,
-        "fan_avg",
-        "uniform",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
-        layout=layout,
+    return variance_scaling(
+        1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, layout=layout, name="keras_default"
     )
 
 
@@ -393,15 +323,8 @@ def flax_default(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: Ax
     That is a normal truncated at +-2 standard deviations, rescaled so the variance is
     exactly :math:`1/n_{in}`; bitwise equal to Flax's ``default_kernel_init``.
     """
-    return _family(
-        "flax_default",
-        1.0,
-        "fan_in",
-        "truncated_normal",
-        in_axis=in_axis,
-        out_axis=out_axis,
-        batch_axis=batch_axis,
-        layout=layout,
+    return variance_scaling(
+        1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, layout=layout, name="flax_default"
     )
 
 

@@ -1,14 +1,78 @@
-"""Registry: initializer name -> entry (factory, family, formula, reference, support)."""
+"""Registries: one pattern for every name -> entry table in initbench, and the initializer registry.
+
+A :class:`Registry` is a static, ordered table of frozen entries built at import time. Entries
+name what they register by a ``"module:attribute"`` target that is imported only when used,
+so listing a registry (``initbench list ...``) imports neither JAX nor Flax. The four
+registries: initializers (:data:`INITS`, here), model families (``initbench.models.catalog``),
+datasets (``initbench.benchmarks.data``) and experiments (``initbench.benchmarks.suites``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
-from inits import _basic, _structured, _variance
-from inits._core import Init
-from inits._errors import unknown_choice
+from initbench.inits.errors import UsageTypeError, unknown_choice
+
+
+def resolve(target: str) -> Any:
+    """Imports ``"package.module:attribute"`` and returns the attribute."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+class _Named(Protocol):
+    name: str
+
+
+E = TypeVar("E", bound=_Named)
+
+
+class Registry(Generic[E]):
+    """An ordered, read-only table of entries keyed by ``entry.name``.
+
+    Args:
+      what: What an entry is, for error messages (``"initializer"``).
+      entries: The entries, in display order; names must be unique.
+    """
+
+    def __init__(self, what: str, entries: tuple[E, ...]) -> None:
+        names = [e.name for e in entries]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate {what} names in {names}")
+        self.what = what
+        self._entries = tuple(entries)
+        self._by_name = {e.name: e for e in entries}
+
+    def __getitem__(self, name: str) -> E:
+        """The entry of ``name``; an unknown name lists the choices and the closest match."""
+        if name not in self._by_name:
+            raise unknown_choice(self.what, name, self._by_name)
+        return self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> tuple[str, ...]:
+        """The registered names, in order."""
+        return tuple(self._by_name)
+
+    def values(self) -> tuple[E, ...]:
+        """The entries, in order."""
+        return self._entries
+
+    def items(self) -> tuple[tuple[str, E], ...]:
+        """``(name, entry)`` pairs, in order."""
+        return tuple(self._by_name.items())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,172 +81,171 @@ class Entry:
 
     Attributes:
       name: Registry name (``inits.get(name)``).
-      factory: The factory; ``factory(**kwargs)`` returns an :class:`inits.Init`.
+      target: ``"module:function"`` of the factory; ``factory(**kwargs)`` returns an :class:`inits.Init`.
       family: ``basic``, ``lecun``, ``glorot``, ``he``, ``framework_default`` or ``structured``.
       formula: The distribution, in plain text.
       reference: Paper or source.
-      supports: What kernels it applies to.
       random: False for deterministic initializers.
     """
 
     name: str
-    factory: Callable[..., Init]
+    target: str
     family: str
     formula: str
     reference: str
-    supports: str = "any rank >= 1 (fans from the layout: Dense, Conv, grouped, transposed, ensembles)"
     random: bool = True
 
     @property
-    def arguments(self) -> tuple[str, ...]:
-        """The keyword arguments the factory accepts."""
-        return tuple(inspect.signature(self.factory).parameters)
+    def factory(self) -> Any:
+        """The factory function (imported on first use)."""
+        return resolve(self.target)
 
 
 _GB = "Glorot & Bengio 2010, AISTATS"
 _HE = "He, Zhang, Ren & Sun 2015, Delving Deep into Rectifiers, ICCV"
 _LECUN = "LeCun, Bottou, Orr & Mueller 1998, Efficient BackProp"
-_KERNEL = "kernels of rank >= 2 (fans from the layout: Dense, Conv, grouped, transposed, ensembles)"
 
 _ENTRIES = (
-    Entry("zeros", _basic.zeros, "basic", "w = 0", "symmetry problem baseline", random=False),
-    Entry("ones", _basic.ones, "basic", "w = 1", "-", random=False),
-    Entry("constant", _basic.constant, "basic", "w = value", "-", random=False),
-    Entry("normal", _basic.normal, "basic", "w ~ N(mean, stddev^2)", "presets normal(0.01), normal(1.0)"),
-    Entry("uniform", _basic.uniform, "basic", "w ~ U[low, high)", "Keras RandomUniform"),
+    Entry("zeros", "initbench.inits._basic:zeros", "basic", "w = 0", "symmetry problem baseline", random=False),
+    Entry("ones", "initbench.inits._basic:ones", "basic", "w = 1", "-", random=False),
+    Entry("constant", "initbench.inits._basic:constant", "basic", "w = value", "-", random=False),
     Entry(
-        "truncated_normal", _basic.truncated_normal, "basic", "N(0,1) on [lower, upper], rescaled to std = stddev", "-"
+        "normal", "initbench.inits._basic:normal", "basic", "w ~ N(mean, stddev^2)", "presets normal(0.01), normal(1.0)"
+    ),
+    Entry("uniform", "initbench.inits._basic:uniform", "basic", "w ~ U[low, high)", "Keras RandomUniform"),
+    Entry(
+        "truncated_normal",
+        "initbench.inits._basic:truncated_normal",
+        "basic",
+        "N(0,1) on [lower, upper], rescaled to std = stddev",
+        "-",
     ),
     Entry(
         "variance_scaling",
-        _variance.variance_scaling,
+        "initbench.inits._variance:variance_scaling",
         "variance_scaling",
         "Var[w] = scale / n(mode)",
         "jax.nn.initializers.variance_scaling",
-        _KERNEL,
     ),
-    Entry("lecun_normal", _variance.lecun_normal, "lecun", "N(0, 1/fan_in)", _LECUN, _KERNEL),
-    Entry("lecun_uniform", _variance.lecun_uniform, "lecun", "U[-sqrt(3/fan_in), sqrt(3/fan_in)]", _LECUN, _KERNEL),
+    Entry("lecun_normal", "initbench.inits._variance:lecun_normal", "lecun", "N(0, 1/fan_in)", _LECUN),
+    Entry(
+        "lecun_uniform",
+        "initbench.inits._variance:lecun_uniform",
+        "lecun",
+        "U[-sqrt(3/fan_in), sqrt(3/fan_in)]",
+        _LECUN,
+    ),
     Entry(
         "lecun_truncated_normal",
-        _variance.lecun_truncated_normal,
+        "initbench.inits._variance:lecun_truncated_normal",
         "lecun",
         "truncated N, Var = 1/fan_in exactly",
         _LECUN,
-        _KERNEL,
     ),
-    Entry("glorot_normal", _variance.glorot_normal, "glorot", "N(0, 2 g^2/(fan_in + fan_out))", _GB, _KERNEL),
+    Entry("glorot_normal", "initbench.inits._variance:glorot_normal", "glorot", "N(0, 2 g^2/(fan_in + fan_out))", _GB),
     Entry(
         "glorot_uniform",
-        _variance.glorot_uniform,
+        "initbench.inits._variance:glorot_uniform",
         "glorot",
         "U[-g sqrt(6/(fan_in + fan_out)), +]",
         _GB + ", eq. 16",
-        _KERNEL,
     ),
-    Entry("xavier_normal", _variance.xavier_normal, "glorot", "alias of glorot_normal", _GB, _KERNEL),
-    Entry("xavier_uniform", _variance.xavier_uniform, "glorot", "alias of glorot_uniform", _GB, _KERNEL),
+    Entry("xavier_normal", "initbench.inits._variance:xavier_normal", "glorot", "alias of glorot_normal", _GB),
+    Entry("xavier_uniform", "initbench.inits._variance:xavier_uniform", "glorot", "alias of glorot_uniform", _GB),
     Entry(
         "glorot_standard",
-        _variance.glorot_standard,
+        "initbench.inits._variance:glorot_standard",
         "glorot",
         "U[-1/sqrt(fan_in), 1/sqrt(fan_in)]",
         _GB + ", eq. 1",
-        _KERNEL,
     ),
-    Entry("he_normal", _variance.he_normal, "he", "N(0, 2/((1 + a^2) n))", _HE, _KERNEL),
-    Entry("he_uniform", _variance.he_uniform, "he", "U[-sqrt(6/((1 + a^2) n)), +]", _HE, _KERNEL),
+    Entry("he_normal", "initbench.inits._variance:he_normal", "he", "N(0, 2/((1 + a^2) n))", _HE),
+    Entry("he_uniform", "initbench.inits._variance:he_uniform", "he", "U[-sqrt(6/((1 + a^2) n)), +]", _HE),
     Entry(
         "he_truncated_normal",
-        _variance.he_truncated_normal,
+        "initbench.inits._variance:he_truncated_normal",
         "he",
         "truncated N, Var = 2/((1 + a^2) n) exactly",
         _HE,
-        _KERNEL,
     ),
-    Entry("kaiming_normal", _variance.kaiming_normal, "he", "alias of he_normal", _HE, _KERNEL),
-    Entry("kaiming_uniform", _variance.kaiming_uniform, "he", "alias of he_uniform", _HE, _KERNEL),
+    Entry("kaiming_normal", "initbench.inits._variance:kaiming_normal", "he", "alias of he_normal", _HE),
+    Entry("kaiming_uniform", "initbench.inits._variance:kaiming_uniform", "he", "alias of he_uniform", _HE),
     Entry(
         "torch_default",
-        _variance.torch_default,
+        "initbench.inits._variance:torch_default",
         "framework_default",
         "U[-1/sqrt(fan_in), 1/sqrt(fan_in)]",
         "torch.nn.Linear.reset_parameters",
-        _KERNEL,
     ),
     Entry(
         "torch_default_bias",
-        _variance.torch_default_bias,
+        "initbench.inits._variance:torch_default_bias",
         "framework_default",
         "U[-1/sqrt(fan_in), 1/sqrt(fan_in)] (weight fan_in)",
         "torch.nn.Linear.reset_parameters",
-        "biases (fan_in given)",
     ),
     Entry(
-        "keras_default", _variance.keras_default, "framework_default", "glorot_uniform", "keras.layers.Dense", _KERNEL
+        "keras_default",
+        "initbench.inits._variance:keras_default",
+        "framework_default",
+        "glorot_uniform",
+        "keras.layers.Dense",
     ),
     Entry(
         "flax_default",
-        _variance.flax_default,
+        "initbench.inits._variance:flax_default",
         "framework_default",
         "truncated N(+-2 std), Var = 1/fan_in",
         "flax.linen.linear.default_kernel_init",
-        _KERNEL,
     ),
     Entry(
         "orthogonal",
-        _structured.orthogonal,
+        "initbench.inits._structured:orthogonal",
         "structured",
         "g * Haar (semi-)orthogonal",
         "Saxe, McClelland & Ganguli 2014, ICLR",
-        "rank >= 2 (conv: flattened receptive field)",
     ),
     Entry(
         "delta_orthogonal",
-        _structured.delta_orthogonal,
+        "initbench.inits._structured:delta_orthogonal",
         "structured",
         "centre tap g * orthogonal, other taps 0",
         "Xiao et al. 2018, ICML",
-        "conv kernels (rank >= 3)",
     ),
     Entry(
         "identity",
-        _structured.identity,
+        "initbench.inits._structured:identity",
         "structured",
         "g * I",
         "Le, Jaitly & Hinton 2015",
-        "Dense kernels (rank 2)",
         random=False,
     ),
     Entry(
         "dirac",
-        _structured.dirac,
+        "initbench.inits._structured:dirac",
         "structured",
         "centre tap identity per group",
         "torch.nn.init.dirac_",
-        "conv kernels (rank >= 3)",
         random=False,
     ),
     Entry(
         "sparse",
-        _structured.sparse,
+        "initbench.inits._structured:sparse",
         "structured",
         "ceil(s n) zeros per unit, rest N(0, stddev^2)",
         "Martens 2010, ICML",
-        "rank >= 2",
     ),
     Entry(
         "zero_hadamard",
-        _structured.zero_hadamard,
+        "initbench.inits._structured:zero_hadamard",
         "structured",
         "I, partial I, or c I* H_m I*",
         "Zhao, Schaefer & Anandkumar 2021 (ZerO)",
-        "rank >= 2",
         random=False,
     ),
 )
 
-REGISTRY: dict[str, Entry] = {e.name: e for e in _ENTRIES}
+INITS: Registry[Entry] = Registry("initializer", _ENTRIES)
 
 
 def available(family: str | None = None) -> tuple[Entry, ...]:
@@ -197,23 +260,42 @@ def available(family: str | None = None) -> tuple[Entry, ...]:
 
 def entry(name: str) -> Entry:
     """The registry entry for ``name``; unknown names list the choices and the closest match."""
-    if name not in REGISTRY:
-        raise unknown_choice("initializer", name, REGISTRY)
-    return REGISTRY[name]
+    return INITS[name]
 
 
-def get(name: str, **kwargs) -> Init:
+# PyTorch's bias init depends on the layer's weight fan-in, which a bias shape does not carry.
+FAN_IN_BIASES = ("torch_default", "torch_default_bias")
+
+
+def get_bias(name: str, fan_in: int, **kwargs: Any) -> Any:
+    r"""Builds a bias initializer by name for a layer whose weight has fan-in ``fan_in``.
+
+    ``torch_default`` (and ``torch_default_bias``) is PyTorch's default bias,
+    :math:`U[-1/\sqrt{n_{in}}, 1/\sqrt{n_{in}}]`; every other registered name is built as
+    :func:`get` builds it, with ``kwargs``. This is the one place that knows the difference.
+
+    Raises:
+      UsageError: unknown name; UsageTypeError: arguments the initializer does not take.
+    """
+    if name in FAN_IN_BIASES:
+        if kwargs:
+            raise UsageTypeError(f"bias init {name} takes no arguments (its bound comes from the fan-in), got {kwargs}")
+        return resolve("initbench.inits._variance:torch_default_bias")(fan_in)
+    return get(name, **kwargs)
+
+
+def get(name: str, **kwargs: Any) -> Any:
     """Builds a registered initializer: ``inits.get("he_normal", mode="fan_out")``.
 
     Raises:
-      ValueError: unknown name (with the closest match).
-      TypeError: an argument the factory does not take (the valid ones are listed).
+      UsageError: unknown name (with the closest match).
+      UsageTypeError: an argument the factory does not take (the valid ones are listed).
     """
-    e = entry(name)
-    params = inspect.signature(e.factory).parameters
+    factory = entry(name).factory
+    params = inspect.signature(factory).parameters
     bad = sorted(set(kwargs) - set(params))
     if bad:
-        raise TypeError(
+        raise UsageTypeError(
             f"{name}() got unexpected argument(s) {', '.join(bad)}; valid arguments: {', '.join(params) or 'none'}"
         )
-    return e.factory(**kwargs)
+    return factory(**kwargs)

@@ -1,12 +1,59 @@
-"""Flax (linen) model families that take any initializer and expose every layer to probes."""
+"""Flax (linen) model families that take any initializer and expose every layer to probes.
 
-from models.activations import Activate as Activate
-from models.build import FAMILIES as FAMILIES
-from models.build import build as build
-from models.build import count_params as count_params
-from models.build import per_layer as per_layer
-from models.lenet import LeNet5 as LeNet5
-from models.mlp import MLP as MLP
-from models.plain_cnn import PLAIN_CNN_PRESETS as PLAIN_CNN_PRESETS
-from models.plain_cnn import PlainCNN as PlainCNN
-from models.resnet import ResNet as ResNet
+Names are imported on first use (PEP 562): importing the package and listing the registries
+import no JAX; type checkers and editors read the ``TYPE_CHECKING`` imports below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "Activate": "activations",
+    "build": "build",
+    "count_params": "build",
+    "per_layer": "build",
+    "FAMILIES": "catalog",
+    "HEAD": "catalog",
+    "PLAIN_CNN_PRESETS": "catalog",
+    "layer_name": "catalog",
+    "stack_name": "catalog",
+    "stack_start": "catalog",
+    "LeNet5": "lenet",
+    "MLP": "mlp",
+    "PlainCNN": "plain_cnn",
+    "ResNet": "resnet",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'initbench.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"initbench.models.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:
+    from initbench.models.activations import Activate as Activate
+    from initbench.models.build import build as build
+    from initbench.models.build import count_params as count_params
+    from initbench.models.build import per_layer as per_layer
+    from initbench.models.catalog import FAMILIES as FAMILIES
+    from initbench.models.catalog import HEAD as HEAD
+    from initbench.models.catalog import PLAIN_CNN_PRESETS as PLAIN_CNN_PRESETS
+    from initbench.models.catalog import layer_name as layer_name
+    from initbench.models.catalog import stack_name as stack_name
+    from initbench.models.catalog import stack_start as stack_start
+    from initbench.models.lenet import LeNet5 as LeNet5
+    from initbench.models.mlp import MLP as MLP
+    from initbench.models.plain_cnn import PlainCNN as PlainCNN
+    from initbench.models.resnet import ResNet as ResNet

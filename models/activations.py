@@ -15,8 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from inits import ACTIVATIONS, get_activation
-from inits._errors import unknown_choice
+from initbench.inits import ACTIVATIONS, get_activation
+from initbench.inits.errors import UsageError, unknown_choice
 
 __all__ = ["ACTIVATIONS", "Activate", "ActivationSpec", "describe", "parse", "resolve"]
 
@@ -36,11 +36,11 @@ def parse(spec: str) -> tuple[str, float | None]:
     if not param:
         return name, None
     if ACTIVATIONS[name].param_name is None:
-        raise ValueError(f"activation {name!r} takes no parameter, got {spec!r}")
+        raise UsageError(f"activation {name!r} takes no parameter, got {spec!r}")
     try:
         return name, float(param)
     except ValueError:
-        raise ValueError(f"activation parameter must be a number, got {spec!r}") from None
+        raise UsageError(f"activation parameter must be a number, got {spec!r}") from None
 
 
 def resolve(spec: ActivationSpec) -> Callable[[jax.Array], jax.Array]:

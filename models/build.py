@@ -10,34 +10,24 @@ from typing import Any
 import flax.linen as nn
 import jax
 
-import inits
-from inits._errors import unknown_choice
-from models.activations import parse
-from models.layers import NORMALIZATIONS
-from models.lenet import LeNet5
-from models.mlp import MLP
-from models.plain_cnn import PRESETS as PLAIN_PRESETS
-from models.plain_cnn import PlainCNN
-from models.resnet import ResNet
+from initbench import inits
+from initbench.inits.errors import UsageError, UsageTypeError, positive_int, unknown_choice
+from initbench.models.activations import parse
+from initbench.models.catalog import FAMILIES, PLAIN_CNN_PRESETS, layer_name, stack_start
+from initbench.models.layers import NORMALIZATIONS
 
-FAMILIES: dict[str, type[nn.Module]] = {"mlp": MLP, "lenet5": LeNet5, "plain_cnn": PlainCNN, "resnet": ResNet}
-_INIT_FIELDS = ("kernel_init", "bias_init", "first_kernel_init", "head_kernel_init")
+_KERNEL_INIT_FIELDS = ("kernel_init", "first_kernel_init", "head_kernel_init")
 
 
 def _fields(cls: type[nn.Module]) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls) if f.name not in ("parent", "name")}
 
 
-def _check_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config: Any) -> nn.Module:
     """Builds a model from its family name and configuration.
 
     Example:
-      >>> import models
+      >>> from initbench import models
       >>> net = models.build("mlp", input_shape=(64,), num_classes=10, depth=3, width=128,
       ...                    activation="tanh", kernel_init="glorot_uniform")
 
@@ -46,26 +36,26 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
       input_shape: One example's shape, without the batch axis (``(H, W, C)`` for CNNs).
       num_classes: Output units.
       **config: The family's fields (``plain_cnn`` also takes ``preset``, a name in
-        ``models.plain_cnn.PRESETS``, whose fields the others override).
+        ``models.PLAIN_CNN_PRESETS``, whose fields the others override).
 
     Raises:
       ValueError: unknown family, field, activation, initializer or normalization; a
         non-positive size; a CNN that downsamples more than the input allows.
       TypeError: a field the family does not have.
     """
-    if family not in FAMILIES:
-        raise unknown_choice("model family", family, FAMILIES)
-    cls = FAMILIES[family]
+    cls = FAMILIES[family].cls
     config = dict(config)
     if family == "plain_cnn" and "preset" in config:
         preset = config.pop("preset")
-        if preset not in PLAIN_PRESETS:
-            raise unknown_choice("plain_cnn preset", preset, PLAIN_PRESETS)
-        config = {**PLAIN_PRESETS[preset], **config}
+        if preset not in PLAIN_CNN_PRESETS:
+            raise unknown_choice("plain_cnn preset", preset, PLAIN_CNN_PRESETS)
+        config = {**PLAIN_CNN_PRESETS[preset], **config}
     fields = _fields(cls)
     unknown = sorted(set(config) - set(fields))
     if unknown:
-        raise TypeError(f"{family} has no field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(fields))}")
+        raise UsageTypeError(
+            f"{family} has no field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(fields))}"
+        )
     missing = sorted(
         n
         for n, f in fields.items()
@@ -75,36 +65,37 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
         and f.default_factory is dataclasses.MISSING
     )
     if missing:
-        raise ValueError(f"{family} needs field(s) {', '.join(missing)}")
-    _check_positive_int("num_classes", num_classes)
+        raise UsageError(f"{family} needs field(s) {', '.join(missing)}")
+    positive_int("num_classes", num_classes)
     input_shape = tuple(int(d) for d in input_shape)
     if not input_shape or any(d < 1 for d in input_shape):
-        raise ValueError(f"input_shape must be non-empty with positive dims, got {input_shape}")
+        raise UsageError(f"input_shape must be non-empty with positive dims, got {input_shape}")
     if isinstance(config.get("activation"), str):
         parse(config["activation"])
-    for name in _INIT_FIELDS:
-        value = config.get(name)
-        if isinstance(value, str) and value != "torch_default":
-            inits.entry(value)
+    for name in _KERNEL_INIT_FIELDS:
+        if isinstance(config.get(name), str):
+            inits.entry(config[name])
+    if isinstance(config.get("bias_init"), str):
+        inits.get_bias(config["bias_init"], fan_in=1)
     if config.get("normalization", "none") not in NORMALIZATIONS:
         raise unknown_choice("normalization", config["normalization"], NORMALIZATIONS)
     for name in ("depth", "width"):
         if name in config:
-            _check_positive_int(name, config[name])
+            positive_int(name, config[name])
     if family != "mlp" and len(input_shape) != 3:
-        raise ValueError(f"{family} needs (height, width, channels) inputs, got input_shape {input_shape}")
+        raise UsageError(f"{family} needs (height, width, channels) inputs, got input_shape {input_shape}")
     if family == "lenet5" and min(input_shape[:2]) < 8:
-        raise ValueError(f"lenet5 needs inputs of at least 8x8, got {input_shape[:2]}")
+        raise UsageError(f"lenet5 needs inputs of at least 8x8, got {input_shape[:2]}")
     if family == "plain_cnn":
         stages = tuple(tuple(s) for s in config["stages"])
         if not stages or any(len(s) != 2 or s[0] < 1 or s[1] < 1 for s in stages):
-            raise ValueError(f"plain_cnn stages must be ((channels >= 1, n_convs >= 1), ...), got {stages}")
+            raise UsageError(f"plain_cnn stages must be ((channels >= 1, n_convs >= 1), ...), got {stages}")
         config["stages"] = stages
         _check_downsampling(family, input_shape, len(stages) - 1)
     if family == "resnet":
         blocks = tuple(config["blocks"])
         if not blocks or any(not isinstance(b, int) or b < 1 for b in blocks):
-            raise ValueError(f"resnet blocks must be positive integers per stage, got {blocks}")
+            raise UsageError(f"resnet blocks must be positive integers per stage, got {blocks}")
         config["blocks"] = blocks
         _check_downsampling(family, input_shape, len(blocks) - 1)
     if "head_widths" in config:
@@ -115,7 +106,7 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
 def _check_downsampling(family: str, input_shape: tuple[int, ...], halvings: int) -> None:
     smallest = min(input_shape[:2])
     if smallest < 2**halvings:
-        raise ValueError(
+        raise UsageError(
             f"{family} halves the resolution {halvings} times, too deep in downsampling for "
             f"{input_shape[0]}x{input_shape[1]} inputs (needs at least {2**halvings}x{2**halvings})"
         )
@@ -137,8 +128,8 @@ def per_layer(intermediates: Any) -> list[dict[str, Any]]:
 
     Walks the ``intermediates`` collection (nested by module path, joined with ``/``); a
     module that sowed ``pre_activation`` is a layer (the same walk reads a ``perturbations``
-    tree or its gradient, whose leaves are arrays). Scanned stacks (``stack_NNN``) are
-    unstacked into ``layer_NNN, layer_NNN+1, ...``. ``activation`` is None for layers
+    tree or its gradient, whose leaves are arrays). Scanned stacks (``stack_name``) are
+    unstacked into their layers (``layer_name``). ``activation`` is None for layers
     without one (the head).
     """
     layers: list[dict[str, Any]] = []
@@ -159,15 +150,14 @@ def per_layer(intermediates: Any) -> list[dict[str, Any]]:
     def emit(node: Any, path: tuple[str, ...]) -> None:
         pre = last(node["pre_activation"])
         act = last(node["activation"]) if "activation" in node else None
-        stack = next((p for p in path if p.startswith("stack_")), None)
-        if stack is None:
+        start = next((s for s in map(stack_start, path) if s is not None), None)
+        if start is None:
             layers.append({"layer": "/".join(path), "pre_activation": pre, "activation": act})
             return
-        start = int(stack.split("_")[1])
         for j in range(pre.shape[0]):
             layers.append(
                 {
-                    "layer": f"layer_{start + j:03d}",
+                    "layer": layer_name(start + j),
                     "pre_activation": _member(pre, j),
                     "activation": None if act is None else _member(act, j),
                 }

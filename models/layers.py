@@ -1,4 +1,4 @@
-"""Probed layers: every layer sows its pre-activation and activation.
+r"""Probed layers: every layer sows its pre-activation and activation.
 
 Layers sow into the ``intermediates`` collection as ``{layer_name: {"pre_activation": (x,),
 "activation": (y,)}}`` in execution order, so a probe reads them with
@@ -6,7 +6,7 @@ Layers sow into the ``intermediates`` collection as ``{layer_name: {"pre_activat
 Each pre-activation also passes through ``perturb("pre_activation", ...)`` when a probe asks
 for the ``perturbations`` collection (``mutable=["perturbations"]`` creates zeros of the
 batch's shape; passing them in adds them): the gradient with respect to that zero is
-:math:`\\partial L / \\partial h`, the back-propagated signal of Glorot & Bengio 2010. Without
+:math:`\partial L / \partial h`, the back-propagated signal of Glorot & Bengio 2010. Without
 it (``init``, training) nothing is added.
 """
 
@@ -20,27 +20,28 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-import inits
-from models.activations import Activate, ActivationSpec
+from initbench import inits
+from initbench.inits.errors import UsageTypeError
+from initbench.models.activations import Activate, ActivationSpec
 
-InitSpec = str | Callable
+InitLike = str | Callable
 Normalization = Literal["none", "batchnorm", "layernorm"]
 NORMALIZATIONS = ("none", "batchnorm", "layernorm")
 
 
-def resolve_init(init: InitSpec) -> Callable:
+def resolve_init(init: InitLike) -> Callable:
     """An initializer from an ``inits`` factory result, a callable, or a registry name."""
     if isinstance(init, str):
         return inits.get(init)
     if not callable(init):
-        raise TypeError(f"an initializer must be a registry name or a callable, got {init!r}")
+        raise UsageTypeError(f"an initializer must be a registry name or a callable, got {init!r}")
     return init
 
 
-def resolve_bias_init(init: InitSpec, fan_in: int) -> Callable:
+def resolve_bias_init(init: InitLike, fan_in: int) -> Callable:
     """Like :func:`resolve_init`; ``"torch_default"`` becomes PyTorch's fan-in bias init."""
-    if isinstance(init, str) and init in ("torch_default", "torch_default_bias"):
-        return inits.torch_default_bias(int(fan_in))
+    if isinstance(init, str):
+        return inits.get_bias(init, int(fan_in))
     return resolve_init(init)
 
 
@@ -58,8 +59,8 @@ class DenseLayer(nn.Module):
 
     features: int
     activation: ActivationSpec | None
-    kernel_init: InitSpec
-    bias_init: InitSpec
+    kernel_init: InitLike
+    bias_init: InitLike
     use_bias: bool = True
     normalization: Normalization = "none"
 
@@ -97,8 +98,8 @@ class ConvLayer(nn.Module):
     features: int
     kernel_size: tuple[int, ...]
     activation: ActivationSpec | None
-    kernel_init: InitSpec
-    bias_init: InitSpec
+    kernel_init: InitLike
+    bias_init: InitLike
     strides: int = 1
     padding: str = "SAME"
     use_bias: bool = True

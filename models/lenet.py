@@ -7,8 +7,9 @@ from typing import Literal
 import flax.linen as nn
 import jax
 
-from models.activations import ActivationSpec
-from models.layers import ConvLayer, DenseLayer, InitSpec, avg_pool
+from initbench.models.activations import ActivationSpec
+from initbench.models.catalog import HEAD, layer_name
+from initbench.models.layers import ConvLayer, DenseLayer, InitLike, avg_pool
 
 
 class LeNet5(nn.Module):
@@ -39,8 +40,8 @@ class LeNet5(nn.Module):
 
     num_classes: int
     activation: ActivationSpec
-    kernel_init: InitSpec
-    bias_init: InitSpec = "zeros"
+    kernel_init: InitLike
+    bias_init: InitLike = "zeros"
     pooling: Literal["avg", "max"] = "avg"
 
     @nn.compact
@@ -48,12 +49,12 @@ class LeNet5(nn.Module):
         pool = avg_pool if self.pooling == "avg" else nn.max_pool
         common = {"kernel_init": self.kernel_init, "bias_init": self.bias_init}
         pad1 = "VALID" if x.shape[1] >= 32 else "SAME"
-        x = ConvLayer(6, (5, 5), self.activation, padding=pad1, name="layer_000", **common)(x)
+        x = ConvLayer(6, (5, 5), self.activation, padding=pad1, name=layer_name(0), **common)(x)
         x = pool(x, (2, 2), (2, 2))
         pad2 = "VALID" if x.shape[1] >= 10 else "SAME"
-        x = ConvLayer(16, (5, 5), self.activation, padding=pad2, name="layer_001", **common)(x)
+        x = ConvLayer(16, (5, 5), self.activation, padding=pad2, name=layer_name(1), **common)(x)
         x = pool(x, (2, 2), (2, 2))
         x = x.reshape((x.shape[0], -1))
-        x = DenseLayer(120, self.activation, name="layer_002", **common)(x)
-        x = DenseLayer(84, self.activation, name="layer_003", **common)(x)
-        return DenseLayer(self.num_classes, None, name="head", **common)(x)
+        x = DenseLayer(120, self.activation, name=layer_name(2), **common)(x)
+        x = DenseLayer(84, self.activation, name=layer_name(3), **common)(x)
+        return DenseLayer(self.num_classes, None, name=HEAD, **common)(x)

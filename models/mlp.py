@@ -5,8 +5,9 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from models.activations import ActivationSpec
-from models.layers import DenseLayer, InitSpec, Normalization
+from initbench.models.activations import ActivationSpec
+from initbench.models.catalog import HEAD, layer_name, stack_name
+from initbench.models.layers import DenseLayer, InitLike, Normalization
 
 
 class _ScanBody(nn.Module):
@@ -14,8 +15,8 @@ class _ScanBody(nn.Module):
 
     width: int
     activation: ActivationSpec
-    kernel_init: InitSpec
-    bias_init: InitSpec
+    kernel_init: InitLike
+    bias_init: InitLike
     use_bias: bool
     normalization: Normalization
     train: bool
@@ -64,12 +65,12 @@ class MLP(nn.Module):
     width: int
     num_classes: int
     activation: ActivationSpec
-    kernel_init: InitSpec
-    bias_init: InitSpec = "zeros"
+    kernel_init: InitLike
+    bias_init: InitLike = "zeros"
     use_bias: bool = True
     normalization: Normalization = "none"
-    first_kernel_init: InitSpec | None = None
-    head_kernel_init: InitSpec | None = None
+    first_kernel_init: InitLike | None = None
+    head_kernel_init: InitLike | None = None
     scan: bool = False
 
     @nn.compact
@@ -77,7 +78,7 @@ class MLP(nn.Module):
         x = x.reshape((x.shape[0], -1))
         common = {"bias_init": self.bias_init, "use_bias": self.use_bias, "normalization": self.normalization}
         first = self.first_kernel_init if self.first_kernel_init is not None else self.kernel_init
-        x = DenseLayer(self.width, self.activation, first, name="layer_000", **common)(x, train)
+        x = DenseLayer(self.width, self.activation, first, name=layer_name(0), **common)(x, train)
         if self.depth > 1 and self.scan:
             stack = nn.scan(
                 _ScanBody,
@@ -85,11 +86,11 @@ class MLP(nn.Module):
                 split_rngs={"params": True},
                 length=self.depth - 1,
             )
-            x, _ = stack(self.width, self.activation, self.kernel_init, train=train, name="stack_001", **common)(
+            x, _ = stack(self.width, self.activation, self.kernel_init, train=train, name=stack_name(1), **common)(
                 x, None
             )
         else:
             for i in range(1, self.depth):
-                x = DenseLayer(self.width, self.activation, self.kernel_init, name=f"layer_{i:03d}", **common)(x, train)
+                x = DenseLayer(self.width, self.activation, self.kernel_init, name=layer_name(i), **common)(x, train)
         head = self.head_kernel_init if self.head_kernel_init is not None else self.kernel_init
-        return DenseLayer(self.num_classes, None, head, self.bias_init, self.use_bias, "none", name="head")(x, train)
+        return DenseLayer(self.num_classes, None, head, self.bias_init, self.use_bias, "none", name=HEAD)(x, train)

@@ -7,8 +7,9 @@ from typing import Literal
 import flax.linen as nn
 import jax
 
-from models.activations import ActivationSpec
-from models.layers import ConvLayer, DenseLayer, InitSpec, Normalization, global_average_pool
+from initbench.models.activations import ActivationSpec
+from initbench.models.catalog import HEAD, layer_name
+from initbench.models.layers import ConvLayer, DenseLayer, InitLike, Normalization, global_average_pool
 
 
 class PlainCNN(nn.Module):
@@ -19,7 +20,7 @@ class PlainCNN(nn.Module):
     by making the stage's first conv stride 2 (``downsample="stride"``, the vanilla CNN of
     Xiao et al. 2018: a few strided convs, then identical convs). Conv layers are named
     ``layer_000, layer_001, ...`` in order, FC layers continue the count, then ``head``.
-    See :data:`PRESETS` for the paper settings and their scaled-down CPU versions.
+    See ``initbench.models.catalog.PLAIN_CNN_PRESETS`` for the paper settings and their scaled-down CPU versions.
 
     Attributes:
       stages: ``((channels, n_convs), ...)``.
@@ -36,8 +37,8 @@ class PlainCNN(nn.Module):
     stages: tuple[tuple[int, int], ...]
     num_classes: int
     activation: ActivationSpec
-    kernel_init: InitSpec
-    bias_init: InitSpec = "zeros"
+    kernel_init: InitLike
+    bias_init: InitLike = "zeros"
     downsample: Literal["pool", "stride"] = "pool"
     head_widths: tuple[int, ...] = ()
     normalization: Normalization = "none"
@@ -58,33 +59,12 @@ class PlainCNN(nn.Module):
                     self.activation,
                     strides=stride,
                     normalization=self.normalization,
-                    name=f"layer_{index:03d}",
+                    name=layer_name(index),
                     **common,
                 )(x, train)
                 index += 1
         x = global_average_pool(x)
         for width in self.head_widths:
-            x = DenseLayer(width, self.activation, name=f"layer_{index:03d}", **common)(x, train)
+            x = DenseLayer(width, self.activation, name=layer_name(index), **common)(x, train)
             index += 1
-        return DenseLayer(self.num_classes, None, name="head", **common)(x, train)
-
-
-def vanilla(depth: int, channels: int) -> dict:
-    """Xiao et al. 2018's vanilla CNN: two stride-2 convs, then ``depth`` identical 3x3 convs."""
-    return {"stages": ((channels, 1), (channels, 1), (channels, depth)), "downsample": "stride"}
-
-
-# Paper settings and scaled-down CPU versions. He et al. 2015 (Fig. 3) compare Xavier and their
-# init on 22- and 30-layer plain nets (VGG-like 3x3 stages, then FC layers); the presets keep the
-# counts of weight layers (convs + FC + head) at 22 and 30 with narrower stages for CPU.
-PRESETS: dict[str, dict] = {
-    "he22": {"stages": ((64, 6), (128, 7), (256, 7)), "head_widths": (1024,), "downsample": "pool"},
-    "he30": {"stages": ((64, 10), (128, 9), (256, 9)), "head_widths": (1024,), "downsample": "pool"},
-    "he22_cpu": {"stages": ((8, 6), (16, 7), (32, 7)), "head_widths": (64,), "downsample": "pool"},
-    "he30_cpu": {"stages": ((8, 10), (16, 9), (32, 9)), "head_widths": (64,), "downsample": "pool"},
-    "xiao_cpu": vanilla(depth=32, channels=16),
-    "xiao": vanilla(depth=256, channels=128),
-}
-
-
-PLAIN_CNN_PRESETS = PRESETS
+        return DenseLayer(self.num_classes, None, name=HEAD, **common)(x, train)

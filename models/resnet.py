@@ -5,11 +5,12 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from models.activations import Activate, ActivationSpec
-from models.layers import (
+from initbench.models.activations import Activate, ActivationSpec
+from initbench.models.catalog import HEAD
+from initbench.models.layers import (
     ConvLayer,
     DenseLayer,
-    InitSpec,
+    InitLike,
     Normalization,
     global_average_pool,
     normalize,
@@ -30,8 +31,8 @@ class BasicBlock(nn.Module):
     features: int
     strides: int
     activation: ActivationSpec
-    kernel_init: InitSpec
-    bias_init: InitSpec
+    kernel_init: InitLike
+    bias_init: InitLike
     normalization: Normalization
     residual_scale: float | None
     branch_biases: bool
@@ -99,8 +100,8 @@ class ResNet(nn.Module):
     width: int
     num_classes: int
     activation: ActivationSpec
-    kernel_init: InitSpec
-    bias_init: InitSpec = "zeros"
+    kernel_init: InitLike
+    bias_init: InitLike = "zeros"
     normalization: Normalization = "batchnorm"
     residual_scale: float | None = None
     branch_biases: bool = False
@@ -135,4 +136,4 @@ class ResNet(nn.Module):
         x = global_average_pool(x)
         if self.branch_biases:
             x = x + self.param("head_bias_in", nn.initializers.zeros, ()).astype(x.dtype)
-        return DenseLayer(self.num_classes, None, self.kernel_init, self.bias_init, name="head")(x, train)
+        return DenseLayer(self.num_classes, None, self.kernel_init, self.bias_init, name=HEAD)(x, train)

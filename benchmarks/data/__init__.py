@@ -7,7 +7,8 @@ generated datasets) comes from an explicit ``data_seed`` option, never from glob
 
 from __future__ import annotations
 
-from benchmarks.data.base import DATASETS as DATASETS
-from benchmarks.data.base import Dataset as Dataset
-from benchmarks.data.base import DataUnavailable as DataUnavailable
-from benchmarks.data.base import load as load
+from initbench.benchmarks.data.base import DATASETS as DATASETS
+from initbench.benchmarks.data.base import Dataset as Dataset
+from initbench.benchmarks.data.base import DataUnavailable as DataUnavailable
+from initbench.benchmarks.data.base import check_options as check_options
+from initbench.benchmarks.data.base import load as load

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from inits._errors import unknown_choice
+from initbench.inits.errors import UsageError
+from initbench.inits.registry import Registry, resolve
 
 
-class DataUnavailable(Exception):
+class DataUnavailable(UsageError):
     """A dataset that is not prepared and cannot be downloaded here (one-line message)."""
 
 
@@ -44,13 +46,6 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
 
-def check_positive(name: str, value: object) -> int:
-    """Raises ValueError unless ``value`` is a positive integer (a loader option)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def standardize(x_train: np.ndarray, x_test: np.ndarray, per_feature: bool) -> tuple[np.ndarray, np.ndarray]:
     """Zero mean, unit variance with the training split's statistics.
 
@@ -66,51 +61,98 @@ def standardize(x_train: np.ndarray, x_test: np.ndarray, per_feature: bool) -> t
     return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
 
 
+TFDS_IMAGE_DATASETS = {
+    "mnist": "MNIST 28x28x1, 10 classes",
+    "fashion_mnist": "Fashion-MNIST 28x28x1, 10 classes",
+    "kmnist": "Kuzushiji-MNIST 28x28x1, 10 classes",
+    "cifar10": "CIFAR-10 32x32x3, 10 classes",
+    "cifar100": "CIFAR-100 32x32x3, 100 classes",
+    "svhn_cropped": "SVHN cropped digits 32x32x3, 10 classes",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetEntry:
-    """A registered dataset: loader, description, and whether it works offline."""
+    """A registered dataset: where its loader lives, a description, and whether it works offline.
+
+    Attributes:
+      name: Registry name.
+      target: ``"module:function"`` of the loader (imported on use).
+      description: One line.
+      offline: True for datasets generated or shipped with a package (no download).
+      bound: Arguments fixed for this entry (the TFDS name of a TFDS loader).
+    """
 
     name: str
-    loader: Callable[..., Dataset]
+    target: str
     description: str
     offline: bool
+    bound: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def loader(self) -> Callable[..., Dataset]:
+        """The loader with the bound arguments applied."""
+        fn = resolve(self.target)
+        return functools.partial(fn, **dict(self.bound)) if self.bound else fn
 
     @property
     def options(self) -> tuple[str, ...]:
         """Options the loader accepts."""
-        return tuple(inspect.signature(self.loader).parameters)
+        bound = dict(self.bound)
+        return tuple(p for p in inspect.signature(resolve(self.target)).parameters if p not in bound)
 
 
-DATASETS: dict[str, DatasetEntry] = {}
-
-
-def register(name: str, description: str, offline: bool) -> Callable:
-    """Decorator adding a loader to :data:`DATASETS`."""
-
-    def wrap(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
-        DATASETS[name] = DatasetEntry(name, fn, description, offline)
-        return fn
-
-    return wrap
+_EMBEDDED = "initbench.benchmarks.data.embedded"
+DATASETS: Registry[DatasetEntry] = Registry(
+    "dataset",
+    (
+        DatasetEntry(
+            "digits",
+            f"{_EMBEDDED}:digits",
+            "scikit-learn's 1,797 8x8 handwritten digits (UCI), 10 classes; every 5th example is test",
+            True,
+        ),
+        DatasetEntry(
+            "gaussian",
+            f"{_EMBEDDED}:gaussian",
+            "N(0, I) inputs in `dim` dimensions with labels from nearest of `num_classes` Gaussian centres",
+            True,
+        ),
+        DatasetEntry(
+            "teacher",
+            f"{_EMBEDDED}:teacher",
+            "N(0, I) inputs labelled by the argmax of a random tanh teacher MLP",
+            True,
+        ),
+        DatasetEntry(
+            "shapeset",
+            "initbench.benchmarks.data.shapeset:shapeset",
+            "Glorot & Bengio 2010's Shapeset-3x2: 32x32 grey images, 1-2 shapes, 9 classes (generated)",
+            True,
+        ),
+        *(
+            DatasetEntry(
+                name,
+                "initbench.benchmarks.data.tfds_adapter:load_tfds",
+                f"TFDS {description} (needs a prepared copy)",
+                False,
+                (("name", name),),
+            )
+            for name, description in TFDS_IMAGE_DATASETS.items()
+        ),
+    ),
+)
 
 
 def check_options(name: str, options: dict[str, Any]) -> DatasetEntry:
     """Validates a dataset name and its options before loading."""
-    _ensure_registered()
-    if name not in DATASETS:
-        raise unknown_choice("dataset", name, DATASETS)
     entry = DATASETS[name]
     bad = sorted(set(options) - set(entry.options))
     if bad:
-        raise ValueError(f"dataset {name} has no option(s) {', '.join(bad)}; valid options: {', '.join(entry.options)}")
+        raise UsageError(f"dataset {name} has no option(s) {', '.join(bad)}; valid options: {', '.join(entry.options)}")
     return entry
 
 
 def load(name: str, **options: Any) -> Dataset:
-    """Loads a registered dataset (``benchmarks.data.DATASETS`` lists them)."""
+    """Loads a registered dataset (``initbench.benchmarks.data.DATASETS`` lists them)."""
     return check_options(name, options).loader(**options)
-
-
-def _ensure_registered() -> None:
-    # Loaders register themselves on import; import them lazily to keep `inits` imports light.
-    from benchmarks.data import embedded, shapeset, tfds_adapter  # noqa: F401

@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.data.base import Dataset, check_positive, register, standardize
+from initbench.benchmarks.data.base import Dataset, standardize
+from initbench.inits.errors import positive_int
 
 
-@register("digits", "scikit-learn's 1,797 8x8 handwritten digits (UCI), 10 classes; every 5th example is test", True)
 def digits() -> Dataset:
     """scikit-learn's digits: 8x8 grey images in 0..16, 10 classes, 1,797 examples.
 
@@ -26,9 +26,6 @@ def digits() -> Dataset:
     return Dataset("digits", x_train, y[~test], x_test, y[test], 10, "sklearn digits 8x8x1, 1437 train / 360 test")
 
 
-@register(
-    "gaussian", "N(0, I) inputs in `dim` dimensions with labels from nearest of `num_classes` Gaussian centres", True
-)
 def gaussian(
     dim: int = 64,
     num_classes: int = 10,
@@ -37,15 +34,15 @@ def gaussian(
     separation: float = 1.0,
     data_seed: int = 0,
 ) -> Dataset:
-    """Gaussian inputs for propagation studies, with a learnable labelling.
+    r"""Gaussian inputs for propagation studies, with a learnable labelling.
 
-    Class centres :math:`\\mu_c \\sim \\mathcal{N}(0, \\text{separation}^2 I / \\text{dim})`;
-    an example of class ``c`` is :math:`x = \\mu_c + z`, :math:`z \\sim \\mathcal{N}(0, I)`, so
+    Class centres :math:`\mu_c \sim \mathcal{N}(0, \text{separation}^2 I / \text{dim})`;
+    an example of class ``c`` is :math:`x = \mu_c + z`, :math:`z \sim \mathcal{N}(0, I)`, so
     inputs have per-coordinate variance close to 1 (the q^0 = 1 input of mean-field theory).
     Not re-standardized, so the input distribution is exactly the stated one.
     """
     for name, value in (("dim", dim), ("num_classes", num_classes), ("n_train", n_train), ("n_test", n_test)):
-        check_positive(name, value)
+        positive_int(name, value)
     key = jax.random.key(data_seed)
     k_mu, k_y, k_z = jax.random.split(key, 3)
     mu = jax.random.normal(k_mu, (num_classes, dim)) * (separation / np.sqrt(dim))
@@ -57,7 +54,6 @@ def gaussian(
     return Dataset("gaussian", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes, desc)
 
 
-@register("teacher", "N(0, I) inputs labelled by the argmax of a random tanh teacher MLP", True)
 def teacher(
     dim: int = 64,
     num_classes: int = 10,
@@ -67,10 +63,10 @@ def teacher(
     teacher_depth: int = 2,
     data_seed: int = 0,
 ) -> Dataset:
-    """A student-teacher task: labels are ``argmax`` of a random teacher network.
+    r"""A student-teacher task: labels are ``argmax`` of a random teacher network.
 
     The teacher is a ``teacher_depth``-hidden-layer tanh MLP of width ``teacher_width`` with
-    weights :math:`\\mathcal{N}(0, 1/n_{in})` and no biases, drawn from ``data_seed``.
+    weights :math:`\mathcal{N}(0, 1/n_{in})` and no biases, drawn from ``data_seed``.
     """
     for name, value in (
         ("dim", dim),
@@ -80,7 +76,7 @@ def teacher(
         ("teacher_width", teacher_width),
         ("teacher_depth", teacher_depth),
     ):
-        check_positive(name, value)
+        positive_int(name, value)
     key = jax.random.key(data_seed)
     k_x, *k_w = jax.random.split(key, teacher_depth + 2)
     x = jax.random.normal(k_x, (n_train + n_test, dim))

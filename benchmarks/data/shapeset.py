@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.data.base import Dataset, check_positive, register, standardize
+from initbench.benchmarks.data.base import Dataset, standardize
+from initbench.inits.errors import positive_int
 
 SIZE = 32
-SHAPES = ("triangle", "parallelogram", "ellipse")
 # (first shape, second shape or -1) for each class
 CLASSES = ((0, -1), (1, -1), (2, -1), (0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 _CLASS_TABLE = np.asarray(CLASSES, np.int32)
@@ -80,11 +80,10 @@ def generate(n: int, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(x, np.float32), np.asarray(y, np.int32)
 
 
-@register("shapeset", "Glorot & Bengio 2010's Shapeset-3x2: 32x32 grey images, 1-2 shapes, 9 classes (generated)", True)
 def shapeset(n_train: int = 10000, n_test: int = 2000, data_seed: int = 0) -> Dataset:
     """Shapeset-3x2 with ``n_train``/``n_test`` images drawn from ``data_seed`` (test from a disjoint stream)."""
     for name, value in (("n_train", n_train), ("n_test", n_test)):
-        check_positive(name, value)
+        positive_int(name, value)
     x_train, y_train = generate(n_train, data_seed)
     x_test, y_test = generate(n_test, data_seed + 1_000_003)
     x_train, x_test = standardize(x_train, x_test, per_feature=False)

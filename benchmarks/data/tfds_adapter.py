@@ -10,16 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.data.base import Dataset, DataUnavailable, register, standardize
-
-TFDS_IMAGE_DATASETS = {
-    "mnist": "MNIST 28x28x1, 10 classes",
-    "fashion_mnist": "Fashion-MNIST 28x28x1, 10 classes",
-    "kmnist": "Kuzushiji-MNIST 28x28x1, 10 classes",
-    "cifar10": "CIFAR-10 32x32x3, 10 classes",
-    "cifar100": "CIFAR-100 32x32x3, 100 classes",
-    "svhn_cropped": "SVHN cropped digits 32x32x3, 10 classes",
-}
+from initbench.benchmarks.data.base import TFDS_IMAGE_DATASETS, Dataset, DataUnavailable, standardize
 
 
 def _how_to_prepare(name: str, data_dir: str | None) -> str:
@@ -75,7 +66,7 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
       DataUnavailable: TensorFlow is missing, or the download failed (offline).
     """
     if name not in TFDS_IMAGE_DATASETS:
-        from inits._errors import unknown_choice
+        from initbench.inits.errors import unknown_choice
 
         raise unknown_choice("TFDS dataset", name, TFDS_IMAGE_DATASETS)
     try:
@@ -95,16 +86,3 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
             f"could not prepare {name!r} ({type(err).__name__}); {_how_to_prepare(name, data_dir)}"
         ) from err
     return builder.data_dir
-
-
-def _register(name: str) -> None:
-    def loader(data_dir: str | None = None, n_train: int | None = None, n_test: int | None = None) -> Dataset:
-        return load_tfds(name, data_dir, n_train, n_test)
-
-    loader.__name__ = name
-    loader.__doc__ = f"{TFDS_IMAGE_DATASETS[name]} from TFDS (must be prepared; see :func:`prepare`)."
-    register(name, f"TFDS {TFDS_IMAGE_DATASETS[name]} (needs a prepared copy)", False)(loader)
-
-
-for _name in TFDS_IMAGE_DATASETS:
-    _register(_name)

@@ -8,8 +8,8 @@ adaptive optimizer.
 
 from __future__ import annotations
 
-from benchmarks.spec import DataSpec, InitSpec, ModelSpec, TrainSpec, options
-from benchmarks.suites import Grid, Suite
+from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, TrainSpec, options
+from initbench.benchmarks.suites.base import Grid, Suite
 
 ZEROS = InitSpec("zeros")
 SMALL = InitSpec("normal", options(stddev=0.01))

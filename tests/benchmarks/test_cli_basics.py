@@ -1,9 +1,9 @@
 import subprocess
 import sys
 
-import inits
-from benchmarks import cli
-from benchmarks.variance_table import variance_table
+from initbench import inits
+from initbench.benchmarks import cli
+from initbench.benchmarks.analysis.variance_table import variance_table
 
 
 def test_list_prints_every_initializer(capsys):
@@ -23,7 +23,9 @@ def test_variance_table_measures_every_random_init_within_5_se():
 
 def test_console_script_bad_input_is_one_line_exit_2():
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cli", "variance-table", "--seed", "x"], capture_output=True, text=True
+        [sys.executable, "-m", "initbench.benchmarks.cli", "variance-table", "--seed", "x"],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert "invalid int value: 'x'" in proc.stderr

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from benchmarks import data
-from benchmarks.data.shapeset import CLASSES, generate
+from initbench.benchmarks import data
+from initbench.benchmarks.data.shapeset import CLASSES, generate
 
 
 def test_digits_split_and_standardization():
@@ -77,7 +77,7 @@ def test_prepare_without_tensorflow_is_a_clear_error():
         pytest.skip("TensorFlow is installed here")
     except ImportError:
         pass
-    from benchmarks.data.tfds_adapter import prepare
+    from initbench.benchmarks.data.tfds_adapter import prepare
 
     with pytest.raises(data.DataUnavailable, match=r"needs TensorFlow: pip install 'initbench\[tfds\]'"):
         prepare("mnist")

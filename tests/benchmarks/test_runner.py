@@ -13,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks import cli, data
-from benchmarks.report import mean_ci
-from benchmarks.results import COLUMNS, ResultStore
-from benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
-from benchmarks.train import _stack, build_model, initial_variables, run_keys, train_cohort
+from initbench.benchmarks import cli, data
+from initbench.benchmarks.report import mean_ci
+from initbench.benchmarks.results import COLUMNS, ResultStore
+from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+from initbench.benchmarks.train import _stack, build_model, initial_variables, run_keys, train_cohort
 
 RUN = ["run", "quick", "--init", "he_normal,zeros", "--activation", "relu", "--quiet"]
 KEYS = ["run_id", "step", "split", "metric"]
@@ -239,7 +239,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, match, tmp_path, 
 
 def test_console_error_has_no_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cli", "run", "quick", "--init", "nope", "--out", str(tmp_path / "o")],
+        [sys.executable, "-m", "initbench.benchmarks.cli", "run", "quick", "--init", "nope",
+         "--out", str(tmp_path / "o")],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
     assert proc.returncode == 2
@@ -249,7 +250,7 @@ def test_console_error_has_no_traceback(tmp_path):
 
 
 def test_throughput_benchmark_runs_every_method(digits, tmp_path):
-    from benchmarks import throughput
+    from initbench.benchmarks.perf import throughput
 
     specs = throughput.make_specs("mlp", members=2, steps=6, batch_size=32, dataset="digits")
     result = throughput.measure(specs, digits, repeats=1)
@@ -260,7 +261,7 @@ def test_throughput_benchmark_runs_every_method(digits, tmp_path):
 
 
 def test_out_of_memory_halves_the_chunk_and_loses_nothing(digits, monkeypatch):
-    from benchmarks import train
+    from initbench.benchmarks import train
 
     cohort = [spec(InitSpec("he_normal"), s, steps=10) for s in range(4)]
     real_chunk = train._train_chunk

@@ -6,15 +6,33 @@ import jax
 import numpy as np
 import pytest
 
-import inits
-import models
-from benchmarks import signal, theory
+from initbench import inits, models
+from initbench.benchmarks.analysis import propagation, theory
+
+
+# Closed forms the quadrature-based theory must reproduce (test oracles, not library code).
+def closed_form_length_map(activation: str, q: float, weight_variance: float, bias_variance: float = 0.0) -> float:
+    r"""Exact length map of ``linear`` and ``relu`` nets.
+
+    Linear: :math:`\sigma_w^2 q + \sigma_b^2`; ReLU: :math:`\sigma_w^2 q/2 + \sigma_b^2`.
+    """
+    factor = {"linear": 1.0, "relu": 0.5}[activation]
+    return weight_variance * factor * q + bias_variance
+
+
+def relu_correlation_map(c: float, weight_variance: float = 2.0, bias_variance: float = 0.0, q: float = 1.0) -> float:
+    r"""Exact ReLU correlation map (arc-cosine kernel, Cho & Saul 2009).
+
+    :math:`\mathbb{E}[\phi(u_1)\phi(u_2)] = \frac{q}{2\pi}(\sqrt{1-c^2} + (\pi - \arccos c)\, c)`.
+    """
+    e = q / (2 * math.pi) * (math.sqrt(1 - c * c) + (math.pi - math.acos(c)) * c)
+    return (weight_variance * e + bias_variance) / q
 
 
 @pytest.mark.parametrize("activation", ["linear", "relu"])
 @pytest.mark.parametrize(("sw", "sb", "q"), [(1.0, 0.0, 1.0), (2.0, 0.1, 0.7), (1.3, 0.05, 3.0)])
 def test_length_map_matches_closed_form(activation, sw, sb, q):
-    expected = theory.closed_form_length_map(activation, q, sw, sb)
+    expected = closed_form_length_map(activation, q, sw, sb)
     assert theory.length_map(activation, q, sw, sb) == pytest.approx(expected, rel=1e-5)
 
 
@@ -22,7 +40,7 @@ def test_length_map_matches_closed_form(activation, sw, sb, q):
 def test_relu_correlation_map_matches_arc_cosine_kernel(c):
     import jax.numpy as jnp
 
-    exact = theory.relu_correlation_map(c)
+    exact = relu_correlation_map(c)
     e_phi_phi, _ = theory._kernels("relu").correlation(jnp.float32(1.0), jnp.float32(c))
     assert 2.0 * float(e_phi_phi) == pytest.approx(exact, abs=2e-4)
 
@@ -107,7 +125,7 @@ def test_jacobian_spectrum_theory_closed_forms():
 def test_theory_matches_wide_networks(activation, init, sb):
     # width 512, batch 256, 4 seeds averaged; tolerance: 5 finite-width standard deviations
     # sqrt(sum_k 2 / (N r_k) / seeds) from the measured participation ratios (benchmarks/check.py)
-    from benchmarks.check import check_variance
+    from initbench.benchmarks.analysis.check import check_variance
 
     width, depth = 512, 6
     bias = inits.normal(math.sqrt(sb)) if sb else inits.zeros()
@@ -157,8 +175,8 @@ def test_deep_linear_orthogonal_jacobian_is_an_isometry():
         scan=True,
     )
     x = jax.random.normal(jax.random.key(0), (4, width))
-    rows = signal.propagation(model, model.init(jax.random.key(1), x[:1]), x, jacobian_examples=2)
-    net = signal.network_metrics(rows)
+    rows = propagation.propagation(model, model.init(jax.random.key(1), x[:1]), x, jacobian_examples=2)
+    net = propagation.network_metrics(rows)
     assert net["jacobian_mean_squared_singular_value"] == pytest.approx(1.0, abs=1e-5)
     assert net["jacobian_max_singular_value"] == pytest.approx(1.0, abs=1e-5)
     assert abs(net["jacobian_spread"]) < 1e-5

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-import inits
+from initbench import inits
 
 KEY = jax.random.key(0)
 

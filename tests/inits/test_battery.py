@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import inits
+from initbench import inits
 
 # Arguments for entries whose factory needs some (or where a non-default case is the
 # more demanding one). Every registry entry runs through the battery: see test_every_entry_has_a_case.

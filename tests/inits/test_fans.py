@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import inits
-from inits import _fans
+from initbench import inits
+from initbench.inits import _fans
 
 # (layout, shape, hand-computed fan_in, fan_out)
 FAN_CASES = [

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import inits
+from initbench import inits
 
 
 def riemann_expectation(f, n=400001, half_width=12.0):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import inits
+from initbench import inits
 
 KEY = jax.random.key(3)
 JI = jax.nn.initializers

@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import inits
-from inits._structured import zero_hadamard_matrix
+from initbench import inits
+from initbench.inits._structured import zero_hadamard_matrix
 
 KEY = jax.random.key(7)
 

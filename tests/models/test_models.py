@@ -5,8 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import inits
-import models
+from initbench import inits, models
 
 KEY = jax.random.key(0)
 

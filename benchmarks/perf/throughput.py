@@ -8,7 +8,7 @@ warm-up call of each (compilation excluded), median of ``--repeats``:
 * ``python_loop``: the loop most code writes: a jitted optax step per run, called from a Python
   ``for`` loop over steps, batches gathered on device.
 
-Run: ``python -m benchmarks.throughput --members 32 --steps 300`` (add ``--model lenet5``).
+Run: ``python -m initbench.benchmarks.perf.throughput --members 32 --steps 300`` (add ``--model lenet5``).
 Prints and optionally writes (``--json``) run-steps per second of each and the ratios.
 """
 
@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from benchmarks import data as data_lib
-from benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec
-from benchmarks.train import build_model, initial_variables, make_optimizer, run_keys, train_cohort
+from initbench.benchmarks import data as data_lib
+from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec
+from initbench.benchmarks.train import build_model, initial_variables, make_optimizer, run_keys, train_cohort
 
 
 def make_specs(model: str, members: int, steps: int, batch_size: int, dataset: str) -> list[RunSpec]:

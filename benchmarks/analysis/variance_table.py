@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-import inits
+from initbench import inits
 
 DENSE_SHAPE = (512, 256)
 CONV_SHAPE = (3, 3, 64, 128)

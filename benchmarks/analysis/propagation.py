@@ -1,22 +1,22 @@
-"""Signal-propagation probe: per-layer forward and backward statistics and Jacobian spectra.
+r"""Signal-propagation probe: per-layer forward and backward statistics and Jacobian spectra.
 
 For a Flax model, its variables and a batch, :func:`propagation` measures at once:
 
 * forward, per layer: mean, variance and second moment of pre-activations and activations,
-  the fraction of saturated units (tanh-like :math:`|\\phi| > 0.99` of its bound, sigmoid within
+  the fraction of saturated units (tanh-like :math:`|\phi| > 0.99` of its bound, sigmoid within
   0.01 of 0 or 1), the fraction of dead units (ReLU: zero for every example and position),
   histograms on fixed bin edges (:data:`HIST_EDGES`, end bins absorb the tails) so runs are
   comparable, and the participation ratio of the activations (their effective rank);
-* backward, per layer: the variance of :math:`\\partial L/\\partial h` and of
-  :math:`\\partial L/\\partial W`, and both relative to layer 1 (Glorot & Bengio 2010, Figs 6-8);
-* the Jacobian :math:`J = \\partial h^{L}/\\partial x` of the last hidden pre-activation with
+* backward, per layer: the variance of :math:`\partial L/\partial h` and of
+  :math:`\partial L/\partial W`, and both relative to layer 1 (Glorot & Bengio 2010, Figs 6-8);
+* the Jacobian :math:`J = \partial h^{L}/\partial x` of the last hidden pre-activation with
   respect to the input, per example: mean of :math:`s^2`, spread
-  :math:`\\mathrm{Var}[s^2]/\\mathbb{E}[s^2]^2` and max :math:`s`, exactly by SVD when
-  :math:`n_{in} n_{out} \\le` ``exact_jacobian_limit``, else by random projections (Hutchinson
-  estimates of :math:`\\mathrm{tr}(J^TJ)` and :math:`\\mathrm{tr}((J^TJ)^2)`, power iteration for
+  :math:`\mathrm{Var}[s^2]/\mathbb{E}[s^2]^2` and max :math:`s`, exactly by SVD when
+  :math:`n_{in} n_{out} \le` ``exact_jacobian_limit``, else by random projections (Hutchinson
+  estimates of :math:`\mathrm{tr}(J^TJ)` and :math:`\mathrm{tr}((J^TJ)^2)`, power iteration for
   the max) (Saxe et al. 2014; Pennington et al. 2017).
 
-The loss is the cross-entropy with ``labels`` when given, else :math:`\\langle f(x), g\\rangle / B`
+The loss is the cross-entropy with ``labels`` when given, else :math:`\langle f(x), g\rangle / B`
 with a fixed Gaussian cotangent :math:`g` drawn from ``key`` (a random readout, the usual
 probe of back-propagation at initialization).
 
@@ -38,19 +38,12 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-import models
-from models.activations import ActivationSpec, describe, resolve
+from initbench import models
+from initbench.models.activations import ACTIVATIONS, ActivationSpec, describe, resolve
 
 HIST_EDGES = np.linspace(-4.0, 4.0, 33)
 EXACT_JACOBIAN_LIMIT = 1 << 22
 _LINEAR_MODULES = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.ConvTranspose)
-_SATURATION: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "tanh": lambda a: jnp.abs(a) > 0.99,
-    "scaled_tanh": lambda a: jnp.abs(a) > 0.99 * 1.7159,
-    "softsign": lambda a: jnp.abs(a) > 0.99,
-    "sigmoid": lambda a: (a < 0.01) | (a > 0.99),
-}
-_DEAD = ("relu",)
 
 
 def _activation_name(model: nn.Module, activation: ActivationSpec | None) -> str | None:
@@ -93,11 +86,11 @@ def _layer_kernel(kernels: dict, layer: str, index_in_stack: dict[str, tuple[tup
 def _stack_index(params: Any) -> dict[str, tuple[tuple[str, ...], int]]:
     index = {}
     for name, sub in (params or {}).items():
-        if name.startswith("stack_"):
-            start = int(name.split("_")[1])
+        start = models.stack_start(name)
+        if start is not None:
             depth = jax.tree_util.tree_leaves(sub)[0].shape[0]
             for j in range(depth):
-                index[f"layer_{start + j:03d}"] = ((name,), j)
+                index[models.layer_name(start + j)] = ((name,), j)
     return index
 
 
@@ -108,7 +101,7 @@ def _loss(logits: jax.Array, labels: jax.Array | None, cotangent: jax.Array) -> 
     return jnp.sum(logits * cotangent) / logits.shape[0]
 
 
-def _participation_ratio(a: jax.Array) -> jax.Array:
+def participation_ratio(a: jax.Array) -> jax.Array:
     """(tr S)^2 / tr(S^2) of the uncentred second-moment matrix S of the examples' features."""
     flat = a.reshape(a.shape[0], -1)
     gram = flat @ flat.T  # B x B has the same nonzero spectrum as A^T A
@@ -137,11 +130,12 @@ def _layer_stats(pre: jax.Array, act: jax.Array | None, act_name: str | None) ->
         activation_variance=jnp.var(act),
         activation_second_moment=jnp.mean(act**2),
         activation_histogram=hist(act),
-        activation_participation_ratio=_participation_ratio(act),
+        activation_participation_ratio=participation_ratio(act),
     )
-    if act_name in _SATURATION:
-        out["saturated_fraction"] = jnp.mean(_SATURATION[act_name](act).astype(jnp.float32))
-    if act_name in _DEAD:
+    meta = ACTIVATIONS.get(act_name) if act_name else None
+    if meta is not None and meta.saturating:
+        out["saturated_fraction"] = jnp.mean(meta.saturated(act).astype(jnp.float32))
+    if meta is not None and meta.dies:
         alive = jnp.any(act.reshape(-1, act.shape[-1]) != 0, axis=0)
         out["dead_fraction"] = 1.0 - jnp.mean(alive.astype(jnp.float32))
     return out

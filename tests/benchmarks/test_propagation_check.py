@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import inits
-import models
-from benchmarks import check, signal
-from benchmarks.results import ResultStore
+from initbench import inits, models
+from initbench.benchmarks.analysis import check, propagation
+from initbench.benchmarks.results import ResultStore
 
 X = jax.random.normal(jax.random.key(1), (64, 32))
 
@@ -36,7 +35,7 @@ def mlp(activation="relu", init="he_normal", depth=4, width=32, **kw):
 def test_forward_statistics_match_a_direct_computation():
     model = mlp("tanh", "glorot_uniform")
     variables = model.init(jax.random.key(0), X[:1])
-    table = signal.layer_table(signal.propagation(model, variables, X))
+    table = propagation.layer_table(propagation.propagation(model, variables, X))
     _, state = model.apply(variables, X, mutable=["intermediates"])
     for layer, row in zip(models.per_layer(state["intermediates"]), table.itertuples(), strict=True):
         assert row.layer == layer["layer"]
@@ -53,8 +52,8 @@ def test_backward_statistics_match_autodiff_through_the_layers():
     model = mlp("relu", "he_normal", depth=2)
     variables = model.init(jax.random.key(0), X[:1])
     labels = jnp.arange(64) % 10
-    rows = signal.propagation(model, variables, X, labels=labels)
-    table = signal.layer_table(rows).set_index("layer")
+    rows = propagation.propagation(model, variables, X, labels=labels)
+    table = propagation.layer_table(rows).set_index("layer")
     p = variables["params"]
 
     def loss(h0):
@@ -72,21 +71,21 @@ def test_backward_statistics_match_autodiff_through_the_layers():
 def test_dead_units_and_histograms():
     # a bias of -10 kills every ReLU unit of the first layer
     model = mlp("relu", "he_normal", bias_init=inits.constant(-10.0))
-    rows = signal.propagation(model, model.init(jax.random.key(0), X[:1]), X)
-    table = signal.layer_table(rows).set_index("layer")
+    rows = propagation.propagation(model, model.init(jax.random.key(0), X[:1]), X)
+    table = propagation.layer_table(rows).set_index("layer")
     assert table.loc["layer_000", "dead_fraction"] == 1.0
     hist = rows[(rows["layer"] == "layer_000") & rows["metric"].str.startswith("pre_activation_histogram_bin_")]
-    assert len(hist) == len(signal.HIST_EDGES) - 1
+    assert len(hist) == len(propagation.HIST_EDGES) - 1
     assert hist["value"].sum() == pytest.approx(1.0)
     assert hist.sort_values("metric")["value"].iloc[0] == pytest.approx(1.0)  # all below -4: the first bin
 
 
 def test_over_seeds_equals_each_seed_alone():
     model = mlp("tanh", "orthogonal")
-    together = signal.propagation_over_seeds(model, X, [3, 7])
+    together = propagation.propagation_over_seeds(model, X, [3, 7])
     for seed in (3, 7):
         variables = jax.jit(model.init)(jax.random.key(seed), X[:1])
-        alone = signal.propagation(model, variables, X, key=jax.random.fold_in(jax.random.key(seed), 1))
+        alone = propagation.propagation(model, variables, X, key=jax.random.fold_in(jax.random.key(seed), 1))
         mine = together[together["seed"] == seed].reset_index(drop=True)
         hist = mine["metric"].str.contains("_histogram_bin_").to_numpy()
         np.testing.assert_allclose(mine["value"][~hist], alone["value"][~hist], rtol=2e-4, atol=1e-7)
@@ -100,9 +99,9 @@ def test_random_projection_jacobian_estimates_match_exact(monkeypatch):
         "mlp", input_shape=(48,), num_classes=10, depth=3, width=48, activation="tanh", kernel_init="orthogonal"
     )
     variables = model.init(jax.random.key(0), x[:1])
-    exact = signal.network_metrics(signal.propagation(model, variables, x, jacobian_examples=1))
-    monkeypatch.setattr(signal, "EXACT_JACOBIAN_LIMIT", 0)
-    probe, _ = signal.make_probe(model, variables, x, jacobian_examples=1, jacobian_probes=512)
+    exact = propagation.network_metrics(propagation.propagation(model, variables, x, jacobian_examples=1))
+    monkeypatch.setattr(propagation, "EXACT_JACOBIAN_LIMIT", 0)
+    probe, _ = propagation.make_probe(model, variables, x, jacobian_examples=1, jacobian_probes=512)
     approx = {k: float(v) for k, v in jax.jit(probe)(variables, jax.random.key(0))["__network__"].items()}
     # Hutchinson with 512 probes: relative SE of tr(J^T J) is about sqrt(2 / 512) = 6%
     assert approx["jacobian_mean_squared_singular_value"] == pytest.approx(
@@ -128,8 +127,8 @@ class UserMLP(nn.Module):
 def test_generic_capture_on_a_users_model_matches_our_mlp():
     user = UserMLP(depth=12, width=64, std=math.sqrt(2 / 32))
     variables = user.init(jax.random.key(0), X[:1])
-    rows = signal.propagation(user, variables, X, activation="relu")
-    table = signal.layer_table(rows)
+    rows = propagation.propagation(user, variables, X, activation="relu")
+    table = propagation.layer_table(rows)
     assert list(table["layer"]) == [f"Dense_{i}" for i in range(13)]  # call order, not sorted order
     assert table["gradient_variance"].notna().all()
     # compare with a direct forward pass
@@ -179,7 +178,7 @@ def test_check_cli_exit_codes(tmp_path):
     common = [
         sys.executable,
         "-m",
-        "benchmarks.cli",
+        "initbench.benchmarks.cli",
         "check",
         "--depth",
         "8",

@@ -1,31 +1,30 @@
-"""Mean-field theory of signal propagation in wide fully connected networks.
+r"""Mean-field theory of signal propagation in wide fully connected networks.
 
-For weights :math:`W_{ij} \\sim \\mathcal{N}(0, \\sigma_w^2 / n_{in})` and biases
-:math:`b_i \\sim \\mathcal{N}(0, \\sigma_b^2)`, pre-activations :math:`h^l = W^l \\phi(h^{l-1}) + b^l`
+For weights :math:`W_{ij} \sim \mathcal{N}(0, \sigma_w^2 / n_{in})` and biases
+:math:`b_i \sim \mathcal{N}(0, \sigma_b^2)`, pre-activations :math:`h^l = W^l \phi(h^{l-1}) + b^l`
 of an infinitely wide net are Gaussian with second moment :math:`q^l` (Poole et al. 2016,
 "Exponential expressivity in deep neural networks through transient chaos"; Schoenholz et al.
 2017, "Deep Information Propagation"):
 
-* length map :math:`q^l = \\sigma_w^2 \\mathbb{E}_z[\\phi(\\sqrt{q^{l-1}} z)^2] + \\sigma_b^2`,
-  with first layer :math:`q^1 = \\sigma_w^2 \\overline{x^2} + \\sigma_b^2`;
-* its fixed point :math:`q^*`, and :math:`\\chi_1 = \\sigma_w^2 \\mathbb{E}[\\phi'(\\sqrt{q^*} z)^2]`
-  (the mean squared singular value of one layer's Jacobian; :math:`\\chi_1 = 1` is the edge of
+* length map :math:`q^l = \sigma_w^2 \mathbb{E}_z[\phi(\sqrt{q^{l-1}} z)^2] + \sigma_b^2`,
+  with first layer :math:`q^1 = \sigma_w^2 \overline{x^2} + \sigma_b^2`;
+* its fixed point :math:`q^*`, and :math:`\chi_1 = \sigma_w^2 \mathbb{E}[\phi'(\sqrt{q^*} z)^2]`
+  (the mean squared singular value of one layer's Jacobian; :math:`\chi_1 = 1` is the edge of
   chaos);
-* the correlation map :math:`c^l = (\\sigma_w^2 \\mathbb{E}[\\phi(u_1)\\phi(u_2)] + \\sigma_b^2) / q^*`,
-  :math:`u_1 = \\sqrt{q^*} z_1`, :math:`u_2 = \\sqrt{q^*}(c z_1 + \\sqrt{1 - c^2} z_2)`, its fixed
-  point :math:`c^*` and slope :math:`\\chi_c`;
-* depth scales :math:`\\xi_q^{-1} = -\\log(\\chi_1 + \\sigma_w^2 \\mathbb{E}[\\phi''(\\sqrt{q^*}z)\\phi(\\sqrt{q^*}z)])`
-  and :math:`\\xi_c^{-1} = -\\log \\chi_c` (Schoenholz et al. 2017, eqs. 5 and 9);
+* the correlation map :math:`c^l = (\sigma_w^2 \mathbb{E}[\phi(u_1)\phi(u_2)] + \sigma_b^2) / q^*`,
+  :math:`u_1 = \sqrt{q^*} z_1`, :math:`u_2 = \sqrt{q^*}(c z_1 + \sqrt{1 - c^2} z_2)`, its fixed
+  point :math:`c^*` and slope :math:`\chi_c`;
+* depth scales :math:`\xi_q^{-1} = -\log(\chi_1 + \sigma_w^2 \mathbb{E}[\phi''(\sqrt{q^*}z)\phi(\sqrt{q^*}z)])`
+  and :math:`\xi_c^{-1} = -\log \chi_c` (Schoenholz et al. 2017, eqs. 5 and 9);
 * the input-output Jacobian spectrum (Pennington, Schoenholz & Ganguli 2017, "Resurrecting the
-  sigmoid"): mean squared singular value :math:`\\prod_l \\sigma_w^2 \\mu_1^{(l)}` and normalised
-  spread :math:`\\mathrm{Var}[s^2] / \\mathbb{E}[s^2]^2 = \\sum_l (s_W + \\mu_2^{(l)}/\\mu_1^{(l)2} - 1)`,
-  :math:`\\mu_k = \\mathbb{E}[\\phi'(h)^{2k}]`, with :math:`s_W = 1` for Gaussian and 0 for
+  sigmoid"): mean squared singular value :math:`\prod_l \sigma_w^2 \mu_1^{(l)}` and normalised
+  spread :math:`\mathrm{Var}[s^2] / \mathbb{E}[s^2]^2 = \sum_l (s_W + \mu_2^{(l)}/\mu_1^{(l)2} - 1)`,
+  :math:`\mu_k = \mathbb{E}[\phi'(h)^{2k}]`, with :math:`s_W = 1` for Gaussian and 0 for
   orthogonal weights (free multiplicative convolution adds normalised variances).
 
 Gaussian expectations use the quadrature of :mod:`inits._gains` (split at 0 for kinks), as
 fixed arrays, so every function here is jit-able; 2-D expectations use the product grid.
-Linear and ReLU networks also have closed forms (:func:`closed_form_length_map`), used by the
-tests to check the numerics.
+The tests check these numerics against the closed forms of linear and ReLU networks.
 """
 
 from __future__ import annotations
@@ -39,28 +38,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import inits
-from inits._gains import _nodes
-from models.activations import ActivationSpec, resolve
+from initbench import inits
+from initbench.inits import gaussian_quadrature
+from initbench.inits.errors import UsageError
+from initbench.models.activations import ActivationSpec, resolve
 
-Activation = Callable[[jax.Array], jax.Array]
+ActivationFn = Callable[[jax.Array], jax.Array]
 ITERATIONS = 300
 BISECTIONS = 80
 _DIVERGED = 1e30
 
 
 def _quadrature() -> tuple[jax.Array, jax.Array]:
-    x, w = _nodes()
+    x, w = gaussian_quadrature()
     return jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32)
 
 
-def expect(f: Activation, q: jax.Array | float) -> jax.Array:
-    """:math:`\\mathbb{E}[f(\\sqrt{q} z)]`, :math:`z \\sim \\mathcal{N}(0, 1)` (jit-able)."""
+def expect(f: ActivationFn, q: jax.Array | float) -> jax.Array:
+    r""":math:`\mathbb{E}[f(\sqrt{q} z)]`, :math:`z \sim \mathcal{N}(0, 1)` (jit-able)."""
     x, w = _quadrature()
     return jnp.sum(w * f(jnp.sqrt(jnp.maximum(q, 0.0)) * x))
 
 
-def _derivative(f: Activation, order: int = 1) -> Activation:
+def _derivative(f: ActivationFn, order: int = 1) -> ActivationFn:
     g = f
     for _ in range(order):
         g = jax.grad(g)  # of the scalar function
@@ -110,7 +110,7 @@ def _stats(activation: ActivationSpec, q: float) -> dict[str, float]:
 
 
 def length_map(activation: ActivationSpec, q: float, weight_variance: float, bias_variance: float = 0.0) -> float:
-    """One step of the length map: :math:`\\sigma_w^2 \\mathbb{E}[\\phi(\\sqrt{q}z)^2] + \\sigma_b^2`."""
+    r"""One step of the length map: :math:`\sigma_w^2 \mathbb{E}[\phi(\sqrt{q}z)^2] + \sigma_b^2`."""
     return weight_variance * _stats(activation, q)["second"] + bias_variance
 
 
@@ -121,14 +121,14 @@ def predicted_variances(
     bias_variance: float = 0.0,
     input_second_moment: float = 1.0,
 ) -> dict[str, np.ndarray]:
-    """Per-layer predictions for a finite-depth net (layer 1 .. depth).
+    r"""Per-layer predictions for a finite-depth net (layer 1 .. depth).
 
     Returns:
       ``pre_activation_variance`` (:math:`q^l`), ``activation_second_moment``
-      (:math:`\\mathbb{E}[\\phi(h^l)^2]`), ``activation_mean``, ``activation_variance``,
-      ``chi`` (:math:`\\sigma_w^2 \\mathbb{E}[\\phi'(h^l)^2]`, the per-layer gradient factor) and
-      ``gradient_variance_ratio`` (back-propagated :math:`\\mathrm{Var}[\\partial L/\\partial h^l]`
-      relative to layer 1 for equal widths: :math:`\\prod_{k<l} \\chi_k^{-1}`).
+      (:math:`\mathbb{E}[\phi(h^l)^2]`), ``activation_mean``, ``activation_variance``,
+      ``chi`` (:math:`\sigma_w^2 \mathbb{E}[\phi'(h^l)^2]`, the per-layer gradient factor) and
+      ``gradient_variance_ratio`` (back-propagated :math:`\mathrm{Var}[\partial L/\partial h^l]`
+      relative to layer 1 for equal widths: :math:`\prod_{k<l} \chi_k^{-1}`).
     """
     q = weight_variance * input_second_moment + bias_variance
     rows = []
@@ -154,15 +154,15 @@ def predicted_variances(
 
 @dataclasses.dataclass(frozen=True)
 class FixedPoint:
-    """The fixed point of the length and correlation maps and the depth scales.
+    r"""The fixed point of the length and correlation maps and the depth scales.
 
     Attributes:
       q_star: Fixed point of the length map reached from ``q0`` (inf when it explodes).
-      chi1: :math:`\\sigma_w^2 \\mathbb{E}[\\phi'(\\sqrt{q^*}z)^2]`.
+      chi1: :math:`\sigma_w^2 \mathbb{E}[\phi'(\sqrt{q^*}z)^2]`.
       c_star: Stable fixed point of the correlation map (1 in the ordered phase, chi1 <= 1).
       chi_c: Slope of the correlation map at :math:`c^*` (chi1 when :math:`c^* = 1`).
       xi_q: Depth scale of the length map's convergence to :math:`q^*`.
-      xi_c: Depth scale of correlations (diverges at :math:`\\chi_1 = 1`).
+      xi_c: Depth scale of correlations (diverges at :math:`\chi_1 = 1`).
     """
 
     q_star: float
@@ -212,7 +212,7 @@ def _chi1(activation: ActivationSpec, sw: float, q_star: float) -> float:
 def fixed_point(
     activation: ActivationSpec, weight_variance: float, bias_variance: float = 0.0, q0: float = 1.0
 ) -> FixedPoint:
-    """q*, chi_1, c*, chi_c and the depth scales for an activation and (sigma_w^2, sigma_b^2).
+    r"""q*, chi_1, c*, chi_c and the depth scales for an activation and (sigma_w^2, sigma_b^2).
 
     Example:
       >>> from benchmarks import theory
@@ -221,14 +221,14 @@ def fixed_point(
 
     Args:
       activation: Activation name or callable.
-      weight_variance: :math:`\\sigma_w^2` (weights have variance :math:`\\sigma_w^2 / n_{in}`).
-      bias_variance: :math:`\\sigma_b^2`.
+      weight_variance: :math:`\sigma_w^2` (weights have variance :math:`\sigma_w^2 / n_{in}`).
+      bias_variance: :math:`\sigma_b^2`.
       q0: Starting point of the length-map iteration (it matters only where the map has
         several fixed points, e.g. linear and ReLU nets at criticality, where every q is one).
     """
     sw, sb = float(weight_variance), float(bias_variance)
     if sw < 0 or sb < 0:
-        raise ValueError(f"variances must be >= 0, got weight_variance={sw}, bias_variance={sb}")
+        raise UsageError(f"variances must be >= 0, got weight_variance={sw}, bias_variance={sb}")
     q_star = _solve_q_star(activation, sw, sb, float(q0))
     if not math.isfinite(q_star):
         return FixedPoint(math.inf, math.inf, math.nan, math.nan, math.nan, math.nan)
@@ -256,10 +256,10 @@ def fixed_point(
 def critical_weight_variance(
     activation: ActivationSpec, bias_variance: float = 0.0, bracket: tuple[float, float] = (1e-2, 20.0)
 ) -> float:
-    """:math:`\\sigma_w^2` on the critical line :math:`\\chi_1 = 1` for a given :math:`\\sigma_b^2`.
+    r""":math:`\sigma_w^2` on the critical line :math:`\chi_1 = 1` for a given :math:`\sigma_b^2`.
 
-    Solved by bisection on :math:`\\chi_1(\\sigma_w^2) - 1` (:math:`q^*` recomputed at each
-    point). Tanh at :math:`\\sigma_b^2 = 0`: 1; ReLU: 2 (where every q is a fixed point).
+    Solved by bisection on :math:`\chi_1(\sigma_w^2) - 1` (:math:`q^*` recomputed at each
+    point). Tanh at :math:`\sigma_b^2 = 0`: 1; ReLU: 2 (where every q is a fixed point).
 
     Raises:
       ValueError: chi_1 - 1 does not change sign on the bracket.
@@ -270,7 +270,7 @@ def critical_weight_variance(
 
     lo, hi = bracket
     if not excess(lo) < 0 < excess(hi):
-        raise ValueError(f"chi_1 - 1 does not change sign on sigma_w^2 in {bracket} for {activation!r}")
+        raise UsageError(f"chi_1 - 1 does not change sign on sigma_w^2 in {bracket} for {activation!r}")
     for _ in range(BISECTIONS):
         mid = 0.5 * (lo + hi)
         if excess(mid) < 0:
@@ -291,13 +291,13 @@ def jacobian_spectrum(
     *,
     orthogonal: bool = False,
 ) -> dict[str, float]:
-    """Moments of :math:`JJ^T` for :math:`J = \\partial h^L / \\partial x` (``depth`` weight layers).
+    r"""Moments of :math:`JJ^T` for :math:`J = \partial h^L / \partial x` (``depth`` weight layers).
 
-    :math:`J = W^L D^{L-1} W^{L-1} \\cdots D^1 W^1`, :math:`D^l = \\mathrm{diag}(\\phi'(h^l))`.
+    :math:`J = W^L D^{L-1} W^{L-1} \cdots D^1 W^1`, :math:`D^l = \mathrm{diag}(\phi'(h^l))`.
 
     Returns:
-      ``mean_squared_singular_value`` :math:`\\sigma_w^{2L}\\prod_{l<L}\\mu_1^{(l)}` and
-      ``spread`` :math:`\\mathrm{Var}[s^2]/\\mathbb{E}[s^2]^2 = L s_W + \\sum_{l<L}(\\mu_2^{(l)}/\\mu_1^{(l)2} - 1)`.
+      ``mean_squared_singular_value`` :math:`\sigma_w^{2L}\prod_{l<L}\mu_1^{(l)}` and
+      ``spread`` :math:`\mathrm{Var}[s^2]/\mathbb{E}[s^2]^2 = L s_W + \sum_{l<L}(\mu_2^{(l)}/\mu_1^{(l)2} - 1)`.
     """
     layers = predicted_variances(activation, depth, weight_variance, bias_variance, input_second_moment)
     stats = [_stats(activation, q) for q in layers["pre_activation_variance"][:-1]]
@@ -311,29 +311,11 @@ def jacobian_spectrum(
     }
 
 
-def closed_form_length_map(activation: str, q: float, weight_variance: float, bias_variance: float = 0.0) -> float:
-    """Exact length map of ``linear`` and ``relu`` nets.
-
-    Linear: :math:`\\sigma_w^2 q + \\sigma_b^2`; ReLU: :math:`\\sigma_w^2 q/2 + \\sigma_b^2`.
-    """
-    factor = {"linear": 1.0, "relu": 0.5}[activation]
-    return weight_variance * factor * q + bias_variance
-
-
-def relu_correlation_map(c: float, weight_variance: float = 2.0, bias_variance: float = 0.0, q: float = 1.0) -> float:
-    """Exact ReLU correlation map (arc-cosine kernel, Cho & Saul 2009).
-
-    :math:`\\mathbb{E}[\\phi(u_1)\\phi(u_2)] = \\frac{q}{2\\pi}(\\sqrt{1-c^2} + (\\pi - \\arccos c)\\, c)`.
-    """
-    e = q / (2 * math.pi) * (math.sqrt(1 - c * c) + (math.pi - math.acos(c)) * c)
-    return (weight_variance * e + bias_variance) / q
-
-
 def init_variances(init: inits.Init, width: int, bias: inits.Init | None = None) -> tuple[float, float]:
-    """The :math:`(\\sigma_w^2, \\sigma_b^2)` an initializer gives a ``width x width`` Dense layer.
+    r"""The :math:`(\sigma_w^2, \sigma_b^2)` an initializer gives a ``width x width`` Dense layer.
 
-    :math:`\\sigma_w^2 = n_{in} \\mathrm{Var}[W_{ij}]` (He normal: 2, LeCun: 1, Glorot on a
-    square layer: 1, orthogonal: gain^2) and :math:`\\sigma_b^2 = \\mathrm{Var}[b_i]`.
+    :math:`\sigma_w^2 = n_{in} \mathrm{Var}[W_{ij}]` (He normal: 2, LeCun: 1, Glorot on a
+    square layer: 1, orthogonal: gain^2) and :math:`\sigma_b^2 = \mathrm{Var}[b_i]`.
 
     Raises:
       ValueError: the initializer has no per-entry moments (delta-orthogonal, identity...).

@@ -1,6 +1,6 @@
 """Trace, compile and init times of deep MLPs, unrolled vs ``nn.scan``.
 
-Run: ``python -m benchmarks.trace_time`` (width 256, batch 32, tanh). Prints, per
+Run: ``python -m initbench.benchmarks.perf.trace_time`` (width 256, batch 32, tanh). Prints, per
 configuration, the time of ``jax.jit(model.init)`` (first call: trace + compile + run), of
 tracing and compiling the forward pass, and of one forward call.
 """
@@ -12,7 +12,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-import models
+from initbench import models
 
 CONFIGS = ((200, False, "he_normal"), (200, False, "orthogonal"), (200, True, "orthogonal"), (1000, True, "orthogonal"))
 

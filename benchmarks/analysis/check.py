@@ -16,7 +16,7 @@ Verdict per layer, from :math:`\rho_l = q^l / q^1`: ``preserved`` when
 
 Where the mean-field theory applies (a fully connected net whose initializer has per-entry
 moments, so :math:`\sigma_w^2 = n_{in}\mathrm{Var}[W]`), each layer also gets the predicted
-:math:`q^l` (:func:`benchmarks.theory.predicted_variances`) and ``matches_theory``:
+:math:`q^l` (:func:`benchmarks.analysis.theory.predicted_variances`) and ``matches_theory``:
 :math:`|q^l_{meas}/q^l_{pred} - 1| \le 5\sigma_l`, or both below 1e-30, or both above 1e30
 (beyond float32's range both sides agree on the trend).
 """
@@ -33,9 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from benchmarks import signal, theory
-
-VERDICTS = ("preserved", "vanishing", "exploding")
+from initbench.benchmarks.analysis import propagation, theory
+from initbench.inits.errors import UsageError, positive_int
 
 
 @dataclasses.dataclass
@@ -78,15 +77,15 @@ def check_variance(
     seeds: list[int] | None = None,
     labels: jax.Array | None = None,
 ) -> CheckResult:
-    """Checks how a network propagates variance at initialization; works on any Flax module.
+    r"""Checks how a network propagates variance at initialization; works on any Flax module.
 
     Args:
       model: A Flax linen module (ours or a user's).
       variables: Its variables; None with ``seeds`` to initialize one network per seed.
       batch: Inputs ``(B, ...)``.
       activation: The activation (theory, and activation statistics of models that do not sow).
-      weight_variance: :math:`\\sigma_w^2` for the theory (None: no theory columns).
-      bias_variance: :math:`\\sigma_b^2` for the theory.
+      weight_variance: :math:`\sigma_w^2` for the theory (None: no theory columns).
+      bias_variance: :math:`\sigma_b^2` for the theory.
       orthogonal: Whether the weights are orthogonal (Jacobian spread theory).
       tolerance: Factor ``t`` of the verdicts (> 1).
       seeds: Initialize and probe these seeds (vmapped), averaging the measurements.
@@ -96,22 +95,22 @@ def check_variance(
       ValueError: tolerance <= 1, or neither variables nor seeds.
     """
     if not tolerance > 1:
-        raise ValueError(f"tolerance must be > 1, got {tolerance}")
+        raise UsageError(f"tolerance must be > 1, got {tolerance}")
     if seeds:
-        rows = signal.propagation_over_seeds(model, batch, seeds, labels=labels, activation=activation)
+        rows = propagation.propagation_over_seeds(model, batch, seeds, labels=labels, activation=activation)
     elif variables is not None:
-        rows = signal.propagation(model, variables, batch, labels=labels, activation=activation)
+        rows = propagation.propagation(model, variables, batch, labels=labels, activation=activation)
     else:
-        raise ValueError("check_variance needs variables or seeds")
+        raise UsageError("check_variance needs variables or seeds")
     n_seeds = len(seeds) if seeds else 1
-    wide = signal.layer_table(rows)
+    wide = propagation.layer_table(rows)
     per_layer = wide.groupby(["layer_index", "layer"], sort=True).mean(numeric_only=True).reset_index()
     names = list(per_layer["layer"])
     n_judged = max(1, len(names) - 1)
     q = per_layer["pre_activation_second_moment"].to_numpy()
     x = np.asarray(batch, np.float64).reshape(batch.shape[0], -1)
     participation = per_layer.get("activation_participation_ratio", pd.Series(np.nan, index=per_layer.index))
-    previous = np.concatenate([[float(signal._participation_ratio(jnp.asarray(x)))], participation.to_numpy()[:-1]])
+    previous = np.concatenate([[float(propagation.participation_ratio(jnp.asarray(x)))], participation.to_numpy()[:-1]])
     previous = np.maximum(np.nan_to_num(previous, nan=1.0), 1.0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sigma = np.sqrt(np.cumsum(2.0 / (per_layer["units"].to_numpy() * previous)) / n_seeds)
@@ -128,7 +127,7 @@ def check_variance(
     )
     table["verdict"] = [_verdict(r, t) for r, t in zip(ratio, band, strict=True)]
     table.loc[n_judged:, "verdict"] = "not judged"
-    network = signal.network_metrics(rows)
+    network = propagation.network_metrics(rows)
     if weight_variance is not None and activation is not None:
         input_moment = float(np.mean(x**2))
         pred = theory.predicted_variances(activation, len(names), weight_variance, bias_variance, input_moment)
@@ -199,29 +198,26 @@ def run_check(
     out: str | Path | None = "results/check",
     extra: dict[str, Any] | None = None,
 ) -> tuple[CheckResult, dict[str, Any]]:
-    """The ``initbench check`` job: build the model, probe Gaussian inputs, judge, write results.
+    r"""The ``initbench check`` job: build the model, probe Gaussian inputs, judge, write results.
 
-    Inputs are :math:`\\mathcal{N}(0, I)` of ``input_shape`` (default: ``(width,)`` for the MLP,
+    Inputs are :math:`\mathcal{N}(0, I)` of ``input_shape`` (default: ``(width,)`` for the MLP,
     so every layer is square; ``(32, 32, 3)`` for the CNNs). Writes tidy rows to a ResultStore,
     ``check_<...>.png`` and ``check_<...>.csv`` under ``out`` (None: write nothing).
 
     Returns:
       The result and a dict of written paths.
     """
-    import inits
-    import models
-    from benchmarks.results import ResultStore, provenance
-    from benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+    from initbench import inits, models
+    from initbench.benchmarks.results import ResultStore, provenance
+    from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
 
     init_args = dict(init_args or {})
     init_fn = inits.get(init, **init_args)  # validates the name and arguments
-    if bias_init != "torch_default":
-        inits.entry(bias_init)
+    inits.get_bias(bias_init, fan_in=1)  # validates the name
     if input_shape is None:
         input_shape = (width,) if model == "mlp" else (32, 32, 3)
     for name, value in (("batch_size", batch_size), ("seeds", seeds)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(name, value)
     config = dict(extra or {})
     if model == "mlp":
         config.update(depth=depth, width=width, scan=True)
@@ -237,7 +233,7 @@ def run_check(
     sw = sb = None
     if model == "mlp" and init_fn.moments is not None:
         sw, _ = theory.init_variances(init_fn, width)
-        sb = 0.0 if bias_init == "torch_default" else inits.get(bias_init).target((width,))[1]
+        sb = inits.get_bias(bias_init, fan_in=width).target((width,))[1]
     structured = init in ("orthogonal", "delta_orthogonal", "identity", "dirac")
     result = check_variance(
         net, None, x, activation=activation, weight_variance=sw, bias_variance=sb or 0.0,

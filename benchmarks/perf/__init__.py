@@ -1,0 +1,1 @@
+"""Benchmarks of initbench itself: throughput against independent contenders, trace and compile times."""
