@@ -25,11 +25,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"initbench: error: {message}\n")
 
 
+def split_top_level(value: str) -> list[str]:
+    """Splits at commas outside parentheses: ``"normal(stddev=0.1, mean=0.0),zeros"`` has two items."""
+    items, depth, current = [], 0, []
+    for ch in value:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    items.append("".join(current).strip())
+    return items
+
+
 def _csv(value: str) -> list[str]:
-    items = [v.strip() for v in value.split(",")]
+    items = split_top_level(value)
     if not value.strip() or any(not v for v in items):
         raise argparse.ArgumentTypeError(f"malformed list {value!r}: expected comma-separated names like a,b")
     return items
+
+
+def _output_file(value: str) -> str:
+    """A file path whose directory exists and is writable (checked before any work)."""
+    path = Path(value)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is a directory; give a file path")
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {value!r}: directory {str(parent)!r} missing or not writable")
+    return value
 
 
 def _positive(value: str) -> int:
@@ -85,7 +110,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from initbench.benchmarks.runner import run_suite
+    from initbench.benchmarks.runner import progress_mode, run_suite
 
     _enable_compilation_cache()
     summary = run_suite(
@@ -100,7 +125,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         devices=args.devices,
         max_members=args.max_members,
         data_dir=args.data_dir,
-        show_progress=False if args.quiet else None,
+        progress=progress_mode(args.quiet),
     )
     print(
         f"{summary['suite']} ({summary['scale']}): {summary['trained']} runs trained in {summary['cohorts']} cohorts, "
@@ -216,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=_positive, help="use the first N devices (default: all)")
     p.add_argument("--max-members", type=_positive, help="cap on runs trained together in one chunk")
     p.add_argument("--data-dir", help="TFDS data directory")
-    p.add_argument("--json", help="also write the run summary as JSON here")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", type=_output_file, help="also write the run summary as JSON to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else log lines)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("report", help="tables and figures from a results directory")

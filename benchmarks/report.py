@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from initbench.benchmarks.results import ResultStore
+from initbench.benchmarks.results import RUNS, IncompatibleResults, ResultStore
 from initbench.inits.errors import UsageError
-
-CONFIG = ["suite", "benchmark", "model", "activation", "init", "init_args", "dataset", "optimizer", "lr", "batch_size"]
 
 
 class NoResults(UsageError):
@@ -34,12 +33,30 @@ def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, int]:
     return float(x.mean()), float(half), n
 
 
-def _label(row: pd.Series) -> str:
-    return f"{row['init']}({row['init_args']})" if row["init_args"] else row["init"]
+ROW_FIELDS = ("activation", "init", "init_args", "bias_init", "bias_args")
+CONFIG = RUNS.config_columns
+SECTION = tuple(c for c in CONFIG if c not in ROW_FIELDS)
+METRICS = ("final_test_accuracy", "best_test_accuracy", "final_train_loss", "initial_train_loss")
+TRAIN_LOSS = (
+    "train loss: the mean cross-entropy over the training set (its first `eval_examples` examples when set), "
+    "evaluated at the step in evaluation mode, not the running minibatch loss"
+)
+
+
+def _label(row: Any) -> str:
+    label = f"{row['init']}({row['init_args']})" if row["init_args"] else row["init"]
+    if row.get("bias_init") not in (None, "zeros") or row.get("bias_args"):
+        bias = f"{row['bias_init']}({row['bias_args']})" if row.get("bias_args") else row["bias_init"]
+        label += f", bias {bias}"
+    return label
 
 
 def per_run(df: pd.DataFrame, target_accuracy: float) -> pd.DataFrame:
-    """One row per run: final and best metrics, steps to the target accuracy, status."""
+    """One row per run: final and best metrics, steps to the target accuracy, status.
+
+    A diverged run's metrics are all NaN: nothing it measured is averaged with the runs that
+    trained (the summary counts it as diverged instead).
+    """
     curves = df[df["layer"].isna() & df["metric"].isin(["loss", "accuracy"])]
     runs = []
     for run_id, g in curves.groupby("run_id", sort=False):
@@ -47,43 +64,45 @@ def per_run(df: pd.DataFrame, target_accuracy: float) -> pd.DataFrame:
         last_step = g["step"].max()
         test_acc = g[(g["split"] == "test") & (g["metric"] == "accuracy")].sort_values("step")
         reached = test_acc[test_acc["value"] >= target_accuracy]
+        diverged = (g["status"] == "diverged").any()
 
-        def final(split: str, metric: str, g: pd.DataFrame = g, last_step: int = last_step) -> float:
-            sel = g[(g["split"] == split) & (g["metric"] == metric) & (g["step"] == last_step)]["value"]
+        def value(split: str, metric: str, step: int, g: pd.DataFrame = g) -> float:
+            sel = g[(g["split"] == split) & (g["metric"] == metric) & (g["step"] == step)]["value"]
             return float(sel.iloc[0]) if len(sel) else math.nan
 
         row = {c: first[c] for c in CONFIG}
-        row.update(
-            run_id=run_id,
-            seed=first["seed"],
-            status=first["status"],
-            steps=int(last_step),
-            final_test_accuracy=final("test", "accuracy"),
-            final_test_loss=final("test", "loss"),
-            final_train_loss=final("train", "loss"),
-            initial_train_loss=float(
-                g[(g["split"] == "train") & (g["metric"] == "loss") & (g["step"] == 0)]["value"].iloc[0]
-            ),
-            best_test_accuracy=float(test_acc["value"].max()),
-            steps_to_target=float(reached["step"].iloc[0]) if len(reached) else math.nan,
-        )
+        row.update(run_id=run_id, seed=first["seed"], status="diverged" if diverged else "ok", steps=int(last_step))
+        metrics = {
+            "final_test_accuracy": value("test", "accuracy", last_step),
+            "final_test_loss": value("test", "loss", last_step),
+            "final_train_loss": value("train", "loss", last_step),
+            "initial_train_loss": value("train", "loss", 0),
+            "best_test_accuracy": float(test_acc["value"].max()),
+            "steps_to_target": float(reached["step"].iloc[0]) if len(reached) else math.nan,
+        }
+        row.update({k: (math.nan if diverged else v) for k, v in metrics.items()})
         runs.append(row)
     return pd.DataFrame(runs)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per config: seeds, diverged count, mean and 95% CI of each metric, fraction reaching target."""
+    """Per configuration (every identity field but the seed): seeds, diverged, statistics of the others.
+
+    Means and 95% Student-t intervals are over the seeds that did not diverge, the same seeds for
+    every metric; ``reached_target`` is the fraction of all seeds (a diverged seed did not reach it).
+    """
     out = []
-    for key, g in runs.groupby(CONFIG, sort=False, dropna=False):
+    for key, g in runs.groupby(list(CONFIG), sort=False, dropna=False):
         row = dict(zip(CONFIG, key, strict=True))
-        row["label"] = _label(pd.Series(row))
+        row["label"] = _label(row)
+        ok = g[g["status"] == "ok"]
         row["seeds"] = len(g)
-        row["diverged"] = int((g["status"] == "diverged").sum())
-        for metric in ("final_test_accuracy", "best_test_accuracy", "final_train_loss", "initial_train_loss"):
-            mean, half, _ = mean_ci(g[metric])
+        row["diverged"] = len(g) - len(ok)
+        for metric in METRICS:
+            mean, half, _ = mean_ci(ok[metric])
             row[metric] = mean
             row[metric + "_ci95"] = half
-        reached = g["steps_to_target"].dropna()
+        reached = ok["steps_to_target"].dropna()
         row["reached_target"] = len(reached) / len(g)
         row["median_steps_to_target"] = float(reached.median()) if len(reached) else math.nan
         out.append(row)
@@ -92,115 +111,186 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _fmt(mean: float, half: float, digits: int = 3) -> str:
     if not math.isfinite(mean):
-        return "nan"
+        return "—"
     return f"{mean:.{digits}f} ± {half:.{digits}f}" if math.isfinite(half) else f"{mean:.{digits}f}"
 
 
-def markdown(summary: pd.DataFrame, provenance: list[dict], target_accuracy: float) -> str:
-    """The markdown report."""
+def _sections(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """Groups rows by the section fields; returns ``(title, file-safe name, rows)``."""
+    varying = [c for c in SECTION if table[c].astype(str).nunique() > 1]
+    out = []
+    for key, g in table.groupby(list(SECTION), sort=False, dropna=False):
+        fields = dict(zip(SECTION, key, strict=True))
+        title = f"{fields['benchmark']}: {fields['model']} on {fields['dataset']}"
+        implied = ("benchmark", "model", "family", "depth", "width", "model_options", "dataset")
+        extra = [f"{c}={fields[c]}" for c in varying if c not in implied]
+        if extra:
+            title += f" ({', '.join(extra)})"
+        safe = "".join(c if c.isalnum() else "_" for c in title).strip("_")[:120]
+        out.append((title, safe, g))
+    return out
+
+
+def markdown(summary: pd.DataFrame, provenance: list[dict], target_accuracy: float, figures: dict) -> str:
+    """The markdown report: provenance, definitions, one table and its figures per section."""
     lines = ["# initbench report", ""]
     if provenance:
         keys = ("initbench", "jax", "jaxlib", "flax", "backend", "device_kind", "device_count", "git_commit")
         for k in keys:
             values = sorted({str(p.get(k)) for p in provenance})
             lines.append(f"- {k}: {', '.join(values)}")
-        times = sorted(str(p.get("utc_time")) for p in provenance)
-        lines += [f"- written: {times[0]} .. {times[-1]} UTC ({len(provenance)} files)", ""]
+        times = sorted(str(p.get("written_utc")) for p in provenance)
+        lines.append(f"- written: {times[0]} .. {times[-1]} UTC ({len(provenance)} files)")
+        versions = sorted({str(v) for v in summary["numerics_version"]})
+        lines += [f"- numerics version: {', '.join(versions)}", ""]
     lines += [
-        f"Means over seeds with 95% Student-t confidence intervals. Steps to target: first evaluation "
-        f"with test accuracy >= {target_accuracy}, median over the seeds that reached it.",
+        "One row per configuration (every field of the run but its seed). Seeds whose training loss "
+        "turned non-finite are counted as diverged and left out of every mean: each metric is the mean "
+        "over the same non-diverged seeds, with its 95% Student-t confidence interval (— when no seed is "
+        f"left). Steps to target: first evaluation with test accuracy >= {target_accuracy}, median over "
+        "the seeds that reached it; reached target is the fraction of all seeds.",
+        "",
+        f"Definitions: {TRAIN_LOSS}; test accuracy and loss: over the test split at the step.",
         "",
     ]
-    for (benchmark, model, dataset), g in summary.groupby(["benchmark", "model", "dataset"], sort=False):
-        lines += [f"## {benchmark}: {model} on {dataset}", ""]
+    for title, safe, g in _sections(summary):
+        lines += [f"## {title}", ""]
         lines.append(
-            "| activation | init | seeds | diverged | final test acc | best test acc | final train loss "
+            "| activation | init | diverged | final test acc | best test acc | final train loss "
             "| initial train loss | reached target | steps to target |"
         )
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for _, r in g.sort_values(["activation", "final_test_accuracy"], ascending=[True, False]).iterrows():
+            steps = f"{r['median_steps_to_target']:.0f}" if math.isfinite(r["median_steps_to_target"]) else "—"
             lines.append(
-                f"| {r['activation']} | {r['label']} | {r['seeds']} | {r['diverged']} "
+                f"| {r['activation']} | {r['label']} | {r['diverged']}/{r['seeds']} "
                 f"| {_fmt(r['final_test_accuracy'], r['final_test_accuracy_ci95'])} "
                 f"| {_fmt(r['best_test_accuracy'], r['best_test_accuracy_ci95'])} "
                 f"| {_fmt(r['final_train_loss'], r['final_train_loss_ci95'])} "
                 f"| {_fmt(r['initial_train_loss'], r['initial_train_loss_ci95'])} "
-                f"| {100 * r['reached_target']:.0f}% | {r['median_steps_to_target']:.0f} |"
+                f"| {100 * r['reached_target']:.0f}% | {steps} |"
             )
         lines.append("")
+        for name, path in figures.get(safe, []):
+            lines += [f"![{name}]({path.name})", ""]
     return "\n".join(lines)
 
 
-def _curves_figure(df: pd.DataFrame, path: Path, title: str) -> None:
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    panels = (("test", "accuracy", "test accuracy"), ("train", "loss", "train loss"))
+    return plt
+
+
+def _curves_figure(df: pd.DataFrame, path: Path, title: str) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    panels = (("test", "accuracy", "test accuracy"), ("train", "loss", "train loss (full training set, eval mode)"))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (split, metric, ylabel) in zip(axes, panels, strict=True):
-        sel = df[(df["split"] == split) & (df["metric"] == metric) & df["layer"].isna()].copy()
-        sel["label"] = sel.apply(_label, axis=1)
-        for label, g in sel.groupby("label", sort=False):
-            stats = g.groupby("step")["value"].apply(lambda v: mean_ci(v)[:2])
-            steps = np.asarray(stats.index)
-            mean = np.asarray([m for m, _ in stats])
-            half = np.nan_to_num(np.asarray([h for _, h in stats]))
-            (line,) = ax.plot(steps, mean, label=label)
-            ax.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.2)
-        ax.set_xlabel("step")
+        sel = df[(df["split"] == split) & (df["metric"] == metric) & df["layer"].isna()]
+        labels = pd.Series([_label(r) for r in sel.to_dict("records")], index=sel.index, dtype=object)
+        for i, (init_label, g) in enumerate(sel.groupby(labels, sort=False)):
+            color = colors[i % len(colors)]
+            seeds = g["seed"].nunique()
+            diverged = g.loc[g["status"] == "diverged", "seed"].nunique()
+            name = f"{init_label} ({diverged}/{seeds} diverged)" if diverged else init_label
+            if seeds < 5:  # too few seeds for an interval: every seed, as it ran
+                for j, (_, run) in enumerate(g.sort_values("step").groupby("seed")):
+                    finite = run[np.isfinite(run["value"])]
+                    ax.plot(
+                        finite["step"], finite["value"], color=color, lw=1, alpha=0.8, label=name if j == 0 else None
+                    )
+                    if (run["status"] == "diverged").any() and len(finite):
+                        ax.plot(finite["step"].iloc[-1], finite["value"].iloc[-1], "x", color=color, ms=8)
+            else:
+                ok = g[g["status"] == "ok"]
+                stats = ok.groupby("step")["value"].apply(lambda v: mean_ci(v)[:2])
+                steps = np.asarray(stats.index)
+                mean = np.asarray([m for m, _ in stats])
+                half = np.nan_to_num(np.asarray([h for _, h in stats]))
+                low, high = mean - half, mean + half
+                if metric == "accuracy":
+                    low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
+                ax.plot(steps, mean, color=color, label=name)
+                ax.fill_between(steps, low, high, color=color, alpha=0.2)
+        ax.set_xlabel("training step")
         ax.set_ylabel(ylabel)
         if metric == "loss":
             ax.set_yscale("log")
         else:
             ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(title + " (mean, 95% CI over seeds)")
+    fig.suptitle(
+        f"{title}\n(under 5 seeds: one line per seed, x = diverged there; else mean and 95% CI of non-diverged seeds)",
+        fontsize=9,
+    )
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
 
 
-def _heatmap(summary: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = list(summary.groupby(["model", "dataset"], sort=False))
+def _heatmap(summary: pd.DataFrame, path: Path, title: str) -> None:
+    plt = _plt()
     activations = sorted(summary["activation"].unique())
     labels = list(dict.fromkeys(summary["label"]))
-    fig, axes = plt.subplots(
-        1, len(groups), figsize=(2.5 + 1.2 * len(activations) * len(groups) + 2.5 * len(groups), 0.4 * len(labels) + 2),
-        constrained_layout=True,
-    )  # fmt: skip
-    axes = np.atleast_1d(axes)
-    for ax, ((model, dataset), g) in zip(axes, groups, strict=True):
-        table = g.pivot_table(index="label", columns="activation", values="final_test_accuracy", sort=False)
-        table = table.reindex(index=[lab for lab in labels if lab in table.index], columns=activations)
-        im = ax.imshow(table.to_numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(table.shape[1]), table.columns)
-        ax.set_yticks(range(table.shape[0]), table.index, fontsize=8)
-        for (i, j), v in np.ndenumerate(table.to_numpy()):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k", fontsize=8)
-        ax.set_title(f"{model} on {dataset}: final test accuracy", fontsize=9)
-    fig.colorbar(im, ax=axes.tolist())
-    fig.savefig(path, dpi=100)
+    table = summary.pivot_table(index="label", columns="activation", values="final_test_accuracy", sort=False)
+    table = table.reindex(index=labels, columns=activations)
+    div = summary.set_index(["label", "activation"])[["diverged", "seeds"]]
+    fig, ax = plt.subplots(figsize=(3 + 1.4 * len(activations), 0.45 * len(labels) + 2), constrained_layout=True)
+    values = table.to_numpy(dtype=float)
+    im = ax.imshow(np.ma.masked_invalid(values), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_facecolor("0.85")  # no surviving seed: grey
+    ax.set_xticks(range(len(activations)), activations)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    for (i, j), v in np.ndenumerate(values):
+        key = (labels[i], activations[j])
+        if key not in div.index:
+            continue
+        d, n = (int(x) for x in div.loc[key])
+        text = "diverged" if not math.isfinite(v) and d else (f"{v:.2f}" if math.isfinite(v) else "—")
+        if d and math.isfinite(v):
+            text += f"\n{d}/{n} div"
+        color = "k" if not math.isfinite(v) or v >= 0.6 else "w"
+        ax.text(j, i, text, ha="center", va="center", color=color, fontsize=7)
+        if d:
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", edgecolor="r", lw=0))
+    ax.set_xlabel("activation")
+    ax.set_title(
+        f"{title}\nfinal test accuracy (mean over non-diverged seeds; hatched: some seeds diverged)", fontsize=9
+    )
+    fig.colorbar(im, ax=ax, label="final test accuracy")
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
+
+
+def _atomic(path: Path, write: Any) -> None:
+    """Writes through a hidden temporary file renamed into place: a failure leaves no partial file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def report(results_dir: str | Path, out_dir: str | Path | None = None, target_accuracy: float = 0.9) -> dict[str, Any]:
     """Writes ``report.md``, ``summary.csv``, ``runs.csv`` and PNG figures; returns their paths.
 
     Args:
-      results_dir: A directory of result files.
-      out_dir: Where to write (default ``results_dir/report``).
+      results_dir: A directory of training-run results.
+      out_dir: Where to write (default ``results_dir/_report``, which readers of the results skip).
       target_accuracy: Test accuracy for "steps to target".
 
     Raises:
       NoResults: the directory has no result files.
-      ValueError: target_accuracy outside (0, 1].
+      IncompatibleResults: the directory holds another kind of result.
+      UsageError: target_accuracy outside (0, 1]; an unreadable or inconsistent results file.
     """
     if not 0 < target_accuracy <= 1:
         raise UsageError(f"--target-accuracy must be in (0, 1], got {target_accuracy}")
@@ -208,23 +298,30 @@ def report(results_dir: str | Path, out_dir: str | Path | None = None, target_ac
     if not store.files():
         raise NoResults(f"no result files in {str(results_dir)!r}; run `initbench run SUITE --out {results_dir}` first")
     store.check_compatible()
+    if store.kind.name != "runs":
+        raise IncompatibleResults(
+            f"{str(results_dir)!r} holds {store.kind.description}; `initbench report` reads training runs"
+        )
     df = store.read()
     prov = [store.provenance_of(p) for p in store.files()]
-    out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
-    out.mkdir(parents=True, exist_ok=True)
     runs = per_run(df, target_accuracy)
     summary = summarize(runs)
+    out = Path(out_dir) if out_dir is not None else Path(results_dir) / "_report"
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, list[tuple[str, Path]]] = {}
+    for title, safe, rows in _sections(df):
+        for activation, g in rows.groupby("activation", sort=False):
+            path = out / f"curves_{safe}_{activation}.png"
+            _atomic(path, lambda p, g=g, t=f"{title}, {activation}": _curves_figure(g, p, t))
+            figures.setdefault(safe, []).append((f"curves, {activation}", path))
+    for title, safe, g in _sections(summary):
+        path = out / f"final_accuracy_{safe}.png"
+        _atomic(path, lambda p, g=g, t=title: _heatmap(g, p, t))
+        figures.setdefault(safe, []).append(("final test accuracy", path))
     paths: dict[str, Any] = {"markdown": out / "report.md", "summary": out / "summary.csv", "runs": out / "runs.csv"}
-    paths["markdown"].write_text(markdown(summary, prov, target_accuracy))
-    summary.to_csv(paths["summary"], index=False)
-    runs.to_csv(paths["runs"], index=False)
-    figures = []
-    for (model, activation, dataset), g in df.groupby(["model", "activation", "dataset"], sort=False):
-        safe = "".join(c if c.isalnum() else "_" for c in f"{model}_{activation}_{dataset}").strip("_")
-        path = out / f"curves_{safe}.png"
-        _curves_figure(g, path, f"{model}, {activation}, {dataset}")
-        figures.append(path)
-    heat = out / "final_accuracy.png"
-    _heatmap(summary, heat)
-    paths["figures"] = [*figures, heat]
+    _atomic(paths["summary"], lambda p: summary.to_csv(p, index=False))
+    _atomic(paths["runs"], lambda p: runs.to_csv(p, index=False))
+    text = markdown(summary, prov, target_accuracy, figures)
+    _atomic(paths["markdown"], lambda p: p.write_text(text))
+    paths["figures"] = [p for group in figures.values() for _, p in group]
     return paths

@@ -14,36 +14,68 @@ import jax
 
 from initbench.benchmarks import data as data_lib
 from initbench.benchmarks.results import ResultStore, provenance
-from initbench.benchmarks.spec import RunSpec
+from initbench.benchmarks.spec import NUMERICS_VERSION, RunSpec
 from initbench.benchmarks.suites import get_suite
-from initbench.benchmarks.train import train_cohort
+from initbench.benchmarks.train import member_bytes, members_per_device, train_cohort
 from initbench.inits.errors import UsageError
 
 
-class ProgressBar:
-    """A one-line progress bar with ETA on stderr; silent when stderr is not a terminal."""
+class Progress:
+    """Progress of a job in run-steps: a tqdm bar on a terminal, periodic log lines otherwise.
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.done, self.enabled = max(1, total), 0, enabled
-        self.start = time.perf_counter()
+    Off a terminal (nohup, SLURM, ``| tee``) a line ``initbench: done/total run-steps (x%),
+    R run-steps/s, ETA h:mm:ss`` goes to stderr every ``every_s`` seconds and at the end.
+
+    Args:
+      total: Run-steps of the job.
+      mode: ``bar``, ``log`` or ``off``.
+      every_s: Seconds between log lines.
+    """
+
+    def __init__(self, total: int, mode: str, every_s: float = 30.0) -> None:
+        self.total, self.done, self.mode, self.every_s = max(1, total), 0, mode, every_s
+        self.start = self._last = time.perf_counter()
+        self._bar = None
+        if mode == "bar":
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, unit="run-step", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
 
     def update(self, n: int, message: str = "") -> None:
-        """Adds ``n`` units of work and redraws."""
+        """Adds ``n`` run-steps."""
         self.done += n
-        if not self.enabled:
-            return
-        frac = min(1.0, self.done / self.total)
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / frac * (1 - frac) if frac > 0 else math.nan
-        bar = "#" * int(30 * frac)
+        if self._bar is not None:
+            self._bar.set_postfix_str(message[:50], refresh=False)
+            self._bar.update(n)
+        elif self.mode == "log" and time.perf_counter() - self._last >= self.every_s:
+            self._log(message)
+
+    def _log(self, message: str = "") -> None:
+        self._last = now = time.perf_counter()
+        elapsed = now - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.done) / rate if rate > 0 else math.nan
         eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "--:--:--"
-        sys.stderr.write(f"\r[{bar:<30}] {100 * frac:5.1f}% ETA {eta_text} {message[:60]:<60}")
-        sys.stderr.flush()
+        print(
+            f"initbench: {self.done}/{self.total} run-steps ({100 * self.done / self.total:.0f}%), "
+            f"{rate:.0f} run-steps/s, ETA {eta_text} {message}".rstrip(),
+            file=sys.stderr,
+            flush=True,
+        )
 
     def close(self) -> None:
-        """Ends the line."""
-        if self.enabled:
-            sys.stderr.write("\n")
+        """Ends the bar, or logs the final line."""
+        if self._bar is not None:
+            self._bar.close()
+        elif self.mode == "log":
+            self._log()
+
+
+def progress_mode(quiet: bool = False) -> str:
+    """``off`` when quiet, ``bar`` on a terminal, ``log`` otherwise."""
+    if quiet:
+        return "off"
+    return "bar" if sys.stderr.isatty() else "log"
 
 
 def cohorts(specs: Sequence[RunSpec]) -> list[list[RunSpec]]:
@@ -74,18 +106,24 @@ def plan(
     inits: Sequence[str] | None = None,
     activations: Sequence[str] | None = None,
     dataset: str | None = None,
-) -> tuple[list[RunSpec], ResultStore]:
-    """Builds and validates every run, and checks the output directory, before any work."""
+) -> tuple[list[RunSpec], list[RunSpec], ResultStore]:
+    """Builds and validates every run, and checks the output directory, before any work.
+
+    Returns:
+      The selected runs, the full plan they come from (the grid before the ``inits`` and
+      ``activations`` filters: it fixes each cohort's chunk width), and the store.
+    """
     suite = get_suite(suite_name)
     specs = suite.specs(scale, seeds=seeds, steps=steps, inits=inits, activations=activations, dataset=dataset)
+    full = suite.specs(scale, seeds=seeds, steps=steps, dataset=dataset)
     for spec in specs:
         spec.validate()
     for name in {s.data.name for s in specs}:
         data_lib.check_options(name, dict(next(s.data.extra for s in specs if s.data.name == name)))
-    store = ResultStore(out)
+    store = ResultStore(out, kind="runs")
     store.check_writable()
-    store.check_compatible()
-    return specs, store
+    store.check_compatible(NUMERICS_VERSION)
+    return specs, full, store
 
 
 def run_suite(
@@ -101,52 +139,79 @@ def run_suite(
     devices: int | None = None,
     max_members: int | None = None,
     data_dir: str | None = None,
-    show_progress: bool | None = None,
+    progress: str = "off",
 ) -> dict[str, Any]:
     """Runs a suite into ``out``; returns a summary (runs, skipped, wall time, steps/s).
 
-    Completed run_ids in ``out`` are skipped, so an interrupted run resumes where it stopped.
+    Everything is validated and every dataset loaded before the directory's writer lock is
+    taken, so bad input writes nothing. Completed run_ids in ``out`` are skipped, so an
+    interrupted run resumes where it stopped; each cohort's chunk width comes from the full
+    plan, so the resumed or filtered runs are bitwise those of an uninterrupted full run.
+
+    Args:
+      suite_name: The suite.
+      scale: ``smoke``, ``cpu`` or ``paper``.
+      out: The results directory.
+      seeds: Override of the number of seeds.
+      steps: Override of the training steps.
+      inits: Only these inits (names or labels).
+      activations: Only these activations.
+      dataset: Replace the suite's dataset.
+      devices: Use the first N devices (default: all).
+      max_members: Cap on the members trained together.
+      data_dir: TFDS data directory.
+      progress: ``bar``, ``log`` or ``off`` (see :class:`Progress`).
     """
-    specs, store = plan(
+    specs, full, store = plan(
         suite_name, scale, out, seeds=seeds, steps=steps, inits=inits, activations=activations, dataset=dataset
     )
     device_list = select_devices(devices)
     done = store.completed_run_ids()
-    todo = [s for s in specs if s.run_id not in done]
-    groups = cohorts(todo)
+    groups = cohorts([s for s in specs if s.run_id not in done])
     datasets: dict[tuple, data_lib.Dataset] = {}
-    bar = ProgressBar(sum(s.train.steps for s in todo), sys.stderr.isatty() if show_progress is None else show_progress)
+    for group in groups:
+        dspec = group[0].data
+        key = (dspec.name, dspec.extra)
+        if key not in datasets:
+            opts = dict(dspec.extra)
+            if not data_lib.DATASETS[dspec.name].offline and data_dir:
+                opts["data_dir"] = data_dir
+            datasets[key] = data_lib.load(dspec.name, **opts)
+    full_sizes = {key: len(group) for key, group in ((g[0].cohort_key, g) for g in cohorts(full))}
     meta = provenance()
     t0 = time.perf_counter()
-    member_steps, files = 0, []
-    try:
-        for group in groups:
-            dspec = group[0].data
-            key = (dspec.name, dspec.extra)
-            if key not in datasets:
-                opts = dict(dspec.extra)
-                if not data_lib.DATASETS[dspec.name].offline and data_dir:
-                    opts["data_dir"] = data_dir
-                datasets[key] = data_lib.load(dspec.name, **opts)
-            digest = hashlib.sha256(repr(group[0].cohort_key).encode()).hexdigest()[:10]
+    member_steps, files, trained = 0, [], 0
+    with store.writing(NUMERICS_VERSION):
+        done = store.completed_run_ids()  # another writer may have finished runs before we got the lock
+        groups = [g for g in ([s for s in group if s.run_id not in done] for group in groups) if g]
+        trained = sum(len(g) for g in groups)
+        bar = Progress(sum(s.train.steps for g in groups for s in g), progress)
+        try:
+            for group in groups:
+                dspec = group[0].data
+                dataset_ = datasets[(dspec.name, dspec.extra)]
+                width = members_per_device(
+                    full_sizes[group[0].cohort_key], member_bytes(group[0], dataset_), device_list, max_members
+                )
+                digest = hashlib.sha256(repr(group[0].cohort_key).encode()).hexdigest()[:10]
 
-            def progress(n: int, message: str, size: int = len(group)) -> None:
-                bar.update(n * size, message)
+                def report_progress(n: int, message: str, size: int = len(group)) -> None:
+                    bar.update(n * size, message)
 
-            for rows, info in train_cohort(
-                group, datasets[key], devices=device_list, max_members=max_members, progress=progress
-            ):
-                files.append(store.write(rows, f"{suite_name}-{digest}", {**meta, "chunk": info}))
-                member_steps += info["members"] * info["steps"]
-    finally:
-        bar.close()
+                for rows, info in train_cohort(
+                    group, dataset_, devices=device_list, width=width, progress=report_progress
+                ):
+                    files.append(store.write(rows, f"{suite_name}-{digest}", {**meta, "chunk": info}))
+                    member_steps += info["members"] * info["steps"]
+        finally:
+            bar.close()
     wall = time.perf_counter() - t0
     return {
         "suite": suite_name,
         "scale": scale,
         "runs": len(specs),
-        "skipped": len(specs) - len(todo),
-        "trained": len(todo),
+        "skipped": len(specs) - trained,
+        "trained": trained,
         "cohorts": len(groups),
         "files": [str(f) for f in files],
         "wall_s": wall,

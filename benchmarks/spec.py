@@ -16,7 +16,7 @@ from typing import Any, Literal
 from initbench import inits
 from initbench.inits.errors import UsageError, positive_int, unknown_choice
 
-NUMERICS_VERSION = "1"
+NUMERICS_VERSION = "2"  # 2: metrics after divergence are NaN; chunk width fixed by the full plan
 Options = tuple[tuple[str, Any], ...]
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -25,6 +25,11 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine")
 def options(**kwargs: Any) -> Options:
     """A sorted, hashable tuple of ``(name, value)`` pairs (lists become tuples)."""
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
+
+
+def _json(pairs: Options) -> str:
+    """Options as a canonical JSON object (sorted keys; empty object when none)."""
+    return json.dumps(dict(pairs), sort_keys=True, default=str)
 
 
 def _fmt(value: Any) -> str:
@@ -74,15 +79,26 @@ class InitSpec:
       name: Registry name of the kernel initializer.
       args: Its arguments as sorted pairs.
       bias: Registry name of the bias initializer (``torch_default`` for PyTorch's).
+      bias_args: Its arguments as sorted pairs (``options(stddev=0.2236)`` for sigma_b^2 = 0.05).
     """
 
     name: str
     args: Options = ()
     bias: str = "zeros"
+    bias_args: Options = ()
 
     def kernel(self) -> inits.Init:
         """The kernel initializer."""
         return inits.get(self.name, **dict(self.args))
+
+    def bias_init(self) -> str | inits.Init:
+        """What the models take as ``bias_init``: the name (fan-in dependent ones need the layer) or the Init."""
+        return inits.get(self.bias, **dict(self.bias_args)) if self.bias_args else self.bias
+
+    @property
+    def bias_args_label(self) -> str:
+        """``stddev=0.2`` style bias arguments (empty when none)."""
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in self.bias_args)
 
     @property
     def args_label(self) -> str:
@@ -97,7 +113,7 @@ class InitSpec:
     def validate(self) -> None:
         """Builds the initializers once, so bad names and arguments fail before any work."""
         self.kernel()
-        inits.get_bias(self.bias, fan_in=1)
+        inits.get_bias(self.bias, fan_in=1, **dict(self.bias_args))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,21 +192,34 @@ class RunSpec:
         return (self.suite, self.benchmark, self.model, self.data, self.train)
 
     def identity(self) -> dict[str, Any]:
-        """The identifying columns of this run's result rows."""
+        """The identity columns of this run's result rows (``results.RUNS``): every field that makes runs differ."""
+        m, i, d, t = self.model, self.init, self.data, self.train
         return {
             "run_id": self.run_id,
+            "numerics_version": NUMERICS_VERSION,
             "suite": self.suite,
             "benchmark": self.benchmark,
-            "model": self.model.label,
-            "depth": self.model.depth,
-            "width": self.model.width,
-            "activation": self.model.activation,
-            "init": self.init.name,
-            "init_args": self.init.args_label,
-            "dataset": self.data.name,
-            "optimizer": self.train.optimizer,
-            "lr": self.train.lr,
-            "batch_size": self.data.batch_size,
+            "model": m.label,
+            "family": m.family,
+            "depth": m.depth,
+            "width": m.width,
+            "activation": m.activation,
+            "model_options": _json(m.extra),
+            "init": i.name,
+            "init_args": i.args_label,
+            "bias_init": i.bias,
+            "bias_args": i.bias_args_label,
+            "dataset": d.name,
+            "dataset_options": _json(d.extra),
+            "batch_size": d.batch_size,
+            "eval_examples": d.eval_examples,
+            "optimizer": t.optimizer,
+            "lr": float(t.lr),
+            "momentum": float(t.momentum),
+            "weight_decay": float(t.weight_decay),
+            "schedule": t.schedule,
+            "steps": t.steps,
+            "eval_every": t.eval_every,
             "seed": self.seed,
         }
 

@@ -31,7 +31,7 @@ from jax.sharding import PartitionSpec as P
 from initbench import models
 from initbench.benchmarks.data import Dataset
 from initbench.benchmarks.spec import RunSpec, TrainSpec
-from initbench.inits.errors import UsageError
+from initbench.inits.errors import UsageError, positive_int
 
 EVAL_BATCH = 1024
 Progress = Callable[[int, str], None]
@@ -44,7 +44,7 @@ def build_model(spec: RunSpec, dataset: Dataset) -> Any:
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,
         kernel_init=spec.init.kernel(),
-        bias_init=spec.init.bias,
+        bias_init=spec.init.bias_init(),
         **spec.model.config(),
     )
 
@@ -252,12 +252,22 @@ def memory_budget(devices: Sequence[jax.Device]) -> int:
     return int(ram * 0.25 / max(1, len(devices)))
 
 
-def chunk_size(n_members: int, per_member: int, devices: Sequence[jax.Device], max_members: int | None) -> int:
-    """Members per chunk: what fits the memory budget on every device, a multiple of the device count."""
+def members_per_device(
+    cohort_size: int, per_member: int, devices: Sequence[jax.Device], max_members: int | None = None
+) -> int:
+    """The chunk width ``W``: members each device trains at once, fixed for a whole cohort.
+
+    ``W = min(ceil(cohort_size / devices), what fits the memory budget, max_members / devices)``,
+    at least 1. ``cohort_size`` is the cohort's size in the *full plan* (the experiment before
+    any filter or resume), so a subset, a resume or a rerun trains every member in a program of
+    the same shape, and a member's numbers are bitwise those of the full run.
+    """
     n_dev = len(devices)
-    fit = max(1, memory_budget(devices) // max(1, per_member)) * n_dev
-    size = min(n_members, fit, max_members or n_members)
-    return max(n_dev, size // n_dev * n_dev) if size >= n_dev else size
+    fit = max(1, memory_budget(devices) // max(1, per_member))
+    width = min(math.ceil(cohort_size / n_dev), fit)
+    if max_members is not None:
+        width = min(width, max(1, max_members // n_dev))
+    return max(1, width)
 
 
 def _is_oom(err: Exception) -> bool:
@@ -291,15 +301,24 @@ def train_cohort(
     *,
     devices: Sequence[jax.Device] | None = None,
     max_members: int | None = None,
+    width: int | None = None,
     progress: Progress | None = None,
 ) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
     """Trains a cohort; yields ``(rows, chunk_info)`` after each chunk of members.
+
+    Every chunk is one program of ``width x devices`` members (the last one padded with copies
+    of its first member, whose rows are dropped), so each member's numbers depend on the chunk
+    width and the device count, never on which other members share its chunk: bitwise equal
+    across subsets, resumes and chunkings of one width (the runner fixes the width from the full
+    plan, :func:`members_per_device`). Another width or device count changes them within float
+    rounding (XLA picks other kernels for other batch shapes).
 
     Args:
       specs: Runs with one ``cohort_key``.
       dataset: Their data, loaded once.
       devices: Devices to shard the members over (default: all).
       max_members: Cap on members per chunk (default: what fits in memory).
+      width: Members per device per chunk (default: :func:`members_per_device` of these specs).
       progress: Called with ``(steps_done_in_chunk, message)`` after each segment.
 
     Raises:
@@ -330,10 +349,13 @@ def train_cohort(
     train_cap = first.data.eval_examples or len(dataset.y_test)
     train_batches = _put(_eval_batches(dataset.x_train, dataset.y_train, train_cap), replicated)
 
-    size = chunk_size(len(specs), member_bytes(first, dataset), devices, max_members)
+    n_dev = len(devices)
+    if width is None:
+        width = members_per_device(len(specs), member_bytes(first, dataset), devices, max_members)
+    width = positive_int("width", width)
     start = 0
     while start < len(specs):
-        chunk = specs[start : start + size]
+        chunk = specs[start : start + width * n_dev]
         try:
             rows, info = _train_chunk(
                 chunk,
@@ -342,16 +364,16 @@ def train_cohort(
                 tx=tx,
                 train_data=(x_train, y_train),
                 eval_data=(train_batches, test_batches),
-                n_devices=len(devices),
+                slots=width * n_dev,
                 sharding=members_sharding,
                 progress=progress,
             )
         except Exception as err:
-            if _is_oom(err) and size > len(devices):
-                size = max(len(devices), size // 2 // len(devices) * len(devices))
+            if _is_oom(err) and width > 1:
+                width //= 2  # another width: this cohort's numbers now differ within float rounding
                 continue
             raise
-        info["chunk_size"] = size
+        info.update(members_per_device=width, devices=n_dev, chunk_size=width * n_dev)
         yield rows, info
         start += len(chunk)
 
@@ -364,13 +386,13 @@ def _train_chunk(
     tx: optax.GradientTransformation,
     train_data: tuple[jax.Array, jax.Array],
     eval_data: tuple[Any, Any],
-    n_devices: int,
+    slots: int,
     sharding: NamedSharding,
     progress: Progress | None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     t0 = time.perf_counter()
     train = chunk[0].train
-    padded = list(chunk) + [chunk[0]] * (-len(chunk) % n_devices)
+    padded = list(chunk) + [chunk[0]] * (slots - len(chunk))
     variables = [initial_variables(s, dataset) for s in padded]
     params = _stack([v["params"] for v in variables])
     state = _stack([{k: v for k, v in var.items() if k != "params"} for var in variables])
@@ -421,16 +443,21 @@ def _train_chunk(
 
 
 def _rows(chunk: Sequence[RunSpec], records, diverged_at: np.ndarray) -> pd.DataFrame:
+    # A member whose training loss turned non-finite at step d has garbage weights after it: every
+    # evaluation after step d is recorded as NaN (not the accuracy of argmax over NaN logits), so
+    # curves end at the divergence and no metric of a diverged run can pass for a measurement.
     out: list[dict[str, Any]] = []
     for i, spec in enumerate(chunk):
         ident = spec.identity()
-        status = "diverged" if diverged_at[i] >= 0 else "ok"
+        diverged = diverged_at[i] >= 0
+        status = "diverged" if diverged else "ok"
         for step, values in records:
             for key, array in values.items():
                 split, _, metric = key.partition("_") if key != "grad_norm" else ("train", "", "grad_norm")
+                value = math.nan if diverged and step > diverged_at[i] else float(array[i])
                 out.append(
                     {**ident, "step": step, "split": split, "layer": None, "metric": metric,
-                     "value": float(array[i]), "status": status}
+                     "value": value, "status": status}
                 )  # fmt: skip
         if status == "diverged":
             out.append(

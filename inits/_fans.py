@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -175,7 +176,12 @@ def resolve_layout(
 def check_shape(shape: Sequence[int], min_ndim: int, what: str) -> tuple[int, ...]:
     """Validates a kernel shape: enough dims, no zero-size or negative dim."""
     try:
-        shape = tuple(int(d) for d in shape)
+        dims = tuple(shape)
+    except TypeError:
+        raise UsageTypeError(f"{what}: shape must be a sequence of ints, got {shape!r}") from None
+    # operator.index accepts Python and numpy integers and refuses floats (4.5 must not become 4)
+    try:
+        shape = tuple(operator.index(d) for d in dims)
     except TypeError:
         raise UsageTypeError(f"{what}: shape must be a sequence of ints, got {shape!r}") from None
     if len(shape) < min_ndim:

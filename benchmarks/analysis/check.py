@@ -24,6 +24,8 @@ moments, so :math:`\sigma_w^2 = n_{in}\mathrm{Var}[W]`), each layer also gets th
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -182,6 +184,38 @@ def figure(result: CheckResult, path: str | Path, title: str) -> Path:
     return path
 
 
+def check_identity(model: Any, init: Any, input_shape: tuple[int, ...], batch_size: int, seed: int) -> dict[str, Any]:
+    """The identity columns of one checked network (``results.CHECK``), with a stable ``run_id``.
+
+    Args:
+      model: Its ``ModelSpec``.
+      init: Its ``InitSpec``.
+      input_shape: One input's shape.
+      batch_size: Inputs probed.
+      seed: The network's seed.
+    """
+    from initbench.benchmarks.spec import NUMERICS_VERSION
+
+    ident = {
+        "numerics_version": NUMERICS_VERSION,
+        "model": model.label,
+        "family": model.family,
+        "depth": model.depth,
+        "width": model.width,
+        "activation": model.activation,
+        "model_options": json.dumps(dict(model.extra), sort_keys=True, default=str),
+        "init": init.name,
+        "init_args": init.args_label,
+        "bias_init": init.bias,
+        "bias_args": init.bias_args_label,
+        "input_shape": "x".join(str(d) for d in input_shape),
+        "batch_size": batch_size,
+        "seed": seed,
+    }
+    run_id = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {"run_id": run_id, **ident}
+
+
 def run_check(
     *,
     model: str = "mlp",
@@ -202,14 +236,14 @@ def run_check(
 
     Inputs are :math:`\mathcal{N}(0, I)` of ``input_shape`` (default: ``(width,)`` for the MLP,
     so every layer is square; ``(32, 32, 3)`` for the CNNs). Writes tidy rows to a ResultStore,
-    ``check_<...>.png`` and ``check_<...>.csv`` under ``out`` (None: write nothing).
+    ``check_<...>.png`` and ``check_<...>.csv`` under ``out/_report`` (None: write nothing).
 
     Returns:
       The result and a dict of written paths.
     """
     from initbench import inits, models
     from initbench.benchmarks.results import ResultStore, provenance
-    from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+    from initbench.benchmarks.spec import NUMERICS_VERSION, InitSpec, ModelSpec, options
 
     init_args = dict(init_args or {})
     init_fn = inits.get(init, **init_args)  # validates the name and arguments
@@ -225,10 +259,12 @@ def run_check(
         model, input_shape=input_shape, num_classes=10, activation=activation, kernel_init=init_fn,
         bias_init=bias_init, **config,
     )  # fmt: skip
-    store = ResultStore(out) if out is not None else None
+    store = ResultStore(out, kind="check") if out is not None else None
     if store is not None:
+        from initbench.benchmarks.spec import NUMERICS_VERSION as numerics
+
         store.check_writable()
-        store.check_compatible()
+        store.check_compatible(numerics)
     x = jax.random.normal(jax.random.key(10_000), (batch_size, *input_shape))
     sw = sb = None
     if model == "mlp" and init_fn.moments is not None:
@@ -248,34 +284,25 @@ def run_check(
             width if model == "mlp" else None,
             options(**(extra or {})),
         )
-        specs = {
-            s: RunSpec(
-                "check",
-                "variance_preservation",
-                model_spec,
-                InitSpec(init, options(**init_args), bias_init),
-                DataSpec("gaussian", batch_size, options(shape=list(input_shape))),
-                TrainSpec(steps=1, eval_every=1),
-                s,
-            )
-            for s in range(seeds)
-        }
+        init_spec = InitSpec(init, options(**init_args), bias_init)
         rows = result.rows.copy()
-        ident = pd.DataFrame([specs[int(s)].identity() for s in rows["seed"]])
+        ident = pd.DataFrame(
+            [check_identity(model_spec, init_spec, tuple(input_shape), batch_size, int(s)) for s in rows["seed"]]
+        )
         tidy = pd.concat(
-            [ident.reset_index(drop=True), rows[["layer", "metric", "value"]].reset_index(drop=True)], axis=1
+            [ident.reset_index(drop=True), rows[["layer", "layer_index", "metric", "value"]].reset_index(drop=True)],
+            axis=1,
         )
-        tidy["step"], tidy["split"], tidy["status"] = 0, "init", "ok"
-        stem = "".join(
-            c if c.isalnum() else "_"
-            for c in f"check_{model}_{depth}x{width}_{activation}_{InitSpec(init, options(**init_args)).label}"
-        )
-        paths["results"] = store.write(
-            tidy, stem, {**provenance(), "check": {"tolerance": tolerance, "passed": result.passed}}
-        )
-        paths["table"] = Path(out) / f"{stem}.csv"
-        result.table.to_csv(paths["table"], index=False)
-        paths["figure"] = figure(
-            result, Path(out) / f"{stem}.png", f"{model} depth={depth} width={width} {activation} {init}"
-        )
+        stem = "".join(c if c.isalnum() else "_" for c in f"check_{model_spec.label}_{activation}_{init_spec.label}")
+        figures = Path(out) / "_report"
+        with store.writing(NUMERICS_VERSION):
+            paths["results"] = store.write(
+                tidy, stem, {**provenance(), "check": {"tolerance": tolerance, "passed": result.passed}}
+            )
+            figures.mkdir(exist_ok=True)
+            paths["table"] = figures / f"{stem}.csv"
+            result.table.to_csv(paths["table"], index=False)
+            paths["figure"] = figure(
+                result, figures / f"{stem}.png", f"{model_spec.label} {activation} {init_spec.label}"
+            )
     return result, paths

@@ -8,6 +8,10 @@ holding the pre-downloaded archives. Tests use ``tfds.testing.mock_data``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
+
 import numpy as np
 
 from initbench.benchmarks.data.base import TFDS_IMAGE_DATASETS, Dataset, DataUnavailable, standardize
@@ -22,12 +26,26 @@ def _how_to_prepare(name: str, data_dir: str | None) -> str:
     )
 
 
+@contextlib.contextmanager
+def _quiet_absl() -> Iterator[None]:
+    # tfds warns through absl's logger about half-prepared folders before it raises; our error
+    # says what to do in one line, so the warning only adds noise to the user's terminal.
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _read_split(name: str, split: str, data_dir: str | None, limit: int | None) -> tuple[np.ndarray, np.ndarray, int]:
     import tensorflow_datasets as tfds
 
     try:
-        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-        num_classes = int(tfds.builder(name, data_dir=data_dir).info.features["label"].num_classes)
+        with _quiet_absl():
+            source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+            num_classes = int(tfds.builder(name, data_dir=data_dir).info.features["label"].num_classes)
     except Exception as err:  # tfds raises several types for "not prepared"
         raise DataUnavailable(_how_to_prepare(name, data_dir)) from err
     n = len(source) if limit is None else min(limit, len(source))

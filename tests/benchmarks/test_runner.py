@@ -58,23 +58,28 @@ def test_run_writes_tidy_parquet_with_provenance(smoke_dir):
         "device_kind",
         "device_count",
         "git_commit",
-        "utc_time",
+        "started_utc",
+        "written_utc",
     ):
         assert key in meta
     assert meta["chunk"]["members"] == 4
+    # the full smoke cohort has 3 inits x 2 seeds: width ceil(6 / 4 devices) = 2 per device
+    assert (meta["chunk"]["members_per_device"], meta["chunk"]["devices"]) == (2, 4)
 
 
 def test_report_writes_markdown_and_figures(smoke_dir, tmp_path):
     assert cli.main(["report", str(smoke_dir), "--out", str(tmp_path), "--target-accuracy", "0.2"]) == 0
     text = (tmp_path / "report.md").read_text()
-    assert "| relu | he_normal | 2 | 0 |" in text
+    assert "| relu | he_normal | 0/2 |" in text
     assert "## init_x_activation: lenet5 on digits" in text and "mlp(depth=2, width=32)" in text
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert len(summary) == 4
     zero = summary[summary["init"] == "zeros"].iloc[0]
     assert zero["initial_train_loss"] == pytest.approx(np.log(10), rel=1e-6)
     pngs = sorted(tmp_path.glob("*.png"))
-    assert len(pngs) == 3  # two curve figures and the heatmap
+    assert len(pngs) == 4  # per model: one curve figure (relu) and one heatmap
+    for png in pngs:
+        assert f"]({png.name})" in text  # linked from the report
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
@@ -104,7 +109,7 @@ def test_interrupted_run_resumes_to_the_same_table(smoke_dir, tmp_path, monkeypa
     monkeypatch.setattr(ResultStore, "write", interrupt_second_write)
     assert cli.main([*RUN, "--out", str(tmp_path)]) == 130
     assert len(ResultStore(tmp_path).files()) == 1
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
     monkeypatch.setattr(ResultStore, "write", real_write)
     assert cli.main([*RUN, "--out", str(tmp_path)]) == 0
     resumed = ResultStore(tmp_path).read()
@@ -152,6 +157,7 @@ def test_sharded_and_chunked_cohorts_match_one_device(digits):
     np.testing.assert_allclose(sharded["value"], one["value"], rtol=1e-5, atol=1e-6)
     chunks = list(train_cohort(cohort, digits, devices=jax.devices()[:1], max_members=2))
     assert [info["members"] for _, info in chunks] == [2, 2, 1]
+    assert {info["chunk_size"] for _, info in chunks} == {2}  # the last chunk is padded to the width
     chunked = sorted_rows(pd.concat([r for r, _ in chunks]))
     np.testing.assert_allclose(chunked["value"], one["value"], rtol=1e-5, atol=1e-6)
 
@@ -186,7 +192,7 @@ def test_run_id_is_stable_and_sensitive():
     s = spec(InitSpec("he_normal"), 0)
     assert s.run_id == spec(InitSpec("he_normal"), 0).run_id
     assert len({s.run_id, dataclasses.replace(s, seed=1).run_id, spec(InitSpec("he_normal"), 0, lr=0.1).run_id}) == 3
-    assert s.run_id == "76132de4a0210d54"  # changes only with the spec or NUMERICS_VERSION
+    assert s.run_id == "7348af026cb8cc49"  # changes only with the spec or NUMERICS_VERSION
 
 
 def test_mean_ci_matches_student_t():
@@ -196,8 +202,9 @@ def test_mean_ci_matches_student_t():
 
 
 def write_old_schema(path):
+    # a directory of the first results schema: parquet files and no manifest
     table = pa.Table.from_pandas(pd.DataFrame({c: [] for c in COLUMNS}))
-    table = table.replace_schema_metadata({b"initbench": json.dumps({"schema_version": 0}).encode()})
+    table = table.replace_schema_metadata({b"initbench": json.dumps({"schema_version": 1}).encode()})
     pq.write_table(table, path / "old.parquet")
 
 
@@ -220,7 +227,13 @@ def write_old_schema(path):
         (["report", "{tmp}/nothing"], "no result files in"),
         (["report", "{tmp}", "--target-accuracy", "2"], "--target-accuracy must be in (0, 1], got 2.0"),
         (["run", "quick", "--out", "{tmp}/file.txt/out"], "is not writable"),
-        (["run", "quick", "--out", "{tmp}/old"], "written with results schema 0, this initbench writes schema 1"),
+        (
+            ["run", "quick", "--out", "{tmp}/old"],
+            "written by an older initbench (results schema 1, no _initbench.json)",
+        ),
+        (["run", "quick", "--json", "{tmp}/missing/summary.json"], "argument --json: cannot write"),
+        (["run", "quick", "--json", "{tmp}"], "is a directory; give a file path"),
+        (["report", "{tmp}/old"], "written by an older initbench"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, match, tmp_path, capsys):

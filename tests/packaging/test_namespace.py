@@ -1,6 +1,7 @@
 """The installed distribution lives under one namespace and survives a user's look-alike modules."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,9 +15,15 @@ DECOY = "raise ImportError('decoy {name} imported: initbench must never import a
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    # build from a clean copy: setuptools' build/ directory keeps stale modules between builds
+    src = tmp_path_factory.mktemp("src")
+    for name in ("inits", "models", "benchmarks"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
         check=True,
         capture_output=True,
         cwd=out,
