@@ -16,7 +16,7 @@ from typing import Any, Literal
 from initbench import inits
 from initbench.inits.errors import UsageError, positive_int, unknown_choice
 
-NUMERICS_VERSION = "2"  # 2: metrics after divergence are NaN; chunk width fixed by the full plan
+NUMERICS_VERSION = "3"  # 2: NaN after divergence, fixed chunk width; 3: im2col convs and member map on CPU
 Options = tuple[tuple[str, Any], ...]
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")

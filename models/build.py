@@ -131,6 +131,10 @@ def per_layer(intermediates: Any) -> list[dict[str, Any]]:
     tree or its gradient, whose leaves are arrays). Scanned stacks (``stack_name``) are
     unstacked into their layers (``layer_name``). ``activation`` is None for layers
     without one (the head).
+
+    Execution order is the insertion order of the ``intermediates`` dicts, so pass the output
+    of an un-jitted ``apply``: ``jax.jit`` returns dicts with sorted keys (``head`` would come
+    first). The propagation probe traces the order itself and works under ``jit``.
     """
     layers: list[dict[str, Any]] = []
 

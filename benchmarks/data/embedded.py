@@ -33,14 +33,19 @@ def gaussian(
     n_test: int = 1024,
     separation: float = 1.0,
     data_seed: int = 0,
+    shape: tuple[int, ...] | None = None,
 ) -> Dataset:
     r"""Gaussian inputs for propagation studies, with a learnable labelling.
 
-    Class centres :math:`\mu_c \sim \mathcal{N}(0, \text{separation}^2 I / \text{dim})`;
+    ``shape`` (e.g. ``(28, 28, 1)``) gives each example that shape instead of ``(dim,)``; then
+    ``dim`` is its size. Class centres :math:`\mu_c \sim \mathcal{N}(0, \text{separation}^2 I / \text{dim})`;
     an example of class ``c`` is :math:`x = \mu_c + z`, :math:`z \sim \mathcal{N}(0, I)`, so
     inputs have per-coordinate variance close to 1 (the q^0 = 1 input of mean-field theory).
     Not re-standardized, so the input distribution is exactly the stated one.
     """
+    if shape is not None:
+        shape = tuple(positive_int("shape", d) for d in shape)
+        dim = int(np.prod(shape))
     for name, value in (("dim", dim), ("num_classes", num_classes), ("n_train", n_train), ("n_test", n_test)):
         positive_int(name, value)
     key = jax.random.key(data_seed)
@@ -50,6 +55,8 @@ def gaussian(
     y = jax.random.randint(k_y, (n,), 0, num_classes)
     x = mu[y] + jax.random.normal(k_z, (n, dim))
     x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
+    if shape is not None:
+        x = x.reshape(n, *shape)
     desc = f"gaussian dim={dim} classes={num_classes} separation={separation} seed={data_seed}"
     return Dataset("gaussian", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes, desc)
 

@@ -17,7 +17,7 @@ import pytest
 from initbench.benchmarks import cli, data
 from initbench.benchmarks.report import per_run, summarize
 from initbench.benchmarks.results import CHECK, RUNS, ResultStore
-from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+from initbench.benchmarks.spec import NUMERICS_VERSION, DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
 from initbench.benchmarks.train import train_cohort
 from initbench.inits.errors import UsageError
 
@@ -68,10 +68,10 @@ def test_every_file_has_the_kinds_exact_schema(runs_dir):
 
 def test_stale_temporary_files_are_cleaned_by_the_next_writer(tmp_path):
     store = ResultStore(tmp_path, kind="runs")
-    with store.writing("2"):
+    with store.writing(NUMERICS_VERSION):
         pass
     (tmp_path / ".old.parquet.tmp").write_bytes(b"x")
-    with store.writing("2"):
+    with store.writing(NUMERICS_VERSION):
         assert not (tmp_path / ".old.parquet.tmp").exists()
 
 
@@ -100,7 +100,7 @@ def test_a_directory_of_another_numerics_version_is_refused(runs_dir, tmp_path, 
 # 3. one writer at a time; one row per observation
 def test_a_second_writer_is_refused_with_the_holders_name(tmp_path, capsys):
     out = tmp_path / "busy"
-    with ResultStore(out, kind="runs").writing("2"):
+    with ResultStore(out, kind="runs").writing(NUMERICS_VERSION):
         assert cli.main([*RUN, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "is being written by pid" in err and len(err.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ def init_apply(model, shape, batch=2, train=False):
     x = jax.random.normal(jax.random.key(1), (batch, *shape))
     variables = model.init(KEY, x)
     mutable = ["intermediates", "batch_stats"] if train else ["intermediates"]
+    # not jitted: jit returns dicts with sorted keys, and per_layer reads execution order from insertion order
     y, state = model.apply(variables, x, train=train, mutable=mutable)
     return variables, y, state
 
@@ -204,10 +205,11 @@ def test_vmap_over_stacked_params_equals_per_member():
     model = models.build("lenet5", input_shape=(28, 28, 1), num_classes=10, activation="relu", kernel_init="he_normal")
     x = jax.random.normal(jax.random.key(2), (4, 28, 28, 1))
     keys = jax.random.split(KEY, 3)
-    stacked = jax.vmap(lambda k: model.init(k, x))(keys)
+    stacked = jax.jit(jax.vmap(lambda k: model.init(k, x)))(keys)
     batched = jax.jit(jax.vmap(model.apply, in_axes=(0, None)))(stacked, x)
+    init = jax.jit(model.init)
     for i in range(3):
-        member = model.init(keys[i], x)
+        member = init(keys[i], x)
         np.testing.assert_array_equal(
             np.asarray(jax.tree_util.tree_leaves(member)[0]), np.asarray(jax.tree_util.tree_leaves(stacked)[0][i])
         )
@@ -324,3 +326,26 @@ def test_build_errors(kwargs, error, match):
 def test_missing_field_is_named():
     with pytest.raises(ValueError, match="mlp needs field\\(s\\) kernel_init"):
         models.build("mlp", input_shape=(4,), num_classes=2, depth=1, width=2, activation="relu")
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel", "strides", "padding"),
+    [
+        ((2, 14, 14, 6), (5, 5, 6, 16), (1, 1), "VALID"),
+        ((3, 9, 9, 4), (3, 3, 4, 8), (2, 2), "SAME"),
+        ((1, 7, 6, 2), (3, 2, 2, 3), (1, 2), ((1, 2), (0, 1))),
+    ],
+)
+def test_im2col_convolution_equals_lax_convolution(shape, kernel, strides, padding):
+    from initbench.models.layers import conv2d
+
+    x = jax.random.normal(jax.random.key(0), shape)
+    k = jax.random.normal(jax.random.key(1), kernel)
+    ref = jax.lax.conv_general_dilated(x, k, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    got = jax.jit(conv2d, static_argnums=(2, 3))(x, k, strides, padding)  # traced on CPU: im2col
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5)
+    g_ref = jax.grad(lambda k: jnp.sum(jnp.tanh(jax.lax.conv_general_dilated(
+        x, k, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")))))(k)  # fmt: skip
+    g_got = jax.grad(lambda k: jnp.sum(jnp.tanh(conv2d(x, k, strides, padding))))(k)
+    np.testing.assert_allclose(np.asarray(g_got), np.asarray(g_ref), rtol=1e-4, atol=1e-4)
