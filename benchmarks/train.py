@@ -74,6 +74,11 @@ def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
     return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
 
 
+# Every member's data key in one compiled call (bitwise run_keys(seed)[1]): per-member eager calls
+# cost 0.41 s for 256 members on an H200, more than 1000 training steps of the small MLP.
+_data_keys = jax.jit(jax.vmap(lambda seed: run_keys(seed)[1]))
+
+
 class _LRU:
     """A small least-recently-used cache of compiled functions (bounded: one process may run many shapes)."""
 
@@ -445,7 +450,7 @@ def _train_chunk(
     params = _stack([v["params"] for v in variables])
     state = _stack([{k: v for k, v in var.items() if k != "params"} for var in variables])
     opt_state = jax.vmap(tx.init)(params)
-    data_keys = jnp.stack([run_keys(s.seed)[1] for s in padded])
+    data_keys = _data_keys(jnp.asarray([s.seed for s in padded], jnp.uint32))
     m = len(padded)
     carry = _put(
         TrainState(params, state, opt_state, data_keys, jnp.full((m,), -1, jnp.int32), jnp.zeros((m,), jnp.float32)),

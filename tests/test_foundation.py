@@ -138,3 +138,12 @@ def test_compiled_caches_are_bounded_and_clearable():
     assert "again" not in made
     train.clear_caches()
     assert len(train._INIT_CACHE) == len(train._PROGRAM_CACHE) == 0
+
+
+def test_batched_data_keys_equal_per_seed_keys():
+    seeds = [0, 1, 7, 2**31 - 1]
+    batched = train._data_keys(jnp.asarray(seeds, jnp.uint32))
+    for i, seed in enumerate(seeds):
+        np.testing.assert_array_equal(
+            np.asarray(jax.random.key_data(batched[i])), np.asarray(jax.random.key_data(train.run_keys(seed)[1]))
+        )

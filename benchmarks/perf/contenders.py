@@ -227,7 +227,7 @@ def torch_loop(w: Workload, x: np.ndarray, y: np.ndarray, members: int, threads:
 
     torch.set_num_threads(threads)
     act = {"tanh": nn.Tanh, "relu": nn.ReLU}[w.activation]
-    xt = torch.from_numpy(np.ascontiguousarray(x if w.model == "mlp" else np.moveaxis(x, -1, 1)))
+    xt = torch.from_numpy(np.array(x if w.model == "mlp" else np.moveaxis(x, -1, 1), copy=True))  # writable
     yt = torch.from_numpy(y.astype(np.int64))
     n, batch = len(y), w.batch_size
     per_epoch = n // batch
@@ -269,6 +269,6 @@ def torch_loop(w: Workload, x: np.ndarray, y: np.ndarray, members: int, threads:
                 loss = nn.functional.cross_entropy(net(xt[idx]), yt[idx])
                 loss.backward()
                 opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return run

@@ -48,6 +48,7 @@ def _checkout_env(tree: Path, scratch: Path) -> tuple[dict[str, str], str]:
 
 
 def _run(label: str, tree: Path, scale: str, scratch: Path) -> dict[str, float | str]:
+    (scratch / label).mkdir(parents=True, exist_ok=True)
     env_extra, module = _checkout_env(tree, scratch / label)
     out, cache = scratch / label / "out", scratch / label / "cache"
     env = {**os.environ, **env_extra, "INITBENCH_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}

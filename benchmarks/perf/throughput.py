@@ -48,6 +48,9 @@ WORKLOADS = {
 }  # fmt: skip
 
 
+_MODULE = "initbench.benchmarks.perf.throughput"  # __name__ is "__main__" under python -m
+
+
 def _time(fn: Callable[[], Any], repeats: int) -> tuple[float, float, list[float]]:
     t0 = time.perf_counter()
     fn()
@@ -181,7 +184,7 @@ def _subprocess_rows(args: list[str], env: dict[str, str] | None = None) -> list
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         path = fh.name
     try:
-        subprocess.run([sys.executable, "-m", __name__, *args, "--json", path], check=True,
+        subprocess.run([sys.executable, "-m", _MODULE, *args, "--json", path], check=True,
                        env={**os.environ, **(env or {})})  # fmt: skip
         with open(path) as fh:
             return json.load(fh)
