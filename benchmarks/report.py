@@ -261,7 +261,7 @@ def _heatmap(summary: pd.DataFrame, path: Path, title: str) -> None:
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", edgecolor="r", lw=0))
     ax.set_xlabel("activation")
     ax.set_title(
-        f"{title}\nfinal test accuracy (mean over non-diverged seeds; hatched: some seeds diverged)", fontsize=9
+        f"{title}\nfinal test accuracy, mean of non-diverged seeds\n(hatched: some seeds diverged)", fontsize=9
     )
     fig.colorbar(im, ax=ax, label="final test accuracy")
     fig.savefig(path, dpi=100, format="png")
