@@ -226,10 +226,11 @@ class ResultStore:
                     f"this initbench writes schema {SCHEMA_VERSION}: use a new --out directory"
                 )
             return
-        if self._kind is not None and manifest.get("kind") != self._kind:
+        found = manifest.get("kind")
+        if self._kind is not None and found != self._kind:
+            held = KINDS[found].description if found in KINDS else f"results of kind {found!r}"
             raise IncompatibleResults(
-                f"{str(self.root)!r} holds {KINDS[manifest['kind']].description if manifest.get('kind') in KINDS else manifest.get('kind')}, "  # noqa: E501
-                f"not {KINDS[self._kind].description}: use another directory"
+                f"{str(self.root)!r} holds {held}, not {KINDS[self._kind].description}: use another directory"
             )
         if manifest.get("schema_version") != SCHEMA_VERSION:
             raise IncompatibleResults(

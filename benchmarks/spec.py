@@ -238,5 +238,6 @@ class RunSpec:
             positive_int(name, value)
         if not t.lr > 0:
             raise UsageError(f"lr must be positive, got {t.lr!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise UsageError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            # the trainer draws every member's data key in one call on uint32 seeds
+            raise UsageError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")

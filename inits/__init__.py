@@ -13,8 +13,9 @@ import no JAX; type checkers and editors read the ``TYPE_CHECKING`` imports belo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from initbench.inits.registry import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -78,18 +79,7 @@ _EXPORTS: dict[str, str] = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'initbench.inits' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"initbench.inits.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:

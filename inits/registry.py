@@ -24,6 +24,30 @@ def resolve(target: str) -> Any:
     return getattr(importlib.import_module(module), attribute)
 
 
+def lazy_exports(package: str, exports: dict[str, str], namespace: dict[str, Any]) -> tuple[Any, Any]:
+    """A package's PEP 562 ``(__getattr__, __dir__)`` that import each public name on first use.
+
+    Args:
+      package: The package's ``__name__``.
+      exports: Public name -> the submodule (relative to ``package``) that defines it.
+      namespace: The package's ``globals()``; a resolved name is stored there, so later lookups
+        skip ``__getattr__``.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *exports})
+
+    return __getattr__, __dir__
+
+
 class _Named(Protocol):
     name: str
 

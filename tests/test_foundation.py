@@ -147,3 +147,14 @@ def test_batched_data_keys_equal_per_seed_keys():
         np.testing.assert_array_equal(
             np.asarray(jax.random.key_data(batched[i])), np.asarray(jax.random.key_data(train.run_keys(seed)[1]))
         )
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.0])
+def test_a_seed_outside_uint32_is_refused(seed):
+    from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec
+
+    spec = RunSpec(
+        "t", "t", ModelSpec("mlp", "relu", 2, 8), InitSpec("he_normal"), DataSpec("digits"), TrainSpec(), seed
+    )
+    with pytest.raises(UsageError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
+        spec.validate()

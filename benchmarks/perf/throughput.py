@@ -266,10 +266,9 @@ def scaling_rows(steps: int, repeats: int) -> list[dict[str, Any]]:
                                 str(repeats), "--sequential-members", "1", "--no-torch"], env)  # fmt: skip
         rows += [{**r, "scaling": "devices"} for r in got if r["contender"] == "initbench"]
     print("\nscaling  members devices  initbench run-steps/s  per member  x handwritten")
-    for r in rows:
+    for r in (r for r in rows if r["contender"] == "initbench"):
         print(f"{r['scaling']:8s} {r['members']:7d} {r['devices']:7d} {r['run_steps_per_s']:21.0f} "
-              f"{r['run_steps_per_s'] / r['members']:11.1f} {r['ratio_to_handwritten']:13.2f}"
-              if r["contender"] == "initbench" else "", end="\n" if r["contender"] == "initbench" else "")  # fmt: skip
+              f"{r['run_steps_per_s'] / r['members']:11.1f} {r['ratio_to_handwritten']:13.2f}")  # fmt: skip
     return rows
 
 
