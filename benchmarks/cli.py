@@ -3,6 +3,8 @@
 initbench list [inits|models|datasets|suites]
 initbench run SUITE [--scale smoke|cpu|paper] [--seeds N] [--steps N] [--init a,b]
               [--activation a,b] [--dataset NAME] [--out DIR] [--devices N]
+              [--coordinator HOST:PORT --num-processes N --process-id I]
+initbench launch -n N -- run SUITE [options]
 initbench report DIR
 initbench prepare DATASET [--data-dir DIR] [--manual-dir DIR]
 initbench variance-table
@@ -57,14 +59,21 @@ def _output_file(value: str) -> str:
     return value
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return n
+def _int_at_least(minimum: int, what: str):
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = minimum - 1
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {value!r}")
+        return n
+
+    return parse
+
+
+_positive = _int_at_least(1, "positive")
+_nonnegative = _int_at_least(0, "non-negative")
 
 
 def _enable_compilation_cache() -> None:
@@ -110,6 +119,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from initbench.benchmarks import distributed
+
+    # joins a multi-process job (flags, or a detected cluster) before JAX is used
+    proc = distributed.initialize(
+        args.coordinator, args.num_processes, args.process_id,
+        auto=not args.single_process, heartbeat_timeout_s=args.heartbeat_timeout,
+    )  # fmt: skip
+    try:
+        return _run(args, proc)
+    except BaseException as err:
+        if proc.count > 1:
+            _exit_process(err, proc)
+        raise
+
+
+def _run(args: argparse.Namespace, proc) -> int:
     from initbench.benchmarks.runner import progress_mode, run_suite
 
     _enable_compilation_cache()
@@ -127,14 +152,53 @@ def _cmd_run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         progress=progress_mode(args.quiet),
     )
+    if not proc.is_writer:
+        return 0
+    where = f"{len(summary['devices'])} device(s)" + (f" in {proc.count} processes" if proc.count > 1 else "")
     print(
         f"{summary['suite']} ({summary['scale']}): {summary['trained']} runs trained in {summary['cohorts']} cohorts, "
         f"{summary['skipped']} already complete; {summary['wall_s']:.1f}s, "
-        f"{summary['member_steps_per_s']:.0f} run-steps/s on {len(summary['devices'])} device(s) -> {args.out}"
+        f"{summary['member_steps_per_s']:.0f} run-steps/s on {where} -> {args.out}"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def _exit_process(err: BaseException, proc) -> None:
+    """Ends a failed process of a multi-process job at once, with one line.
+
+    A normal exit would wait in JAX's shutdown barrier for peers that may be gone (up to its
+    timeout): a failed process prints its line and leaves with ``os._exit``.
+    """
+    import traceback
+
+    from initbench.benchmarks.distributed import PEER_FAILURE_EXIT, as_peer_failure
+
+    who = f"initbench: error (process {proc.index} of {proc.count})"
+    failure = as_peer_failure(err) if isinstance(err, Exception) else None
+    if isinstance(err, UsageError):
+        code, text = 2, f"{who}: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+    elif failure is not None:
+        resume = "completed chunks are saved, rerun the same command to resume"
+        code, text = PEER_FAILURE_EXIT, f"{who}: {failure}; {resume}"
+    elif isinstance(err, KeyboardInterrupt):
+        code, text = 130, f"{who}: interrupted; completed chunks are saved, rerun the same command to resume"
+    else:
+        traceback.print_exception(err)
+        code, text = 1, f"{who}: {type(err).__name__} (traceback above)"
+    print(text, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(code)
+
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from initbench.benchmarks.launch import launch
+
+    return launch(
+        args.num_processes, args.command, port=args.port, devices_per_process=args.devices_per_process,
+        grace_s=args.grace,
+    )  # fmt: skip
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -243,7 +307,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="TFDS data directory")
     p.add_argument("--json", type=_output_file, help="also write the run summary as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else log lines)")
+    g = p.add_argument_group(
+        "multi-process (jax.distributed)",
+        "run the same command in every process; with none of these flags, a multi-process SLURM step, Open MPI "
+        "job or TPU slice is detected",
+    )
+    g.add_argument("--coordinator", help="HOST:PORT where process 0 serves the job")
+    g.add_argument("--num-processes", type=_positive, help="processes in the job")
+    g.add_argument("--process-id", type=_nonnegative, help="this process's index, 0..N-1 (0 writes the results)")
+    g.add_argument("--single-process", action="store_true", help="ignore a detected cluster environment")
+    g.add_argument("--heartbeat-timeout", type=_positive, default=60,
+                   help="seconds of silence after which a process counts as dead (default 60)")  # fmt: skip
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "launch",
+        help="run one `initbench run` as N local processes (testing multi-process; one multi-GPU node)",
+        description="initbench launch -n N [--devices-per-process K] -- run SUITE [run options]",
+    )
+    p.add_argument("-n", "--num-processes", type=_positive, required=True)
+    p.add_argument("--port", type=_positive, help="coordinator port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--devices-per-process", type=_positive, help="CPU devices per process (forced host devices)")
+    p.add_argument("--grace", type=float, default=30.0,
+                   help="seconds the others get to stop after one process fails, before they are killed")  # fmt: skip
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- run SUITE [options]")
+    p.set_defaults(func=_cmd_launch)
 
     p = sub.add_parser("report", help="tables and figures from a results directory")
     p.add_argument("results_dir")

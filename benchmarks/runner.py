@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 from initbench.benchmarks import data as data_lib
+from initbench.benchmarks import distributed
 from initbench.benchmarks.results import ResultStore, provenance
 from initbench.benchmarks.spec import NUMERICS_VERSION, RunSpec
 from initbench.benchmarks.suites import get_suite
@@ -87,10 +90,12 @@ def cohorts(specs: Sequence[RunSpec]) -> list[list[RunSpec]]:
 
 
 def select_devices(count: int | None) -> list[jax.Device]:
-    """The first ``count`` devices (all when None)."""
+    """The first ``count`` devices (all when None; all processes' devices in a multi-process job)."""
     devices = jax.devices()
     if count is None:
         return devices
+    if jax.process_count() > 1:
+        raise UsageError(f"--devices selects devices of one process; a {jax.process_count()}-process job uses all")
     if not isinstance(count, int) or not 1 <= count <= len(devices):
         raise UsageError(f"--devices must be between 1 and the {len(devices)} available, got {count!r}")
     return devices[:count]
@@ -106,8 +111,12 @@ def plan(
     inits: Sequence[str] | None = None,
     activations: Sequence[str] | None = None,
     dataset: str | None = None,
+    writer: bool = True,
 ) -> tuple[list[RunSpec], list[RunSpec], ResultStore]:
     """Builds and validates every run, and checks the output directory, before any work.
+
+    ``writer=False`` (the processes of a multi-process job other than process 0) skips the
+    directory checks: only process 0 reads and writes it.
 
     Returns:
       The selected runs, the full plan they come from (the grid before the ``inits`` and
@@ -121,8 +130,9 @@ def plan(
     for name in {s.data.name for s in specs}:
         data_lib.check_options(name, dict(next(s.data.extra for s in specs if s.data.name == name)))
     store = ResultStore(out, kind="runs")
-    store.check_writable()
-    store.check_compatible(NUMERICS_VERSION)
+    if writer:
+        store.check_writable()
+        store.check_compatible(NUMERICS_VERSION)
     return specs, full, store
 
 
@@ -162,30 +172,38 @@ def run_suite(
       data_dir: TFDS data directory.
       progress: ``bar``, ``log`` or ``off`` (see :class:`Progress`).
     """
+    proc = distributed.current()
     specs, full, store = plan(
-        suite_name, scale, out, seeds=seeds, steps=steps, inits=inits, activations=activations, dataset=dataset
-    )
+        suite_name, scale, out, seeds=seeds, steps=steps, inits=inits, activations=activations, dataset=dataset,
+        writer=proc.is_writer,
+    )  # fmt: skip
     device_list = select_devices(devices)
-    done = store.completed_run_ids()
-    groups = cohorts([s for s in specs if s.run_id not in done])
-    datasets: dict[tuple, data_lib.Dataset] = {}
-    for group in groups:
-        dspec = group[0].data
-        key = (dspec.name, dspec.extra)
-        if key not in datasets:
-            opts = dict(dspec.extra)
-            if not data_lib.DATASETS[dspec.name].offline and data_dir:
-                opts["data_dir"] = data_dir
-            datasets[key] = data_lib.load(dspec.name, **opts)
+    distributed.check_same("the plan", "\n".join(s.run_id for s in full) + "|" + ",".join(s.run_id for s in specs))
+    # every process loads the data of every cohort it may train (only process 0 reads the directory)
+    done = store.completed_run_ids() if proc.is_writer and proc.count == 1 else set()
+    datasets = _load_datasets([s for s in specs if s.run_id not in done], data_dir)
     full_sizes = {key: len(group) for key, group in ((g[0].cohort_key, g) for g in cohorts(full))}
-    meta = provenance()
+    meta = {**provenance(), "processes": proc.count}
     t0 = time.perf_counter()
-    member_steps, files, trained = 0, [], 0
-    with store.writing(NUMERICS_VERSION):
-        done = store.completed_run_ids()  # another writer may have finished runs before we got the lock
-        groups = [g for g in ([s for s in group if s.run_id not in done] for group in groups) if g]
+    member_steps, files, groups = 0, [], []
+    with contextlib.ExitStack() as stack:
+        locked: UsageError | None = None
+        todo = None
+        if proc.is_writer:
+            try:
+                stack.enter_context(store.writing(NUMERICS_VERSION))
+            except UsageError as err:
+                locked = err
+            else:
+                done = store.completed_run_ids()  # another writer may have finished runs before we got the lock
+                todo = np.asarray([s.run_id not in done for s in specs], np.int32)
+        # process 0 decides which runs are left: the others may not see the directory
+        todo = distributed.from_writer(todo, len(specs), error=str(locked) if locked else None)
+        if locked is not None:
+            raise locked
+        groups = cohorts([s for s, keep in zip(specs, todo, strict=True) if keep])
         trained = sum(len(g) for g in groups)
-        bar = Progress(sum(s.train.steps for g in groups for s in g), progress)
+        bar = Progress(sum(s.train.steps for g in groups for s in g), progress if proc.is_writer else "off")
         try:
             for group in groups:
                 dspec = group[0].data
@@ -193,15 +211,17 @@ def run_suite(
                 width = members_per_device(
                     full_sizes[group[0].cohort_key], member_bytes(group[0], dataset_), device_list, max_members
                 )
+                width = distributed.min_over_processes(width)  # hosts may differ in memory
                 digest = hashlib.sha256(repr(group[0].cohort_key).encode()).hexdigest()[:10]
 
                 def report_progress(n: int, message: str, size: int = len(group)) -> None:
                     bar.update(n * size, message)
 
-                for rows, info in train_cohort(
-                    group, dataset_, devices=device_list, width=width, progress=report_progress
-                ):
-                    files.append(store.write(rows, f"{suite_name}-{digest}", {**meta, "chunk": info}))
+                chunks = train_cohort(group, dataset_, devices=device_list, width=width, progress=report_progress)
+                for rows, info in distributed.guard(chunks):
+                    info["processes"] = proc.count
+                    if proc.is_writer:
+                        files.append(store.write(rows, f"{suite_name}-{digest}", {**meta, "chunk": info}))
                     member_steps += info["members"] * info["steps"]
         finally:
             bar.close()
@@ -217,4 +237,19 @@ def run_suite(
         "wall_s": wall,
         "member_steps_per_s": member_steps / wall if wall > 0 else math.nan,
         "devices": [str(d) for d in device_list],
+        "processes": proc.count,
+        "process_index": proc.index,
     }
+
+
+def _load_datasets(specs: Sequence[RunSpec], data_dir: str | None) -> dict[tuple, data_lib.Dataset]:
+    """Loads each distinct dataset of ``specs`` once (before the directory lock: slow loads block no one)."""
+    datasets: dict[tuple, data_lib.Dataset] = {}
+    for spec in specs:
+        key = (spec.data.name, spec.data.extra)
+        if key not in datasets:
+            opts = dict(spec.data.extra)
+            if not data_lib.DATASETS[spec.data.name].offline and data_dir:
+                opts["data_dir"] = data_dir
+            datasets[key] = data_lib.load(spec.data.name, **opts)
+    return datasets

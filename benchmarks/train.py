@@ -286,15 +286,20 @@ def member_bytes(spec: RunSpec, dataset: Dataset) -> int:
 
 
 def memory_budget(devices: Sequence[jax.Device]) -> int:
-    """Bytes one device may spend on cohort members (half of its memory; a quarter of host RAM on CPU)."""
-    stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
+    """Bytes one device may spend on cohort members (half of its memory; a quarter of host RAM on CPU).
+
+    Judged from this process's own devices (another host's cannot be queried); a multi-process
+    job takes the minimum over processes (:func:`initbench.benchmarks.distributed.min_over_processes`).
+    """
+    local = [d for d in devices if d.process_index == jax.process_index()] or list(devices)
+    stats = local[0].memory_stats() if local[0].platform != "cpu" else None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"] * 0.5)
     try:
         ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
         ram = 8 << 30
-    return int(ram * 0.25 / max(1, len(devices)))
+    return int(ram * 0.25 / max(1, len(local)))
 
 
 def members_per_device(
@@ -326,10 +331,25 @@ def _stack(trees: Sequence[Any]) -> Any:
 def _put(tree: Any, sharding: NamedSharding) -> Any:
     if jax.process_count() == 1:
         return jax.device_put(tree, sharding)
-    # multi-host: every process holds the full host array; each device takes its shard
-    return jax.tree_util.tree_map(
-        lambda x: jax.make_array_from_callback(x.shape, sharding, lambda idx: np.asarray(x)[idx]), tree
-    )
+    # multi-process: every process holds the same full host value; each local device takes its shard
+    return jax.tree_util.tree_map(lambda x: _put_global(x, sharding), tree)
+
+
+def _put_global(x: Any, sharding: NamedSharding) -> jax.Array:
+    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        # typed keys have no host form: move their raw data and wrap it again on the devices
+        data = _put_global(jax.random.key_data(x), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+
+
+def _local_slots(sharding: NamedSharding, members: int) -> set[int]:
+    """Indices of the members that this process's devices hold."""
+    slots: set[int] = set()
+    for index in sharding.addressable_devices_indices_map((members,)).values():
+        slots.update(range(members)[index[0]])
+    return slots
 
 
 def _gather(tree: Any) -> Any:
@@ -446,7 +466,12 @@ def _train_chunk(
     t0 = time.perf_counter()
     train = chunk[0].train
     padded = list(chunk) + [chunk[0]] * (slots - len(chunk))
-    variables = [initial_variables(s, dataset) for s in padded]
+    # each process initializes only the members its own devices hold (all of them in one process);
+    # the other slots are zeros that never leave this host (see _put)
+    local = _local_slots(sharding, len(padded))
+    variables = [initial_variables(s, dataset) if i in local else None for i, s in enumerate(padded)]
+    blank = jax.tree_util.tree_map(jnp.zeros_like, variables[min(local)])
+    variables = [blank if v is None else v for v in variables]
     params = _stack([v["params"] for v in variables])
     state = _stack([{k: v for k, v in var.items() if k != "params"} for var in variables])
     opt_state = jax.vmap(tx.init)(params)

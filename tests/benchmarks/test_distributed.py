@@ -1,0 +1,193 @@
+"""Multi-process runs: two real local processes (gloo over the loopback) against one process.
+
+The two-process runs start real ``jax.distributed`` jobs through ``initbench launch``; each is
+bounded by a subprocess timeout, so a hang fails the test instead of stalling the suite.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from initbench.benchmarks import cli, distributed, launch
+from initbench.benchmarks.results import ResultStore
+from initbench.inits.errors import UsageError
+
+# one cohort of the smoke plan's MLP and LeNet runs, small enough for the default test run
+RUN = ["run", "quick", "--init", "he_normal", "--activation", "relu", "--quiet"]
+KEYS = ["run_id", "step", "split", "metric"]
+BOUND_S = 240  # a generous wall-clock bound on any multi-process job in these tests
+
+
+def one_device_env() -> dict[str, str]:
+    env = os.environ.copy()
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+    return env
+
+
+def table(path):
+    df = ResultStore(path).read()
+    return df.sort_values(KEYS).reset_index(drop=True)
+
+
+def launch_cmd(n: int, argv: list[str], **kw) -> list[str]:
+    extra = [f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]
+    return [sys.executable, "-m", "initbench.benchmarks.cli", "launch", "-n", str(n), *extra, "--", *argv]
+
+
+@pytest.fixture(scope="module")
+def two_process_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("two")
+    cmd = launch_cmd(2, [*RUN, "--out", str(out)], devices_per_process=1)
+    done = subprocess.run(cmd, env=one_device_env(), capture_output=True, text=True, timeout=BOUND_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "in 2 processes" in done.stdout
+    return out
+
+
+def test_two_processes_equal_one_process_with_two_devices(two_process_dir, tmp_path):
+    # the same global mesh of two devices and chunk width: bitwise the numbers of one process
+    # that holds exactly two devices (a separate process: this one has four, and XLA:CPU's
+    # kernels for a program on 2 of 4 devices differ in the last bit)
+    env = one_device_env()
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    cmd = [sys.executable, "-m", "initbench.benchmarks.cli", *RUN, "--out", str(tmp_path)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=BOUND_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    two, one = table(two_process_dir), table(tmp_path)
+    assert list(two["run_id"]) == list(one["run_id"])
+    np.testing.assert_array_equal(two["value"].to_numpy(), one["value"].to_numpy())
+    # exactly one writer: one file per cohort chunk, each written once, by process 0
+    store = ResultStore(two_process_dir)
+    assert len(store.files()) == 2
+    meta = store.provenance_of(store.files()[0])
+    assert meta["processes"] == 2 and meta["chunk"]["devices"] == 2 and meta["chunk"]["processes"] == 2
+
+
+def test_two_processes_agree_with_one_device_within_rounding(two_process_dir, tmp_path):
+    # one device trains the cohort in chunks twice as wide: other kernels, same run_ids, values
+    # within float32 rounding of the accumulated training
+    assert cli.main([*RUN, "--devices", "1", "--out", str(tmp_path)]) == 0
+    two, one = table(two_process_dir), table(tmp_path)
+    assert list(two["run_id"]) == list(one["run_id"])
+    np.testing.assert_allclose(two["value"].to_numpy(), one["value"].to_numpy(), rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_process_stops_the_other_and_the_rerun_resumes(tmp_path):
+    out = tmp_path / "r"
+    argv = [*RUN[:2], "--steps", "400", "--out", str(out), "--quiet"]
+    port = launch.free_port()
+    procs = [
+        subprocess.Popen([*cmd, "--heartbeat-timeout", "10"], env=one_device_env(), stderr=subprocess.PIPE, text=True)
+        for cmd in launch.commands(2, argv, port)
+    ]
+    store = ResultStore(out)
+    deadline = time.monotonic() + BOUND_S
+    while not (out.exists() and store.files()):  # wait for the first chunk, then kill mid-run
+        assert time.monotonic() < deadline and procs[0].poll() is None
+        time.sleep(0.2)
+    procs[1].send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    _, err = procs[0].communicate(timeout=60)
+    assert procs[0].returncode == distributed.PEER_FAILURE_EXIT
+    assert time.monotonic() - killed_at < 60
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("initbench: error (process 0 of 2): another process of this job failed")
+    assert "rerun the same command to resume" in last
+    procs[1].communicate()
+    partial = set(store.read()["run_id"])
+    assert 0 < len(partial) < 24
+    # rerun: trains only what is missing, and the table is whole
+    done = subprocess.run(launch_cmd(2, argv, devices_per_process=1), env=one_device_env(),
+                          capture_output=True, text=True, timeout=BOUND_S)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{len(partial)} already complete" in done.stdout
+    assert store.read()["run_id"].nunique() == 24
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--coordinator", "localhost", "--num-processes", "2", "--process-id", "0"], "HOST:PORT"),
+        (["--coordinator", "localhost:1234"], "missing --num-processes, --process-id"),
+        (["--coordinator", "127.0.0.1:99999", "--num-processes", "2", "--process-id", "0"], "HOST:PORT"),
+        (["--num-processes", "2", "--process-id", "0"], "missing --coordinator"),
+        (["--coordinator", "127.0.0.1:1234", "--num-processes", "2", "--process-id", "2"], "must be in [0, 2)"),
+    ],
+)
+def test_bad_multi_process_flags_fail_before_any_work(flags, message, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert cli.main([*RUN, "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("initbench: error:") and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--", "list"], "launch starts `initbench run ...`"),
+        ([], "launch starts `initbench run ...`"),
+        (["--", "run", "quick", "--process-id", "1"], "remove ['--process-id']"),
+        (["--", "run", "quick", "--devices=2"], "remove ['--devices=2']"),
+    ],
+)
+def test_launch_refuses_what_it_cannot_run(argv, message, capsys):
+    assert cli.main(["launch", "-n", "2", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_launch_commands_are_one_job():
+    cmds = launch.commands(3, ["--", "run", "quick", "--out", "x"], 4321, python="py")
+    assert [c[-1] for c in cmds] == ["0", "1", "2"]
+    for c in cmds:
+        assert c[:5] == ["py", "-m", "initbench.benchmarks.cli", "run", "quick"]
+        assert c[c.index("--coordinator") + 1] == "127.0.0.1:4321" and c[c.index("--num-processes") + 1] == "3"
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, None),
+        ({"SLURM_JOB_ID": "1", "SLURM_STEP_NODELIST": "n1", "SLURM_NTASKS": "1", "SLURM_PROCID": "0",
+          "SLURM_LOCALID": "0"}, None),
+        ({"SLURM_JOB_ID": "1", "SLURM_STEP_NODELIST": "n[1-2]", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
+          "SLURM_LOCALID": "0"}, "slurm"),
+        ({"SLURM_JOB_ID": "1", "SLURM_NTASKS": "4"}, None),  # an allocation, not a step: sbatch without srun
+        ({"OMPI_MCA_orte_hnp_uri": "1.0;tcp://10.0.0.1:1", "OMPI_COMM_WORLD_SIZE": "4"}, "ompi"),
+        ({"OMPI_MCA_orte_hnp_uri": "1.0;tcp://10.0.0.1:1", "OMPI_COMM_WORLD_SIZE": "1"}, None),
+        ({"TPU_WORKER_HOSTNAMES": "t0,t1,t2,t3"}, "tpu"),
+        ({"TPU_WORKER_HOSTNAMES": "localhost"}, None),
+        ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234"}, "env"),
+    ],
+)  # fmt: skip
+def test_cluster_detection_needs_more_than_one_process(env, expected):
+    assert distributed.detect_cluster(env) == expected
+
+
+def test_single_process_helpers_are_identities():
+    assert distributed.initialize() == distributed.ProcessInfo(0, 1, "single")
+    assert distributed.min_over_processes(7) == 7
+    np.testing.assert_array_equal(distributed.from_writer(np.arange(3), 3), np.arange(3))
+    distributed.check_same("the plan", "anything")  # nothing to compare with
+
+
+def test_peer_failures_are_told_apart_from_bugs():
+    gloo = RuntimeError("UNKNOWN: Gloo AllGather failed: [pair.cc:547] Connection closed by peer [127.0.0.1]:8900")
+    assert isinstance(distributed.as_peer_failure(gloo), distributed.PeerFailure)
+    assert distributed.as_peer_failure(RuntimeError("RESOURCE_EXHAUSTED: Out of memory")) is None
+    assert distributed.as_peer_failure(ValueError("connection closed")) is None
+
+
+def test_coordinator_addresses():
+    for good in ("127.0.0.1:1234", "node-01.cluster:8476", "[::1]:80"):
+        assert distributed.parse_coordinator(good) == good
+    for bad in ("", "1234", "host:", "host:0", "host:65536", "a b:12"):
+        with pytest.raises(UsageError, match="HOST:PORT"):
+            distributed.parse_coordinator(bad)
