@@ -1,10 +1,13 @@
 """initbench: benchmarks of neural-network weight initialization.
 
-initbench list [inits|models|datasets|suites]
-initbench run SUITE [--scale smoke|cpu|paper] [--seeds N] [--steps N] [--init a,b]
-              [--activation a,b] [--dataset NAME] [--out DIR] [--devices N]
+initbench list [inits|models|datasets|experiments]
+initbench run [EXPERIMENT | FILE.toml] [--scale smoke|cpu|paper] [field flags: --model --depth --width
+              --activation --init --init-args --bias-init --dataset --dataset-args --batch-size --optimizer
+              --lr --momentum --weight-decay --schedule --steps --eval-every --seeds; --set FIELD=VALUE]
+              [--only FIELD=a,b] [--out DIR] [--devices N]
               [--coordinator HOST:PORT --num-processes N --process-id I]
-initbench launch -n N -- run SUITE [options]
+initbench show [EXPERIMENT | FILE.toml] [--scale S] [field flags]
+initbench launch -n N -- run EXPERIMENT [options]
 initbench report DIR
 initbench prepare DATASET [--data-dir DIR] [--manual-dir DIR]
 initbench variance-table
@@ -19,33 +22,15 @@ import sys
 from pathlib import Path
 
 # Only light modules at import time: `initbench --help` and `initbench list` import no JAX.
+from initbench.benchmarks.grid_flags import add_grid_flags, grid_from_args, kwargs, split_top_level
 from initbench.inits.errors import UsageError
+
+__all__ = ["build_parser", "main", "split_top_level"]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
         self.exit(2, f"initbench: error: {message}\n")
-
-
-def split_top_level(value: str) -> list[str]:
-    """Splits at commas outside parentheses: ``"normal(stddev=0.1, mean=0.0),zeros"`` has two items."""
-    items, depth, current = [], 0, []
-    for ch in value:
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if ch == "," and depth == 0:
-            items.append("".join(current).strip())
-            current = []
-        else:
-            current.append(ch)
-    items.append("".join(current).strip())
-    return items
-
-
-def _csv(value: str) -> list[str]:
-    items = split_top_level(value)
-    if not value.strip() or any(not v for v in items):
-        raise argparse.ArgumentTypeError(f"malformed list {value!r}: expected comma-separated names like a,b")
-    return items
 
 
 def _output_file(value: str) -> str:
@@ -110,11 +95,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
         for e in DATASETS.values():
             print(f"{e.name:14s} {'offline' if e.offline else 'tfds   '} {e.description}")
     else:
-        from initbench.benchmarks.suites import SUITES
+        from initbench.benchmarks.experiments import load, packaged
 
-        for s in SUITES.values():
-            scales = ", ".join(f"{k}: {len(s.specs(k))} runs" for k in s.grids)
-            print(f"{s.name:10s} {s.description} [{scales}]")
+        for name in packaged():
+            exp = load(name)
+            scales = ", ".join(f"{s}{' (default)' if s == exp.default_scale() else ''}" for s in exp.scales)
+            print(f"{name:16s} {exp.description} [scales: {scales or 'none'}]")
     return 0
 
 
@@ -135,18 +121,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, proc) -> int:
-    from initbench.benchmarks.runner import progress_mode, run_suite
+    from initbench.benchmarks.runner import progress_mode, run_experiment
 
+    experiment, scale, overrides, only = grid_from_args(args)
     _enable_compilation_cache()
-    summary = run_suite(
-        args.suite,
-        args.scale,
+    summary = run_experiment(
+        experiment,
+        scale,
         args.out,
-        seeds=args.seeds,
-        steps=args.steps,
-        inits=args.init,
-        activations=args.activation,
-        dataset=args.dataset,
+        overrides=overrides,
+        only=only,
         devices=args.devices,
         max_members=args.max_members,
         data_dir=args.data_dir,
@@ -156,7 +140,8 @@ def _run(args: argparse.Namespace, proc) -> int:
         return 0
     where = f"{len(summary['devices'])} device(s)" + (f" in {proc.count} processes" if proc.count > 1 else "")
     print(
-        f"{summary['suite']} ({summary['scale']}): {summary['trained']} runs trained in {summary['cohorts']} cohorts, "
+        f"{summary['experiment']} ({summary['scale'] or 'base grid'}): {summary['trained']} runs trained in "
+        f"{summary['cohorts']} cohorts, "
         f"{summary['skipped']} already complete; {summary['wall_s']:.1f}s, "
         f"{summary['member_steps_per_s']:.0f} run-steps/s on {where} -> {args.out}"
     )
@@ -201,29 +186,20 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def _cmd_show(args: argparse.Namespace) -> int:
+    from initbench.benchmarks.show import show
+
+    experiment, scale, overrides, only = grid_from_args(args)
+    print(show(experiment, scale, overrides, only))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from initbench.benchmarks.report import report
 
     paths = report(args.results_dir, args.out, target_accuracy=args.target_accuracy)
     print(f"report: {paths['markdown']} ({len(paths['figures'])} figures)")
     return 0
-
-
-def _kwargs(value: str) -> dict:
-    out = {}
-    for item in _csv(value):
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"malformed argument {item!r}: expected name=value")
-        for cast in (int, float):
-            try:
-                out[key] = cast(raw)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = raw
-    return out
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -289,18 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"initbench {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("list", help="list initializers, models, datasets or suites")
-    p.add_argument("what", nargs="?", default="inits", choices=["inits", "models", "datasets", "suites"])
+    p = sub.add_parser("list", help="list initializers, models, datasets or experiments")
+    p.add_argument("what", nargs="?", default="inits", choices=["inits", "models", "datasets", "experiments"])
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("run", help="run a suite into a results directory (resumes)")
-    p.add_argument("suite")
-    p.add_argument("--scale", default="smoke", help="smoke (seconds), cpu (minutes) or paper (accelerators)")
-    p.add_argument("--seeds", type=_positive, help="number of seeds (0..N-1)")
-    p.add_argument("--steps", type=_positive, help="training steps per run")
-    p.add_argument("--init", type=_csv, help="only these inits (names or labels), comma-separated")
-    p.add_argument("--activation", type=_csv, help="only these activations, comma-separated")
-    p.add_argument("--dataset", help="replace the suite's dataset")
+    p = sub.add_parser("run", help="run an experiment (packaged, a TOML file, or ad-hoc flags); resumes")
+    add_grid_flags(p)
     p.add_argument("--out", default="results", help="results directory (default: results)")
     p.add_argument("--devices", type=_positive, help="use the first N devices (default: all)")
     p.add_argument("--max-members", type=_positive, help="cap on runs trained together in one chunk")
@@ -323,15 +293,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "launch",
         help="run one `initbench run` as N local processes (testing multi-process; one multi-GPU node)",
-        description="initbench launch -n N [--devices-per-process K] -- run SUITE [run options]",
+        description="initbench launch -n N [--devices-per-process K] -- run EXPERIMENT [run options]",
     )
     p.add_argument("-n", "--num-processes", type=_positive, required=True)
     p.add_argument("--port", type=_positive, help="coordinator port on 127.0.0.1 (default: a free one)")
     p.add_argument("--devices-per-process", type=_positive, help="CPU devices per process (forced host devices)")
     p.add_argument("--grace", type=float, default=30.0,
                    help="seconds the others get to stop after one process fails, before they are killed")  # fmt: skip
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- run SUITE [options]")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- run EXPERIMENT [options]")
     p.set_defaults(func=_cmd_launch)
+
+    p = sub.add_parser("show", help="print an experiment's resolved grid: runs, cohorts, what varies, work")
+    add_grid_flags(p)
+    p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser("report", help="tables and figures from a results directory")
     p.add_argument("results_dir")
@@ -345,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=_positive, default=512)
     p.add_argument("--activation", default="relu")
     p.add_argument("--init", default="he_normal")
-    p.add_argument("--init-args", type=_kwargs, help="initializer arguments, e.g. stddev=0.01")
+    p.add_argument("--init-args", type=kwargs, help="initializer arguments, e.g. stddev=0.01")
     p.add_argument("--bias-init", default="zeros")
     p.add_argument("--preset", help="plain_cnn preset")
     p.add_argument("--batch-size", type=_positive, default=256)

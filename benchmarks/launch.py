@@ -41,7 +41,8 @@ def commands(n: int, argv: Sequence[str], port: int, *, python: str = sys.execut
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv or argv[0] != "run":
-        raise UsageError(f"launch starts `initbench run ...` processes: expected `-- run SUITE ...`, got {argv[:3]}")
+        expected = "expected `-- run [EXPERIMENT] ...`"
+        raise UsageError(f"launch starts `initbench run ...` processes: {expected}, got {argv[:3]}")
     owned = [a for a in argv if a.split("=")[0] in _OWN_FLAGS]
     if owned:
         raise UsageError(f"launch sets {', '.join(_OWN_FLAGS)} itself; remove {owned}")

@@ -296,7 +296,8 @@ def report(results_dir: str | Path, out_dir: str | Path | None = None, target_ac
         raise UsageError(f"--target-accuracy must be in (0, 1], got {target_accuracy}")
     store = ResultStore(results_dir)
     if not store.files():
-        raise NoResults(f"no result files in {str(results_dir)!r}; run `initbench run SUITE --out {results_dir}` first")
+        hint = f"run `initbench run EXPERIMENT --out {results_dir}` first"
+        raise NoResults(f"no result files in {str(results_dir)!r}; {hint}")
     store.check_compatible()
     if store.kind.name != "runs":
         raise IncompatibleResults(

@@ -1,4 +1,4 @@
-"""Run a suite: validate everything, skip completed runs, train cohort by cohort, write results."""
+"""Run an experiment: validate everything, skip completed runs, train cohort by cohort, write results."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,11 @@ import jax
 import numpy as np
 
 from initbench.benchmarks import data as data_lib
-from initbench.benchmarks import distributed
+from initbench.benchmarks import distributed, experiments
+from initbench.benchmarks.experiments import Experiment, Plan
 from initbench.benchmarks.results import ResultStore, provenance
 from initbench.benchmarks.spec import NUMERICS_VERSION, RunSpec
-from initbench.benchmarks.suites import get_suite
-from initbench.benchmarks.train import member_bytes, members_per_device, train_cohort
+from initbench.benchmarks.train import build_model, member_bytes, members_per_device, train_cohort
 from initbench.inits.errors import UsageError
 
 
@@ -102,86 +102,78 @@ def select_devices(count: int | None) -> list[jax.Device]:
 
 
 def plan(
-    suite_name: str,
-    scale: str,
+    experiment: str | Path | Experiment,
+    scale: str | None,
     out: str | Path,
     *,
-    seeds: int | None = None,
-    steps: int | None = None,
-    inits: Sequence[str] | None = None,
-    activations: Sequence[str] | None = None,
-    dataset: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    only: Mapping[str, Sequence[str]] | None = None,
     writer: bool = True,
-) -> tuple[list[RunSpec], list[RunSpec], ResultStore]:
-    """Builds and validates every run, and checks the output directory, before any work.
+) -> tuple[Plan, ResultStore]:
+    """Resolves and validates every run, and checks the output directory, before any work.
 
-    ``writer=False`` (the processes of a multi-process job other than process 0) skips the
-    directory checks: only process 0 reads and writes it.
+    Args:
+      experiment: A packaged experiment name, a TOML path, or an :class:`Experiment`.
+      scale: One of its scales (default: its default scale).
+      out: The results directory.
+      overrides: Dotted fields merged onto the experiment (``{"train.lr": [0.01, 0.1]}``).
+      only: Filters on the grid (``{"init": ["he_normal"]}``); chunk widths still come from the
+        whole grid, so the filtered runs are bitwise those of the full run.
+      writer: False on the processes of a multi-process job other than process 0: they skip
+        the directory checks (only process 0 reads and writes it).
 
     Returns:
-      The selected runs, the full plan they come from (the grid before the ``inits`` and
-      ``activations`` filters: it fixes each cohort's chunk width), and the store.
+      The plan (runs to do, the whole grid, the fields that vary) and the store.
     """
-    suite = get_suite(suite_name)
-    specs = suite.specs(scale, seeds=seeds, steps=steps, inits=inits, activations=activations, dataset=dataset)
-    full = suite.specs(scale, seeds=seeds, steps=steps, dataset=dataset)
-    for spec in specs:
-        spec.validate()
-    for name in {s.data.name for s in specs}:
-        data_lib.check_options(name, dict(next(s.data.extra for s in specs if s.data.name == name)))
+    exp = experiment if isinstance(experiment, Experiment) else experiments.load(experiment)
+    resolved = experiments.resolve(exp, scale, overrides, only)
     store = ResultStore(out, kind="runs")
     if writer:
         store.check_writable()
         store.check_compatible(NUMERICS_VERSION)
-    return specs, full, store
+    return resolved, store
 
 
-def run_suite(
-    suite_name: str,
-    scale: str = "smoke",
+def run_experiment(
+    experiment: str | Path | Experiment,
+    scale: str | None = None,
     out: str | Path = "results",
     *,
-    seeds: int | None = None,
-    steps: int | None = None,
-    inits: Sequence[str] | None = None,
-    activations: Sequence[str] | None = None,
-    dataset: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    only: Mapping[str, Sequence[str]] | None = None,
     devices: int | None = None,
     max_members: int | None = None,
     data_dir: str | None = None,
     progress: str = "off",
 ) -> dict[str, Any]:
-    """Runs a suite into ``out``; returns a summary (runs, skipped, wall time, steps/s).
+    """Runs an experiment into ``out``; returns a summary (runs, skipped, wall time, steps/s).
 
-    Everything is validated and every dataset loaded before the directory's writer lock is
-    taken, so bad input writes nothing. Completed run_ids in ``out`` are skipped, so an
-    interrupted run resumes where it stopped; each cohort's chunk width comes from the full
-    plan, so the resumed or filtered runs are bitwise those of an uninterrupted full run.
+    Everything is validated (every run's names and numbers, every model against its dataset's
+    input shape) and every dataset loaded before the directory's writer lock is taken, so bad
+    input writes nothing. Completed run_ids in ``out`` are skipped, so an interrupted run
+    resumes where it stopped; each cohort's chunk width comes from the whole grid, so resumed
+    or filtered runs are bitwise those of an uninterrupted full run.
 
     Args:
-      suite_name: The suite.
-      scale: ``smoke``, ``cpu`` or ``paper``.
+      experiment: A packaged experiment name, a TOML path, or an :class:`Experiment`.
+      scale: One of its scales (default: its default scale).
       out: The results directory.
-      seeds: Override of the number of seeds.
-      steps: Override of the training steps.
-      inits: Only these inits (names or labels).
-      activations: Only these activations.
-      dataset: Replace the suite's dataset.
+      overrides: Dotted fields merged onto the experiment.
+      only: Filters on the grid.
       devices: Use the first N devices (default: all).
       max_members: Cap on the members trained together.
       data_dir: TFDS data directory.
       progress: ``bar``, ``log`` or ``off`` (see :class:`Progress`).
     """
     proc = distributed.current()
-    specs, full, store = plan(
-        suite_name, scale, out, seeds=seeds, steps=steps, inits=inits, activations=activations, dataset=dataset,
-        writer=proc.is_writer,
-    )  # fmt: skip
+    resolved, store = plan(experiment, scale, out, overrides=overrides, only=only, writer=proc.is_writer)
+    specs, full, name = resolved.specs, resolved.full, resolved.experiment.name
     device_list = select_devices(devices)
     distributed.check_same("the plan", "\n".join(s.run_id for s in full) + "|" + ",".join(s.run_id for s in specs))
     # every process loads the data of every cohort it may train (only process 0 reads the directory)
     done = store.completed_run_ids() if proc.is_writer and proc.count == 1 else set()
     datasets = _load_datasets([s for s in specs if s.run_id not in done], data_dir)
+    _check_models([s for s in specs if s.run_id not in done], datasets)
     full_sizes = {key: len(group) for key, group in ((g[0].cohort_key, g) for g in cohorts(full))}
     meta = {**provenance(), "processes": proc.count}
     t0 = time.perf_counter()
@@ -221,14 +213,14 @@ def run_suite(
                 for rows, info in distributed.guard(chunks):
                     info["processes"] = proc.count
                     if proc.is_writer:
-                        files.append(store.write(rows, f"{suite_name}-{digest}", {**meta, "chunk": info}))
+                        files.append(store.write(rows, f"{name}-{digest}", {**meta, "chunk": info}))
                     member_steps += info["members"] * info["steps"]
         finally:
             bar.close()
     wall = time.perf_counter() - t0
     return {
-        "suite": suite_name,
-        "scale": scale,
+        "experiment": name,
+        "scale": resolved.scale,
         "runs": len(specs),
         "skipped": len(specs) - trained,
         "trained": trained,
@@ -240,6 +232,19 @@ def run_suite(
         "processes": proc.count,
         "process_index": proc.index,
     }
+
+
+def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Dataset]) -> None:
+    """Builds each distinct model for its data (no weights): bad fields or shapes fail before any work."""
+    seen: set = set()
+    for spec in specs:
+        key = (spec.model, spec.init, spec.data.name, spec.data.extra)
+        if key not in seen:
+            seen.add(key)
+            try:
+                build_model(spec, datasets[(spec.data.name, spec.data.extra)])
+            except TypeError as err:  # a field the family does not take
+                raise UsageError(str(err).splitlines()[0]) from None
 
 
 def _load_datasets(specs: Sequence[RunSpec], data_dir: str | None) -> dict[tuple, data_lib.Dataset]:

@@ -161,7 +161,7 @@ class RunSpec:
     """One training run.
 
     Attributes:
-      suite: Suite name.
+      suite: Experiment name (the results' `suite` column).
       benchmark: Benchmark within the suite.
       model: The model.
       init: The initialization.

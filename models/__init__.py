@@ -13,9 +13,9 @@ from initbench.inits.registry import lazy_exports
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "Activate": "activations",
-    "build": "build",
-    "count_params": "build",
-    "per_layer": "build",
+    "build": "_build",
+    "count_params": "_build",
+    "per_layer": "_build",
     "FAMILIES": "catalog",
     "HEAD": "catalog",
     "PLAIN_CNN_PRESETS": "catalog",
@@ -33,10 +33,10 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
+    from initbench.models._build import build as build
+    from initbench.models._build import count_params as count_params
+    from initbench.models._build import per_layer as per_layer
     from initbench.models.activations import Activate as Activate
-    from initbench.models.build import build as build
-    from initbench.models.build import count_params as count_params
-    from initbench.models.build import per_layer as per_layer
     from initbench.models.catalog import FAMILIES as FAMILIES
     from initbench.models.catalog import HEAD as HEAD
     from initbench.models.catalog import PLAIN_CNN_PRESETS as PLAIN_CNN_PRESETS

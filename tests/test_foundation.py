@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from initbench import inits, models
-from initbench.benchmarks import cli, data, suites, train
+from initbench.benchmarks import cli, data, experiments, train
 from initbench.inits.errors import UsageError, UsageTypeError, positive_int
 from initbench.inits.registry import Registry
 
@@ -39,7 +39,6 @@ def test_usage_errors_are_value_errors_and_type_errors_where_typed():
         (inits.INITS, "he_normall", "he_normal"),
         (models.FAMILIES, "lenet", "lenet5"),
         (data.DATASETS, "digit", "digits"),
-        (suites.SUITES, "quik", "quick"),
     ],
 )
 def test_every_registry_is_one_pattern_with_closest_match_errors(registry, bad, close):
@@ -47,6 +46,11 @@ def test_every_registry_is_one_pattern_with_closest_match_errors(registry, bad, 
     assert len(registry) == len(registry.names()) == len(registry.values()) > 0
     with pytest.raises(UsageError, match=f"Did you mean '{close}'"):
         registry[bad]
+
+
+def test_unknown_experiment_names_the_closest():
+    with pytest.raises(UsageError, match="Did you mean 'quick'"):
+        experiments.load("quik")
 
 
 def test_registry_targets_resolve():
@@ -73,7 +77,7 @@ def test_layer_names_have_one_owner_and_round_trip():
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["list", "inits"], ["list", "models"], ["list", "datasets"],
-                                  ["list", "suites"], ["--version"]])  # fmt: skip
+                                  ["list", "experiments"], ["--version"]])  # fmt: skip
 def test_listing_and_help_import_no_jax(argv):
     script = (
         "import sys\n"

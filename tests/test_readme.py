@@ -1,4 +1,4 @@
-"""Every Python snippet of the README runs as written."""
+"""Every Python snippet of the README runs as written; every experiment file in it resolves."""
 
 import re
 import textwrap
@@ -27,3 +27,18 @@ def test_readme_snippet_runs(index, tmp_path, monkeypatch):
     exec(compile(snippet, f"README.md snippet {index + 1}", "exec"), namespace)
     if "df" in namespace:
         assert len(namespace["df"]) > 0
+
+
+TOML_SNIPPETS = [textwrap.dedent(s) for s in re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)]
+
+
+@pytest.mark.parametrize("index", range(len(TOML_SNIPPETS)))
+def test_readme_experiment_files_resolve(index):
+    import sys
+
+    from initbench.benchmarks import experiments
+
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    exp = experiments.from_doc(tomllib.loads(TOML_SNIPPETS[index]), f"README.md toml snippet {index + 1}")
+    for scale in exp.scales or [None]:
+        assert experiments.resolve(exp, scale).full

@@ -125,6 +125,12 @@ DATASETS: Registry[DatasetEntry] = Registry(
             True,
         ),
         DatasetEntry(
+            "sparse",
+            f"{_EMBEDDED}:sparse",
+            "Glorot & Bengio 2010's sparse inputs: `dim` coordinates in [0, 1], a `density` fraction non-zero",
+            True,
+        ),
+        DatasetEntry(
             "shapeset",
             "initbench.benchmarks.data.shapeset:shapeset",
             "Glorot & Bengio 2010's Shapeset-3x2: 32x32 grey images, 1-2 shapes, 9 classes (generated)",

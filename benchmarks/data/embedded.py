@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from initbench.benchmarks.data.base import Dataset, standardize
-from initbench.inits.errors import positive_int
+from initbench.inits.errors import UsageError, positive_int
 
 
 def digits() -> Dataset:
@@ -98,3 +98,36 @@ def teacher(
     x = np.asarray(x, np.float32)
     desc = f"teacher dim={dim} classes={num_classes} width={teacher_width} depth={teacher_depth} seed={data_seed}"
     return Dataset("teacher", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes, desc)
+
+
+def sparse(
+    dim: int = 300,
+    density: float = 0.1,
+    num_classes: int = 10,
+    n_train: int = 4096,
+    n_test: int = 1024,
+    data_seed: int = 0,
+) -> Dataset:
+    r"""Sparse inputs in [0, 1], the setting of Glorot & Bengio 2010's activation and gradient studies.
+
+    Each coordinate is non-zero with probability ``density``, and then uniform on (0, 1]:
+    :math:`x_j = b_j u_j`, :math:`b_j \sim \text{Bernoulli}(\text{density})`,
+    :math:`u_j \sim U(0, 1)`, so :math:`E[x_j] = \text{density}/2` and
+    :math:`E[x_j^2] = \text{density}/3`. Labels are the argmax of a random linear teacher on the
+    centred inputs, :math:`y = \arg\max_c \sum_j (x_j - E x_j) T_{jc}`, :math:`T \sim \mathcal{N}(0, 1)`,
+    all drawn from ``data_seed``. The inputs are not standardized: the distribution is exactly
+    the stated one (fraction of non-zeros, range [0, 1]).
+    """
+    for name, value in (("dim", dim), ("num_classes", num_classes), ("n_train", n_train), ("n_test", n_test)):
+        positive_int(name, value)
+    if not 0.0 < float(density) <= 1.0:
+        raise UsageError(f"density must be in (0, 1], got {density!r}")
+    k_b, k_u, k_t = jax.random.split(jax.random.key(data_seed), 3)
+    n = n_train + n_test
+    mask = jax.random.bernoulli(k_b, float(density), (n, dim))
+    x = jnp.where(mask, 1.0 - jax.random.uniform(k_u, (n, dim)), 0.0)  # (0, 1]: a drawn coordinate is non-zero
+    teacher_w = jax.random.normal(k_t, (dim, num_classes))
+    y = np.asarray(jnp.argmax((x - density / 2) @ teacher_w, axis=-1), np.int32)
+    x = np.asarray(x, np.float32)
+    desc = f"sparse dim={dim} density={density} classes={num_classes} seed={data_seed}"
+    return Dataset("sparse", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes, desc)

@@ -17,8 +17,9 @@ from initbench.benchmarks import cli, distributed, launch
 from initbench.benchmarks.results import ResultStore
 from initbench.inits.errors import UsageError
 
-# one cohort of the smoke plan's MLP and LeNet runs, small enough for the default test run
-RUN = ["run", "quick", "--init", "he_normal", "--activation", "relu", "--quiet"]
+# an ad-hoc grid of one small MLP cohort (2 inits x 2 seeds), small enough for the default test run
+RUN = ["run", "--depth", "2", "--width", "32", "--init", "he_normal,glorot_uniform", "--seeds", "2",
+       "--batch-size", "64", "--lr", "0.05", "--steps", "20", "--eval-every", "10", "--quiet"]  # fmt: skip
 KEYS = ["run_id", "step", "split", "metric"]
 BOUND_S = 240  # a generous wall-clock bound on any multi-process job in these tests
 
@@ -63,7 +64,7 @@ def test_two_processes_equal_one_process_with_two_devices(two_process_dir, tmp_p
     np.testing.assert_array_equal(two["value"].to_numpy(), one["value"].to_numpy())
     # exactly one writer: one file per cohort chunk, each written once, by process 0
     store = ResultStore(two_process_dir)
-    assert len(store.files()) == 2
+    assert len(store.files()) == 1  # one cohort, one chunk of 2 members per device
     meta = store.provenance_of(store.files()[0])
     assert meta["processes"] == 2 and meta["chunk"]["devices"] == 2 and meta["chunk"]["processes"] == 2
 
@@ -80,7 +81,7 @@ def test_two_processes_agree_with_one_device_within_rounding(two_process_dir, tm
 @pytest.mark.slow
 def test_killed_process_stops_the_other_and_the_rerun_resumes(tmp_path):
     out = tmp_path / "r"
-    argv = [*RUN[:2], "--steps", "400", "--out", str(out), "--quiet"]
+    argv = ["run", "quick", "--steps", "400", "--out", str(out), "--quiet"]
     port = launch.free_port()
     procs = [
         subprocess.Popen([*cmd, "--heartbeat-timeout", "10"], env=one_device_env(), stderr=subprocess.PIPE, text=True)

@@ -63,8 +63,8 @@ def test_run_writes_tidy_parquet_with_provenance(smoke_dir):
     ):
         assert key in meta
     assert meta["chunk"]["members"] == 4
-    # the full smoke cohort has 3 inits x 2 seeds: width ceil(6 / 4 devices) = 2 per device
-    assert (meta["chunk"]["members_per_device"], meta["chunk"]["devices"]) == (2, 4)
+    # --init overrides the grid: its cohorts have 2 inits x 2 seeds, width ceil(4 / 4 devices) = 1
+    assert (meta["chunk"]["members_per_device"], meta["chunk"]["devices"]) == (1, 4)
 
 
 def test_report_writes_markdown_and_figures(smoke_dir, tmp_path):
@@ -211,17 +211,15 @@ def write_old_schema(path):
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
-        (["run", "quikc"], "unknown suite 'quikc'; valid choices: quick. Did you mean 'quick'?"),
-        (["run", "quick", "--scale", "huge"], "unknown scale of suite quick 'huge'; valid choices: cpu, paper, smoke"),
-        (["run", "quick", "--init", "he_nromal"], "unknown init in this suite 'he_nromal'"),
-        (
-            ["run", "quick", "--activation", "gelu"],
-            "unknown activation in this suite 'gelu'; valid choices: relu, tanh",
-        ),
-        (["run", "quick", "--dataset", "mnsit"], "unknown dataset 'mnsit'; valid choices: cifar10"),
+        (["run", "quikc"], "unknown experiment 'quikc'; packaged experiments: he2015-depth30, quick"),
+        (["run", "quick", "--scale", "huge"], "experiment quick: unknown scale 'huge'; valid: cpu, paper, smoke"),
+        (["run", "quick", "--init", "he_nromal"], "experiment quick: unknown initializer 'he_nromal'"),
+        (["run", "quick", "--activation", "gleu"], "experiment quick: unknown activation 'gleu'"),
+        (["run", "quick", "--dataset", "mnsit"], "experiment quick: unknown dataset 'mnsit'; valid: cifar10"),
         (["run", "quick", "--init", "a,,b"], "argument --init: malformed list 'a,,b'"),
-        (["run", "quick", "--seeds", "0"], "argument --seeds: expected a positive integer, got '0'"),
-        (["run", "quick", "--steps", "-3"], "argument --steps: expected a positive integer, got '-3'"),
+        (["run", "quick", "--seeds", "0"], "argument --seeds: expected positive integers, got '0'"),
+        (["run", "quick", "--steps", "-3"], "argument --steps: expected positive integers, got '-3'"),
+        (["run", "quick", "--only", "init=lecun_normal"], "--only init: unknown value 'lecun_normal'"),
         (["run", "quick", "--devices", "9"], "--devices must be between 1 and the 4 available, got 9"),
         (["run", "quick", "--dataset", "cifar10", "--data-dir", "{tmp}/tfds"], "dataset 'cifar10' is not prepared"),
         (["report", "{tmp}/nothing"], "no result files in"),
@@ -257,7 +255,7 @@ def test_console_error_has_no_traceback(tmp_path):
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
     assert proc.returncode == 2
-    assert proc.stderr.startswith("initbench: error: unknown init in this suite 'nope'")
+    assert proc.stderr.startswith("initbench: error: experiment quick: unknown initializer 'nope'")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
 

@@ -39,6 +39,8 @@ def test_wheel_has_no_generic_top_level_name(wheel):
     assert not any(Path(n).name == "signal.py" for n in names)  # no module shadows the standard library
     for package in ("inits", "models", "benchmarks"):
         assert f"initbench/{package}/__init__.py" in names
+    for experiment in ("quick", "he2015-depth30"):  # experiments are package data
+        assert f"initbench/benchmarks/experiments/{experiment}.toml" in names
 
 
 def test_installed_wheel_works_beside_decoy_packages(wheel, tmp_path):
@@ -67,6 +69,7 @@ def test_installed_wheel_works_beside_decoy_packages(wheel, tmp_path):
         "                   kernel_init=inits.he_normal())\n"
         "v = net.init(jax.random.key(0), jnp.ones((2, 4)))\n"
         "assert cli.main(['list', 'models']) == 0\n"
+        "assert cli.main(['show', 'quick']) == 0\n"
         "print('ok', sorted(v['params']))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}

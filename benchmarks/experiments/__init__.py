@@ -1,0 +1,645 @@
+r"""Experiments as data: a TOML file (or command-line flags) that expands into a grid of RunSpecs.
+
+An experiment names the fixed fields of its runs and the axes that vary; the runs are the
+product of the axes. Every field of the model, the initialization, the bias initialization,
+the data, the optimization and the seeds may be a list, and each list is an axis::
+
+    name = "he2015-depth30"
+    description = "He et al. 2015: a 30-layer ReLU MLP, He vs LeCun init"
+    seeds = 3                                        # seeds 0, 1, 2 (or a list: [0, 5, 7])
+    init = ["he_normal", "lecun_normal", {name = "normal", stddev = [0.01, 1.0]}]
+    bias = {name = "normal", stddev = 0.2236}        # sigma_b^2 = 0.05
+
+    [model]
+    family = "mlp"
+    depth = 30
+    width = 256
+    activation = "relu"
+
+    [data]
+    name = "digits"
+    batch_size = 128
+
+    [train]
+    optimizer = "sgd"
+    lr = [0.01, 0.1]                                 # an axis
+    steps = 2000
+    eval_every = 100
+
+    [[zip]]                                          # paired values: one axis, not a product
+    model.depth = [10, 30]
+    model.width = [512, 256]
+
+    [scale.smoke]                                    # per-scale overrides, merged onto the above
+    train.steps = 20
+    seeds = 1
+
+Rules:
+
+- Sections ``model``, ``data``, ``train`` are tables; a section may instead be an array of tables
+  (``[[model]]``), an axis of whole entries (e.g. an MLP and LeNet-5, whose fields differ),
+  each of which may hold axes of its own.
+- ``init`` and ``bias`` are a registry name, a table ``{name = ..., arg = ...}`` (any argument may
+  be a list: an axis), or a list of those. An ``init`` table may carry its own ``bias``
+  (PyTorch's default pairs ``torch_default`` kernels with ``torch_default`` biases).
+- ``model`` fields: ``family``, ``activation``, ``depth``, ``width`` and the family's own
+  options (``use_bias``, ``normalization``, ``scan``, ``preset``, ``stages``, ``blocks``,
+  ``pooling``, ...; ``initbench list models``). ``data`` fields: ``name``, ``batch_size``,
+  ``eval_examples`` and the dataset's options (``dim``, ``n_train``, ``density``, ...).
+  ``train`` fields: the :class:`~initbench.benchmarks.spec.TrainSpec` fields.
+- Fields whose value is itself a list (``stages``, ``blocks``, ``head_widths``, ``shape``) are an
+  axis only as a list of lists.
+- ``[[zip]]`` tables hold equal-length lists that vary together (one axis).
+- ``[scale.NAME]`` tables are merged onto the experiment (a table onto a table field by field;
+  a table onto an array of tables into each entry; anything else replaces);
+  ``default_scale`` names the scale used when none is asked for (else ``smoke`` when defined).
+- Command-line overrides (``--depth 30``, ``--lr 0.01,0.1``, ``--set train.lr=[0.01,0.1]``) are
+  merged last, by the same rule. Changing ``data.name`` drops the other dataset's options.
+
+Order of the product: model entries, init, bias, data entries, train entries, zips, seeds
+(innermost). Every name, type and argument is checked before any work, and an error names the
+source (file, packaged experiment or command line), the key and the valid choices.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import inspect
+import itertools
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from initbench.inits.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+SECTIONS = ("model", "data", "train")
+TOP_FIELDS = ("init", "bias", "seeds")
+META = ("name", "description", "benchmark", "default_scale", "scale", "zip")
+SCALES_HINT = ("smoke", "cpu", "paper")
+
+_MODEL_CORE = {"family": str, "activation": str, "depth": int, "width": int}
+_DATA_CORE = {"name": str, "batch_size": int, "eval_examples": int}
+_TRAIN = {
+    "optimizer": str,
+    "lr": float,
+    "steps": int,
+    "eval_every": int,
+    "schedule": str,
+    "momentum": float,
+    "weight_decay": float,
+}
+# model fields that the initialization sets, not the experiment's model section
+_SET_BY_INIT = {"num_classes", "kernel_init", "bias_init", "first_kernel_init", "head_kernel_init"}
+_INIT_RESERVED = ("name", "bias")
+
+ADHOC_NAME = "adhoc"
+ADHOC_DEFAULTS: dict[str, Any] = {
+    "description": "an ad-hoc grid from the command line",
+    "benchmark": "train",
+    "seeds": 1,
+    "init": "he_normal",
+    "model": {"family": "mlp", "activation": "relu"},
+    "data": {"name": "digits", "batch_size": 128},
+    "train": {},
+}
+MLP_DEFAULTS = {"depth": 3, "width": 128}  # an ad-hoc MLP without --depth/--width
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A parsed experiment document and where it came from.
+
+    Attributes:
+      name: The experiment's name (the ``suite`` column of its results).
+      description: One line.
+      source: Where it came from, for error messages (a path, ``experiment quick``, ``command line``).
+      doc: The document (TOML tables as dicts).
+    """
+
+    name: str
+    description: str
+    source: str
+    doc: dict[str, Any]
+
+    @property
+    def scales(self) -> tuple[str, ...]:
+        """The scales the experiment defines."""
+        return tuple(self.doc.get("scale", {}))
+
+    def default_scale(self) -> str | None:
+        """``default_scale``, else ``smoke`` when defined, else None (the base grid)."""
+        if "default_scale" in self.doc:
+            return str(self.doc["default_scale"])
+        return "smoke" if "smoke" in self.scales else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """An experiment resolved at one scale with its overrides: the runs and their grid.
+
+    Attributes:
+      experiment: The experiment.
+      scale: The scale (None: the base grid).
+      specs: The runs to do (after ``only`` filters).
+      full: Every run of the grid (fixes each cohort's chunk width: filtered runs are bitwise
+        those of the full grid).
+      varying: Field -> the values it takes over ``full`` (fields with one value are fixed).
+    """
+
+    experiment: Experiment
+    scale: str | None
+    specs: list[Any]
+    full: list[Any]
+    varying: dict[str, list[Any]]
+
+
+# ---------------------------------------------------------------------------- finding experiments
+
+
+def packaged() -> dict[str, Path]:
+    """The experiments shipped with initbench: name -> TOML file."""
+    root = resources.files(__name__)
+    return {Path(p.name).stem: Path(str(p)) for p in sorted(root.iterdir(), key=lambda p: p.name)
+            if p.name.endswith(".toml")}  # fmt: skip
+
+
+def load(name_or_path: str | Path) -> Experiment:
+    """An experiment by packaged name (``quick``) or by TOML file path.
+
+    Raises:
+      UsageError: unknown name (listing the packaged ones), unreadable file, TOML syntax error.
+    """
+    text = str(name_or_path)
+    shipped = packaged()
+    if text in shipped:
+        path, source = shipped[text], f"experiment {text}"
+    else:
+        path = Path(text)
+        if not (text.endswith(".toml") or path.exists()):
+            close = difflib.get_close_matches(text, list(shipped), n=1, cutoff=0.6)
+            hint = f". Did you mean {close[0]!r}?" if close else ""
+            raise UsageError(
+                f"unknown experiment {text!r}; packaged experiments: {', '.join(shipped)} (or a path to a .toml file)"
+                + hint
+            )
+        source = str(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise UsageError(f"cannot read experiment file {source!r}: {err.strerror or err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"{source}: not valid TOML: {err}") from None
+    return from_doc(doc, source, default_name=path.stem)
+
+
+def from_doc(doc: Mapping[str, Any], source: str, *, default_name: str = ADHOC_NAME) -> Experiment:
+    """An experiment from a parsed document (checks its top-level keys)."""
+    doc = copy.deepcopy(dict(doc))
+    for key in doc:
+        if key not in (*META, *TOP_FIELDS, *SECTIONS):
+            raise _unknown(source, key, (*META, *TOP_FIELDS, *SECTIONS))
+    for key in ("name", "description", "benchmark", "default_scale"):
+        if key in doc and not isinstance(doc[key], str):
+            raise UsageError(f"{source}: {key} must be a string, got {doc[key]!r}")
+    scales = doc.get("scale", {})
+    if not isinstance(scales, dict) or any(not isinstance(v, dict) for v in scales.values()):
+        raise UsageError(f"{source}: scale must hold tables [scale.NAME], got {scales!r}")
+    if "default_scale" in doc and doc["default_scale"] not in scales:
+        raise UsageError(f"{source}: default_scale {doc['default_scale']!r} is not one of its scales {list(scales)}")
+    name = doc.get("name", default_name)
+    return Experiment(name, doc.get("description", ""), source, doc)
+
+
+def adhoc(name: str | None = None) -> Experiment:
+    """The base of a grid given only by command-line flags (defaults: ``ADHOC_DEFAULTS``)."""
+    return Experiment(name or ADHOC_NAME, ADHOC_DEFAULTS["description"], "command line", copy.deepcopy(ADHOC_DEFAULTS))
+
+
+# ---------------------------------------------------------------------------- overrides
+
+
+def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Merges ``over`` onto ``base`` into a new dict.
+
+    Tables merge field by field, a table onto an array of tables merges into each entry,
+    anything else replaces.
+    """
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            out[key] = merge(old, value)
+        elif isinstance(old, list) and old and all(isinstance(e, dict) for e in old) and isinstance(value, dict) \
+                and key in SECTIONS:  # fmt: skip
+            out[key] = [merge(e, value) for e in old]
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def nest(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"train.lr": 0.1}`` -> ``{"train": {"lr": 0.1}}``."""
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        *head, last = key.split(".")
+        node = out
+        for part in head:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"command line: {key} sets a field inside {part}, which is not a table")
+        node[last] = value
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value read as TOML, or the text itself when TOML cannot read it.
+
+    ``0.1``, ``[1, 2]``, ``{name = "normal", stddev = 0.1}`` and ``true`` are TOML values;
+    ``he_normal`` is a string.
+    """
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def resolve(
+    experiment: Experiment,
+    scale: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    only: Mapping[str, Sequence[str]] | None = None,
+) -> Plan:
+    """Expands an experiment at a scale, with overrides and filters, into validated runs.
+
+    Args:
+      experiment: The experiment.
+      scale: A scale it defines (default: :meth:`Experiment.default_scale`).
+      overrides: Dotted fields (``{"train.lr": [0.01, 0.1], "model.depth": 30}``) merged last.
+      only: Filters ``{field: [values]}`` on the expanded grid (values compared as text;
+        ``init`` matches a name or label). The chunk width still comes from the whole grid.
+
+    Raises:
+      UsageError: any unknown field, type mismatch, empty axis, unknown name or argument.
+    """
+    src = experiment.source
+    doc = {k: v for k, v in experiment.doc.items() if k not in ("scale",)}
+    if scale is None:
+        scale = experiment.default_scale()
+    elif scale not in experiment.scales:
+        if experiment.scales:
+            raise _unknown(src, scale, experiment.scales, what="scale")
+        raise UsageError(f"{src}: defines no scales (no [scale.NAME] tables), got --scale {scale}")
+    if scale is not None:
+        doc = merge(doc, experiment.doc["scale"][scale])
+    if overrides:
+        _check_override_keys(overrides)
+        nested = nest(overrides)
+        if "data" in nested and "name" in nested["data"]:  # another dataset: the old one's options go
+            for entry in _entries(doc.get("data", {})):
+                for k in [k for k in entry if k not in _DATA_CORE]:
+                    entry.pop(k)
+        _check_zip_conflicts(doc, overrides)
+        doc = merge(doc, nested)
+    full = _expand(doc, experiment.name, src)
+    specs = _filter(full, only or {}, src)
+    return Plan(experiment, scale, specs, full, _varying(full))
+
+
+# ---------------------------------------------------------------------------- expansion
+
+
+def _unknown(source: str, key: str, valid: Iterable[str], what: str = "field") -> UsageError:
+    valid = sorted(set(valid))
+    close = [v for v in valid if v.startswith(str(key)) and len(str(key)) > len(str(key).split(".")[0]) + 2]
+    close = close[:1] or difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+    hint = f". Did you mean {close[0]!r}?" if close else ""
+    return UsageError(f"{source}: unknown {what} {key!r}; valid: {', '.join(valid)}{hint}")
+
+
+def _entries(section: Any) -> list[dict[str, Any]]:
+    if isinstance(section, dict):
+        return [section]
+    if isinstance(section, list) and all(isinstance(e, dict) for e in section):
+        return section
+    return []
+
+
+def _check_override_keys(overrides: Mapping[str, Any]) -> None:
+    valid_top = (*TOP_FIELDS, "zip")
+    for key, value in overrides.items():
+        if key in valid_top:
+            continue
+        section, _, field = key.partition(".")
+        if section not in SECTIONS or not field:
+            every = [*valid_top, *(f"{s}.{k}" for s, core in (("model", _MODEL_CORE), ("data", _DATA_CORE),
+                                                               ("train", _TRAIN)) for k in core)]  # fmt: skip
+            raise _unknown("command line", key, every)
+        _field_axis("command line", section, field, value, {})
+
+
+def _check_zip_conflicts(doc: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
+    for group in doc.get("zip", []) or []:
+        zipped = set(_flatten(group))
+        clash = sorted(zipped & set(overrides))
+        if clash:
+            raise UsageError(
+                f"command line: {', '.join(clash)} is zipped with {', '.join(sorted(zipped - set(clash)))} "
+                "in the experiment; override the zipped fields together with --set zip=[{...}]"
+            )
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and path in SECTIONS:
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _model_options() -> dict[str, dict[str, bool]]:
+    """Family -> {option: is_tuple} (the families' dataclass fields the experiment may set)."""
+    from initbench.models._build import _fields
+    from initbench.models.catalog import FAMILIES
+
+    out = {}
+    for fam in FAMILIES.values():
+        fields = {n: "tuple" in str(f.type) for n, f in _fields(fam.cls).items() if n not in _SET_BY_INIT}
+        if fam.name == "plain_cnn":
+            fields["preset"] = False
+        out[fam.name] = fields
+    return out
+
+
+def _data_options() -> dict[str, dict[str, bool]]:
+    """Dataset -> {option: is_tuple}."""
+    from initbench.benchmarks.data import DATASETS
+    from initbench.inits.registry import resolve as resolve_target
+
+    out = {}
+    for entry in DATASETS.values():
+        params = inspect.signature(resolve_target(entry.target)).parameters
+        out[entry.name] = {n: "tuple" in str(params[n].annotation) for n in entry.options if n != "data_dir"}
+    return out
+
+
+def _type_ok(kind: type, value: Any) -> bool:
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _axis(source: str, key: str, value: Any, *, is_tuple: bool = False, kind: type | None = None) -> list[Any]:
+    """The values of a field: a list is an axis (a list of lists for tuple-valued fields)."""
+    if is_tuple:
+        if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+            values = [_tuple(v) for v in value]
+        else:
+            values = [_tuple(value) if isinstance(value, list) else value]
+    elif isinstance(value, list):
+        values = value
+    else:
+        values = [value]
+    if not values:
+        raise UsageError(f"{source}: {key} is an empty axis (a list with no values)")
+    if kind is not None:
+        for v in values:
+            if not _type_ok(kind, v):
+                raise UsageError(f"{source}: {key} must be {_TYPE_NAMES[kind]}, got {v!r}")
+    return [float(v) if kind is float else v for v in values]
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(_tuple(v) for v in value) if isinstance(value, list) else value
+
+
+def _section_axis(source: str, section: str, value: Any) -> list[dict[str, Any]]:
+    """Every assignment of a section's fields (entries x their own axes)."""
+    if isinstance(value, dict):
+        entries = [value]
+    elif isinstance(value, list) and value and all(isinstance(e, dict) for e in value):
+        entries = value
+    else:
+        raise UsageError(f"{source}: [{section}] must be a table or an array of tables, got {value!r}")
+    out: list[dict[str, Any]] = []
+    for entry in entries:
+        axes = []
+        for key, v in entry.items():
+            axes.append([(key, x) for x in _field_axis(source, section, key, v, entry)])
+        out.extend(dict(combo) for combo in itertools.product(*axes))
+    return out
+
+
+def _field_axis(source: str, section: str, key: str, value: Any, entry: Mapping[str, Any]) -> list[Any]:
+    path = f"{section}.{key}"
+    if section == "train":
+        if key not in _TRAIN:
+            raise _unknown(source, path, [f"train.{k}" for k in _TRAIN])
+        return _axis(source, path, value, kind=_TRAIN[key])
+    core = _MODEL_CORE if section == "model" else _DATA_CORE
+    if key in core:
+        return _axis(source, path, value, kind=core[key])
+    options = _model_options() if section == "model" else _data_options()
+    every = {k: t for fields in options.values() for k, t in fields.items()}
+    if key not in every:
+        raise _unknown(source, path, [f"{section}.{k}" for k in (*core, *every)])
+    return _axis(source, path, value, is_tuple=every[key])
+
+
+def _init_items(source: str, key: str, value: Any) -> list[tuple[str, tuple, Any]]:
+    """``(name, args, own_bias)`` for every init an ``init``/``bias`` value expands to."""
+    from initbench.benchmarks.spec import options
+
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise UsageError(f"{source}: {key} is an empty axis (a list with no values)")
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out.append((item, (), None))
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise UsageError(
+                f"{source}: {key} entries must be a name or a table with a name, e.g. "
+                f'{{name = "normal", stddev = 0.01}}; got {item!r}'
+            )
+        own_bias = item.get("bias") if key == "init" else None
+        if "bias" in item and key != "init":
+            raise UsageError(f"{source}: bias tables take the initializer's arguments, not 'bias'")
+        args = {k: v for k, v in item.items() if k not in _INIT_RESERVED}
+        axes = [[(k, x) for x in _axis(source, f"{key}.{k}", v)] for k, v in args.items()]
+        for combo in itertools.product(*axes):
+            out.append((item["name"], options(**dict(combo)), own_bias))
+    return out
+
+
+def _seeds(source: str, value: Any) -> list[int]:
+    if isinstance(value, bool) or not isinstance(value, int | list):
+        raise UsageError(f"{source}: seeds must be a count (3: seeds 0, 1, 2) or a list of seeds, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise UsageError(f"{source}: seeds must be a positive count, got {value!r}")
+        return list(range(value))
+    seeds = _axis(source, "seeds", value, kind=int)
+    bad = [s for s in seeds if not 0 <= s < 2**32]
+    if bad:  # the trainer draws every member's data key in one call on uint32 seeds
+        raise UsageError(f"{source}: seeds must be integers in [0, 2**32), got {bad[0]!r}")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"{source}: seeds lists a seed twice: {seeds}")
+    return seeds
+
+
+def _zip_axis(source: str, group: Any) -> list[dict[str, Any]]:
+    if not isinstance(group, dict) or not group:
+        raise UsageError(f"{source}: each [[zip]] must be a table of equal-length lists, got {group!r}")
+    flat = _flatten(group)
+    lengths = {}
+    for path, values in flat.items():
+        section, _, key = path.partition(".")
+        if section not in SECTIONS or not key:
+            raise UsageError(f"{source}: [[zip]] fields are section fields like model.depth, got {path!r}")
+        if not isinstance(values, list) or not values:
+            raise UsageError(f"{source}: zip field {path} must be a non-empty list, got {values!r}")
+        lengths[path] = len(values)
+        for v in values:  # each value is one setting of the field (checked like a single value)
+            checked = _field_axis(source, section, key, [v], {})
+            if len(checked) != 1:
+                raise UsageError(f"{source}: zip field {path} holds a list where one value is expected")
+    if len(set(lengths.values())) != 1:
+        raise UsageError(f"{source}: [[zip]] lists differ in length: {lengths}")
+    n = next(iter(lengths.values()))
+    return [{path: _tuple(values[i]) for path, values in flat.items()} for i in range(n)]
+
+
+def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
+    from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+
+    sections = {s: _section_axis(source, s, doc.get(s, {})) for s in SECTIONS}
+    inits_ = _init_items(source, "init", doc.get("init", "he_normal"))
+    biases = _init_items(source, "bias", doc.get("bias", "zeros"))
+    zips = [_zip_axis(source, g) for g in (doc.get("zip") or [])]
+    seeds = _seeds(source, doc.get("seeds", 1))
+    benchmark = doc.get("benchmark", "train")
+    model_opts, data_opts = _model_options(), _data_options()
+    specs, seen = [], set()
+    product = itertools.product(sections["model"], inits_, biases, sections["data"], sections["train"], *zips, seeds)
+    for model, (i_name, i_args, own_bias), (b_name, b_args, _), data, train, *rest in product:
+        *zipped, seed = rest
+        model, data, train = dict(model), dict(data), dict(train)
+        for z in zipped:
+            for path, value in z.items():
+                section, _, key = path.partition(".")
+                {"model": model, "data": data, "train": train}[section][key] = value
+        if own_bias is not None:
+            (b_name, b_args, _), *more = _init_items(source, "init.bias", own_bias)
+            if more:
+                raise UsageError(f"{source}: an init's own bias must be one initializer, got {own_bias!r}")
+        family = model.pop("family", "mlp")
+        if family not in model_opts:
+            raise _unknown(source, family, model_opts, what="model family")
+        activation = model.pop("activation", "relu")
+        depth, width = model.pop("depth", None), model.pop("width", None)
+        bad = sorted(set(model) - set(model_opts[family]))
+        if bad:
+            raise _unknown(f"{source}: model {family}", bad[0], model_opts[family], what="field")
+        dname = data.pop("name", "digits")
+        if dname not in data_opts:
+            raise _unknown(source, dname, data_opts, what="dataset")
+        batch, evals = data.pop("batch_size", 128), data.pop("eval_examples", None)
+        bad = sorted(set(data) - set(data_opts[dname]))
+        if bad:
+            raise _unknown(f"{source}: dataset {dname}", bad[0], data_opts[dname], what="option")
+        spec = RunSpec(
+            suite=name,
+            benchmark=benchmark,
+            model=ModelSpec(family, activation, depth, width, options(**model)),
+            init=InitSpec(i_name, i_args, b_name, b_args),
+            data=DataSpec(dname, batch, options(**data), evals),
+            train=TrainSpec(**train),
+            seed=seed,
+        )
+        if spec.run_id not in seen:
+            seen.add(spec.run_id)
+            specs.append(spec)
+    _validate(specs, source)
+    return specs
+
+
+def _validate(specs: Sequence[Any], source: str) -> None:
+    from initbench.benchmarks.data import check_options
+
+    checked: set = set()
+    for spec in specs:
+        for what, key in (("init", spec.init), ("activation", spec.model.activation), ("train", spec.train)):
+            if (what, key) in checked:
+                continue
+            checked.add((what, key))
+            try:
+                if what == "init":
+                    spec.init.validate()
+                else:
+                    spec.validate()
+            except (UsageError, TypeError) as err:
+                raise UsageError(f"{source}: {str(err).splitlines()[0]}") from None
+        if ("data", spec.data.name, spec.data.extra) not in checked:
+            checked.add(("data", spec.data.name, spec.data.extra))
+            check_options(spec.data.name, dict(spec.data.extra))
+
+
+# ---------------------------------------------------------------------------- filters and summaries
+
+FIELD_OF = {
+    "init": lambda s: (s.init.name, s.init.label),
+    "bias": lambda s: (s.init.bias,),
+    "activation": lambda s: (s.model.activation,),
+    "family": lambda s: (s.model.family,),
+    "model": lambda s: (s.model.family, s.model.label),
+    "depth": lambda s: (str(s.model.depth),),
+    "width": lambda s: (str(s.model.width),),
+    "dataset": lambda s: (s.data.name,),
+    "seed": lambda s: (str(s.seed),),
+    "lr": lambda s: (str(s.train.lr), repr(s.train.lr)),
+    "optimizer": lambda s: (s.train.optimizer,),
+}
+
+
+def _filter(specs: list[Any], only: Mapping[str, Sequence[str]], source: str) -> list[Any]:
+    out = specs
+    for field, wanted in only.items():
+        if field not in FIELD_OF:
+            raise _unknown("--only", field, FIELD_OF)
+        known = {v for s in specs for v in FIELD_OF[field](s)}
+        for w in wanted:
+            if w not in known:
+                raise _unknown(f"--only {field}", w, known, what="value")
+        out = [s for s in out if set(FIELD_OF[field](s)) & set(wanted)]
+    return out
+
+
+def _varying(specs: Sequence[Any]) -> dict[str, list[Any]]:
+    """Identity columns -> their distinct values over the grid (in first-seen order)."""
+    values: dict[str, list[Any]] = {}
+    for spec in specs:
+        for key, value in spec.identity().items():
+            if key in ("run_id", "numerics_version"):
+                continue
+            bucket = values.setdefault(key, [])
+            if value not in bucket:
+                bucket.append(value)
+    return values

@@ -1,0 +1,86 @@
+"""``initbench show``: an experiment's resolved grid, before running it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from initbench.benchmarks import experiments
+
+# identity columns shown by show, in this order (the rest are implied by them or constant)
+SHOWN = ("family", "model", "depth", "width", "activation", "model_options", "init", "init_args", "bias_init",
+         "bias_args", "dataset", "dataset_options", "batch_size", "eval_examples", "optimizer", "lr", "momentum",
+         "weight_decay", "schedule", "steps", "eval_every", "seed")  # fmt: skip
+
+
+def _params(spec: Any, cache: dict) -> int | None:
+    """Parameters of a run's model on its dataset (None for datasets that need preparing)."""
+    from initbench.benchmarks import data as data_lib
+
+    key = (spec.model, spec.data.name, spec.data.extra)
+    if key not in cache:
+        if not data_lib.DATASETS[spec.data.name].offline:
+            cache[key] = None
+        else:
+            import jax
+            import jax.numpy as jnp
+
+            from initbench.benchmarks.train import build_model
+            from initbench.models._build import count_params
+
+            dataset = data_lib.load(spec.data.name, **dict(spec.data.extra))
+            model = build_model(spec, dataset)
+            x = jnp.zeros((1, *dataset.input_shape), jnp.float32)
+            shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+            cache[key] = count_params(shapes["params"])
+    return cache[key]
+
+
+def show(
+    experiment: experiments.Experiment,
+    scale: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    only: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """The resolved grid as text: runs, cohorts, the fields that vary, the fixed ones, the work."""
+    from initbench.benchmarks.runner import cohorts
+
+    plan = experiments.resolve(experiment, scale, overrides, only)
+    exp = plan.experiment
+    lines = [f"experiment {exp.name} ({exp.source}), scale {plan.scale or '(base grid)'}"]
+    if exp.description:
+        lines.append(f"  {exp.description}")
+    groups = cohorts(plan.specs)
+    lines.append(
+        f"runs: {len(plan.specs)}" + (f" of the grid's {len(plan.full)} (--only)" if len(plan.specs) != len(plan.full)
+                                      else "") + f"; cohorts (one compiled program each): {len(groups)}"
+    )  # fmt: skip
+    implied = ("family", "depth", "width", "model_options")  # parts of the model label
+    shown = [k for k in SHOWN if k not in implied]
+    varying = {k: v for k, v in plan.varying.items() if k in shown and len(v) > 1}
+    fixed = {k: v[0] for k, v in plan.varying.items() if k in shown and len(v) == 1 and v[0] not in (None, "", "{}")}
+    lines.append("varies: " + ("; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in varying.items()) or "nothing"))
+    lines.append("fixed: " + "; ".join(f"{k} = {v}" for k, v in fixed.items()))
+    run_steps = sum(s.train.steps for s in plan.specs)
+    examples = sum(s.train.steps * s.data.batch_size for s in plan.specs)
+    lines.append(f"work: {run_steps:,} run-steps, {examples:,} training examples")
+    cache: dict = {}
+    lines.append("cohorts:")
+    for i, group in enumerate(groups, 1):
+        first = group[0]
+        params = _params(first, cache)
+        size = f"{params:,} parameters" if params is not None else "parameters: dataset not prepared here"
+        flops = ""
+        if params is not None and first.model.family == "mlp":
+            total = 6 * params * sum(s.train.steps * s.data.batch_size for s in group)
+            flops = f", ~{total:.2g} training FLOPs (6 x parameters x examples)"
+        lines.append(
+            f"  {i}. {first.model.label} {first.model.activation} on {first.data.name} "
+            f"(batch {first.data.batch_size}), "
+            f"{first.train.optimizer} lr {first.train.lr:g}, {first.train.steps} steps: {len(group)} runs; "
+            f"{size}{flops}"
+        )
+    if not math.isfinite(run_steps):  # pragma: no cover - defensive
+        lines.append("work: unknown")
+    return "\n".join(lines)

@@ -1,0 +1,304 @@
+"""Experiments as data: TOML files and command-line grids -> RunSpecs -> rows, and every bad input."""
+
+import itertools
+import textwrap
+
+import numpy as np
+import pytest
+
+from initbench.benchmarks import cli, experiments
+from initbench.benchmarks.results import ResultStore
+from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+from initbench.inits.errors import UsageError
+
+SWEEP = """
+name = "sweep"
+description = "lr x init x depth"
+seeds = 2
+init = ["he_normal", {name = "normal", stddev = 0.01}, "lecun_normal"]
+
+[model]
+family = "mlp"
+depth = [1, 2]
+width = 8
+activation = "tanh"
+
+[data]
+name = "gaussian"
+batch_size = 16
+dim = 6
+n_train = 64
+n_test = 32
+
+[train]
+lr = [0.01, 0.1]
+steps = 4
+eval_every = 2
+"""
+
+
+def write(tmp_path, text, name="exp.toml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def resolve(tmp_path, text, **kw):
+    return experiments.resolve(experiments.load(write(tmp_path, text)), **kw)
+
+
+def test_a_sweep_is_exactly_the_product(tmp_path):
+    plan = resolve(tmp_path, SWEEP)
+    got = [(s.model.depth, s.init.label, s.train.lr, s.seed) for s in plan.full]
+    inits = ["he_normal", "normal(stddev=0.01)", "lecun_normal"]
+    assert sorted(got) == sorted(itertools.product([1, 2], inits, [0.01, 0.1], [0, 1]))
+    assert len(got) == len(set(got)) == 24 and len({s.run_id for s in plan.full}) == 24
+    assert {k: v for k, v in plan.varying.items() if len(v) > 1}.keys() == {
+        "model", "depth", "init", "init_args", "lr", "seed"
+    }  # fmt: skip
+
+
+def test_file_round_trip_to_rows_with_every_swept_field_as_a_column(tmp_path):
+    path = write(tmp_path, SWEEP.replace('"lecun_normal"]', '"lecun_normal"]\nbias = {name = "normal", stddev = 0.1}'))
+    out = tmp_path / "out"
+    assert cli.main(["run", str(path), "--only", "depth=1", "--seeds", "1", "--out", str(out), "--quiet"]) == 0
+    df = ResultStore(out).read()
+    plan = experiments.resolve(experiments.load(path), overrides={"seeds": 1}, only={"depth": ["1"]})
+    assert set(df["run_id"]) == {s.run_id for s in plan.specs} and df["run_id"].nunique() == 6
+    runs = df.drop_duplicates("run_id").set_index("run_id")
+    for spec in plan.specs:
+        row = runs.loc[spec.run_id]
+        assert (row["suite"], row["depth"], row["lr"], row["init"], row["init_args"]) == (
+            "sweep", 1, spec.train.lr, spec.init.name, spec.init.args_label
+        )  # fmt: skip
+        assert (row["bias_init"], row["bias_args"], row["dataset"]) == ("normal", "stddev=0.1", "gaussian")
+        assert row["dataset_options"] == '{"dim": 6, "n_test": 32, "n_train": 64}'
+    assert sorted(df["step"].unique()) == [0, 2, 4]
+
+
+def test_the_command_line_and_the_equivalent_file_give_the_same_runs(tmp_path):
+    text = """
+        name = "adhoc"
+        benchmark = "train"
+        seeds = 3
+        init = ["he_normal", "lecun_normal"]
+        bias = {name = "normal", stddev = 0.2236}
+        [model]
+        family = "mlp"
+        depth = 30
+        width = 256
+        activation = "relu"
+        [data]
+        name = "gaussian"
+        batch_size = 128
+        dim = 784
+        n_train = 4096
+        [train]
+        optimizer = "momentum"
+        lr = [0.01, 0.1]
+        momentum = 0.5
+        weight_decay = 0.0001
+        schedule = "cosine"
+        steps = 2000
+        eval_every = 100
+    """
+    argv = ["--model", "mlp", "--depth", "30", "--width", "256", "--activation", "relu",
+            "--init", "he_normal,lecun_normal", "--bias-init", "normal(stddev=0.2236)", "--lr", "0.01,0.1",
+            "--batch-size", "128", "--optimizer", "momentum", "--momentum", "0.5", "--weight-decay", "0.0001",
+            "--schedule", "cosine", "--steps", "2000", "--eval-every", "100", "--seeds", "3",
+            "--dataset", "gaussian", "--dataset-args", "dim=784,n_train=4096"]  # fmt: skip
+    args = cli.build_parser().parse_args(["show", *argv])
+    exp, scale, overrides, only = cli.grid_from_args(args)
+    from_cli = experiments.resolve(exp, scale, overrides, only)
+    from_file = resolve(tmp_path, text)
+    assert [s.run_id for s in from_cli.full] == [s.run_id for s in from_file.full]
+    assert len(from_file.full) == 12
+    # the generic --set reaches the same fields
+    args = cli.build_parser().parse_args(["show", *argv[:-4], "--set", "data.name=gaussian",
+                                          "--set", "data.dim=784", "--set", "data.n_train=4096"])  # fmt: skip
+    assert [s.run_id for s in experiments.resolve(*cli.grid_from_args(args)).full] == [s.run_id for s in from_file.full]
+
+
+def test_packaged_quick_is_the_main_job(tmp_path):
+    plan = experiments.resolve(experiments.load("quick"), "smoke")
+    assert len(plan.full) == 24  # 2 models x 2 activations x 3 inits x 2 seeds
+    he = RunSpec("quick", "init_x_activation", ModelSpec("mlp", "relu", 2, 32), InitSpec("he_normal"),
+                 DataSpec("digits", 64), TrainSpec("sgd", 0.05, 20, 10), 1)  # fmt: skip
+    assert he.run_id in {s.run_id for s in plan.full}
+    cpu = experiments.resolve(experiments.load("quick"), "cpu")
+    torch = [s for s in cpu.full if s.init.name == "torch_default"]
+    assert torch and all(s.init.bias == "torch_default" for s in torch)  # an init's own bias
+    assert all(s.init.bias == "zeros" for s in cpu.full if s.init.name != "torch_default")
+    assert len(cpu.full) == 96 and len(experiments.resolve(experiments.load("quick"), "paper").full) == 720
+
+
+def test_he2015_depth30_runs_at_smoke_scale(tmp_path):
+    out = tmp_path / "he"
+    assert cli.main(["run", "he2015-depth30", "--scale", "smoke", "--out", str(out), "--quiet"]) == 0
+    df = ResultStore(out).read()
+    assert set(df["init"]) == {"he_normal", "lecun_normal"} and set(df["depth"]) == {30}
+    assert set(df["suite"]) == {"he2015-depth30"} and set(df["benchmark"]) == {"convergence"}
+    cpu = experiments.resolve(experiments.load("he2015-depth30"))
+    assert cpu.scale == "cpu" and len(cpu.full) == 6
+    t = cpu.full[0].train
+    assert (t.optimizer, t.lr, t.steps, cpu.full[0].data.batch_size, cpu.full[0].model.width) == (
+        "sgd",
+        0.01,
+        2000,
+        128,
+        256,
+    )
+
+
+def test_init_argument_axes_zips_and_scales(tmp_path):
+    plan = resolve(tmp_path, """
+        init = {name = "variance_scaling", scale = [1.0, 1.76, 4.0], mode = "fan_in", distribution = "normal"}
+        bias = [{name = "normal", stddev = [0.1, 0.2]}, "zeros"]
+        [model]
+        family = "mlp"
+        activation = "tanh"
+        [[zip]]
+        model.depth = [10, 20]
+        model.width = [64, 32]
+        [scale.small]
+        model = {activation = "relu"}
+        [scale.small.train]
+        steps = 7
+    """, scale="small")  # fmt: skip
+    scales = (1.0, 1.76, 4.0)
+    assert {s.init.args for s in plan.full} == {options(scale=v, mode="fan_in", distribution="normal") for v in scales}
+    assert {(s.init.bias, s.init.bias_args) for s in plan.full} == {
+        ("normal", options(stddev=0.1)), ("normal", options(stddev=0.2)), ("zeros", ())
+    }  # fmt: skip
+    assert {(s.model.depth, s.model.width) for s in plan.full} == {(10, 64), (20, 32)}  # zipped, not a product
+    assert len(plan.full) == 3 * 3 * 2
+    assert {s.model.activation for s in plan.full} == {"relu"} and {s.train.steps for s in plan.full} == {7}
+
+
+def test_array_of_model_tables_and_model_options(tmp_path):
+    plan = resolve(tmp_path, """
+        [[model]]
+        family = "mlp"
+        depth = 2
+        width = 8
+        use_bias = [true, false]
+        normalization = "layernorm"
+        [[model]]
+        family = "resnet"
+        blocks = [[1, 1, 1], [2, 2, 2]]
+        width = 8
+        normalization = "none"
+        [[model]]
+        family = "plain_cnn"
+        preset = "he22_cpu"
+    """)  # fmt: skip
+    labels = [s.model.label for s in plan.full]
+    assert len(labels) == 5
+    assert "resnet(width=8, blocks=(2, 2, 2), normalization='none')" in labels
+    assert "mlp(depth=2, width=8, normalization='layernorm', use_bias=False)" in labels
+
+
+def test_command_line_overrides_a_file(tmp_path):
+    path = write(tmp_path, SWEEP)
+    args = cli.build_parser().parse_args(["show", str(path), "--depth", "5", "--lr", "0.3", "--seeds", "1",
+                                          "--dataset", "digits"])  # fmt: skip
+    plan = experiments.resolve(*cli.grid_from_args(args))
+    assert {(s.model.depth, s.train.lr, s.seed, s.data.name, s.data.extra) for s in plan.full} == {
+        (5, 0.3, 0, "digits", ())
+    }
+    assert len(plan.full) == 3  # the inits axis stays
+
+
+def test_show_prints_the_grid(tmp_path, capsys):
+    assert cli.main(["show", str(write(tmp_path, SWEEP))]) == 0
+    out = capsys.readouterr().out
+    assert "runs: 24; cohorts (one compiled program each): 4" in out
+    assert "varies: model = mlp(depth=1, width=8), mlp(depth=2, width=8)" in out
+    assert "lr = 0.01, 0.1" in out and "work: 96 run-steps, 1,536 training examples" in out
+
+
+BAD = [
+    ("[model]\nfamily = 'mlp'\ndepht = 3\n", "exp.toml: unknown field 'model.depht'", "Did you mean 'model.depth'?"),
+    ("[train]\nlr = 'fast'\n", "exp.toml: train.lr must be a number, got 'fast'", ""),
+    ("[train]\nlr = []\n", "exp.toml: train.lr is an empty axis", ""),
+    ("init = {name = 'normal', sd = 0.1}\n", "exp.toml: normal() got unexpected argument(s) sd", "stddev"),
+    ("init = 'he_nromal'\n", "exp.toml: unknown initializer 'he_nromal'", "Did you mean 'he_normal'?"),
+    ("[model]\nfamily = 'lenet5'\nblocks = [1]\n", "exp.toml: model lenet5: unknown field 'blocks'", "pooling"),
+    (
+        "[data]\nname = 'gaussian'\ndims = 4\n",
+        "exp.toml: unknown field 'data.dims'",
+        "Did you mean 'data.dim'?",
+    ),
+    ("[[zip]]\nmodel.depth = [1, 2]\nmodel.width = [8]\n", "exp.toml: [[zip]] lists differ in length", ""),
+    ("seeds = 0\n", "exp.toml: seeds must be a positive count", ""),
+    ("seeds = [0, -1]\n", "exp.toml: seeds must be integers in [0, 2**32), got -1", ""),
+    ("seeds = [3, 3]\n", "exp.toml: seeds lists a seed twice", ""),
+    ("sedes = 3\n", "exp.toml: unknown field 'sedes'", "Did you mean 'seeds'?"),
+    ("[model\n", "exp.toml: not valid TOML", ""),
+    ("[train]\noptimizer = 'adamw'\n", "exp.toml: unknown optimizer 'adamw'", "Did you mean 'adam'?"),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "hint"), BAD)
+def test_bad_files_fail_in_one_line_before_any_work(text, message, hint, tmp_path, capsys):
+    path = write(tmp_path, text)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("initbench: error: ")
+    assert message in err.replace(str(tmp_path) + "/", ""), err
+    assert hint in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--set", "train.lrr=0.1"], "command line: unknown field 'train.lrr'"),
+        (["--init", "normal", "--init-args", "sd=1"], "normal() got unexpected argument(s) sd"),
+        (["--init-args", "stddev=1"], "--init-args needs --init"),
+        (["--model", "resnet", "--model-args", "blocks=[1,1,1],norm=none"],
+         "command line: unknown field 'model.norm'; valid: model.activation"),
+        (["--model-args", "norm=none"], "Did you mean 'model.normalization'?"),
+        (["--dataset", "digits", "--dataset-args", "dim=4"], "dataset digits: unknown option 'dim'"),
+        (["--model", "mlp", "--depth", "2", "--width", "4", "--dataset", "digits", "--model-args", "stages=[[8,1]]"],
+         "unknown field 'stages'"),
+        (["--model", "lenet5", "--dataset", "gaussian"], "lenet5 needs (height, width, channels) inputs"),
+        (["--seeds", "2,3"], "--seeds is a count"),
+        (["nope.toml"], "cannot read experiment file 'nope.toml'"),
+        (["--scale", "cpu"], "command line: defines no scales"),
+    ],
+)  # fmt: skip
+def test_bad_command_lines_fail_in_one_line(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["run", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_values_from_the_command_line_are_toml():
+    assert experiments.parse_value("0.1") == 0.1 and experiments.parse_value("[1, 2]") == [1, 2]
+    assert experiments.parse_value("relu") == "relu" and experiments.parse_value("true") is True
+    assert experiments.parse_value('{name = "normal", stddev = 0.1}') == {"name": "normal", "stddev": 0.1}
+    assert experiments.nest({"train.lr": 1, "seeds": 2}) == {"train": {"lr": 1}, "seeds": 2}
+    with pytest.raises(UsageError, match="is zipped with"):
+        exp = experiments.from_doc({"zip": [{"model": {"depth": [1, 2], "width": [3, 4]}}]}, "x.toml")
+        experiments.resolve(exp, overrides={"model.depth": 5})
+
+
+def test_sparse_inputs_have_the_stated_distribution():
+    from initbench.benchmarks.data import load
+
+    d = load("sparse", dim=300, density=0.2, n_train=2000, n_test=100)
+    x = d.x_train
+    assert x.shape == (2000, 300) and x.min() == 0.0 and x.max() <= 1.0
+    n = x.size
+    # fraction of non-zeros: binomial, within 5 standard errors
+    assert abs((x > 0).mean() - 0.2) < 5 * np.sqrt(0.2 * 0.8 / n)
+    # E[x] = density / 2, Var[x] = density / 3 - density^2 / 4
+    var = 0.2 / 3 - 0.04 / 4
+    assert abs(x.mean() - 0.1) < 5 * np.sqrt(var / n)
+    assert len(np.unique(d.y_train)) == 10
+    with pytest.raises(UsageError, match="density must be in"):
+        load("sparse", density=0.0)
