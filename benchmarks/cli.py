@@ -58,7 +58,25 @@ def _int_at_least(minimum: int, what: str):
 
 
 _positive = _int_at_least(1, "positive")
+
+
+def _int_list(value: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        out = ()
+    if not out or any(v < 1 for v in out):
+        raise argparse.ArgumentTypeError(f"expected positive integers like 3,3,3, got {value!r}")
+    return out
+
+
 _nonnegative = _int_at_least(0, "non-negative")
+
+
+def _directory(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("expected a directory path, got an empty string")
+    return value
 
 
 def _enable_compilation_cache() -> None:
@@ -178,7 +196,21 @@ def _exit_process(err: BaseException, proc) -> None:
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
+    import math
+
     from initbench.benchmarks.launch import launch
+    from initbench.benchmarks.runner import plan
+
+    if not (math.isfinite(args.grace) and args.grace >= 0):
+        raise UsageError(f"--grace must be a finite number of seconds >= 0, got {args.grace}")
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if command[:1] == ["run"]:  # check the job here, once, before any process starts
+        try:
+            run_args = build_parser().parse_args(command)
+        except SystemExit as exit_:  # argparse printed its one line
+            return int(exit_.code or 0)
+        experiment, scale, overrides, only = grid_from_args(run_args)
+        plan(experiment, scale, run_args.out, overrides=overrides, only=only)
 
     return launch(
         args.num_processes, args.command, port=args.port, devices_per_process=args.devices_per_process,
@@ -206,31 +238,52 @@ def _cmd_check(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from initbench.benchmarks.analysis.check import run_check
+    from initbench.benchmarks.grid_flags import init_item
 
-    extra = {"preset": args.preset} if args.preset else {}
+    extra: dict = {"preset": args.preset} if args.preset else {}
     if args.model == "resnet":
-        extra.update(blocks=(1, 1, 1), width=8)
+        extra.update(blocks=tuple(args.blocks or (1, 1, 1)), normalization=args.norm or "batchnorm")
+    elif args.blocks or args.norm:
+        raise UsageError(f"--blocks and --norm are ResNet options; --model is {args.model}")
+    bias = init_item(args.bias_init) if args.bias_init else "zeros"
+    bias_name, bias_args = (bias, {}) if isinstance(bias, str) else (bias.pop("name"), bias)
     result, paths = run_check(
         model=args.model, depth=args.depth, width=args.width, activation=args.activation, init=args.init,
-        init_args=args.init_args, bias_init=args.bias_init, batch_size=args.batch_size,
+        init_args=args.init_args, bias_init=bias_name, bias_args=bias_args, weight_variance=args.weight_variance,
+        bias_variance=args.bias_variance, input_variance=args.input_variance, batch_size=args.batch_size,
         input_shape=tuple(args.input_shape) if args.input_shape else None, seeds=args.seeds,
-        tolerance=args.tolerance, out=None if args.no_write else args.out, extra=extra,
+        tolerance=args.tolerance, transient=args.transient, dtype=args.dtype,
+        out=None if args.no_write else args.out, extra=extra,
     )  # fmt: skip
-    columns = [c for c in ("layer", "measured_variance", "ratio_to_layer1", "allowed_factor", "predicted_variance",
-                           "measured_over_predicted", "theory_tolerance", "gradient_variance_ratio", "verdict")
-               if c in result.table]  # fmt: skip
-    with pd.option_context("display.width", 200, "display.max_rows", 2000):
+    columns = [c for c in ("layer", "units", "judged", "measured_variance", "predicted_variance",
+                           "measured_over_predicted", "gradient_variance", "predicted_gradient_variance",
+                           "weight_gradient_variance") if c in result.table]  # fmt: skip
+    print(
+        f"model: {result.network.pop('model_label', args.model)}, {args.activation}, {args.seeds} seed(s), {args.dtype}"
+    )
+    with pd.option_context("display.width", 220, "display.max_rows", 2000):
         print(result.table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     for k, v in sorted(result.network.items()):
         print(f"{k}: {v:.4g}")
-    counts = result.table["verdict"].value_counts().to_dict()
+    if result.phase:
+        p = result.phase
+        print(
+            f"mean-field phase: {p['phase']} (chi_1 = {p['chi_1']:.4g}, q* = {p['q_star']:.4g}, "
+            f"xi_q = {p['xi_q']:.4g}, xi_c = {p['xi_c']:.4g}); trainable depth ~6 xi_c = {p['trainable_depth']:.4g} "
+            f"vs depth {p['depth']}"
+        )
+    for v in result.verdicts.values():
+        interval = f"end-to-end factor {v.factor:.3g} [{v.factor_low:.3g}, {v.factor_high:.3g}]"
+        rate = f"rate {v.rate:+.4f}/layer" if v.rate == v.rate else "rate n/a"
+        print(f"{v.signal:9s} {v.verdict}: {rate}, {interval}" + (f"; {v.note}" if v.note else ""))
+    summary = "PRESERVED" if result.passed else ("INCONCLUSIVE" if result.inconclusive else "NOT PRESERVED")
     print(
-        f"verdict: {'PRESERVED' if result.passed else 'NOT PRESERVED'} ({counts}); a layer is preserved when its "
-        f"variance is within a factor {args.tolerance:g} of layer 1 beyond 3 finite-width standard deviations"
+        f"verdict: {summary}; each signal's per-layer rate, projected over the depth, against a factor "
+        f"{args.tolerance:g} with 95% confidence (finite-width noise and seeds)"
     )
     if paths:
         print(f"wrote {paths['results']}, {paths['table']}, {paths['figure']}")
-    return 0 if result.passed else 1
+    return 0 if result.passed else (3 if result.inconclusive else 1)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -271,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run an experiment (packaged, a TOML file, or ad-hoc flags); resumes")
     add_grid_flags(p)
-    p.add_argument("--out", default="results", help="results directory (default: results)")
+    p.add_argument("--out", type=_directory, default="results", help="results directory (default: results)")
     p.add_argument("--devices", type=_positive, help="use the first N devices (default: all)")
     p.add_argument("--max-members", type=_positive, help="cap on runs trained together in one chunk")
     p.add_argument("--data-dir", help="TFDS data directory")
@@ -313,19 +366,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-accuracy", type=float, default=0.9)
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("check", help="variance-preservation check of a model and init (exit 0 preserved, 1 not)")
+    p = sub.add_parser(
+        "check",
+        help="variance-preservation check: forward, backward, Jacobian (exit 0 preserved, 1 not, 3 inconclusive)",
+    )
     p.add_argument("--model", default="mlp", help="mlp, lenet5, plain_cnn or resnet")
-    p.add_argument("--depth", type=_positive, default=50)
-    p.add_argument("--width", type=_positive, default=512)
+    p.add_argument("--depth", type=_positive, default=50, help="MLP hidden layers")
+    p.add_argument("--width", type=_positive, default=512, help="MLP units, ResNet base channels")
+    p.add_argument("--blocks", type=_int_list, help="ResNet blocks per stage, e.g. 3,3,3 (default 1,1,1)")
+    p.add_argument("--norm", choices=["none", "batchnorm", "layernorm"], help="ResNet normalization")
     p.add_argument("--activation", default="relu")
     p.add_argument("--init", default="he_normal")
     p.add_argument("--init-args", type=kwargs, help="initializer arguments, e.g. stddev=0.01")
-    p.add_argument("--bias-init", default="zeros")
+    p.add_argument("--bias-init", help="bias initializer, e.g. zeros or normal(stddev=0.2236)")
+    p.add_argument(
+        "--weight-variance", type=float, help="sigma_w^2: weights N(0, sigma_w^2 / fan_in) (replaces --init)"
+    )
+    p.add_argument("--bias-variance", type=float, help="sigma_b^2: biases N(0, sigma_b^2) (replaces --bias-init)")
+    p.add_argument("--input-variance", type=float, default=1.0, help="inputs N(0, v I) (default 1)")
     p.add_argument("--preset", help="plain_cnn preset")
     p.add_argument("--batch-size", type=_positive, default=256)
     p.add_argument("--input-shape", type=_positive, nargs="+", help="one example's shape (default: width, or 32 32 3)")
-    p.add_argument("--seeds", type=_positive, default=1, help="networks averaged (vmapped)")
-    p.add_argument("--tolerance", type=float, default=2.0)
+    p.add_argument("--seeds", type=_positive, default=4, help="networks judged together (vmapped; default 4)")
+    p.add_argument("--tolerance", type=float, default=2.0, help="allowed end-to-end factor (default 2)")
+    p.add_argument("--transient", type=_nonnegative, help="layers before the rate fit (default min(5, depth/5))")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                   help="float64 separates real explosion from float32 overflow")  # fmt: skip
     p.add_argument("--out", default="results/check")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.set_defaults(func=_cmd_check)

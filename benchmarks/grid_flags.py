@@ -78,6 +78,8 @@ def kwargs(value: str) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise argparse.ArgumentTypeError(f"malformed argument {item!r}: expected name=value")
+        if key.strip() in out:
+            raise argparse.ArgumentTypeError(f"argument {key.strip()!r} given twice in {value!r}")
         out[key.strip()] = parse_value(raw.strip())
     return out
 
@@ -107,7 +109,10 @@ def init_item(text: str) -> str | dict[str, Any]:
         return text.strip()
     if not rest.endswith(")"):
         raise UsageError(f"malformed initializer {text!r}: expected name(arg=value, ...)")
-    args = kwargs(rest[:-1]) if rest[:-1].strip() else {}
+    try:
+        args = kwargs(rest[:-1]) if rest[:-1].strip() else {}
+    except argparse.ArgumentTypeError as err:
+        raise UsageError(f"initializer {text!r}: {err}") from None
     return {"name": name.strip(), **args}
 
 
@@ -163,13 +168,17 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
     if args.init:
         items = [init_item(x) for x in args.init]
         if args.init_args:
+            for item in items:
+                clash = sorted(set(args.init_args) & set(item if isinstance(item, dict) else {}))
+                if clash:
+                    raise UsageError(f"--init {item['name']}(...) and --init-args both set {', '.join(clash)}")
             items = [{**({"name": i} if isinstance(i, str) else i), **args.init_args} for i in items]
         ov["init"] = _one(items)
     if args.bias_init:
         ov["bias"] = _one([init_item(x) for x in args.bias_init])
     for key, value in args.assign:
         ov[key] = value
-    if not args.experiment and ov.get("model.family", "mlp") == "mlp":
+    if not args.experiment and "model" not in ov and ov.get("model.family", "mlp") == "mlp":
         for key, value in experiments.MLP_DEFAULTS.items():
             ov.setdefault(f"model.{key}", value)
     only: dict[str, list[str]] = {}

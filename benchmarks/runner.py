@@ -173,7 +173,7 @@ def run_experiment(
     # every process loads the data of every cohort it may train (only process 0 reads the directory)
     done = store.completed_run_ids() if proc.is_writer and proc.count == 1 else set()
     datasets = _load_datasets([s for s in specs if s.run_id not in done], data_dir)
-    _check_models([s for s in specs if s.run_id not in done], datasets)
+    _check_models([s for s in specs if s.run_id not in done], datasets, resolved.experiment.source)
     full_sizes = {key: len(group) for key, group in ((g[0].cohort_key, g) for g in cohorts(full))}
     meta = {**provenance(), "processes": proc.count}
     t0 = time.perf_counter()
@@ -234,17 +234,34 @@ def run_experiment(
     }
 
 
-def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Dataset]) -> None:
-    """Builds each distinct model for its data (no weights): bad fields or shapes fail before any work."""
+def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Dataset], source: str) -> None:
+    """Builds and abstractly initializes each distinct model on its data: fails before any work.
+
+    Catches a field or size the family refuses, a model that does not fit its inputs, an
+    initializer whose arguments do not fit a kernel, a batch larger than the training set.
+    """
+    import jax.numpy as jnp
+
     seen: set = set()
     for spec in specs:
-        key = (spec.model, spec.init, spec.data.name, spec.data.extra)
-        if key not in seen:
-            seen.add(key)
-            try:
-                build_model(spec, datasets[(spec.data.name, spec.data.extra)])
-            except TypeError as err:  # a field the family does not take
-                raise UsageError(str(err).splitlines()[0]) from None
+        key = (spec.model, spec.init, spec.data.name, spec.data.extra, spec.data.batch_size)
+        if key in seen:
+            continue
+        seen.add(key)
+        dataset = datasets[(spec.data.name, spec.data.extra)]
+        n_train = len(dataset.y_train)
+        if spec.data.batch_size > n_train:
+            raise UsageError(
+                f"{source}: batch_size {spec.data.batch_size} exceeds the {n_train} training examples of {dataset.name}"
+            )
+        try:
+            model = build_model(spec, dataset)
+            x = jnp.zeros((1, *dataset.input_shape), jnp.float32)
+            jax.eval_shape(lambda model=model, x=x: model.init(jax.random.key(0), x))
+        except (ValueError, TypeError) as err:  # UsageError is a ValueError
+            raise UsageError(
+                f"{source}: {spec.model.label} with {spec.init.label}: {str(err).splitlines()[0]}"
+            ) from None
 
 
 def _load_datasets(specs: Sequence[RunSpec], data_dir: str | None) -> dict[tuple, data_lib.Dataset]:

@@ -20,7 +20,8 @@ def _params(spec: Any, cache: dict) -> int | None:
 
     key = (spec.model, spec.data.name, spec.data.extra)
     if key not in cache:
-        if not data_lib.DATASETS[spec.data.name].offline:
+        rough = (spec.model.depth or 1) * (spec.model.width or 1) ** 2
+        if not data_lib.DATASETS[spec.data.name].offline or rough > 1e10:  # unprepared, or absurdly large
             cache[key] = None
         else:
             import jax

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from typing import Any, Literal
 
 from initbench import inits
@@ -236,8 +237,14 @@ class RunSpec:
             raise unknown_choice("schedule", t.schedule, SCHEDULES)
         for name, value in (("steps", t.steps), ("eval_every", t.eval_every), ("batch_size", self.data.batch_size)):
             positive_int(name, value)
-        if not t.lr > 0:
-            raise UsageError(f"lr must be positive, got {t.lr!r}")
+        if self.data.eval_examples is not None:
+            positive_int("eval_examples", self.data.eval_examples)
+        if not (isinstance(t.lr, int | float) and math.isfinite(t.lr) and t.lr > 0):
+            raise UsageError(f"lr must be a finite positive number, got {t.lr!r}")
+        if not (isinstance(t.momentum, int | float) and 0 <= t.momentum < 1):
+            raise UsageError(f"momentum must be in [0, 1), got {t.momentum!r}")
+        if not (isinstance(t.weight_decay, int | float) and math.isfinite(t.weight_decay) and t.weight_decay >= 0):
+            raise UsageError(f"weight_decay must be a finite number >= 0, got {t.weight_decay!r}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             # the trainer draws every member's data key in one call on uint32 seeds
             raise UsageError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")

@@ -34,6 +34,7 @@ class Init:
       moments: ``shape -> (mean, variance)`` of one entry, exact in expectation, or None
         when the entries are not identically distributed (structured initializers).
       min_ndim: Smallest rank the initializer accepts.
+      max_ndim: Largest rank it accepts (None: any), e.g. 2 for ``identity`` (Dense only).
     """
 
     name: str
@@ -41,9 +42,15 @@ class Init:
     sample: Sampler
     moments: Moments | None = None
     min_ndim: int = 0
+    max_ndim: int | None = None
 
     def __call__(self, key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
         shape = check_shape(shape, self.min_ndim, self.name)
+        if self.max_ndim is not None and len(shape) > self.max_ndim:
+            raise UsageError(
+                f"{self.name} takes kernels of at most {self.max_ndim} dims, got shape {shape}"
+                + (": for a convolution kernel use dirac (the identity convolution)" if self.name == "identity" else "")
+            )
         dt = check_float_dtype(dtype, self.name)
         return self.sample(key, shape, dt)
 

@@ -112,18 +112,18 @@ def _dirac_matrix(shape: tuple[int, ...], groups: int, gain: float, dtype) -> ja
 
 
 def identity(gain: float = 1.0) -> Init:
-    """Identity map times ``gain``: ``torch.nn.init.eye_`` for Dense, ``dirac_`` for conv kernels.
+    """Identity map times ``gain`` for Dense kernels: ``torch.nn.init.eye_``.
 
     For a Dense ``(in, out)`` kernel with ``in != out`` the leading ``min(in, out)`` diagonal
-    is ``gain`` and the rest 0; a conv kernel gets that matrix on its centre tap (``dirac``
-    with one group). Le, Jaitly & Hinton 2015 ("IRNN") use it for recurrent weights.
+    is ``gain`` and the rest 0. Like ``eye_``, it refuses other shapes: a convolution's
+    identity is :func:`dirac`. Le, Jaitly & Hinton 2015 ("IRNN") use it for recurrent weights.
     Deterministic.
 
     Args:
       gain: Value on the diagonal (>= 0).
     """
     gain = check_nonnegative("gain", gain, "identity")
-    return dataclasses.replace(dirac(1, gain), name="identity", params=(("gain", gain),))
+    return dataclasses.replace(dirac(1, gain), name="identity", params=(("gain", gain),), min_ndim=2, max_ndim=2)
 
 
 def dirac(groups: int = 1, gain: float = 1.0) -> Init:

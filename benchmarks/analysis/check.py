@@ -1,29 +1,56 @@
-r"""The variance-preservation check: per-layer measured variance vs theory and vs layer 1.
+r"""The variance-preservation check: forward, backward and Jacobian verdicts from per-layer rates.
 
-A finite-width network's variance fluctuates around the mean-field value. Through layer
-:math:`l` the relative standard deviation of the measured pre-activation second moment
-:math:`q^l` is :math:`\sigma_l = \sqrt{\sum_{k \le l} 2 / (N_k r_{k-1})}`, where :math:`N_k`
-is the layer's width and :math:`r` the participation ratio (effective rank) of the previous
-layer's activations (of the inputs for layer 1): with Gaussian weights
-:math:`\mathrm{tr}(W S W^T)` has relative variance :math:`2\,\mathrm{tr}(S^2)/(N\,\mathrm{tr}(S)^2) = 2/(N r)`.
-It is divided by :math:`\sqrt{\text{seeds}}` when seeds are averaged (a layer without
-activation statistics uses :math:`r = 1`, the widest band).
+A network at initialization is judged on three signals, each in the direction it propagates:
 
-Verdict per layer, from :math:`\rho_l = q^l / q^1`: ``preserved`` when
-:math:`1/t_l \le \rho_l \le t_l`, ``vanishing`` below, ``exploding`` above, with
-:math:`t_l = t\, e^{3\sigma_l}`: the stated factor ``t = tolerance`` (default 2) beyond what
-3 standard deviations of finite-width noise explain. The head is reported, not judged.
+* **forward**: the pre-activation second moment :math:`q^l` of each layer, input to output;
+* **backward**: the variance of the back-propagated gradient :math:`\partial L/\partial h^l`,
+  output to input (the ``dL/dW`` variances are reported beside it);
+* **Jacobian**: the mean squared singular value of :math:`J = \partial h^L/\partial x`, as a
+  per-layer rate after the first layer's map.
 
-Where the mean-field theory applies (a fully connected net whose initializer has per-entry
-moments, so :math:`\sigma_w^2 = n_{in}\mathrm{Var}[W]`), each layer also gets the predicted
-:math:`q^l` (:func:`benchmarks.analysis.theory.predicted_variances`) and ``matches_theory``:
-:math:`|q^l_{meas}/q^l_{pred} - 1| \le 5\sigma_l`, or both below 1e-30, or both above 1e30
-(beyond float32's range both sides agree on the trend).
+**Rate, not ratio.** A layer-by-layer ratio to layer 1 mixes the first layers' transient (tanh
+moving toward its fixed point :math:`q^*`) with the trend, and its band must widen with
+finite-width noise until almost anything passes. Instead, for each seed, the slope :math:`b` of
+:math:`\log v_l` over the layers after a declared transient (``transient``, default
+:math:`\min(5, \lfloor L/5 \rfloor)` layers) is fitted by least squares; its uncertainty is the
+larger of the spread over seeds and the finite-width theory: :math:`\log q^l` performs a random
+walk with per-layer variance :math:`\tau_l^2 = 2/(N_l r_{l-1})` (:math:`N`: width, :math:`r`:
+participation ratio of the layer's input), and the least-squares slope of a random walk over
+:math:`n` points has variance :math:`\tfrac{6}{5}\bar\tau^2/n`, divided by the seeds. The
+rate is projected over the whole depth, :math:`F = e^{b(L-1)}`, with a 95% interval, and
+judged against the tolerance :math:`t`:
+
+* ``exploding`` / ``vanishing``: the whole interval of :math:`F` is above :math:`t` / below :math:`1/t`;
+* ``critical: slow decay``: decaying, and :math:`\log v_l` is better fitted by a power of the
+  layer index (:math:`v_l \propto l^{c}`, polynomial, e.g. tanh at :math:`\chi_1 = 1`, where
+  :math:`q^l \approx 1/(2l)`) than by an exponential (same number of parameters);
+* ``preserved``: the whole interval lies within :math:`[1/t, t]`;
+* ``inconclusive at width N``: the interval straddles a boundary; the verdict says how many
+  times more seeds (or width) would decide it (the standard error scales as
+  :math:`1/\sqrt{\text{seeds}\cdot N}`).
+
+**Non-finite values** are located where they first appear in the propagation direction and
+decide the verdict: ``overflow at layer k`` (inf, or NaN after growth, or beyond
+:math:`10^{37}` in float32) is ``exploding``; ``underflow at layer k`` (exactly 0, or below
+:math:`10^{-37}`) is ``vanishing``; a backward pass through a forward overflow is
+``exploding`` (unmeasurable). Only the finite layers before are fitted. ``--dtype float64``
+separates real explosion from float32's range.
+
+**Theory** (fully connected nets whose initializer has per-entry moments): the mean-field phase
+(ordered :math:`\chi_1 < 1`, critical, chaotic :math:`\chi_1 > 1`; Poole et al. 2016,
+Schoenholz et al. 2017) with :math:`q^*`, :math:`\chi_1`, :math:`\xi_q`, :math:`\xi_c` and the
+trainable depth :math:`\approx 6\xi_c`, and the predicted :math:`q^l` and gradient variance of
+each layer beside the measurement.
+
+**Residual networks**: a layer that contains other sown layers (a ResNet block, which sows its
+output) stands for them: the judged chain is the outermost layers (the residual stream); the
+layers inside a branch are reported, not judged. The head is reported, not judged.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -38,34 +65,209 @@ import pandas as pd
 from initbench.benchmarks.analysis import propagation, theory
 from initbench.inits.errors import UsageError, positive_int
 
+SIGNALS = ("forward", "backward", "jacobian")
+PASSING = ("preserved", "critical: slow decay")
+Z95 = 1.959964
+_HUGE = {np.dtype("float32"): 1e38, np.dtype("float64"): 1e307}
+_TINY = {np.dtype("float32"): 1e-37, np.dtype("float64"): 1e-300}
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    r"""The verdict on one signal.
+
+    Attributes:
+      signal: ``forward``, ``backward`` or ``jacobian``.
+      verdict: ``preserved``, ``exploding``, ``vanishing``, ``critical: slow decay`` or
+        ``inconclusive at width N``.
+      rate: Fitted change of :math:`\log v` per layer (nan when not fitted).
+      rate_se: Its standard error.
+      factor: Projected end-to-end factor :math:`e^{rate (L-1)}`.
+      factor_low: Lower end of its 95% interval.
+      factor_high: Upper end.
+      fitted_layers: Layer numbers (1-based, propagation order) used by the fit.
+      note: Non-finite location, the power-law exponent, or what would decide an inconclusive case.
+    """
+
+    signal: str
+    verdict: str
+    rate: float = math.nan
+    rate_se: float = math.nan
+    factor: float = math.nan
+    factor_low: float = math.nan
+    factor_high: float = math.nan
+    fitted_layers: tuple[int, ...] = ()
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Preserved, or critical with slow (polynomial) decay."""
+        return self.verdict in PASSING
+
+    @property
+    def inconclusive(self) -> bool:
+        """Finite-width noise too large to decide."""
+        return self.verdict.startswith("inconclusive")
+
 
 @dataclasses.dataclass
 class CheckResult:
     """Outcome of a check.
 
     Attributes:
-      table: One row per layer: measured/predicted variance, ratios, tolerance, verdicts.
+      table: One row per layer: measured and predicted forward and backward variances, which
+        layers are judged.
+      verdicts: ``forward``, ``backward``, ``jacobian`` -> :class:`Verdict`.
       network: Network-level metrics (Jacobian), measured and predicted.
+      phase: Mean-field phase and depth scales (fully connected nets with theory), else empty.
       rows: The tidy probe rows (for the ResultStore).
-      tolerance: The factor ``t`` of the verdicts.
-      passed: Every judged layer is preserved.
+      tolerance: The factor ``t``.
     """
 
     table: pd.DataFrame
+    verdicts: dict[str, Verdict]
     network: dict[str, float]
+    phase: dict[str, Any]
     rows: pd.DataFrame
     tolerance: float
-    passed: bool
+
+    @property
+    def passed(self) -> bool:
+        """Every signal is preserved (or critical with slow decay)."""
+        return all(v.passed for v in self.verdicts.values())
+
+    @property
+    def inconclusive(self) -> bool:
+        """No signal failed, but at least one could not be decided."""
+        return not any(v.verdict in ("exploding", "vanishing") for v in self.verdicts.values()) and any(
+            v.inconclusive for v in self.verdicts.values()
+        )
 
 
-def _verdict(ratio: float, tolerance: float) -> str:
-    if math.isnan(ratio):  # 0 / 0: no signal left at all
-        return "vanishing"
-    if ratio > tolerance:
-        return "exploding"
-    return "vanishing" if ratio < 1 / tolerance else "preserved"
+def _quiet(fn):
+    """Runs ``fn`` with numpy's floating-point warnings off: non-finite values are data here."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapped
 
 
+def _first_bad(series: np.ndarray, dtype: np.dtype) -> tuple[int, str] | None:
+    """``(index, "overflow"|"underflow")`` where any seed's series first leaves the representable range."""
+    huge, tiny = _HUGE.get(dtype, 1e37), _TINY.get(dtype, 1e-37)
+    start = np.nanmax(np.abs(series[:, 0])) if np.isfinite(series[:, 0]).any() else math.nan
+    for k in range(series.shape[1]):
+        col = series[:, k]
+        if np.any(np.isposinf(col)) or np.any(np.abs(col[np.isfinite(col)]) > huge):
+            return k, "overflow"
+        if np.any(np.isnan(col)):
+            before = series[:, :k][np.isfinite(series[:, :k])]
+            grew = k > 0 and before.size and np.nanmax(before) >= (start if math.isfinite(start) else 1.0)
+            return k, "overflow" if grew else "underflow"
+        if start > 0 and np.any(np.abs(col) < tiny):
+            return k, "underflow"
+    return None
+
+
+def _slopes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares slopes of each row of ``y`` on ``x`` and the rows' residual sums of squares."""
+    xc = x - x.mean()
+    slope = (y - y.mean(axis=1, keepdims=True)) @ xc / np.sum(xc**2)
+    resid = y - y.mean(axis=1, keepdims=True) - slope[:, None] * xc[None, :]
+    return slope, np.sum(resid**2, axis=1)
+
+
+@_quiet
+def judge(
+    signal: str,
+    series: np.ndarray,
+    noise: np.ndarray,
+    *,
+    tolerance: float,
+    transient: int,
+    width: int,
+    dtype: np.dtype = np.dtype("float32"),
+    layer_numbers: np.ndarray | None = None,
+) -> Verdict:
+    r"""Judges one signal from its per-layer values in propagation order.
+
+    Args:
+      signal: Its name.
+      series: ``(seeds, layers)`` positive values (second moments, variances), propagation order.
+      noise: ``(layers,)`` per-layer variance :math:`\tau_l^2` of :math:`\log v_l` from finite width.
+      tolerance: The factor ``t`` (> 1).
+      transient: Layers skipped by the fit: those with layer number <= ``transient``.
+      width: The narrowest judged width (named in an inconclusive verdict).
+      dtype: The computation's float type (its representable range).
+      layer_numbers: Each entry's layer number counted from the input (1..L; default: the
+        propagation order). A power law is fitted in the layer number: the backward signal of
+        a critical tanh net falls like a power of the distance from the input.
+    """
+    series = np.asarray(series, np.float64)
+    seeds, depth = series.shape
+    bad = _first_bad(series, np.dtype(dtype))
+    end = depth if bad is None else bad[0]
+    note = "" if bad is None else f"{bad[1]} at layer {bad[0] + 1} ({np.dtype(dtype).name})"
+    # the transient is a property of the layer number (distance from the input): the first
+    # layers for the forward signal, the last ones the backward signal reaches
+    numbers_all = np.arange(depth) + 1 if layer_numbers is None else np.asarray(layer_numbers)
+    fitted = np.asarray([k for k in range(end) if numbers_all[k] > transient], dtype=int)
+    if len(fitted) < 3:
+        fitted = np.arange(end)
+    rate = se = log_f = math.nan
+    lo = hi = math.nan
+    if len(fitted) >= 2:
+        x = (fitted + 1).astype(np.float64)
+        logs = np.log(np.abs(series[:, fitted]))
+        slopes, sse_exp = _slopes(x, logs)
+        rate = float(np.mean(slopes))
+        se_theory = math.sqrt(1.2 * float(np.mean(noise[fitted])) / len(fitted) / seeds)
+        se_seeds = float(np.std(slopes, ddof=1) / math.sqrt(seeds)) if seeds >= 3 else 0.0
+        se = max(se_theory, se_seeds)
+        log_f = rate * (depth - 1)
+        lo, hi = log_f - Z95 * se * (depth - 1), log_f + Z95 * se * (depth - 1)
+    kw = dict(rate=rate, rate_se=se, fitted_layers=tuple(sorted(int(numbers_all[i]) for i in fitted)))
+    if math.isfinite(log_f):
+        kw.update(
+            factor=math.exp(min(log_f, 700)), factor_low=math.exp(min(lo, 700)), factor_high=math.exp(min(hi, 700))
+        )
+    if bad is not None:
+        return Verdict(signal, "exploding" if bad[1] == "overflow" else "vanishing", note=note, **kw)
+    if not math.isfinite(log_f):
+        return Verdict(signal, f"inconclusive at width {width}", note="too few layers to fit a rate", **kw)
+    log_t = math.log(tolerance)
+    if hi < -log_t:
+        if len(fitted) >= 6:
+            numbers = numbers_all[fitted]
+            power, sse_pow = _slopes(np.log(numbers.astype(np.float64)), logs)
+            if np.sum(sse_pow) < np.sum(sse_exp):
+                c = float(np.mean(power))
+                note = f"polynomial: ~ l^{c:.2f} in the layer number l"
+                return Verdict(signal, "critical: slow decay", note=note, **kw)
+        return Verdict(signal, "vanishing", **kw)
+    if lo > log_t:
+        return Verdict(signal, "exploding", **kw)
+    if lo >= -log_t and hi <= log_t:
+        return Verdict(signal, "preserved", **kw)
+    gap = min(abs(log_f - log_t), abs(log_f + log_t))
+    half = Z95 * se * (depth - 1)
+    if gap < 1e-3 * half:
+        advice = "the projected factor sits on the tolerance: no number of seeds decides it"
+    else:
+        more = math.ceil((half / gap) ** 2)
+        advice = f"about {more}x the seeds ({more * seeds}) or {more}x the width ({more * width}) would decide it"
+    return Verdict(signal, f"inconclusive at width {width}", note=advice, **kw)
+
+
+def _judged_chain(names: list[str]) -> list[bool]:
+    """True for the outermost sown layers (a layer inside another sown layer is part of its branch)."""
+    return [not any(other != n and n.startswith(other + "/") for other in names) for n in names]
+
+
+@_quiet
 def check_variance(
     model: Any,
     variables: Any | None,
@@ -78,80 +280,231 @@ def check_variance(
     tolerance: float = 2.0,
     seeds: list[int] | None = None,
     labels: jax.Array | None = None,
+    transient: int | None = None,
+    dtype: Any = None,
 ) -> CheckResult:
-    r"""Checks how a network propagates variance at initialization; works on any Flax module.
+    r"""Checks how a network propagates variance at initialization; works on any Flax model.
+
+    ``model`` may be a linen module (ours, which sow every layer, or a user's, whose ``Dense``
+    and ``Conv`` outputs are captured) or an nnx module (its ``Linear`` and ``Conv`` outputs are
+    captured; :mod:`initbench.benchmarks.analysis.propagation`).
 
     Args:
-      model: A Flax linen module (ours or a user's).
-      variables: Its variables; None with ``seeds`` to initialize one network per seed.
+      model: A Flax linen or nnx module.
+      variables: Its variables (linen); None with ``seeds`` (linen) or for an nnx module.
       batch: Inputs ``(B, ...)``.
       activation: The activation (theory, and activation statistics of models that do not sow).
       weight_variance: :math:`\sigma_w^2` for the theory (None: no theory columns).
       bias_variance: :math:`\sigma_b^2` for the theory.
       orthogonal: Whether the weights are orthogonal (Jacobian spread theory).
       tolerance: Factor ``t`` of the verdicts (> 1).
-      seeds: Initialize and probe these seeds (vmapped), averaging the measurements.
+      seeds: Initialize and probe these seeds (vmapped), judging over them (linen).
       labels: Labels for a cross-entropy backward pass (else a random readout).
+      transient: Layers skipped before fitting the rate (default :math:`\min(5, \lfloor L/5 \rfloor)`,
+        or :math:`\lceil 3\xi_q \rceil` when theory gives a longer exponential approach to
+        :math:`q^*`, up to a third of the depth).
+      dtype: ``float32`` or ``float64`` (the network's parameters and inputs are cast; float64
+        needs ``jax_enable_x64``).
 
     Raises:
       ValueError: tolerance <= 1, or neither variables nor seeds.
     """
     if not tolerance > 1:
         raise UsageError(f"tolerance must be > 1, got {tolerance}")
-    if seeds:
-        rows = propagation.propagation_over_seeds(model, batch, seeds, labels=labels, activation=activation)
-    elif variables is not None:
-        rows = propagation.propagation(model, variables, batch, labels=labels, activation=activation)
-    else:
+    if transient is not None and (not isinstance(transient, int) or transient < 0):
+        raise UsageError(f"transient must be a non-negative integer, got {transient!r}")
+    if not seeds and variables is None and not propagation.is_nnx(model):
         raise UsageError("check_variance needs variables or seeds")
-    n_seeds = len(seeds) if seeds else 1
-    wide = propagation.layer_table(rows)
-    per_layer = wide.groupby(["layer_index", "layer"], sort=True).mean(numeric_only=True).reset_index()
-    names = list(per_layer["layer"])
-    n_judged = max(1, len(names) - 1)
-    q = per_layer["pre_activation_second_moment"].to_numpy()
+    all_names = propagation.layer_names(model, None if seeds else variables, batch)
+    hidden = all_names[:-1] if len(all_names) > 1 else all_names
+    judged = [n for n, c in zip(hidden, _judged_chain(hidden), strict=True) if c]
+    depth = len(judged)
     x = np.asarray(batch, np.float64).reshape(batch.shape[0], -1)
-    participation = per_layer.get("activation_participation_ratio", pd.Series(np.nan, index=per_layer.index))
-    previous = np.concatenate([[float(propagation.participation_ratio(jnp.asarray(x)))], participation.to_numpy()[:-1]])
-    previous = np.maximum(np.nan_to_num(previous, nan=1.0), 1.0)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        sigma = np.sqrt(np.cumsum(2.0 / (per_layer["units"].to_numpy() * previous)) / n_seeds)
-        ratio = q / q[0]
-    band = tolerance * np.exp(3 * sigma)
-    table = pd.DataFrame(
-        {
-            "layer": names,
-            "measured_variance": q,
-            "ratio_to_layer1": ratio,
-            "allowed_factor": band,
-            "gradient_variance_ratio": per_layer["gradient_variance_ratio"].to_numpy(),
-        }
-    )
-    table["verdict"] = [_verdict(r, t) for r, t in zip(ratio, band, strict=True)]
-    table.loc[n_judged:, "verdict"] = "not judged"
+    phase: dict[str, Any] = {}
+    if weight_variance is not None and activation is not None:
+        phase = mean_field_phase(activation, weight_variance, bias_variance, float(np.mean(x**2)), depth)
+    if transient is None:
+        # five layers (a fifth of a shallow net), or three length-map depth scales where theory knows it
+        transient = min(5, depth // 5)
+        if phase and 3 * phase["xi_q"] <= depth / 3:  # an exponential approach to q* (not a critical, polynomial one)
+            transient = max(transient, math.ceil(3 * phase["xi_q"]))
+    transient = min(transient, max(0, depth - 3))
+    jacobian_from = judged[transient]
+    probe = dict(labels=labels, activation=activation, dtype=dtype, jacobian_layers=(jacobian_from,))
+    if seeds:
+        rows = propagation.propagation_over_seeds(model, batch, seeds, **probe)
+    else:
+        rows = propagation.propagation(model, variables, batch, **probe)
+        rows["seed"] = 0
+    float_type = np.dtype(dtype or "float32")
+    wide = propagation.layer_table(rows)
+    names = list(wide.sort_values("layer_index")["layer"].drop_duplicates())
+
+    def per_seed(metric: str, layers: list[str]) -> np.ndarray:
+        return wide.pivot_table(index="seed", columns="layer", values=metric, dropna=False)[layers].to_numpy()
+
+    mean = wide.groupby(["layer_index", "layer"], sort=True).mean(numeric_only=True).reset_index()
+    by_layer = mean.set_index("layer")
+    units = by_layer.loc[judged, "units"].to_numpy()
+    pr = by_layer.get("activation_participation_ratio")
+    prev = [float(propagation.participation_ratio(jnp.asarray(x, jnp.float32)))]
+    prev += [float(pr.get(n, np.nan)) if pr is not None else math.nan for n in judged[:-1]]
+    prev = np.maximum(np.nan_to_num(np.asarray(prev), nan=1.0, posinf=1.0), 1.0)
+    noise = 2.0 / (units * prev)
+    width = int(np.min(units)) if len(units) else 0
+    forward = per_seed("pre_activation_second_moment", judged)
+    backward = per_seed("gradient_variance", judged)[:, ::-1]
+    common = dict(tolerance=tolerance, transient=transient, width=width, dtype=float_type)
+    numbers = np.arange(depth) + 1
+    verdicts = {
+        "forward": judge("forward", forward, noise, **common),
+        "backward": judge("backward", backward, noise[::-1], layer_numbers=numbers[::-1], **common),
+    }
+    jac = per_seed("jacobian_mean_squared_singular_value", [jacobian_from])[:, 0] if depth >= 2 else None
     network = propagation.network_metrics(rows)
+    last = rows[rows["layer"].isna() & (rows["metric"] == "jacobian_mean_squared_singular_value")]
+    last = last.sort_values("seed")["value"].to_numpy() if len(last) else None
+    verdicts["jacobian"] = _judge_jacobian(jac, last, units, transient, depth, verdicts["backward"], common)
+    verdicts = _consistent(verdicts)
+
+    table = pd.DataFrame({"layer": names, "units": by_layer.loc[names, "units"].to_numpy()})
+    table["judged"] = [n in judged for n in names]
+    table["measured_variance"] = by_layer.loc[names, "pre_activation_second_moment"].to_numpy()
+    table["gradient_variance"] = by_layer.loc[names, "gradient_variance"].to_numpy()
+    if "weight_gradient_variance" in by_layer:
+        table["weight_gradient_variance"] = by_layer.loc[names, "weight_gradient_variance"].to_numpy()
     if weight_variance is not None and activation is not None:
         input_moment = float(np.mean(x**2))
         pred = theory.predicted_variances(activation, len(names), weight_variance, bias_variance, input_moment)
         table["predicted_variance"] = pred["pre_activation_variance"]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        g_top = table["gradient_variance"].iloc[len(names) - 2] if len(names) > 1 else math.nan
+        ratio = pred["gradient_variance_ratio"]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # predicted gradient variance, anchored at the top hidden layer's measurement
+            table["predicted_gradient_variance"] = g_top * ratio / ratio[len(names) - 2]
             table["measured_over_predicted"] = table["measured_variance"] / table["predicted_variance"]
-        table["theory_tolerance"] = 5 * sigma
-        # beyond float32's range (underflow to 0, overflow to inf) both sides agree on the trend
+        # finite-width agreement: |measured / predicted - 1| within 5 standard deviations of the
+        # accumulated noise sqrt(sum_k 2 / (N_k r_k) / seeds); beyond float range, both sides agree on the trend
+        sigma = np.sqrt(np.cumsum(noise) / max(1, forward.shape[0]))
+        position = {n: i for i, n in enumerate(judged)}
+        table["theory_tolerance"] = [5 * sigma[min(position.get(n, len(judged) - 1), len(sigma) - 1)] for n in names]
         both_zero = (table["measured_variance"] < 1e-30) & (table["predicted_variance"] < 1e-30)
         both_huge = (table["measured_variance"] > 1e30) & (table["predicted_variance"] > 1e30)
         close = np.abs(table["measured_over_predicted"] - 1) <= table["theory_tolerance"]
         table["matches_theory"] = close | both_zero | both_huge
         spectrum = theory.jacobian_spectrum(
-            activation, len(names) - 1, weight_variance, bias_variance, input_moment, orthogonal=orthogonal
+            activation, depth, weight_variance, bias_variance, input_moment, orthogonal=orthogonal
         )
         network.update({f"predicted_{k}": v for k, v in spectrum.items()})
-    passed = bool((table["verdict"].iloc[:n_judged] == "preserved").all())
-    return CheckResult(table, network, rows, tolerance, passed)
+    return CheckResult(table, verdicts, network, phase, rows, tolerance)
+
+
+@_quiet
+def _judge_jacobian(
+    start: np.ndarray | None,
+    end: np.ndarray | None,
+    units: np.ndarray,
+    transient: int,
+    depth: int,
+    backward: Verdict,
+    common: dict,
+) -> Verdict:
+    r"""The Jacobian's per-layer rate between the end of the transient and the last hidden layer.
+
+    The mean squared singular value :math:`m_l` of :math:`\partial h^l/\partial x` is measured
+    at layer :math:`T+1` (after the transient) and at the last hidden layer :math:`L`; the rate
+    is :math:`\log(m_L/m_{T+1})/(L-T-1)` per seed. Its finite-width noise is that of one
+    direction through each layer, :math:`2/N_l` per layer (a random walk). Since
+    :math:`\mathbb{E}[s^2] = \prod_l \chi_l`, the backward signal's factors, a decaying Jacobian
+    whose backward signal decays polynomially is labelled critical like it.
+    """
+    width = common["width"]
+    if start is None or end is None or depth < 2 or depth - 1 - transient < 1:
+        return Verdict("jacobian", f"inconclusive at width {width}", note="too few layers for a rate")
+    span = depth - 1 - transient
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_ratio = np.log(np.abs(np.asarray(end, np.float64))) - np.log(np.abs(np.asarray(start, np.float64)))
+    layers = (transient + 1, depth)
+    if not np.all(np.isfinite(log_ratio)):
+        grew = np.any(np.isposinf(log_ratio)) or np.any(~np.isfinite(np.asarray(end, np.float64)))
+        kind = "overflow" if grew else "underflow"
+        return Verdict("jacobian", "exploding" if grew else "vanishing", fitted_layers=layers, note=f"{kind} in J")
+    rates = log_ratio / span
+    seeds = len(rates)
+    walk = float(np.sum(2.0 / units[transient + 1 :]))  # one direction's random walk through the span
+    se = math.sqrt(walk / seeds) / span
+    if seeds >= 3:
+        se = max(se, float(np.std(rates, ddof=1)) / math.sqrt(seeds))
+    rate = float(np.mean(rates))
+    log_f, half = rate * (depth - 1), Z95 * se * (depth - 1)
+    log_t = math.log(common["tolerance"])
+    note = ""
+    if log_f - half > log_t:
+        label = "exploding"
+    elif log_f + half < -log_t:
+        label = "vanishing"
+        if backward.verdict == "critical: slow decay":
+            label, note = (
+                "critical: slow decay",
+                "polynomial like the backward signal (E[s^2] is the product of its factors)",
+            )
+    elif abs(log_f) + half <= log_t:
+        label = "preserved"
+    else:
+        label = f"inconclusive at width {width}"
+        gap = abs(abs(log_f) - log_t)
+        more = math.ceil((half / gap) ** 2) if gap > 1e-3 * half else 0
+        decide = f"about {more}x the seeds ({more * seeds}) or {more}x the width ({more * width}) would decide it"
+        note = decide if more else "the projected factor sits on the tolerance"
+    return Verdict(
+        "jacobian", label, rate, se, math.exp(min(log_f, 700)), math.exp(min(log_f - half, 700)),
+        math.exp(min(log_f + half, 700)), layers, note,
+    )  # fmt: skip
+
+
+def _consistent(verdicts: dict[str, Verdict]) -> dict[str, Verdict]:
+    """A signal that cannot be measured through a forward overflow/underflow takes its direction."""
+    forward = verdicts["forward"]
+    if not forward.note.startswith(("overflow", "underflow")):
+        return verdicts
+    direction = "exploding" if forward.note.startswith("overflow") else "vanishing"
+    out = dict(verdicts)
+    for name in ("backward", "jacobian"):
+        v = verdicts[name]
+        if v.verdict != direction and (not math.isfinite(v.rate) or v.note.startswith(("overflow", "underflow"))):
+            note = f"unmeasurable through the forward {forward.note}"
+            out[name] = dataclasses.replace(v, verdict=direction, note=note)
+    return out
+
+
+def mean_field_phase(
+    activation: Any, weight_variance: float, bias_variance: float, input_second_moment: float, depth: int
+) -> dict[str, Any]:
+    r"""The mean-field phase of a deep fully connected net and its depth scales.
+
+    ``ordered`` when :math:`\chi_1 < 0.99`, ``chaotic`` above 1.01, else ``critical``;
+    :math:`q^*`, :math:`\chi_1`, :math:`\xi_q`, :math:`\xi_c`, and the trainable depth
+    :math:`6\xi_c` (Schoenholz et al. 2017: nets train when depth is below about six
+    correlation lengths), compared with this net's depth.
+    """
+    fp = theory.fixed_point(activation, weight_variance, bias_variance, q0=max(input_second_moment, 1e-12))
+    chi = fp.chi1
+    name = "critical" if abs(chi - 1) <= 0.01 else ("ordered" if chi < 1 else "chaotic")
+    trainable = 6 * fp.xi_c
+    return {
+        "phase": name,
+        "q_star": fp.q_star,
+        "chi_1": chi,
+        "xi_q": fp.xi_q,
+        "xi_c": fp.xi_c,
+        "trainable_depth": trainable,
+        "depth": depth,
+        "depth_within_trainable": bool(depth <= trainable),
+    }
 
 
 def figure(result: CheckResult, path: str | Path, title: str) -> Path:
-    """Variance per layer on a log scale, measured (and predicted), with the verdict band."""
+    """Forward and backward variance per layer on a log scale, measured and predicted, with verdicts."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,24 +512,18 @@ def figure(result: CheckResult, path: str | Path, title: str) -> Path:
 
     t = result.table
     x = np.arange(1, len(t) + 1)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.semilogy(x, t["measured_variance"], "o-", label="measured", markersize=3)
-    if "predicted_variance" in t:
-        ax.semilogy(x, t["predicted_variance"], "--", label="mean-field prediction")
-    q1 = float(t["measured_variance"].iloc[0])
-    band = t["allowed_factor"].to_numpy()
-    ax.fill_between(
-        x,
-        q1 / band,
-        q1 * band,
-        color="green",
-        alpha=0.1,
-        label=f"preserved: x/{result.tolerance:g} + 3 sd finite width",
-    )
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ax.semilogy(x, t["measured_variance"], "o-", label="forward: pre-activation q^l", markersize=3)
+        ax.semilogy(x, t["gradient_variance"], "s-", label="backward: Var dL/dh^l", markersize=3)
+        if "predicted_variance" in t:
+            ax.semilogy(x, t["predicted_variance"], "--", color="C0", label="forward, mean-field")
+            ax.semilogy(x, t["predicted_gradient_variance"], "--", color="C1", label="backward, mean-field")
     ax.set_xlabel("layer")
-    ax.set_ylabel("pre-activation variance")
-    ax.set_title(title, fontsize=9)
-    ax.legend()
+    ax.set_ylabel("variance")
+    verdicts = "; ".join(f"{k}: {v.verdict}" for k, v in result.verdicts.items())
+    ax.set_title(f"{title}\n{verdicts}", fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
@@ -225,66 +572,106 @@ def run_check(
     init: str = "he_normal",
     init_args: dict[str, Any] | None = None,
     bias_init: str = "zeros",
+    bias_args: dict[str, Any] | None = None,
+    weight_variance: float | None = None,
+    bias_variance: float | None = None,
+    input_variance: float = 1.0,
     batch_size: int = 256,
     input_shape: tuple[int, ...] | None = None,
     seeds: int = 1,
     tolerance: float = 2.0,
+    transient: int | None = None,
+    dtype: str = "float32",
     out: str | Path | None = "results/check",
     extra: dict[str, Any] | None = None,
 ) -> tuple[CheckResult, dict[str, Any]]:
     r"""The ``initbench check`` job: build the model, probe Gaussian inputs, judge, write results.
 
-    Inputs are :math:`\mathcal{N}(0, I)` of ``input_shape`` (default: ``(width,)`` for the MLP,
-    so every layer is square; ``(32, 32, 3)`` for the CNNs). Writes tidy rows to a ResultStore,
-    ``check_<...>.png`` and ``check_<...>.csv`` under ``out/_report`` (None: write nothing).
+    Inputs are :math:`\mathcal{N}(0, v I)` (``input_variance`` v) of ``input_shape`` (default:
+    ``(width,)`` for the MLP, so every layer is square; ``(32, 32, 3)`` for the CNNs).
+    ``weight_variance`` and ``bias_variance`` set :math:`(\sigma_w^2, \sigma_b^2)` directly:
+    weights :math:`\mathcal{N}(0, \sigma_w^2/n_{in})` (``variance_scaling(sigma_w^2, "fan_in",
+    "normal")``), biases :math:`\mathcal{N}(0, \sigma_b^2)`, replacing ``init`` / ``bias_init``.
+    Writes tidy rows to a ResultStore, ``check_<...>.png`` and ``check_<...>.csv`` under
+    ``out/_report`` (None: write nothing).
 
     Returns:
       The result and a dict of written paths.
+
+    Raises:
+      UsageError: bad names or numbers, an initializer that cannot initialize this model's
+        kernels, float64 where the backend cannot.
     """
     from initbench import inits, models
     from initbench.benchmarks.results import ResultStore, provenance
     from initbench.benchmarks.spec import NUMERICS_VERSION, InitSpec, ModelSpec, options
 
     init_args = dict(init_args or {})
+    bias_args = dict(bias_args or {})
+    if weight_variance is not None:
+        if not weight_variance > 0:
+            raise UsageError(f"--weight-variance must be > 0, got {weight_variance}")
+        init, init_args = (
+            "variance_scaling",
+            {"scale": float(weight_variance), "mode": "fan_in", "distribution": "normal"},
+        )
+    if bias_variance is not None:
+        if bias_variance < 0:
+            raise UsageError(f"--bias-variance must be >= 0, got {bias_variance}")
+        bias_init, bias_args = ("normal", {"stddev": math.sqrt(bias_variance)}) if bias_variance > 0 else ("zeros", {})
+    if not input_variance > 0:
+        raise UsageError(f"--input-variance must be > 0, got {input_variance}")
+    if dtype not in ("float32", "float64"):
+        raise UsageError(f"--dtype must be float32 or float64, got {dtype!r}")
     init_fn = inits.get(init, **init_args)  # validates the name and arguments
-    inits.get_bias(bias_init, fan_in=1)  # validates the name
-    if input_shape is None:
-        input_shape = (width,) if model == "mlp" else (32, 32, 3)
+    bias_fn = inits.get_bias(bias_init, fan_in=1, **bias_args) if bias_init != "torch_default" or bias_args else None
     for name, value in (("batch_size", batch_size), ("seeds", seeds)):
         positive_int(name, value)
+    if input_shape is None:
+        input_shape = (width,) if model == "mlp" else (32, 32, 3)
     config = dict(extra or {})
     if model == "mlp":
         config.update(depth=depth, width=width, scan=True)
+    elif model == "resnet":
+        config.setdefault("width", width)
+    bias_model = inits.get(bias_init, **bias_args) if bias_args else bias_init
     net = models.build(
         model, input_shape=input_shape, num_classes=10, activation=activation, kernel_init=init_fn,
-        bias_init=bias_init, **config,
+        bias_init=bias_model, **config,
     )  # fmt: skip
+    x0 = jnp.zeros((1, *input_shape), jnp.float32)
+    try:  # every kernel of this model through the initializer, abstractly: no work yet
+        jax.eval_shape(lambda: net.init(jax.random.key(0), x0))
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"{init_fn.name} cannot initialize this {model}: {str(err).splitlines()[0]}") from None
     store = ResultStore(out, kind="check") if out is not None else None
     if store is not None:
-        from initbench.benchmarks.spec import NUMERICS_VERSION as numerics
-
         store.check_writable()
-        store.check_compatible(numerics)
-    x = jax.random.normal(jax.random.key(10_000), (batch_size, *input_shape))
+        store.check_compatible(NUMERICS_VERSION)
+    x = math.sqrt(input_variance) * jax.random.normal(jax.random.key(10_000), (batch_size, *input_shape))
     sw = sb = None
     if model == "mlp" and init_fn.moments is not None:
         sw, _ = theory.init_variances(init_fn, width)
-        sb = inits.get_bias(bias_init, fan_in=width).target((width,))[1]
+        sb = bias_fn.target((width,))[1] if bias_fn is not None and bias_fn.moments is not None else 0.0
     structured = init in ("orthogonal", "delta_orthogonal", "identity", "dirac")
-    result = check_variance(
-        net, None, x, activation=activation, weight_variance=sw, bias_variance=sb or 0.0,
-        orthogonal=structured, tolerance=tolerance, seeds=list(range(seeds)),
-    )  # fmt: skip
+    with _precision(dtype):
+        result = check_variance(
+            net, None, x, activation=activation, weight_variance=sw, bias_variance=sb or 0.0,
+            orthogonal=structured, tolerance=tolerance, seeds=list(range(seeds)), transient=transient,
+            dtype=dtype,
+        )  # fmt: skip
     paths: dict[str, Any] = {}
+    model_options = {k: v for k, v in config.items() if k not in ("depth", "width", "scan")}
+    model_spec = ModelSpec(
+        model,
+        activation,
+        depth if model == "mlp" else None,
+        width if model in ("mlp", "resnet") else None,
+        options(**model_options),
+    )
+    init_spec = InitSpec(init, options(**init_args), bias_init, options(**bias_args))
+    result.network["model_label"] = model_spec.label  # type: ignore[assignment]
     if store is not None:
-        model_spec = ModelSpec(
-            model,
-            activation,
-            depth if model == "mlp" else None,
-            width if model == "mlp" else None,
-            options(**(extra or {})),
-        )
-        init_spec = InitSpec(init, options(**init_args), bias_init)
         rows = result.rows.copy()
         ident = pd.DataFrame(
             [check_identity(model_spec, init_spec, tuple(input_shape), batch_size, int(s)) for s in rows["seed"]]
@@ -295,10 +682,14 @@ def run_check(
         )
         stem = "".join(c if c.isalnum() else "_" for c in f"check_{model_spec.label}_{activation}_{init_spec.label}")
         figures = Path(out) / "_report"
+        verdicts = {k: dataclasses.asdict(v) for k, v in result.verdicts.items()}
         with store.writing(NUMERICS_VERSION):
             paths["results"] = store.write(
-                tidy, stem, {**provenance(), "check": {"tolerance": tolerance, "passed": result.passed}}
-            )
+                tidy, stem,
+                {**provenance(), "check": {"tolerance": tolerance, "passed": result.passed, "dtype": dtype,
+                                           "input_variance": input_variance, "verdicts": verdicts,
+                                           "phase": result.phase}},
+            )  # fmt: skip
             figures.mkdir(exist_ok=True)
             paths["table"] = figures / f"{stem}.csv"
             result.table.to_csv(paths["table"], index=False)
@@ -306,3 +697,21 @@ def run_check(
                 result, figures / f"{stem}.png", f"{model_spec.label} {activation} {init_spec.label}"
             )
     return result, paths
+
+
+class _precision:
+    """Enables float64 for the duration of a check (restores the setting after)."""
+
+    def __init__(self, dtype: str) -> None:
+        self.dtype = dtype
+
+    def __enter__(self) -> None:
+        self.before = jax.config.jax_enable_x64
+        if self.dtype == "float64":
+            jax.config.update("jax_enable_x64", True)
+            if jnp.zeros((), jnp.float64).dtype != jnp.float64:  # pragma: no cover - backend without f64
+                jax.config.update("jax_enable_x64", self.before)
+                raise UsageError("--dtype float64 is not available on this backend")
+
+    def __exit__(self, *exc: object) -> None:
+        jax.config.update("jax_enable_x64", self.before)

@@ -21,10 +21,15 @@ with a fixed Gaussian cotangent :math:`g` drawn from ``key`` (a random readout, 
 probe of back-propagation at initialization).
 
 Layers are found from what the model sows (every ``models`` family sows and exposes
-perturbation points), or for any other Flax model by a generic capture of its ``Dense``,
-``DenseGeneral``, ``Conv`` and ``ConvTranspose`` outputs (their pre-activations); activations
-are then unknown unless ``activation`` is given, and are computed as ``activation(pre)``.
-:func:`propagation_over_seeds` vmaps the whole probe over seeds in one compiled program.
+perturbation points), or for any other Flax model by a generic capture of its linear maps:
+a linen module's ``Dense``, ``DenseGeneral``, ``Conv`` and ``ConvTranspose`` outputs (through
+``nn.intercept_methods``), an nnx module's ``Linear``, ``LinearGeneral``, ``Conv`` and
+``ConvTranspose`` outputs (their ``__call__`` is wrapped while the probe traces the model, and
+restored after). Layers are named by their module path (``Dense_3``; ``layers/0``) in call
+order. Captured outputs are the pre-activations; activations are then unknown unless
+``activation`` is given, and are computed as ``activation(pre)``. An nnx module is probed as
+it stands (its ``nnx.Param`` state are the parameters). :func:`propagation_over_seeds` vmaps
+the whole probe over seeds of a linen module in one compiled program.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from initbench import models
+from initbench.inits.errors import UsageError
 from initbench.models.activations import ACTIVATIONS, ActivationSpec, describe, resolve
 
 HIST_EDGES = np.linspace(-4.0, 4.0, 33)
@@ -62,7 +68,9 @@ def _uses_sow(model: nn.Module, variables: Any, x: jax.Array) -> bool:
 def _kernel_paths(params: Any) -> dict[tuple[str, ...], Any]:
     flat = {}
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        keys = tuple(getattr(k, "key", str(k)) for k in path)
+        keys = tuple(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+        if keys[-1] == "value" and len(keys) > 1:  # an nnx Variable's array
+            keys = keys[:-1]
         if keys[-1] == "kernel":
             flat[keys[:-1]] = leaf
     return flat
@@ -92,6 +100,70 @@ def _stack_index(params: Any) -> dict[str, tuple[tuple[str, ...], int]]:
             for j in range(depth):
                 index[models.layer_name(start + j)] = ((name,), j)
     return index
+
+
+def is_nnx(model: Any) -> bool:
+    """Whether ``model`` is a Flax nnx module (instance)."""
+    try:
+        from flax import nnx
+    except ImportError:  # pragma: no cover - old Flax
+        return False
+    return isinstance(model, nnx.Module)
+
+
+class _Nnx:
+    """An nnx module as the probe sees it: ``variables = {"params": Param state, "other": the rest}``."""
+
+    def __init__(self, model: Any) -> None:
+        from flax import nnx
+
+        self.nnx = nnx
+        self.graphdef, params, other = nnx.split(model, nnx.Param, ...)
+        self.variables = {"params": params, "other": other}
+        self.linear = tuple(
+            getattr(nnx, n) for n in ("Linear", "LinearGeneral", "Conv", "ConvTranspose") if hasattr(nnx, n)
+        )
+
+    def run(self, v: Any, x: jax.Array, pert: dict | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Logits and the captured linear outputs (call order), adding ``pert[name]`` to each."""
+        module = self.nnx.merge(self.graphdef, v["params"], v["other"])
+        paths = {id(m): "/".join(str(p) for p in path) for path, m in self.nnx.iter_modules(module)}
+        captured: dict[str, jax.Array] = {}
+        originals = {cls: cls.__call__ for cls in self.linear}
+
+        def wrap(original):
+            def call(layer, *args, **kwargs):
+                out = original(layer, *args, **kwargs)
+                name = paths.get(id(layer))
+                if name is not None:
+                    if pert is not None and name in pert:
+                        out = out + pert[name].astype(out.dtype)
+                    captured[name] = out
+                return out
+
+            return call
+
+        try:
+            for cls, original in originals.items():
+                cls.__call__ = wrap(original)
+            logits = module(x)
+        finally:
+            for cls, original in originals.items():
+                cls.__call__ = original
+        return logits, captured
+
+    def apply(self, v: Any, x: jax.Array) -> jax.Array:
+        """The logits (the linen ``apply`` the probe uses for shapes)."""
+        return self.run(v, x, None)[0]
+
+
+def _cast(tree: Any, dtype: Any) -> Any:
+    """Floating leaves of ``tree`` as ``dtype`` (None: unchanged)."""
+    if dtype is None:
+        return tree
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(dtype) if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating) else a, tree
+    )
 
 
 def _loss(logits: jax.Array, labels: jax.Array | None, cotangent: jax.Array) -> jax.Array:
@@ -184,16 +256,19 @@ def make_probe(
     activation: ActivationSpec | None = None,
     jacobian_examples: int = 4,
     jacobian_probes: int = 16,
+    jacobian_layers: Sequence[str] = (),
 ) -> tuple[Callable[[Any, jax.Array], dict[str, Any]], list[str]]:
     """A pure function ``(variables, key) -> {layer: {metric: array}}`` and the layer names.
 
     The function is jit- and vmap-able (over variables and keys); see :func:`propagation`.
+    ``jacobian_layers`` names further layers whose Jacobian from the input is measured (their
+    rows carry the ``jacobian_*`` metrics); the last hidden layer's is always measured.
     """
     act_name = _activation_name(model, activation)
     act_fn = resolve(activation) if activation is not None else None
-    sown = _uses_sow(model, variables, x)
+    sown = not isinstance(model, _Nnx) and _uses_sow(model, variables, x)
     params0 = variables.get("params", {})
-    stack_index = _stack_index(params0)
+    stack_index = _stack_index(params0) if not isinstance(model, _Nnx) else {}
     out_shape = jax.eval_shape(lambda v: model.apply(v, x), variables).shape
 
     if sown:
@@ -204,53 +279,47 @@ def make_probe(
             logits, state = model.apply({**v, "perturbations": pert}, x, mutable=["intermediates"])
             return logits, models.per_layer(state["intermediates"])
 
-        def hidden(v, x1):
+        def hidden(v, x1, name):
             _, state = model.apply(v, x1[None], mutable=["intermediates"])
-            return models.per_layer(state["intermediates"])[-2]["pre_activation"][0]
+            layers = models.per_layer(state["intermediates"])
+            return next(layer for layer in layers if layer["layer"] == name)["pre_activation"][0]
 
         names = _execution_order(lambda v: [layer["layer"] for layer in forward(v, _zeros(pert_shapes))[1]], variables)
     else:
+        if isinstance(model, _Nnx):
+            run_pres = model.run
+        else:
 
-        def is_linear(module: nn.Module, method: str) -> bool:
-            return isinstance(module, _LINEAR_MODULES) and method == "__call__"
+            def is_linear(module: nn.Module, method: str) -> bool:
+                return isinstance(module, _LINEAR_MODULES) and method == "__call__"
 
-        captured: dict[str, Any] = {}
+            def run_pres(v, x_in, pert):
+                def interceptor(next_fun, args, kwargs, context):
+                    out = next_fun(*args, **kwargs)
+                    if isinstance(context.module, _LINEAR_MODULES) and context.method_name == "__call__":
+                        name = "/".join(context.module.scope.path)
+                        if pert is not None and name in pert:
+                            out = out + pert[name].astype(out.dtype)
+                    return out
 
-        def calls(v):
-            _, state = model.apply(v, x, capture_intermediates=is_linear, mutable=["intermediates"])
-            paths = _generic_paths(state["intermediates"])  # insertion (call) order, before any flattening
-            captured.update(
-                {"/".join(p): jax.ShapeDtypeStruct(_leaf(state["intermediates"], p).shape, jnp.float32) for p in paths}
-            )
-            return ["/".join(p) for p in paths]
+                with nn.intercept_methods(interceptor):
+                    logits, state = model.apply(v, x_in, capture_intermediates=is_linear, mutable=["intermediates"])
+                tree = state["intermediates"]
+                # insertion (call) order, read while tracing: jax returns dicts with sorted keys
+                return logits, {"/".join(p): _leaf(tree, p) for p in _generic_paths(tree)}
 
-        names = _execution_order(calls, variables)
-        paths = [tuple(n.split("/")) for n in names]
-        pert_shapes = dict(captured)
-
-        def run(v, x_in, pert):
-            def interceptor(next_fun, args, kwargs, context):
-                out = next_fun(*args, **kwargs)
-                if isinstance(context.module, _LINEAR_MODULES) and context.method_name == "__call__":
-                    name = "/".join(context.module.scope.path)
-                    if pert is not None and name in pert:
-                        out = out + pert[name]
-                return out
-
-            with nn.intercept_methods(interceptor):
-                return model.apply(v, x_in, capture_intermediates=is_linear, mutable=["intermediates"])
+        names = _execution_order(lambda v: list(run_pres(v, x, None)[1]), variables)
+        pert_shapes = jax.eval_shape(lambda v: run_pres(v, x, None)[1], variables)
 
         def forward(v, pert):
-            logits, state = run(v, x, pert)
-            pres = [_leaf(state["intermediates"], p) for p in paths]
-            acts = [act_fn(p) if act_fn is not None else None for p in pres]
+            logits, pres = run_pres(v, x, pert)
             return logits, [
-                {"layer": n, "pre_activation": p, "activation": a} for n, p, a in zip(names, pres, acts, strict=True)
+                {"layer": n, "pre_activation": pres[n], "activation": act_fn(pres[n]) if act_fn is not None else None}
+                for n in names
             ]
 
-        def hidden(v, x1):
-            _, state = run(v, x1[None], None)
-            return _leaf(state["intermediates"], paths[-2])[0]
+        def hidden(v, x1, name):
+            return run_pres(v, x1[None], None)[1][name][0]
 
     def probe(v: Any, key: jax.Array) -> dict[str, Any]:
         k_cot, k_jac = jax.random.split(key)
@@ -287,13 +356,36 @@ def make_probe(
         if len(names) >= 2:
             n_ex = min(jacobian_examples, x.shape[0])
             keys = jax.random.split(k_jac, n_ex)
-            jac = jax.vmap(lambda x1, k: _jacobian_stats(lambda z: hidden(v, z), x1, k, jacobian_probes))(
-                x[:n_ex], keys
-            )
-            result["__network__"] = {name: jnp.mean(value) for name, value in jac.items()}
+            for name in [*(n for n in jacobian_layers if n != names[-2]), names[-2]]:
+                jac = jax.vmap(
+                    lambda x1, k, name=name: _jacobian_stats(lambda z: hidden(v, z, name), x1, k, jacobian_probes)
+                )(x[:n_ex], keys)
+                means = {metric: jnp.mean(value) for metric, value in jac.items()}
+                if name == names[-2]:
+                    result["__network__"] = means
+                if name in jacobian_layers:
+                    result[name].update(means)
         return result
 
     return probe, names
+
+
+def layer_names(model: Any, variables: Any | None, batch: jax.Array) -> list[str]:
+    """The probed layers of a model in call order (no computation: traced abstractly).
+
+    Args:
+      model: A linen or nnx module.
+      variables: Its variables (None: a linen module's ``init`` is traced abstractly).
+      batch: Example inputs.
+    """
+    if is_nnx(model):
+        model = _Nnx(model)
+        variables = model.variables
+    elif variables is None:
+        variables = jax.eval_shape(model.init, jax.random.key(0), batch[:1])
+    elif "params" not in variables:
+        variables = {"params": variables}
+    return make_probe(model, variables, batch)[1]
 
 
 def _execution_order(trace: Callable[[Any], list[str]], variables: Any) -> list[str]:
@@ -362,26 +454,37 @@ def propagation(
     activation: ActivationSpec | None = None,
     key: jax.Array | None = None,
     jacobian_examples: int = 4,
+    dtype: Any = None,
+    jacobian_layers: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Per-layer forward/backward statistics of one network as a tidy DataFrame.
 
     Args:
-      model: Any Flax linen module.
-      params: Its variables (``{"params": ...}`` and any other collections) or bare params.
+      model: Any Flax linen module, or an nnx module (probed as it stands).
+      params: Its variables (``{"params": ...}`` and any other collections) or bare params;
+        None for an nnx module.
       batch: Input examples ``(B, ...)``.
       labels: Integer labels for a cross-entropy loss; None uses a random Gaussian readout.
       activation: The activation (needed for activation statistics of models that do not sow).
       key: Key of the random readout and Jacobian projections (default ``key(0)``).
       jacobian_examples: Examples whose Jacobian spectra are averaged.
+      dtype: Cast parameters and inputs to this float type (``float64`` needs ``jax_enable_x64``).
+      jacobian_layers: Further layers whose input Jacobian is measured (see :func:`make_probe`).
 
     Returns:
       Columns ``layer`` (None for network-level metrics such as the Jacobian), ``layer_index``
       (execution order), ``metric``, ``value``.
     """
-    variables = params if "params" in params else {"params": params}
+    if is_nnx(model):
+        model = _Nnx(model)
+        variables = model.variables
+    else:
+        variables = params if "params" in params else {"params": params}
+    variables, batch = _cast(variables, dtype), _cast(batch, dtype)
     probe, names = make_probe(
-        model, variables, batch, labels=labels, activation=activation, jacobian_examples=jacobian_examples
-    )
+        model, variables, batch, labels=labels, activation=activation, jacobian_examples=jacobian_examples,
+        jacobian_layers=jacobian_layers,
+    )  # fmt: skip
     result = jax.jit(probe)(variables, key if key is not None else jax.random.key(0))
     return _to_rows(result, names, seed_axis=False)
 
@@ -394,18 +497,28 @@ def propagation_over_seeds(
     labels: jax.Array | None = None,
     activation: ActivationSpec | None = None,
     jacobian_examples: int = 4,
+    dtype: Any = None,
+    jacobian_layers: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """:func:`propagation` at initialization for several seeds, vmapped in one program.
+    """:func:`propagation` at initialization for several seeds of a linen module, vmapped in one program.
 
-    Seed ``s`` initializes the model with ``jax.random.key(s)`` and draws its readout from
-    ``fold_in(key(s), 1)``. Returns the same columns plus ``seed``.
+    Seed ``s`` initializes the model with ``jax.random.key(s)`` (in float32, then cast to
+    ``dtype``) and draws its readout from ``fold_in(key(s), 1)``. Returns the same columns
+    plus ``seed``.
+
+    Raises:
+      UsageError: an nnx module (construct one network per seed and call :func:`propagation`).
     """
+    if is_nnx(model):
+        raise UsageError("seeds initialize linen modules; probe an nnx module as it stands with propagation()")
     init = jax.jit(model.init)
-    variables = [init(jax.random.key(s), batch[:1]) for s in seeds]
+    variables = [_cast(init(jax.random.key(s), batch[:1].astype(jnp.float32)), dtype) for s in seeds]
+    batch = _cast(batch, dtype)
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *variables)
     probe, names = make_probe(
-        model, variables[0], batch, labels=labels, activation=activation, jacobian_examples=jacobian_examples
-    )
+        model, variables[0], batch, labels=labels, activation=activation, jacobian_examples=jacobian_examples,
+        jacobian_layers=jacobian_layers,
+    )  # fmt: skip
     keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
     result = jax.jit(jax.vmap(probe))(stacked, keys)
     rows = _to_rows(result, names, seed_axis=True)

@@ -323,3 +323,82 @@ def init_variances(init: inits.Init, width: int, bias: inits.Init | None = None)
     _, var = init.target((width, width))
     sb = bias.target((width,))[1] if bias is not None else 0.0
     return var * width, sb
+
+
+def critical_point_for_q_star(activation: ActivationSpec, q_star: float) -> tuple[float, float]:
+    r"""The :math:`(\sigma_w^2, \sigma_b^2)` on the critical line whose fixed point is ``q_star``.
+
+    Pennington, Schoenholz & Ganguli 2017 ("Resurrecting the sigmoid", Sec. 3) parametrize the
+    critical line by :math:`q^*`: :math:`\chi_1 = \sigma_w^2\,\mathbb{E}[\phi'(\sqrt{q^*}z)^2] = 1`
+    gives :math:`\sigma_w^2 = 1/\mathbb{E}[\phi'(\sqrt{q^*}z)^2]`, and the fixed-point condition
+    :math:`q^* = \sigma_w^2\,\mathbb{E}[\phi(\sqrt{q^*}z)^2] + \sigma_b^2` gives
+    :math:`\sigma_b^2 = q^* - \sigma_w^2\,\mathbb{E}[\phi(\sqrt{q^*}z)^2]`.
+
+    Raises:
+      ValueError: ``q_star`` <= 0, or the line needs a negative bias variance at this q*.
+    """
+    if not q_star > 0:
+        raise UsageError(f"q_star must be > 0, got {q_star}")
+    st = _stats(activation, float(q_star))
+    sw = 1.0 / st["mu1"]
+    sb = float(q_star) - sw * st["second"]
+    if sb < -1e-9:
+        raise UsageError(f"no critical point with q* = {q_star} for {activation!r}: it needs sigma_b^2 = {sb:.4g} < 0")
+    return sw, max(sb, 0.0)
+
+
+def gaussian_product_spread(widths: list[int] | tuple[int, ...], input_dim: int) -> float:
+    r"""Exact finite-width spread of :math:`JJ^T` for a product of Gaussian matrices (a deep linear net).
+
+    :math:`J = W_L \cdots W_1` with independent :math:`W_l \in \mathbb{R}^{N_l \times N_{l-1}}`,
+    entries :math:`\mathcal{N}(0, \sigma^2)` (the spread does not depend on :math:`\sigma`).
+    With :math:`A_l = J_l J_l^T`, :math:`u_l = \mathbb{E}[(\mathrm{tr} A_l)^2]` and
+    :math:`v_l = \mathbb{E}[\mathrm{tr} A_l^2]`, Wick's theorem gives the exact recursion
+    (:math:`N = N_l`, :math:`\sigma = 1`)
+
+    .. math::
+        u_l = N^2 u_{l-1} + 2N v_{l-1}, \qquad v_l = N u_{l-1} + (N^2 + N) v_{l-1},
+
+    from :math:`u_0 = N_0^2`, :math:`v_0 = N_0` (:math:`A_0 = I`), and
+    :math:`\mathbb{E}[\mathrm{tr} A_l] = \prod N_k \cdot N_0`. The spread returned is
+    :math:`n\,\mathbb{E}[\mathrm{tr}A^2]/\mathbb{E}[\mathrm{tr}A]^2 - 1` with
+    :math:`n = \min(N_L, N_0)` singular values, the finite-width version of
+    :math:`\mathrm{Var}[s^2]/\mathbb{E}[s^2]^2`, which tends to :math:`L` for square layers as
+    :math:`N \to \infty` (the Fuss-Catalan law; Pennington et al. 2017, 2018): at width
+    :math:`N` it is :math:`L + O(L^2/N)`.
+    """
+    u, v = float(input_dim) ** 2, float(input_dim)
+    mean = float(input_dim)
+    for n in widths:
+        n = float(n)
+        u, v = n * n * u + 2 * n * v, n * u + (n * n + n) * v
+        mean *= n
+        scale = u  # keep the recursion in range: only ratios matter
+        u, v, mean = u / scale, v / scale, mean / math.sqrt(scale)
+    n_sv = min(int(widths[-1]), int(input_dim)) if len(widths) else int(input_dim)
+    return n_sv * v / mean**2 - 1.0
+
+
+def circular_conv_singular_values(kernel: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    r"""Singular values of a 2-D convolution with circular padding, as a linear operator.
+
+    For a kernel :math:`K` of shape ``(kh, kw, c_in, c_out)`` acting on ``size x size x c_in``
+    inputs with periodic boundaries, the operator is block-diagonalized by the 2-D Fourier
+    transform: its singular values are those of the :math:`c_{out} \times c_{in}` matrices
+    :math:`\hat K(u, v) = \sum_{p,q} K_{pq}\, e^{-2\pi i (pu/n_1 + qv/n_2)}` over all
+    frequencies (Sedghi, Gupta & Long 2019; the tool behind Xiao et al. 2018's
+    delta-orthogonal analysis: a delta-orthogonal kernel has every singular value 1).
+
+    Returns:
+      All ``n1 * n2 * min(c_in, c_out)`` singular values, sorted descending.
+    """
+    kernel = np.asarray(kernel, np.float64)
+    if kernel.ndim != 4:
+        raise UsageError(f"expected a (kh, kw, c_in, c_out) kernel, got shape {kernel.shape}")
+    n1, n2 = (size, size) if isinstance(size, int) else size
+    kh, kw = kernel.shape[:2]
+    if kh > n1 or kw > n2:
+        raise UsageError(f"kernel {kh}x{kw} is larger than the {n1}x{n2} input")
+    transfer = np.fft.fft2(kernel, s=(n1, n2), axes=(0, 1))  # (n1, n2, c_in, c_out)
+    s = np.linalg.svd(np.swapaxes(transfer, -1, -2), compute_uv=False)
+    return np.sort(s.ravel())[::-1]

@@ -29,7 +29,7 @@ def variance_table(seed: int = 0) -> pd.DataFrame:
     for entry in inits.available():
         init = entry.factory(**EXAMPLE_KWARGS.get(entry.name, {}))
         for kernel, shape in (("dense", DENSE_SHAPE), ("conv", CONV_SHAPE)):
-            if len(shape) < init.min_ndim:
+            if len(shape) < init.min_ndim or (init.max_ndim is not None and len(shape) > init.max_ndim):
                 continue
             sample = np.asarray(init(key, shape), np.float64).ravel()
             mean, var = sample.mean(), sample.var()

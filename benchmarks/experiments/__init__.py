@@ -66,8 +66,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import inspect
 import itertools
+import math
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
@@ -102,6 +105,7 @@ _SET_BY_INIT = {"num_classes", "kernel_init", "bias_init", "first_kernel_init", 
 _INIT_RESERVED = ("name", "bias")
 
 ADHOC_NAME = "adhoc"
+MAX_RUNS = 1_000_000  # a grid larger than this is a typo (or needs splitting)
 ADHOC_DEFAULTS: dict[str, Any] = {
     "description": "an ad-hoc grid from the command line",
     "benchmark": "train",
@@ -152,7 +156,7 @@ class Plan:
       specs: The runs to do (after ``only`` filters).
       full: Every run of the grid (fixes each cohort's chunk width: filtered runs are bitwise
         those of the full grid).
-      varying: Field -> the values it takes over ``full`` (fields with one value are fixed).
+      varying: Field -> the values it takes over ``specs`` (fields with one value are fixed).
     """
 
     experiment: Experiment
@@ -196,6 +200,8 @@ def load(name_or_path: str | Path) -> Experiment:
         doc = tomllib.loads(path.read_text())
     except OSError as err:
         raise UsageError(f"cannot read experiment file {source!r}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{source}: not a UTF-8 text file (TOML files are UTF-8)") from None
     except tomllib.TOMLDecodeError as err:
         raise UsageError(f"{source}: not valid TOML: {err}") from None
     return from_doc(doc, source, default_name=path.stem)
@@ -215,13 +221,25 @@ def from_doc(doc: Mapping[str, Any], source: str, *, default_name: str = ADHOC_N
         raise UsageError(f"{source}: scale must hold tables [scale.NAME], got {scales!r}")
     if "default_scale" in doc and doc["default_scale"] not in scales:
         raise UsageError(f"{source}: default_scale {doc['default_scale']!r} is not one of its scales {list(scales)}")
-    name = doc.get("name", default_name)
+    for scale, table in scales.items():
+        for key in table:
+            if key not in (*TOP_FIELDS, *SECTIONS, "zip", "benchmark", "description"):
+                raise _unknown(f"{source}: [scale.{scale}]", key, (*TOP_FIELDS, *SECTIONS, "zip"))
+    name = check_name(doc.get("name", default_name), source)
     return Experiment(name, doc.get("description", ""), source, doc)
+
+
+def check_name(name: str, source: str = "command line") -> str:
+    """An experiment name is a file-name prefix: letters, digits, ``.``, ``_``, ``-`` (not leading ``.``)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}", str(name)):
+        raise UsageError(f"{source}: experiment name {name!r} must be letters, digits, '.', '_' or '-' (no '/')")
+    return str(name)
 
 
 def adhoc(name: str | None = None) -> Experiment:
     """The base of a grid given only by command-line flags (defaults: ``ADHOC_DEFAULTS``)."""
-    return Experiment(name or ADHOC_NAME, ADHOC_DEFAULTS["description"], "command line", copy.deepcopy(ADHOC_DEFAULTS))
+    name = check_name(name or ADHOC_NAME)
+    return Experiment(name, ADHOC_DEFAULTS["description"], "command line", copy.deepcopy(ADHOC_DEFAULTS))
 
 
 # ---------------------------------------------------------------------------- overrides
@@ -240,10 +258,29 @@ def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = merge(old, value)
         elif isinstance(old, list) and old and all(isinstance(e, dict) for e in old) and isinstance(value, dict) \
                 and key in SECTIONS:  # fmt: skip
-            out[key] = [merge(e, value) for e in old]
+            # into each entry that can take the fields (a depth for the MLP entry, not LeNet-5's)
+            takes = [_takes(key, e) for e in old]
+            fits = [{k: v for k, v in value.items() if t is None or k in t} for t in takes]
+            if any(set(value) - set(f) for f in fits) and not any(set(value) <= set(f) for f in fits):
+                fits = [dict(value)] * len(old)  # no entry takes them all: let validation name the field
+            out[key] = [merge(e, f) for e, f in zip(old, fits, strict=True)]
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _takes(section: str, entry: Mapping[str, Any]) -> set[str] | None:
+    """The fields a model entry's family takes (None: any, for other sections or unknown families)."""
+    family = entry.get("family", "mlp")
+    if section != "model" or not isinstance(family, str):
+        return None
+    from initbench.models._build import _fields
+    from initbench.models.catalog import FAMILIES
+
+    if family not in FAMILIES:
+        return None
+    fields = set(_fields(FAMILIES[family].cls)) - _SET_BY_INIT
+    return fields | {"family", "activation"} | set(_model_options().get(family, {}))
 
 
 def nest(dotted: Mapping[str, Any]) -> dict[str, Any]:
@@ -303,15 +340,16 @@ def resolve(
     if overrides:
         _check_override_keys(overrides)
         nested = nest(overrides)
-        if "data" in nested and "name" in nested["data"]:  # another dataset: the old one's options go
-            for entry in _entries(doc.get("data", {})):
-                for k in [k for k in entry if k not in _DATA_CORE]:
-                    entry.pop(k)
+        if isinstance(nested.get("data"), dict) and "name" in nested["data"]:
+            for entry in _entries(doc.get("data", {})):  # another dataset: the old one's options go
+                if entry.get("name", "digits") != nested["data"]["name"]:
+                    for k in [k for k in entry if k not in _DATA_CORE]:
+                        entry.pop(k)
         _check_zip_conflicts(doc, overrides)
         doc = merge(doc, nested)
     full = _expand(doc, experiment.name, src)
     specs = _filter(full, only or {}, src)
-    return Plan(experiment, scale, specs, full, _varying(full))
+    return Plan(experiment, scale, specs, full, _varying(specs))
 
 
 # ---------------------------------------------------------------------------- expansion
@@ -336,6 +374,17 @@ def _entries(section: Any) -> list[dict[str, Any]]:
 def _check_override_keys(overrides: Mapping[str, Any]) -> None:
     valid_top = (*TOP_FIELDS, "zip")
     for key, value in overrides.items():
+        if key == "zip":
+            if not isinstance(value, list) or not all(isinstance(g, dict) for g in value):
+                raise UsageError(
+                    f"command line: zip takes a list of tables like [{{model.depth = [1, 2]}}], got {value!r}"
+                )
+            for group in value:
+                _zip_axis("command line", group)
+            continue
+        if key in SECTIONS:  # a whole section: a table or an array of tables
+            _section_axis("command line", key, value)
+            continue
         if key in valid_top:
             continue
         section, _, field = key.partition(".")
@@ -368,61 +417,133 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _model_options() -> dict[str, dict[str, bool]]:
-    """Family -> {option: is_tuple} (the families' dataclass fields the experiment may set)."""
+NO_DEFAULT = type("NoDefault", (), {"__repr__": lambda self: "<required>"})()
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldType:
+    """What a model or dataset option accepts, read from its annotation.
+
+    Attributes:
+      kind: ``bool``, ``int``, ``float`` or ``str`` of the value (of its leaves for tuples).
+      depth: 0 for a scalar, 1 for ``tuple[int, ...]``, 2 for ``tuple[tuple[int, int], ...]``.
+      choices: The allowed strings of a ``Literal`` (empty: any).
+      default: The default (``NO_DEFAULT`` when required); an option set to it is dropped, so
+        writing a default or leaving it out is the same run.
+    """
+
+    kind: type = str
+    depth: int = 0
+    choices: tuple[str, ...] = ()
+    default: Any = None
+
+
+def _field_type(annotation: Any, default: Any, choices: tuple[str, ...] = ()) -> FieldType:
+    """The FieldType an annotation (a string under ``from __future__ import annotations``) describes."""
+    text = str(annotation)
+    depth = text.count("tuple[")
+    literal = tuple(re.findall(r"'([^']*)'", text)) if "Literal" in text else ()
+    kind = bool if "bool" in text else int if re.search(r"\bint\b", text) else float if "float" in text else str
+    return FieldType(kind, depth, literal or choices, default)
+
+
+@functools.lru_cache(maxsize=1)
+def _model_options() -> dict[str, dict[str, FieldType]]:
+    """Family -> {option: FieldType} (the families' dataclass fields the experiment may set)."""
     from initbench.models._build import _fields
-    from initbench.models.catalog import FAMILIES
+    from initbench.models.catalog import FAMILIES, PLAIN_CNN_PRESETS
+    from initbench.models.layers import NORMALIZATIONS
 
     out = {}
     for fam in FAMILIES.values():
-        fields = {n: "tuple" in str(f.type) for n, f in _fields(fam.cls).items() if n not in _SET_BY_INIT}
+        fields = {}
+        for n, f in _fields(fam.cls).items():
+            if n in _SET_BY_INIT or n in _MODEL_CORE:
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else NO_DEFAULT
+            norms = tuple(NORMALIZATIONS) if n == "normalization" else ()
+            fields[n] = _field_type(f.type, default, norms)
         if fam.name == "plain_cnn":
-            fields["preset"] = False
+            fields["preset"] = FieldType(str, 0, tuple(PLAIN_CNN_PRESETS), NO_DEFAULT)
         out[fam.name] = fields
     return out
 
 
-def _data_options() -> dict[str, dict[str, bool]]:
-    """Dataset -> {option: is_tuple}."""
+@functools.lru_cache(maxsize=1)
+def _data_options() -> dict[str, dict[str, FieldType]]:
+    """Dataset -> {option: FieldType}."""
     from initbench.benchmarks.data import DATASETS
     from initbench.inits.registry import resolve as resolve_target
 
     out = {}
     for entry in DATASETS.values():
         params = inspect.signature(resolve_target(entry.target)).parameters
-        out[entry.name] = {n: "tuple" in str(params[n].annotation) for n in entry.options if n != "data_dir"}
+        out[entry.name] = {
+            n: _field_type(params[n].annotation, params[n].default if params[n].default is not inspect.Parameter.empty
+                           else NO_DEFAULT)
+            for n in entry.options if n != "data_dir"
+        }  # fmt: skip
     return out
 
 
 def _type_ok(kind: type, value: Any) -> bool:
     if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, kind)
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a finite number", bool: "true or false"}
 
 
-def _axis(source: str, key: str, value: Any, *, is_tuple: bool = False, kind: type | None = None) -> list[Any]:
-    """The values of a field: a list is an axis (a list of lists for tuple-valued fields)."""
-    if is_tuple:
-        if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
-            values = [_tuple(v) for v in value]
-        else:
-            values = [_tuple(value) if isinstance(value, list) else value]
-    elif isinstance(value, list):
-        values = value
-    else:
+def _nesting(value: Any) -> int:
+    return 1 + _nesting(value[0]) if isinstance(value, list) and value else (1 if isinstance(value, list) else 0)
+
+
+def _axis(source: str, key: str, value: Any, *, kind: type | None = None, field: FieldType | None = None) -> list[Any]:
+    """The values of a field: a list is an axis (for tuple-valued fields, a list of their values)."""
+    if isinstance(value, dict):
+        raise UsageError(f"{source}: {key} takes a value or a list of values, got a table {value!r}")
+    depth = field.depth if field is not None else 0
+    nesting = _nesting(value)
+    if nesting == depth + 1:
+        values = list(value)
+    elif nesting == depth:
         values = [value]
+    else:
+        shape = {0: "a value", 1: "a list like [3, 3, 3]", 2: "a list of pairs like [[16, 2], [32, 2]]"}[min(depth, 2)]
+        raise UsageError(f"{source}: {key} takes {shape} (or a list of those: an axis), got {value!r}")
     if not values:
         raise UsageError(f"{source}: {key} is an empty axis (a list with no values)")
-    if kind is not None:
-        for v in values:
-            if not _type_ok(kind, v):
-                raise UsageError(f"{source}: {key} must be {_TYPE_NAMES[kind]}, got {v!r}")
-    return [float(v) if kind is float else v for v in values]
+    kind = kind if kind is not None else (field.kind if field is not None else None)
+    out = []
+    for v in values:
+        leaves = list(_leaves(v)) if depth else [v]
+        if any(isinstance(leaf, dict) for leaf in leaves):
+            raise UsageError(f"{source}: {key} takes values, got a table in {v!r}")
+        if kind is not None:
+            for leaf in leaves:
+                if not _type_ok(kind, leaf):
+                    raise UsageError(f"{source}: {key} must be {_TYPE_NAMES[kind]}, got {leaf!r}")
+        if field is not None and field.choices and v not in field.choices:
+            raise _unknown(source, v, field.choices, what=f"value of {key}")
+        if kind is float:
+            v = _map_leaves(float, v)
+        out.append(_tuple(v))
+    return out
+
+
+def _leaves(value: Any):
+    if isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+def _map_leaves(fn, value: Any) -> Any:
+    return [_map_leaves(fn, v) for v in value] if isinstance(value, list) else fn(value)
 
 
 def _tuple(value: Any) -> Any:
@@ -456,10 +577,17 @@ def _field_axis(source: str, section: str, key: str, value: Any, entry: Mapping[
     if key in core:
         return _axis(source, path, value, kind=core[key])
     options = _model_options() if section == "model" else _data_options()
+    owner = entry.get("family" if section == "model" else "name")
+    if isinstance(owner, str) and owner in options:  # the entry's own family or dataset decides
+        if key not in options[owner]:
+            what = f"model {owner}" if section == "model" else f"dataset {owner}"
+            takes = _takes("model", entry) if section == "model" else {*_DATA_CORE, *options[owner]}
+            raise _unknown(f"{source}: {what}", key, sorted(takes or ()), what="field")
+        return _axis(source, path, value, field=options[owner][key])
     every = {k: t for fields in options.values() for k, t in fields.items()}
     if key not in every:
         raise _unknown(source, path, [f"{section}.{k}" for k in (*core, *every)])
-    return _axis(source, path, value, is_tuple=every[key])
+    return _axis(source, path, value, field=every[key])
 
 
 def _init_items(source: str, key: str, value: Any) -> list[tuple[str, tuple, Any]]:
@@ -484,9 +612,25 @@ def _init_items(source: str, key: str, value: Any) -> list[tuple[str, tuple, Any
             raise UsageError(f"{source}: bias tables take the initializer's arguments, not 'bias'")
         args = {k: v for k, v in item.items() if k not in _INIT_RESERVED}
         axes = [[(k, x) for x in _axis(source, f"{key}.{k}", v)] for k, v in args.items()]
+        defaults = _init_defaults(item["name"])
         for combo in itertools.product(*axes):
-            out.append((item["name"], options(**dict(combo)), own_bias))
+            normal = {}
+            for k, v in combo:  # stddev = 1 and stddev = 1.0 are one run (explicit arguments stay in the label)
+                if isinstance(defaults.get(k), float) and isinstance(v, int) and not isinstance(v, bool):
+                    v = float(v)
+                normal[k] = v
+            out.append((item["name"], options(**normal), own_bias))
     return out
+
+
+def _init_defaults(name: str) -> dict[str, Any]:
+    """The default of each argument of a registered initializer's factory (empty if unknown)."""
+    from initbench.inits.registry import INITS
+
+    if name not in INITS.names():
+        return {}
+    params = inspect.signature(INITS[name].factory).parameters
+    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
 
 
 def _seeds(source: str, value: Any) -> list[int]:
@@ -533,10 +677,26 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
     sections = {s: _section_axis(source, s, doc.get(s, {})) for s in SECTIONS}
     inits_ = _init_items(source, "init", doc.get("init", "he_normal"))
     biases = _init_items(source, "bias", doc.get("bias", "zeros"))
-    zips = [_zip_axis(source, g) for g in (doc.get("zip") or [])]
+    groups = doc.get("zip") or []
+    if not isinstance(groups, list):
+        raise UsageError(f"{source}: zip takes [[zip]] tables (a list of tables), got {groups!r}")
+    zips = [_zip_axis(source, g) for g in groups]
+    zipped_fields = [set(_flatten(g)) for g in groups]
+    for i, fields in enumerate(zipped_fields):
+        for other in zipped_fields[i + 1 :]:
+            if fields & other:
+                raise UsageError(f"{source}: {', '.join(sorted(fields & other))} is in two [[zip]] tables")
+        for path in sorted(fields):
+            section, _, key = path.partition(".")
+            if any(key in entry for entry in _entries(doc.get(section, {}))):
+                raise UsageError(f"{source}: {path} is set both in [{section}] and in a [[zip]]; set it in one place")
     seeds = _seeds(source, doc.get("seeds", 1))
     benchmark = doc.get("benchmark", "train")
     model_opts, data_opts = _model_options(), _data_options()
+    size = math.prod([len(sections["model"]), len(inits_), len(biases), len(sections["data"]),
+                      len(sections["train"]), len(seeds), *(len(z) for z in zips)])  # fmt: skip
+    if size > MAX_RUNS:
+        raise UsageError(f"{source}: the grid has {size:,} runs, more than {MAX_RUNS:,}; split the experiment")
     specs, seen = [], set()
     product = itertools.product(sections["model"], inits_, biases, sections["data"], sections["train"], *zips, seeds)
     for model, (i_name, i_args, own_bias), (b_name, b_args, _), data, train, *rest in product:
@@ -558,13 +718,17 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
         bad = sorted(set(model) - set(model_opts[family]))
         if bad:
             raise _unknown(f"{source}: model {family}", bad[0], model_opts[family], what="field")
+        # an option at its default is the same run as the option left out (one run_id)
+        model = {k: v for k, v in model.items() if v != model_opts[family][k].default}
         dname = data.pop("name", "digits")
         if dname not in data_opts:
             raise _unknown(source, dname, data_opts, what="dataset")
         batch, evals = data.pop("batch_size", 128), data.pop("eval_examples", None)
         bad = sorted(set(data) - set(data_opts[dname]))
         if bad:
-            raise _unknown(f"{source}: dataset {dname}", bad[0], data_opts[dname], what="option")
+            valid = data_opts[dname] or {"(none: it takes no options)": None}
+            raise _unknown(f"{source}: dataset {dname}", bad[0], valid, what="option")
+        data = {k: v for k, v in data.items() if v != data_opts[dname][k].default}
         spec = RunSpec(
             suite=name,
             benchmark=benchmark,
@@ -586,7 +750,8 @@ def _validate(specs: Sequence[Any], source: str) -> None:
 
     checked: set = set()
     for spec in specs:
-        for what, key in (("init", spec.init), ("activation", spec.model.activation), ("train", spec.train)):
+        rest = (spec.model.activation, spec.data, spec.train)  # everything validate() checks but the init and seed
+        for what, key in (("init", spec.init), ("rest", rest)):
             if (what, key) in checked:
                 continue
             checked.add((what, key))
@@ -606,7 +771,7 @@ def _validate(specs: Sequence[Any], source: str) -> None:
 
 FIELD_OF = {
     "init": lambda s: (s.init.name, s.init.label),
-    "bias": lambda s: (s.init.bias,),
+    "bias": lambda s: (s.init.bias, f"{s.init.bias}({s.init.bias_args_label})" if s.init.bias_args else s.init.bias),
     "activation": lambda s: (s.model.activation,),
     "family": lambda s: (s.model.family,),
     "model": lambda s: (s.model.family, s.model.label),
@@ -614,9 +779,15 @@ FIELD_OF = {
     "width": lambda s: (str(s.model.width),),
     "dataset": lambda s: (s.data.name,),
     "seed": lambda s: (str(s.seed),),
-    "lr": lambda s: (str(s.train.lr), repr(s.train.lr)),
+    "lr": lambda s: (s.train.lr,),
     "optimizer": lambda s: (s.train.optimizer,),
+    "batch_size": lambda s: (s.data.batch_size,),
+    "steps": lambda s: (s.train.steps,),
+    "schedule": lambda s: (s.train.schedule,),
+    "momentum": lambda s: (s.train.momentum,),
+    "weight_decay": lambda s: (s.train.weight_decay,),
 }
+_NUMERIC_FILTERS = ("depth", "width", "seed", "lr", "batch_size", "steps", "momentum", "weight_decay")
 
 
 def _filter(specs: list[Any], only: Mapping[str, Sequence[str]], source: str) -> list[Any]:
@@ -624,11 +795,19 @@ def _filter(specs: list[Any], only: Mapping[str, Sequence[str]], source: str) ->
     for field, wanted in only.items():
         if field not in FIELD_OF:
             raise _unknown("--only", field, FIELD_OF)
+        if field in _NUMERIC_FILTERS:  # compared as numbers: lr=0.10 is lr=1e-1
+            try:
+                wanted = [float(w) for w in wanted]
+            except ValueError:
+                raise UsageError(f"--only {field} takes numbers, got {list(wanted)}") from None
         known = {v for s in specs for v in FIELD_OF[field](s)}
+        known = {float(v) if field in _NUMERIC_FILTERS and v is not None and v != "None" else v for v in known}
         for w in wanted:
             if w not in known:
-                raise _unknown(f"--only {field}", w, known, what="value")
-        out = [s for s in out if set(FIELD_OF[field](s)) & set(wanted)]
+                raise _unknown(f"--only {field}", w, [str(k) for k in known], what="value")
+        wanted = set(wanted)
+        out = [s for s in out if {float(v) if field in _NUMERIC_FILTERS and v not in (None, "None") else v
+                                  for v in FIELD_OF[field](s)} & wanted]  # fmt: skip
     return out
 
 

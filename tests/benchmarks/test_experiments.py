@@ -43,6 +43,9 @@ def write(tmp_path, text, name="exp.toml"):
     return path
 
 
+SMALL = "[model]\ndepth = 3\nwidth = 4\n[train]\nsteps = 2\neval_every = 1\n"
+
+
 def resolve(tmp_path, text, **kw):
     return experiments.resolve(experiments.load(write(tmp_path, text)), **kw)
 
@@ -218,16 +221,16 @@ def test_show_prints_the_grid(tmp_path, capsys):
 
 
 BAD = [
-    ("[model]\nfamily = 'mlp'\ndepht = 3\n", "exp.toml: unknown field 'model.depht'", "Did you mean 'model.depth'?"),
-    ("[train]\nlr = 'fast'\n", "exp.toml: train.lr must be a number, got 'fast'", ""),
+    ("[model]\nfamily = 'mlp'\ndepht = 3\n", "exp.toml: model mlp: unknown field 'depht'", "Did you mean 'depth'?"),
+    ("[train]\nlr = 'fast'\n", "exp.toml: train.lr must be a finite number, got 'fast'", ""),
     ("[train]\nlr = []\n", "exp.toml: train.lr is an empty axis", ""),
     ("init = {name = 'normal', sd = 0.1}\n", "exp.toml: normal() got unexpected argument(s) sd", "stddev"),
     ("init = 'he_nromal'\n", "exp.toml: unknown initializer 'he_nromal'", "Did you mean 'he_normal'?"),
     ("[model]\nfamily = 'lenet5'\nblocks = [1]\n", "exp.toml: model lenet5: unknown field 'blocks'", "pooling"),
     (
         "[data]\nname = 'gaussian'\ndims = 4\n",
-        "exp.toml: unknown field 'data.dims'",
-        "Did you mean 'data.dim'?",
+        "exp.toml: dataset gaussian: unknown field 'dims'",
+        "Did you mean 'dim'?",
     ),
     ("[[zip]]\nmodel.depth = [1, 2]\nmodel.width = [8]\n", "exp.toml: [[zip]] lists differ in length", ""),
     ("seeds = 0\n", "exp.toml: seeds must be a positive count", ""),
@@ -236,12 +239,30 @@ BAD = [
     ("sedes = 3\n", "exp.toml: unknown field 'sedes'", "Did you mean 'seeds'?"),
     ("[model\n", "exp.toml: not valid TOML", ""),
     ("[train]\noptimizer = 'adamw'\n", "exp.toml: unknown optimizer 'adamw'", "Did you mean 'adam'?"),
+    ("init = {name = 'normal', stddev = {a = 1}}\n", "exp.toml: init.stddev takes a value or a list", ""),
+    ("[data]\nbatch_size = [16, 0]\n", "exp.toml: batch_size must be a positive integer, got 0", ""),
+    ("[data]\neval_examples = 0\n", "exp.toml: eval_examples must be a positive integer, got 0", ""),
+    ("name = 'a/b'\n", "exp.toml: experiment name 'a/b' must be letters", ""),
+    ("[train]\nlr = inf\n", "exp.toml: train.lr must be a finite number, got inf", ""),
+    ("[train]\nmomentum = -1\n", "exp.toml: momentum must be in [0, 1), got -1.0", ""),
+    ("[model]\nuse_bias = 'False'\n", "exp.toml: model.use_bias must be true or false, got 'False'", ""),
+    ("[model]\nfamily = 'lenet5'\npooling = 'bogus'\n", "unknown value of model.pooling 'bogus'; valid: avg, max", ""),
+    (
+        "[model]\ndepth = [1, 2]\nwidth = 8\n[[zip]]\nmodel.depth = [5, 6]\nmodel.width = [4, 4]\n",
+        "model.depth is set both in [model] and in a [[zip]]",
+        "",
+    ),
+    ("[scale.smoke]\nseed = 1\n", "exp.toml: [scale.smoke]: unknown field 'seed'", "Did you mean 'seeds'?"),
+    ("[data]\nbatch_size = 100000\n", "batch_size 100000 exceeds the 1437 training examples of digits", ""),
+    ("init = {name = 'he_normal', in_axis = 5}\n", "mlp(depth=3, width=4) with he_normal(in_axis=5)", ""),
 ]
 
 
 @pytest.mark.parametrize(("text", "message", "hint"), BAD)
 def test_bad_files_fail_in_one_line_before_any_work(text, message, hint, tmp_path, capsys):
-    path = write(tmp_path, text)
+    # on a small valid base (a later table of the same name replaces it), so only the bad key can fail
+    base = "" if ("[model]" in text or "[train]" in text or "[model" in text) else SMALL
+    path = write(tmp_path, text + ("\n" + base if base and not text.startswith("[") else "") if base else text)
     out = tmp_path / "out"
     assert cli.main(["run", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
@@ -260,7 +281,8 @@ def test_bad_files_fail_in_one_line_before_any_work(text, message, hint, tmp_pat
         (["--model", "resnet", "--model-args", "blocks=[1,1,1],norm=none"],
          "command line: unknown field 'model.norm'; valid: model.activation"),
         (["--model-args", "norm=none"], "Did you mean 'model.normalization'?"),
-        (["--dataset", "digits", "--dataset-args", "dim=4"], "dataset digits: unknown option 'dim'"),
+        (["--dataset", "digits", "--dataset-args", "dim=4"],
+         "dataset digits: unknown field 'dim'; valid: batch_size, eval_examples, name"),
         (["--model", "mlp", "--depth", "2", "--width", "4", "--dataset", "digits", "--model-args", "stages=[[8,1]]"],
          "unknown field 'stages'"),
         (["--model", "lenet5", "--dataset", "gaussian"], "lenet5 needs (height, width, channels) inputs"),
@@ -275,6 +297,53 @@ def test_bad_command_lines_fail_in_one_line(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not out.exists()
+
+
+def test_more_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'name = "caf\xe9"\n')
+    for argv, message in [
+        (["run", str(latin)], "not a UTF-8 text file"),
+        (["run", "--init", "normal(0.1)"], "initializer 'normal(0.1)': malformed argument '0.1'"),
+        (["run", "--set", "zip=5"], "zip takes a list of tables"),
+        (["run", "--init", "normal(stddev=0.1)", "--init-args", "stddev=0.2"], "--init-args both set stddev"),
+        (["run", "--init-args", "stddev=0.1,stddev=0.2", "--init", "normal"], "argument 'stddev' given twice"),
+        (["run", "--out", ""], "expected a directory path, got an empty string"),
+        (["launch", "-n", "2", "--", "run", "--init", "nope"], "unknown initializer 'nope'"),
+        (["launch", "-n", "2", "--grace", "nan", "--", "run"], "--grace must be a finite number"),
+    ]:
+        argv = [*argv, "--out", str(out)] if argv[0] == "run" and "--out" not in argv else argv
+        if argv[0] == "launch":
+            argv = [*argv, "--out", str(out)]
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, (argv, err)
+        assert not out.exists()
+
+
+def test_overrides_reach_the_entries_that_take_them(tmp_path):
+    args = cli.build_parser().parse_args(["show", "quick", "--depth", "1", "--only", "lr=0.050"])
+    plan = experiments.resolve(*cli.grid_from_args(args))
+    assert {(s.model.family, s.model.depth) for s in plan.full} == {("mlp", 1), ("lenet5", None)}
+    assert len(plan.specs) == len(plan.full)  # --only compares numbers: 0.050 is 0.05
+    args = cli.build_parser().parse_args(
+        ["show", "--set", "model=[{family='mlp', depth=1, width=4}, {family='lenet5'}]", "--seeds", "1"]
+    )
+    assert {s.model.family for s in experiments.resolve(*cli.grid_from_args(args)).full} == {"mlp", "lenet5"}
+    # a plain CNN's stages written as they are: one value, not an axis of pairs
+    args = cli.build_parser().parse_args(["show", "--model", "plain_cnn", "--model-args", "stages=[[8,2],[16,2]]"])
+    (spec,) = experiments.resolve(*cli.grid_from_args(args)).full
+    assert dict(spec.model.extra)["stages"] == ((8, 2), (16, 2))
+
+
+def test_equal_values_are_one_run(tmp_path):
+    a = resolve(tmp_path, "init = {name = 'normal', stddev = 1}\n[model]\nuse_bias = true\n")
+    b = resolve(tmp_path, "init = {name = 'normal', stddev = 1.0}\n")
+    assert [s.run_id for s in a.full] == [s.run_id for s in b.full]  # 1 is 1.0; use_bias = true is the default
+    path = write(tmp_path, "[data]\nname = 'gaussian'\ndim = 8\n")
+    args = cli.build_parser().parse_args(["show", str(path), "--dataset", "gaussian"])  # restating keeps dim
+    assert dict(experiments.resolve(*cli.grid_from_args(args)).full[0].data.extra) == {"dim": 8}
 
 
 def test_values_from_the_command_line_are_toml():

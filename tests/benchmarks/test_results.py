@@ -197,7 +197,8 @@ def test_a_corrupt_file_is_named(runs_dir, tmp_path, damage, capsys):
 
 def test_kinds_do_not_mix(runs_dir, tmp_path, capsys):
     checks = tmp_path / "checks"
-    assert cli.main(["check", "--depth", "3", "--width", "16", "--batch-size", "16", "--out", str(checks)]) == 0
+    # a narrow check is inconclusive (exit 3); what matters here is the kind of directory it writes
+    assert cli.main(["check", "--depth", "3", "--width", "16", "--batch-size", "16", "--out", str(checks)]) in (0, 3)
     assert pq.read_schema(ResultStore(checks).files()[0]).remove_metadata().equals(CHECK.schema)
     capsys.readouterr()
     before = sorted(checks.rglob("*"))

@@ -157,8 +157,8 @@ def test_theory_matches_wide_networks(activation, init, sb):
     # not vacuous: at most 25% after 6 layers (ReLU, whose activations share a mean direction,
     # fluctuates most; tanh stays under 8%)
     assert (hidden["theory_tolerance"] < 0.25).all(), hidden
-    # verdicts are relative to layer 1: tanh nets settle at a q* below q^1, He-ReLU keeps q^1
-    assert result.passed == (activation == "relu")
+    if activation == "relu":  # He-ReLU keeps q^1; 6 tanh layers are all transient toward q* (judged elsewhere)
+        assert result.verdicts["forward"].verdict == "preserved", result.verdicts
 
 
 def test_deep_linear_orthogonal_jacobian_is_an_isometry():
