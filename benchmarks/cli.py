@@ -7,6 +7,7 @@ initbench run [EXPERIMENT | FILE.toml] [--scale smoke|cpu|paper] [field flags: -
               [--only FIELD=a,b] [--out DIR] [--devices N]
               [--coordinator HOST:PORT --num-processes N --process-id I]
 initbench show [EXPERIMENT | FILE.toml] [--scale S] [field flags]
+initbench reproduce NAME|all [--scale smoke|cpu|paper] [--out DIR]
 initbench launch -n N -- run EXPERIMENT [options]
 initbench report DIR
 initbench prepare DATASET [--data-dir DIR] [--manual-dir DIR]
@@ -112,6 +113,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for e in DATASETS.values():
             print(f"{e.name:14s} {'offline' if e.offline else 'tfds   '} {e.description}")
+    elif what == "reproductions":
+        from initbench.benchmarks.reproduce import REPRODUCTIONS
+
+        for e in REPRODUCTIONS.values():
+            print(f"{e.name:18s} {e.description}")
     else:
         from initbench.benchmarks.experiments import load, packaged
 
@@ -286,6 +292,26 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.passed else (3 if result.inconclusive else 1)
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from initbench.benchmarks.reproduce import REPRODUCTIONS, reproduce, write, write_gallery
+
+    names = REPRODUCTIONS.names() if args.name == "all" else [REPRODUCTIONS[args.name].name]
+    failed, results = [], []
+    for name in names:
+        result = reproduce(name, args.scale)
+        results.append(result)
+        folder = write(result, args.out)
+        held = sum(c.passed for c in result.claims)
+        print(f"{name} ({args.scale}): {held}/{len(result.claims)} claims hold, {result.seconds:.1f}s -> {folder}")
+        for c in result.claims:
+            print(f"  {'pass' if c.passed else 'FAIL'}  {c.name}: {c.measured}")
+        if not result.passed:
+            failed.append(name)
+    if args.name == "all":
+        print(f"gallery: {write_gallery(results, args.out)}")
+    return 1 if failed else 0
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from initbench.benchmarks.data.tfds_adapter import prepare
 
@@ -319,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("list", help="list initializers, models, datasets or experiments")
-    p.add_argument("what", nargs="?", default="inits", choices=["inits", "models", "datasets", "experiments"])
+    p.add_argument("what", nargs="?", default="inits",
+                   choices=["inits", "models", "datasets", "experiments", "reproductions"])  # fmt: skip
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("run", help="run an experiment (packaged, a TOML file, or ad-hoc flags); resumes")
@@ -395,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/check")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("reproduce", help="reproduce a paper's figures and check its claims (exit 0 all hold, 1 not)")
+    p.add_argument("name", help="a reproduction (initbench list reproductions) or all")
+    p.add_argument("--scale", choices=["smoke", "cpu", "paper"], default="cpu")
+    p.add_argument("--out", type=_directory, default="results/reproductions")
+    p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("prepare", help="download and prepare a TFDS dataset (needs initbench[tfds] and internet)")
     p.add_argument("dataset")

@@ -2,10 +2,10 @@
 
 A :class:`Registry` is a static, ordered table of frozen entries built at import time. Entries
 name what they register by a ``"module:attribute"`` target that is imported only when used,
-so listing a registry (``initbench list ...``) imports neither JAX nor Flax. The three
-registries: initializers (:data:`INITS`, here), model families (``initbench.models.catalog``)
-and datasets (``initbench.benchmarks.data``). Experiments are TOML files, not a registry
-(``initbench.benchmarks.experiments``).
+so listing a registry (``initbench list ...``) imports neither JAX nor Flax. The four
+registries: initializers (:data:`INITS`, here), model families (``initbench.models.catalog``),
+datasets (``initbench.benchmarks.data``) and reproductions (``initbench.benchmarks.reproduce``).
+Experiments are TOML files, not a registry (``initbench.benchmarks.experiments``).
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def test_layer_names_have_one_owner_and_round_trip():
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["list", "inits"], ["list", "models"], ["list", "datasets"],
-                                  ["list", "experiments"], ["--version"]])  # fmt: skip
+                                  ["list", "experiments"], ["list", "reproductions"], ["--version"]])  # fmt: skip
 def test_listing_and_help_import_no_jax(argv):
     script = (
         "import sys\n"

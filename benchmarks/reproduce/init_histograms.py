@@ -1,0 +1,205 @@
+r"""``init-histograms``: the lecture experiment every introduction to initialization retells.
+
+Ten fully connected layers of 500 units, no biases, inputs ``randn(1000, 500)``; weights drawn
+as :math:`\mathcal{N}(0, 0.01^2)`, :math:`\mathcal{N}(0, 1)`, Xavier
+(:math:`\mathcal{N}(0, 1/n_{in})`, LeCun's normal) and He (:math:`\mathcal{N}(0, 2/n_{in})`),
+with tanh and ReLU (CS231n's "Neural Networks Part 2"; Glorot & Bengio 2010; He et al. 2015).
+The signal is propagated exactly as the lecture does, one plain matrix product per layer, with
+kernels from ``initbench.inits``. Then the symmetry problem: a net whose hidden weights all start
+equal (zeros, or a constant) is trained with SGD, and every hidden unit of a layer is still the
+same function afterwards.
+
+Claims and their criteria (std = standard deviation of a layer's activations over all units and
+examples; the per-layer factor is fitted by least squares on log std over layers 2-10):
+
+* std 0.01 + tanh collapses geometrically: per-layer factor within 10% of
+  :math:`0.01\sqrt{n}` (tanh is linear near 0) and layer 10 below :math:`10^{-4}` x layer 1;
+* std 1 + tanh saturates: at least 70% of units have :math:`|a| > 0.99` in every layer;
+* Xavier + tanh stays alive: layer-10 std in [0.1, 0.9], under 5% saturated in every layer;
+* Xavier + ReLU shrinks by :math:`1/\sqrt{2}` per layer: factor within 0.05 of 0.707;
+* He + ReLU keeps the signal: factor within 0.05 of 1, layer 10 / layer 1 in [0.7, 1.4];
+* zero (and constant) init: after the training steps, the columns of every hidden kernel are
+  identical (max difference 0) and the biases too, while the constant net's weights did move.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+
+from initbench import inits, models
+from initbench.benchmarks.reproduce import Claim, Reproduction
+
+SIZES = {"smoke": (200, 100, 20), "cpu": (1000, 500, 200), "paper": (1000, 500, 200)}  # batch, width, train steps
+DEPTH = 10
+INITS = {
+    "normal(0.01)": lambda: inits.normal(0.01),
+    "normal(1.0)": lambda: inits.normal(1.0),
+    "xavier": inits.lecun_normal,  # N(0, 1/fan_in): the lecture's "Xavier"
+    "he": inits.he_normal,
+}
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+EDGES = {"tanh": np.linspace(-1, 1, 41), "relu": np.linspace(0, 3, 41)}
+
+
+def propagate(init, activation, x: jax.Array, key: jax.Array) -> list[np.ndarray]:
+    """The activations of each of :data:`DEPTH` layers (plain matrix products, no biases)."""
+    h, out = x, []
+    for k in jax.random.split(key, DEPTH):
+        h = ACTIVATIONS[activation](h @ init(k, (h.shape[1], x.shape[1])))
+        out.append(np.asarray(h, np.float64))
+    return out
+
+
+def _factor(stds: np.ndarray) -> float:
+    """Per-layer factor: exp of the least-squares slope of log std over layers 2..10."""
+    layers = np.arange(2, len(stds) + 1, dtype=np.float64)
+    logs = np.log(np.maximum(stds[1:], 1e-300))
+    return float(np.exp(np.polyfit(layers, logs, 1)[0]))
+
+
+def symmetry(init_name: str, steps: int) -> dict[str, float]:
+    """Trains a 2x32 tanh MLP on digits from equal hidden weights; how different its hidden units end up."""
+    from initbench.benchmarks import data
+
+    digits = data.load("digits")
+    x = jnp.asarray(digits.x_train.reshape(len(digits.y_train), -1))
+    y = jnp.asarray(digits.y_train)
+    kernel = inits.zeros() if init_name == "zeros" else inits.constant(0.05)
+    net = models.build("mlp", input_shape=(x.shape[1],), num_classes=10, depth=2, width=32, activation="tanh",
+                       kernel_init=kernel, bias_init="zeros")  # fmt: skip
+    params = net.init(jax.random.key(0), x[:1])["params"]
+    tx = optax.sgd(0.1)
+
+    @jax.jit
+    def step(params, opt_state, idx):
+        def loss(p):
+            logits = net.apply({"params": p}, x[idx])
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y[idx]).mean()
+
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    start = params
+    opt_state = tx.init(params)
+    losses = []
+    for i, key in enumerate(jax.random.split(jax.random.key(1), steps)):
+        params, opt_state, value = step(params, opt_state, jax.random.choice(key, len(y), (64,), replace=False))
+        if i in (0, steps - 1):
+            losses.append(float(value))
+    spread = moved = 0.0
+    for name in (models.layer_name(0), models.layer_name(1)):
+        for leaf in jax.tree_util.tree_leaves(params[name]):
+            leaf = np.asarray(leaf)
+            spread = max(spread, float(np.max(np.abs(leaf - leaf[..., :1]))))  # every unit (column) equal?
+        moved = max(moved, max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                               for a, b in zip(jax.tree_util.tree_leaves(params[name]),
+                                               jax.tree_util.tree_leaves(start[name]), strict=True)))  # fmt: skip
+    return {"unit_spread": spread, "weights_moved": moved, "first_loss": losses[0], "last_loss": losses[-1]}
+
+
+def run(scale: str) -> Reproduction:
+    """Measures, checks the claims and draws the histograms (see the module docstring)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batch, width, steps = SIZES[scale]
+    x = jax.random.normal(jax.random.key(0), (batch, width))
+    rows, acts = [], {}
+    for activation in ACTIVATIONS:
+        for name, factory in INITS.items():
+            layers = propagate(factory(), activation, x, jax.random.key(1))
+            acts[activation, name] = layers
+            for i, a in enumerate(layers, 1):
+                for metric, value in (("mean", a.mean()), ("std", a.std()),
+                                      ("saturated_fraction", np.mean(np.abs(a) > 0.99))):  # fmt: skip
+                    rows.append({"activation": activation, "init": name, "layer": i, "metric": metric,
+                                 "value": float(value)})  # fmt: skip
+    df = pd.DataFrame(rows)
+
+    def series(activation: str, init: str, metric: str) -> np.ndarray:
+        sel = df[(df["activation"] == activation) & (df["init"] == init) & (df["metric"] == metric)]
+        return sel.sort_values("layer")["value"].to_numpy()
+
+    claims = []
+    std = series("tanh", "normal(0.01)", "std")
+    expected = 0.01 * math.sqrt(width)
+    factor = _factor(std)
+    claims.append(Claim(
+        "std 0.01 collapses (tanh)", "activations shrink toward 0 layer after layer (geometrically)",
+        f"per-layer factor within 10% of 0.01 sqrt(n) = {expected:.3f}; layer 10 < 1e-4 x layer 1",
+        f"factor {factor:.4f}; std layer 1 {std[0]:.3g} -> layer 10 {std[-1]:.3g}",
+        abs(factor / expected - 1) < 0.1 and std[-1] < 1e-4 * std[0],
+    ))  # fmt: skip
+    sat = series("tanh", "normal(1.0)", "saturated_fraction")
+    claims.append(Claim(
+        "std 1 saturates (tanh)", "almost all tanh units saturate at -1 or +1",
+        "|a| > 0.99 for at least 70% of units in every layer",
+        f"saturated fraction {sat.min():.3f} (least) to {sat.max():.3f}", bool(sat.min() >= 0.7),
+    ))  # fmt: skip
+    std, sat = series("tanh", "xavier", "std"), series("tanh", "xavier", "saturated_fraction")
+    claims.append(Claim(
+        "Xavier keeps tanh alive", "activations keep a healthy spread through all 10 layers",
+        "layer-10 std in [0.1, 0.9]; under 5% saturated in every layer",
+        f"std layer 1 {std[0]:.3f} -> layer 10 {std[-1]:.3f}; saturated at most {sat.max():.3f}",
+        0.1 <= std[-1] <= 0.9 and sat.max() < 0.05,
+    ))  # fmt: skip
+    factor = _factor(series("relu", "xavier", "std"))
+    claims.append(Claim(
+        "Xavier shrinks ReLU", "with ReLU, Xavier halves the variance per layer (std x 1/sqrt(2))",
+        "per-layer factor within 0.05 of 0.707", f"factor {factor:.4f}", abs(factor - 1 / math.sqrt(2)) < 0.05,
+    ))  # fmt: skip
+    std = series("relu", "he", "std")
+    factor = _factor(std)
+    claims.append(Claim(
+        "He keeps ReLU", "He init (2/n) keeps the ReLU activations' scale through depth",
+        "per-layer factor within 0.05 of 1; layer 10 / layer 1 in [0.7, 1.4]",
+        f"factor {factor:.4f}; layer 10 / layer 1 = {std[-1] / std[0]:.3f}",
+        abs(factor - 1) < 0.05 and 0.7 <= std[-1] / std[0] <= 1.4,
+    ))  # fmt: skip
+    for init_name in ("zeros", "constant(0.05)"):
+        s = symmetry(init_name, steps)
+        moved = init_name == "zeros" or s["weights_moved"] > 0  # a constant net does learn, symmetrically
+        claims.append(Claim(
+            f"{init_name} init stays symmetric", "units that start equal get equal gradients and stay equal",
+            f"after {steps} SGD steps every hidden unit of a layer is identical (max difference 0)",
+            f"max difference between units {s['unit_spread']:.3g}; weights moved {s['weights_moved']:.3g}; "
+            f"loss {s['first_loss']:.3f} -> {s['last_loss']:.3f}",
+            s["unit_spread"] == 0.0 and moved,
+        ))  # fmt: skip
+        rows.append({"activation": "tanh", "init": init_name, "layer": None, "metric": "unit_spread_after_training",
+                     "value": s["unit_spread"]})  # fmt: skip
+    df = pd.DataFrame(rows)
+
+    figures = {}
+    for activation in ACTIVATIONS:
+        fig, axes = plt.subplots(len(INITS), DEPTH, figsize=(2.0 * DEPTH, 1.6 * len(INITS)), sharey="row")
+        for r, name in enumerate(INITS):
+            for c, a in enumerate(acts[activation, name]):
+                ax = axes[r, c]
+                ax.hist(np.clip(a.ravel(), EDGES[activation][0], EDGES[activation][-1]), bins=EDGES[activation])
+                ax.set_yticks([])
+                ax.set_title(f"layer {c + 1}: std {a.std():.2g}", fontsize=7)
+                if c == 0:
+                    ax.set_ylabel(name, fontsize=8)
+        fig.suptitle(f"{activation}: activation histograms, {DEPTH} layers of {width} units, {batch} inputs")
+        fig.tight_layout()
+        figures[f"histograms_{activation}"] = fig
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, activation in zip(axes, ACTIVATIONS, strict=True):
+        for name in INITS:
+            ax.semilogy(range(1, DEPTH + 1), series(activation, name, "std"), "o-", label=name, markersize=3)
+        ax.set_title(f"{activation}: activation std per layer")
+        ax.set_xlabel("layer")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    figures["std_per_layer"] = fig
+    return Reproduction("init-histograms", scale, claims, df, figures)
