@@ -296,10 +296,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from initbench.benchmarks.reproduce import REPRODUCTIONS, reproduce, write, write_gallery
 
     names = REPRODUCTIONS.names() if args.name == "all" else [REPRODUCTIONS[args.name].name]
-    failed, results = [], []
+    failed = []
     for name in names:
         result = reproduce(name, args.scale)
-        results.append(result)
         folder = write(result, args.out)
         held = sum(c.passed for c in result.claims)
         print(f"{name} ({args.scale}): {held}/{len(result.claims)} claims hold, {result.seconds:.1f}s -> {folder}")
@@ -308,7 +307,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         if not result.passed:
             failed.append(name)
     if args.name == "all":
-        print(f"gallery: {write_gallery(results, args.out)}")
+        print(f"gallery: {write_gallery(args.out)}")
     return 1 if failed else 0
 
 

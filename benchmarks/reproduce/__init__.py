@@ -115,6 +115,12 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "10 tanh/ReLU layers of 500 units: std 0.01 collapses, std 1 saturates, Xavier and He keep the signal;"
             " zero init stays symmetric",
         ),
+        Entry(
+            "he2015",
+            "initbench.benchmarks.reproduce.he2015:run",
+            "He et al. 2015: ReLU variance halves per layer with 1/n, kept with 2/n (forward and backward);"
+            " 22- and 30-layer convergence",
+        ),
     ),
 )
 
@@ -154,22 +160,32 @@ def write(result: Reproduction, out: str | Path) -> Path:
     return folder
 
 
-def write_gallery(results: list[Reproduction], out: str | Path) -> Path:
-    """``out/README.md``: every reproduction's claims beside its figures (the committed gallery)."""
+def write_gallery(out: str | Path) -> Path:
+    """``out/README.md``: every reproduction written under ``out`` (its verdicts beside its figures)."""
+    import pandas as pd
+
+    out = Path(out)
     lines = [
         "# Reproductions gallery",
         "",
-        f"Regenerate: `initbench reproduce all --scale {results[0].scale if results else 'cpu'} --out {out}`. "
-        "Each folder holds the verdict table (`verdicts.md`, `verdicts.csv`), the tidy measurements "
-        "(`measurements.parquet`), the provenance (`provenance.json`: versions, commit, wall time) and the figures.",
+        f"Regenerate: `initbench reproduce all --scale cpu --out {out}`. Each folder holds the verdict table "
+        "(`verdicts.md`, `verdicts.csv`), the tidy measurements (`measurements.parquet`), the provenance "
+        "(`provenance.json`: versions, commit, wall time, command) and the figures.",
         "",
     ]
-    for r in results:
-        held = f"{sum(c.passed for c in r.claims)}/{len(r.claims)} claims hold ({r.scale}, {r.seconds:.1f} s)"
-        lines += [f"## {r.name}: {held}", "", "| claim | paper says | we measure | verdict |", "|---|---|---|---|"]
-        lines += [f"| {c.name} | {c.paper_says} | {c.measured} | {'pass' if c.passed else '**FAIL**'} |"
-                  for c in r.claims]  # fmt: skip
-        lines += ["", *(f"![{n}]({r.name}/{n}.png)" for n in r.figures), ""]
-    path = Path(out) / "README.md"
+    for entry in REPRODUCTIONS.values():
+        folder = out / entry.name
+        if not (folder / "verdicts.csv").is_file():
+            continue
+        claims = pd.read_csv(folder / "verdicts.csv")
+        meta = json.loads((folder / "provenance.json").read_text()) if (folder / "provenance.json").is_file() else {}
+        held = f"{int(claims['passed'].sum())}/{len(claims)} claims hold"
+        lines += [f"## {entry.name}: {held} ({meta.get('scale', '?')} scale, {meta.get('wall_s', '?')} s)", "",
+                  entry.description, "", f"`{meta.get('command', '')}`, commit {str(meta.get('git_commit'))[:10]}", "",
+                  "| claim | paper says | we measure | verdict |", "|---|---|---|---|"]  # fmt: skip
+        for c in claims.itertuples():
+            lines.append(f"| {c.name} | {c.paper_says} | {c.measured} | {'pass' if c.passed else '**FAIL**'} |")
+        lines += ["", *(f"![{p.stem}]({entry.name}/{p.name})" for p in sorted(folder.glob("*.png"))), ""]
+    path = out / "README.md"
     path.write_text("\n".join(lines))
     return path

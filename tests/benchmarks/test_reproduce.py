@@ -9,7 +9,7 @@ from initbench.benchmarks.reproduce import REPRODUCTIONS, init_histograms
 
 
 def test_init_histograms_end_to_end(tmp_path, capsys):
-    assert cli.main(["reproduce", "all", "--scale", "smoke", "--out", str(tmp_path)]) == 0
+    assert cli.main(["reproduce", "init-histograms", "--scale", "smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "init-histograms (smoke): 7/7 claims hold" in out
     folder = tmp_path / "init-histograms"
@@ -19,8 +19,11 @@ def test_init_histograms_end_to_end(tmp_path, capsys):
     assert set(rows["init"]) >= {"normal(0.01)", "normal(1.0)", "xavier", "he", "zeros", "constant(0.05)"}
     for name in ("histograms_tanh", "histograms_relu", "std_per_layer"):
         assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
-    gallery = (tmp_path / "README.md").read_text()
+    from initbench.benchmarks.reproduce import write_gallery
+
+    gallery = write_gallery(tmp_path).read_text()
     assert "init-histograms: 7/7 claims hold" in gallery and "init-histograms/histograms_tanh.png" in gallery
+    assert "he2015" not in gallery  # only what was written
 
 
 def test_a_claim_that_should_fail_does_fail(monkeypatch, tmp_path, capsys):
@@ -51,3 +54,51 @@ def test_propagation_is_the_plain_lecture_computation(activation):
     for i, k in enumerate(jax.random.split(jax.random.key(1), init_histograms.DEPTH)):
         h = init_histograms.ACTIVATIONS[activation](h @ inits.he_normal()(k, (8, 8)))
         np.testing.assert_allclose(layers[i], np.asarray(h), rtol=1e-6)
+
+
+def constructed_derivation(scale, xavier=0.5, he=1.0):
+    rows = []
+    for label, factor in (("Xavier (1/n)", xavier), ("He (2/n)", he)):
+        for layer in range(1, 9):
+            rows.append({"init": label, "layer": layer, "forward": factor**layer, "backward": factor ** (9 - layer)})
+    return pd.DataFrame(rows)
+
+
+def constructed_convergence(scale, leave=None):
+    leave = leave or {(22, "he_normal"): 100, (22, "lecun_normal"): 400, (30, "he_normal"): 100,
+                      (30, "lecun_normal"): 10**9}  # fmt: skip
+    rows = []
+    for (depth, init), at in leave.items():
+        for step in range(0, 1001, 100):
+            rows.append({"depth": depth, "init": init, "step": step, "value": 2.303 if step < at else 0.5})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    ("derivation", "convergence", "failing"),
+    [
+        ({}, {}, set()),
+        ({"xavier": 0.7}, {}, {"forward: Xavier halves, He keeps", "backward: Xavier halves, He keeps"}),
+        ({}, {"leave": {(22, "he_normal"): 100, (22, "lecun_normal"): 100, (30, "he_normal"): 100,
+                        (30, "lecun_normal"): 200}}, {"30 layers: Xavier stalls"}),  # only 2x longer
+        ({}, {"leave": {(22, "he_normal"): 300, (22, "lecun_normal"): 100, (30, "he_normal"): 100,
+                        (30, "lecun_normal"): 10**9}}, {"22 layers: both converge, He first"}),
+    ],
+)  # fmt: skip
+def test_he2015_claims_on_constructed_measurements(monkeypatch, derivation, convergence, failing):
+    from initbench.benchmarks.reproduce import he2015
+
+    monkeypatch.setattr(he2015, "derivation", lambda scale: constructed_derivation(scale, **derivation))
+    monkeypatch.setattr(he2015, "convergence", lambda scale: constructed_convergence(scale, **convergence))
+    result = he2015.run("smoke")
+    assert {c.name for c in result.claims if not c.passed} == failing, result.claims
+    assert set(result.figures) == {"derivation", "convergence"}
+
+
+@pytest.mark.slow
+def test_he2015_end_to_end_at_smoke_scale(tmp_path):
+    code = cli.main(["reproduce", "he2015", "--scale", "smoke", "--out", str(tmp_path)])
+    assert code in (0, 1)  # 20 steps decide nothing about convergence; the pipeline is what is tested
+    verdicts = pd.read_csv(tmp_path / "he2015" / "verdicts.csv").set_index("name")
+    assert verdicts.loc["forward: Xavier halves, He keeps", "passed"]  # the derivation holds at any size
+    assert (tmp_path / "he2015" / "convergence.png").is_file()
