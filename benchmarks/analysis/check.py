@@ -167,7 +167,7 @@ def _first_bad(series: np.ndarray, dtype: np.dtype) -> tuple[int, str] | None:
             before = series[:, :k][np.isfinite(series[:, :k])]
             grew = k > 0 and before.size and np.nanmax(before) >= (start if math.isfinite(start) else 1.0)
             return k, "overflow" if grew else "underflow"
-        if start > 0 and np.any(np.abs(col) < tiny):
+        if (start > 0 or k == 0) and np.any(np.abs(col) < tiny):
             return k, "underflow"
     return None
 
@@ -191,6 +191,7 @@ def judge(
     width: int,
     dtype: np.dtype = np.dtype("float32"),
     layer_numbers: np.ndarray | None = None,
+    ordered: bool = False,
 ) -> Verdict:
     r"""Judges one signal from its per-layer values in propagation order.
 
@@ -205,6 +206,8 @@ def judge(
       layer_numbers: Each entry's layer number counted from the input (1..L; default: the
         propagation order). A power law is fitted in the layer number: the backward signal of
         a critical tanh net falls like a power of the distance from the input.
+      ordered: Mean-field theory puts the net in the ordered phase (chi_1 < 1): its decay is
+        exponential, never ``critical``.
     """
     series = np.asarray(series, np.float64)
     seeds, depth = series.shape
@@ -240,10 +243,16 @@ def judge(
         return Verdict(signal, f"inconclusive at width {width}", note="too few layers to fit a rate", **kw)
     log_t = math.log(tolerance)
     if hi < -log_t:
-        if len(fitted) >= 6:
+        if len(fitted) >= 6 and not ordered:
             numbers = numbers_all[fitted]
             power, sse_pow = _slopes(np.log(numbers.astype(np.float64)), logs)
-            if np.sum(sse_pow) < np.sum(sse_exp):
+            # a power law keeps its exponent; an exponential seen through log l steepens along the fit
+            order = np.argsort(numbers)
+            half = len(order) // 2
+            early, _ = _slopes(np.log(numbers[order[:half]].astype(np.float64)), logs[:, order[:half]])
+            late, _ = _slopes(np.log(numbers[order[half:]].astype(np.float64)), logs[:, order[half:]])
+            steady = abs(np.mean(late)) <= 1.5 * abs(np.mean(early)) + 0.25
+            if np.sum(sse_pow) < np.sum(sse_exp) and steady:
                 c = float(np.mean(power))
                 note = f"polynomial: ~ l^{c:.2f} in the layer number l"
                 return Verdict(signal, "critical: slow decay", note=note, **kw)
@@ -321,13 +330,16 @@ def check_variance(
     depth = len(judged)
     x = np.asarray(batch, np.float64).reshape(batch.shape[0], -1)
     phase: dict[str, Any] = {}
-    if weight_variance is not None and activation is not None:
-        phase = mean_field_phase(activation, weight_variance, bias_variance, float(np.mean(x**2)), depth)
+    if weight_variance is not None and activation is not None and weight_variance > 0:
+        try:
+            phase = mean_field_phase(activation, weight_variance, bias_variance, float(np.mean(x**2)), depth)
+        except (ValueError, ZeroDivisionError, OverflowError):  # degenerate theory (e.g. no signal at all)
+            phase = {}
     if transient is None:
         # five layers (a fifth of a shallow net), or three length-map depth scales where theory knows it
         transient = min(5, depth // 5)
-        if phase and 3 * phase["xi_q"] <= depth / 3:  # an exponential approach to q* (not a critical, polynomial one)
-            transient = max(transient, math.ceil(3 * phase["xi_q"]))
+        if _settles(phase):  # an exponential approach to a fixed point q* > 0: skip 3 xi_q layers
+            transient = max(transient, min(math.ceil(3 * phase["xi_q"]), depth - 4))
     transient = min(transient, max(0, depth - 3))
     jacobian_from = judged[transient]
     probe = dict(labels=labels, activation=activation, dtype=dtype, jacobian_layers=(jacobian_from,))
@@ -341,10 +353,24 @@ def check_variance(
     names = list(wide.sort_values("layer_index")["layer"].drop_duplicates())
 
     def per_seed(metric: str, layers: list[str]) -> np.ndarray:
-        return wide.pivot_table(index="seed", columns="layer", values=metric, dropna=False)[layers].to_numpy()
+        if metric not in wide:  # nothing finite was measured
+            return np.full((wide["seed"].nunique(), len(layers)), np.nan)
+        table = wide.pivot_table(index="seed", columns="layer", values=metric, dropna=False)
+        return table.reindex(columns=layers).to_numpy()
 
     mean = wide.groupby(["layer_index", "layer"], sort=True).mean(numeric_only=True).reset_index()
     by_layer = mean.set_index("layer")
+    # a layer whose output is exactly 0 while a later layer carries signal is bypassed (a zeroed
+    # residual branch): not part of the chain
+    q_all = per_seed("pre_activation_second_moment", names)  # the head too: it shows the signal went on
+    position = {n: i for i, n in enumerate(names)}
+    zero = np.array([np.all(q_all[:, position[n]] == 0) for n in judged])
+    live_after = np.array([np.any(q_all[:, position[n] + 1 :] > 0) for n in judged])
+    bypassed = [n for n, z, a in zip(judged, zero, live_after, strict=True) if z and a]
+    if bypassed:
+        judged = [n for n in judged if n not in bypassed]
+        depth = len(judged)
+        transient = min(transient, max(0, depth - 3))
     units = by_layer.loc[judged, "units"].to_numpy()
     pr = by_layer.get("activation_participation_ratio")
     prev = [float(propagation.participation_ratio(jnp.asarray(x, jnp.float32)))]
@@ -354,18 +380,27 @@ def check_variance(
     width = int(np.min(units)) if len(units) else 0
     forward = per_seed("pre_activation_second_moment", judged)
     backward = per_seed("gradient_variance", judged)[:, ::-1]
-    common = dict(tolerance=tolerance, transient=transient, width=width, dtype=float_type)
+    common = dict(tolerance=tolerance, transient=transient, width=width, dtype=float_type,
+                  ordered=bool(phase) and phase["phase"] == "ordered")  # fmt: skip
     numbers = np.arange(depth) + 1
     verdicts = {
         "forward": judge("forward", forward, noise, **common),
         "backward": judge("backward", backward, noise[::-1], layer_numbers=numbers[::-1], **common),
     }
-    jac = per_seed("jacobian_mean_squared_singular_value", [jacobian_from])[:, 0] if depth >= 2 else None
+    measured_from = depth >= 2 and jacobian_from in judged  # (not a bypassed layer)
+    jac = per_seed("jacobian_mean_squared_singular_value", [jacobian_from])[:, 0] if measured_from else None
     network = propagation.network_metrics(rows)
     last = rows[rows["layer"].isna() & (rows["metric"] == "jacobian_mean_squared_singular_value")]
     last = last.sort_values("seed")["value"].to_numpy() if len(last) else None
     verdicts["jacobian"] = _judge_jacobian(jac, last, units, transient, depth, verdicts["backward"], common)
     verdicts = _consistent(verdicts)
+    if _settles(phase) and 3 * phase["xi_q"] > depth - 4:
+        # the whole net is the approach to q*: a decay or growth over it is that transient, not a trend
+        note = (f"the net ({depth} layers) is shorter than its transient toward q* (3 xi_q = "
+                f"{3 * phase['xi_q']:.1f} layers) plus 4: no trend to judge")  # fmt: skip
+        verdicts = {k: v if v.note.startswith(("overflow", "underflow", "unmeasurable")) or v.passed
+                    else dataclasses.replace(v, verdict=f"inconclusive at width {width}", note=note)
+                    for k, v in verdicts.items()}  # fmt: skip
 
     table = pd.DataFrame({"layer": names, "units": by_layer.loc[names, "units"].to_numpy()})
     table["judged"] = [n in judged for n in names]
@@ -392,10 +427,13 @@ def check_variance(
         both_huge = (table["measured_variance"] > 1e30) & (table["predicted_variance"] > 1e30)
         close = np.abs(table["measured_over_predicted"] - 1) <= table["theory_tolerance"]
         table["matches_theory"] = close | both_zero | both_huge
-        spectrum = theory.jacobian_spectrum(
-            activation, depth, weight_variance, bias_variance, input_moment, orthogonal=orthogonal
-        )
-        network.update({f"predicted_{k}": v for k, v in spectrum.items()})
+        try:
+            spectrum = theory.jacobian_spectrum(
+                activation, depth, weight_variance, bias_variance, input_moment, orthogonal=orthogonal
+            )
+            network.update({f"predicted_{k}": v for k, v in spectrum.items()})
+        except (ValueError, ZeroDivisionError, OverflowError):  # zero weights: log of a zero moment
+            pass
     return CheckResult(table, verdicts, network, phase, rows, tolerance)
 
 
@@ -477,6 +515,17 @@ def _consistent(verdicts: dict[str, Verdict]) -> dict[str, Verdict]:
     return out
 
 
+def _settles(phase: dict[str, Any]) -> bool:
+    """Theory says the forward signal settles at a fixed point q* > 0 (its approach is a transient).
+
+    With q* = 0 (tanh without biases at or below chi_1 = 1) the approach to q* *is* the loss of
+    the signal, not a transient.
+    """
+    if not phase or not (math.isfinite(phase["xi_q"]) and math.isfinite(phase["q_star"])):
+        return False
+    return phase["q_star"] > 1e-3 * phase["input_second_moment"]
+
+
 def mean_field_phase(
     activation: Any, weight_variance: float, bias_variance: float, input_second_moment: float, depth: int
 ) -> dict[str, Any]:
@@ -500,6 +549,7 @@ def mean_field_phase(
         "trainable_depth": trainable,
         "depth": depth,
         "depth_within_trainable": bool(depth <= trainable),
+        "input_second_moment": input_second_moment,
     }
 
 

@@ -180,12 +180,26 @@ def participation_ratio(a: jax.Array) -> jax.Array:
     return jnp.trace(gram) ** 2 / jnp.sum(gram * gram)
 
 
+def _safe_second_moment(a: jax.Array) -> jax.Array:
+    """mean(a^2) computed on a / max|a|: the float32 sum of many large squares cannot overflow."""
+    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(a)))
+    scale = jnp.where(scale > 0, scale, 1.0)
+    return jnp.mean(jnp.square(a / scale)) * scale * scale
+
+
+def _safe_var(a: jax.Array) -> jax.Array:
+    """var(a) computed like :func:`_safe_second_moment`."""
+    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(a)))
+    scale = jnp.where(scale > 0, scale, 1.0)
+    return jnp.var(a / scale) * scale * scale
+
+
 def _layer_stats(pre: jax.Array, act: jax.Array | None, act_name: str | None) -> dict[str, jax.Array]:
     out = {
         "units": jnp.float32(pre.shape[-1]),
         "pre_activation_mean": jnp.mean(pre),
-        "pre_activation_variance": jnp.var(pre),
-        "pre_activation_second_moment": jnp.mean(pre**2),
+        "pre_activation_variance": _safe_var(pre),
+        "pre_activation_second_moment": _safe_second_moment(pre),
     }
     edges = jnp.asarray(HIST_EDGES, pre.dtype)
 
@@ -199,8 +213,8 @@ def _layer_stats(pre: jax.Array, act: jax.Array | None, act_name: str | None) ->
         return out
     out.update(
         activation_mean=jnp.mean(act),
-        activation_variance=jnp.var(act),
-        activation_second_moment=jnp.mean(act**2),
+        activation_variance=_safe_var(act),
+        activation_second_moment=_safe_second_moment(act),
         activation_histogram=hist(act),
         activation_participation_ratio=participation_ratio(act),
     )
@@ -275,8 +289,16 @@ def make_probe(
         _, pert_shapes = jax.eval_shape(lambda v: model.apply(v, x, mutable=["perturbations"]), variables)
         pert_shapes = pert_shapes["perturbations"]
 
+        # BatchNorm as training sees it at step 0: batch statistics, not the fresh running averages
+        # (which make it an identity); the per-example Jacobian below stays in inference mode
+        batch_stats = "batch_stats" in variables
+
         def forward(v, pert):
-            logits, state = model.apply({**v, "perturbations": pert}, x, mutable=["intermediates"])
+            if batch_stats:
+                logits, state = model.apply({**v, "perturbations": pert}, x, train=True,
+                                            mutable=["intermediates", "batch_stats"])  # fmt: skip
+            else:
+                logits, state = model.apply({**v, "perturbations": pert}, x, mutable=["intermediates"])
             return logits, models.per_layer(state["intermediates"])
 
         def hidden(v, x1, name):

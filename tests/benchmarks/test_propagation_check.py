@@ -151,7 +151,7 @@ CASES = {
     # gradient grows by that factor per layer (mean-field theory and measurement agree)
     "selu_lecun": (
         dict(activation="selu", init="lecun_normal", depth=20, width=256),
-        ("preserved", "exploding", "exploding"),
+        ("preserved", "exploding", None),  # Jacobian: exploding at depth 50; at 20, past the transient, undecided
     ),
     "narrow": (dict(activation="linear", init="lecun_normal", depth=20, width=16), ("inconclusive",) * 3),
 }
@@ -167,12 +167,12 @@ def run(case, **kw):
 def test_check_verdicts_on_constructed_cases(case):
     result = run(case)
     expected = CASES[case][1]
-    got = tuple(result.verdicts[s].verdict for s in check.SIGNALS)
-    assert tuple(g.split(" at width")[0] for g in got) == expected, {s: result.verdicts[s] for s in check.SIGNALS}
+    got = tuple(result.verdicts[s].verdict.split(" at width")[0] for s in check.SIGNALS)
+    assert all(e is None or g == e for g, e in zip(got, expected, strict=True)), result.verdicts
     assert result.passed == all(e == "preserved" for e in expected)
     if case == "narrow":
         assert result.inconclusive and "would decide it" in result.verdicts["forward"].note
-        assert got[0] == "inconclusive at width 16"
+        assert result.verdicts["forward"].verdict == "inconclusive at width 16"
     if case == "selu_lecun":  # the measured rate is the theory's log chi_1
         assert result.verdicts["backward"].rate == pytest.approx(math.log(result.phase["chi_1"]), abs=0.02)
 
@@ -298,3 +298,55 @@ def test_check_names_its_files_after_the_real_model(tmp_path):
                                extra={"blocks": (1, 1, 1), "normalization": "none"})  # fmt: skip
     name = Path(paths["results"]).name
     assert name.startswith("check_resnet_width_4__blocks__1__1__1___normalization__none") and "512" not in name
+
+
+# ---------------------------------------------------------------------------- found by an independent review
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        # ordered tanh (chi_1 = 0.9): exponential loss, never "critical" (its phase says ordered)
+        (dict(activation="tanh", weight_variance=0.9, depth=20, width=256), ("vanishing",) * 3),
+        # huge inputs: the float32 sum of the squares must not pass for an overflow of the signal
+        (dict(activation="relu", init="he_normal", depth=6, width=256, input_variance=2e34), ("preserved",) * 3),
+        # no signal at all: vanishing from layer 1, not "too few layers"
+        (dict(activation="tanh", init="zeros", depth=6, width=32), ("vanishing",) * 3),
+        # 4 layers of the approach to q* = 0.57: a transient, not a trend
+        (dict(activation="tanh", weight_variance=1.76, bias_variance=0.05, depth=4, width=256),
+         ("inconclusive", None, "inconclusive")),
+    ],
+)  # fmt: skip
+def test_review_cases(args, expected):
+    result, _ = check.run_check(batch_size=64, seeds=4, out=None, **args)
+    for signal, want in zip(check.SIGNALS, expected, strict=True):
+        if want is not None:
+            assert result.verdicts[signal].verdict.split(" at width")[0] == want, result.verdicts
+
+
+def test_a_zeroed_residual_branch_is_bypassed_not_vanishing():
+    class Residual(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            for _ in range(8):
+                h = jax.nn.relu(nn.Dense(64, kernel_init=nn.initializers.he_normal())(x))
+                x = x + nn.Dense(64, kernel_init=nn.initializers.zeros)(h)  # the branch starts at zero
+            return nn.Dense(10)(x)
+
+    x = jax.random.normal(jax.random.key(2), (64, 64))
+    result = check.check_variance(Residual(), None, x, activation="relu", seeds=[0, 1, 2, 3])
+    assert result.verdicts["forward"].verdict != "vanishing", result.verdicts
+    assert not result.verdicts["forward"].note.startswith("underflow")
+    judged = result.table[result.table["judged"]]["layer"].tolist()
+    assert "Dense_1" not in judged and "Dense_0" in judged  # the zero branch outputs are bypassed
+
+
+@pytest.mark.slow
+def test_batchnorm_is_probed_with_batch_statistics():
+    net = models.build("resnet", input_shape=(8, 8, 3), num_classes=10, activation="relu",
+                       kernel_init="he_normal", blocks=(2, 2, 2), width=8, normalization="batchnorm")  # fmt: skip
+    x = jax.random.normal(jax.random.key(1), (32, 8, 8, 3))
+    table = propagation.layer_table(propagation.propagation(net, net.init(jax.random.key(0), x[:1]), x))
+    q = table.set_index("layer")["pre_activation_second_moment"]
+    assert q[[n for n in q.index if n.endswith("conv_a")]].to_numpy() == pytest.approx(1.0, abs=1e-3)  # normalized
+    assert q[[n for n in q.index if n.startswith("block") and "/" not in n]].max() < 4  # the stream stays O(1)
