@@ -177,6 +177,7 @@ def test_check_verdicts_on_constructed_cases(case):
         assert result.verdicts["backward"].rate == pytest.approx(math.log(result.phase["chi_1"]), abs=0.02)
 
 
+@pytest.mark.slow
 def test_relu_normal_1_overflows_in_float32_and_explodes_in_float64():
     args = dict(activation="relu", init="normal", init_args={"stddev": 1.0}, depth=36, width=64, seeds=2)
     f32, _ = check.run_check(batch_size=32, out=None, **args)
@@ -303,6 +304,7 @@ def test_check_names_its_files_after_the_real_model(tmp_path):
 # ---------------------------------------------------------------------------- found by an independent review
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
