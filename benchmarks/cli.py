@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 # Only light modules at import time: `initbench --help` and `initbench list` import no JAX.
-from initbench.benchmarks.grid_flags import add_grid_flags, grid_from_args, kwargs, split_top_level
+from initbench.benchmarks.grid_flags import add_grid_flags, grid_from_args, kwargs, positive_ints, split_top_level
 from initbench.inits.errors import UsageError
 
 __all__ = ["build_parser", "main", "split_top_level"]
@@ -59,16 +59,6 @@ def _int_at_least(minimum: int, what: str):
 
 
 _positive = _int_at_least(1, "positive")
-
-
-def _int_list(value: str) -> tuple[int, ...]:
-    try:
-        out = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        out = ()
-    if not out or any(v < 1 for v in out):
-        raise argparse.ArgumentTypeError(f"expected positive integers like 3,3,3, got {value!r}")
-    return out
 
 
 _nonnegative = _int_at_least(0, "non-negative")
@@ -399,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="mlp", help="mlp, lenet5, plain_cnn or resnet")
     p.add_argument("--depth", type=_positive, default=50, help="MLP hidden layers")
     p.add_argument("--width", type=_positive, default=512, help="MLP units, ResNet base channels")
-    p.add_argument("--blocks", type=_int_list, help="ResNet blocks per stage, e.g. 3,3,3 (default 1,1,1)")
+    p.add_argument("--blocks", type=positive_ints, help="ResNet blocks per stage, e.g. 3,3,3 (default 1,1,1)")
     p.add_argument("--norm", choices=["none", "batchnorm", "layernorm"], help="ResNet normalization")
     p.add_argument("--activation", default="relu")
     p.add_argument("--init", default="he_normal")

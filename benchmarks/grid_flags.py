@@ -69,6 +69,9 @@ def _number_list(kind: type):
     return parse
 
 
+positive_ints = _number_list(int)  # "3,3,3" -> [3, 3, 3] (argparse type)
+
+
 def kwargs(value: str) -> dict[str, Any]:
     """``a=1,b=[1,2],c=relu`` -> a dict of TOML-read values (argparse type)."""
     from initbench.benchmarks.experiments import parse_value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -82,6 +81,4 @@ def show(
             f"{first.train.optimizer} lr {first.train.lr:g}, {first.train.steps} steps: {len(group)} runs; "
             f"{size}{flops}"
         )
-    if not math.isfinite(run_steps):  # pragma: no cover - defensive
-        lines.append("work: unknown")
     return "\n".join(lines)

@@ -261,14 +261,17 @@ def judge(
         return Verdict(signal, "exploding", **kw)
     if lo >= -log_t and hi <= log_t:
         return Verdict(signal, "preserved", **kw)
-    gap = min(abs(log_f - log_t), abs(log_f + log_t))
-    half = Z95 * se * (depth - 1)
-    if gap < 1e-3 * half:
-        advice = "the projected factor sits on the tolerance: no number of seeds decides it"
-    else:
-        more = math.ceil((half / gap) ** 2)
-        advice = f"about {more}x the seeds ({more * seeds}) or {more}x the width ({more * width}) would decide it"
+    advice = _advice(log_f, Z95 * se * (depth - 1), log_t, seeds, width)
     return Verdict(signal, f"inconclusive at width {width}", note=advice, **kw)
+
+
+def _advice(log_f: float, half: float, log_t: float, seeds: int, width: int) -> str:
+    """What would decide an interval ``log_f +- half`` that straddles ``+-log_t`` (SE ~ 1/sqrt(seeds * width))."""
+    gap = abs(abs(log_f) - log_t)
+    if gap < 1e-3 * half:
+        return "the projected factor sits on the tolerance: no number of seeds decides it"
+    more = math.ceil((half / gap) ** 2)
+    return f"about {more}x the seeds ({more * seeds}) or {more}x the width ({more * width}) would decide it"
 
 
 def _judged_chain(names: list[str]) -> list[bool]:
@@ -490,10 +493,7 @@ def _judge_jacobian(
         label = "preserved"
     else:
         label = f"inconclusive at width {width}"
-        gap = abs(abs(log_f) - log_t)
-        more = math.ceil((half / gap) ** 2) if gap > 1e-3 * half else 0
-        decide = f"about {more}x the seeds ({more * seeds}) or {more}x the width ({more * width}) would decide it"
-        note = decide if more else "the projected factor sits on the tolerance"
+        note = _advice(log_f, half, log_t, seeds, width)
     return Verdict(
         "jacobian", label, rate, se, math.exp(min(log_f, 700)), math.exp(min(log_f - half, 700)),
         math.exp(min(log_f + half, 700)), layers, note,

@@ -180,17 +180,21 @@ def participation_ratio(a: jax.Array) -> jax.Array:
     return jnp.trace(gram) ** 2 / jnp.sum(gram * gram)
 
 
+def _scale(a: jax.Array) -> jax.Array:
+    """max|a| (1 for an all-zero array), outside the gradient."""
+    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(a)))
+    return jnp.where(scale > 0, scale, 1.0)
+
+
 def _safe_second_moment(a: jax.Array) -> jax.Array:
     """mean(a^2) computed on a / max|a|: the float32 sum of many large squares cannot overflow."""
-    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(a)))
-    scale = jnp.where(scale > 0, scale, 1.0)
+    scale = _scale(a)
     return jnp.mean(jnp.square(a / scale)) * scale * scale
 
 
 def _safe_var(a: jax.Array) -> jax.Array:
     """var(a) computed like :func:`_safe_second_moment`."""
-    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(a)))
-    scale = jnp.where(scale > 0, scale, 1.0)
+    scale = _scale(a)
     return jnp.var(a / scale) * scale * scale
 
 
