@@ -121,6 +121,42 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "He et al. 2015: ReLU variance halves per layer with 1/n, kept with 2/n (forward and backward);"
             " 22- and 30-layer convergence",
         ),
+        Entry(
+            "glorot2010",
+            "initbench.benchmarks.reproduce.glorot2010:run",
+            "Glorot & Bengio 2010: standard U[-1/sqrt(n), 1/sqrt(n)] vs normalized init on 5 tanh layers"
+            " (activation, back-propagated and weight-gradient histograms), sigmoid saturation, Table 1",
+        ),
+        Entry(
+            "lecun-selu",
+            "initbench.benchmarks.reproduce.lecun_selu:run",
+            "LeCun 1998's scaled tanh and SELU (Klambauer 2017) with LeCun normal keep mean 0 and variance 1"
+            " over 64 layers; ReLU vanishes, tanh decays like 1/(2l); SELU self-normalizes in training",
+        ),
+        Entry(
+            "saxe2014",
+            "initbench.benchmarks.reproduce.saxe2014:run",
+            "Saxe et al. 2014: singular values of Gaussian vs orthogonal matrix products with depth;"
+            " deep linear nets train in depth-independent time with orthogonal init",
+        ),
+        Entry(
+            "schoenholz2017",
+            "initbench.benchmarks.reproduce.schoenholz2017:run",
+            "Schoenholz et al. 2017: tanh order-to-chaos phase diagram, depth scales xi_q and xi_c,"
+            " trainable only where depth < ~6 xi_c",
+        ),
+        Entry(
+            "pennington2017",
+            "initbench.benchmarks.reproduce.pennington2017:run",
+            "Pennington et al. 2017: dynamical isometry: Jacobian singular-value spread of orthogonal vs Gaussian"
+            " critical tanh and ReLU nets, theory and measurement; orthogonal deep tanh trains faster",
+        ),
+        Entry(
+            "xiao2018",
+            "initbench.benchmarks.reproduce.xiao2018:run",
+            "Xiao et al. 2018: delta-orthogonal convolutions are isometric; a deep vanilla tanh CNN trains with"
+            " delta-orthogonal init where the Gaussian one is slower",
+        ),
     ),
 )
 
