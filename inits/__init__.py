@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "flax_default": "_variance",
     "glorot_normal": "_variance",
     "glorot_standard": "_variance",
+    "glorot_truncated_normal": "_variance",
     "glorot_uniform": "_variance",
     "he_normal": "_variance",
     "he_truncated_normal": "_variance",
@@ -113,6 +114,7 @@ if TYPE_CHECKING:
     from initbench.inits._variance import flax_default as flax_default
     from initbench.inits._variance import glorot_normal as glorot_normal
     from initbench.inits._variance import glorot_standard as glorot_standard
+    from initbench.inits._variance import glorot_truncated_normal as glorot_truncated_normal
     from initbench.inits._variance import glorot_uniform as glorot_uniform
     from initbench.inits._variance import he_normal as he_normal
     from initbench.inits._variance import he_truncated_normal as he_truncated_normal

@@ -7,129 +7,204 @@ The "random initialization" presets of the classic comparisons are explicit call
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from initbench.inits._core import Init, check_bounds, standardized_truncated_normal
-from initbench.inits.errors import UsageError, UsageTypeError, check_nonnegative
+from initbench.inits._core import (
+    Init,
+    check_bounds,
+    check_symmetric_bounds,
+    complex_truncated_normal,
+    concrete,
+    hyper,
+    is_complex,
+    provenance,
+    real_dtype,
+    standardized_truncated_normal,
+    unit_disk,
+)
+from initbench.inits.errors import UsageError, UsageTypeError
 
 
-def _constant_or_array(init: Init, key: jax.Array | None, shape: Sequence[int] | None, dtype: Any) -> Any:
+def _constant_or_array(init: Init, key: jax.Array | None, shape: Sequence[int] | None, dtype: Any, out_sharding) -> Any:
     # Called with no arguments: the initializer. Called like jax.nn.initializers.zeros (itself an
     # initializer): the array, so the jax habit `bias_init=inits.zeros` (uncalled) works as well.
     if key is None and shape is None:
-        return init
+        return init if dtype is None else dataclasses.replace(init, dtype=dtype)
     if shape is None:
         raise UsageTypeError(f"{init.name}(key, shape, dtype): shape is missing")
-    return init(key, shape, dtype)
+    return init(key, shape, dtype, out_sharding)
 
 
-def zeros(key: jax.Array | None = None, shape: Sequence[int] | None = None, dtype: Any = jnp.float32) -> Any:
+def zeros(
+    key: jax.Array | None = None, shape: Sequence[int] | None = None, dtype: Any = None, out_sharding: Any = None
+) -> Any:
     """All zeros. With every weight equal, hidden units stay identical (the symmetry problem).
 
     ``zeros()`` returns the initializer, like every factory here; ``zeros`` is also an
     initializer itself, as ``jax.nn.initializers.zeros`` is: ``zeros(key, shape, dtype)`` returns
-    the array, so ``bias_init=inits.zeros`` works called or not.
+    the array, so ``bias_init=inits.zeros`` works called or not. Real or complex dtypes.
 
     Example:
       >>> import flax.linen as nn
       >>> from initbench import inits
       >>> layer = nn.Dense(4, bias_init=inits.zeros())  # or bias_init=inits.zeros
     """
-    init = Init("zeros", (), lambda key, shape, dtype: jnp.zeros(shape, dtype), lambda s: (0.0, 0.0))
-    return _constant_or_array(init, key, shape, dtype)
+    init = Init("zeros", (), lambda key, shape, dtype: jnp.zeros(shape, dtype), lambda s: (0.0, 0.0), complex_ok=True)
+    return _constant_or_array(init, key, shape, dtype, out_sharding)
 
 
-def ones(key: jax.Array | None = None, shape: Sequence[int] | None = None, dtype: Any = jnp.float32) -> Any:
+def ones(
+    key: jax.Array | None = None, shape: Sequence[int] | None = None, dtype: Any = None, out_sharding: Any = None
+) -> Any:
     """All ones; like :func:`zeros`, usable called (``ones()``) or as an initializer itself."""
-    init = Init("ones", (), lambda key, shape, dtype: jnp.ones(shape, dtype), lambda s: (1.0, 0.0))
-    return _constant_or_array(init, key, shape, dtype)
+    init = Init("ones", (), lambda key, shape, dtype: jnp.ones(shape, dtype), lambda s: (1.0, 0.0), complex_ok=True)
+    return _constant_or_array(init, key, shape, dtype, out_sharding)
 
 
-def constant(value: float) -> Init:
-    """Every entry equal to ``value``.
+def constant(value: Any, dtype: Any = None) -> Init:
+    """Every entry equal to ``value`` (``jax.nn.initializers.constant``).
 
     Args:
-      value: The constant.
+      value: The constant: a number, a traced scalar, or an array broadcastable to the kernel
+        shape (then ``target`` is undefined).
+      dtype: Default dtype of the arrays (real or complex); None: JAX's default float.
     """
-    value = float(value)
+    if isinstance(value, jax.core.Tracer) or np.ndim(value) == 0:
+        value, fixed = hyper("value", value, "constant", nonnegative=False)
+    else:
+        value, fixed = np.asarray(value), None
+
+    def moments(shape: tuple[int, ...]) -> tuple[float, float]:
+        if fixed is None and not isinstance(value, jax.core.Tracer):
+            raise UsageError("constant: target(shape) needs a scalar value, not an array")
+        concrete("constant", value=fixed)
+        return fixed, 0.0
+
     return Init(
         "constant",
-        (("value", value),),
+        (("value", provenance(value, fixed) if np.ndim(value) == 0 else "<array>"),),
         lambda key, shape, dtype: jnp.full(shape, value, dtype),
-        lambda s: (value, 0.0),
+        moments,
+        dtype=dtype,
+        complex_ok=True,
     )
 
 
-def normal(stddev: float = 1e-2, mean: float = 0.0) -> Init:
+def normal(stddev: Any = 1e-2, dtype: Any = None, *, mean: Any = 0.0) -> Init:
     r"""Gaussian entries :math:`w \sim \mathcal{N}(\text{mean}, \text{stddev}^2)`.
 
-    Bitwise equal to ``jax.nn.initializers.normal(stddev)`` for ``mean = 0``.
+    Bitwise equal to ``jax.nn.initializers.normal(stddev, dtype)`` for ``mean = 0``, complex
+    dtypes included: a complex entry is circular, :math:`\mathbb{E}|w - \text{mean}|^2 =
+    \text{stddev}^2` with half in each of the real and imaginary parts.
 
     Args:
-      stddev: Standard deviation (>= 0).
-      mean: Mean.
+      stddev: Standard deviation (>= 0); a number, a 0-d array or a traced scalar.
+      dtype: Default dtype (real or complex); None: JAX's default float.
+      mean: Mean (keyword-only; initbench's extension).
     """
-    stddev = check_nonnegative("stddev", stddev, "normal")
-    mean = float(mean)
+    stddev, sd = hyper("stddev", stddev, "normal")
+    mean, mu = hyper("mean", mean, "normal", nonnegative=False)
 
     def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
         out = jax.random.normal(key, shape, dtype) * jnp.array(stddev, dtype)
-        return out + jnp.array(mean, dtype) if mean else out
+        return out if mu == 0.0 else out + jnp.array(mean, dtype)
 
-    return Init("normal", (("stddev", stddev), ("mean", mean)), sample, lambda s: (mean, stddev**2))
+    def moments(shape: tuple[int, ...]) -> tuple[float, float]:
+        concrete("normal", stddev=sd, mean=mu)
+        return mu, sd**2
+
+    params = (("stddev", provenance(stddev, sd)), ("mean", provenance(mean, mu)))
+    return Init("normal", params, sample, moments, dtype=dtype, complex_ok=True)
 
 
-def uniform(low: float = -0.05, high: float = 0.05) -> Init:
-    r"""Uniform entries :math:`w \sim U[\text{low}, \text{high})`.
+def uniform(scale: Any = 1e-2, dtype: Any = None, *, low: Any = None, high: Any = None) -> Init:
+    r"""Uniform entries :math:`w \sim U[\text{low}, \text{high})`, by default :math:`U[0, \text{scale})`.
 
-    Mean :math:`(l + h)/2`, variance :math:`(h - l)^2 / 12`. The default matches Keras'
-    ``RandomUniform``.
+    ``uniform(scale, dtype)`` is ``jax.nn.initializers.uniform``: :math:`U[0, \text{scale})`,
+    bitwise equal. ``low``/``high`` (keyword-only) give any interval: ``uniform(low=-0.05,
+    high=0.05)`` is Keras' ``RandomUniform`` default; ``low`` defaults to 0 and ``high`` to
+    ``scale``. Mean :math:`(l + h)/2`, variance :math:`(h - l)^2 / 12`. A complex dtype draws
+    uniformly on the disk centred at the mean with the same :math:`\mathbb{E}|w - \text{mean}|^2`,
+    half in each of the real and imaginary parts.
 
     Args:
-      low: Lower bound.
-      high: Upper bound (> low).
+      scale: Upper bound when ``high`` is not given (jax's ``scale``).
+      dtype: Default dtype (real or complex); None: JAX's default float.
+      low: Lower bound (keyword-only, default 0).
+      high: Upper bound (keyword-only, default ``scale``; give one of ``scale`` and ``high``).
+
+    Raises:
+      ValueError: both ``scale`` and ``high`` given, or low >= high.
     """
-    low, high = float(low), float(high)
-    if not low < high:
-        raise UsageError(f"uniform: need low < high, got low={low}, high={high}")
-    return Init(
-        "uniform",
-        (("low", low), ("high", high)),
-        lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, low, high),
-        lambda s: ((low + high) / 2, (high - low) ** 2 / 12),
-    )
+    if high is not None and not (isinstance(scale, float | int) and scale == 1e-2):
+        raise UsageError(f"uniform: give scale (the upper bound) or high, not both: scale={scale!r}, high={high!r}")
+    low, lo = hyper("low", 0.0 if low is None else low, "uniform", nonnegative=False)
+    high, hi = hyper("high" if high is not None else "scale", scale if high is None else high, "uniform",
+                     nonnegative=False)  # fmt: skip
+    if lo is not None and hi is not None and not lo < hi:
+        raise UsageError(f"uniform: need low < high, got low={lo}, high={hi}")
+
+    def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+        if is_complex(dtype):
+            lo_, hi_ = jnp.asarray(low, real_dtype(dtype)), jnp.asarray(high, real_dtype(dtype))
+            centre, spread = ((lo_ + hi_) / 2).astype(dtype), ((hi_ - lo_) / math.sqrt(12)).astype(dtype)
+            return unit_disk(key, shape, dtype) * spread + centre
+        if lo == 0.0:  # jax's arithmetic, bitwise: U[0, 1) * scale
+            return jax.random.uniform(key, shape, dtype) * jnp.array(high, dtype)
+        return jax.random.uniform(key, shape, dtype, low, high)
+
+    def moments(shape: tuple[int, ...]) -> tuple[float, float]:
+        concrete("uniform", low=lo, high=hi)
+        return (lo + hi) / 2, (hi - lo) ** 2 / 12
+
+    params = (("low", provenance(low, lo)), ("high", provenance(high, hi)))
+    return Init("uniform", params, sample, moments, dtype=dtype, complex_ok=True)
 
 
-def truncated_normal(stddev: float = 1e-2, lower: float = -2.0, upper: float = 2.0, mean: float = 0.0) -> Init:
+def truncated_normal(
+    stddev: Any = 1e-2, dtype: Any = None, lower: float = -2.0, upper: float = 2.0, *, mean: Any = 0.0
+) -> Init:
     """Truncated Gaussian whose samples have standard deviation exactly ``stddev``.
 
     A standard normal truncated to ``[lower, upper]`` (bounds in standard deviations of the
     untruncated normal) is centred and rescaled by its closed-form mean and standard
-    deviation, then shifted by ``mean``. NOTE: this differs from
-    ``jax.nn.initializers.truncated_normal(stddev)``, whose ``stddev`` is that of the
-    untruncated normal, so its samples have standard deviation ``0.88 * stddev``.
+    deviation, then shifted by ``mean``. The signature is ``jax.nn.initializers.truncated_normal``'s,
+    but DELIBERATELY NOT its numbers: jax's ``stddev`` is that of the untruncated normal, so its
+    samples have standard deviation ``0.88 * stddev`` at the default bounds; the exact jax
+    equivalent is ``truncated_normal(0.8796 * stddev)`` (0.87962566 is the (-2, 2) truncated
+    standard deviation). A complex dtype is a circular normal with modulus truncated at
+    ``upper`` standard deviations (``lower`` must be ``-upper``), rescaled so that
+    :math:`E|w - mean|^2 = stddev^2` exactly.
 
     Args:
-      stddev: Standard deviation of the samples (>= 0).
+      stddev: Standard deviation of the samples (>= 0); a number or a traced scalar.
+      dtype: Default dtype (real or complex); None: JAX's default float.
       lower: Lower truncation bound, in standard deviations.
       upper: Upper truncation bound, in standard deviations (> lower).
-      mean: Mean of the samples.
+      mean: Mean of the samples (keyword-only).
     """
-    stddev = check_nonnegative("stddev", stddev, "truncated_normal")
+    stddev, sd = hyper("stddev", stddev, "truncated_normal")
+    mean, mu = hyper("mean", mean, "truncated_normal", nonnegative=False)
     lower, upper = check_bounds(lower, upper, "truncated_normal")
-    mean = float(mean)
 
     def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
-        out = standardized_truncated_normal(key, shape, dtype, jnp.array(stddev, dtype), lower, upper)
-        return out + jnp.array(mean, dtype) if mean else out
+        if is_complex(dtype):
+            check_symmetric_bounds(lower, upper, "truncated_normal")
+            out = complex_truncated_normal(key, shape, dtype, stddev, upper)
+        else:
+            out = standardized_truncated_normal(key, shape, dtype, jnp.array(stddev, dtype), lower, upper)
+        return out if mu == 0.0 else out + jnp.array(mean, dtype)
 
-    return Init(
-        "truncated_normal",
-        (("stddev", stddev), ("lower", lower), ("upper", upper), ("mean", mean)),
-        sample,
-        lambda s: (mean, stddev**2),
-    )
+    def moments(shape: tuple[int, ...]) -> tuple[float, float]:
+        concrete("truncated_normal", stddev=sd, mean=mu)
+        return mu, sd**2
+
+    params = (("stddev", provenance(stddev, sd)), ("lower", lower), ("upper", upper), ("mean", provenance(mean, mu)))
+    return Init("truncated_normal", params, sample, moments, dtype=dtype, complex_ok=True)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from initbench.inits._fans import check_shape
-from initbench.inits.errors import UsageError, check_float_dtype
+from initbench.inits.errors import UsageError, check_dtype
 
 Sampler = Callable[[jax.Array, tuple[int, ...], np.dtype], jax.Array]
 Moments = Callable[[tuple[int, ...]], tuple[float, float]]
@@ -20,21 +20,26 @@ Moments = Callable[[tuple[int, ...]], tuple[float, float]]
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Init:
-    """An initializer: ``init(key, shape, dtype=jnp.float32) -> jax.Array``.
+    r"""An initializer: ``init(key, shape, dtype=None) -> jax.Array``.
 
     Instances satisfy the :class:`jax.nn.initializers.Initializer` protocol, so they plug
     into ``flax.linen`` as ``kernel_init``/``bias_init``. The call is pure (all randomness
     comes from ``key``), works under ``jit`` and ``vmap`` over keys, and validates the shape
-    and dtype before sampling.
+    and dtype before sampling. As in ``jax.nn.initializers``, the call's ``dtype`` defaults to
+    the factory's ``dtype``, and that to JAX's default float (float32; float64 with x64).
 
     Attributes:
       name: Registry name of the initializer.
       params: The factory's arguments, as ``(name, value)`` pairs (for provenance).
       sample: ``(key, shape, dtype) -> array`` on an already-validated shape and dtype.
-      moments: ``shape -> (mean, variance)`` of one entry, exact in expectation, or None
-        when the entries are not identically distributed (structured initializers).
+      moments: ``shape -> (mean, variance)`` of one entry, exact in expectation (for complex
+        dtypes the variance is :math:`\mathbb{E}|w - \text{mean}|^2`), or None when the
+        entries are not identically distributed (structured initializers). It may raise a
+        UsageError saying why no target exists (a traced hyper-parameter).
       min_ndim: Smallest rank the initializer accepts.
       max_ndim: Largest rank it accepts (None: any), e.g. 2 for ``identity`` (Dense only).
+      dtype: The factory's default dtype (None: JAX's default float).
+      complex_ok: Whether complex dtypes are supported.
     """
 
     name: str
@@ -43,19 +48,33 @@ class Init:
     moments: Moments | None = None
     min_ndim: int = 0
     max_ndim: int | None = None
+    dtype: Any = None
+    complex_ok: bool = False
 
-    def __call__(self, key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+    def __post_init__(self) -> None:
+        if self.dtype is not None:  # a bad default dtype fails when the factory is called, not later
+            check_dtype(self.dtype, self.name, complex_ok=self.complex_ok)
+
+    def __call__(self, key: jax.Array, shape: Sequence[int], dtype: Any = None, out_sharding: Any = None) -> jax.Array:
         shape = check_shape(shape, self.min_ndim, self.name)
         if self.max_ndim is not None and len(shape) > self.max_ndim:
             raise UsageError(
                 f"{self.name} takes kernels of at most {self.max_ndim} dims, got shape {shape}"
                 + (": for a convolution kernel use dirac (the identity convolution)" if self.name == "identity" else "")
             )
-        dt = check_float_dtype(dtype, self.name)
-        return self.sample(key, shape, dt)
+        dt = check_dtype(self.dtype if dtype is None else dtype, self.name, complex_ok=self.complex_ok)
+        out = self.sample(key, shape, dt)
+        if out_sharding is not None:  # the jax.nn.initializers keyword: lay the result out as asked
+            out = jax.sharding.reshard(out, out_sharding)
+        return out
 
     def target(self, shape: Sequence[int]) -> tuple[float, float]:
-        """Returns the exact ``(mean, variance)`` of one entry for a kernel of ``shape``."""
+        """Returns the exact ``(mean, variance)`` of one entry for a kernel of ``shape``.
+
+        Raises:
+          ValueError: a structured initializer (entries not identically distributed), or a
+            hyper-parameter that is traced (under ``jit``/``grad``) and so has no value yet.
+        """
         if self.moments is None:
             raise UsageError(f"{self.name} has no per-entry target moments (structured init)")
         return self.moments(check_shape(shape, self.min_ndim, self.name))
@@ -63,6 +82,110 @@ class Init:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params)
         return f"{self.name}({args})"
+
+
+TRACED = "<traced>"
+
+
+def hyper(name: str, value: Any, what: str, *, nonnegative: bool = True) -> tuple[Any, float | None]:
+    """A scale-type hyper-parameter (stddev, scale, gain, mean): ``(value to sample with, concrete float)``.
+
+    A number or a concrete 0-d array is validated (finite; >= 0 when ``nonnegative``) and
+    returned as a float twice. A traced value (the factory called under ``jit``, ``grad`` or
+    ``vmap``) cannot be validated or turned into a float: it is returned as is, with None, and
+    the sampler multiplies by it as an array, so gradients flow to it.
+
+    Raises:
+      ValueError: not a number, not a scalar, non-finite, or negative when it must not be.
+    """
+    if isinstance(value, jax.core.Tracer):
+        if jnp.ndim(value) != 0:
+            raise UsageError(f"{what}: {name} must be a scalar, got an array of shape {jnp.shape(value)}")
+        return value, None
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what}: {name} must be a number, got {value!r}") from None
+    if arr.ndim != 0:
+        raise UsageError(f"{what}: {name} must be a scalar, got an array of shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
+        raise UsageError(f"{what}: {name} must be a real number, got {value!r}")
+    v = float(arr)
+    if not math.isfinite(v) or (nonnegative and v < 0):
+        raise UsageError(f"{what}: {name} must be a finite number{' >= 0' if nonnegative else ''}, got {value!r}")
+    return v, v
+
+
+def concrete(what: str, **values: float | None) -> None:
+    """Raises the clear error of ``target`` when a hyper-parameter is traced (its value is unknown)."""
+    traced = [k for k, v in values.items() if v is None]
+    if traced:
+        raise UsageError(
+            f"{what}: target(shape) needs concrete hyper-parameters, but {', '.join(traced)} is traced "
+            "(the factory was called under jit/grad/vmap); call target on a factory built from numbers"
+        )
+
+
+def provenance(value: Any, concrete_value: float | None) -> Any:
+    """What ``Init.params`` records for a hyper-parameter: its value, or ``"<traced>"``."""
+    return TRACED if concrete_value is None else concrete_value
+
+
+def real_dtype(dtype: np.dtype) -> np.dtype:
+    """The real dtype of a complex one (complex64 -> float32); a real dtype itself."""
+    return np.dtype(np.finfo(dtype).dtype) if np.issubdtype(dtype, np.complexfloating) else np.dtype(dtype)
+
+
+def is_complex(dtype: np.dtype) -> bool:
+    """Whether ``dtype`` is complex."""
+    return bool(np.issubdtype(dtype, np.complexfloating))
+
+
+def unit_disk(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
+    r"""Complex samples uniform on the disk of radius :math:`\sqrt 2`: mean 0, :math:`\mathbb{E}|w|^2 = 1`.
+
+    :math:`r = \sqrt{2U}`, :math:`\theta = 2\pi V` (:math:`U, V \sim U[0, 1)`): the area
+    element makes :math:`r^2/2` uniform, so :math:`\mathbb{E}[r^2] = 1`, split equally between
+    the real and imaginary parts. The same draw as ``jax.nn.initializers``' complex uniform.
+    """
+    k_r, k_theta = jax.random.split(key)
+    real = real_dtype(dtype)
+    r = jnp.sqrt(2 * jax.random.uniform(k_r, shape, real)).astype(dtype)
+    theta = 2 * np.pi * jax.random.uniform(k_theta, shape, real).astype(dtype)
+    return r * jnp.exp(jnp.asarray(1j, dtype) * theta)
+
+
+def complex_truncated_second_moment(upper: float) -> float:
+    r""":math:`\mathbb{E}|z|^2` of a standard complex normal (:math:`\mathbb{E}|z|^2 = 1`) with :math:`|z| \le u`.
+
+    :math:`|z|^2 \sim \text{Exp}(1)`, so truncated to :math:`[0, u^2]`:
+    :math:`\mathbb{E}|z|^2 = 1 - u^2 e^{-u^2} / (1 - e^{-u^2})` (0.92537 for :math:`u = 2`).
+    ``jax.nn.initializers.variance_scaling`` divides by 0.90842 instead, so its complex
+    truncated normal has :math:`\mathbb{E}|w|^2` 1.87% above the target.
+    """
+    u2 = float(upper) ** 2
+    return 1.0 - u2 * math.exp(-u2) / -math.expm1(-u2)
+
+
+def complex_truncated_normal(
+    key: jax.Array, shape: tuple[int, ...], dtype: np.dtype, stddev: jax.Array, upper: float
+) -> jax.Array:
+    r"""Complex circular normal, modulus truncated at ``upper`` standard deviations, exact :math:`\mathbb{E}|w|^2`.
+
+    Draws :math:`|z|^2` from Exp(1) truncated to :math:`[0, u^2]` by inversion
+    (:math:`|z|^2 = -\log(1 - (1 - e^{-u^2})U)`), a uniform phase, and divides by the closed-form
+    :math:`\sqrt{\mathbb{E}|z|^2}` (:func:`complex_truncated_second_moment`), so
+    :math:`\mathbb{E}|w|^2 = \text{stddev}^2` exactly, half in each of the real and imaginary parts.
+    """
+    k_r, k_theta = jax.random.split(key)
+    real = real_dtype(dtype)
+    wide = np.dtype(np.float32) if jnp.finfo(real).bits < 32 else real
+    u = jax.random.uniform(k_r, shape, wide)
+    mass = -math.expm1(-(float(upper) ** 2))  # P(|z|^2 <= u^2) = 1 - exp(-u^2)
+    r2 = -jnp.log1p(-mass * u)
+    theta = 2 * np.pi * jax.random.uniform(k_theta, shape, wide)
+    modulus = jnp.sqrt(r2) * (jnp.asarray(stddev, wide) / math.sqrt(complex_truncated_second_moment(upper)))
+    return jax.lax.complex(modulus * jnp.cos(theta), modulus * jnp.sin(theta)).astype(dtype)
 
 
 def truncated_standard_normal_moments(lower: float, upper: float) -> tuple[float, float]:
@@ -101,6 +224,15 @@ def check_bounds(lower: float, upper: float, what: str) -> tuple[float, float]:
     return lower, upper
 
 
+def check_symmetric_bounds(lower: float, upper: float, what: str) -> None:
+    """A complex truncated normal truncates the modulus: it needs ``lower == -upper``."""
+    if lower != -upper:
+        raise UsageError(
+            f"{what}: a complex truncated normal truncates the modulus at upper, so it needs lower = -upper; "
+            f"got lower={lower}, upper={upper}"
+        )
+
+
 def standardized_truncated_normal(
     key: jax.Array,
     shape: tuple[int, ...],
@@ -125,4 +257,4 @@ def standardized_truncated_normal(
     z = jax.random.truncated_normal(key, lower, upper, shape, wide)
     if mean != 0.0:
         z = z - jnp.asarray(mean, wide)
-    return (z * (stddev.astype(wide) / jnp.asarray(sigma, wide))).astype(dtype)
+    return (z * (jnp.asarray(stddev, wide) / jnp.asarray(sigma, wide))).astype(dtype)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench.inits._core import Init
+from initbench.inits._core import Init, concrete, hyper, provenance
 from initbench.inits.errors import UsageError, check_nonnegative, positive_int
 
-_FACTORIZABLE = (np.dtype(np.float32), np.dtype(np.float64))
+_FACTORIZABLE = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
 
 
 def _compute_dtype(dtype: np.dtype) -> np.dtype:
@@ -24,23 +25,38 @@ def _orthogonal_matrix(key: jax.Array, n_rows: int, n_cols: int, dtype: np.dtype
     return jax.random.orthogonal(key, n_rows, (), _compute_dtype(dtype), n_cols)
 
 
-def orthogonal(gain: float = 1.0, column_axis: int = -1) -> Init:
-    r"""Haar-random (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2014).
+def _scale_or_gain(scale: Any, gain: Any, what: str) -> tuple[Any, float | None]:
+    # jax names the multiplier `scale`; initbench (and PyTorch) `gain`: either, not both.
+    if gain is not None:
+        if not (isinstance(scale, float | int) and scale == 1.0):
+            raise UsageError(
+                f"{what}: give scale or gain (the same multiplier), not both: scale={scale!r}, gain={gain!r}"
+            )
+        return hyper("gain", gain, what)
+    return hyper("scale", scale, what)
+
+
+def orthogonal(scale: Any = 1.0, column_axis: int = -1, dtype: Any = None, *, gain: Any = None) -> Init:
+    r"""Haar-random (semi-)orthogonal matrix times ``scale`` (Saxe et al. 2014).
 
     The kernel is viewed as a matrix with ``shape[column_axis]`` columns and every other
     axis flattened into rows (for a conv kernel: the receptive field times the input
     channels). If rows >= columns the columns are orthonormal, else the rows are. Each entry
-    then has mean 0 and variance :math:`g^2 / \max(\text{rows}, \text{cols})`.
-    Bitwise equal to ``jax.nn.initializers.orthogonal`` for float32.
+    then has mean 0 and variance :math:`g^2 / \max(\text{rows}, \text{cols})`. A complex dtype
+    gives a Haar-random (semi-)unitary matrix, :math:`\mathbb{E}|w|^2` the same.
+    Bitwise equal to ``jax.nn.initializers.orthogonal(scale, column_axis, dtype)`` for float32.
 
     Saxe, McClelland & Ganguli 2014, "Exact solutions to the nonlinear dynamics of learning
     in deep linear neural networks", ICLR; sampling after Mezzadri 2007.
 
     Args:
-      gain: Multiplier (>= 0); ``inits.gain(activation)`` for nonlinear nets.
+      scale: Multiplier g (>= 0), jax's name; a number or a traced scalar (differentiable).
       column_axis: Axis holding the columns.
+      dtype: Default dtype (real or complex); None: JAX's default float.
+      gain: The same multiplier under PyTorch's name (keyword-only): ``inits.gain(activation)``
+        for nonlinear nets. Give ``scale`` or ``gain``.
     """
-    gain = check_nonnegative("gain", gain, "orthogonal")
+    gain, g = _scale_or_gain(scale, gain, "orthogonal")
 
     def sizes(shape: tuple[int, ...]) -> tuple[int, int]:
         try:
@@ -56,12 +72,18 @@ def orthogonal(gain: float = 1.0, column_axis: int = -1) -> Init:
         q = jnp.moveaxis(q, -1, column_axis)
         return (jnp.array(gain, q.dtype) * q).astype(dtype)
 
+    def moments(shape: tuple[int, ...]) -> tuple[float, float]:
+        concrete("orthogonal", gain=g)
+        return 0.0, g**2 / max(sizes(shape))
+
     return Init(
         "orthogonal",
-        (("gain", gain), ("column_axis", column_axis)),
+        (("gain", provenance(gain, g)), ("column_axis", column_axis)),
         sample,
-        lambda s: (0.0, gain**2 / max(sizes(s))),
+        moments,
         min_ndim=2,
+        dtype=dtype,
+        complex_ok=True,
     )
 
 
@@ -69,7 +91,7 @@ def _center(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple((k - 1) // 2 for k in shape[:-2])
 
 
-def delta_orthogonal(gain: float = 1.0) -> Init:
+def delta_orthogonal(scale: Any = 1.0, column_axis: int = -1, dtype: Any = None, *, gain: Any = None) -> Init:
     """Delta-orthogonal convolution kernel (Xiao et al. 2018).
 
     For a kernel ``(*window, in, out)`` every tap is zero except the centre one
@@ -86,17 +108,27 @@ def delta_orthogonal(gain: float = 1.0) -> Init:
     Field Theory of CNNs: How to Train 10,000-Layer Vanilla Convolutional Neural Networks",
     ICML, Algorithm 1.
 
+    The signature is ``jax.nn.initializers.delta_orthogonal``'s (``scale``, ``column_axis`` of
+    the centre matrix, ``dtype``; real or complex); jax refuses in > out and 2-D kernels, this
+    accepts both as described.
+
     Args:
-      gain: Multiplier of the centre tap (>= 0).
+      scale: Multiplier of the centre tap (>= 0), jax's name; a number or a traced scalar.
+      column_axis: Axis of the ``(in, out)`` centre matrix holding its columns (-1: out).
+      dtype: Default dtype (real or complex); None: JAX's default float.
+      gain: The same multiplier under PyTorch's name (keyword-only). Give ``scale`` or ``gain``.
     """
-    gain = check_nonnegative("gain", gain, "delta_orthogonal")
+    gain, g = _scale_or_gain(scale, gain, "delta_orthogonal")
+    if column_axis not in (-1, -2, 0, 1):
+        raise UsageError(f"delta_orthogonal: column_axis must be -1 or -2 (of the centre matrix), got {column_axis!r}")
+    centre = orthogonal(gain, column_axis=column_axis)
 
     def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
-        q = _orthogonal_matrix(key, shape[-2], shape[-1], dtype)
-        q = (jnp.array(gain, q.dtype) * q).astype(dtype)
+        q = centre.sample(key, tuple(shape[-2:]), dtype)
         return jnp.zeros(shape, dtype).at[_center(shape)].set(q)
 
-    return Init("delta_orthogonal", (("gain", gain),), sample, None, min_ndim=2)
+    params = (("gain", provenance(gain, g)),) + ((("column_axis", column_axis),) if column_axis != -1 else ())
+    return Init("delta_orthogonal", params, sample, None, min_ndim=2, dtype=dtype, complex_ok=True)
 
 
 def _dirac_matrix(shape: tuple[int, ...], groups: int, gain: float, dtype) -> jax.Array:

@@ -9,19 +9,36 @@ for the modes ``fan_in``, ``fan_out``, ``fan_avg``, ``fan_geo_avg``; fans come f
 kernel layout (:mod:`inits._fans`). The distribution is rescaled so the variance is exact:
 normal :math:`\sigma = \sqrt{v}`, uniform on :math:`[-\sqrt{3v}, \sqrt{3v}]`, truncated
 normal divided by the truncated distribution's closed-form standard deviation.
+
+Signatures are ``jax.nn.initializers``' (``in_axis, out_axis, batch_axis, dtype``; initbench's
+extras keyword-only). Complex dtypes are exact: a circular normal, the uniform disk, and a normal
+whose modulus is truncated at ``upper`` standard deviations, each with
+:math:`\mathbb{E}|w|^2 = \text{scale}/n`, half in the real and half in the imaginary part. The
+``scale`` (and the Glorot ``gain``) may be a traced scalar.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 
-from initbench.inits._core import Init, check_bounds, standardized_truncated_normal
+from initbench.inits._core import (
+    Init,
+    check_bounds,
+    check_symmetric_bounds,
+    complex_truncated_normal,
+    concrete,
+    hyper,
+    is_complex,
+    provenance,
+    standardized_truncated_normal,
+    unit_disk,
+)
 from initbench.inits._fans import AxisSpec, Layout, compute_fans, resolve_layout
-from initbench.inits.errors import UsageError, check_nonnegative, positive_int, unknown_choice
+from initbench.inits.errors import UsageError, positive_int, unknown_choice
 
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 Distribution = Literal["normal", "truncated_normal", "uniform"]
@@ -46,17 +63,19 @@ def variance_scaling(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
     batch_axis: AxisSpec = (),
+    dtype: Any = None,
     *,
     lower: float = -2.0,
     upper: float = 2.0,
     layout: Layout | str | None = None,
     name: str = "variance_scaling",
 ) -> Init:
-    """Entries with mean 0 and variance exactly ``scale / n`` (n set by ``mode``).
+    r"""Entries with mean 0 and variance exactly ``scale / n`` (n set by ``mode``).
 
-    Same arithmetic as :func:`jax.nn.initializers.variance_scaling` for the distributions
-    both offer (bitwise equal outputs for the same key), plus truncation at any bounds with
-    an exact correction and grouped-convolution fans.
+    Same arithmetic as :func:`jax.nn.initializers.variance_scaling` (bitwise equal outputs for
+    the same key, real dtypes and the complex normal and uniform), plus truncation at any bounds
+    with an exact correction, grouped-convolution fans, and an exact complex truncated normal
+    (jax's has :math:`\mathbb{E}|w|^2` 1.87% above ``scale / n``).
 
     Example:
       >>> import jax
@@ -70,6 +89,7 @@ def variance_scaling(
       in_axis: Input axis or axes (ignored when ``layout`` is given).
       out_axis: Output axis or axes (ignored when ``layout`` is given).
       batch_axis: Batch axes excluded from the fans (ignored when ``layout`` is given).
+      dtype: Default dtype (real or complex); None: JAX's default float.
       lower: Truncation lower bound in standard deviations (truncated_normal only).
       upper: Truncation upper bound in standard deviations (truncated_normal only).
       layout: A :class:`inits.Layout` or preset name (``dense``, ``conv``, ...).
@@ -78,7 +98,7 @@ def variance_scaling(
     Raises:
       ValueError: unknown mode or distribution, negative scale, lower >= upper.
     """
-    scale = check_nonnegative("scale", scale, name)
+    scale, fixed = hyper("scale", scale, name)
     if mode not in MODES:
         raise unknown_choice("mode", mode, MODES)
     if distribution not in DISTRIBUTIONS:
@@ -87,41 +107,59 @@ def variance_scaling(
         lower, upper = check_bounds(lower, upper, name)
     lay = resolve_layout(layout, in_axis, out_axis, batch_axis)
 
-    def variance_of(shape: tuple[int, ...]) -> float:
+    def variance_of(shape: tuple[int, ...]) -> Any:
         fan_in, fan_out = compute_fans(shape, lay)
         return scale / _denominator(mode, fan_in, fan_out)
 
     def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
         variance = jnp.array(variance_of(shape), dtype=dtype)
-        if distribution == "normal":
+        if distribution == "normal":  # complex: circular, E|z|^2 = 1
             return jax.random.normal(key, shape, dtype) * jnp.sqrt(variance)
         if distribution == "uniform":
+            if is_complex(dtype):
+                return unit_disk(key, shape, dtype) * jnp.sqrt(variance)
             # U[-a, a] has variance a^2 / 3, so a = sqrt(3 v).
             return jax.random.uniform(key, shape, dtype, -1) * jnp.sqrt(3 * variance)
+        if is_complex(dtype):
+            check_symmetric_bounds(lower, upper, name)
+            return complex_truncated_normal(key, shape, dtype, jnp.sqrt(jnp.real(variance)), upper)
         return standardized_truncated_normal(key, shape, dtype, jnp.sqrt(variance), lower, upper)
 
-    params: list[tuple[str, object]] = [("scale", scale), ("mode", mode), ("distribution", distribution)]
+    def moments(shape: tuple[int, ...]) -> tuple[float, float]:
+        concrete(name, scale=fixed)
+        return 0.0, variance_of(shape)
+
+    params: list[tuple[str, object]] = [("scale", provenance(scale, fixed)), ("mode", mode),
+                                        ("distribution", distribution)]  # fmt: skip
     if distribution == "truncated_normal" and (lower, upper) != (-2.0, 2.0):
         params += [("lower", lower), ("upper", upper)]
     if lay.name != "dense" and (
         layout is not None or (lay.in_axis, lay.out_axis, lay.batch_axis) != ((-2,), (-1,), ())
     ):
         params.append(("layout", lay.name if lay.name != "custom" else (lay.in_axis, lay.out_axis, lay.batch_axis)))
-    return Init(name, tuple(params), sample, lambda s: (0.0, variance_of(s)), min_ndim=lay.min_ndim)
+    return Init(name, tuple(params), sample, moments, min_ndim=lay.min_ndim, dtype=dtype, complex_ok=True)
 
 
-def lecun_normal(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+def lecun_normal(
+    in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
+) -> Init:
     r"""LeCun normal: :math:`w \sim \mathcal{N}(0, 1/n_{in})` (LeCun et al. 1998, Efficient BackProp).
 
-    Plain (untruncated) normal. ``flax_default`` is the truncated variant Flax uses.
+    Plain (untruncated) normal. DELIBERATE DIFFERENCE: ``jax.nn.initializers.lecun_normal`` (and
+    Flax's default) is a truncated normal; its exact equivalent here is
+    :func:`lecun_truncated_normal` (= ``flax_default``).
     """
-    return variance_scaling(1.0, "fan_in", "normal", in_axis, out_axis, batch_axis, layout=layout, name="lecun_normal")
+    return variance_scaling(
+        1.0, "fan_in", "normal", in_axis, out_axis, batch_axis, dtype, layout=layout, name="lecun_normal"
+    )
 
 
-def lecun_uniform(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+def lecun_uniform(
+    in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
+) -> Init:
     r"""LeCun uniform: :math:`w \sim U[-\sqrt{3/n_{in}}, \sqrt{3/n_{in}}]` (LeCun et al. 1998)."""
     return variance_scaling(
-        1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, layout=layout, name="lecun_uniform"
+        1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype, layout=layout, name="lecun_uniform"
     )
 
 
@@ -129,6 +167,7 @@ def lecun_truncated_normal(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
     batch_axis: AxisSpec = (),
+    dtype: Any = None,
     *,
     lower: float = -2.0,
     upper: float = 2.0,
@@ -142,6 +181,7 @@ def lecun_truncated_normal(
         in_axis,
         out_axis,
         batch_axis,
+        dtype,
         lower=lower,
         upper=upper,
         layout=layout,
@@ -150,28 +190,76 @@ def lecun_truncated_normal(
 
 
 def glorot_normal(
-    in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, gain: float = 1.0, layout=None
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    dtype: Any = None,
+    *,
+    gain: Any = 1.0,
+    layout=None,
 ) -> Init:
     r"""Glorot/Xavier normal: :math:`w \sim \mathcal{N}(0, g^2 \cdot 2/(n_{in} + n_{out}))`.
 
     Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward neural
     networks", AISTATS, eq. 12 (the normal form of their normalized initialization).
+    DELIBERATE DIFFERENCE: ``jax.nn.initializers.glorot_normal`` is a truncated normal; its exact
+    equivalent here is :func:`glorot_truncated_normal`.
 
     Args:
       in_axis: Input axis or axes.
       out_axis: Output axis or axes.
       batch_axis: Axes excluded from the fans.
+      dtype: Default dtype (real or complex); None: JAX's default float.
       layout: A :class:`inits.Layout` or preset name; overrides the axis arguments.
       gain: Multiplier of the standard deviation (PyTorch's ``gain``), >= 0.
     """
-    gain = check_nonnegative("gain", gain, "glorot_normal")
+    gain, _ = hyper("gain", gain, "glorot_normal")
     return variance_scaling(
-        gain**2, "fan_avg", "normal", in_axis, out_axis, batch_axis, layout=layout, name="glorot_normal"
+        gain**2, "fan_avg", "normal", in_axis, out_axis, batch_axis, dtype, layout=layout, name="glorot_normal"
+    )
+
+
+def glorot_truncated_normal(
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    dtype: Any = None,
+    *,
+    gain: Any = 1.0,
+    lower: float = -2.0,
+    upper: float = 2.0,
+    layout=None,
+) -> Init:
+    r"""Glorot/Xavier truncated normal: variance exactly :math:`g^2 \cdot 2/(n_{in} + n_{out})` after truncation.
+
+    This is what ``jax.nn.initializers.glorot_normal`` draws (bitwise equal at the default
+    bounds); initbench's :func:`glorot_normal` is the plain normal of the paper's eq. 12.
+    Glorot & Bengio 2010, AISTATS.
+    """
+    gain, _ = hyper("gain", gain, "glorot_truncated_normal")
+    return variance_scaling(
+        gain**2,
+        "fan_avg",
+        "truncated_normal",
+        in_axis,
+        out_axis,
+        batch_axis,
+        dtype,
+        lower=lower,
+        upper=upper,
+        layout=layout,
+        name="glorot_truncated_normal",
     )
 
 
 def glorot_uniform(
-    in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, gain: float = 1.0, layout=None
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    dtype: Any = None,
+    *,
+    gain: Any = 1.0,
+    layout=None,
 ) -> Init:
     r"""Glorot/Xavier uniform, the "normalized initialization" of Glorot & Bengio 2010 (eq. 16).
 
@@ -181,16 +269,19 @@ def glorot_uniform(
       in_axis: Input axis or axes.
       out_axis: Output axis or axes.
       batch_axis: Axes excluded from the fans.
+      dtype: Default dtype (real or complex); None: JAX's default float.
       layout: A :class:`inits.Layout` or preset name; overrides the axis arguments.
       gain: Multiplier of the bound (PyTorch's ``gain``), >= 0.
     """
-    gain = check_nonnegative("gain", gain, "glorot_uniform")
+    gain, _ = hyper("gain", gain, "glorot_uniform")
     return variance_scaling(
-        gain**2, "fan_avg", "uniform", in_axis, out_axis, batch_axis, layout=layout, name="glorot_uniform"
+        gain**2, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype, layout=layout, name="glorot_uniform"
     )
 
 
-def glorot_standard(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+def glorot_standard(
+    in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
+) -> Init:
     r"""Glorot & Bengio 2010's "standard" heuristic (their eq. 1).
 
     .. math:: w \sim U[-1/\sqrt{n},\ 1/\sqrt{n}],\ n = n_{in}, \qquad \mathrm{Var}[w] = 1/(3 n_{in})
@@ -199,7 +290,7 @@ def glorot_standard(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis:
     by 1/3 per layer in a linear network.
     """
     return variance_scaling(
-        1.0 / 3.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, layout=layout, name="glorot_standard"
+        1.0 / 3.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype, layout=layout, name="glorot_standard"
     )
 
 
@@ -214,6 +305,7 @@ def he_normal(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
     batch_axis: AxisSpec = (),
+    dtype: Any = None,
     *,
     mode: Mode = "fan_in",
     negative_slope: float = 0.0,
@@ -223,24 +315,29 @@ def he_normal(
 
     He et al. 2015, "Delving Deep into Rectifiers", ICCV, eq. 10 (fan_in, forward) and
     eq. 14 (fan_out, backward); ``a`` is the leaky-ReLU/PReLU negative slope, gain
-    :math:`\sqrt{2/(1 + a^2)}`.
+    :math:`\sqrt{2/(1 + a^2)}`. DELIBERATE DIFFERENCE: ``jax.nn.initializers.he_normal`` is a
+    truncated normal; its exact equivalent here is :func:`he_truncated_normal`.
 
     Args:
       in_axis: Input axis or axes.
       out_axis: Output axis or axes.
       batch_axis: Axes excluded from the fans.
+      dtype: Default dtype (real or complex); None: JAX's default float.
       layout: A :class:`inits.Layout` or preset name; overrides the axis arguments.
       mode: ``fan_in`` (preserve forward variance) or ``fan_out`` (backward), or the others.
       negative_slope: ``a`` of a leaky ReLU / PReLU (0 for ReLU).
     """
     scale = _he_scale(negative_slope, "he_normal")
-    return variance_scaling(scale, mode, "normal", in_axis, out_axis, batch_axis, layout=layout, name="he_normal")
+    return variance_scaling(
+        scale, mode, "normal", in_axis, out_axis, batch_axis, dtype, layout=layout, name="he_normal"
+    )
 
 
 def he_uniform(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
     batch_axis: AxisSpec = (),
+    dtype: Any = None,
     *,
     mode: Mode = "fan_in",
     negative_slope: float = 0.0,
@@ -248,13 +345,16 @@ def he_uniform(
 ) -> Init:
     r"""He/Kaiming uniform: :math:`w \sim U[-\sqrt{6/((1 + a^2) n)}, \sqrt{6/((1 + a^2) n)}]` (He et al. 2015)."""
     scale = _he_scale(negative_slope, "he_uniform")
-    return variance_scaling(scale, mode, "uniform", in_axis, out_axis, batch_axis, layout=layout, name="he_uniform")
+    return variance_scaling(
+        scale, mode, "uniform", in_axis, out_axis, batch_axis, dtype, layout=layout, name="he_uniform"
+    )
 
 
 def he_truncated_normal(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
     batch_axis: AxisSpec = (),
+    dtype: Any = None,
     *,
     mode: Mode = "fan_in",
     negative_slope: float = 0.0,
@@ -271,6 +371,7 @@ def he_truncated_normal(
         in_axis,
         out_axis,
         batch_axis,
+        dtype,
         lower=lower,
         upper=upper,
         layout=layout,
@@ -278,7 +379,9 @@ def he_truncated_normal(
     )
 
 
-def torch_default(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+def torch_default(
+    in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
+) -> Init:
     r"""PyTorch's default ``nn.Linear``/``nn.ConvNd`` weight init.
 
     ``kaiming_uniform_(w, a=sqrt(5))``: gain :math:`\sqrt{2/(1+5)} = 1/\sqrt{3}`, bound
@@ -287,7 +390,7 @@ def torch_default(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: A
     Pair it with :func:`torch_default_bias`.
     """
     return variance_scaling(
-        1.0 / 3.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, layout=layout, name="torch_default"
+        1.0 / 3.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype, layout=layout, name="torch_default"
     )
 
 
@@ -310,21 +413,25 @@ def torch_default_bias(fan_in: int) -> Init:
     )
 
 
-def keras_default(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+def keras_default(
+    in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
+) -> Init:
     """Keras' default ``Dense``/``Conv`` kernel init: ``glorot_uniform`` (Glorot & Bengio 2010)."""
     return variance_scaling(
-        1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, layout=layout, name="keras_default"
+        1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype, layout=layout, name="keras_default"
     )
 
 
-def flax_default(in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), *, layout=None) -> Init:
+def flax_default(
+    in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
+) -> Init:
     """Flax's default kernel init: ``jax.nn.initializers.lecun_normal()``.
 
     That is a normal truncated at +-2 standard deviations, rescaled so the variance is
     exactly :math:`1/n_{in}`; bitwise equal to Flax's ``default_kernel_init``.
     """
     return variance_scaling(
-        1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, layout=layout, name="flax_default"
+        1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype, layout=layout, name="flax_default"
     )
 
 

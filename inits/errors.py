@@ -60,21 +60,37 @@ def check_nonnegative(name: str, value: float, what: str) -> float:
     return v
 
 
-def check_float_dtype(dtype: object, what: str) -> np.dtype:
-    """Returns ``dtype`` as a numpy dtype; raises UsageTypeError unless it is a real float."""
-    import jax.numpy as jnp  # deferred: listing the registries must not import JAX
+def check_dtype(dtype: object, what: str, *, complex_ok: bool = False) -> np.dtype:
+    """Returns ``dtype`` as the numpy dtype JAX will produce; raises UsageTypeError for a non-float dtype.
 
+    ``None`` means JAX's default float (float32, or float64 with ``jax_enable_x64``), as in
+    ``jax.nn.initializers``; a 64-bit dtype is canonicalized the way JAX does (float64 is
+    float32 unless x64 is enabled). Complex dtypes are accepted when ``complex_ok``.
+    """
+    import jax  # deferred: listing the registries must not import JAX
+    import jax.numpy as jnp
+
+    if dtype is None:
+        return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
     try:
         dt = jnp.dtype(dtype)
     except TypeError:
         raise UsageTypeError(f"{what}: {dtype!r} is not a dtype") from None
     if jnp.issubdtype(dt, jnp.complexfloating):
+        if not complex_ok:
+            raise UsageTypeError(
+                f"{what}: complex dtype {dt} is not supported by this initializer; use a real float dtype "
+                "(float32, bfloat16, float16, float64)"
+            )
+    elif not jnp.issubdtype(dt, jnp.floating):
         raise UsageTypeError(
-            f"{what}: complex dtype {dt} is not supported; use a real float dtype (float32, bfloat16, float16, float64)"
+            f"{what}: dtype {dt} is not a float dtype; initializers produce float32, bfloat16, float16 or float64"
+            + (" (or complex64, complex128)" if complex_ok else "")
+            + " arrays"
         )
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise UsageTypeError(
-            f"{what}: dtype {dt} is not a float dtype; initializers produce float32, "
-            "bfloat16, float16 or float64 arrays"
-        )
-    return dt
+    return np.dtype(jax.dtypes.canonicalize_dtype(dt))
+
+
+def check_float_dtype(dtype: object, what: str) -> np.dtype:
+    """:func:`check_dtype` for real floats only."""
+    return check_dtype(dtype, what)

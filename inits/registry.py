@@ -137,7 +137,13 @@ _ENTRIES = (
     Entry(
         "normal", "initbench.inits._basic:normal", "basic", "w ~ N(mean, stddev^2)", "presets normal(0.01), normal(1.0)"
     ),
-    Entry("uniform", "initbench.inits._basic:uniform", "basic", "w ~ U[low, high)", "Keras RandomUniform"),
+    Entry(
+        "uniform",
+        "initbench.inits._basic:uniform",
+        "basic",
+        "w ~ U[low, high), default U[0, scale) as jax",
+        "jax.nn.initializers.uniform; Keras RandomUniform is low=-0.05, high=0.05",
+    ),
     Entry(
         "truncated_normal",
         "initbench.inits._basic:truncated_normal",
@@ -168,6 +174,13 @@ _ENTRIES = (
         _LECUN,
     ),
     Entry("glorot_normal", "initbench.inits._variance:glorot_normal", "glorot", "N(0, 2 g^2/(fan_in + fan_out))", _GB),
+    Entry(
+        "glorot_truncated_normal",
+        "initbench.inits._variance:glorot_truncated_normal",
+        "glorot",
+        "truncated N, Var = 2 g^2/(fan_in + fan_out) exactly (jax's glorot_normal)",
+        _GB,
+    ),
     Entry(
         "glorot_uniform",
         "initbench.inits._variance:glorot_uniform",

@@ -29,7 +29,7 @@ def test_positive_int_accepts_integers(value):
 def test_usage_errors_are_value_errors_and_type_errors_where_typed():
     assert issubclass(UsageError, ValueError)
     assert issubclass(UsageTypeError, UsageError) and issubclass(UsageTypeError, TypeError)
-    with pytest.raises(UsageTypeError, match="valid arguments: stddev, mean"):
+    with pytest.raises(UsageTypeError, match="valid arguments: stddev, dtype, mean"):
         inits.get("normal", sigma=1.0)
 
 

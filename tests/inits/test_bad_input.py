@@ -31,9 +31,29 @@ def test_non_float_dtype(dtype):
         inits.he_normal()(KEY, (4, 4), dtype)
 
 
-def test_complex_dtype_is_refused():
-    with pytest.raises(TypeError, match="complex dtype complex64 is not supported"):
-        inits.normal()(KEY, (4, 4), jnp.complex64)
+@pytest.mark.parametrize("name", ["sparse", "dirac", "identity", "zero_hadamard", "torch_default_bias"])
+def test_complex_dtype_is_refused_where_undefined(name):
+    init = inits.get(name, **({"fan_in": 4} if name == "torch_default_bias" else {}))
+    with pytest.raises(TypeError, match=f"{name}: complex dtype complex64 is not supported by this initializer"):
+        init(KEY, (4, 4), jnp.complex64)
+
+
+def test_complex_truncated_normal_needs_symmetric_bounds():
+    with pytest.raises(ValueError, match=r"needs lower = -upper; got lower=-1\.0, upper=2\.0"):
+        inits.truncated_normal(0.1, lower=-1.0)(KEY, (4, 4), jnp.complex64)
+
+
+def test_scale_and_gain_or_high_are_one_argument():
+    with pytest.raises(ValueError, match="give scale or gain"):
+        inits.orthogonal(2.0, gain=1.5)
+    with pytest.raises(ValueError, match="give scale \\(the upper bound\\) or high"):
+        inits.uniform(0.5, high=1.0)
+
+
+@pytest.mark.parametrize("value", [jnp.ones(3), "big", complex(1, 1)])
+def test_scale_must_be_a_real_scalar(value):
+    with pytest.raises(ValueError, match="stddev must be a"):
+        inits.normal(value)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +86,7 @@ def test_complex_dtype_is_refused():
         ),
         (lambda: inits.he_truncated_normal(lower=2.0, upper=-2.0), ValueError, "lower < upper"),
         (lambda: inits.truncated_normal(lower=9.0, upper=10.0), ValueError, "almost no mass"),
-        (lambda: inits.uniform(1.0, 0.0), ValueError, "need low < high, got low=1.0, high=0.0"),
+        (lambda: inits.uniform(low=1.0, high=0.0), ValueError, "need low < high, got low=1.0, high=0.0"),
         (lambda: inits.sparse(sparsity=1.0), ValueError, r"sparsity must be in \[0, 1\), got 1.0"),
         (lambda: inits.dirac(groups=0), ValueError, "groups must be a positive integer, got 0"),
         (lambda: inits.torch_default_bias(0), ValueError, "fan_in must be a positive integer, got 0"),
