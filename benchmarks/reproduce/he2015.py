@@ -5,7 +5,10 @@ The derivation: for ReLU layers :math:`\mathrm{Var}[y_l] = \tfrac{1}{2} n_l \mat
 layer (:math:`2^{-L}` after :math:`L` layers, the std :math:`2^{-L/2}`) while :math:`2/n`
 keeps it; the same holds backward for the gradients. Measured here with the propagation probe
 on ReLU MLPs without biases (4 seeds): the per-layer factor of the forward second moment and of
-the back-propagated gradient variance, fitted over the layers.
+the back-propagated gradient variance, fitted over the layers. The PReLU/leaky variant (eq. 15):
+with a negative slope :math:`a` (0.5 here, to make the difference plain), :math:`\mathrm{Var}[w]
+= 2/((1 + a^2) n)` keeps the forward variance while the ReLU init :math:`2/n` multiplies it by
+:math:`1 + a^2` per layer.
 
 The convergence experiment (Fig. 3): plain deep nets, 22 and 30 layers; at 30 layers the
 Xavier-initialized net stalls where He's trains, at 22 both converge (He earlier). The paper's
@@ -25,11 +28,13 @@ import jax
 import numpy as np
 import pandas as pd
 
-from initbench import models
+from initbench import inits, models
 from initbench.benchmarks.reproduce import Claim, Reproduction
 
 SIZES = {"smoke": (8, 64, 64), "cpu": (30, 256, 256), "paper": (30, 1024, 512)}  # depth, width, batch of the probe
 INITS = {"Xavier (1/n)": "lecun_normal", "He (2/n)": "he_normal"}
+SLOPE = 0.5  # the leaky-ReLU / PReLU variant: Var w = 2 / ((1 + a^2) n)
+LEAKY = {f"leaky {SLOPE}: He (2/n)": {}, f"leaky {SLOPE}: He 2/((1+a^2)n)": {"negative_slope": SLOPE}}
 
 
 def _rate(values: np.ndarray) -> float:
@@ -45,10 +50,13 @@ def derivation(scale: str) -> pd.DataFrame:
     depth, width, batch = SIZES[scale]
     x = jax.random.normal(jax.random.key(0), (batch, width))
     rows = []
-    for label, init in INITS.items():
+    cases = [(label, init, "relu") for label, init in INITS.items()]
+    cases += [(label, inits.he_normal(**kw), f"leaky_relu:{SLOPE}") for label, kw in LEAKY.items()]
+    for label, init, activation in cases:
         net = models.build("mlp", input_shape=(width,), num_classes=10, depth=depth, width=width,
-                           activation="relu", kernel_init=init, use_bias=False, scan=True)  # fmt: skip
-        table = propagation.layer_table(propagation.propagation_over_seeds(net, x, [0, 1, 2, 3], activation="relu"))
+                           activation=activation, kernel_init=init, use_bias=False, scan=True)  # fmt: skip
+        runs = propagation.propagation_over_seeds(net, x, [0, 1, 2, 3], activation=activation)
+        table = propagation.layer_table(runs)
         mean = table.groupby("layer_index").mean(numeric_only=True).iloc[:-1]  # hidden layers
         for i, (q, g) in enumerate(zip(mean["pre_activation_second_moment"], mean["gradient_variance"], strict=True)):
             rows.append({"init": label, "layer": i + 1, "forward": q, "backward": g})
@@ -82,7 +90,7 @@ def run(scale: str) -> Reproduction:
     deriv = derivation(scale)
     claims = []
     for signal, what in (("forward", "pre-activation second moment"), ("backward", "gradient variance")):
-        factors = {label: _rate(g[signal].to_numpy()) for label, g in deriv.groupby("init")}
+        factors = {label: _rate(g[signal].to_numpy()) for label, g in deriv.groupby("init") if label in INITS}
         if signal == "backward":  # propagates from the top: its factor per layer toward the input
             factors = {k: 1 / v for k, v in factors.items()}
         x, h = factors["Xavier (1/n)"], factors["He (2/n)"]
@@ -93,6 +101,15 @@ def run(scale: str) -> Reproduction:
             f"Xavier {x:.3f}, He {h:.3f} per layer ({SIZES[scale][0]} layers of {SIZES[scale][1]})",
             abs(x - 0.5) < 0.05 and abs(h - 1.0) < 0.05,
         ))  # fmt: skip
+    factors = {label: _rate(g["forward"].to_numpy()) for label, g in deriv.groupby("init") if label in LEAKY}
+    plain, leaky = factors[f"leaky {SLOPE}: He (2/n)"], factors[f"leaky {SLOPE}: He 2/((1+a^2)n)"]
+    claims.append(Claim(
+        "PReLU/leaky: 2/((1+a^2) n) keeps", f"for a leaky ReLU/PReLU of slope a (here {SLOPE}), Var w = 2/((1+a^2) n)"
+        " keeps the variance (eq. 15); 2/n multiplies it by 1 + a^2 per layer",
+        f"per-layer factor of q within 0.05 of 1 (2/((1+a^2) n)) and of {1 + SLOPE**2:g} (2/n)",
+        f"2/((1+a^2) n) {leaky:.3f}, 2/n {plain:.3f} per layer",
+        abs(leaky - 1.0) < 0.05 and abs(plain - (1 + SLOPE**2)) < 0.05,
+    ))  # fmt: skip
     conv = convergence(scale)
     steps = {(d, i): _leaves(g) for (d, i), g in conv.groupby(["depth", "init"])}
     he30, x30 = steps[30, "he_normal"], steps[30, "lecun_normal"]
@@ -121,7 +138,8 @@ def run(scale: str) -> Reproduction:
         layers = np.arange(1, SIZES[scale][0] + 1)
         ref = 0.5 ** (layers - 1) if signal == "forward" else 0.5 ** (layers[-1] - layers)
         ax.semilogy(layers, ref, "k:", label="2^-(layers apart)")
-        ax.set_title(f"{signal}: {'q^l / q^1' if signal == 'forward' else 'Var dL/dh^l / top layer'} (ReLU)")
+        what = "q^l / q^1" if signal == "forward" else "Var dL/dh^l / top layer"
+        ax.set_title(f"{signal}: {what} (ReLU; leaky a={SLOPE})")
         ax.set_xlabel("layer")
         ax.legend(fontsize=7)
     fig.tight_layout()
