@@ -211,7 +211,10 @@ def write_old_schema(path):
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
-        (["run", "quikc"], "unknown experiment 'quikc'; packaged experiments: glorot2010-table1, he2015-depth30, quick"),
+        (
+            ["run", "quikc"],
+            "unknown experiment 'quikc'; packaged experiments: glorot2010-table1, he2015-depth30, quick",
+        ),
         (["run", "quick", "--scale", "huge"], "experiment quick: unknown scale 'huge'; valid: cpu, paper, smoke"),
         (["run", "quick", "--init", "he_nromal"], "experiment quick: unknown initializer 'he_nromal'"),
         (["run", "quick", "--activation", "gleu"], "experiment quick: unknown activation 'gleu'"),
