@@ -108,7 +108,9 @@ def hyper(name: str, value: Any, what: str, *, nonnegative: bool = True) -> tupl
         raise UsageError(f"{what}: {name} must be a number, got {value!r}") from None
     if arr.ndim != 0:
         raise UsageError(f"{what}: {name} must be a scalar, got an array of shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise UsageError(f"{what}: {name} must be a number, got {value!r}")
+    if np.iscomplexobj(arr):
         raise UsageError(f"{what}: {name} must be a real number, got {value!r}")
     v = float(arr)
     if not math.isfinite(v) or (nonnegative and v < 0):

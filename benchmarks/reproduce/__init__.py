@@ -209,10 +209,16 @@ def write_gallery(out: str | Path) -> Path:
         "(`provenance.json`: versions, commit, wall time, command) and the figures.",
         "",
     ]
-    for entry in REPRODUCTIONS.values():
+    written = [e for e in REPRODUCTIONS.values() if (out / e.name / "verdicts.csv").is_file()]
+    if written:
+        tables = [pd.read_csv(out / e.name / "verdicts.csv") for e in written]
+        walls = [json.loads(f.read_text()).get("wall_s", 0.0) for e in written
+                 if (f := out / e.name / "provenance.json").is_file()]  # fmt: skip
+        lines += [f"**{sum(int(t['passed'].sum()) for t in tables)}/{sum(len(t) for t in tables)} claims hold** over "
+                  f"{len(written)} reproductions; measuring took {sum(walls) / 60:.1f} min in all (the sum of the wall "
+                  "times below). A failed claim is a finding: its row says what was measured.", ""]  # fmt: skip
+    for entry in written:
         folder = out / entry.name
-        if not (folder / "verdicts.csv").is_file():
-            continue
         claims = pd.read_csv(folder / "verdicts.csv")
         meta = json.loads((folder / "provenance.json").read_text()) if (folder / "provenance.json").is_file() else {}
         held = f"{int(claims['passed'].sum())}/{len(claims)} claims hold"

@@ -8,6 +8,7 @@ from initbench.benchmarks import cli
 from initbench.benchmarks.reproduce import REPRODUCTIONS, init_histograms
 
 
+@pytest.mark.slow  # test_a_claim_that_should_fail_does_fail runs the same pipeline by default
 def test_init_histograms_end_to_end(tmp_path, capsys):
     assert cli.main(["reproduce", "init-histograms", "--scale", "smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -79,12 +79,16 @@ def q_order_swapped(q, weights, depth, value):
         (None, {"below_at": {"orthogonal": 100, "gaussian": 10**9}}, set()),  # Gaussian never: infinitely many
     ],
 )  # fmt: skip
-def test_claims_on_constructed_measurements(monkeypatch, change, training, failing):
-    monkeypatch.setattr(p17, "measure_spectra", lambda scale: constructed_spectra(scale, change))
-    monkeypatch.setattr(p17, "measure_training", lambda scale: constructed_training(scale, **training))
+def test_claims_on_constructed_measurements(change, training, failing):
+    claims = p17.claims(constructed_spectra("smoke", change), constructed_training("smoke", **training))
+    assert {c.name for c in claims if not c.passed} == failing, claims
+
+
+def test_run_wires_measurements_claims_and_figures(monkeypatch):
+    monkeypatch.setattr(p17, "measure_spectra", lambda scale: constructed_spectra(scale, None))
+    monkeypatch.setattr(p17, "measure_training", lambda scale: constructed_training(scale))
     result = p17.run("smoke")
-    assert {c.name for c in result.claims if not c.passed} == failing, result.claims
-    assert set(result.figures) == {"spread_vs_depth", "singular_value_histograms", "training"}
+    assert result.passed and set(result.figures) == {"spread_vs_depth", "singular_value_histograms", "training"}
     import matplotlib.pyplot as plt
 
     plt.close("all")

@@ -47,18 +47,31 @@ RECORDS = [
     ("variance_scaling_fan_geo_avg", lambda **kw: inits.variance_scaling(1, "fan_geo_avg", "normal", **kw), shapes(),
      FLOATING),
 ]  # fmt: skip
-CASES = [(name, factory, shape, dtype) for name, factory, ss, dts in RECORDS for shape in ss for dtype in dts]
-IDS = [f"{n}-{s}-{jnp.dtype(d).name}" for n, _, s, d in CASES]
+# float32 and complex64 run by default; bfloat16, float16, float64 and complex128 (without x64 the
+# last two are float32 and complex64 again) are slow-marked to keep the default run short (each
+# new shape and dtype compiles; bfloat16 is also covered by the upcasting test and the battery).
+DEFAULT_DTYPES = (jnp.float32, jnp.complex64)
+CASES = [
+    pytest.param(name, factory, shape, dtype, id=f"{name}-{shape}-{jnp.dtype(dtype).name}",
+                 marks=() if dtype in DEFAULT_DTYPES else pytest.mark.slow)
+    for name, factory, ss, dts in RECORDS for shape in ss for dtype in dts
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "factory", "shape", "dtype"), CASES, ids=IDS)
+@pytest.mark.parametrize(("name", "factory", "shape", "dtype"), CASES)
 def test_initializer_called_with_dtype(name, factory, shape, dtype):
     out = factory()(jax.random.PRNGKey(0), shape, dtype)  # a legacy uint32 key, as jax's test uses
     assert out.shape == shape
     assert out.dtype == jax.dtypes.canonicalize_dtype(dtype)
 
 
-@pytest.mark.parametrize(("name", "factory", "shape", "dtype"), CASES, ids=IDS)
+# Built with a dtype: one case per record by default (its first shape, float32), every case when slow.
+BUILT = [pytest.param(*c.values, id=c.id, marks=() if i == first else pytest.mark.slow)
+         for i, c in enumerate(CASES)
+         for first in [next(j for j, d in enumerate(CASES) if d.values[0] == c.values[0])]]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "factory", "shape", "dtype"), BUILT)
 def test_initializer_built_with_dtype(name, factory, shape, dtype):
     out = factory(dtype=dtype)(jax.random.PRNGKey(0), shape)
     assert out.shape == shape
@@ -232,7 +245,7 @@ def second_moment_bound(z, n_se=5.0):
 
 
 @pytest.mark.parametrize(("label", "init"), COMPLEX, ids=[c[0] for c in COMPLEX])
-@pytest.mark.parametrize("dtype", [jnp.complex64, jnp.complex128])
+@pytest.mark.parametrize("dtype", [jnp.complex64, pytest.param(jnp.complex128, marks=pytest.mark.slow)])
 def test_complex_entries_have_exact_moments(label, init, dtype):
     shape = (384, 256)
     mean, var = init.target(shape)
