@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "gaussian_expectation": "_gains",
     "gaussian_quadrature": "_gains",
     "get_activation": "_gains",
+    "lsuv": "_model",
     "delta_orthogonal": "_structured",
     "dirac": "_structured",
     "identity": "_structured",
@@ -105,6 +106,7 @@ if TYPE_CHECKING:
     from initbench.inits._gains import gaussian_expectation as gaussian_expectation
     from initbench.inits._gains import gaussian_quadrature as gaussian_quadrature
     from initbench.inits._gains import get_activation as get_activation
+    from initbench.inits._model import lsuv as lsuv
     from initbench.inits._structured import delta_orthogonal as delta_orthogonal
     from initbench.inits._structured import dirac as dirac
     from initbench.inits._structured import identity as identity
