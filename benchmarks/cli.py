@@ -286,6 +286,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from initbench.benchmarks.reproduce import REPRODUCTIONS, reproduce, write, write_gallery
 
     names = REPRODUCTIONS.names() if args.name == "all" else [REPRODUCTIONS[args.name].name]
+    out = Path(args.out)
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():  # checked before any measuring: minutes of work must not end in this error
+        raise UsageError(f"--out {str(out)!r}: {str(existing)!r} is a file, not a directory")
     failed = []
     for name in names:
         result = reproduce(name, args.scale)

@@ -30,8 +30,9 @@ Claims at initialization (criteria fixed from the theory above):
 
 * Fig. 6, activations: the per-layer factor of :math:`\mathbb{E}[z^2]` (geometric mean over
   layers 2-5) is within 0.05 of its prediction :math:`n_{in}\mathrm{Var}[W]\,
-  \mathbb{E}[\tanh(s)^2]/\mathbb{E}[s^2]` (about 1/3 for standard, about 1 for normalized), and
-  under 0.4 for standard;
+  \mathbb{E}[\tanh(s)^2]/\mathbb{E}[s^2]` (about 1/3 for standard, about 1 for normalized),
+  under 0.4 for standard and at least 0.9 for normalized (the prediction uses the measured
+  second moments, so these two bounds are what tests the paper's claim);
 * Fig. 7, back-propagated gradients: the top/bottom variance ratio is within 20% of the
   prediction :math:`\prod_{i<5} n_{i+1}\mathrm{Var}[W^{i+1}]^{-1}/\mu^{(i)}` for both inits (the
   finite-width fluctuation of a 4-layer product at width 1000 over 4 seeds is a few percent), and
@@ -51,8 +52,8 @@ softsign with both inits, trained through the cohort trainer (experiment
 32, 3 seeds; the paper: 1000 units, online Shapeset, minibatches of 10, tuned learning rates,
 errors Sigmoid 82.61, Tanh 27.15, Tanh N 15.60, Softsign 16.27, Softsign N 16.06). Claims: the
 sigmoid net (standard init) has the highest test error of the paper's five configurations;
-tanh with normalized init has a lower test error than tanh with standard init by more than the
-seeds' combined standard error; the normalized init reaches a lower training loss than the
+tanh with normalized init has a lower test error than tanh with standard init by more than twice
+the seeds' combined standard error; the normalized init reaches a lower training loss than the
 standard one for both tanh and softsign (the paper's "normalized init speeds up training").
 """
 
@@ -244,10 +245,12 @@ def claims(init_df: pd.DataFrame, sat: pd.DataFrame, table: pd.DataFrame) -> lis
     out.append(Claim(
         "Fig 6: standard init shrinks activations", "with standard init the activations shrink toward 0 layer after"
         " layer (the 0-peak grows with depth); normalized keeps them",
-        "per-layer factor of E[z^2] within 0.05 of n Var[W] E[tanh(s)^2]/E[s^2] (1/3 x shrink for standard)",
+        "per-layer factor of E[z^2] within 0.05 of n Var[W] E[tanh(s)^2]/E[s^2] (1/3 x shrink for standard);"
+        " standard under 0.4, normalized at least 0.9",
         f"standard {factors['standard']:.3f} (predicted {expected['standard']:.3f}), normalized"
         f" {factors['normalized']:.3f} (predicted {expected['normalized']:.3f})",
-        all(abs(factors[k] - expected[k]) < 0.05 for k in INITS) and factors["standard"] < 0.4,
+        all(abs(factors[k] - expected[k]) < 0.05 for k in INITS) and factors["standard"] < 0.4
+        and factors["normalized"] >= 0.9,
     ))  # fmt: skip
     ratios, predicted = {}, {}
     for label in INITS:
@@ -295,10 +298,11 @@ def claims(init_df: pd.DataFrame, sat: pd.DataFrame, table: pd.DataFrame) -> lis
     combined = math.hypot(n_se, s_se)
     out.append(Claim(
         "Table 1: normalized init helps tanh", "tanh: 15.60% test error with normalized init vs 27.15% with standard",
-        "tanh normalized's mean test error below standard's by more than the combined standard error of the seeds",
+        "tanh normalized's mean test error below standard's by more than twice the combined standard error of the"
+        " seeds",
         f"tanh normalized {n_mean:.2f} +- {n_se:.2f}, standard {s_mean:.2f} +- {s_se:.2f} (seeds:"
         f" {int(table.groupby(['activation', 'init']).size().min())})",
-        bool(s_mean - n_mean > combined),
+        bool(s_mean - n_mean > 2 * combined),
     ))  # fmt: skip
     loss = table.groupby(["activation", "init"])["train_loss"].mean()
     ok = all(loss[a, "normalized"] < loss[a, "standard"] for a in ("tanh", "softsign"))

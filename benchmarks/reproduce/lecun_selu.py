@@ -296,6 +296,7 @@ def _training_claim(train: pd.DataFrame) -> Claim:
     trained = finite and loss[-1] < 0.5 * loss[0]
     outside = after.index[(mu < mlo) | (mu > mhi) | (nu < vlo) | (nu > vhi) | ~np.isfinite(mu) | ~np.isfinite(nu)]
     tau = after["tau"].to_numpy() if "tau" in after else np.array([math.nan])
+    omega = after["omega"].to_numpy() if "omega" in after else np.array([math.nan])
     where = f"layers {', '.join(str(int(i)) for i in outside)} outside" if len(outside) else "every layer inside"
     return Claim(
         "SELU self-normalizes under training",
@@ -305,7 +306,8 @@ def _training_claim(train: pd.DataFrame) -> Claim:
         f"(mean, variance) in [{mlo}, {mhi}] x [{vlo}, {vhi}]",
         f"loss {loss[0]:.3f} -> {loss[-1]:.3f} over {len(loss)} steps; after training mean in "
         f"[{mu.min():.3f}, {mu.max():.3f}], variance in [{nu.min():.3f}, {nu.max():.3f}] ({where} of {len(mu)}); "
-        f"unit-averaged tau = sum w^2 in [{np.nanmin(tau):.3f}, {np.nanmax(tau):.3f}]",
+        f"unit-averaged omega = sum w in [{np.nanmin(omega):.3f}, {np.nanmax(omega):.3f}] (the theorem assumes"
+        f" [-0.1, 0.1]), tau = sum w^2 in [{np.nanmin(tau):.3f}, {np.nanmax(tau):.3f}]",
         trained and not len(outside),
     )  # fmt: skip
 

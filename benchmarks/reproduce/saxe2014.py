@@ -69,7 +69,7 @@ from initbench.benchmarks.reproduce import Claim, Reproduction
 # training: (width, depths, seeds, steps budget, learning-rate grid)
 SIZES = {
     "smoke": {"spectra": (32, (1, 2, 4), {"gaussian": 8, "orthogonal": 2}, (1, 4)),
-              "training": (16, (2, 8), 2, 200, tuple(np.logspace(-2.5, 0.5, 13)))},
+              "training": (16, (2, 4, 8), 2, 200, tuple(np.logspace(-2.5, 0.5, 13)))},
     "cpu": {"spectra": (256, (1, 2, 4, 8, 16, 32), {"gaussian": 16, "orthogonal": 4}, (1, 4, 16, 32)),
             "training": (32, (2, 4, 8, 16, 32), 2, 500, tuple(np.logspace(-3, 0.5, 15)))},
     "paper": {"spectra": (1024, (1, 2, 4, 8, 16, 32, 64, 128), {"gaussian": 16, "orthogonal": 4}, (1, 4, 16, 128)),

@@ -37,6 +37,18 @@ def test_a_claim_that_should_fail_does_fail(monkeypatch, tmp_path, capsys):
     assert not verdicts.loc["He keeps ReLU", "passed"] and verdicts.drop("He keeps ReLU")["passed"].all()
 
 
+@pytest.mark.parametrize("sub", ["", "inner"])
+def test_out_that_is_a_file_fails_before_measuring(tmp_path, capsys, monkeypatch, sub):
+    import initbench.benchmarks.reproduce as package
+
+    monkeypatch.setattr(package, "reproduce", lambda *a: pytest.fail("measured before checking --out"))
+    (tmp_path / "f").write_text("x")
+    out = tmp_path / "f" / sub if sub else tmp_path / "f"
+    assert cli.main(["reproduce", "init-histograms", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a file, not a directory" in err and len(err.splitlines()) == 1
+
+
 def test_unknown_reproduction_is_one_line(capsys):
     assert cli.main(["reproduce", "glorot"]) == 2
     err = capsys.readouterr().err.strip()

@@ -71,8 +71,10 @@ def q_order_swapped(q, weights, depth, value):
         (None, {}, set()),
         (isometry_broken, {}, {"dynamical isometry"}),
         (q_order_swapped, {}, {"isometry needs small q*"}),
+        (lambda q, w, d, v: 1.0 if (q, w, d) == (None, "orthogonal", WIDTH // 8) else v, {},
+         {"ReLU gains nothing from orthogonal", "theory agrees"}),  # 1 < 8/4: the ReLU spread stopped growing
         (lambda q, w, d, v: 10.0 if (q, w, d) == (None, "orthogonal", DEPTH) else v, {},
-         {"ReLU gains nothing from orthogonal"}),  # 10 < 32/4: the orthogonal ReLU spread stopped growing
+         set()),  # beyond width/8 the finite-width spread is not judged
         (lambda q, w, d, v: 1.5 * v if (q, w, d) == (1.0, "gaussian", 4) else v, {}, {"theory agrees"}),
         (lambda q, w, d, v: 1.5 * v if (q, w, d) == (1.0, "gaussian", 16) else v, {}, set()),  # 16 > width/8
         (None, {"below_at": {"orthogonal": 400, "gaussian": 400}}, {"orthogonal trains faster"}),
