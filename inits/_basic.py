@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from initbench.inits._core import (
+    TRACED,
     Init,
     check_bounds,
     check_symmetric_bounds,
@@ -28,6 +29,7 @@ from initbench.inits._core import (
     real_dtype,
     standardized_truncated_normal,
     unit_disk,
+    wide,
 )
 from initbench.inits.errors import UsageError, UsageTypeError
 
@@ -56,7 +58,8 @@ def zeros(
       >>> from initbench import inits
       >>> layer = nn.Dense(4, bias_init=inits.zeros())  # or bias_init=inits.zeros
     """
-    init = Init("zeros", (), lambda key, shape, dtype: jnp.zeros(shape, dtype), lambda s: (0.0, 0.0), complex_ok=True)
+    init = Init("zeros", (), lambda key, shape, dtype: jnp.zeros(shape, dtype), lambda s: (0.0, 0.0), complex_ok=True,
+                any_dtype=True)  # fmt: skip
     return _constant_or_array(init, key, shape, dtype, out_sharding)
 
 
@@ -64,7 +67,8 @@ def ones(
     key: jax.Array | None = None, shape: Sequence[int] | None = None, dtype: Any = None, out_sharding: Any = None
 ) -> Any:
     """All ones; like :func:`zeros`, usable called (``ones()``) or as an initializer itself."""
-    init = Init("ones", (), lambda key, shape, dtype: jnp.ones(shape, dtype), lambda s: (1.0, 0.0), complex_ok=True)
+    init = Init("ones", (), lambda key, shape, dtype: jnp.ones(shape, dtype), lambda s: (1.0, 0.0), complex_ok=True,
+                any_dtype=True)  # fmt: skip
     return _constant_or_array(init, key, shape, dtype, out_sharding)
 
 
@@ -72,29 +76,29 @@ def constant(value: Any, dtype: Any = None) -> Init:
     """Every entry equal to ``value`` (``jax.nn.initializers.constant``).
 
     Args:
-      value: The constant: a number, a traced scalar, or an array broadcastable to the kernel
-        shape (then ``target`` is undefined).
-      dtype: Default dtype of the arrays (real or complex); None: JAX's default float.
+      value: The constant: a number (real, complex, infinite), a traced value, or an array
+        broadcastable to the kernel shape. ``target`` needs a finite real scalar.
+      dtype: Default dtype (any: floats, complex, integers, bools); None: JAX's default float.
     """
-    if isinstance(value, jax.core.Tracer) or np.ndim(value) == 0:
-        value, fixed = hyper("value", value, "constant", nonnegative=False)
-    else:
-        value, fixed = np.asarray(value), None
+    fixed = None
+    if not isinstance(value, jax.core.Tracer):
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"constant: value must be a number or an array, got {value!r}") from None
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            raise UsageError(f"constant: value must be a number or an array of numbers, got {value!r}")
+        if arr.ndim == 0 and not np.iscomplexobj(arr) and math.isfinite(float(arr)):
+            fixed = float(arr)
 
     def moments(shape: tuple[int, ...]) -> tuple[float, float]:
-        if fixed is None and not isinstance(value, jax.core.Tracer):
-            raise UsageError("constant: target(shape) needs a scalar value, not an array")
-        concrete("constant", value=fixed)
+        if fixed is None:
+            raise UsageError(f"constant: target(shape) needs a finite real scalar value, got {value!r}")
         return fixed, 0.0
 
-    return Init(
-        "constant",
-        (("value", provenance(value, fixed) if np.ndim(value) == 0 else "<array>"),),
-        lambda key, shape, dtype: jnp.full(shape, value, dtype),
-        moments,
-        dtype=dtype,
-        complex_ok=True,
-    )
+    shown = fixed if fixed is not None else (TRACED if isinstance(value, jax.core.Tracer) else repr(value))
+    return Init("constant", (("value", shown),), lambda key, shape, dtype: jnp.full(shape, value, dtype), moments,
+                dtype=dtype, complex_ok=True, any_dtype=True)  # fmt: skip
 
 
 def normal(stddev: Any = 1e-2, dtype: Any = None, *, mean: Any = 0.0) -> Init:
@@ -113,8 +117,9 @@ def normal(stddev: Any = 1e-2, dtype: Any = None, *, mean: Any = 0.0) -> Init:
     mean, mu = hyper("mean", mean, "normal", nonnegative=False)
 
     def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
-        out = jax.random.normal(key, shape, dtype) * jnp.array(stddev, dtype)
-        return out if mu == 0.0 else out + jnp.array(mean, dtype)
+        w = wide(dtype)
+        out = jax.random.normal(key, shape, w) * jnp.array(stddev, w)
+        return (out if mu == 0.0 else out + jnp.array(mean, w)).astype(dtype)
 
     def moments(shape: tuple[int, ...]) -> tuple[float, float]:
         concrete("normal", stddev=sd, mean=mu)
@@ -148,17 +153,18 @@ def uniform(scale: Any = 1e-2, dtype: Any = None, *, low: Any = None, high: Any 
     low, lo = hyper("low", 0.0 if low is None else low, "uniform", nonnegative=False)
     high, hi = hyper("high" if high is not None else "scale", scale if high is None else high, "uniform",
                      nonnegative=False)  # fmt: skip
-    if lo is not None and hi is not None and not lo < hi:
-        raise UsageError(f"uniform: need low < high, got low={lo}, high={hi}")
+    if lo is not None and hi is not None and not lo <= hi:
+        raise UsageError(f"uniform: need low <= high, got low={lo}, high={hi}")
 
     def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
         if is_complex(dtype):
             lo_, hi_ = jnp.asarray(low, real_dtype(dtype)), jnp.asarray(high, real_dtype(dtype))
             centre, spread = ((lo_ + hi_) / 2).astype(dtype), ((hi_ - lo_) / math.sqrt(12)).astype(dtype)
             return unit_disk(key, shape, dtype) * spread + centre
-        if lo == 0.0:  # jax's arithmetic, bitwise: U[0, 1) * scale
-            return jax.random.uniform(key, shape, dtype) * jnp.array(high, dtype)
-        return jax.random.uniform(key, shape, dtype, low, high)
+        w = wide(dtype)
+        if lo == 0.0:  # jax's arithmetic, bitwise in 32 and 64 bits: U[0, 1) * scale
+            return (jax.random.uniform(key, shape, w) * jnp.array(high, w)).astype(dtype)
+        return jax.random.uniform(key, shape, w, low, high).astype(dtype)
 
     def moments(shape: tuple[int, ...]) -> tuple[float, float]:
         concrete("uniform", low=lo, high=hi)

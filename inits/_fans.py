@@ -155,6 +155,9 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
+AXES = "axes"  # the name of a layout built from jax-style in_axis/out_axis/batch_axis arguments
+
+
 def resolve_layout(
     layout: Layout | str | None,
     in_axis: AxisSpec = -2,
@@ -163,7 +166,7 @@ def resolve_layout(
 ) -> Layout:
     """Returns ``layout`` (a Layout or preset name), or one built from the axis arguments."""
     if layout is None:
-        return Layout(in_axis, out_axis, batch_axis)
+        return Layout(in_axis, out_axis, batch_axis, name=AXES)
     if isinstance(layout, Layout):
         return layout
     if isinstance(layout, str):
@@ -174,7 +177,9 @@ def resolve_layout(
 
 
 def check_shape(shape: Sequence[int], min_ndim: int, what: str) -> tuple[int, ...]:
-    """Validates a kernel shape: enough dims, no zero-size or negative dim."""
+    """Validates a kernel shape: enough dims, no negative dim (zero-size dims give empty arrays, as in jax)."""
+    if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
+        shape = (int(shape),)
     try:
         dims = tuple(shape)
     except TypeError:
@@ -190,8 +195,8 @@ def check_shape(shape: Sequence[int], min_ndim: int, what: str) -> tuple[int, ..
             f"({len(shape)} dims). Must be at least {min_ndim}D or specify in_axis/out_axis "
             "(or a layout) that fit the shape."
         )
-    if any(d <= 0 for d in shape):
-        raise UsageError(f"{what}: every dim of the shape must be positive, got {shape}")
+    if any(d < 0 for d in shape):
+        raise UsageError(f"{what}: every dim of the shape must be >= 0, got {shape}")
     return shape
 
 
@@ -214,6 +219,13 @@ def compute_fans(shape: Sequence[int], layout: Layout = DENSE) -> tuple[float, f
     ndim = len(shape)
     norm = [tuple(a % ndim for a in axes) for axes in (layout.in_axis, layout.out_axis, layout.batch_axis)]
     flat = [a for axes in norm for a in axes]
+    if len(flat) != len(set(flat)) and layout.name == AXES:
+        # jax.nn.initializers' arithmetic, which Flax's default Embed init relies on
+        # (variance_scaling(1, "fan_in", "normal", out_axis=0) on (vocab, features): fan_in = features):
+        # receptive field = prod(shape) / (in * out * batch), possibly fractional
+        sizes = [math.prod(shape[a] for a in axes) for axes in norm]
+        receptive = math.prod(shape) / sizes[0] / sizes[1] / sizes[2]
+        return float(sizes[0] * receptive), float(sizes[1] * receptive)
     if len(flat) != len(set(flat)):
         raise UsageError(
             f"layout {layout.name}: in/out/batch axes overlap for shape {shape} "

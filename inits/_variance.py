@@ -36,6 +36,7 @@ from initbench.inits._core import (
     provenance,
     standardized_truncated_normal,
     unit_disk,
+    wide,
 )
 from initbench.inits._fans import AxisSpec, Layout, compute_fans, resolve_layout
 from initbench.inits.errors import UsageError, positive_int, unknown_choice
@@ -113,17 +114,22 @@ def variance_scaling(
 
     def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
         variance = jnp.array(variance_of(shape), dtype=dtype)
+        w = wide(dtype)  # 16-bit floats: drawn and scaled in float32, rounded once
         if distribution == "normal":  # complex: circular, E|z|^2 = 1
-            return jax.random.normal(key, shape, dtype) * jnp.sqrt(variance)
+            return (jax.random.normal(key, shape, w) * jnp.sqrt(jnp.array(variance_of(shape), w))).astype(dtype)
         if distribution == "uniform":
             if is_complex(dtype):
                 return unit_disk(key, shape, dtype) * jnp.sqrt(variance)
             # U[-a, a] has variance a^2 / 3, so a = sqrt(3 v).
-            return jax.random.uniform(key, shape, dtype, -1) * jnp.sqrt(3 * variance)
+            return (jax.random.uniform(key, shape, w, -1) * jnp.sqrt(3 * jnp.array(variance_of(shape), w))).astype(
+                dtype
+            )
         if is_complex(dtype):
             check_symmetric_bounds(lower, upper, name)
             return complex_truncated_normal(key, shape, dtype, jnp.sqrt(jnp.real(variance)), upper)
-        return standardized_truncated_normal(key, shape, dtype, jnp.sqrt(variance), lower, upper)
+        return standardized_truncated_normal(
+            key, shape, dtype, jnp.sqrt(jnp.array(variance_of(shape), w)), lower, upper
+        )
 
     def moments(shape: tuple[int, ...]) -> tuple[float, float]:
         concrete(name, scale=fixed)
@@ -136,7 +142,9 @@ def variance_scaling(
     if lay.name != "dense" and (
         layout is not None or (lay.in_axis, lay.out_axis, lay.batch_axis) != ((-2,), (-1,), ())
     ):
-        params.append(("layout", lay.name if lay.name != "custom" else (lay.in_axis, lay.out_axis, lay.batch_axis)))
+        params.append(
+            ("layout", lay.name if lay.name not in ("custom", "axes") else (lay.in_axis, lay.out_axis, lay.batch_axis))
+        )
     return Init(name, tuple(params), sample, moments, min_ndim=lay.min_ndim, dtype=dtype, complex_ok=True)
 
 
@@ -295,6 +303,8 @@ def glorot_standard(
 
 
 def _he_scale(negative_slope: float, what: str) -> float:
+    if isinstance(negative_slope, jax.core.Tracer):
+        raise UsageError(f"{what}: negative_slope must be a concrete number, got a traced value")
     a = float(negative_slope)
     if not math.isfinite(a):
         raise UsageError(f"{what}: negative_slope must be finite, got {negative_slope!r}")

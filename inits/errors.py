@@ -51,6 +51,8 @@ def positive_int(name: str, value: object) -> int:
 
 def check_nonnegative(name: str, value: float, what: str) -> float:
     """Returns ``value`` as a float; raises UsageError for a negative or non-finite scalar."""
+    if type(value).__name__.endswith("Tracer"):  # jax tracers (jit/grad/vmap), without importing jax here
+        raise UsageError(f"{what}: {name} must be a concrete number (it fixes the structure), got a traced value")
     try:
         v = float(value)
     except (TypeError, ValueError):
