@@ -17,7 +17,8 @@ from typing import Any, Literal
 from initbench import inits
 from initbench.inits.errors import UsageError, positive_int, unknown_choice
 
-NUMERICS_VERSION = "3"  # 2: NaN after divergence, fixed chunk width; 3: im2col convs and member map on CPU
+NUMERICS_VERSION = "4"  # 2: NaN after divergence, fixed chunk width; 3: im2col convs and member map on CPU;
+# 4: inits.uniform() is jax's U[0, scale) (was U[-0.05, 0.05)), 16-bit draws in float32
 Options = tuple[tuple[str, Any], ...]
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
