@@ -330,7 +330,7 @@ def claims(spectra: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
         bool(np.all(np.diff(by_q) > 0)),
     ))  # fmt: skip
     # within the depths where the (infinite-width) theory holds at this width, as the theory claim
-    top = max(d for d in measured["depth"].unique() if d <= max(width // 8, 4))
+    top = int(max(d for d in measured["depth"].unique() if d <= max(width // 8, 4)))
     relu = {w: (_at(measured, "relu", w, top), _at(measured, "relu", w, top // 4)) for w in WEIGHTS}
     relu_theory = {w: (_at(predicted, "relu", w, top), _at(predicted, "relu", w, top // 4)) for w in WEIGHTS}
     out.append(Claim(
