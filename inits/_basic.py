@@ -125,7 +125,7 @@ def normal(stddev: Any = 1e-2, dtype: Any = None, *, mean: Any = 0.0) -> Init:
         concrete("normal", stddev=sd, mean=mu)
         return mu, sd**2
 
-    params = (("stddev", provenance(stddev, sd)), ("mean", provenance(mean, mu)))
+    params = (("stddev", provenance(sd)), ("mean", provenance(mu)))
     return Init("normal", params, sample, moments, dtype=dtype, complex_ok=True)
 
 
@@ -170,7 +170,7 @@ def uniform(scale: Any = 1e-2, dtype: Any = None, *, low: Any = None, high: Any 
         concrete("uniform", low=lo, high=hi)
         return (lo + hi) / 2, (hi - lo) ** 2 / 12
 
-    params = (("low", provenance(low, lo)), ("high", provenance(high, hi)))
+    params = (("low", provenance(lo)), ("high", provenance(hi)))
     return Init("uniform", params, sample, moments, dtype=dtype, complex_ok=True)
 
 
@@ -212,5 +212,5 @@ def truncated_normal(
         concrete("truncated_normal", stddev=sd, mean=mu)
         return mu, sd**2
 
-    params = (("stddev", provenance(stddev, sd)), ("lower", lower), ("upper", upper), ("mean", provenance(mean, mu)))
+    params = (("stddev", provenance(sd)), ("lower", lower), ("upper", upper), ("mean", provenance(mu)))
     return Init("truncated_normal", params, sample, moments, dtype=dtype, complex_ok=True)

@@ -25,7 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from initbench.inits.errors import UsageError
+from initbench.inits.errors import UsageError, positive_int
 
 _LINEN_LINEAR = ("Dense", "DenseGeneral", "Conv", "ConvTranspose", "ConvLocal")
 _NNX_LINEAR = ("Linear", "LinearGeneral", "Conv", "ConvTranspose")
@@ -151,8 +151,6 @@ def lsuv(
       ValueError: bad tol/max_iters/target_variance, a model without linear layers, a layer whose
         kernel is not its own (scanned stacks), a non-finite output variance.
     """
-    from initbench.inits.errors import positive_int
-
     if not (isinstance(tol, int | float) and math.isfinite(tol) and tol > 0):
         raise UsageError(f"lsuv: tol must be a number > 0, got {tol!r}")
     if not (isinstance(target_variance, int | float) and math.isfinite(target_variance) and target_variance > 0):
@@ -179,8 +177,9 @@ def _run(order, outputs, params, path_of, key, tol, max_iters, target_variance):
         for layer, k in zip(order, jax.random.split(key, len(order)), strict=True):
             params = _set(params, paths[layer], _orthonormal(k, _get(params, paths[layer])))
     record = []
+    current = outputs(params)  # every layer's output; rescaling layer L changes only L and what follows
     for layer in order:
-        variance = float(jnp.var(outputs(params)[layer]))
+        variance = float(jnp.var(current[layer]))
         initial, iterations = variance, 0
         while abs(variance - target_variance) >= tol and iterations < max_iters:
             if not math.isfinite(variance) or variance <= 0:
@@ -191,7 +190,8 @@ def _run(order, outputs, params, path_of, key, tol, max_iters, target_variance):
             kernel = _get(params, paths[layer])
             factor = math.sqrt(target_variance / variance)
             params = _set(params, paths[layer], kernel * jnp.asarray(factor, kernel.dtype))
-            variance = float(jnp.var(outputs(params)[layer]))
+            current = outputs(params)
+            variance = float(jnp.var(current[layer]))
             iterations += 1
         record.append({"layer": layer, "iterations": iterations, "initial_variance": initial, "variance": variance,
                        "converged": abs(variance - target_variance) < tol})  # fmt: skip

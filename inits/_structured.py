@@ -78,7 +78,7 @@ def orthogonal(scale: Any = 1.0, column_axis: int = -1, dtype: Any = None, *, ga
 
     return Init(
         "orthogonal",
-        (("gain", provenance(gain, g)), ("column_axis", column_axis)),
+        (("gain", provenance(g)), ("column_axis", column_axis)),
         sample,
         moments,
         min_ndim=2,
@@ -127,7 +127,7 @@ def delta_orthogonal(scale: Any = 1.0, column_axis: int = -1, dtype: Any = None,
         q = centre.sample(key, tuple(shape[-2:]), dtype)
         return jnp.zeros(shape, dtype).at[_center(shape)].set(q)
 
-    params = (("gain", provenance(gain, g)),) + ((("column_axis", column_axis),) if column_axis != -1 else ())
+    params = (("gain", provenance(g)),) + ((("column_axis", column_axis),) if column_axis != -1 else ())
     return Init("delta_orthogonal", params, sample, None, min_ndim=2, dtype=dtype, complex_ok=True)
 
 

@@ -113,29 +113,25 @@ def variance_scaling(
         return scale / _denominator(mode, fan_in, fan_out)
 
     def sample(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
-        variance = jnp.array(variance_of(shape), dtype=dtype)
-        w = wide(dtype)  # 16-bit floats: drawn and scaled in float32, rounded once
+        w = wide(dtype)  # 16-bit floats: drawn and scaled in float32, rounded once; complex: itself
+        variance = jnp.array(variance_of(shape), dtype=w)
         if distribution == "normal":  # complex: circular, E|z|^2 = 1
-            return (jax.random.normal(key, shape, w) * jnp.sqrt(jnp.array(variance_of(shape), w))).astype(dtype)
+            return (jax.random.normal(key, shape, w) * jnp.sqrt(variance)).astype(dtype)
         if distribution == "uniform":
             if is_complex(dtype):
                 return unit_disk(key, shape, dtype) * jnp.sqrt(variance)
             # U[-a, a] has variance a^2 / 3, so a = sqrt(3 v).
-            return (jax.random.uniform(key, shape, w, -1) * jnp.sqrt(3 * jnp.array(variance_of(shape), w))).astype(
-                dtype
-            )
+            return (jax.random.uniform(key, shape, w, -1) * jnp.sqrt(3 * variance)).astype(dtype)
         if is_complex(dtype):
             check_symmetric_bounds(lower, upper, name)
             return complex_truncated_normal(key, shape, dtype, jnp.sqrt(jnp.real(variance)), upper)
-        return standardized_truncated_normal(
-            key, shape, dtype, jnp.sqrt(jnp.array(variance_of(shape), w)), lower, upper
-        )
+        return standardized_truncated_normal(key, shape, dtype, jnp.sqrt(variance), lower, upper)
 
     def moments(shape: tuple[int, ...]) -> tuple[float, float]:
         concrete(name, scale=fixed)
         return 0.0, variance_of(shape)
 
-    params: list[tuple[str, object]] = [("scale", provenance(scale, fixed)), ("mode", mode),
+    params: list[tuple[str, object]] = [("scale", provenance(fixed)), ("mode", mode),
                                         ("distribution", distribution)]  # fmt: skip
     if distribution == "truncated_normal" and (lower, upper) != (-2.0, 2.0):
         params += [("lower", lower), ("upper", upper)]

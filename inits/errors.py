@@ -91,8 +91,3 @@ def check_dtype(dtype: object, what: str, *, complex_ok: bool = False) -> np.dty
             + " arrays"
         )
     return np.dtype(jax.dtypes.canonicalize_dtype(dt))
-
-
-def check_float_dtype(dtype: object, what: str) -> np.dtype:
-    """:func:`check_dtype` for real floats only."""
-    return check_dtype(dtype, what)

@@ -210,17 +210,17 @@ def write_gallery(out: str | Path) -> Path:
         "",
     ]
     written = [e for e in REPRODUCTIONS.values() if (out / e.name / "verdicts.csv").is_file()]
+    tables = {e.name: pd.read_csv(out / e.name / "verdicts.csv") for e in written}
+    metas = {e.name: json.loads(f.read_text()) if (f := out / e.name / "provenance.json").is_file() else {}
+             for e in written}  # fmt: skip
     if written:
-        tables = [pd.read_csv(out / e.name / "verdicts.csv") for e in written]
-        walls = [json.loads(f.read_text()).get("wall_s", 0.0) for e in written
-                 if (f := out / e.name / "provenance.json").is_file()]  # fmt: skip
-        lines += [f"**{sum(int(t['passed'].sum()) for t in tables)}/{sum(len(t) for t in tables)} claims hold** over "
-                  f"{len(written)} reproductions; measuring took {sum(walls) / 60:.1f} min in all (the sum of the wall "
-                  "times below). A failed claim is a finding: its row says what was measured.", ""]  # fmt: skip
+        lines += [f"**{sum(int(t['passed'].sum()) for t in tables.values())}/{sum(map(len, tables.values()))} claims"
+                  f" hold** over {len(written)} reproductions; measuring took"
+                  f" {sum(m.get('wall_s', 0.0) for m in metas.values()) / 60:.1f} min in all (the sum of the wall"
+                  " times below). A failed claim is a finding: its row says what was measured.", ""]  # fmt: skip
     for entry in written:
         folder = out / entry.name
-        claims = pd.read_csv(folder / "verdicts.csv")
-        meta = json.loads((folder / "provenance.json").read_text()) if (folder / "provenance.json").is_file() else {}
+        claims, meta = tables[entry.name], metas[entry.name]
         held = f"{int(claims['passed'].sum())}/{len(claims)} claims hold"
         lines += [f"## {entry.name}: {held} ({meta.get('scale', '?')} scale, {meta.get('wall_s', '?')} s)", "",
                   entry.description, "", f"`{meta.get('command', '')}`, commit {str(meta.get('git_commit'))[:10]}", "",

@@ -165,7 +165,7 @@ def test_complex_normal_and_uniform_are_jax_bitwise(distribution):
 
 
 # In bfloat16 the random initializers draw in float32 and round once (DIFFERENCES: "16-bit
-# floats"), where jax draws in bfloat16 (its normal loses ~0.6% of the variance, its truncated
+# floats"), where jax draws in bfloat16 (its normal loses ~0.5% of the variance, its truncated
 # normal tails and centring) or raises (QR of bfloat16). constant is the bfloat16 bitwise case.
 BFLOAT16_DIFFERS = {n: "16-bit floats sample in float32 here" for n in
                     ("variance_scaling", "he_normal", "lecun_normal", "glorot_normal", "orthogonal", "uniform",
@@ -189,8 +189,7 @@ DIFFERENCES = {
     "truncated_normal": ("stddev of the untruncated normal", "stddev of the samples", "truncated_normal(0.8796 s)"),
     "variance_scaling/complex truncated_normal": ("E|w|^2 1.87% above scale/n", "exact", "-"),
     "delta_orthogonal": ("raises for in > out and for 2-D kernels", "accepts both (documented)", "-"),
-    "16-bit floats": ("drawn in 16 bits (variance ~0.6% low); orthogonal raises", "drawn in float32, rounded", "-"),
-    "empty shapes, int shapes": ("-", "same as jax: empty arrays, (n,)", "-"),
+    "16-bit floats": ("drawn in 16 bits (variance ~0.5% low); orthogonal raises", "drawn in float32, rounded", "-"),
     "negative scales, bounds with no mass": ("accepted (sign flips, zeros)", "one-line errors (house rule)", "-"),
 }
 
@@ -204,7 +203,6 @@ def test_plain_names_are_plain_normals(name):
     ours = np.abs(np.asarray(inits.get(name)(KEY, shape))) > edge
     theirs = np.abs(np.asarray(getattr(JI, name)()(KEY, shape))) > edge * 1.0001
     assert 0.0207 < ours.mean() < 0.0253 and not theirs.any()
-    assert set(DIFFERENCES) >= {name}
 
 
 def test_truncated_normal_stddev_is_the_samples():
@@ -319,10 +317,10 @@ def test_grad_with_respect_to_a_scale(build, factor):
 
 def test_vmap_over_scales():
     scales = jnp.array([0.5, 1.0, 2.0])
-    stacked = jax.vmap(lambda s: inits.he_uniform(dtype=jnp.float32)(KEY, (6, 6)) * s)(scales)
     direct = jax.vmap(lambda s: inits.normal(s)(KEY, (6, 6)))(scales)
-    assert stacked.shape == direct.shape == (3, 6, 6)
+    assert direct.shape == (3, 6, 6)
     np.testing.assert_allclose(np.asarray(direct[2]), 2 * np.asarray(direct[1]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(direct[1]), np.asarray(inits.normal(1.0)(KEY, (6, 6))), rtol=1e-6)
 
 
 def test_target_says_clearly_when_a_scale_is_traced():
@@ -397,7 +395,7 @@ def test_explicit_none_dtype_is_the_default_float_as_jax():
 
 
 def test_bfloat16_variance_is_exact_where_jax_loses_it():
-    # 4M entries: SE of the variance ratio ~ sqrt(2 / 4e6) = 0.07%; jax's bfloat16 draw is ~0.6% low
+    # 4M entries: SE of the variance ratio ~ sqrt(2 / 4e6) = 0.07%; jax's bfloat16 he_normal is ~1.4% low
     shape = (2000, 2000)
     ours = np.asarray(inits.he_normal(dtype=jnp.bfloat16)(KEY, shape), np.float64).var() / (2 / 2000)
     theirs = np.asarray(JI.variance_scaling(2.0, "fan_in", "normal", dtype=jnp.bfloat16)(KEY, shape), np.float64).var()
