@@ -19,7 +19,7 @@ from initbench.benchmarks import distributed, experiments
 from initbench.benchmarks.experiments import Experiment, Plan
 from initbench.benchmarks.results import ResultStore, provenance
 from initbench.benchmarks.spec import NUMERICS_VERSION, RunSpec
-from initbench.benchmarks.train import build_model, member_bytes, members_per_device, train_cohort
+from initbench.benchmarks.train import init_data, member_bytes, members_per_device, scheme_init, train_cohort
 from initbench.inits.errors import UsageError
 
 
@@ -240,8 +240,6 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
     Catches a field or size the family refuses, a model that does not fit its inputs, an
     initializer whose arguments do not fit a kernel, a batch larger than the training set.
     """
-    import jax.numpy as jnp
-
     seen: set = set()
     for spec in specs:
         key = (spec.model, spec.init, spec.data.name, spec.data.extra, spec.data.batch_size)
@@ -254,10 +252,11 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
             raise UsageError(
                 f"{source}: batch_size {spec.data.batch_size} exceeds the {n_train} training examples of {dataset.name}"
             )
-        try:
-            model = build_model(spec, dataset)
-            x = jnp.zeros((1, *dataset.input_shape), jnp.float32)
-            jax.eval_shape(lambda model=model, x=x: model.init(jax.random.key(0), x))
+        try:  # the model, its initializers and any model-level scheme, traced abstractly: no work yet
+            init = scheme_init(spec, dataset)
+            data = (dataset.x_train, dataset.y_train) if spec.init.scheme else init_data(spec, dataset)
+            x, y = (jax.ShapeDtypeStruct(a.shape, a.dtype) for a in data)
+            jax.eval_shape(init, jax.random.key(0), x, y)
         except (ValueError, TypeError) as err:  # UsageError is a ValueError
             raise UsageError(
                 f"{source}: {spec.model.label} with {spec.init.label}: {str(err).splitlines()[0]}"

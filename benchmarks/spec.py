@@ -15,7 +15,7 @@ import math
 from typing import Any, Literal
 
 from initbench import inits
-from initbench.inits.errors import UsageError, positive_int, unknown_choice
+from initbench.inits.errors import UsageError, UsageTypeError, positive_int, unknown_choice
 
 NUMERICS_VERSION = "4"  # 2: NaN after divergence, fixed chunk width; 3: im2col convs and member map on CPU;
 # 4: inits.uniform() is jax's U[0, scale) (was U[-0.05, 0.05)), 16-bit draws in float32
@@ -89,8 +89,65 @@ class InitSpec:
     bias: str = "zeros"
     bias_args: Options = ()
 
+    @property
+    def scheme(self) -> Any:
+        """The model-level scheme (``inits.SCHEMES``) this init names, or None for a per-tensor initializer."""
+        from initbench.inits.registry import SCHEMES
+
+        return SCHEMES[self.name] if self.name in SCHEMES else None
+
+    def base(self) -> tuple[str, dict[str, Any]]:
+        """A scheme's per-tensor initializer: ``args["base"]`` (``"normal(stddev=0.5)"``) or its default."""
+        from initbench.benchmarks.grid_flags import init_item
+
+        text = dict(self.args).get("base", self.scheme.base)
+        if not isinstance(text, str):
+            raise UsageError(f"{self.name}: base must be an initializer like 'he_normal' or 'normal(stddev=0.5)', "
+                             f"got {text!r}")  # fmt: skip
+        item = init_item(text)
+        if isinstance(item, str):
+            return item, {}
+        return item.pop("name"), item
+
+    def scheme_options(self) -> dict[str, Any]:
+        """The scheme's own arguments (every argument but ``base``)."""
+        return {k: v for k, v in self.args if k != "base"}
+
+    def architecture(self, family: str, config: dict[str, Any]) -> dict[str, Any]:
+        """A model's fields with those this init's scheme needs (Fixup's multipliers and scalar biases).
+
+        Raises:
+          UsageError: the scheme does not apply to ``family``, the model keeps a normalization a
+            residual scheme replaces, or it sets one of the scheme's fields to another value.
+        """
+        scheme = self.scheme
+        config = dict(config)
+        if scheme is None:
+            return config
+        if scheme.families and family not in scheme.families:
+            raise UsageError(
+                f"init {scheme.name} is for {', '.join(scheme.families)} models (residual branches), got {family}"
+            )
+        if family == "mlp":
+            config["scan"] = False  # a scheme sets each layer's own kernel
+        if scheme.families and config.get("normalization", "batchnorm") != "none":
+            raise UsageError(
+                f"init {scheme.name} replaces normalization: set the {family}'s normalization = 'none' "
+                f"(got {config.get('normalization', 'batchnorm')!r})"
+            )
+        for name, value in scheme.fields(family).items():
+            if name in config and config[name] != value:
+                raise UsageError(
+                    f"init {scheme.name} sets the {family}'s {name} = {value!r}; the model sets {config[name]!r}"
+                )
+            config[name] = value
+        return config
+
     def kernel(self) -> inits.Init:
-        """The kernel initializer."""
+        """The kernel initializer (a scheme's: its ``base``, which the model is built with)."""
+        if self.scheme is not None:
+            name, args = self.base()
+            return inits.get(name, **args)
         return inits.get(self.name, **dict(self.args))
 
     def bias_init(self) -> str | inits.Init:
@@ -113,7 +170,19 @@ class InitSpec:
         return f"{self.name}({self.args_label})" if self.args else self.name
 
     def validate(self) -> None:
-        """Builds the initializers once, so bad names and arguments fail before any work."""
+        """Builds the initializers once, so bad names and arguments fail before any work.
+
+        A scheme's options are checked against its signature here; their values when the
+        runner traces the scheme on its model, before the lock.
+        """
+        if self.scheme is not None:
+            valid = self.scheme.options()
+            bad = sorted(set(self.scheme_options()) - set(valid))
+            if bad:
+                raise UsageTypeError(
+                    f"{self.name} got unexpected argument(s) {', '.join(bad)}; valid arguments: "
+                    f"{', '.join(['base', *valid])}"
+                )
         self.kernel()
         inits.get_bias(self.bias, fan_in=1, **dict(self.bias_args))
 
@@ -189,9 +258,18 @@ class RunSpec:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @property
+    def architecture(self) -> tuple[tuple[str, Any], ...]:
+        """The model's fields as built: its own, with those its init's scheme sets (sorted pairs)."""
+        return tuple(sorted(self.init.architecture(self.model.family, self.model.config()).items()))
+
+    @property
     def cohort_key(self) -> tuple:
-        """Runs with equal keys share one compiled program (everything but init and seed)."""
-        return (self.suite, self.benchmark, self.model, self.data, self.train)
+        """Runs with equal keys share one compiled program.
+
+        Everything but the init and seed, plus the architecture an init's scheme changes (Fixup's
+        multipliers and scalar biases).
+        """
+        return (self.suite, self.benchmark, self.model, self.architecture, self.data, self.train)
 
     def identity(self) -> dict[str, Any]:
         """The identity columns of this run's result rows (``results.RUNS``): every field that makes runs differ."""

@@ -38,15 +38,55 @@ Progress = Callable[[int, str], None]
 
 
 def build_model(spec: RunSpec, dataset: Dataset) -> Any:
-    """The Flax module of a run, with its initializers."""
+    """The Flax module of a run, with its initializers (a scheme's base, and the architecture it needs)."""
     return models.build(
         spec.model.family,
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,
         kernel_init=spec.init.kernel(),
         bias_init=spec.init.bias_init(),
-        **spec.model.config(),
+        **spec.init.architecture(spec.model.family, spec.model.config()),
     )
+
+
+def scheme_init(spec: RunSpec, dataset: Dataset) -> Callable[..., dict[str, Any]]:
+    """A run's pure initialization ``f(init_key, x, y) -> variables``: ``model.init``, then its scheme.
+
+    A model-level scheme (``spec.init.scheme``) gets the training set (data schemes: shuffled by
+    ``fold_in(init_key, 1)``, so any rows it takes are a seeded draw; the others: the first
+    ``batch_size`` rows, whose shape is all they read), the labels if it reads them, a key
+    ``fold_in(init_key, 2)`` if it draws randomness of its own, and the init's arguments over
+    the registry's ``run_options``. ``x``/``y`` are arguments, not constants of the program.
+    """
+    model = build_model(spec, dataset)
+    example = jnp.zeros((1, *dataset.input_shape), jnp.float32)
+    scheme = spec.init.scheme
+
+    def init(key: jax.Array, x: jax.Array, y: jax.Array) -> dict[str, Any]:
+        variables = model.init(key, example)
+        variables = {k: v for k, v in variables.items() if k != "intermediates"}
+        if scheme is None:
+            return variables
+        options = {**dict(scheme.run_options), **spec.init.scheme_options()}
+        if scheme.data:
+            order = jax.random.permutation(jax.random.fold_in(key, 1), x.shape[0])
+            x, y = x[order], y[order]
+        else:
+            x = x[: spec.data.batch_size]
+        if scheme.labels:
+            options["labels"] = y
+        if scheme.random:
+            options["key"] = jax.random.fold_in(key, 2)
+        return scheme.function(model, variables, x, **options)[0]
+
+    return init
+
+
+def init_data(spec: RunSpec, dataset: Dataset) -> tuple[jax.Array, jax.Array]:
+    """What :func:`scheme_init` reads of the dataset: the training set (empty arrays without a scheme)."""
+    if spec.init.scheme is None:
+        return jnp.zeros((0, *dataset.input_shape), jnp.float32), jnp.zeros((0,), jnp.int32)
+    return jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
 
 
 def make_optimizer(train: TrainSpec) -> optax.GradientTransformation:
@@ -139,12 +179,11 @@ def initial_variables(spec: RunSpec, dataset: Dataset) -> dict[str, Any]:
     key = (spec.model, spec.init, dataset.name, dataset.input_shape, dataset.num_classes)
 
     def make() -> Callable:
-        model = build_model(spec, dataset)
-        example = jnp.zeros((1, *dataset.input_shape), jnp.float32)
-        return jax.jit(lambda k: model.init(k, example))
+        jitted = jax.jit(scheme_init(spec, dataset))
+        x, y = init_data(spec, dataset)  # device copies, held with the program: one transfer per cohort shape
+        return lambda k: jitted(k, x, y)
 
-    variables = _INIT_CACHE.get(key, make)(run_keys(spec.seed)[0])
-    return {k: v for k, v in variables.items() if k != "intermediates"}
+    return _INIT_CACHE.get(key, make)(run_keys(spec.seed)[0])
 
 
 def batch_indices(data_key: jax.Array, steps: jax.Array, *, n_train: int, batch_size: int) -> jax.Array:
@@ -407,7 +446,8 @@ def train_cohort(
     member_map = member_map or default_member_map(first)
     if member_map not in ("vmap", "map"):
         raise UsageError(f"member_map must be 'vmap' or 'map', got {member_map!r}")
-    program_key = (first.model, first.train, first.data.batch_size, dataset.input_shape, dataset.num_classes, n_train,
+    program_key = (first.model, first.architecture, first.train, first.data.batch_size, dataset.input_shape,
+                   dataset.num_classes, n_train,
                    member_map, tuple(d.id for d in devices))  # fmt: skip
 
     def make() -> tuple[_Program, optax.GradientTransformation]:

@@ -43,6 +43,11 @@ _EXPORTS: dict[str, str] = {
     "gaussian_quadrature": "_gains",
     "get_activation": "_gains",
     "lsuv": "_model",
+    "fixup": "_residual",
+    "skipinit": "_residual",
+    "zero_init": "_residual",
+    "metainit": "_learned",
+    "gradinit": "_learned",
     "delta_orthogonal": "_structured",
     "dirac": "_structured",
     "identity": "_structured",
@@ -76,6 +81,9 @@ _EXPORTS: dict[str, str] = {
     "FAN_IN_BIASES": "registry",
     "Registry": "registry",
     "INITS": "registry",
+    "SCHEMES": "registry",
+    "Scheme": "registry",
+    "scheme": "registry",
     "UsageError": "errors",
     "UsageTypeError": "errors",
 }
@@ -106,7 +114,12 @@ if TYPE_CHECKING:
     from initbench.inits._gains import gaussian_expectation as gaussian_expectation
     from initbench.inits._gains import gaussian_quadrature as gaussian_quadrature
     from initbench.inits._gains import get_activation as get_activation
+    from initbench.inits._learned import gradinit as gradinit
+    from initbench.inits._learned import metainit as metainit
     from initbench.inits._model import lsuv as lsuv
+    from initbench.inits._residual import fixup as fixup
+    from initbench.inits._residual import skipinit as skipinit
+    from initbench.inits._residual import zero_init as zero_init
     from initbench.inits._structured import delta_orthogonal as delta_orthogonal
     from initbench.inits._structured import dirac as dirac
     from initbench.inits._structured import identity as identity
@@ -136,9 +149,12 @@ if TYPE_CHECKING:
     from initbench.inits.errors import UsageTypeError as UsageTypeError
     from initbench.inits.registry import FAN_IN_BIASES as FAN_IN_BIASES
     from initbench.inits.registry import INITS as INITS
+    from initbench.inits.registry import SCHEMES as SCHEMES
     from initbench.inits.registry import Entry as Entry
     from initbench.inits.registry import Registry as Registry
+    from initbench.inits.registry import Scheme as Scheme
     from initbench.inits.registry import available as available
     from initbench.inits.registry import entry as entry
     from initbench.inits.registry import get as get
     from initbench.inits.registry import get_bias as get_bias
+    from initbench.inits.registry import scheme as scheme

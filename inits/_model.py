@@ -10,16 +10,21 @@ Mishkin & Matas 2016, "All you need is a good init", ICLR, Algorithm 1:
    layer's output (its linear output, before any normalization or activation).
 
 A function over variables, not a per-tensor initializer: it needs the model and data. It works
-on any Flax linen model whose Dense/DenseGeneral/Conv/ConvTranspose layers own their kernels
-(the capture intercepts those modules' calls, as the propagation probe does) and on nnx models
-(Linear/LinearGeneral/Conv/ConvTranspose). Each linen forward pass is jitted (nnx runs eagerly);
-the outer loop is the algorithm's data-dependent iteration.
+on any Flax linen model (the capture intercepts the call of every module that owns a ``kernel``
+parameter: Dense, DenseGeneral, Conv, ConvTranspose, initbench's own layers, a user's) and on
+nnx models (Linear/LinearGeneral/Conv/ConvTranspose). The algorithm's data-dependent iteration
+is a ``lax.while_loop`` per layer, so LSUV runs under ``jit`` and ``vmap`` over keys (the
+trainer initializes every member of a cohort this way); called on concrete values it is jitted
+and its record checked (a dead layer is a one-line error).
+
+This module also holds the layer capture the other model-level schemes share
+(:mod:`initbench.inits._residual`, :mod:`initbench.inits._learned`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -27,51 +32,11 @@ import jax.numpy as jnp
 
 from initbench.inits.errors import UsageError, positive_int
 
-_LINEN_LINEAR = ("Dense", "DenseGeneral", "Conv", "ConvTranspose", "ConvLocal")
 _NNX_LINEAR = ("Linear", "LinearGeneral", "Conv", "ConvTranspose")
 
 
-def _linen_capture(model: Any, variables: Any, batch: jax.Array) -> tuple[list[str], Any]:
-    """Layer paths in call order and a jitted ``params -> {path: output}``."""
-    import flax.linen as nn
-
-    linear = tuple(getattr(nn, n) for n in _LINEN_LINEAR if hasattr(nn, n))
-    others = {k: v for k, v in variables.items() if k != "params"}
-
-    def outputs(params):
-        captured: dict[str, jax.Array] = {}
-
-        def interceptor(next_fun, args, kwargs, context):
-            out = next_fun(*args, **kwargs)
-            if isinstance(context.module, linear) and context.method_name == "__call__":
-                captured["/".join(context.module.scope.path)] = out
-            return out
-
-        with nn.intercept_methods(interceptor):
-            model.apply({**others, "params": params}, batch)
-        return captured
-
-    order: list[str] = []
-
-    def record(params):
-        order.extend(outputs(params))
-        return jnp.zeros(())
-
-    jax.eval_shape(record, variables["params"])
-    jitted = jax.jit(outputs)
-    try:  # a layer called inside nn.scan leaks its (stacked) output out of the scan's trace
-        leaked = any(isinstance(v, jax.core.Tracer) for v in jitted(variables["params"]).values())
-    except jax.errors.UnexpectedTracerError:
-        leaked = True
-    if leaked:
-        raise UsageError(
-            "lsuv: the model calls its layers inside a scan (stacked kernels); LSUV rescales each layer's own "
-            "kernel: build it with scan=False"
-        )
-    return order, jitted
-
-
-def _is_nnx(model: Any) -> bool:
+def is_nnx(model: Any) -> bool:
+    """Whether ``model`` is a Flax nnx module."""
     try:
         from flax import nnx
     except ImportError:  # pragma: no cover - old Flax
@@ -79,14 +44,74 @@ def _is_nnx(model: Any) -> bool:
     return isinstance(model, nnx.Module)
 
 
-def _kernel_path(params: Any, layer: str) -> tuple[Any, ...]:
+def linen_variables(what: str, model: Any, variables: Any) -> dict[str, Any]:
+    """``variables`` as a linen variables dict (bare params are wrapped); one-line errors otherwise."""
+    if is_nnx(model):
+        raise UsageError(f"{what}: takes a Flax linen module and its variables, got an nnx module")
+    if variables is None or not hasattr(variables, "keys"):
+        raise UsageError(f"{what}: a linen model needs its variables (model.init(key, batch)), got {variables!r}")
+    return dict(variables) if "params" in variables else {"params": variables}
+
+
+def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tuple[list[str], Callable]:
+    """The layers of a linen model in call order, and a pure ``params -> {layer: output}``.
+
+    A layer is a module that owns a ``kernel`` parameter (``nn.Dense``, ``nn.Conv``, initbench's
+    ``Conv``, a user's layer); its output is what its ``__call__`` returns. Layer names are
+    module paths joined with ``/`` (``block_00/conv_a/conv``). The function traces under
+    ``jit``, ``vmap`` and ``grad``.
+
+    Raises:
+      UsageError: the model calls a layer inside ``nn.scan`` (stacked kernels: no layer owns its
+        kernel) or calls no layer at all.
+    """
+    import flax.linen as nn
+
+    others = {k: v for k, v in variables.items() if k != "params"}
+
+    seen: dict[str, tuple[int, ...]] = {}  # the kernel shape each layer sees (a scanned layer: one slice)
+
+    def outputs(params: Any) -> dict[str, jax.Array]:
+        captured: dict[str, jax.Array] = {}
+
+        def interceptor(next_fun, args, kwargs, context):
+            out = next_fun(*args, **kwargs)
+            module = context.module
+            if context.method_name == "__call__" and module.scope is not None:
+                if module.has_variable("params", "kernel"):
+                    name = "/".join(module.scope.path)
+                    captured[name] = out
+                    seen[name] = tuple(module.get_variable("params", "kernel").shape)
+            return out
+
+        with nn.intercept_methods(interceptor):
+            model.apply({**others, "params": params}, batch)
+        return captured
+
+    abstract = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)),
+                                      variables["params"])  # fmt: skip
+    order = list(jax.eval_shape(lambda p: {k: jnp.sum(v) for k, v in outputs(p).items()}, abstract))
+    order.sort(key=list(seen).index)  # eval_shape returns dicts with sorted keys: call order is ``seen``'s
+    if not order:
+        raise UsageError(f"{what}: the model calls no Dense/Conv layer on this batch: nothing to initialize")
+    for layer in order:
+        stored = get_path(abstract, kernel_path(what, abstract, layer)).shape
+        if tuple(stored) != seen[layer]:
+            raise UsageError(
+                f"{what}: layer {layer!r} sees a {seen[layer]} kernel stored as {tuple(stored)}: the model calls its "
+                f"layers inside a scan (stacked kernels); {what} sets each layer's own kernel: build it with scan=False"
+            )
+    return order, outputs
+
+
+def kernel_path(what: str, params: Any, layer: str, leaf: str = "kernel") -> tuple[Any, ...]:
     """The params path of a layer's kernel (keys as stored: nnx list indices are ints)."""
     path, node = [], params
-    for part in (*layer.split("/"), "kernel"):
+    for part in (*layer.split("/"), leaf):
         match = [k for k in (node.keys() if hasattr(node, "keys") else ()) if str(k) == part]
         if not match:
             raise UsageError(
-                f"lsuv: layer {layer!r} has no kernel of its own at params/{layer}/kernel; LSUV rescales each "
+                f"{what}: layer {layer!r} has no {leaf} of its own at params/{layer}/{leaf}; {what} sets each "
                 "layer's kernel (a model built with scan=True stacks them: build it with scan=False)"
             )
         path.append(match[0])
@@ -94,18 +119,34 @@ def _kernel_path(params: Any, layer: str) -> tuple[Any, ...]:
     return tuple(path)
 
 
-def _get(tree: Any, path: Sequence[Any]) -> Any:
+def has_path(params: Any, path: Sequence[Any]) -> bool:
+    """Whether ``params`` has a leaf at ``path``."""
+    for key in path:
+        if not hasattr(params, "keys") or key not in params:
+            return False
+        params = params[key]
+    return True
+
+
+def get_path(tree: Any, path: Sequence[Any]) -> Any:
+    """The node of ``tree`` at ``path``."""
     for key in path:
         tree = tree[key]
     return tree
 
 
-def _set(tree: Any, path: Sequence[Any], value: Any) -> Any:
+def set_path(tree: Any, path: Sequence[Any], value: Any) -> Any:
+    """A copy of ``tree`` (nested dicts) with ``value`` at ``path``."""
     if not path:
         return value
     out = dict(tree)
-    out[path[0]] = _set(tree[path[0]], path[1:], value)
+    out[path[0]] = set_path(tree[path[0]], path[1:], value)
     return out
+
+
+def concrete(*trees: Any) -> bool:
+    """Whether no leaf of ``trees`` is being traced (an eager call, whose results can be checked)."""
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(trees))
 
 
 def _orthonormal(key: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -125,6 +166,7 @@ def lsuv(
     tol: float = 0.1,
     max_iters: int = 10,
     target_variance: float = 1.0,
+    batch_size: int | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     r"""LSUV: orthonormal kernels, then each layer's output variance scaled to 1 on ``batch``.
 
@@ -132,6 +174,7 @@ def lsuv(
     call order, :math:`W \leftarrow W / \sqrt{\mathrm{Var}[B]}` until
     :math:`|\mathrm{Var}[B] - v| <` ``tol`` or ``max_iters`` rescalings (``v`` =
     ``target_variance``, 1 in the paper). Biases are left as they are (zero in the paper).
+    Runs under ``jit``/``vmap`` (the record's numbers are then arrays and unchecked).
 
     Args:
       model: A Flax linen module (with ``variables``) or an nnx module (``variables`` None).
@@ -142,60 +185,108 @@ def lsuv(
       tol: Tolerance on the variance (> 0; the paper's 0.1).
       max_iters: Most rescalings per layer (a positive integer; the paper's 10).
       target_variance: The variance each layer's output is scaled to (> 0).
+      batch_size: Use this many rows of ``batch``, drawn without replacement with
+        ``fold_in(key, 1)`` (None: all of it). ``initbench run`` passes the training set and 256.
 
     Returns:
       ``(variables, record)``: the new variables (an nnx module: a new module) and, per layer in
       call order, ``{"layer", "iterations", "initial_variance", "variance", "converged"}``.
 
     Raises:
-      ValueError: bad tol/max_iters/target_variance, a model without linear layers, a layer whose
-        kernel is not its own (scanned stacks), a non-finite output variance.
+      ValueError: bad tol/max_iters/target_variance/batch_size, a model without linear layers, a
+        layer whose kernel is not its own (scanned stacks), a zero or non-finite output variance.
     """
     if not (isinstance(tol, int | float) and math.isfinite(tol) and tol > 0):
         raise UsageError(f"lsuv: tol must be a number > 0, got {tol!r}")
     if not (isinstance(target_variance, int | float) and math.isfinite(target_variance) and target_variance > 0):
         raise UsageError(f"lsuv: target_variance must be a number > 0, got {target_variance!r}")
     max_iters = positive_int("lsuv: max_iters", max_iters)
-    if _is_nnx(model):
+    batch = subsample("lsuv", batch, batch_size, key)[0]
+    if is_nnx(model):
         return _lsuv_nnx(model, batch, key, tol, max_iters, target_variance)
-    if variables is None:
-        raise UsageError("lsuv: a linen model needs its variables (model.init(key, batch))")
-    variables = dict(variables) if "params" in variables else {"params": variables}
-    order, outputs = _linen_capture(model, variables, batch)
+    variables = linen_variables("lsuv", model, variables)
+    order, outputs = capture("lsuv", model, variables, batch)
     params = variables["params"]
+    paths = {layer: kernel_path("lsuv", params, layer) for layer in order}
+    eager = concrete(params, batch, key)
+    run = jax.jit(_run, static_argnums=(0, 1, 2)) if eager else _run
+    params, stats = run(outputs, tuple(order), _Frozen(paths), params, key, tol, max_iters, target_variance)
+    return {**variables, "params": params}, _record(order, stats, tol, target_variance, eager)
 
-    params, record = _run(order, outputs, params, lambda layer: _kernel_path(params, layer), key, tol, max_iters,
-                          target_variance)  # fmt: skip
-    return {**variables, "params": params}, record
+
+def subsample(what: str, batch: Any, batch_size: int | None, key: jax.Array | None, labels: Any = None) -> tuple:
+    """``batch_size`` rows of ``batch`` (and ``labels``) drawn without replacement, or all of them."""
+    if batch_size is None:
+        return batch, labels
+    batch_size = positive_int(f"{what}: batch_size", batch_size)
+    if batch_size > batch.shape[0]:
+        raise UsageError(f"{what}: batch_size {batch_size} exceeds the {batch.shape[0]} examples given")
+    if key is None:
+        rows = jnp.arange(batch_size)
+    else:
+        rows = jax.random.permutation(jax.random.fold_in(key, 1), batch.shape[0])[:batch_size]
+    return batch[rows], None if labels is None else labels[rows]
 
 
-def _run(order, outputs, params, path_of, key, tol, max_iters, target_variance):
-    if not order:
-        raise UsageError("lsuv: the model calls no Dense/Conv layer on this batch: nothing to initialize")
-    paths = {layer: path_of(layer) for layer in order}
+class _Frozen:
+    """A hashable wrapper (a static jit argument) around a dict of layer paths."""
+
+    def __init__(self, value: dict[str, tuple[Any, ...]]) -> None:
+        self.value = value
+        self._key = tuple(sorted((k, tuple(map(str, v))) for k, v in value.items()))
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Frozen) and self._key == other._key
+
+
+def _run(outputs, order, paths, params, key, tol, max_iters, target_variance):
+    """LSUV over ``order``: one ``lax.while_loop`` of rescalings per layer; returns params and stats."""
+    paths = paths.value
     if key is not None:
         for layer, k in zip(order, jax.random.split(key, len(order)), strict=True):
-            params = _set(params, paths[layer], _orthonormal(k, _get(params, paths[layer])))
-    record = []
+            params = set_path(params, paths[layer], _orthonormal(k, get_path(params, paths[layer])))
     current = outputs(params)  # every layer's output; rescaling layer L changes only L and what follows
+    stats = []
     for layer in order:
-        variance = float(jnp.var(current[layer]))
-        initial, iterations = variance, 0
-        while abs(variance - target_variance) >= tol and iterations < max_iters:
+        path = paths[layer]
+        initial = jnp.var(current[layer])
+
+        def going(carry, layer=layer):
+            _, out, it = carry
+            v = jnp.var(out[layer])
+            return (jnp.abs(v - target_variance) >= tol) & (it < max_iters) & jnp.isfinite(v) & (v > 0)
+
+        def rescale(carry, path=path, layer=layer):
+            p, out, it = carry
+            kernel = get_path(p, path)
+            factor = jnp.sqrt(target_variance / jnp.var(out[layer]))
+            p = set_path(p, path, kernel * factor.astype(kernel.dtype))
+            return p, outputs(p), it + 1
+
+        params, current, iterations = jax.lax.while_loop(going, rescale, (params, current, jnp.asarray(0)))
+        stats.append((iterations, initial, jnp.var(current[layer])))
+    return params, stats
+
+
+def _record(order, stats, tol, target_variance, check):
+    record = []
+    for layer, (iterations, initial, variance) in zip(order, stats, strict=True):
+        if check:
+            iterations, initial, variance = int(iterations), float(initial), float(variance)
             if not math.isfinite(variance) or variance <= 0:
                 raise UsageError(
                     f"lsuv: layer {layer!r} has output variance {variance} on this batch: it cannot be rescaled "
                     "(a dead layer or an overflow upstream)"
                 )
-            kernel = _get(params, paths[layer])
-            factor = math.sqrt(target_variance / variance)
-            params = _set(params, paths[layer], kernel * jnp.asarray(factor, kernel.dtype))
-            current = outputs(params)
-            variance = float(jnp.var(current[layer]))
-            iterations += 1
+            converged: Any = abs(variance - target_variance) < tol
+        else:
+            converged = jnp.abs(variance - target_variance) < tol
         record.append({"layer": layer, "iterations": iterations, "initial_variance": initial, "variance": variance,
-                       "converged": abs(variance - target_variance) < tol})  # fmt: skip
-    return params, record
+                       "converged": converged})  # fmt: skip
+    return record
 
 
 def _lsuv_nnx(model, batch, key, tol, max_iters, target_variance):
@@ -206,9 +297,9 @@ def _lsuv_nnx(model, batch, key, tol, max_iters, target_variance):
     state = nnx.to_pure_dict(params)
 
     def outputs(pure):
-        module = nnx.merge(graphdef, params, other)
-        nnx.replace_by_pure_dict(p := nnx.state(module, nnx.Param), pure)
-        nnx.update(module, p)
+        fresh = jax.tree_util.tree_map(lambda x: x, params)  # Variables of this trace (a while_loop body's)
+        nnx.replace_by_pure_dict(fresh, pure)
+        module = nnx.merge(graphdef, fresh, jax.tree_util.tree_map(lambda x: x, other))
         names = {id(m): "/".join(str(x) for x in path) for path, m in nnx.iter_modules(module)}
         captured: dict[str, jax.Array] = {}
         originals = {cls: cls.__call__ for cls in linear}
@@ -232,11 +323,12 @@ def _lsuv_nnx(model, batch, key, tol, max_iters, target_variance):
         return captured
 
     order = list(outputs(state))  # eagerly: insertion (call) order
-    # eager: an nnx module's Variables cannot be updated from inside a jit trace of this loop
-    pure, record = _run(order, outputs, state, lambda layer: _kernel_path(state, layer), key, tol,
-                        max_iters, target_variance)  # fmt: skip
+    if not order:
+        raise UsageError("lsuv: the model calls no Dense/Conv layer on this batch: nothing to initialize")
+    paths = {layer: kernel_path("lsuv", state, layer) for layer in order}
+    pure, stats = _run(outputs, tuple(order), _Frozen(paths), state, key, tol, max_iters, target_variance)
     new = nnx.merge(graphdef, params, other)
     p = nnx.state(new, nnx.Param)
     nnx.replace_by_pure_dict(p, pure)
     nnx.update(new, p)
-    return new, record
+    return new, _record(order, stats, tol, target_variance, concrete(pure))

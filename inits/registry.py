@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
-from initbench.inits.errors import UsageTypeError, unknown_choice
+from initbench.inits.errors import UsageError, UsageTypeError, unknown_choice
 
 
 def resolve(target: str) -> Any:
@@ -286,6 +286,124 @@ _ENTRIES = (
 INITS: Registry[Entry] = Registry("initializer", _ENTRIES)
 
 
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    """One registered model-level scheme: a function over a model's variables, not a per-tensor init.
+
+    Every scheme is ``scheme(model, variables, batch, *, key=None, **options) -> (variables, record)``
+    (``labels=`` too where it trains on data). ``initbench run``/``check`` and experiments take its
+    name wherever an initializer name goes: the model is built with the kernel initializer
+    ``base`` (and the ``architecture`` fields for its family), initialized, then passed through the
+    scheme.
+
+    Attributes:
+      name: Registry name (``--init lsuv``).
+      target: ``"module:function"`` of the scheme.
+      base: The per-tensor initializer the model is built with before the scheme runs.
+      formula: What it does, in plain text.
+      reference: The paper.
+      data: Whether it reads training inputs (``batch``); otherwise ``batch`` only gives their shape.
+      labels: Whether it reads training labels too.
+      architecture: Model fields the scheme needs, per family (``{"resnet": {"residual_scale": 1.0}}``).
+      families: Model families it applies to (empty: any model).
+      random: Whether it draws randomness of its own (a key), beyond the model's initial weights.
+      run_options: Options ``initbench run`` gives it unless the init sets them.
+    """
+
+    name: str
+    target: str
+    base: str
+    formula: str
+    reference: str
+    data: bool = False
+    labels: bool = False
+    architecture: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    families: tuple[str, ...] = ()
+    random: bool = False
+    run_options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def function(self) -> Any:
+        """The scheme function (imported on first use)."""
+        return resolve(self.target)
+
+    def fields(self, family: str) -> dict[str, Any]:
+        """The model fields this scheme sets on a model of ``family``."""
+        return dict(dict(self.architecture).get(family, ()))
+
+    def options(self) -> dict[str, inspect.Parameter]:
+        """The scheme's keyword options (its arguments after ``model, variables, batch``), by name."""
+        skip = {"model", "variables", "batch", "key", "labels"}
+        return {n: p for n, p in inspect.signature(self.function).parameters.items() if n not in skip}
+
+
+_RESIDUAL = "no-normalization ResNet: residual branches marked by a scalar 'branch_scale' parameter"
+SCHEMES: Registry[Scheme] = Registry(
+    "model-level scheme",
+    (
+        Scheme(
+            "lsuv",
+            "initbench.inits._model:lsuv",
+            "orthogonal",
+            "orthonormal W, then W /= sqrt(Var[layer output]) layer by layer until |Var - 1| < tol",
+            "Mishkin & Matas 2016, All you need is a good init, ICLR",
+            data=True,
+            run_options=(("batch_size", 256),),
+        ),
+        Scheme(
+            "fixup",
+            "initbench.inits._residual:fixup",
+            "he_normal",
+            "branch last layer and classifier = 0; other branch layers He x L^(-1/(2m-2)); scalar x1, biases 0",
+            "Zhang, Dauphin & Ma 2019, Fixup Initialization, ICLR",
+            architecture=(("resnet", (("branch_biases", True), ("residual_scale", 1.0))),),
+            families=("resnet",),
+        ),
+        Scheme(
+            "skipinit",
+            "initbench.inits._residual:skipinit",
+            "he_normal",
+            "He everywhere; each residual branch multiplied by a learned scalar alpha = 0",
+            "De & Smith 2020, Batch Normalization Biases Residual Blocks Towards the Identity, NeurIPS",
+            architecture=(("resnet", (("residual_scale", 0.0),)),),
+            families=("resnet",),
+        ),
+        Scheme(
+            "zero_init",
+            "initbench.inits._residual:zero_init",
+            "zero_hadamard",
+            "every layer I, partial I or c I* H_m I* (centre tap for convs); branch last layers, classifier 0",
+            "Zhao, Schaefer & Anandkumar 2021, ZerO Initialization, TMLR 2022",
+            architecture=(("resnet", (("residual_scale", 1.0),)),),
+        ),
+        Scheme(
+            "metainit",
+            "initbench.inits._learned:metainit",
+            "he_normal",
+            "per-kernel norms by signSGD + momentum on the gradient quotient |(g - Hg)/g - 1|",
+            "Dauphin & Schoenholz 2019, MetaInit, NeurIPS",
+            random=True,
+        ),
+        Scheme(
+            "gradinit",
+            "initbench.inits._learned:gradinit",
+            "he_normal",
+            "per-tensor scales alpha by Adam: min loss after one SGD step s.t. ||grad|| <= gamma",
+            "Zhu, Ni, Xu, Kong, Huang & Goldstein 2021, GradInit, NeurIPS",
+            data=True,
+            labels=True,
+            random=True,
+        ),
+    ),
+)
+_SCHEME_NOTE = "a model-level scheme (a function over a model's variables), not a per-tensor initializer"
+
+
+def scheme(name: str) -> Scheme:
+    """The model-level scheme ``name``; unknown names list the choices and the closest match."""
+    return SCHEMES[name]
+
+
 def available(family: str | None = None) -> tuple[Entry, ...]:
     """Every registered initializer (optionally one family), in registry order."""
     if family is None:
@@ -297,7 +415,17 @@ def available(family: str | None = None) -> tuple[Entry, ...]:
 
 
 def entry(name: str) -> Entry:
-    """The registry entry for ``name``; unknown names list the choices and the closest match."""
+    """The registry entry for ``name``; unknown names list the choices and the closest match.
+
+    Raises:
+      UsageError: unknown name, or the name of a model-level scheme (:data:`SCHEMES`), which no
+        per-tensor initializer can be.
+    """
+    if name in SCHEMES and name not in INITS:
+        raise UsageError(
+            f"{name} is {_SCHEME_NOTE}: call inits.{name}(model, variables, batch, ...), or give it as the init "
+            "of initbench run/check or an experiment"
+        )
     return INITS[name]
 
 

@@ -294,6 +294,7 @@ def check_variance(
     labels: jax.Array | None = None,
     transient: int | None = None,
     dtype: Any = None,
+    init: Any = None,
 ) -> CheckResult:
     r"""Checks how a network propagates variance at initialization; works on any Flax model.
 
@@ -317,6 +318,7 @@ def check_variance(
         :math:`q^*`, up to a third of the depth).
       dtype: ``float32`` or ``float64`` (the network's parameters and inputs are cast; float64
         needs ``jax_enable_x64``).
+      init: With ``seeds``: ``key -> variables`` instead of ``model.init`` (a model-level scheme).
 
     Raises:
       ValueError: tolerance <= 1, or neither variables nor seeds.
@@ -347,7 +349,7 @@ def check_variance(
     jacobian_from = judged[transient]
     probe = dict(labels=labels, activation=activation, dtype=dtype, jacobian_layers=(jacobian_from,))
     if seeds:
-        rows = propagation.propagation_over_seeds(model, batch, seeds, **probe)
+        rows = propagation.propagation_over_seeds(model, batch, seeds, init=init, **probe)
     else:
         rows = propagation.propagation(model, variables, batch, **probe)
         rows["seed"] = 0
@@ -655,16 +657,21 @@ def run_check(
     from initbench import inits, models
     from initbench.benchmarks.results import ResultStore, provenance
     from initbench.benchmarks.spec import NUMERICS_VERSION, InitSpec, ModelSpec, options
+    from initbench.inits.registry import SCHEMES
 
     init_args = dict(init_args or {})
     bias_args = dict(bias_args or {})
+    scheme = SCHEMES[init] if init in SCHEMES else None
     if weight_variance is not None:
         if not weight_variance > 0:
             raise UsageError(f"--weight-variance must be > 0, got {weight_variance}")
-        init, init_args = (
-            "variance_scaling",
-            {"scale": float(weight_variance), "mode": "fan_in", "distribution": "normal"},
-        )
+        if scheme is not None:  # the scheme starts from N(0, sigma_w^2 / fan_in) kernels
+            init_args["base"] = f"variance_scaling(scale={float(weight_variance)}, mode=fan_in, distribution=normal)"
+        else:
+            init, init_args = (
+                "variance_scaling",
+                {"scale": float(weight_variance), "mode": "fan_in", "distribution": "normal"},
+            )
     if bias_variance is not None:
         if bias_variance < 0:
             raise UsageError(f"--bias-variance must be >= 0, got {bias_variance}")
@@ -673,7 +680,9 @@ def run_check(
         raise UsageError(f"--input-variance must be > 0, got {input_variance}")
     if dtype not in ("float32", "float64"):
         raise UsageError(f"--dtype must be float32 or float64, got {dtype!r}")
-    init_fn = inits.get(init, **init_args)  # validates the name and arguments
+    init_spec = InitSpec(init, options(**init_args), bias_init, options(**bias_args))
+    init_spec.validate()  # the name and arguments (a scheme's options and its base)
+    init_fn = init_spec.kernel()  # a scheme's base
     bias_fn = inits.get_bias(bias_init, fan_in=1, **bias_args) if bias_init != "torch_default" or bias_args else None
     for name, value in (("batch_size", batch_size), ("seeds", seeds)):
         positive_int(name, value)
@@ -684,31 +693,33 @@ def run_check(
         config.update(depth=depth, width=width, scan=True)
     elif model == "resnet":
         config.setdefault("width", width)
+    config = init_spec.architecture(model, config)  # a scheme's fields (Fixup's multipliers; MLP unscanned)
     bias_model = inits.get(bias_init, **bias_args) if bias_args else bias_init
     net = models.build(
         model, input_shape=input_shape, num_classes=10, activation=activation, kernel_init=init_fn,
         bias_init=bias_model, **config,
     )  # fmt: skip
     x0 = jnp.zeros((1, *input_shape), jnp.float32)
-    try:  # every kernel of this model through the initializer, abstractly: no work yet
-        jax.eval_shape(lambda: net.init(jax.random.key(0), x0))
+    x = math.sqrt(input_variance) * jax.random.normal(jax.random.key(10_000), (batch_size, *input_shape))
+    init_variables = None if scheme is None else _scheme_init(net, init_spec, x, x0)
+    try:  # every kernel of this model through the initializer (and the scheme), abstractly: no work yet
+        jax.eval_shape(init_variables or (lambda k: net.init(k, x0)), jax.random.key(0))
     except (ValueError, TypeError) as err:
-        raise UsageError(f"{init_fn.name} cannot initialize this {model}: {str(err).splitlines()[0]}") from None
+        raise UsageError(f"{init_spec.name} cannot initialize this {model}: {str(err).splitlines()[0]}") from None
     store = ResultStore(out, kind="check") if out is not None else None
     if store is not None:
         store.check_writable()
         store.check_compatible(NUMERICS_VERSION)
-    x = math.sqrt(input_variance) * jax.random.normal(jax.random.key(10_000), (batch_size, *input_shape))
     sw = sb = None
-    if model == "mlp" and init_fn.moments is not None:
+    if model == "mlp" and init_fn.moments is not None and scheme is None:  # a scheme's weights have no i.i.d. law
         sw, _ = theory.init_variances(init_fn, width)
         sb = bias_fn.target((width,))[1] if bias_fn is not None and bias_fn.moments is not None else 0.0
-    structured = init in ("orthogonal", "delta_orthogonal", "identity", "dirac")
+    structured = init in ("orthogonal", "delta_orthogonal", "identity", "dirac", "lsuv")
     with _precision(dtype):
         result = check_variance(
             net, None, x, activation=activation, weight_variance=sw, bias_variance=sb or 0.0,
             orthogonal=structured, tolerance=tolerance, seeds=list(range(seeds)), transient=transient,
-            dtype=dtype,
+            dtype=dtype, init=init_variables,
         )  # fmt: skip
     paths: dict[str, Any] = {}
     model_options = {k: v for k, v in config.items() if k not in ("depth", "width", "scan")}
@@ -719,7 +730,6 @@ def run_check(
         width if model in ("mlp", "resnet") else None,
         options(**model_options),
     )
-    init_spec = InitSpec(init, options(**init_args), bias_init, options(**bias_args))
     result.network["model_label"] = model_spec.label  # type: ignore[assignment]
     if store is not None:
         rows = result.rows.copy()
@@ -747,6 +757,28 @@ def run_check(
                 result, figures / f"{stem}.png", f"{model_spec.label} {activation} {init_spec.label}"
             )
     return result, paths
+
+
+def _scheme_init(net: Any, init: Any, x: jax.Array, x0: jax.Array) -> Any:
+    """``key -> variables``: ``net.init`` then the init's model-level scheme on the probe's inputs.
+
+    Data schemes read the probe batch ``x`` (GradInit: with labels drawn uniformly from
+    ``fold_in(key, 3)``, there being no task); a scheme that draws randomness of its own gets
+    ``fold_in(key, 2)``.
+    """
+    scheme = init.scheme
+    options = init.scheme_options()
+
+    def variables(key: jax.Array) -> Any:
+        v = net.init(key, x0)
+        extra = dict(options)
+        if scheme.labels:
+            extra["labels"] = jax.random.randint(jax.random.fold_in(key, 3), (x.shape[0],), 0, 10)
+        if scheme.random:
+            extra["key"] = jax.random.fold_in(key, 2)
+        return scheme.function(net, v, x, **extra)[0]
+
+    return variables
 
 
 class _precision:

@@ -18,7 +18,10 @@ For a Flax model, its variables and a batch, :func:`propagation` measures at onc
 
 The loss is the cross-entropy with ``labels`` when given, else :math:`\langle f(x), g\rangle / B`
 with a fixed Gaussian cotangent :math:`g` drawn from ``key`` (a random readout, the usual
-probe of back-propagation at initialization).
+probe of back-propagation at initialization). A classifier whose kernel is exactly zero
+(Fixup, ZerO) passes no gradient to the body at step 0; then the random readout is applied to
+the classifier's input (the last hidden layer) instead, so the backward statistics describe
+the body as the gradient sees it once the classifier has moved.
 
 Layers are found from what the model sows (every ``models`` family sows and exposes
 perturbation points), or for any other Flax model by a generic capture of its linear maps:
@@ -350,10 +353,19 @@ def make_probe(
     def probe(v: Any, key: jax.Array) -> dict[str, Any]:
         k_cot, k_jac = jax.random.split(key)
         cotangent = jax.random.normal(k_cot, out_shape)
+        head = _layer_kernel(_kernel_paths(v["params"]), names[-1], stack_index) if len(names) >= 2 else None
 
         def loss_fn(params, pert):
             logits, layers = forward({**v, "params": params}, pert)
-            return _loss(logits, labels, cotangent), layers
+            loss = _loss(logits, labels, cotangent)
+            if head is None:
+                return loss, layers
+            # A classifier that starts at exactly 0 (Fixup, ZerO) passes no gradient to the body at step 0;
+            # from step 1 on it does. Then the readout is put on the classifier's input instead, so the
+            # backward statistics describe the body rather than report an exact zero.
+            last = layers[-2]["activation"] if layers[-2]["activation"] is not None else layers[-2]["pre_activation"]
+            body = jnp.sum(last * jax.random.normal(jax.random.fold_in(k_cot, 1), last.shape)) / last.shape[0]
+            return jnp.where(jnp.all(head == 0), body.astype(loss.dtype), loss), layers
 
         (_, layers), (g_params, g_pert) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
             v["params"], _zeros(pert_shapes)
@@ -525,20 +537,23 @@ def propagation_over_seeds(
     jacobian_examples: int = 4,
     dtype: Any = None,
     jacobian_layers: Sequence[str] = (),
+    init: Callable[[jax.Array], Any] | None = None,
 ) -> pd.DataFrame:
     """:func:`propagation` at initialization for several seeds of a linen module, vmapped in one program.
 
     Seed ``s`` initializes the model with ``jax.random.key(s)`` (in float32, then cast to
     ``dtype``) and draws its readout from ``fold_in(key(s), 1)``. Returns the same columns
-    plus ``seed``.
+    plus ``seed``. ``init`` (``key -> variables``, jitted here) replaces ``model.init`` on the
+    batch's first example: a model-level scheme (LSUV, Fixup, ...) applied after it.
 
     Raises:
       UsageError: an nnx module (construct one network per seed and call :func:`propagation`).
     """
     if is_nnx(model):
         raise UsageError("seeds initialize linen modules; probe an nnx module as it stands with propagation()")
-    init = jax.jit(model.init)
-    variables = [_cast(init(jax.random.key(s), batch[:1].astype(jnp.float32)), dtype) for s in seeds]
+    example = batch[:1].astype(jnp.float32)
+    init = jax.jit(init or (lambda k: model.init(k, example)))
+    variables = [_cast(init(jax.random.key(s)), dtype) for s in seeds]
     batch = _cast(batch, dtype)
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *variables)
     probe, names = make_probe(

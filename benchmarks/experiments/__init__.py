@@ -625,11 +625,14 @@ def _init_items(source: str, key: str, value: Any) -> list[tuple[str, tuple, Any
 
 def _init_defaults(name: str) -> dict[str, Any]:
     """The default of each argument of a registered initializer's factory (empty if unknown)."""
-    from initbench.inits.registry import INITS
+    from initbench.inits.registry import INITS, SCHEMES
 
-    if name not in INITS.names():
+    if name in SCHEMES:
+        params = SCHEMES[name].options()
+    elif name in INITS.names():
+        params = inspect.signature(INITS[name].factory).parameters
+    else:
         return {}
-    params = inspect.signature(INITS[name].factory).parameters
     return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
 
 

@@ -1,0 +1,298 @@
+r"""Model-level schemes that use the architecture: Fixup, SkipInit (residual nets) and ZerO.
+
+Functions over a linen model's variables (the shared capture of :mod:`initbench.inits._model`:
+every module that owns a ``kernel``, in call order). A **residual branch** is a module that owns
+a scalar parameter ``branch_scale`` (the learned multiplier at the end of the branch, Fixup's
+and SkipInit's); its layers are the captured layers below it, except those under a child named
+in ``shortcut_names`` (the projection on the skip path). ``models.build("resnet", ...,
+residual_scale=..., branch_biases=...)`` writes this structure (``initbench run``/``check``
+set those fields when the init is ``fixup``, ``skipinit`` or ``zero_init``); a user's model
+gets the same treatment by naming its multiplier ``branch_scale``.
+
+- **Fixup** (Zhang, Dauphin & Ma 2019, "Fixup Initialization: Residual Learning Without
+  Normalization", ICLR, section 3): (1) the classification layer and the last layer of each
+  residual branch start at 0; (2) every other layer keeps its standard (He) init, and the
+  layers inside residual branches are scaled by :math:`L^{-1/(2m-2)}` (``L`` branches of
+  ``m`` layers); (3) a scalar multiplier (1) per branch and scalar biases (0) before each
+  convolution, linear and activation layer.
+- **SkipInit** (De & Smith 2020, "Batch Normalization Biases Residual Blocks Towards the
+  Identity Function in Deep Networks", NeurIPS, section 4): no normalization; each branch ends
+  in a learned scalar :math:`\alpha = 0`, so every block starts as the identity; He elsewhere.
+- **ZerO** (Zhao, Schaefer & Anandkumar 2021, "ZerO Initialization: Initializing Neural
+  Networks with only Zeros and Ones", TMLR 2022, Algorithms 1-2): every layer is the
+  identity, a partial identity or :math:`c\, I^* H_m I^*` (:func:`inits.zero_hadamard`; the
+  centre tap of a convolution); in a residual net the last layer of each branch and the
+  classifier are 0 (the authors' ResNets zero their residual convolutions and classifier).
+  Deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from initbench.inits._model import capture, get_path, has_path, kernel_path, linen_variables, set_path
+from initbench.inits.errors import UsageError
+
+BRANCH_SCALE = "branch_scale"
+_SHORTCUTS = ("shortcut",)
+
+
+def _scalar_params(params: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Paths of every 0-d parameter."""
+    out = []
+    for k, v in params.items():
+        if hasattr(v, "keys"):
+            out += _scalar_params(v, (*prefix, k))
+        elif jnp.ndim(v) == 0:
+            out.append((*prefix, k))
+    return out
+
+
+def _norm_modules(variables: dict[str, Any]) -> list[str]:
+    """Normalization found in the variables: batch statistics, or params of modules named ``*norm*``."""
+    found = ["batch_stats"] if "batch_stats" in variables else []
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        for k, v in node.items():
+            if hasattr(v, "keys"):
+                if "norm" in str(k).lower() and not any(hasattr(x, "keys") for x in v.values()):
+                    found.append("/".join((*path, str(k))))
+                else:
+                    walk(v, (*path, str(k)))
+
+    walk(variables["params"], ())
+    return found
+
+
+def _structure(what: str, model: Any, variables: Any, batch: Any, shortcut_names: Sequence[str], *,
+               need_branches: bool) -> tuple[dict[str, Any], list[str], dict[str, list[str]]]:  # fmt: skip
+    """``(variables, layers in call order, {branch path: its layers in call order})``."""
+    variables = linen_variables(what, model, variables)
+    order, _ = capture(what, model, variables, batch)
+    scalars = _scalar_params(variables["params"])
+    branch_paths = ["/".join(p[:-1]) for p in scalars if p[-1] == BRANCH_SCALE]
+    branches: dict[str, list[str]] = {}
+    for b in branch_paths:
+        inside = [
+            layer for layer in order
+            if layer.startswith(b + "/") and layer[len(b) + 1 :].split("/")[0] not in shortcut_names
+        ]  # fmt: skip
+        branches[b] = inside
+    if need_branches:
+        if not branches:
+            raise UsageError(
+                f"{what}: the model has no residual branches: no module owns a scalar '{BRANCH_SCALE}' parameter "
+                f"(the branch multiplier {what} needs): build a resnet with normalization='none' (initbench run/check "
+                f"add the multiplier for --init {what}), or name your blocks' multiplier '{BRANCH_SCALE}'"
+            )
+        norms = _norm_modules(variables)
+        if norms:
+            raise UsageError(
+                f"{what} is for residual nets without normalization, found {', '.join(norms[:3])}: build the model "
+                "with normalization='none'"
+            )
+    for b, inside in branches.items():
+        if not inside:
+            raise UsageError(f"{what}: residual branch {b!r} calls no Dense/Conv layer")
+    return variables, order, branches
+
+
+def _set_kernel(what: str, params: Any, layer: str, fn: Any) -> Any:
+    path = kernel_path(what, params, layer)
+    return set_path(params, path, fn(get_path(params, path)))
+
+
+def _zero_layer(what: str, params: Any, layer: str) -> Any:
+    """The layer's kernel and bias (if any) set to 0."""
+    params = _set_kernel(what, params, layer, jnp.zeros_like)
+    bias = (*kernel_path(what, params, layer)[:-1], "bias")
+    if has_path(params, bias):
+        params = set_path(params, bias, jnp.zeros_like(get_path(params, bias)))
+    return params
+
+
+def _he_redraw(what: str, params: Any, order: list[str], key: jax.Array | None) -> Any:
+    if key is None:
+        return params
+    from initbench.inits._variance import he_normal
+
+    for layer, k in zip(order, jax.random.split(key, len(order)), strict=True):
+        params = _set_kernel(what, params, layer, lambda w, k=k: he_normal()(k, w.shape, w.dtype))
+    return params
+
+
+def fixup(
+    model: Any,
+    variables: Any,
+    batch: jax.Array,
+    *,
+    key: jax.Array | None = None,
+    shortcut_names: Sequence[str] = _SHORTCUTS,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    r"""Fixup (Zhang, Dauphin & Ma 2019, section 3) over a residual net without normalization.
+
+    With ``L`` residual branches of ``m`` layers each: the last layer of each branch and the
+    classifier (the last layer called) are set to 0 (kernel and bias); the other layers inside
+    branches are scaled by :math:`L^{-1/(2m-2)}`; the layers outside branches (stem, shortcut
+    projections) keep their init; every branch multiplier ``branch_scale`` is set to 1 and every
+    other scalar parameter whose name starts with ``bias`` (Fixup's scalar biases) to 0.
+
+    Args:
+      model: A linen module whose residual branches own a scalar ``branch_scale`` and scalar
+        biases (``models.build("resnet", ..., normalization="none", residual_scale=1.0,
+        branch_biases=True)``).
+      variables: Its variables (or bare params).
+      batch: Example inputs (only their shape is used: the capture traces the call order).
+      key: If given, every kernel is first redrawn He-normal (:func:`inits.he_normal`); None
+        keeps the given kernels (the model's He init).
+      shortcut_names: Children of a branch module on the skip path, not in the branch.
+
+    Returns:
+      ``(variables, record)``: record ``{"branches": L, "layers_per_branch": m, "scale":
+      L^(-1/(2m-2)), "zeroed": [layers set to 0], "scaled": [layers scaled]}``.
+
+    Raises:
+      ValueError: no ``branch_scale`` (e.g. a plain MLP), normalization layers, branches of
+        different depths or of one layer, branches without scalar biases.
+    """
+    variables, order, branches = _structure("fixup", model, variables, batch, shortcut_names, need_branches=True)
+    sizes = sorted({len(v) for v in branches.values()})
+    if len(sizes) != 1 or sizes[0] < 2:
+        raise UsageError(
+            f"fixup: needs residual branches of m >= 2 layers, all alike (the scale L^(-1/(2m-2))), got branches "
+            f"of {sizes} layers"
+        )
+    scalars = _scalar_params(variables["params"])
+    for b in branches:
+        if not any("/".join(p).startswith(b + "/") and p[-1].startswith("bias") for p in scalars):
+            raise UsageError(
+                f"fixup: residual branch {b!r} has no scalar biases (Fixup's rule 3): build the resnet with "
+                "branch_biases=True"
+            )
+    n_branches, m = len(branches), sizes[0]
+    scale = n_branches ** (-1.0 / (2 * m - 2))
+    params = _he_redraw("fixup", variables["params"], order, key)
+    zeroed, scaled = [order[-1]], []
+    for inside in branches.values():
+        zeroed.append(inside[-1])
+        scaled += inside[:-1]
+    for layer in scaled:
+        params = _set_kernel("fixup", params, layer, lambda w: w * jnp.asarray(scale, w.dtype))
+    for layer in zeroed:
+        params = _zero_layer("fixup", params, layer)
+    for p in scalars:
+        if p[-1] == BRANCH_SCALE:
+            params = set_path(params, p, jnp.ones_like(get_path(params, p)))
+        elif p[-1].startswith("bias"):
+            params = set_path(params, p, jnp.zeros_like(get_path(params, p)))
+    record = {"branches": n_branches, "layers_per_branch": m, "scale": scale, "zeroed": zeroed, "scaled": scaled}
+    return {**variables, "params": params}, record
+
+
+def skipinit(
+    model: Any,
+    variables: Any,
+    batch: jax.Array,
+    *,
+    key: jax.Array | None = None,
+    alpha: float = 0.0,
+    shortcut_names: Sequence[str] = _SHORTCUTS,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    r"""SkipInit (De & Smith 2020, section 4): every residual branch's multiplier set to ``alpha`` (0).
+
+    :math:`x_{l+1} = x_l + \alpha f_l(x_l)` with :math:`\alpha = 0` at initialization: each
+    block starts as the identity and the network's output variance does not grow with depth,
+    without normalization. The layers keep their (He) init.
+
+    Args:
+      model: A linen module whose residual branches own a scalar ``branch_scale``
+        (``models.build("resnet", ..., normalization="none", residual_scale=0.0)``).
+      variables: Its variables (or bare params).
+      batch: Example inputs (their shape).
+      key: If given, every kernel is first redrawn He-normal; None keeps the given kernels.
+      alpha: The multipliers' initial value (the paper's 0; a finite number).
+      shortcut_names: Children of a branch module on the skip path.
+
+    Returns:
+      ``(variables, record)``: record ``{"branches": L, "alpha": alpha}``.
+
+    Raises:
+      ValueError: no ``branch_scale`` (a plain MLP), normalization layers, a non-finite alpha.
+    """
+    if not (isinstance(alpha, int | float) and math.isfinite(alpha)):
+        raise UsageError(f"skipinit: alpha must be a finite number, got {alpha!r}")
+    variables, order, branches = _structure("skipinit", model, variables, batch, shortcut_names, need_branches=True)
+    params = _he_redraw("skipinit", variables["params"], order, key)
+    for p in _scalar_params(params):
+        if p[-1] == BRANCH_SCALE:
+            params = set_path(params, p, jnp.full_like(get_path(params, p), alpha))
+    return {**variables, "params": params}, {"branches": len(branches), "alpha": float(alpha)}
+
+
+def zero_init(
+    model: Any,
+    variables: Any,
+    batch: jax.Array,
+    *,
+    key: jax.Array | None = None,
+    shortcut_names: Sequence[str] = _SHORTCUTS,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    r"""ZerO over a whole model (Zhao, Schaefer & Anandkumar 2021, Algorithms 1 and 2).
+
+    Every layer's kernel becomes :func:`inits.zero_hadamard`'s matrix for its ``(in, out)``:
+    :math:`I` (equal widths), the partial identity :math:`I^*` (narrowing) or
+    :math:`c\, I^* H_m I^*`, :math:`c = 2^{-(m-1)/2}` (widening), on the centre tap of a
+    convolution. In a residual net (modules owning ``branch_scale``) the last layer of each
+    branch and the classifier are 0 and the multipliers 1. Every bias and other scalar is 0.
+    Deterministic: ``key`` is accepted for the common interface and unused.
+
+    Args:
+      model: A linen module.
+      variables: Its variables (or bare params).
+      batch: Example inputs (their shape).
+      key: Unused (ZerO has no randomness).
+      shortcut_names: Children of a branch module on the skip path.
+
+    Returns:
+      ``(variables, record)``: record ``{"hadamard": [layers], "identity": [layers], "zeroed": [layers]}``.
+
+    Raises:
+      ValueError: a model with no Dense/Conv layer, a scanned stack.
+    """
+    from initbench.inits._structured import zero_hadamard
+
+    del key
+    variables, order, branches = _structure("zero_init", model, variables, batch, shortcut_names,
+                                            need_branches=False)  # fmt: skip
+    params = variables["params"]
+    zeroed = [inside[-1] for inside in branches.values()] + ([order[-1]] if branches else [])
+    record: dict[str, list[str]] = {"hadamard": [], "identity": [], "zeroed": zeroed}
+    init = zero_hadamard()
+    for layer in order:
+        if layer in zeroed:
+            params = _zero_layer("zero_init", params, layer)
+            continue
+        params = _set_kernel("zero_init", params, layer, lambda w: init(jax.random.key(0), w.shape, w.dtype))
+        w = get_path(params, kernel_path("zero_init", params, layer))
+        record["hadamard" if w.shape[-1] > w.shape[-2] else "identity"].append(layer)
+    for path in _bias_paths(params):
+        params = set_path(params, path, jnp.zeros_like(get_path(params, path)))
+    for p in _scalar_params(params):
+        if p[-1] == BRANCH_SCALE:
+            params = set_path(params, p, jnp.ones_like(get_path(params, p)))
+    return {**variables, "params": params}, record
+
+
+def _bias_paths(params: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for k, v in params.items():
+        if hasattr(v, "keys"):
+            out += _bias_paths(v, (*prefix, k))
+        elif str(k).startswith("bias"):
+            out.append((*prefix, k))
+    return out
