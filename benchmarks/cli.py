@@ -91,6 +91,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for e in INITS.values():
             print(f"{e.name:24s} {e.family:18s} {e.formula:52s} {e.reference}")
+        from initbench.inits.registry import SCHEMES
+
+        for s in SCHEMES.values():
+            print(f"{s.name:24s} {'model-level':18s} {s.formula} (base {s.base}) {s.reference}")
     elif what == "models":
         from initbench.models.catalog import FAMILIES, PLAIN_CNN_PRESETS
 

@@ -17,7 +17,7 @@ def _params(spec: Any, cache: dict) -> int | None:
     """Parameters of a run's model on its dataset (None for datasets that need preparing)."""
     from initbench.benchmarks import data as data_lib
 
-    key = (spec.model, spec.data.name, spec.data.extra)
+    key = (spec.model, spec.architecture, spec.data.name, spec.data.extra)
     if key not in cache:
         rough = (spec.model.depth or 1) * (spec.model.width or 1) ** 2
         if not data_lib.DATASETS[spec.data.name].offline or rough > 1e10:  # unprepared, or absurdly large

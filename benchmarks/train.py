@@ -49,8 +49,11 @@ def build_model(spec: RunSpec, dataset: Dataset) -> Any:
     )
 
 
-def scheme_init(spec: RunSpec, dataset: Dataset) -> Callable[..., dict[str, Any]]:
+def scheme_init(spec: RunSpec, dataset: Dataset, *, record: bool = False) -> Callable[..., Any]:
     """A run's pure initialization ``f(init_key, x, y) -> variables``: ``model.init``, then its scheme.
+
+    With ``record``, ``f`` returns ``(variables before the scheme, after it, the scheme's record)``
+    (the record must then be arrays to leave a ``jit``: MetaInit's and GradInit's are).
 
     A model-level scheme (``spec.init.scheme``) gets the training set (data schemes: shuffled by
     ``fold_in(init_key, 1)``, so any rows it takes are a seeded draw; the others: the first
@@ -66,7 +69,7 @@ def scheme_init(spec: RunSpec, dataset: Dataset) -> Callable[..., dict[str, Any]
         variables = model.init(key, example)
         variables = {k: v for k, v in variables.items() if k != "intermediates"}
         if scheme is None:
-            return variables
+            return (variables, variables, {}) if record else variables
         options = {**dict(scheme.run_options), **spec.init.scheme_options()}
         if scheme.data:
             order = jax.random.permutation(jax.random.fold_in(key, 1), x.shape[0])
@@ -77,7 +80,8 @@ def scheme_init(spec: RunSpec, dataset: Dataset) -> Callable[..., dict[str, Any]
             options["labels"] = y
         if scheme.random:
             options["key"] = jax.random.fold_in(key, 2)
-        return scheme.function(model, variables, x, **options)[0]
+        after, notes = scheme.function(model, variables, x, **options)
+        return (variables, after, notes) if record else after
 
     return init
 

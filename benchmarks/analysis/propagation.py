@@ -240,7 +240,10 @@ def _jacobian_stats(g: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.
     flat_g = lambda v: g(v.reshape(x.shape)).ravel()  # noqa: E731
     n = min(n_in, n_out)
     if n_in * n_out <= EXACT_JACOBIAN_LIMIT:
-        s = jnp.linalg.svd(jax.jacrev(flat_g)(x.ravel()), compute_uv=False)[:n]
+        # forward mode when the input is the smaller side: n_in JVPs, not n_out VJPs (a wide conv net's
+        # batched reverse passes need tens of GB at 8x8x3 inputs)
+        jacobian = jax.jacfwd if n_in < n_out else jax.jacrev
+        s = jnp.linalg.svd(jacobian(flat_g)(x.ravel()), compute_uv=False)[:n]
         s2 = s**2
         m1, m2, s_max = jnp.mean(s2), jnp.mean(s2**2), jnp.max(s)
     else:

@@ -157,6 +157,36 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "Xiao et al. 2018: delta-orthogonal convolutions are isometric; a deep vanilla tanh CNN trains with"
             " delta-orthogonal init where the Gaussian one is slower",
         ),
+        Entry(
+            "mishkin2016",
+            "initbench.benchmarks.reproduce.mishkin2016:run",
+            "Mishkin & Matas 2016: LSUV brings every layer of deep MLPs/CNNs to unit variance (tanh in ~1"
+            " iteration, ReLU in a few) and trains deep nets that orthonormal init alone does not",
+        ),
+        Entry(
+            "zhang2019",
+            "initbench.benchmarks.reproduce.zhang2019:run",
+            "Zhang et al. 2019: a no-normalization ResNet explodes with He init; Fixup keeps per-block variance"
+            " flat, starts at ln(classes) and trains; depth sweep of early accuracy vs BatchNorm and SkipInit",
+        ),
+        Entry(
+            "zhao2021",
+            "initbench.benchmarks.reproduce.zhao2021:run",
+            "Zhao et al. 2021: ZerO (identity/Hadamard, deterministic) trains as well as random init; the rank"
+            " of W - I stays bounded under partial-identity init and ZerO's Hadamard breaks it",
+        ),
+        Entry(
+            "dauphin2019",
+            "initbench.benchmarks.reproduce.dauphin2019:run",
+            "Dauphin & Schoenholz 2019: MetaInit lowers the gradient quotient and rescues a badly scaled deep"
+            " net to within the accuracy of a good init",
+        ),
+        Entry(
+            "zhu2021",
+            "initbench.benchmarks.reproduce.zhu2021:run",
+            "Zhu et al. 2021: GradInit's learned scales rescue a badly scaled deep net to within the accuracy of a"
+            " good init, with the first step's gradient norm bounded",
+        ),
     ),
 )
 

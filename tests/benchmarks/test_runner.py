@@ -213,7 +213,8 @@ def write_old_schema(path):
     [
         (
             ["run", "quikc"],
-            "unknown experiment 'quikc'; packaged experiments: glorot2010-table1, he2015-depth30, quick",
+            "unknown experiment 'quikc'; packaged experiments: dauphin2019-rescue, glorot2010-table1, "
+            "he2015-depth30, mishkin2016, quick, zhao2021, zhu2021-rescue",
         ),
         (["run", "quick", "--scale", "huge"], "experiment quick: unknown scale 'huge'; valid: cpu, paper, smoke"),
         (["run", "quick", "--init", "he_nromal"], "experiment quick: unknown initializer 'he_nromal'"),

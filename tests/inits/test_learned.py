@@ -117,6 +117,7 @@ def assert_trees_close(a, b, index=None):
         np.testing.assert_allclose(x if index is None else x[index], y, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # a second compilation of the loop: ~5 s
 def test_metainit_under_jit_equals_eager(meta):
     assert_trees_close(meta["jitted"](meta["variables"], meta["keys"][0]), meta["eager"])
 
@@ -127,6 +128,7 @@ def test_metainit_vmapped_over_keys_and_variables_equals_separate_calls(meta):
     assert_trees_close(meta["vmapped"], jitted(meta["other"], keys[1]), 1)  # a second net, one program
 
 
+@pytest.mark.slow  # three more compilations: ~9 s
 def test_metainit_data_modes_draw_by_the_key_and_bare_params_are_accepted():
     net = mlp(1.0, depth=1)
     params = net.init(jax.random.key(0), X[:1])["params"]
@@ -181,6 +183,7 @@ def test_gradinit_lowers_the_one_step_loss_and_meets_the_gradient_norm_bound(gra
     np.testing.assert_allclose(float(record["initial_loss"]), float(record["loss"][0]))
 
 
+@pytest.mark.slow  # an eager GradInit: ~13 s
 def test_gradinit_under_jit_equals_eager(grad):
     assert_trees_close(grad["jitted"](grad["keys"][0]), grad["eager"])
 

@@ -1,0 +1,202 @@
+"""Fixup, SkipInit and ZerO over a model: exactly as the papers specify, jit/vmap-able, bad structure refused."""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from initbench import inits, models
+from initbench.inits._structured import zero_hadamard_matrix
+
+X = jax.random.normal(jax.random.key(0), (8, 8, 8, 3))
+
+
+def resnet(blocks=(2, 2), **fields):
+    config = {"normalization": "none", "residual_scale": 1.0, "branch_biases": True, **fields}
+    return models.build("resnet", input_shape=(8, 8, 3), num_classes=10, blocks=blocks, width=8, activation="relu",
+                        kernel_init="he_normal", **config)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fixup_case():
+    net = resnet()
+    variables = net.init(jax.random.key(1), X[:1])
+    new, record = inits.fixup(net, variables, X)
+    return net, variables, new, record
+
+
+def kernel(params, layer):
+    node = params
+    for part in layer.split("/"):
+        node = node[part]
+    return node["kernel"]
+
+
+def test_fixup_zeros_and_scalings_exactly_as_specified(fixup_case):
+    _net, old, new, record = fixup_case
+    p, q = old["params"], new["params"]
+    branches = [f"block_{i:02d}" for i in range(4)]
+    assert record["branches"] == 4 and record["layers_per_branch"] == 2
+    scale = 4 ** (-1 / (2 * 2 - 2))  # L^(-1/(2m-2)) with L = 4 branches of m = 2 layers
+    assert record["scale"] == pytest.approx(scale)
+    assert record["zeroed"] == ["head/dense", *(f"{b}/conv_b/conv" for b in branches)]
+    for b in branches:
+        assert not np.any(np.asarray(q[b]["conv_b"]["conv"]["kernel"]))  # last layer of each branch: 0
+        np.testing.assert_array_equal(  # the other branch layer: He x L^(-1/2), bitwise the product
+            np.asarray(q[b]["conv_a"]["conv"]["kernel"]),
+            np.asarray(p[b]["conv_a"]["conv"]["kernel"] * jnp.float32(scale)),
+        )
+        assert float(q[b]["branch_scale"]) == 1.0
+        assert all(float(q[b][f"bias_{s}"]) == 0.0 for s in ("1a", "1b", "2a", "2b"))
+    assert not np.any(np.asarray(q["head"]["dense"]["kernel"])) and not np.any(np.asarray(q["head"]["dense"]["bias"]))
+    # outside the branches: the stem and the stride-2 projection keep their He init
+    np.testing.assert_array_equal(np.asarray(q["stem"]["conv"]["kernel"]), np.asarray(p["stem"]["conv"]["kernel"]))
+    np.testing.assert_array_equal(np.asarray(q["block_02"]["shortcut"]["kernel"]),
+                                  np.asarray(p["block_02"]["shortcut"]["kernel"]))  # fmt: skip
+
+
+def test_fixup_starts_at_ln_classes_and_every_block_is_the_identity(fixup_case):
+    net, _, new, _ = fixup_case
+    logits, state = net.apply(new, X, mutable=["intermediates"])
+    assert not np.any(np.asarray(logits))  # zero classifier: softmax uniform, loss ln(10) for any label
+    labels = jnp.arange(8) % 10
+    loss = -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(8), labels])
+    assert float(loss) == pytest.approx(math.log(10), rel=1e-6)
+    layers = {x["layer"]: x for x in models.per_layer(state["intermediates"])}
+    stem = layers["stem"]["activation"]
+    # block_00 and block_01 (no projection): relu(x + 0) = x on the stem's non-negative output
+    np.testing.assert_allclose(np.asarray(layers["block_01"]["activation"]), np.asarray(stem), rtol=0, atol=0)
+
+
+def test_fixup_jit_and_vmap_over_seeds_equal_eager():
+    net = resnet(blocks=(2,))
+    init = lambda k: inits.fixup(net, net.init(k, X[:1]), X)[0]  # noqa: E731
+    keys = jax.random.split(jax.random.key(3), 2)
+    eager = [init(k) for k in keys]
+    batched = jax.jit(jax.vmap(init))(keys)
+    for j in range(2):
+        for a, b in zip(jax.tree_util.tree_leaves(eager[j]), jax.tree_util.tree_leaves(batched), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b[j]), rtol=1e-6, atol=0)
+
+
+def test_fixup_key_redraws_he_normal_kernels():
+    net = resnet(blocks=(2,))
+    v = net.init(jax.random.key(1), X[:1])
+    new, _record = inits.fixup(net, v, X, key=jax.random.key(9))
+    stem = np.asarray(new["params"]["stem"]["conv"]["kernel"])
+    assert not np.array_equal(stem, np.asarray(v["params"]["stem"]["conv"]["kernel"]))
+    # He normal: Var = 2 / fan_in, fan_in = 3 * 3 * 3; 216 entries: 4 standard errors of a sample variance
+    assert np.var(stem) * 27 / 2 == pytest.approx(1.0, abs=4 * math.sqrt(2 / stem.size))
+
+
+def test_skipinit_sets_every_multiplier_to_alpha_and_leaves_kernels():
+    net = resnet(blocks=(2, 1), residual_scale=0.0, branch_biases=False)
+    v = net.init(jax.random.key(1), X[:1])
+    v["params"]["block_00"]["branch_scale"] = jnp.float32(0.7)  # whatever it was
+    new, record = inits.skipinit(net, v, X)
+    assert record == {"branches": 3, "alpha": 0.0}
+    for b in ("block_00", "block_01", "block_02"):
+        assert float(new["params"][b]["branch_scale"]) == 0.0
+        np.testing.assert_array_equal(np.asarray(new["params"][b]["conv_a"]["conv"]["kernel"]),
+                                      np.asarray(v["params"][b]["conv_a"]["conv"]["kernel"]))  # fmt: skip
+    # alpha = 0: every block without a projection is the identity (after the ReLU it ends in)
+    _, state = net.apply(new, X, mutable=["intermediates"])
+    layers = {x["layer"]: x for x in models.per_layer(state["intermediates"])}
+    np.testing.assert_array_equal(np.asarray(layers["block_01"]["activation"]),
+                                  np.asarray(layers["stem"]["activation"]))  # fmt: skip
+
+
+def test_zero_init_is_its_closed_form_and_deterministic():
+    net = models.build("mlp", input_shape=(12,), num_classes=10, depth=3, width=32, activation="relu",
+                       kernel_init="he_normal", bias_init="normal")  # fmt: skip
+    x = jax.random.normal(jax.random.key(0), (4, 12))
+    a, record = inits.zero_init(net, net.init(jax.random.key(1), x[:1]), x)
+    b, _ = inits.zero_init(net, net.init(jax.random.key(2), x[:1]), x)
+    for u, w in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(w))  # no randomness: seeds agree bitwise
+    p = a["params"]
+    np.testing.assert_array_equal(np.asarray(p["layer_000"]["dense"]["kernel"]), zero_hadamard_matrix(12, 32))
+    np.testing.assert_array_equal(np.asarray(p["layer_001"]["dense"]["kernel"]), np.eye(32))
+    np.testing.assert_array_equal(np.asarray(p["head"]["dense"]["kernel"]), np.eye(32, 10))
+    assert all(not np.any(np.asarray(p[k]["dense"]["bias"])) for k in p)
+    assert record["hadamard"] == ["layer_000/dense"] and record["zeroed"] == []
+    # 12 -> 32 widens: c = 2^{-(m-1)/2} with m = 5 and entries +-c: the Hadamard rows, not a partial identity
+    first = np.asarray(p["layer_000"]["dense"]["kernel"])
+    assert set(np.unique(np.abs(first))) == {2.0**-2}
+
+
+def test_zero_init_on_a_resnet_zeros_branch_ends_and_classifier_and_centres_the_rest():
+    net = resnet(blocks=(2,), branch_biases=False)
+    new, record = inits.zero_init(net, net.init(jax.random.key(1), X[:1]), X)
+    p = new["params"]
+    assert record["zeroed"] == ["block_00/conv_b/conv", "block_01/conv_b/conv", "head/dense"]
+    conv_a = np.asarray(p["block_00"]["conv_a"]["conv"]["kernel"])
+    expected = np.zeros((3, 3, 8, 8))
+    expected[1, 1] = np.eye(8)
+    np.testing.assert_array_equal(conv_a, expected)  # identity on the centre tap
+    assert float(p["block_00"]["branch_scale"]) == 1.0
+
+
+def test_fixup_on_a_plain_mlp_names_what_is_missing():
+    net = models.build("mlp", input_shape=(12,), num_classes=10, depth=3, width=16, activation="relu",
+                       kernel_init="he_normal")  # fmt: skip
+    x = jnp.ones((2, 12))
+    with pytest.raises(ValueError, match="fixup: the model has no residual branches: no module owns a scalar "
+                                         "'branch_scale' parameter") as err:  # fmt: skip
+        inits.fixup(net, net.init(jax.random.key(0), x[:1]), x)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="skipinit: the model has no residual branches"):
+        inits.skipinit(net, net.init(jax.random.key(0), x[:1]), x)
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"normalization": "batchnorm"}, "fixup is for residual nets without normalization, found batch_stats"),
+        ({"branch_biases": False}, "residual branch 'block_00' has no scalar biases"),
+    ],
+)
+def test_fixup_refuses_normalization_and_missing_biases(fields, match):
+    net = resnet(blocks=(1,), **fields)
+    with pytest.raises(ValueError, match=match):
+        inits.fixup(net, net.init(jax.random.key(0), X[:1]), X)
+
+
+def test_fixup_refuses_one_layer_branches_and_nnx():
+    class Block(nn.Module):  # a residual block whose branch is one layer: Fixup's exponent 1/(2m-2) is undefined
+        @nn.compact
+        def __call__(self, h):
+            return h + self.param("branch_scale", nn.initializers.ones, ()) * nn.Dense(8)(h)
+
+    class OneLayer(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(3)(Block()(nn.Dense(8)(x)))
+
+    x = jnp.ones((2, 4))
+    model = OneLayer()
+    with pytest.raises(ValueError, match=r"fixup: needs residual branches of m >= 2 layers"):
+        inits.fixup(model, model.init(jax.random.key(0), x), x)
+    from flax import nnx
+
+    with pytest.raises(ValueError, match="fixup: takes a Flax linen module"):
+        inits.fixup(nnx.Linear(4, 4, rngs=nnx.Rngs(0)), None, x)
+
+
+def test_a_scheme_name_is_not_a_per_tensor_initializer():
+    with pytest.raises(ValueError, match="fixup is a model-level scheme"):
+        inits.get("fixup")
+    assert inits.SCHEMES.names() == ("lsuv", "fixup", "skipinit", "zero_init", "metainit", "gradinit")
+    assert not set(inits.SCHEMES.names()) & set(inits.INITS.names())
+    for s in inits.SCHEMES.values():  # every registered scheme resolves and takes the common arguments
+        params = list(inspect_params(s.function))
+        assert params[:3] == ["model", "variables", "batch"] and "key" in params
+
+
+def inspect_params(fn):
+    import inspect
+
+    return inspect.signature(fn).parameters
