@@ -97,10 +97,17 @@ def make_optimizer(train: TrainSpec) -> optax.GradientTransformation:
     """The optax optimizer of a TrainSpec (learning-rate schedule included)."""
     if train.schedule == "constant":
         lr: Any = train.lr
-    elif train.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(train.lr, train.steps)
     else:
-        lr = optax.warmup_cosine_decay_schedule(0.0, train.lr, max(1, train.steps // 20), train.steps)
+        if train.schedule == "cosine":
+            schedule = optax.cosine_decay_schedule(train.lr, train.steps)
+        else:
+            schedule = optax.warmup_cosine_decay_schedule(0.0, train.lr, max(1, train.steps // 20), train.steps)
+
+        def lr(count: jax.Array) -> jax.Array:
+            # optax mixes its int32 step count with Python floats, which strict dtype promotion refuses;
+            # the count as float32 gives bitwise the same rates (checked over 1,200 steps)
+            return schedule(count.astype(jnp.float32))
+
     if train.optimizer == "sgd":
         tx = optax.sgd(lr)
     elif train.optimizer == "momentum":

@@ -88,7 +88,15 @@ BatchNorm" failed (SkipInit diverged at 4 blocks, 0.078 at 16). That setup did n
 paper's recipe (a runner experiment on the library ResNet, 4 blocks, width 16, batch 128, also
 saw Fixup blow up at lr 0.05 with one lr for all parameters but train at 0.01), so the training
 was changed to the recipe above (biases and multipliers at lr / 10, no-norm arms only) and the
-``cpu`` batch to 64; the claims' criteria were not changed.
+``cpu`` batch to 64; the claims' criteria were not changed. The second ``cpu`` run (this
+recipe, batch 64, 138 s wall) still failed both claims: Fixup 0.429 +- 0.324 (seeds 0.106 and
+0.753) at 4 blocks and 0.075 at 16 against BatchNorm's 0.949 and 0.763 (SkipInit 0.633 and
+0.376; He diverged at 16 blocks). The stalled Fixup seeds do not diverge: a trace of 4 blocks,
+seed 0 (same init and data order), shows the loss falling to 2.08 by step 60, then a jump
+(classifier weights from 0.5 to 7 in magnitude, block biases to about -0.8 by step 90) after
+which the loss sits at ln 10. At 16 blocks both seeds end at ln 10 (final losses 2.30, 2.33;
+not traced). Instability at lr 0.1 at this width, not the scalars' lr, is the remaining
+suspect; not tuned further here.
 
 Scales: ``smoke`` (seconds: 4 blocks at init, depth 2 for 10 steps), ``cpu`` (about 2
 minutes: 32 blocks at init over 4 seeds; depths 4 and 16 for 150 steps of 64, 2 seeds),

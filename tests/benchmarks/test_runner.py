@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -308,3 +309,24 @@ def test_batch_indices_follow_the_per_epoch_permutation(start, length):
     for row, t in zip(got, range(start, start + length), strict=True):
         order = np.asarray(jax.random.permutation(jax.random.fold_in(key, t // 4), n_train))
         np.testing.assert_array_equal(row, order[(t % 4) * batch : (t % 4 + 1) * batch])
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "warmup_cosine"])
+def test_schedules_run_under_strict_promotion_with_optax_rates(schedule):
+    import optax
+
+    from initbench.benchmarks.train import make_optimizer
+
+    train = TrainSpec("sgd", lr=0.1, steps=100, schedule=schedule)
+    tx = make_optimizer(train)
+    params = {"w": jnp.ones((3,))}
+    state = tx.init(params)
+    reference = (
+        optax.cosine_decay_schedule(0.1, 100)
+        if schedule == "cosine"
+        else optax.warmup_cosine_decay_schedule(0.0, 0.1, 5, 100)
+    )
+    for step in range(3):  # one SGD update per step: -lr(step) x gradient 1
+        updates, state = tx.update({"w": jnp.ones((3,))}, state, params)
+        expected = reference(jnp.asarray(step, jnp.float32))
+        np.testing.assert_array_equal(np.asarray(updates["w"]), np.full(3, -expected, np.float32))
