@@ -59,7 +59,11 @@ def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tup
     A layer is a module that owns a ``kernel`` parameter (``nn.Dense``, ``nn.Conv``, initbench's
     ``Conv``, a user's layer); its output is what its ``__call__`` returns. Layer names are
     module paths joined with ``/`` (``block_00/conv_a/conv``). The function traces under
-    ``jit``, ``vmap`` and ``grad``.
+    ``jit``, ``vmap`` and ``grad``; ``outputs.in_axes[layer]`` is how many leading kernel axes
+    are its input (``nn.DenseGeneral``: ``len(axis)``; a convolution: every axis but the last)
+    and ``outputs.conv[layer]`` whether it is a convolution (a module with ``kernel_size``).
+    Collections other than ``params`` (batch statistics of a BatchNorm in training mode) are
+    passed in and their updates dropped.
 
     Raises:
       UsageError: the model calls a layer inside ``nn.scan`` (stacked kernels: no layer owns its
@@ -70,6 +74,8 @@ def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tup
     others = {k: v for k, v in variables.items() if k != "params"}
 
     seen: dict[str, tuple[int, ...]] = {}  # the kernel shape each layer sees (a scanned layer: one slice)
+    in_axes: dict[str, int] = {}
+    conv: dict[str, bool] = {}
 
     def outputs(params: Any) -> dict[str, jax.Array]:
         captured: dict[str, jax.Array] = {}
@@ -81,12 +87,19 @@ def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tup
                 if module.has_variable("params", "kernel"):
                     name = "/".join(module.scope.path)
                     captured[name] = out
-                    seen[name] = tuple(module.get_variable("params", "kernel").shape)
+                    shape = tuple(module.get_variable("params", "kernel").shape)
+                    seen[name] = shape
+                    conv[name] = hasattr(module, "kernel_size")
+                    axis = None if conv[name] else getattr(module, "axis", -1)
+                    in_axes[name] = len(shape) - 1 if conv[name] else (len(axis) if isinstance(axis, tuple) else 1)
             return out
 
         with nn.intercept_methods(interceptor):
-            model.apply({**others, "params": params}, batch)
+            model.apply({**others, "params": params}, batch, mutable=list(others))
         return captured
+
+    outputs.in_axes = in_axes  # type: ignore[attr-defined]
+    outputs.conv = conv  # type: ignore[attr-defined]
 
     abstract = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)),
                                       variables["params"])  # fmt: skip
@@ -149,12 +162,17 @@ def concrete(*trees: Any) -> bool:
     return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(trees))
 
 
-def _orthonormal(key: jax.Array, kernel: jax.Array) -> jax.Array:
+def matrix_shape(kernel_shape: Sequence[int], in_axes: int) -> tuple[int, int]:
+    """A kernel as the ``(inputs, outputs)`` matrix it applies (its first ``in_axes`` axes are the input)."""
+    return math.prod(kernel_shape[:in_axes]), math.prod(kernel_shape[in_axes:])
+
+
+def _orthonormal(key: jax.Array, kernel: jax.Array, in_axes: int) -> jax.Array:
     from initbench.inits._structured import orthogonal
 
     if kernel.ndim < 2:
         return kernel
-    return orthogonal()(key, kernel.shape, kernel.dtype)
+    return orthogonal()(key, matrix_shape(kernel.shape, in_axes), kernel.dtype).reshape(kernel.shape)
 
 
 def lsuv(
@@ -174,7 +192,8 @@ def lsuv(
     call order, :math:`W \leftarrow W / \sqrt{\mathrm{Var}[B]}` until
     :math:`|\mathrm{Var}[B] - v| <` ``tol`` or ``max_iters`` rescalings (``v`` =
     ``target_variance``, 1 in the paper). Biases are left as they are (zero in the paper).
-    Runs under ``jit``/``vmap`` (the record's numbers are then arrays and unchecked).
+    Runs under ``jit``/``vmap``: the record's numbers are then arrays and unchecked, and it holds
+    layer names (strings), so return only the variables from a transformed function.
 
     Args:
       model: A Flax linen module (with ``variables``) or an nnx module (``variables`` None).
@@ -210,7 +229,8 @@ def lsuv(
     paths = {layer: kernel_path("lsuv", params, layer) for layer in order}
     eager = concrete(params, batch, key)
     run = jax.jit(_run, static_argnums=(0, 1, 2)) if eager else _run
-    params, stats = run(outputs, tuple(order), _Frozen(paths), params, key, tol, max_iters, target_variance)
+    params, stats = run(outputs, tuple(order), _Frozen(paths, outputs.in_axes), params, key, tol, max_iters,
+                        target_variance)  # fmt: skip
     return {**variables, "params": params}, _record(order, stats, tol, target_variance, eager)
 
 
@@ -229,11 +249,12 @@ def subsample(what: str, batch: Any, batch_size: int | None, key: jax.Array | No
 
 
 class _Frozen:
-    """A hashable wrapper (a static jit argument) around a dict of layer paths."""
+    """A hashable wrapper (a static jit argument) around the layers' kernel paths and input axes."""
 
-    def __init__(self, value: dict[str, tuple[Any, ...]]) -> None:
+    def __init__(self, value: dict[str, tuple[Any, ...]], in_axes: dict[str, int]) -> None:
         self.value = value
-        self._key = tuple(sorted((k, tuple(map(str, v))) for k, v in value.items()))
+        self.in_axes = {layer: in_axes.get(layer, 1) for layer in value}
+        self._key = tuple(sorted((k, tuple(map(str, v)), self.in_axes[k]) for k, v in value.items()))
 
     def __hash__(self) -> int:
         return hash(self._key)
@@ -244,10 +265,11 @@ class _Frozen:
 
 def _run(outputs, order, paths, params, key, tol, max_iters, target_variance):
     """LSUV over ``order``: one ``lax.while_loop`` of rescalings per layer; returns params and stats."""
-    paths = paths.value
+    paths, in_axes = paths.value, paths.in_axes
     if key is not None:
         for layer, k in zip(order, jax.random.split(key, len(order)), strict=True):
-            params = set_path(params, paths[layer], _orthonormal(k, get_path(params, paths[layer])))
+            kernel = get_path(params, paths[layer])
+            params = set_path(params, paths[layer], _orthonormal(k, kernel, in_axes[layer]))
     current = outputs(params)  # every layer's output; rescaling layer L changes only L and what follows
     stats = []
     for layer in order:
@@ -309,6 +331,10 @@ def _lsuv_nnx(model, batch, key, tol, max_iters, target_variance):
                 out = original(layer, *args, **kwargs)
                 if id(layer) in names:
                     captured[names[id(layer)]] = out
+                    if hasattr(layer, "kernel_size"):  # a convolution: every kernel axis but the last is input
+                        in_axes[names[id(layer)]] = len(layer.kernel_size) + 1
+                    elif isinstance(getattr(layer, "in_features", None), tuple):  # LinearGeneral
+                        in_axes[names[id(layer)]] = len(layer.in_features)
                 return out
 
             return call
@@ -322,11 +348,12 @@ def _lsuv_nnx(model, batch, key, tol, max_iters, target_variance):
                 cls.__call__ = original
         return captured
 
+    in_axes: dict[str, int] = {}
     order = list(outputs(state))  # eagerly: insertion (call) order
     if not order:
         raise UsageError("lsuv: the model calls no Dense/Conv layer on this batch: nothing to initialize")
     paths = {layer: kernel_path("lsuv", state, layer) for layer in order}
-    pure, stats = _run(outputs, tuple(order), _Frozen(paths), state, key, tol, max_iters, target_variance)
+    pure, stats = _run(outputs, tuple(order), _Frozen(paths, in_axes), state, key, tol, max_iters, target_variance)
     new = nnx.merge(graphdef, params, other)
     p = nnx.state(new, nnx.Param)
     nnx.replace_by_pure_dict(p, pure)

@@ -35,7 +35,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from initbench.inits._model import capture, get_path, has_path, kernel_path, linen_variables, set_path
+from initbench.inits._model import (
+    capture,
+    get_path,
+    has_path,
+    kernel_path,
+    linen_variables,
+    matrix_shape,
+    set_path,
+)
 from initbench.inits.errors import UsageError
 
 BRANCH_SCALE = "branch_scale"
@@ -54,13 +62,14 @@ def _scalar_params(params: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str,
 
 
 def _norm_modules(variables: dict[str, Any]) -> list[str]:
-    """Normalization found in the variables: batch statistics, or params of modules named ``*norm*``."""
+    """Normalization found in the variables: batch statistics, or modules named ``*norm*`` holding only scale/bias."""
     found = ["batch_stats"] if "batch_stats" in variables else []
 
     def walk(node: Any, path: tuple[str, ...]) -> None:
         for k, v in node.items():
             if hasattr(v, "keys"):
-                if "norm" in str(k).lower() and not any(hasattr(x, "keys") for x in v.values()):
+                leaves = not any(hasattr(x, "keys") for x in v.values())
+                if leaves and "norm" in str(k).lower() and set(map(str, v)) <= {"scale", "bias"}:
                     found.append("/".join((*path, str(k))))
                 else:
                     walk(v, (*path, str(k)))
@@ -71,20 +80,14 @@ def _norm_modules(variables: dict[str, Any]) -> list[str]:
 
 def _structure(what: str, model: Any, variables: Any, batch: Any, shortcut_names: Sequence[str], *,
                need_branches: bool) -> tuple[dict[str, Any], list[str], dict[str, list[str]]]:  # fmt: skip
-    """``(variables, layers in call order, {branch path: its layers in call order})``."""
+    """``(variables, layers in call order, {branch path: its layers in call order}, capture outputs)``."""
     variables = linen_variables(what, model, variables)
-    order, _ = capture(what, model, variables, batch)
+    if isinstance(shortcut_names, str):
+        shortcut_names = (shortcut_names,)
     scalars = _scalar_params(variables["params"])
     branch_paths = ["/".join(p[:-1]) for p in scalars if p[-1] == BRANCH_SCALE]
-    branches: dict[str, list[str]] = {}
-    for b in branch_paths:
-        inside = [
-            layer for layer in order
-            if layer.startswith(b + "/") and layer[len(b) + 1 :].split("/")[0] not in shortcut_names
-        ]  # fmt: skip
-        branches[b] = inside
     if need_branches:
-        if not branches:
+        if not branch_paths:
             raise UsageError(
                 f"{what}: the model has no residual branches: no module owns a scalar '{BRANCH_SCALE}' parameter "
                 f"(the branch multiplier {what} needs): build a resnet with normalization='none' (initbench run/check "
@@ -93,13 +96,21 @@ def _structure(what: str, model: Any, variables: Any, batch: Any, shortcut_names
         norms = _norm_modules(variables)
         if norms:
             raise UsageError(
-                f"{what} is for residual nets without normalization, found {', '.join(norms[:3])}: build the model "
-                "with normalization='none'"
+                f"{what} is for residual nets without normalization, found {', '.join(norms[:3])}: remove it "
+                "(initbench's resnet: normalization='none')"
             )
+    order, outputs = capture(what, model, variables, batch)
+    branches: dict[str, list[str]] = {}
+    for b in branch_paths:
+        prefix = b + "/" if b else ""  # a branch at the root: the model is one residual block
+        branches[b] = [
+            layer for layer in order
+            if layer.startswith(prefix) and layer[len(prefix) :].split("/")[0] not in shortcut_names
+        ]  # fmt: skip
     for b, inside in branches.items():
         if not inside:
             raise UsageError(f"{what}: residual branch {b!r} calls no Dense/Conv layer")
-    return variables, order, branches
+    return variables, order, branches, outputs
 
 
 def _set_kernel(what: str, params: Any, layer: str, fn: Any) -> Any:
@@ -116,13 +127,18 @@ def _zero_layer(what: str, params: Any, layer: str) -> Any:
     return params
 
 
-def _he_redraw(what: str, params: Any, order: list[str], key: jax.Array | None) -> Any:
+def _he_redraw(what: str, params: Any, order: list[str], key: jax.Array | None, outputs: Any) -> Any:
+    """Every kernel He-normal, with the fan-in of the matrix it applies (conv: receptive field x in)."""
     if key is None:
         return params
     from initbench.inits._variance import he_normal
 
     for layer, k in zip(order, jax.random.split(key, len(order)), strict=True):
-        params = _set_kernel(what, params, layer, lambda w, k=k: he_normal()(k, w.shape, w.dtype))
+
+        def draw(w, k=k, layer=layer):
+            return he_normal()(k, matrix_shape(w.shape, outputs.in_axes[layer]), w.dtype).reshape(w.shape)
+
+        params = _set_kernel(what, params, layer, draw)
     return params
 
 
@@ -160,26 +176,28 @@ def fixup(
       ValueError: no ``branch_scale`` (e.g. a plain MLP), normalization layers, branches of
         different depths or of one layer, branches without scalar biases.
     """
-    variables, order, branches = _structure("fixup", model, variables, batch, shortcut_names, need_branches=True)
+    variables, order, branches, outputs = _structure("fixup", model, variables, batch, shortcut_names,
+                                                     need_branches=True)  # fmt: skip
     sizes = sorted({len(v) for v in branches.values()})
     if len(sizes) != 1 or sizes[0] < 2:
         raise UsageError(
             f"fixup: needs residual branches of m >= 2 layers, all alike (the scale L^(-1/(2m-2))), got branches "
-            f"of {sizes} layers"
+            f"of {sizes} layers (a projection on the skip path counts unless its name is in shortcut_names="
+            f"{tuple(shortcut_names) if not isinstance(shortcut_names, str) else (shortcut_names,)})"
         )
     scalars = _scalar_params(variables["params"])
     for b in branches:
-        if not any("/".join(p).startswith(b + "/") and p[-1].startswith("bias") for p in scalars):
+        if not any("/".join(p).startswith(b + "/" if b else "") and p[-1].startswith("bias") for p in scalars):
             raise UsageError(
                 f"fixup: residual branch {b!r} has no scalar biases (Fixup's rule 3): build the resnet with "
                 "branch_biases=True"
             )
     n_branches, m = len(branches), sizes[0]
     scale = n_branches ** (-1.0 / (2 * m - 2))
-    params = _he_redraw("fixup", variables["params"], order, key)
+    params = _he_redraw("fixup", variables["params"], order, key, outputs)
     zeroed, scaled = [order[-1]], []
     for inside in branches.values():
-        zeroed.append(inside[-1])
+        zeroed += [inside[-1]] if inside[-1] not in zeroed else []
         scaled += inside[:-1]
     for layer in scaled:
         params = _set_kernel("fixup", params, layer, lambda w: w * jnp.asarray(scale, w.dtype))
@@ -226,8 +244,9 @@ def skipinit(
     """
     if not (isinstance(alpha, int | float) and math.isfinite(alpha)):
         raise UsageError(f"skipinit: alpha must be a finite number, got {alpha!r}")
-    variables, order, branches = _structure("skipinit", model, variables, batch, shortcut_names, need_branches=True)
-    params = _he_redraw("skipinit", variables["params"], order, key)
+    variables, order, branches, outputs = _structure("skipinit", model, variables, batch, shortcut_names,
+                                                     need_branches=True)  # fmt: skip
+    params = _he_redraw("skipinit", variables["params"], order, key, outputs)
     for p in _scalar_params(params):
         if p[-1] == BRANCH_SCALE:
             params = set_path(params, p, jnp.full_like(get_path(params, p), alpha))
@@ -264,22 +283,28 @@ def zero_init(
     Raises:
       ValueError: a model with no Dense/Conv layer, a scanned stack.
     """
-    from initbench.inits._structured import zero_hadamard
+    from initbench.inits._structured import zero_hadamard, zero_hadamard_matrix
 
     del key
-    variables, order, branches = _structure("zero_init", model, variables, batch, shortcut_names,
-                                            need_branches=False)  # fmt: skip
+    variables, order, branches, outputs = _structure("zero_init", model, variables, batch, shortcut_names,
+                                                     need_branches=False)  # fmt: skip
     params = variables["params"]
     zeroed = [inside[-1] for inside in branches.values()] + ([order[-1]] if branches else [])
     record: dict[str, list[str]] = {"hadamard": [], "identity": [], "zeroed": zeroed}
-    init = zero_hadamard()
     for layer in order:
         if layer in zeroed:
             params = _zero_layer("zero_init", params, layer)
             continue
-        params = _set_kernel("zero_init", params, layer, lambda w: init(jax.random.key(0), w.shape, w.dtype))
         w = get_path(params, kernel_path("zero_init", params, layer))
-        record["hadamard" if w.shape[-1] > w.shape[-2] else "identity"].append(layer)
+        if outputs.conv[layer]:  # the ZerO matrix on the centre tap (Algorithm 2)
+            n_in, n_out = w.shape[-2], w.shape[-1]
+            params = _set_kernel("zero_init", params, layer,
+                                 lambda w: zero_hadamard()(jax.random.key(0), w.shape, w.dtype))  # fmt: skip
+        else:  # Dense, DenseGeneral: the matrix it applies, (inputs, outputs)
+            n_in, n_out = matrix_shape(w.shape, outputs.in_axes[layer])
+            matrix = jnp.asarray(zero_hadamard_matrix(n_in, n_out), w.dtype)
+            params = _set_kernel("zero_init", params, layer, lambda w, m=matrix: m.reshape(w.shape))
+        record["hadamard" if n_out > n_in else "identity"].append(layer)
     for path in _bias_paths(params):
         params = set_path(params, path, jnp.zeros_like(get_path(params, path)))
     for p in _scalar_params(params):

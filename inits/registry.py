@@ -426,6 +426,8 @@ def entry(name: str) -> Entry:
             f"{name} is {_SCHEME_NOTE}: call inits.{name}(model, variables, batch, ...), or give it as the init "
             "of initbench run/check or an experiment"
         )
+    if name not in INITS:  # the choices, and the closest match, include the model-level schemes
+        raise unknown_choice("initializer", name, (*INITS.names(), *SCHEMES.names()))
     return INITS[name]
 
 

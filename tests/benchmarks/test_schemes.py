@@ -138,3 +138,10 @@ def test_every_scheme_is_listed(capsys):
     out = capsys.readouterr().out
     for name in inits.SCHEMES:
         assert f"\n{name} " in out or out.startswith(f"{name} ")
+
+
+def test_a_misspelled_init_suggests_the_scheme(tmp_path, capsys):
+    code = cli.main(["run", "--init", "lsuvv", "--dataset", "digits", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown initializer 'lsuvv'" in err and "Did you mean 'lsuv'?" in err
+    assert "gradinit" in err and len(err.strip().splitlines()) == 1

@@ -200,3 +200,67 @@ def inspect_params(fn):
     import inspect
 
     return inspect.signature(fn).parameters
+
+
+class _DenseGeneralNet(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        h = nn.DenseGeneral((2, 4), use_bias=False)(x)  # 8 -> 8 as a (8, 2, 4) kernel
+        return nn.Dense(3)(h.reshape(h.shape[0], -1))
+
+
+def test_dense_general_kernels_are_the_matrices_they_apply():
+    x = jnp.eye(8)
+    model = _DenseGeneralNet()
+    v = model.init(jax.random.key(0), x)
+    new, record = inits.zero_init(model, v, x)
+    kernel = np.asarray(new["params"]["DenseGeneral_0"]["kernel"])
+    np.testing.assert_array_equal(kernel.reshape(8, 8), np.eye(8))  # square 8 -> 8: the identity, not a "centre tap"
+    assert record["identity"] == ["DenseGeneral_0", "Dense_0"]
+    lsuv_vars, _ = inits.lsuv(model, v, jax.random.normal(jax.random.key(1), (64, 8)), key=jax.random.key(2))
+    w = np.asarray(lsuv_vars["params"]["DenseGeneral_0"]["kernel"]).reshape(8, 8)
+    gram = w.T @ w
+    np.testing.assert_allclose(gram / gram[0, 0], np.eye(8), atol=1e-5)  # orthonormal up to LSUV's one scale
+
+
+def test_batchnorm_in_training_mode_is_captured_and_refused_by_fixup_in_one_line():
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, h):
+            y = nn.Dense(8)(nn.relu(nn.Dense(8)(h)))
+            return h + self.param("branch_scale", nn.initializers.ones, ()) * y
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = nn.BatchNorm(use_running_average=False)(nn.Dense(8)(x))
+            return nn.Dense(3)(Block()(Block()(h)))
+
+    x = jax.random.normal(jax.random.key(0), (32, 4))
+    model = Net()
+    v = model.init(jax.random.key(1), x)
+    _new, record = inits.lsuv(model, v, x, key=jax.random.key(2))  # batch statistics are passed in, updates dropped
+    assert len(record) == 6 and all(r["converged"] for r in record)
+    with pytest.raises(ValueError, match="fixup is for residual nets without normalization, found batch_stats"):
+        inits.fixup(model, v, x)
+
+
+def test_a_single_block_as_the_model_and_a_dense_named_like_a_norm():
+    class Block(nn.Module):  # the whole model is one residual block: its branch is at the root
+        @nn.compact
+        def __call__(self, h):
+            y = nn.Dense(4, name="input_normalizer")(h)  # a Dense whose name contains "norm" is not normalization
+            y = nn.relu(nn.Dense(4, name="middle")(y))
+            y = nn.Dense(4, name="last")(y)
+            return (
+                h
+                + self.param("branch_scale", nn.initializers.ones, ()) * y
+                + self.param("bias_out", nn.initializers.zeros, ())
+            )
+
+    x = jax.random.normal(jax.random.key(0), (8, 4))
+    model = Block()
+    new, record = inits.fixup(model, model.init(jax.random.key(1), x), x, shortcut_names="none")
+    assert record["branches"] == 1 and record["layers_per_branch"] == 3
+    assert record["zeroed"] == ["last"]  # the last layer called: classifier and branch end alike
+    np.testing.assert_array_equal(np.asarray(model.apply(new, x)), np.asarray(x))  # the block starts as the identity
