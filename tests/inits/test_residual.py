@@ -264,3 +264,21 @@ def test_a_single_block_as_the_model_and_a_dense_named_like_a_norm():
     assert record["branches"] == 1 and record["layers_per_branch"] == 3
     assert record["zeroed"] == ["last"]  # the last layer called: classifier and branch end alike
     np.testing.assert_array_equal(np.asarray(model.apply(new, x)), np.asarray(x))  # the block starts as the identity
+
+
+@pytest.mark.parametrize("scheme", ["lsuv", "zero_init", "skipinit"])
+def test_schemes_vmapped_over_seeds_equal_each_seed_alone(scheme):
+    if scheme == "skipinit":
+        net = resnet(blocks=(1,), residual_scale=0.0, branch_biases=False)
+        x = X
+    else:
+        net = models.build("mlp", input_shape=(12,), num_classes=4, depth=2, width=16, activation="tanh",
+                           kernel_init="orthogonal")  # fmt: skip
+        x = jax.random.normal(jax.random.key(0), (32, 12))
+    fn = getattr(inits, scheme)
+    init = lambda k: fn(net, net.init(k, x[:1]), x)[0]  # noqa: E731
+    keys = jax.random.split(jax.random.key(5), 3)
+    batched = jax.jit(jax.vmap(init))(keys)
+    for j, k in enumerate(keys):
+        for a, b in zip(jax.tree_util.tree_leaves(init(k)), jax.tree_util.tree_leaves(batched), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b[j]), rtol=2e-5, atol=1e-6)
