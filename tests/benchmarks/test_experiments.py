@@ -135,6 +135,7 @@ def test_packaged_quick_is_the_main_job(tmp_path):
     assert len(cpu.full) == 96 and len(experiments.resolve(experiments.load("quick"), "paper").full) == 720
 
 
+@pytest.mark.slow  # a 30-layer training run: ~5 s
 def test_he2015_depth30_runs_at_smoke_scale(tmp_path):
     out = tmp_path / "he"
     assert cli.main(["run", "he2015-depth30", "--scale", "smoke", "--out", str(out), "--quiet"]) == 0

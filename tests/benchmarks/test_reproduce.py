@@ -27,6 +27,7 @@ def test_init_histograms_end_to_end(tmp_path, capsys):
     assert "he2015" not in gallery  # only what was written
 
 
+@pytest.mark.slow  # a whole reproduction for the exit code: ~8 s (claims() tests cover the must-fail cases)
 def test_a_claim_that_should_fail_does_fail(monkeypatch, tmp_path, capsys):
     # Xavier in the place of He: "He keeps ReLU" must fail, with its numbers, and the command exits 1
     monkeypatch.setitem(init_histograms.INITS, "he", inits.lecun_normal)

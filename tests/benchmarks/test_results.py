@@ -235,6 +235,7 @@ def test_bad_init_arguments_are_named(capsys):
 
 
 # 7. progress off a terminal is periodic log lines
+@pytest.mark.slow  # a training run for its log lines: ~7 s
 def test_progress_without_a_terminal_logs_lines(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "initbench.benchmarks.cli", "run", "quick", "--init", "zeros", "--activation", "relu",

@@ -266,7 +266,14 @@ def test_a_single_block_as_the_model_and_a_dense_named_like_a_norm():
     np.testing.assert_array_equal(np.asarray(model.apply(new, x)), np.asarray(x))  # the block starts as the identity
 
 
-@pytest.mark.parametrize("scheme", ["lsuv", "zero_init", "skipinit"])
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        pytest.param("lsuv", marks=pytest.mark.slow),  # ~6 s of compilation each
+        "zero_init",
+        pytest.param("skipinit", marks=pytest.mark.slow),
+    ],
+)
 def test_schemes_vmapped_over_seeds_equal_each_seed_alone(scheme):
     if scheme == "skipinit":
         net = resnet(blocks=(1,), residual_scale=0.0, branch_biases=False)
