@@ -128,8 +128,8 @@ class InitSpec:
             raise UsageError(
                 f"init {scheme.name} is for {', '.join(scheme.families)} models (residual branches), got {family}"
             )
-        if family == "mlp":
-            config["scan"] = False  # a scheme sets each layer's own kernel
+        if family == "mlp" and config.get("scan"):
+            config["scan"] = False  # a scheme sets each layer's own kernel (unscanned is the default: same cohort)
         if scheme.families and config.get("normalization", "batchnorm") != "none":
             raise UsageError(
                 f"init {scheme.name} replaces normalization: set the {family}'s normalization = 'none' "

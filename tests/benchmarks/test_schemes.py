@@ -145,3 +145,11 @@ def test_a_misspelled_init_suggests_the_scheme(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "unknown initializer 'lsuvv'" in err and "Did you mean 'lsuv'?" in err
     assert "gradinit" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_mlp_scheme_run_shares_the_cohort_of_its_plain_runs():
+    model = ModelSpec("mlp", "tanh", 3, 16)
+    plain, lsuv = spec(InitSpec("he_normal"), model), spec(InitSpec("lsuv"), model)
+    assert plain.cohort_key == lsuv.cohort_key  # the same architecture: one compiled program
+    scanned = ModelSpec("mlp", "tanh", 3, 16, options(scan=True))
+    assert dict(spec(InitSpec("lsuv"), scanned).architecture)["scan"] is False  # LSUV sets each layer's kernel
