@@ -77,7 +77,7 @@ def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tup
     in_axes: dict[str, int] = {}
     conv: dict[str, bool] = {}
 
-    def outputs(params: Any) -> dict[str, jax.Array]:
+    def apply(params: Any, others: dict[str, Any], batch: Any) -> dict[str, jax.Array]:
         captured: dict[str, jax.Array] = {}
 
         def interceptor(next_fun, args, kwargs, context):
@@ -97,6 +97,11 @@ def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tup
         with nn.intercept_methods(interceptor):
             model.apply({**others, "params": params}, batch, mutable=list(others))
         return captured
+
+    def outputs(params: Any) -> dict[str, jax.Array]:
+        return apply(params, others, batch)
+
+    outputs.apply = apply  # type: ignore[attr-defined]  # the same, with the other collections and batch as arguments
 
     outputs.in_axes = in_axes  # type: ignore[attr-defined]
     outputs.conv = conv  # type: ignore[attr-defined]
@@ -227,11 +232,32 @@ def lsuv(
     order, outputs = capture("lsuv", model, variables, batch)
     params = variables["params"]
     paths = {layer: kernel_path("lsuv", params, layer) for layer in order}
+    frozen = _Frozen(paths, outputs.in_axes)
     eager = concrete(params, batch, key)
-    run = jax.jit(_run, static_argnums=(0, 1, 2)) if eager else _run
-    params, stats = run(outputs, tuple(order), _Frozen(paths, outputs.in_axes), params, key, tol, max_iters,
-                        target_variance)  # fmt: skip
+    if not eager:
+        params, stats = _run(outputs, tuple(order), frozen, params, key, tol, max_iters, target_variance)
+        return {**variables, "params": params}, _record(order, stats, tol, target_variance, eager)
+    others = {k: v for k, v in variables.items() if k != "params"}
+    signature = (model, tuple(order), frozen, jax.tree_util.tree_structure((params, others)),
+                 tuple((jnp.shape(a), jnp.result_type(a)) for a in jax.tree_util.tree_leaves((params, others, batch))),
+                 key is None, tol, max_iters, target_variance)  # fmt: skip
+    compiled = _COMPILED.get(signature)
+    if compiled is None:  # one compilation per model, shapes and options: a second call (another key) reuses it
+        apply = outputs.apply
+
+        def run(p, o, b, k):
+            return _run(lambda q: apply(q, o, b), tuple(order), frozen, p, k, tol, max_iters, target_variance)
+
+        compiled = _COMPILED[signature] = jax.jit(run)
+        while len(_COMPILED) > _COMPILED_SIZE:
+            _COMPILED.pop(next(iter(_COMPILED)))
+    params, stats = compiled(params, others, batch, key)
     return {**variables, "params": params}, _record(order, stats, tol, target_variance, eager)
+
+
+# LSUV programs compiled by eager calls, by (model, layers, shapes, options): bounded, never changes a result
+_COMPILED: dict[Any, Any] = {}
+_COMPILED_SIZE = 16
 
 
 def subsample(what: str, batch: Any, batch_size: int | None, key: jax.Array | None, labels: Any = None) -> tuple:

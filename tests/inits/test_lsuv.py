@@ -147,3 +147,17 @@ def test_a_model_without_linear_layers():
 
     with pytest.raises(ValueError, match="calls no Dense/Conv layer"):
         inits.lsuv(Nothing(), {"params": {}}, X)
+
+
+def test_a_second_eager_call_reuses_the_compiled_program():
+    from initbench.inits import _model
+
+    net = mlp("tanh", depth=3)
+    variables = net.init(jax.random.key(0), X[:1])
+    inits.lsuv(net, variables, X, key=jax.random.key(1))
+    size = len(_model._COMPILED)
+    again, _ = inits.lsuv(net, variables, X, key=jax.random.key(2))  # another key: the same program
+    assert len(_model._COMPILED) == size
+    traced = jax.jit(lambda k: inits.lsuv(net, variables, X, key=k)[0])(jax.random.key(2))  # the traced path
+    for a, b in zip(jax.tree_util.tree_leaves(again), jax.tree_util.tree_leaves(traced), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=0)
