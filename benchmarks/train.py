@@ -70,27 +70,28 @@ def scheme_init(spec: RunSpec, dataset: Dataset, *, record: bool = False) -> Cal
         variables = {k: v for k, v in variables.items() if k != "intermediates"}
         if scheme is None:
             return (variables, variables, {}) if record else variables
-        options = {**dict(scheme.run_options), **spec.init.scheme_options()}
         if scheme.data:
             order = jax.random.permutation(jax.random.fold_in(key, 1), x.shape[0])
             x, y = x[order], y[order]
         else:
             x = x[: spec.data.batch_size]
-        if scheme.labels:
-            options["labels"] = y
-        if scheme.random:
-            options["key"] = jax.random.fold_in(key, 2)
-        after, notes = scheme.function(model, variables, x, **options)
+        options = {**dict(scheme.run_options), **spec.init.scheme_options()}
+        after, notes = scheme.apply(model, variables, x, key=jax.random.fold_in(key, 2), labels=y, options=options)
         return (variables, after, notes) if record else after
 
     return init
 
 
 def init_data(spec: RunSpec, dataset: Dataset) -> tuple[jax.Array, jax.Array]:
-    """What :func:`scheme_init` reads of the dataset: the training set (empty arrays without a scheme)."""
+    """What :func:`scheme_init` reads of the dataset: the training set (empty arrays without a scheme).
+
+    Device copies are kept per dataset object (one transfer per dataset, not per member); the
+    entry holds the dataset, so its ``id`` cannot be reused while cached.
+    """
     if spec.init.scheme is None:
         return jnp.zeros((0, *dataset.input_shape), jnp.float32), jnp.zeros((0,), jnp.int32)
-    return jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
+    entry = _DEVICE_DATA.get(id(dataset), lambda: (dataset, jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)))
+    return entry[1], entry[2]
 
 
 def make_optimizer(train: TrainSpec) -> optax.GradientTransformation:
@@ -156,13 +157,15 @@ class _LRU:
 # Compiled init functions and cohort programs, reused across cohorts of one shape. They never
 # change results; the bound keeps a long grid of distinct shapes from holding every program.
 _INIT_CACHE = _LRU(64)
+_DEVICE_DATA = _LRU(4)  # id(dataset) -> (dataset, x_train, y_train) on the device, for model-level schemes
 _PROGRAM_CACHE = _LRU(16)
 
 
 def clear_caches() -> None:
-    """Drops the compiled init functions and cohort programs this process keeps."""
+    """Drops the compiled init functions, cohort programs and device copies of data this process keeps."""
     _INIT_CACHE.clear()
     _PROGRAM_CACHE.clear()
+    _DEVICE_DATA.clear()
 
 
 class TrainState(NamedTuple):
@@ -187,14 +190,12 @@ class TrainState(NamedTuple):
 
 def initial_variables(spec: RunSpec, dataset: Dataset) -> dict[str, Any]:
     """A run's initial variables (params and batch statistics), as a run alone gets them."""
-    key = (spec.model, spec.init, dataset.name, dataset.input_shape, dataset.num_classes)
-
-    def make() -> Callable:
-        jitted = jax.jit(scheme_init(spec, dataset))
-        x, y = init_data(spec, dataset)  # device copies, held with the program: one transfer per cohort shape
-        return lambda k: jitted(k, x, y)
-
-    return _INIT_CACHE.get(key, make)(run_keys(spec.seed)[0])
+    # the program depends on the data only through its shapes (arguments), and on the batch size
+    # where a scheme reads a batch-shaped template (MetaInit)
+    key = (spec.model, spec.init, dataset.name, dataset.input_shape, dataset.num_classes,
+           spec.data.batch_size if spec.init.scheme is not None else None)  # fmt: skip
+    jitted = _INIT_CACHE.get(key, lambda: jax.jit(scheme_init(spec, dataset)))
+    return jitted(run_keys(spec.seed)[0], *init_data(spec, dataset))
 
 
 def batch_indices(data_key: jax.Array, steps: jax.Array, *, n_train: int, batch_size: int) -> jax.Array:

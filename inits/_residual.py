@@ -50,15 +50,20 @@ BRANCH_SCALE = "branch_scale"
 _SHORTCUTS = ("shortcut",)
 
 
-def _scalar_params(params: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Paths of every 0-d parameter."""
+def _leaf_paths(params: Any, keep: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Paths of every parameter for which ``keep(name, value)`` holds."""
     out = []
     for k, v in params.items():
         if hasattr(v, "keys"):
-            out += _scalar_params(v, (*prefix, k))
-        elif jnp.ndim(v) == 0:
+            out += _leaf_paths(v, keep, (*prefix, k))
+        elif keep(str(k), v):
             out.append((*prefix, k))
     return out
+
+
+def _scalar_params(params: Any) -> list[tuple[str, ...]]:
+    """Paths of every 0-d parameter."""
+    return _leaf_paths(params, lambda name, v: jnp.ndim(v) == 0)
 
 
 def _norm_modules(variables: dict[str, Any]) -> list[str]:
@@ -305,19 +310,9 @@ def zero_init(
             matrix = jnp.asarray(zero_hadamard_matrix(n_in, n_out), w.dtype)
             params = _set_kernel("zero_init", params, layer, lambda w, m=matrix: m.reshape(w.shape))
         record["hadamard" if n_out > n_in else "identity"].append(layer)
-    for path in _bias_paths(params):
+    for path in _leaf_paths(params, lambda name, v: name.startswith("bias")):
         params = set_path(params, path, jnp.zeros_like(get_path(params, path)))
     for p in _scalar_params(params):
         if p[-1] == BRANCH_SCALE:
             params = set_path(params, p, jnp.ones_like(get_path(params, p)))
     return {**variables, "params": params}, record
-
-
-def _bias_paths(params: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    out = []
-    for k, v in params.items():
-        if hasattr(v, "keys"):
-            out += _bias_paths(v, (*prefix, k))
-        elif str(k).startswith("bias"):
-            out.append((*prefix, k))
-    return out

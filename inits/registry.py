@@ -331,6 +331,15 @@ class Scheme:
         """The model fields this scheme sets on a model of ``family``."""
         return dict(dict(self.architecture).get(family, ()))
 
+    def apply(self, model: Any, variables: Any, batch: Any, *, key: Any, labels: Any, options: dict[str, Any]) -> Any:
+        """The scheme on ``batch``: ``labels`` passed if it reads labels, ``key`` if it draws its own randomness."""
+        options = dict(options)
+        if self.labels:
+            options["labels"] = labels
+        if self.random:
+            options["key"] = key
+        return self.function(model, variables, batch, **options)
+
     def options(self) -> dict[str, inspect.Parameter]:
         """The scheme's keyword options (its arguments after ``model, variables, batch``), by name."""
         skip = {"model", "variables", "batch", "key", "labels"}

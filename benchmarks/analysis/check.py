@@ -770,13 +770,9 @@ def _scheme_init(net: Any, init: Any, x: jax.Array, x0: jax.Array) -> Any:
     options = init.scheme_options()
 
     def variables(key: jax.Array) -> Any:
-        v = net.init(key, x0)
-        extra = dict(options)
-        if scheme.labels:
-            extra["labels"] = jax.random.randint(jax.random.fold_in(key, 3), (x.shape[0],), 0, 10)
-        if scheme.random:
-            extra["key"] = jax.random.fold_in(key, 2)
-        return scheme.function(net, v, x, **extra)[0]
+        labels = jax.random.randint(jax.random.fold_in(key, 3), (x.shape[0],), 0, 10)
+        return scheme.apply(net, net.init(key, x0), x, key=jax.random.fold_in(key, 2), labels=labels,
+                            options=options)[0]  # fmt: skip
 
     return variables
 

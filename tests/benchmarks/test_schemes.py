@@ -1,5 +1,6 @@
 """Model-level schemes by name: in the trainer, experiments, the CLI and `initbench check`."""
 
+import dataclasses
 import math
 
 import jax
@@ -12,7 +13,7 @@ from initbench.benchmarks import cli, data
 from initbench.benchmarks.analysis import check
 from initbench.benchmarks.results import ResultStore
 from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
-from initbench.benchmarks.train import build_model, initial_variables, run_keys
+from initbench.benchmarks.train import build_model, initial_variables, run_keys, scheme_init
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +154,33 @@ def test_an_mlp_scheme_run_shares_the_cohort_of_its_plain_runs():
     assert plain.cohort_key == lsuv.cohort_key  # the same architecture: one compiled program
     scanned = ModelSpec("mlp", "tanh", 3, 16, options(scan=True))
     assert dict(spec(InitSpec("lsuv"), scanned).architecture)["scan"] is False  # LSUV sets each layer's kernel
+
+
+def test_a_data_scheme_reads_the_dataset_it_is_given():
+    """The compiled init is shared by shape; the data it reads is the dataset passed, not a cached one."""
+    first, second = data.load("gaussian", data_seed=1), data.load("gaussian", data_seed=2)
+    lsuv = spec(InitSpec("lsuv"), ModelSpec("mlp", "tanh", 2, 16))
+    lsuv = dataclasses.replace(lsuv, data=DataSpec("gaussian", 32))
+    a = initial_variables(lsuv, first)
+    b = initial_variables(lsuv, second)  # same shapes, other data: LSUV's scales differ
+    fresh = jax.jit(scheme_init(lsuv, second))(
+        run_keys(0)[0], *(jnp.asarray(v) for v in (second.x_train, second.y_train))
+    )
+    for u, w in zip(jax.tree_util.tree_leaves(b), jax.tree_util.tree_leaves(fresh), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(w))
+    assert not np.array_equal(np.asarray(a["params"]["head"]["dense"]["kernel"]),
+                              np.asarray(b["params"]["head"]["dense"]["kernel"]))  # fmt: skip
+
+
+@pytest.mark.slow  # two MetaInit compilations: ~8 s
+def test_metainit_reads_a_template_of_each_runs_batch_size():
+    first = data.load("gaussian", data_seed=1)
+    meta = InitSpec("metainit", options(steps=2))
+    runs = [
+        dataclasses.replace(spec(meta, ModelSpec("mlp", "tanh", 2, 16)), data=DataSpec("gaussian", n)) for n in (8, 16)
+    ]
+    got = [initial_variables(r, first) for r in runs]
+    for r, g in zip(runs, got, strict=True):  # each batch size gets its own Gaussian template
+        want = jax.jit(scheme_init(r, first))(run_keys(0)[0], *(jnp.asarray(v) for v in (first.x_train, first.y_train)))
+        for u, w in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(want), strict=True):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(w))
