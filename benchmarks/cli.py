@@ -20,11 +20,12 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 # Only light modules at import time: `initbench --help` and `initbench list` import no JAX.
 from initbench.benchmarks.grid_flags import add_grid_flags, grid_from_args, kwargs, positive_ints, split_top_level
-from initbench.inits.errors import UsageError
+from initbench.inits.errors import UsageError, first_line
 
 __all__ = ["build_parser", "main", "split_top_level"]
 
@@ -134,7 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run(args, proc)
     except BaseException as err:
         if proc.count > 1:
-            _exit_process(err, proc)
+            _exit_process(err, proc, debug=debugging(args))
         raise
 
 
@@ -168,20 +169,20 @@ def _run(args: argparse.Namespace, proc) -> int:
     return 0
 
 
-def _exit_process(err: BaseException, proc) -> None:
+def _exit_process(err: BaseException, proc, *, debug: bool = False) -> None:
     """Ends a failed process of a multi-process job at once, with one line.
 
     A normal exit would wait in JAX's shutdown barrier for peers that may be gone (up to its
     timeout): a failed process prints its line and leaves with ``os._exit``.
     """
-    import traceback
-
     from initbench.benchmarks.distributed import PEER_FAILURE_EXIT, as_peer_failure
 
     who = f"initbench: error (process {proc.index} of {proc.count})"
     failure = as_peer_failure(err) if isinstance(err, Exception) else None
     if isinstance(err, UsageError):
-        code, text = 2, f"{who}: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        if debug:
+            traceback.print_exception(err)
+        code, text = 2, f"{who}: {first_line(err)}"
     elif failure is not None:
         resume = "completed chunks are saved, rerun the same command to resume"
         code, text = PEER_FAILURE_EXIT, f"{who}: {failure}; {resume}"
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``initbench``."""
     parser = _Parser(prog="initbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"initbench {_version()}")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("list", help="list initializers, models, datasets or experiments")
@@ -435,7 +437,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("variance-table", help="measured vs target variance of every initializer")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_variance_table)
+    for command in sub.choices.values():  # `initbench run ... --debug` as well as `initbench --debug run ...`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     return parser
+
+
+_DEBUG_HELP = "on bad input, print the traceback above the one-line error (also: INITBENCH_DEBUG=1)"
+
+
+def debugging(args: argparse.Namespace | None = None) -> bool:
+    """Whether a usage error shows its traceback: ``--debug`` or a non-empty ``INITBENCH_DEBUG`` other than 0."""
+    return bool(getattr(args, "debug", False)) or os.environ.get("INITBENCH_DEBUG", "0") not in ("", "0")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -443,7 +455,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Bad input (a :class:`~initbench.inits.errors.UsageError`: unknown names, bad numbers,
     unusable directories, unprepared datasets, incompatible results) prints one line on stderr
-    and returns 2. Any other exception is a bug: it propagates with its traceback (exit 1).
+    and returns 2; with ``--debug`` (or ``INITBENCH_DEBUG=1``) its traceback comes first. Any other
+    exception is a bug: it propagates with its traceback (exit 1), also when it was raised while
+    a model was traced for validation.
     """
     try:
         args = build_parser().parse_args(argv)
@@ -455,8 +469,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except UsageError as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"initbench: error: {message}", file=sys.stderr)
+        if debugging(args):  # where the validation fired, and the error it translated (its __cause__)
+            traceback.print_exception(err)
+        print(f"initbench: error: {first_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -20,7 +20,7 @@ from initbench.benchmarks.experiments import Experiment, Plan
 from initbench.benchmarks.results import ResultStore, provenance
 from initbench.benchmarks.spec import NUMERICS_VERSION, RunSpec
 from initbench.benchmarks.train import init_data, member_bytes, members_per_device, scheme_init, train_cohort
-from initbench.inits.errors import UsageError
+from initbench.inits.errors import UsageError, first_line
 
 
 class Progress:
@@ -257,10 +257,9 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
             data = (dataset.x_train, dataset.y_train) if spec.init.scheme else init_data(spec, dataset)
             x, y = (jax.ShapeDtypeStruct(a.shape, a.dtype) for a in data)
             jax.eval_shape(init, jax.random.key(0), x, y)
-        except (ValueError, TypeError) as err:  # UsageError is a ValueError
-            raise UsageError(
-                f"{source}: {spec.model.label} with {spec.init.label}: {str(err).splitlines()[0]}"
-            ) from None
+        except UsageError as err:  # raised by a validator (an init's, the family's, a scheme's): bad input
+            # anything else raised while tracing is a bug in a model or scheme: it keeps its traceback
+            raise UsageError(f"{source}: {spec.model.label} with {spec.init.label}: {first_line(err)}") from err
 
 
 def _load_datasets(specs: Sequence[RunSpec], data_dir: str | None) -> dict[tuple, data_lib.Dataset]:

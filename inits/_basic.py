@@ -41,7 +41,7 @@ def _constant_or_array(init: Init, key: jax.Array | None, shape: Sequence[int] |
         return init if dtype is None else dataclasses.replace(init, dtype=dtype)
     if shape is None:
         raise UsageTypeError(f"{init.name}(key, shape, dtype): shape is missing")
-    return init(key, shape, dtype, out_sharding)
+    return init(key, shape, dtype, out_sharding)  # type: ignore[arg-type]  # zeros/ones ignore the key (as jax's)
 
 
 def zeros(
@@ -123,6 +123,7 @@ def normal(stddev: Any = 1e-2, dtype: Any = None, *, mean: Any = 0.0) -> Init:
 
     def moments(shape: tuple[int, ...]) -> tuple[float, float]:
         concrete("normal", stddev=sd, mean=mu)
+        assert sd is not None and mu is not None  # concrete() raised otherwise
         return mu, sd**2
 
     params = (("stddev", provenance(sd)), ("mean", provenance(mu)))
@@ -168,6 +169,7 @@ def uniform(scale: Any = 1e-2, dtype: Any = None, *, low: Any = None, high: Any 
 
     def moments(shape: tuple[int, ...]) -> tuple[float, float]:
         concrete("uniform", low=lo, high=hi)
+        assert lo is not None and hi is not None  # concrete() raised otherwise
         return (lo + hi) / 2, (hi - lo) ** 2 / 12
 
     params = (("low", provenance(lo)), ("high", provenance(hi)))
@@ -210,6 +212,7 @@ def truncated_normal(
 
     def moments(shape: tuple[int, ...]) -> tuple[float, float]:
         concrete("truncated_normal", stddev=sd, mean=mu)
+        assert sd is not None and mu is not None  # concrete() raised otherwise
         return mu, sd**2
 
     params = (("stddev", provenance(sd)), ("lower", lower), ("upper", upper), ("mean", provenance(mu)))

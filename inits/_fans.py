@@ -28,6 +28,7 @@ import dataclasses
 import math
 import operator
 from collections.abc import Sequence
+from typing import TypeGuard
 
 import numpy as np
 
@@ -37,7 +38,7 @@ AxisSpec = int | Sequence[int]
 
 
 def _as_tuple(axis: AxisSpec) -> tuple[int, ...]:
-    def is_int(a: object) -> bool:
+    def is_int(a: object) -> TypeGuard[int | np.integer]:
         return isinstance(a, int | np.integer) and not isinstance(a, bool)
 
     if is_int(axis):
@@ -51,7 +52,7 @@ def _as_tuple(axis: AxisSpec) -> tuple[int, ...]:
     )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class Layout:
     """Which kernel axes are inputs, outputs and batch axes.
 
@@ -62,18 +63,29 @@ class Layout:
       feature_group_count: Number of feature groups of a grouped convolution. The kernel's
         input axis already holds ``in_features // groups``; the fan-out is divided by it.
       name: A label used in error messages and docs.
+
+    Each axis argument is an int or a sequence of ints; the attribute holds it as a tuple.
     """
 
-    in_axis: AxisSpec = -2
-    out_axis: AxisSpec = -1
-    batch_axis: AxisSpec = ()
-    feature_group_count: int = 1
-    name: str = "custom"
+    in_axis: tuple[int, ...]
+    out_axis: tuple[int, ...]
+    batch_axis: tuple[int, ...]
+    feature_group_count: int
+    name: str
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "in_axis", _as_tuple(self.in_axis))
-        object.__setattr__(self, "out_axis", _as_tuple(self.out_axis))
-        object.__setattr__(self, "batch_axis", _as_tuple(self.batch_axis))
+    def __init__(
+        self,
+        in_axis: AxisSpec = -2,
+        out_axis: AxisSpec = -1,
+        batch_axis: AxisSpec = (),
+        feature_group_count: int = 1,
+        name: str = "custom",
+    ) -> None:
+        object.__setattr__(self, "in_axis", _as_tuple(in_axis))
+        object.__setattr__(self, "out_axis", _as_tuple(out_axis))
+        object.__setattr__(self, "batch_axis", _as_tuple(batch_axis))
+        object.__setattr__(self, "feature_group_count", feature_group_count)
+        object.__setattr__(self, "name", name)
         positive_int("feature_group_count", self.feature_group_count)
 
     @property

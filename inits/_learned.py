@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import jax
 import jax.numpy as jnp
@@ -46,12 +46,15 @@ def _is_nnx(model: Any) -> bool:
 def _finite(what: str, name: str, value: object, *, low: float, inclusive: bool, high: float | None = None) -> float:
     """``value`` as a float if it is a finite Python/numpy number in range; else one-line UsageError."""
     bound = f"{'>=' if inclusive else '>'} {low:g}" + (f" and < {high:g}" if high is not None else "")
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value >= low if inclusive else value > low) and (high is None or value < high)
-    if not ok:
-        raise UsageError(f"{what}: {name} must be a finite number {bound}, got {value!r}")
-    return float(value)
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= low if inclusive else value > low)
+        and (high is None or value < high)
+    ):
+        return float(value)
+    raise UsageError(f"{what}: {name} must be a finite number {bound}, got {value!r}")
 
 
 def _prepare(what: str, model: Any, variables: Any, batch: Any, labels: Any, batch_size: Any) -> tuple[dict, int]:
@@ -129,7 +132,8 @@ def _gradient_quotient(loss: Callable[[Any], jax.Array], params: Any, *, eps: fl
 
     leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(term, g, hg))
     count = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
-    return sum(leaves) / count
+    # an array: sum()'s int start is returned only for no leaves, where count is 0 and this raises
+    return cast(jax.Array, sum(leaves)) / count
 
 
 def metainit(
@@ -398,7 +402,7 @@ def gradinit(
     def scaled(alpha: jax.Array) -> Any:
         return jax.tree_util.tree_unflatten(treedef, [alpha[i].astype(t.dtype) * t for i, t in enumerate(theta)])
 
-    def objective(alpha: jax.Array, k: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    def objective(alpha: jax.Array, k: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
         k01, k2 = jax.random.split(k)
         perm = jax.random.permutation(k01, rows)
         s0, s1 = perm[:half], perm[half : 2 * half]
@@ -407,8 +411,8 @@ def gradinit(
         s01 = jnp.concatenate([s0, s1])
         value, g = jax.value_and_grad(loss)(p, batch[s01], labels[s01])
         gs = jax.tree_util.tree_leaves(g)
-        if alg == "adam":
-            gnorm = sum(jnp.sum(jnp.abs(x)) for x in gs)
+        if alg == "adam":  # an array: sum()'s int start is for no leaves, which lax.cond below refuses
+            gnorm = cast(jax.Array, sum(jnp.sum(jnp.abs(x)) for x in gs))
         else:
             gnorm = jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in gs))
         constraint = lax.stop_gradient(gnorm) > gamma

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +53,17 @@ def linen_variables(what: str, model: Any, variables: Any) -> dict[str, Any]:
     return dict(variables) if "params" in variables else {"params": variables}
 
 
-def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tuple[list[str], Callable]:
+class LayerOutputs(Protocol):
+    """What :func:`capture` returns: ``params -> {layer: output}``, with the capture's other parts as attributes."""
+
+    apply: Callable[[Any, dict[str, Any], Any], dict[str, jax.Array]]  # the same, other collections and batch given
+    in_axes: dict[str, int]  # leading kernel axes that are the layer's input
+    conv: dict[str, bool]  # whether the layer is a convolution
+
+    def __call__(self, params: Any) -> dict[str, jax.Array]: ...
+
+
+def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tuple[list[str], LayerOutputs]:
     """The layers of a linen model in call order, and a pure ``params -> {layer: output}``.
 
     A layer is a module that owns a ``kernel`` parameter (``nn.Dense``, ``nn.Conv``, initbench's
@@ -101,10 +111,11 @@ def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tup
     def outputs(params: Any) -> dict[str, jax.Array]:
         return apply(params, others, batch)
 
-    outputs.apply = apply  # type: ignore[attr-defined]  # the same, with the other collections and batch as arguments
+    result = cast(LayerOutputs, outputs)  # mypy does not follow attributes set on a function
+    result.apply = apply  # the same, with the other collections and batch as arguments
 
-    outputs.in_axes = in_axes  # type: ignore[attr-defined]
-    outputs.conv = conv  # type: ignore[attr-defined]
+    result.in_axes = in_axes
+    result.conv = conv
 
     abstract = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)),
                                       variables["params"])  # fmt: skip
@@ -119,7 +130,7 @@ def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tup
                 f"{what}: layer {layer!r} sees a {seen[layer]} kernel stored as {tuple(stored)}: the model calls its "
                 f"layers inside a scan (stacked kernels); {what} sets each layer's own kernel: build it with scan=False"
             )
-    return order, outputs
+    return order, result
 
 
 def kernel_path(what: str, params: Any, layer: str, leaf: str = "kernel") -> tuple[Any, ...]:

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from initbench.inits._model import (
+    LayerOutputs,
     capture,
     get_path,
     has_path,
@@ -83,8 +84,11 @@ def _norm_modules(variables: dict[str, Any]) -> list[str]:
     return found
 
 
+_Structure = tuple[dict[str, Any], list[str], dict[str, list[str]], LayerOutputs]
+
+
 def _structure(what: str, model: Any, variables: Any, batch: Any, shortcut_names: Sequence[str], *,
-               need_branches: bool) -> tuple[dict[str, Any], list[str], dict[str, list[str]]]:  # fmt: skip
+               need_branches: bool) -> _Structure:  # fmt: skip
     """``(variables, layers in call order, {branch path: its layers in call order}, capture outputs)``."""
     variables = linen_variables(what, model, variables)
     if isinstance(shortcut_names, str):
@@ -132,7 +136,7 @@ def _zero_layer(what: str, params: Any, layer: str) -> Any:
     return params
 
 
-def _he_redraw(what: str, params: Any, order: list[str], key: jax.Array | None, outputs: Any) -> Any:
+def _he_redraw(what: str, params: Any, order: list[str], key: jax.Array | None, outputs: LayerOutputs) -> Any:
     """Every kernel He-normal, with the fan-in of the matrix it applies (conv: receptive field x in)."""
     if key is None:
         return params

@@ -74,6 +74,7 @@ def orthogonal(scale: Any = 1.0, column_axis: int = -1, dtype: Any = None, *, ga
 
     def moments(shape: tuple[int, ...]) -> tuple[float, float]:
         concrete("orthogonal", gain=g)
+        assert g is not None  # concrete() raised otherwise
         return 0.0, g**2 / max(sizes(shape))
 
     return Init(

@@ -75,7 +75,7 @@ def check_dtype(dtype: object, what: str, *, complex_ok: bool = False) -> np.dty
     if dtype is None:
         return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
     try:
-        dt = jnp.dtype(dtype)
+        dt = jnp.dtype(dtype)  # type: ignore[call-overload]  # any object; numpy's stubs take dtype-likes only
     except TypeError:
         raise UsageTypeError(f"{what}: {dtype!r} is not a dtype") from None
     if jnp.issubdtype(dt, jnp.complexfloating):
@@ -91,3 +91,14 @@ def check_dtype(dtype: object, what: str, *, complex_ok: bool = False) -> np.dty
             + " arrays"
         )
     return np.dtype(jax.dtypes.canonicalize_dtype(dt))
+
+
+def first_line(err: BaseException) -> str:
+    r"""The one line a command line prints for ``err``: its message's first line, or its type's name.
+
+    Example:
+      >>> first_line(UsageError("unknown activation 'tahn'\nmore detail"))
+      "unknown activation 'tahn'"
+    """
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

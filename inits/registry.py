@@ -50,7 +50,8 @@ def lazy_exports(package: str, exports: dict[str, str], namespace: dict[str, Any
 
 
 class _Named(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
 
 E = TypeVar("E", bound=_Named)

@@ -155,7 +155,7 @@ class ConvLayer(nn.Module):
     """Conv -> optional normalization -> activation (None: no activation), sowing both sides."""
 
     features: int
-    kernel_size: tuple[int, ...]
+    kernel_size: tuple[int, int]
     activation: ActivationSpec | None
     kernel_init: InitLike
     bias_init: InitLike
@@ -169,7 +169,7 @@ class ConvLayer(nn.Module):
         fan_in = x.shape[-1] * math.prod(self.kernel_size)
         y = Conv(
             self.features,
-            tuple(self.kernel_size),
+            (*self.kernel_size,),  # a tuple even where a list was given
             strides=self.strides,
             padding=self.padding,
             use_bias=self.use_bias,

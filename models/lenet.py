@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -47,7 +47,7 @@ class LeNet5(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         pool = avg_pool if self.pooling == "avg" else nn.max_pool
-        common = {"kernel_init": self.kernel_init, "bias_init": self.bias_init}
+        common: dict[str, Any] = {"kernel_init": self.kernel_init, "bias_init": self.bias_init}
         pad1 = "VALID" if x.shape[1] >= 32 else "SAME"
         x = ConvLayer(6, (5, 5), self.activation, padding=pad1, name=layer_name(0), **common)(x)
         x = pool(x, (2, 2), (2, 2))

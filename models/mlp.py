@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 
@@ -76,7 +78,11 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = x.reshape((x.shape[0], -1))
-        common = {"bias_init": self.bias_init, "use_bias": self.use_bias, "normalization": self.normalization}
+        common: dict[str, Any] = {
+            "bias_init": self.bias_init,
+            "use_bias": self.use_bias,
+            "normalization": self.normalization,
+        }
         first = self.first_kernel_init if self.first_kernel_init is not None else self.kernel_init
         x = DenseLayer(self.width, self.activation, first, name=layer_name(0), **common)(x, train)
         if self.depth > 1 and self.scan:

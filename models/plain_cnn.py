@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -46,7 +46,7 @@ class PlainCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        common = {"kernel_init": self.kernel_init, "bias_init": self.bias_init}
+        common: dict[str, Any] = {"kernel_init": self.kernel_init, "bias_init": self.bias_init}
         index = 0
         for s, (channels, n_convs) in enumerate(self.stages):
             if s > 0 and self.downsample == "pool":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 
@@ -45,7 +47,7 @@ class BasicBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         use_bias = self.normalization == "none" and not self.branch_biases
-        common = {"kernel_init": self.kernel_init, "bias_init": self.bias_init, "use_bias": use_bias}
+        common: dict[str, Any] = {"kernel_init": self.kernel_init, "bias_init": self.bias_init, "use_bias": use_bias}
         y = ConvLayer(
             self.features,
             (3, 3),

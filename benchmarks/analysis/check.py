@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from initbench.benchmarks.analysis import propagation, theory
-from initbench.inits.errors import UsageError, positive_int
+from initbench.inits.errors import UsageError, first_line, positive_int
 
 SIGNALS = ("forward", "backward", "jacobian")
 PASSING = ("preserved", "critical: slow decay")
@@ -704,8 +704,8 @@ def run_check(
     init_variables = None if scheme is None else _scheme_init(net, init_spec, x, x0)
     try:  # every kernel of this model through the initializer (and the scheme), abstractly: no work yet
         jax.eval_shape(init_variables or (lambda k: net.init(k, x0)), jax.random.key(0))
-    except (ValueError, TypeError) as err:
-        raise UsageError(f"{init_spec.name} cannot initialize this {model}: {str(err).splitlines()[0]}") from None
+    except UsageError as err:  # a validator's verdict; any other error here is a bug and keeps its traceback
+        raise UsageError(f"{init_spec.name} cannot initialize this {model}: {first_line(err)}") from err
     store = ResultStore(out, kind="check") if out is not None else None
     if store is not None:
         store.check_writable()

@@ -215,7 +215,7 @@ def fixed_point(
     r"""q*, chi_1, c*, chi_c and the depth scales for an activation and (sigma_w^2, sigma_b^2).
 
     Example:
-      >>> from benchmarks import theory
+      >>> from initbench.benchmarks.analysis import theory
       >>> round(theory.fixed_point("tanh", 1.0, 0.0).chi1, 3)   # edge of chaos
       1.0
 

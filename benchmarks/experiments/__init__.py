@@ -77,7 +77,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from initbench.inits.errors import UsageError
+from initbench.inits.errors import UsageError, first_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -763,8 +763,8 @@ def _validate(specs: Sequence[Any], source: str) -> None:
                     spec.init.validate()
                 else:
                     spec.validate()
-            except (UsageError, TypeError) as err:
-                raise UsageError(f"{source}: {str(err).splitlines()[0]}") from None
+            except UsageError as err:
+                raise UsageError(f"{source}: {first_line(err)}") from err
         if ("data", spec.data.name, spec.data.extra) not in checked:
             checked.add(("data", spec.data.name, spec.data.extra))
             check_options(spec.data.name, dict(spec.data.extra))

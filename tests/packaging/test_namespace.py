@@ -17,8 +17,8 @@ DECOY = "raise ImportError('decoy {name} imported: initbench must never import a
 def wheel(tmp_path_factory) -> Path:
     # build from a clean copy: setuptools' build/ directory keeps stale modules between builds
     src = tmp_path_factory.mktemp("src")
-    for name in ("inits", "models", "benchmarks"):
-        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("inits", "models", "benchmarks", "initbench"):  # initbench/: links to the three folders
+        shutil.copytree(ROOT / name, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     out = tmp_path_factory.mktemp("wheel")
@@ -39,6 +39,7 @@ def test_wheel_has_no_generic_top_level_name(wheel):
     assert not any(Path(n).name == "signal.py" for n in names)  # no module shadows the standard library
     for package in ("inits", "models", "benchmarks"):
         assert f"initbench/{package}/__init__.py" in names
+    assert {"initbench/__init__.py", "initbench/py.typed"} <= set(names)  # a typed package (PEP 561)
     for experiment in ("quick", "he2015-depth30"):  # experiments are package data
         assert f"initbench/benchmarks/experiments/{experiment}.toml" in names
 
