@@ -128,9 +128,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     # joins a multi-process job (flags, or a detected cluster) before JAX is used
     proc = distributed.initialize(
-        args.coordinator, args.num_processes, args.process_id,
-        auto=not args.single_process, heartbeat_timeout_s=args.heartbeat_timeout,
-    )  # fmt: skip
+        args.coordinator,
+        args.num_processes,
+        args.process_id,
+        auto=not args.single_process,
+        heartbeat_timeout_s=args.heartbeat_timeout,
+    )
     try:
         return _run(args, proc)
     except BaseException as err:
@@ -214,9 +217,12 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         plan(experiment, scale, run_args.out, overrides=overrides, only=only)
 
     return launch(
-        args.num_processes, args.command, port=args.port, devices_per_process=args.devices_per_process,
+        args.num_processes,
+        args.command,
+        port=args.port,
+        devices_per_process=args.devices_per_process,
         grace_s=args.grace,
-    )  # fmt: skip
+    )
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -249,16 +255,41 @@ def _cmd_check(args: argparse.Namespace) -> int:
     bias = init_item(args.bias_init) if args.bias_init else "zeros"
     bias_name, bias_args = (bias, {}) if isinstance(bias, str) else (bias.pop("name"), bias)
     result, paths = run_check(
-        model=args.model, depth=args.depth, width=args.width, activation=args.activation, init=args.init,
-        init_args=args.init_args, bias_init=bias_name, bias_args=bias_args, weight_variance=args.weight_variance,
-        bias_variance=args.bias_variance, input_variance=args.input_variance, batch_size=args.batch_size,
-        input_shape=tuple(args.input_shape) if args.input_shape else None, seeds=args.seeds,
-        tolerance=args.tolerance, transient=args.transient, dtype=args.dtype,
-        out=None if args.no_write else args.out, extra=extra,
-    )  # fmt: skip
-    columns = [c for c in ("layer", "units", "judged", "measured_variance", "predicted_variance",
-                           "measured_over_predicted", "gradient_variance", "predicted_gradient_variance",
-                           "weight_gradient_variance") if c in result.table]  # fmt: skip
+        model=args.model,
+        depth=args.depth,
+        width=args.width,
+        activation=args.activation,
+        init=args.init,
+        init_args=args.init_args,
+        bias_init=bias_name,
+        bias_args=bias_args,
+        weight_variance=args.weight_variance,
+        bias_variance=args.bias_variance,
+        input_variance=args.input_variance,
+        batch_size=args.batch_size,
+        input_shape=tuple(args.input_shape) if args.input_shape else None,
+        seeds=args.seeds,
+        tolerance=args.tolerance,
+        transient=args.transient,
+        dtype=args.dtype,
+        out=None if args.no_write else args.out,
+        extra=extra,
+    )
+    columns = [
+        c
+        for c in (
+            "layer",
+            "units",
+            "judged",
+            "measured_variance",
+            "predicted_variance",
+            "measured_over_predicted",
+            "gradient_variance",
+            "predicted_gradient_variance",
+            "weight_gradient_variance",
+        )
+        if c in result.table
+    ]
     print(
         f"model: {result.network.pop('model_label', args.model)}, {args.activation}, {args.seeds} seed(s), {args.dtype}"
     )
@@ -344,8 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("list", help="list initializers, models, datasets or experiments")
-    p.add_argument("what", nargs="?", default="inits",
-                   choices=["inits", "models", "datasets", "experiments", "reproductions"])  # fmt: skip
+    p.add_argument(
+        "what", nargs="?", default="inits", choices=["inits", "models", "datasets", "experiments", "reproductions"]
+    )
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("run", help="run an experiment (packaged, a TOML file, or ad-hoc flags); resumes")
@@ -365,8 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num-processes", type=_positive, help="processes in the job")
     g.add_argument("--process-id", type=_nonnegative, help="this process's index, 0..N-1 (0 writes the results)")
     g.add_argument("--single-process", action="store_true", help="ignore a detected cluster environment")
-    g.add_argument("--heartbeat-timeout", type=_positive, default=60,
-                   help="seconds of silence after which a process counts as dead (default 60)")  # fmt: skip
+    g.add_argument(
+        "--heartbeat-timeout",
+        type=_positive,
+        default=60,
+        help="seconds of silence after which a process counts as dead (default 60)",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -377,8 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--num-processes", type=_positive, required=True)
     p.add_argument("--port", type=_positive, help="coordinator port on 127.0.0.1 (default: a free one)")
     p.add_argument("--devices-per-process", type=_positive, help="CPU devices per process (forced host devices)")
-    p.add_argument("--grace", type=float, default=30.0,
-                   help="seconds the others get to stop after one process fails, before they are killed")  # fmt: skip
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="seconds the others get to stop after one process fails, before they are killed",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- run EXPERIMENT [options]")
     p.set_defaults(func=_cmd_launch)
 
@@ -416,8 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_positive, default=4, help="networks judged together (vmapped; default 4)")
     p.add_argument("--tolerance", type=float, default=2.0, help="allowed end-to-end factor (default 2)")
     p.add_argument("--transient", type=_nonnegative, help="layers before the rate fit (default min(5, depth/5))")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
-                   help="float64 separates real explosion from float32 overflow")  # fmt: skip
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default="float32",
+        help="float64 separates real explosion from float32 overflow",
+    )
     p.add_argument("--out", default="results/check")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.set_defaults(func=_cmd_check)

@@ -121,8 +121,11 @@ def init_item(text: str) -> str | dict[str, Any]:
 
 def add_grid_flags(p: argparse.ArgumentParser) -> None:
     """Adds the experiment, ``--scale`` and every field flag to a subcommand."""
-    p.add_argument("experiment", nargs="?", help="packaged experiment (initbench list experiments) or a .toml file; "
-                   "none: an ad-hoc grid from the flags")  # fmt: skip
+    p.add_argument(
+        "experiment",
+        nargs="?",
+        help="packaged experiment (initbench list experiments) or a .toml file; none: an ad-hoc grid from the flags",
+    )
     p.add_argument("--scale", help="one of the experiment's scales (smoke, cpu, paper; default: its default)")
     p.add_argument("--name", help="experiment name for the results (default: the file's name, or adhoc)")
     g = p.add_argument_group("fields (each sets or overrides one field; a comma list is an axis)")
@@ -135,11 +138,24 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bias-init", type=csv, help="bias initializers, e.g. zeros or normal(stddev=0.2236)")
     g.add_argument("--dataset-args", type=kwargs, help="dataset options, e.g. dim=784,n_train=4096")
     g.add_argument("--seeds", type=_number_list(int), help="number of seeds (0..N-1)")
-    g.add_argument("--set", dest="assign", type=assignment, action="append", default=[], metavar="FIELD=VALUE",
-                   help="any field, the value in TOML, e.g. --set train.lr=[0.01,0.1]")  # fmt: skip
-    g.add_argument("--only", type=filter_spec, action="append", default=[], metavar="FIELD=a,b",
-                   help="run only these values of a field (init, activation, model, depth, width, dataset, seed, lr, "
-                   "...); chunk widths still come from the whole grid")  # fmt: skip
+    g.add_argument(
+        "--set",
+        dest="assign",
+        type=assignment,
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any field, the value in TOML, e.g. --set train.lr=[0.01,0.1]",
+    )
+    g.add_argument(
+        "--only",
+        type=filter_spec,
+        action="append",
+        default=[],
+        metavar="FIELD=a,b",
+        help="run only these values of a field (init, activation, model, depth, width, dataset, seed, lr, "
+        "...); chunk widths still come from the whole grid",
+    )
 
 
 def _one(values: list) -> Any:

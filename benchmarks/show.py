@@ -8,9 +8,30 @@ from typing import Any
 from initbench.benchmarks import experiments
 
 # identity columns shown by show, in this order (the rest are implied by them or constant)
-SHOWN = ("family", "model", "depth", "width", "activation", "model_options", "init", "init_args", "bias_init",
-         "bias_args", "dataset", "dataset_options", "batch_size", "eval_examples", "optimizer", "lr", "momentum",
-         "weight_decay", "schedule", "steps", "eval_every", "seed")  # fmt: skip
+SHOWN = (
+    "family",
+    "model",
+    "depth",
+    "width",
+    "activation",
+    "model_options",
+    "init",
+    "init_args",
+    "bias_init",
+    "bias_args",
+    "dataset",
+    "dataset_options",
+    "batch_size",
+    "eval_examples",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "steps",
+    "eval_every",
+    "seed",
+)
 
 
 def _params(spec: Any, cache: dict) -> int | None:
@@ -53,9 +74,10 @@ def show(
         lines.append(f"  {exp.description}")
     groups = cohorts(plan.specs)
     lines.append(
-        f"runs: {len(plan.specs)}" + (f" of the grid's {len(plan.full)} (--only)" if len(plan.specs) != len(plan.full)
-                                      else "") + f"; cohorts (one compiled program each): {len(groups)}"
-    )  # fmt: skip
+        f"runs: {len(plan.specs)}"
+        + (f" of the grid's {len(plan.full)} (--only)" if len(plan.specs) != len(plan.full) else "")
+        + f"; cohorts (one compiled program each): {len(groups)}"
+    )
     implied = ("family", "depth", "width", "model_options")  # parts of the model label
     shown = [k for k in SHOWN if k not in implied]
     varying = {k: v for k, v in plan.varying.items() if k in shown and len(v) > 1}

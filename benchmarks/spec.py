@@ -102,8 +102,9 @@ class InitSpec:
 
         text = dict(self.args).get("base", self.scheme.base)
         if not isinstance(text, str):
-            raise UsageError(f"{self.name}: base must be an initializer like 'he_normal' or 'normal(stddev=0.5)', "
-                             f"got {text!r}")  # fmt: skip
+            raise UsageError(
+                f"{self.name}: base must be an initializer like 'he_normal' or 'normal(stddev=0.5)', got {text!r}"
+            )
         item = init_item(text)
         if isinstance(item, str):
             return item, {}

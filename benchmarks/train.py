@@ -192,8 +192,14 @@ def initial_variables(spec: RunSpec, dataset: Dataset) -> dict[str, Any]:
     """A run's initial variables (params and batch statistics), as a run alone gets them."""
     # the program depends on the data only through its shapes (arguments), and on the batch size
     # where a scheme reads a batch-shaped template (MetaInit)
-    key = (spec.model, spec.init, dataset.name, dataset.input_shape, dataset.num_classes,
-           spec.data.batch_size if spec.init.scheme is not None else None)  # fmt: skip
+    key = (
+        spec.model,
+        spec.init,
+        dataset.name,
+        dataset.input_shape,
+        dataset.num_classes,
+        spec.data.batch_size if spec.init.scheme is not None else None,
+    )
     jitted = _INIT_CACHE.get(key, lambda: jax.jit(scheme_init(spec, dataset)))
     return jitted(run_keys(spec.seed)[0], *init_data(spec, dataset))
 
@@ -458,9 +464,17 @@ def train_cohort(
     member_map = member_map or default_member_map(first)
     if member_map not in ("vmap", "map"):
         raise UsageError(f"member_map must be 'vmap' or 'map', got {member_map!r}")
-    program_key = (first.model, first.architecture, first.train, first.data.batch_size, dataset.input_shape,
-                   dataset.num_classes, n_train,
-                   member_map, tuple(d.id for d in devices))  # fmt: skip
+    program_key = (
+        first.model,
+        first.architecture,
+        first.train,
+        first.data.batch_size,
+        dataset.input_shape,
+        dataset.num_classes,
+        n_train,
+        member_map,
+        tuple(d.id for d in devices),
+    )
 
     def make() -> tuple[_Program, optax.GradientTransformation]:
         # the apply function does not depend on the initializer, so one program serves every cohort of this shape
@@ -586,12 +600,26 @@ def _rows(chunk: Sequence[RunSpec], records, diverged_at: np.ndarray) -> pd.Data
                 split, _, metric = key.partition("_") if key != "grad_norm" else ("train", "", "grad_norm")
                 value = math.nan if diverged and step > diverged_at[i] else float(array[i])
                 out.append(
-                    {**ident, "step": step, "split": split, "layer": None, "metric": metric,
-                     "value": value, "status": status}
-                )  # fmt: skip
+                    {
+                        **ident,
+                        "step": step,
+                        "split": split,
+                        "layer": None,
+                        "metric": metric,
+                        "value": value,
+                        "status": status,
+                    }
+                )
         if status == "diverged":
             out.append(
-                {**ident, "step": int(diverged_at[i]), "split": "train", "layer": None, "metric": "diverged_at_step",
-                 "value": float(diverged_at[i]), "status": status}
-            )  # fmt: skip
+                {
+                    **ident,
+                    "step": int(diverged_at[i]),
+                    "split": "train",
+                    "layer": None,
+                    "metric": "diverged_at_step",
+                    "value": float(diverged_at[i]),
+                    "status": status,
+                }
+            )
     return pd.DataFrame(out)

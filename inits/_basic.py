@@ -58,8 +58,14 @@ def zeros(
       >>> from initbench import inits
       >>> layer = nn.Dense(4, bias_init=inits.zeros())  # or bias_init=inits.zeros
     """
-    init = Init("zeros", (), lambda key, shape, dtype: jnp.zeros(shape, dtype), lambda s: (0.0, 0.0), complex_ok=True,
-                any_dtype=True)  # fmt: skip
+    init = Init(
+        "zeros",
+        (),
+        lambda key, shape, dtype: jnp.zeros(shape, dtype),
+        lambda s: (0.0, 0.0),
+        complex_ok=True,
+        any_dtype=True,
+    )
     return _constant_or_array(init, key, shape, dtype, out_sharding)
 
 
@@ -67,8 +73,14 @@ def ones(
     key: jax.Array | None = None, shape: Sequence[int] | None = None, dtype: Any = None, out_sharding: Any = None
 ) -> Any:
     """All ones; like :func:`zeros`, usable called (``ones()``) or as an initializer itself."""
-    init = Init("ones", (), lambda key, shape, dtype: jnp.ones(shape, dtype), lambda s: (1.0, 0.0), complex_ok=True,
-                any_dtype=True)  # fmt: skip
+    init = Init(
+        "ones",
+        (),
+        lambda key, shape, dtype: jnp.ones(shape, dtype),
+        lambda s: (1.0, 0.0),
+        complex_ok=True,
+        any_dtype=True,
+    )
     return _constant_or_array(init, key, shape, dtype, out_sharding)
 
 
@@ -97,8 +109,15 @@ def constant(value: Any, dtype: Any = None) -> Init:
         return fixed, 0.0
 
     shown = fixed if fixed is not None else (TRACED if isinstance(value, jax.core.Tracer) else repr(value))
-    return Init("constant", (("value", shown),), lambda key, shape, dtype: jnp.full(shape, value, dtype), moments,
-                dtype=dtype, complex_ok=True, any_dtype=True)  # fmt: skip
+    return Init(
+        "constant",
+        (("value", shown),),
+        lambda key, shape, dtype: jnp.full(shape, value, dtype),
+        moments,
+        dtype=dtype,
+        complex_ok=True,
+        any_dtype=True,
+    )
 
 
 def normal(stddev: Any = 1e-2, dtype: Any = None, *, mean: Any = 0.0) -> Init:
@@ -152,8 +171,9 @@ def uniform(scale: Any = 1e-2, dtype: Any = None, *, low: Any = None, high: Any 
     if high is not None and not (isinstance(scale, float | int) and scale == 1e-2):
         raise UsageError(f"uniform: give scale (the upper bound) or high, not both: scale={scale!r}, high={high!r}")
     low, lo = hyper("low", 0.0 if low is None else low, "uniform", nonnegative=False)
-    high, hi = hyper("high" if high is not None else "scale", scale if high is None else high, "uniform",
-                     nonnegative=False)  # fmt: skip
+    high, hi = hyper(
+        "high" if high is not None else "scale", scale if high is None else high, "uniform", nonnegative=False
+    )
     if lo is not None and hi is not None and not lo <= hi:
         raise UsageError(f"uniform: need low <= high, got low={lo}, high={hi}")
 

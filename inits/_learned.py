@@ -272,8 +272,10 @@ def metainit(
 
     memory0 = [jnp.zeros((), n0.dtype) for n0 in norm0]
     (leaves, _), objective = lax.scan(step, (leaves, memory0), jax.random.split(key, steps))
-    scales = {_path_str(flat[i][0]): jnp.linalg.norm(leaves[i]) / jnp.where(norm0[j] > 0, norm0[j], 1)
-              for j, i in enumerate(kernels)}  # fmt: skip
+    scales = {
+        _path_str(flat[i][0]): jnp.linalg.norm(leaves[i]) / jnp.where(norm0[j] > 0, norm0[j], 1)
+        for j, i in enumerate(kernels)
+    }
     new_params = jax.tree_util.tree_unflatten(treedef, leaves)
     return {**variables, "params": new_params}, {"objective": objective, "scales": scales}
 

@@ -117,8 +117,9 @@ def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tup
     result.in_axes = in_axes
     result.conv = conv
 
-    abstract = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)),
-                                      variables["params"])  # fmt: skip
+    abstract = jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), variables["params"]
+    )
     order = list(jax.eval_shape(lambda p: {k: jnp.sum(v) for k, v in outputs(p).items()}, abstract))
     order.sort(key=list(seen).index)  # eval_shape returns dicts with sorted keys: call order is ``seen``'s
     if not order:
@@ -249,9 +250,17 @@ def lsuv(
         params, stats = _run(outputs, tuple(order), frozen, params, key, tol, max_iters, target_variance)
         return {**variables, "params": params}, _record(order, stats, tol, target_variance, eager)
     others = {k: v for k, v in variables.items() if k != "params"}
-    signature = (model, tuple(order), frozen, jax.tree_util.tree_structure((params, others)),
-                 tuple((jnp.shape(a), jnp.result_type(a)) for a in jax.tree_util.tree_leaves((params, others, batch))),
-                 key is None, tol, max_iters, target_variance)  # fmt: skip
+    signature = (
+        model,
+        tuple(order),
+        frozen,
+        jax.tree_util.tree_structure((params, others)),
+        tuple((jnp.shape(a), jnp.result_type(a)) for a in jax.tree_util.tree_leaves((params, others, batch))),
+        key is None,
+        tol,
+        max_iters,
+        target_variance,
+    )
     compiled = _COMPILED.get(signature)
     if compiled is None:  # one compilation per model, shapes and options: a second call (another key) reuses it
         apply = outputs.apply
@@ -343,8 +352,15 @@ def _record(order, stats, tol, target_variance, check):
             converged: Any = abs(variance - target_variance) < tol
         else:
             converged = jnp.abs(variance - target_variance) < tol
-        record.append({"layer": layer, "iterations": iterations, "initial_variance": initial, "variance": variance,
-                       "converged": converged})  # fmt: skip
+        record.append(
+            {
+                "layer": layer,
+                "iterations": iterations,
+                "initial_variance": initial,
+                "variance": variance,
+                "converged": converged,
+            }
+        )
     return record
 
 

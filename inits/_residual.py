@@ -87,8 +87,9 @@ def _norm_modules(variables: dict[str, Any]) -> list[str]:
 _Structure = tuple[dict[str, Any], list[str], dict[str, list[str]], LayerOutputs]
 
 
-def _structure(what: str, model: Any, variables: Any, batch: Any, shortcut_names: Sequence[str], *,
-               need_branches: bool) -> _Structure:  # fmt: skip
+def _structure(
+    what: str, model: Any, variables: Any, batch: Any, shortcut_names: Sequence[str], *, need_branches: bool
+) -> _Structure:
     """``(variables, layers in call order, {branch path: its layers in call order}, capture outputs)``."""
     variables = linen_variables(what, model, variables)
     if isinstance(shortcut_names, str):
@@ -113,9 +114,10 @@ def _structure(what: str, model: Any, variables: Any, batch: Any, shortcut_names
     for b in branch_paths:
         prefix = b + "/" if b else ""  # a branch at the root: the model is one residual block
         branches[b] = [
-            layer for layer in order
+            layer
+            for layer in order
             if layer.startswith(prefix) and layer[len(prefix) :].split("/")[0] not in shortcut_names
-        ]  # fmt: skip
+        ]
     for b, inside in branches.items():
         if not inside:
             raise UsageError(f"{what}: residual branch {b!r} calls no Dense/Conv layer")
@@ -185,8 +187,9 @@ def fixup(
       ValueError: no ``branch_scale`` (e.g. a plain MLP), normalization layers, branches of
         different depths or of one layer, branches without scalar biases.
     """
-    variables, order, branches, outputs = _structure("fixup", model, variables, batch, shortcut_names,
-                                                     need_branches=True)  # fmt: skip
+    variables, order, branches, outputs = _structure(
+        "fixup", model, variables, batch, shortcut_names, need_branches=True
+    )
     sizes = sorted({len(v) for v in branches.values()})
     if len(sizes) != 1 or sizes[0] < 2:
         raise UsageError(
@@ -253,8 +256,9 @@ def skipinit(
     """
     if not (isinstance(alpha, int | float) and math.isfinite(alpha)):
         raise UsageError(f"skipinit: alpha must be a finite number, got {alpha!r}")
-    variables, order, branches, outputs = _structure("skipinit", model, variables, batch, shortcut_names,
-                                                     need_branches=True)  # fmt: skip
+    variables, order, branches, outputs = _structure(
+        "skipinit", model, variables, batch, shortcut_names, need_branches=True
+    )
     params = _he_redraw("skipinit", variables["params"], order, key, outputs)
     for p in _scalar_params(params):
         if p[-1] == BRANCH_SCALE:
@@ -295,8 +299,9 @@ def zero_init(
     from initbench.inits._structured import zero_hadamard, zero_hadamard_matrix
 
     del key
-    variables, order, branches, outputs = _structure("zero_init", model, variables, batch, shortcut_names,
-                                                     need_branches=False)  # fmt: skip
+    variables, order, branches, outputs = _structure(
+        "zero_init", model, variables, batch, shortcut_names, need_branches=False
+    )
     params = variables["params"]
     zeroed = [inside[-1] for inside in branches.values()] + ([order[-1]] if branches else [])
     record: dict[str, list[str]] = {"hadamard": [], "identity": [], "zeroed": zeroed}
@@ -307,8 +312,9 @@ def zero_init(
         w = get_path(params, kernel_path("zero_init", params, layer))
         if outputs.conv[layer]:  # the ZerO matrix on the centre tap (Algorithm 2)
             n_in, n_out = w.shape[-2], w.shape[-1]
-            params = _set_kernel("zero_init", params, layer,
-                                 lambda w: zero_hadamard()(jax.random.key(0), w.shape, w.dtype))  # fmt: skip
+            params = _set_kernel(
+                "zero_init", params, layer, lambda w: zero_hadamard()(jax.random.key(0), w.shape, w.dtype)
+            )
         else:  # Dense, DenseGeneral: the matrix it applies, (inputs, outputs)
             n_in, n_out = matrix_shape(w.shape, outputs.in_axes[layer])
             matrix = jnp.asarray(zero_hadamard_matrix(n_in, n_out), w.dtype)

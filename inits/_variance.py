@@ -131,8 +131,7 @@ def variance_scaling(
         concrete(name, scale=fixed)
         return 0.0, variance_of(shape)
 
-    params: list[tuple[str, object]] = [("scale", provenance(fixed)), ("mode", mode),
-                                        ("distribution", distribution)]  # fmt: skip
+    params: list[tuple[str, object]] = [("scale", provenance(fixed)), ("mode", mode), ("distribution", distribution)]
     if distribution == "truncated_normal" and (lower, upper) != (-2.0, 2.0):
         params += [("lower", lower), ("upper", upper)]
     if lay.name != "dense" and (

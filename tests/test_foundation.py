@@ -66,8 +66,9 @@ def test_layer_names_have_one_owner_and_round_trip():
     assert models.layer_name(7) == "layer_007"
     assert models.stack_start(models.stack_name(12)) == 12
     assert models.stack_start("layer_001") is None and models.stack_start("stack_x") is None
-    net = models.build("mlp", input_shape=(4,), num_classes=3, depth=4, width=8, activation="tanh",
-                       kernel_init="he_normal", scan=True)  # fmt: skip
+    net = models.build(
+        "mlp", input_shape=(4,), num_classes=3, depth=4, width=8, activation="tanh", kernel_init="he_normal", scan=True
+    )
     x = jnp.ones((2, 4))
     variables = net.init(jax.random.key(0), x)
     assert set(variables["params"]) == {models.layer_name(0), models.stack_name(1), models.HEAD}
@@ -76,8 +77,18 @@ def test_layer_names_have_one_owner_and_round_trip():
     assert names == [models.layer_name(i) for i in range(4)] + [models.HEAD]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["list", "inits"], ["list", "models"], ["list", "datasets"],
-                                  ["list", "experiments"], ["list", "reproductions"], ["--version"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["list", "inits"],
+        ["list", "models"],
+        ["list", "datasets"],
+        ["list", "experiments"],
+        ["list", "reproductions"],
+        ["--version"],
+    ],
+)
 def test_listing_and_help_import_no_jax(argv):
     script = (
         "import sys\n"

@@ -385,8 +385,13 @@ def check_variance(
     width = int(np.min(units)) if len(units) else 0
     forward = per_seed("pre_activation_second_moment", judged)
     backward = per_seed("gradient_variance", judged)[:, ::-1]
-    common = dict(tolerance=tolerance, transient=transient, width=width, dtype=float_type,
-                  ordered=bool(phase) and phase["phase"] == "ordered")  # fmt: skip
+    common = dict(
+        tolerance=tolerance,
+        transient=transient,
+        width=width,
+        dtype=float_type,
+        ordered=bool(phase) and phase["phase"] == "ordered",
+    )
     numbers = np.arange(depth) + 1
     verdicts = {
         "forward": judge("forward", forward, noise, **common),
@@ -401,11 +406,16 @@ def check_variance(
     verdicts = _consistent(verdicts)
     if _settles(phase) and 3 * phase["xi_q"] > depth - 4:
         # the whole net is the approach to q*: a decay or growth over it is that transient, not a trend
-        note = (f"the net ({depth} layers) is shorter than its transient toward q* (3 xi_q = "
-                f"{3 * phase['xi_q']:.1f} layers) plus 4: no trend to judge")  # fmt: skip
-        verdicts = {k: v if v.note.startswith(("overflow", "underflow", "unmeasurable")) or v.passed
-                    else dataclasses.replace(v, verdict=f"inconclusive at width {width}", note=note)
-                    for k, v in verdicts.items()}  # fmt: skip
+        note = (
+            f"the net ({depth} layers) is shorter than its transient toward q* (3 xi_q = "
+            f"{3 * phase['xi_q']:.1f} layers) plus 4: no trend to judge"
+        )
+        verdicts = {
+            k: v
+            if v.note.startswith(("overflow", "underflow", "unmeasurable")) or v.passed
+            else dataclasses.replace(v, verdict=f"inconclusive at width {width}", note=note)
+            for k, v in verdicts.items()
+        }
 
     table = pd.DataFrame({"layer": names, "units": by_layer.loc[names, "units"].to_numpy()})
     table["judged"] = [n in judged for n in names]
@@ -497,9 +507,16 @@ def _judge_jacobian(
         label = f"inconclusive at width {width}"
         note = _advice(log_f, half, log_t, seeds, width)
     return Verdict(
-        "jacobian", label, rate, se, math.exp(min(log_f, 700)), math.exp(min(log_f - half, 700)),
-        math.exp(min(log_f + half, 700)), layers, note,
-    )  # fmt: skip
+        "jacobian",
+        label,
+        rate,
+        se,
+        math.exp(min(log_f, 700)),
+        math.exp(min(log_f - half, 700)),
+        math.exp(min(log_f + half, 700)),
+        layers,
+        note,
+    )
 
 
 def _consistent(verdicts: dict[str, Verdict]) -> dict[str, Verdict]:
@@ -696,9 +713,14 @@ def run_check(
     config = init_spec.architecture(model, config)  # a scheme's fields (Fixup's multipliers; MLP unscanned)
     bias_model = inits.get(bias_init, **bias_args) if bias_args else bias_init
     net = models.build(
-        model, input_shape=input_shape, num_classes=10, activation=activation, kernel_init=init_fn,
-        bias_init=bias_model, **config,
-    )  # fmt: skip
+        model,
+        input_shape=input_shape,
+        num_classes=10,
+        activation=activation,
+        kernel_init=init_fn,
+        bias_init=bias_model,
+        **config,
+    )
     x0 = jnp.zeros((1, *input_shape), jnp.float32)
     x = math.sqrt(input_variance) * jax.random.normal(jax.random.key(10_000), (batch_size, *input_shape))
     init_variables = None if scheme is None else _scheme_init(net, init_spec, x, x0)
@@ -717,10 +739,19 @@ def run_check(
     structured = init in ("orthogonal", "delta_orthogonal", "identity", "dirac", "lsuv")
     with _precision(dtype):
         result = check_variance(
-            net, None, x, activation=activation, weight_variance=sw, bias_variance=sb or 0.0,
-            orthogonal=structured, tolerance=tolerance, seeds=list(range(seeds)), transient=transient,
-            dtype=dtype, init=init_variables,
-        )  # fmt: skip
+            net,
+            None,
+            x,
+            activation=activation,
+            weight_variance=sw,
+            bias_variance=sb or 0.0,
+            orthogonal=structured,
+            tolerance=tolerance,
+            seeds=list(range(seeds)),
+            transient=transient,
+            dtype=dtype,
+            init=init_variables,
+        )
     paths: dict[str, Any] = {}
     model_options = {k: v for k, v in config.items() if k not in ("depth", "width", "scan")}
     model_spec = ModelSpec(
@@ -745,11 +776,20 @@ def run_check(
         verdicts = {k: dataclasses.asdict(v) for k, v in result.verdicts.items()}
         with store.writing(NUMERICS_VERSION):
             paths["results"] = store.write(
-                tidy, stem,
-                {**provenance(), "check": {"tolerance": tolerance, "passed": result.passed, "dtype": dtype,
-                                           "input_variance": input_variance, "verdicts": verdicts,
-                                           "phase": result.phase}},
-            )  # fmt: skip
+                tidy,
+                stem,
+                {
+                    **provenance(),
+                    "check": {
+                        "tolerance": tolerance,
+                        "passed": result.passed,
+                        "dtype": dtype,
+                        "input_variance": input_variance,
+                        "verdicts": verdicts,
+                        "phase": result.phase,
+                    },
+                },
+            )
             figures.mkdir(exist_ok=True)
             paths["table"] = figures / f"{stem}.csv"
             result.table.to_csv(paths["table"], index=False)
@@ -771,8 +811,9 @@ def _scheme_init(net: Any, init: Any, x: jax.Array, x0: jax.Array) -> Any:
 
     def variables(key: jax.Array) -> Any:
         labels = jax.random.randint(jax.random.fold_in(key, 3), (x.shape[0],), 0, 10)
-        return scheme.apply(net, net.init(key, x0), x, key=jax.random.fold_in(key, 2), labels=labels,
-                            options=options)[0]  # fmt: skip
+        return scheme.apply(net, net.init(key, x0), x, key=jax.random.fold_in(key, 2), labels=labels, options=options)[
+            0
+        ]
 
     return variables
 

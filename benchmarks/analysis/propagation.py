@@ -305,8 +305,9 @@ def make_probe(
 
         def forward(v, pert):
             if batch_stats:
-                logits, state = model.apply({**v, "perturbations": pert}, x, train=True,
-                                            mutable=["intermediates", "batch_stats"])  # fmt: skip
+                logits, state = model.apply(
+                    {**v, "perturbations": pert}, x, train=True, mutable=["intermediates", "batch_stats"]
+                )
             else:
                 logits, state = model.apply({**v, "perturbations": pert}, x, mutable=["intermediates"])
             return logits, models.per_layer(state["intermediates"])
@@ -523,9 +524,14 @@ def propagation(
         variables = params if "params" in params else {"params": params}
     variables, batch = _cast(variables, dtype), _cast(batch, dtype)
     probe, names = make_probe(
-        model, variables, batch, labels=labels, activation=activation, jacobian_examples=jacobian_examples,
+        model,
+        variables,
+        batch,
+        labels=labels,
+        activation=activation,
+        jacobian_examples=jacobian_examples,
         jacobian_layers=jacobian_layers,
-    )  # fmt: skip
+    )
     result = jax.jit(probe)(variables, key if key is not None else jax.random.key(0))
     return _to_rows(result, names, seed_axis=False)
 
@@ -560,9 +566,14 @@ def propagation_over_seeds(
     batch = _cast(batch, dtype)
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *variables)
     probe, names = make_probe(
-        model, variables[0], batch, labels=labels, activation=activation, jacobian_examples=jacobian_examples,
+        model,
+        variables[0],
+        batch,
+        labels=labels,
+        activation=activation,
+        jacobian_examples=jacobian_examples,
         jacobian_layers=jacobian_layers,
-    )  # fmt: skip
+    )
     keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
     result = jax.jit(jax.vmap(probe))(stacked, keys)
     rows = _to_rows(result, names, seed_axis=True)

@@ -172,8 +172,11 @@ class Plan:
 def packaged() -> dict[str, Path]:
     """The experiments shipped with initbench: name -> TOML file."""
     root = resources.files(__name__)
-    return {Path(p.name).stem: Path(str(p)) for p in sorted(root.iterdir(), key=lambda p: p.name)
-            if p.name.endswith(".toml")}  # fmt: skip
+    return {
+        Path(p.name).stem: Path(str(p))
+        for p in sorted(root.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".toml")
+    }
 
 
 def load(name_or_path: str | Path) -> Experiment:
@@ -256,8 +259,13 @@ def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         old = out.get(key)
         if isinstance(old, dict) and isinstance(value, dict):
             out[key] = merge(old, value)
-        elif isinstance(old, list) and old and all(isinstance(e, dict) for e in old) and isinstance(value, dict) \
-                and key in SECTIONS:  # fmt: skip
+        elif (
+            isinstance(old, list)
+            and old
+            and all(isinstance(e, dict) for e in old)
+            and isinstance(value, dict)
+            and key in SECTIONS
+        ):
             # into each entry that can take the fields (a depth for the MLP entry, not LeNet-5's)
             takes = [_takes(key, e) for e in old]
             fits = [{k: v for k, v in value.items() if t is None or k in t} for t in takes]
@@ -389,8 +397,14 @@ def _check_override_keys(overrides: Mapping[str, Any]) -> None:
             continue
         section, _, field = key.partition(".")
         if section not in SECTIONS or not field:
-            every = [*valid_top, *(f"{s}.{k}" for s, core in (("model", _MODEL_CORE), ("data", _DATA_CORE),
-                                                               ("train", _TRAIN)) for k in core)]  # fmt: skip
+            every = [
+                *valid_top,
+                *(
+                    f"{s}.{k}"
+                    for s, core in (("model", _MODEL_CORE), ("data", _DATA_CORE), ("train", _TRAIN))
+                    for k in core
+                ),
+            ]
             raise _unknown("command line", key, every)
         _field_axis("command line", section, field, value, {})
 
@@ -479,10 +493,13 @@ def _data_options() -> dict[str, dict[str, FieldType]]:
     for entry in DATASETS.values():
         params = inspect.signature(resolve_target(entry.target)).parameters
         out[entry.name] = {
-            n: _field_type(params[n].annotation, params[n].default if params[n].default is not inspect.Parameter.empty
-                           else NO_DEFAULT)
-            for n in entry.options if n != "data_dir"
-        }  # fmt: skip
+            n: _field_type(
+                params[n].annotation,
+                params[n].default if params[n].default is not inspect.Parameter.empty else NO_DEFAULT,
+            )
+            for n in entry.options
+            if n != "data_dir"
+        }
     return out
 
 
@@ -696,8 +713,17 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
     seeds = _seeds(source, doc.get("seeds", 1))
     benchmark = doc.get("benchmark", "train")
     model_opts, data_opts = _model_options(), _data_options()
-    size = math.prod([len(sections["model"]), len(inits_), len(biases), len(sections["data"]),
-                      len(sections["train"]), len(seeds), *(len(z) for z in zips)])  # fmt: skip
+    size = math.prod(
+        [
+            len(sections["model"]),
+            len(inits_),
+            len(biases),
+            len(sections["data"]),
+            len(sections["train"]),
+            len(seeds),
+            *(len(z) for z in zips),
+        ]
+    )
     if size > MAX_RUNS:
         raise UsageError(f"{source}: the grid has {size:,} runs, more than {MAX_RUNS:,}; split the experiment")
     specs, seen = [], set()
@@ -809,8 +835,12 @@ def _filter(specs: list[Any], only: Mapping[str, Sequence[str]], source: str) ->
             if w not in known:
                 raise _unknown(f"--only {field}", w, [str(k) for k in known], what="value")
         wanted = set(wanted)
-        out = [s for s in out if {float(v) if field in _NUMERIC_FILTERS and v not in (None, "None") else v
-                                  for v in FIELD_OF[field](s)} & wanted]  # fmt: skip
+        out = [
+            s
+            for s in out
+            if {float(v) if field in _NUMERIC_FILTERS and v not in (None, "None") else v for v in FIELD_OF[field](s)}
+            & wanted
+        ]
     return out
 
 

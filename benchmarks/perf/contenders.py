@@ -243,10 +243,19 @@ def torch_loop(w: Workload, x: np.ndarray, y: np.ndarray, members: int, threads:
         else:
             spatial = (w.input_shape[0] // 2 - 4) // 2
             net = nn.Sequential(
-                nn.Conv2d(w.input_shape[-1], 6, 5, padding=2), act(), nn.AvgPool2d(2),
-                nn.Conv2d(6, 16, 5), act(), nn.AvgPool2d(2), nn.Flatten(),
-                nn.Linear(16 * spatial * spatial, 120), act(), nn.Linear(120, 84), act(), nn.Linear(84, w.num_classes),
-            )  # fmt: skip
+                nn.Conv2d(w.input_shape[-1], 6, 5, padding=2),
+                act(),
+                nn.AvgPool2d(2),
+                nn.Conv2d(6, 16, 5),
+                act(),
+                nn.AvgPool2d(2),
+                nn.Flatten(),
+                nn.Linear(16 * spatial * spatial, 120),
+                act(),
+                nn.Linear(120, 84),
+                act(),
+                nn.Linear(84, w.num_classes),
+            )
         for m in net.modules():
             if isinstance(m, nn.Linear | nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="linear")  # LeCun normal, as the other contenders

@@ -55,8 +55,11 @@ def _run(label: str, tree: Path, scale: str, scratch: Path) -> dict[str, float |
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, module, "run", "quick", "--scale", scale, "--out", str(out), "--quiet"],
-        env=env, capture_output=True, text=True, cwd=scratch,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=scratch,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{label} failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -78,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         old_tree = scratch / "old_tree"
-        subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", "-q", str(old_tree), args.old],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            ["git", "-C", str(here), "worktree", "add", "--detach", "-q", str(old_tree), args.old], check=True
+        )
         try:
             for i in range(args.repeats):
                 rows.append({**_run("old", old_tree, args.scale, scratch / f"r{i}"), "revision": args.old})

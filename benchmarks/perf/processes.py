@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_args", nargs=argparse.REMAINDER, help="-- EXPERIMENT [run options]")
     args = parser.parse_args(argv)
     run_args = [a for a in args.run_args if a != "--"] or ["quick", "--scale", "smoke"]
-    layouts = {"1 process x 1 device": "single", f"1 process x {args.n} devices": "devices",
-               f"{args.n} processes x 1 device": "processes"}  # fmt: skip
+    layouts = {
+        "1 process x 1 device": "single",
+        f"1 process x {args.n} devices": "devices",
+        f"{args.n} processes x 1 device": "processes",
+    }
     times: dict[str, list[dict[str, float]]] = {k: [] for k in layouts}
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(args.repeats):
@@ -78,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             "speedup_vs_1x1": round(base / job, 2),
         }
         rows.append(row)
-        print(f"{label:24s} job {row['job_s']:7.2f}s  command {row['command_s']:7.2f}s  "
-              f"{row['run_steps_per_s']:9.1f} run-steps/s  x{row['speedup_vs_1x1']:.2f}")  # fmt: skip
+        print(
+            f"{label:24s} job {row['job_s']:7.2f}s  command {row['command_s']:7.2f}s  "
+            f"{row['run_steps_per_s']:9.1f} run-steps/s  x{row['speedup_vs_1x1']:.2f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"command": run_args, "rows": rows}, indent=2))
     return 0

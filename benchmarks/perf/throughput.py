@@ -40,12 +40,14 @@ from typing import Any
 # The issue's workloads: MLP 64 -> 3x64 tanh (4,096 examples), MLP 784 -> 5x256 tanh (MNIST-sized
 # data), LeNet-5 on 28x28 inputs; every one SGD on Gaussian inputs.
 WORKLOADS = {
-    "small": dict(model="mlp", input_shape=(64,), depth=3, width=64, n_train=4096, batch_size=64, steps=1000,
-                  members=32),
-    "medium": dict(model="mlp", input_shape=(784,), depth=5, width=256, n_train=60000, batch_size=128, steps=300,
-                   members=8),
+    "small": dict(
+        model="mlp", input_shape=(64,), depth=3, width=64, n_train=4096, batch_size=64, steps=1000, members=32
+    ),
+    "medium": dict(
+        model="mlp", input_shape=(784,), depth=5, width=256, n_train=60000, batch_size=128, steps=300, members=8
+    ),
     "lenet": dict(model="lenet5", input_shape=(28, 28, 1), n_train=10000, batch_size=128, steps=200, members=8),
-}  # fmt: skip
+}
 
 
 _MODULE = "initbench.benchmarks.perf.throughput"  # __name__ is "__main__" under python -m
@@ -71,10 +73,17 @@ def _initbench(w: Any) -> tuple[Callable[[], Any], Any]:
     model = ModelSpec("mlp", w.activation, w.depth, w.width) if w.model == "mlp" else ModelSpec("lenet5", w.activation)
     data_options = options(shape=list(w.input_shape), n_train=w.n_train, n_test=1024)
     specs = [
-        RunSpec("throughput", w.name, model, InitSpec("lecun_normal"), DataSpec("gaussian", w.batch_size, data_options),
-                TrainSpec("sgd", lr=w.lr, steps=w.steps, eval_every=w.steps), seed)
+        RunSpec(
+            "throughput",
+            w.name,
+            model,
+            InitSpec("lecun_normal"),
+            DataSpec("gaussian", w.batch_size, data_options),
+            TrainSpec("sgd", lr=w.lr, steps=w.steps, eval_every=w.steps),
+            seed,
+        )
         for seed in range(w.members)
-    ]  # fmt: skip
+    ]
     dataset = data_lib.load("gaussian", **dict(data_options))
 
     def run() -> None:
@@ -95,8 +104,18 @@ def _jax_loop(w: Any, dataset: Any, members: int) -> Callable[[], Any]:
     model_spec = (
         ModelSpec("mlp", w.activation, w.depth, w.width) if w.model == "mlp" else ModelSpec("lenet5", w.activation)
     )
-    specs = [RunSpec("t", "t", model_spec, InitSpec("lecun_normal"), DataSpec("gaussian", w.batch_size),
-                     TrainSpec(lr=w.lr, steps=w.steps), s) for s in range(members)]  # fmt: skip
+    specs = [
+        RunSpec(
+            "t",
+            "t",
+            model_spec,
+            InitSpec("lecun_normal"),
+            DataSpec("gaussian", w.batch_size),
+            TrainSpec(lr=w.lr, steps=w.steps),
+            s,
+        )
+        for s in range(members)
+    ]
     model, tx = build_model(specs[0], dataset), optax.sgd(w.lr)
     n, batch = len(dataset.y_train), w.batch_size
     per_epoch = n // batch
@@ -153,15 +172,31 @@ def run_workload(
     def record(contender: str, fn: Callable[[], Any], runs: int, threads: int | None = None, reps: int = repeats):
         first, median, times = _time(fn, reps)
         rate = runs * w.steps / median
-        rows.append({
-            "workload": name, "contender": contender, "threads": threads, "members": runs, "steps": w.steps,
-            "batch_size": w.batch_size, "median_s": median, "times_s": json.dumps([round(t, 4) for t in times]),
-            "first_call_s": first, "compile_s": max(0.0, first - median), "run_steps_per_s": rate,
-            "gflops": rate * flops / 1e9, "matmul_limit_gflops": limit, "matmul_bf16_gflops": bf16, "device": device,
-            "devices": len(jax.devices()), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        })  # fmt: skip
-        print(f"  {contender:12s} {rate:11.0f} run-steps/s  {rows[-1]['gflops']:7.2f} GFLOP/s  (median {median:.3f} s)",
-              flush=True)  # fmt: skip
+        rows.append(
+            {
+                "workload": name,
+                "contender": contender,
+                "threads": threads,
+                "members": runs,
+                "steps": w.steps,
+                "batch_size": w.batch_size,
+                "median_s": median,
+                "times_s": json.dumps([round(t, 4) for t in times]),
+                "first_call_s": first,
+                "compile_s": max(0.0, first - median),
+                "run_steps_per_s": rate,
+                "gflops": rate * flops / 1e9,
+                "matmul_limit_gflops": limit,
+                "matmul_bf16_gflops": bf16,
+                "device": device,
+                "devices": len(jax.devices()),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+        print(
+            f"  {contender:12s} {rate:11.0f} run-steps/s  {rows[-1]['gflops']:7.2f} GFLOP/s  (median {median:.3f} s)",
+            flush=True,
+        )
 
     print(f"{name}: {w}", flush=True)
     run, dataset = _initbench(w)
@@ -171,8 +206,13 @@ def run_workload(
     record("jax_loop", _jax_loop(w, dataset, seq), seq, reps=1)
     if torch and contenders.torch_available():
         for threads in (1, 2):
-            record(f"torch_{threads}t", contenders.torch_loop(w, dataset.x_train, dataset.y_train, seq, threads), seq,
-                   threads, reps=1)  # fmt: skip
+            record(
+                f"torch_{threads}t",
+                contenders.torch_loop(w, dataset.x_train, dataset.y_train, seq, threads),
+                seq,
+                threads,
+                reps=1,
+            )
     best = {r["contender"]: r["run_steps_per_s"] for r in rows}
     for r in rows:
         r["ratio_to_handwritten"] = r["run_steps_per_s"] / best["handwritten"]
@@ -184,8 +224,9 @@ def _subprocess_rows(args: list[str], env: dict[str, str] | None = None) -> list
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         path = fh.name
     try:
-        subprocess.run([sys.executable, "-m", _MODULE, *args, "--json", path], check=True,
-                       env={**os.environ, **(env or {})})  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", _MODULE, *args, "--json", path], check=True, env={**os.environ, **(env or {})}
+        )
         with open(path) as fh:
             return json.load(fh)
     finally:
@@ -195,8 +236,10 @@ def _subprocess_rows(args: list[str], env: dict[str, str] | None = None) -> list
 def _summary(rows: list[dict[str, Any]]) -> None:
     print("\nworkload  contender     run-steps/s  x handwritten  GFLOP/s  % matmul limit")
     for r in rows:
-        print(f"{r['workload']:9s} {r['contender']:12s} {r['run_steps_per_s']:11.0f} {r['ratio_to_handwritten']:13.2f} "
-              f"{r['gflops']:8.2f} {100 * r['fraction_of_matmul_limit']:14.1f}")  # fmt: skip
+        print(
+            f"{r['workload']:9s} {r['contender']:12s} {r['run_steps_per_s']:11.0f} {r['ratio_to_handwritten']:13.2f} "
+            f"{r['gflops']:8.2f} {100 * r['fraction_of_matmul_limit']:14.1f}"
+        )
     for name in dict.fromkeys(r["workload"] for r in rows):
         by = {r["contender"]: r["run_steps_per_s"] for r in rows if r["workload"] == name}
         torch = {k: v for k, v in by.items() if k.startswith("torch")}
@@ -222,8 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("members", "steps", "repeats", "sequential_members"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            print(f"throughput: error: --{name.replace('_', '-')} must be a positive integer, got {value}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"throughput: error: --{name.replace('_', '-')} must be a positive integer, got {value}",
+                file=sys.stderr,
+            )
             return 2
     common = ["--repeats", str(args.repeats), "--sequential-members", str(args.sequential_members)]
     common += ["--no-torch"] if args.no_torch else []
@@ -234,13 +279,21 @@ def main(argv: list[str] | None = None) -> int:
         rows = scaling_rows(args.steps or 200, args.repeats)
     elif args.workload == "all":  # one process per workload: its own peak memory, no cross-talk
         for name in WORKLOADS:
-            extra = [*(["--members", str(args.members)] if args.members else []),
-                     *(["--steps", str(args.steps)] if args.steps else [])]  # fmt: skip
+            extra = [
+                *(["--members", str(args.members)] if args.members else []),
+                *(["--steps", str(args.steps)] if args.steps else []),
+            ]
             rows += _subprocess_rows(["--workload", name, *common, *extra])
         _summary(rows)
     else:
-        rows = run_workload(args.workload, members=args.members, steps=args.steps, repeats=args.repeats,
-                            sequential_members=args.sequential_members, torch=not args.no_torch)  # fmt: skip
+        rows = run_workload(
+            args.workload,
+            members=args.members,
+            steps=args.steps,
+            repeats=args.repeats,
+            sequential_members=args.sequential_members,
+            torch=not args.no_torch,
+        )
         if not args.json:
             _summary(rows)
     if args.json:
@@ -257,18 +310,47 @@ def scaling_rows(steps: int, repeats: int) -> list[dict[str, Any]]:
     """Small MLP: members 1..256 on one device, and 32 members on 1, 2, 4 forced CPU devices."""
     rows = []
     for members in (1, 4, 16, 64, 256):
-        got = _subprocess_rows(["--workload", "small", "--members", str(members), "--steps", str(steps),
-                                "--repeats", str(repeats), "--sequential-members", "1", "--no-torch"])  # fmt: skip
+        got = _subprocess_rows(
+            [
+                "--workload",
+                "small",
+                "--members",
+                str(members),
+                "--steps",
+                str(steps),
+                "--repeats",
+                str(repeats),
+                "--sequential-members",
+                "1",
+                "--no-torch",
+            ]
+        )
         rows += [{**r, "scaling": "members"} for r in got if r["contender"] in ("initbench", "handwritten")]
     for devices in (1, 2, 4):
         env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-        got = _subprocess_rows(["--workload", "small", "--members", "32", "--steps", str(steps), "--repeats",
-                                str(repeats), "--sequential-members", "1", "--no-torch"], env)  # fmt: skip
+        got = _subprocess_rows(
+            [
+                "--workload",
+                "small",
+                "--members",
+                "32",
+                "--steps",
+                str(steps),
+                "--repeats",
+                str(repeats),
+                "--sequential-members",
+                "1",
+                "--no-torch",
+            ],
+            env,
+        )
         rows += [{**r, "scaling": "devices"} for r in got if r["contender"] == "initbench"]
     print("\nscaling  members devices  initbench run-steps/s  per member  x handwritten")
     for r in (r for r in rows if r["contender"] == "initbench"):
-        print(f"{r['scaling']:8s} {r['members']:7d} {r['devices']:7d} {r['run_steps_per_s']:21.0f} "
-              f"{r['run_steps_per_s'] / r['members']:11.1f} {r['ratio_to_handwritten']:13.2f}")  # fmt: skip
+        print(
+            f"{r['scaling']:8s} {r['members']:7d} {r['devices']:7d} {r['run_steps_per_s']:21.0f} "
+            f"{r['run_steps_per_s'] / r['members']:11.1f} {r['ratio_to_handwritten']:13.2f}"
+        )
     return rows
 
 
@@ -289,8 +371,9 @@ def compile_cache_rows() -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         for state in ("cold", "warm"):
-            out = subprocess.run([sys.executable, "-c", _FIRST_SEGMENT, cache], capture_output=True, text=True,
-                                 check=True)  # fmt: skip
+            out = subprocess.run(
+                [sys.executable, "-c", _FIRST_SEGMENT, cache], capture_output=True, text=True, check=True
+            )
             seconds = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append({"workload": "small", "contender": "initbench", "cache": state, "first_call_s": seconds})
             print(f"first call (init, compile, 100 steps, 2 evaluations), {state} cache: {seconds:.2f} s")

@@ -219,8 +219,13 @@ def write(result: Reproduction, out: str | Path) -> Path:
     result.measurements.to_parquet(folder / "measurements.parquet", index=False)
     from initbench.benchmarks.results import provenance
 
-    meta = {**provenance(), "reproduction": result.name, "scale": result.scale, "wall_s": round(result.seconds, 2),
-            "command": f"initbench reproduce {result.name} --scale {result.scale}"}  # fmt: skip
+    meta = {
+        **provenance(),
+        "reproduction": result.name,
+        "scale": result.scale,
+        "wall_s": round(result.seconds, 2),
+        "command": f"initbench reproduce {result.name} --scale {result.scale}",
+    }
     (folder / "provenance.json").write_text(json.dumps(meta, indent=2, default=str))
     (folder / "verdicts.md").write_text(result.markdown())
     return folder
@@ -241,20 +246,31 @@ def write_gallery(out: str | Path) -> Path:
     ]
     written = [e for e in REPRODUCTIONS.values() if (out / e.name / "verdicts.csv").is_file()]
     tables = {e.name: pd.read_csv(out / e.name / "verdicts.csv") for e in written}
-    metas = {e.name: json.loads(f.read_text()) if (f := out / e.name / "provenance.json").is_file() else {}
-             for e in written}  # fmt: skip
+    metas = {
+        e.name: json.loads(f.read_text()) if (f := out / e.name / "provenance.json").is_file() else {} for e in written
+    }
     if written:
-        lines += [f"**{sum(int(t['passed'].sum()) for t in tables.values())}/{sum(map(len, tables.values()))} claims"
-                  f" hold** over {len(written)} reproductions; measuring took"
-                  f" {sum(m.get('wall_s', 0.0) for m in metas.values()) / 60:.1f} min in all (the sum of the wall"
-                  " times below). A failed claim is a finding: its row says what was measured.", ""]  # fmt: skip
+        lines += [
+            f"**{sum(int(t['passed'].sum()) for t in tables.values())}/{sum(map(len, tables.values()))} claims"
+            f" hold** over {len(written)} reproductions; measuring took"
+            f" {sum(m.get('wall_s', 0.0) for m in metas.values()) / 60:.1f} min in all (the sum of the wall"
+            " times below). A failed claim is a finding: its row says what was measured.",
+            "",
+        ]
     for entry in written:
         folder = out / entry.name
         claims, meta = tables[entry.name], metas[entry.name]
         held = f"{int(claims['passed'].sum())}/{len(claims)} claims hold"
-        lines += [f"## {entry.name}: {held} ({meta.get('scale', '?')} scale, {meta.get('wall_s', '?')} s)", "",
-                  entry.description, "", f"`{meta.get('command', '')}`, commit {str(meta.get('git_commit'))[:10]}", "",
-                  "| claim | paper says | we measure | verdict |", "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"## {entry.name}: {held} ({meta.get('scale', '?')} scale, {meta.get('wall_s', '?')} s)",
+            "",
+            entry.description,
+            "",
+            f"`{meta.get('command', '')}`, commit {str(meta.get('git_commit'))[:10]}",
+            "",
+            "| claim | paper says | we measure | verdict |",
+            "|---|---|---|---|",
+        ]
         for c in claims.itertuples():
             lines.append(f"| {c.name} | {c.paper_says} | {c.measured} | {'pass' if c.passed else '**FAIL**'} |")
         lines += ["", *(f"![{p.stem}]({entry.name}/{p.name})" for p in sorted(folder.glob("*.png"))), ""]

@@ -102,8 +102,9 @@ def scheme_runs(experiment: str, scale: str, scheme: str) -> list[dict[str, Any]
     out = []
     for spec, _ in runs:
         before, after, record = init(run_keys(spec.seed)[0], x, y)
-        out.append({"seed": spec.seed, "model": model, "before": before, "after": after, "record": record,
-                    "x": x, "y": y})  # fmt: skip
+        out.append(
+            {"seed": spec.seed, "model": model, "before": before, "after": after, "record": record, "x": x, "y": y}
+        )
     return out
 
 
@@ -148,8 +149,10 @@ def rescue_claims(final: pd.DataFrame, scheme: str, scheme_title: str) -> list[C
     m_ours = margin(acc["good"], None, good, n_test)
     within = int((acc[scheme] >= good - m_ours).sum())
     seeds = int(final.groupby("arm").size().min())
-    listing = (f"test accuracy: good {good:.3f} +- {good_se:.3f}, bad {bad:.3f} +- {bad_se:.3f},"
-               f" {scheme} {ours:.3f} +- {ours_se:.3f} ({seeds} seeds, {n_test} test examples)")  # fmt: skip
+    listing = (
+        f"test accuracy: good {good:.3f} +- {good_se:.3f}, bad {bad:.3f} +- {bad_se:.3f},"
+        f" {scheme} {ours:.3f} +- {ours_se:.3f} ({seeds} seeds, {n_test} test examples)"
+    )
     return [
         Claim(
             "bad init trains poorly",

@@ -125,13 +125,16 @@ def claims(train: pd.DataFrame, objective: pd.DataFrame, norms: pd.DataFrame) ->
     finite = all(math.isfinite(v) for v in firsts + lasts)
     lowered = finite and len(firsts) > 0 and all(b < a for a, b in zip(firsts, lasts, strict=True))
     pairs = ", ".join(f"{a:.3g} -> {b:.3g}" for a, b in zip(firsts, lasts, strict=True))
-    out.append(Claim(
-        "MetaInit lowers the gradient quotient",
-        "MetaInit minimizes the gradient quotient; from a bad init GQ falls over the MetaInit iterations",
-        f"for every seed: mean GQ of the last {WINDOW:.0%} of iterations < that of the first {WINDOW:.0%}"
-        " (a non-finite GQ fails)",
-        f"GQ first -> last, per seed: {pairs}" + ("" if finite else " (non-finite values)"), bool(lowered),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "MetaInit lowers the gradient quotient",
+            "MetaInit minimizes the gradient quotient; from a bad init GQ falls over the MetaInit iterations",
+            f"for every seed: mean GQ of the last {WINDOW:.0%} of iterations < that of the first {WINDOW:.0%}"
+            " (a non-finite GQ fails)",
+            f"GQ first -> last, per seed: {pairs}" + ("" if finite else " (non-finite values)"),
+            bool(lowered),
+        )
+    )
     before, _, _ = _geo_mean_tanh_layers(norms, "before")
     after, low, high = _geo_mean_tanh_layers(norms, "after")
     ok = (
@@ -139,15 +142,18 @@ def claims(train: pd.DataFrame, objective: pd.DataFrame, norms: pd.DataFrame) ->
         and 1 / FACTOR <= after / CRITICAL <= FACTOR
         and abs(math.log(after)) < abs(math.log(before))
     )
-    out.append(Claim(
-        "learned norms move toward critical",
-        "the learned per-layer norms repair the bad scale (move the weight scale toward a well-conditioned,"
-        " critical value)",
-        f"geometric mean over tanh layers and seeds of n_in Var[W] after MetaInit within a factor {FACTOR:g} of"
-        f" the critical {CRITICAL:g}, and closer to it (in log) than before",
-        f"implied sigma_w^2: before {before:.3f}, after {after:.3f} (per-layer seed means from {low:.2f} to"
-        f" {high:.2f})", bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "learned norms move toward critical",
+            "the learned per-layer norms repair the bad scale (move the weight scale toward a well-conditioned,"
+            " critical value)",
+            f"geometric mean over tanh layers and seeds of n_in Var[W] after MetaInit within a factor {FACTOR:g} of"
+            f" the critical {CRITICAL:g}, and closer to it (in log) than before",
+            f"implied sigma_w^2: before {before:.3f}, after {after:.3f} (per-layer seed means from {low:.2f} to"
+            f" {high:.2f})",
+            bool(ok),
+        )
+    )
     return out
 
 
@@ -170,8 +176,16 @@ def figures(train: pd.DataFrame, objective: pd.DataFrame, norms: pd.DataFrame, s
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for n, (stage, g) in enumerate(norms.groupby("stage", sort=False)):
         for seed, s in g.groupby("seed"):
-            ax.plot(s["layer"], s["sigma_w2"], "o-", color=f"C{n}", lw=1, ms=3, alpha=0.7,
-                    label=f"{stage} MetaInit" if seed == g["seed"].min() else None)  # fmt: skip
+            ax.plot(
+                s["layer"],
+                s["sigma_w2"],
+                "o-",
+                color=f"C{n}",
+                lw=1,
+                ms=3,
+                alpha=0.7,
+                label=f"{stage} MetaInit" if seed == g["seed"].min() else None,
+            )
     ax.axhline(CRITICAL, color="k", ls="--", lw=1, label="critical (LeCun)")
     ax.set_yscale("log")
     ax.set_xlabel("layer (last: classifier)")
@@ -194,11 +208,14 @@ def run(scale: str) -> Reproduction:
 
     train = measure_training(scale)
     objective, norms = measure_metainit(scale)
-    rows = pd.concat([
-        train.drop(columns="n_test").assign(part="training"),
-        objective.melt(id_vars=["seed", "step"], var_name="metric", value_name="value").assign(part="metainit"),
-        norms.rename(columns={"sigma_w2": "value"}).assign(metric="implied_sigma_w2", part="scales"),
-    ], ignore_index=True)  # fmt: skip
+    rows = pd.concat(
+        [
+            train.drop(columns="n_test").assign(part="training"),
+            objective.melt(id_vars=["seed", "step"], var_name="metric", value_name="value").assign(part="metainit"),
+            norms.rename(columns={"sigma_w2": "value"}).assign(metric="implied_sigma_w2", part="scales"),
+        ],
+        ignore_index=True,
+    )
     return Reproduction(
         "dauphin2019", scale, claims(train, objective, norms), rows, figures(train, objective, norms, scale)
     )

@@ -78,8 +78,13 @@ INPUT_DIM = 300
 INITS = {"standard": inits.glorot_standard, "normalized": inits.glorot_uniform}
 ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}
 SEEDS = (0, 1, 2, 3)
-PAPER_TABLE1 = {("sigmoid", "standard"): 82.61, ("tanh", "standard"): 27.15, ("tanh", "normalized"): 15.60,
-                ("softsign", "standard"): 16.27, ("softsign", "normalized"): 16.06}  # fmt: skip
+PAPER_TABLE1 = {
+    ("sigmoid", "standard"): 82.61,
+    ("tanh", "standard"): 27.15,
+    ("tanh", "normalized"): 15.60,
+    ("softsign", "standard"): 16.27,
+    ("softsign", "normalized"): 16.06,
+}
 INIT_NAMES = {"glorot_standard": "standard", "glorot_uniform": "normalized"}
 
 
@@ -140,13 +145,20 @@ def at_init(scale: str) -> pd.DataFrame:
                 _, var_above = init.target(tuple(params[i + 1][0].shape))
                 _, var_here = init.target(tuple(params[i][0].shape))
                 shrink = float(theory.expect(lambda h: jnp.tanh(h) ** 2, s2)) / s2
-                rows.append({"init": label, "seed": seed, "layer": i + 1,
-                             "activation_second_moment": float(jnp.mean(post[i] ** 2)),
-                             "pre_activation_second_moment": s2, "mu": mu,
-                             "backprop_gradient_variance": float(jnp.mean(deltas[i] ** 2)),
-                             "weight_gradient_second_moment": float(jnp.mean(per_example)),
-                             "fan_var": float(params[i + 1][0].shape[1] * var_above),
-                             "forward_factor": float(params[i][0].shape[0] * var_here * shrink)})  # fmt: skip
+                rows.append(
+                    {
+                        "init": label,
+                        "seed": seed,
+                        "layer": i + 1,
+                        "activation_second_moment": float(jnp.mean(post[i] ** 2)),
+                        "pre_activation_second_moment": s2,
+                        "mu": mu,
+                        "backprop_gradient_variance": float(jnp.mean(deltas[i] ** 2)),
+                        "weight_gradient_second_moment": float(jnp.mean(per_example)),
+                        "fan_var": float(params[i + 1][0].shape[1] * var_above),
+                        "forward_factor": float(params[i][0].shape[0] * var_here * shrink),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -204,8 +216,14 @@ def saturation(scale: str) -> pd.DataFrame:
     mean, spread = stats(params)
     for n, key in enumerate(jax.random.split(jax.random.key(1), steps // record + 1)):
         for layer in range(DEPTH):
-            rows.append({"step": n * record, "layer": layer + 1, "mean": float(mean[layer]),
-                         "unit_mean_std": float(spread[layer])})  # fmt: skip
+            rows.append(
+                {
+                    "step": n * record,
+                    "layer": layer + 1,
+                    "mean": float(mean[layer]),
+                    "unit_mean_std": float(spread[layer]),
+                }
+            )
         if n * record >= steps:
             break
         carry, (mean, spread) = chunk(carry, key)
@@ -242,16 +260,20 @@ def claims(init_df: pd.DataFrame, sat: pd.DataFrame, table: pd.DataFrame) -> lis
         z2 = m["activation_second_moment"].to_numpy()
         factors[label] = float((z2[-1] / z2[0]) ** (1 / (DEPTH - 1)))  # geometric mean over layers 2..5
         expected[label] = float(np.prod(m["forward_factor"].to_numpy()[1:]) ** (1 / (DEPTH - 1)))
-    out.append(Claim(
-        "Fig 6: standard init shrinks activations", "with standard init the activations shrink toward 0 layer after"
-        " layer (the 0-peak grows with depth); normalized keeps them",
-        "per-layer factor of E[z^2] within 0.05 of n Var[W] E[tanh(s)^2]/E[s^2] (1/3 x shrink for standard);"
-        " standard under 0.4, normalized at least 0.9",
-        f"standard {factors['standard']:.3f} (predicted {expected['standard']:.3f}), normalized"
-        f" {factors['normalized']:.3f} (predicted {expected['normalized']:.3f})",
-        all(abs(factors[k] - expected[k]) < 0.05 for k in INITS) and factors["standard"] < 0.4
-        and factors["normalized"] >= 0.9,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Fig 6: standard init shrinks activations",
+            "with standard init the activations shrink toward 0 layer after"
+            " layer (the 0-peak grows with depth); normalized keeps them",
+            "per-layer factor of E[z^2] within 0.05 of n Var[W] E[tanh(s)^2]/E[s^2] (1/3 x shrink for standard);"
+            " standard under 0.4, normalized at least 0.9",
+            f"standard {factors['standard']:.3f} (predicted {expected['standard']:.3f}), normalized"
+            f" {factors['normalized']:.3f} (predicted {expected['normalized']:.3f})",
+            all(abs(factors[k] - expected[k]) < 0.05 for k in INITS)
+            and factors["standard"] < 0.4
+            and factors["normalized"] >= 0.9,
+        )
+    )
     ratios, predicted = {}, {}
     for label in INITS:
         m = mean.loc[label]
@@ -259,59 +281,84 @@ def claims(init_df: pd.DataFrame, sat: pd.DataFrame, table: pd.DataFrame) -> lis
         ratios[label] = float(g.iloc[-1] / g.iloc[0])
         predicted[label] = float(np.prod(1.0 / (m["fan_var"].to_numpy()[:-1] * m["mu"].to_numpy()[:-1])))
     ok = all(abs(ratios[k] / predicted[k] - 1) < 0.2 for k in INITS) and ratios["normalized"] < 2
-    out.append(Claim(
-        "Fig 7: standard init shrinks back-propagated gradients", "with standard init the back-propagated gradient"
-        " variance shrinks toward the input (about 1/3 per layer); normalized keeps it near 1",
-        "top/bottom ratio of Var dC/ds within 20% of the linear-regime prediction for both; normalized under 2",
-        f"standard {ratios['standard']:.1f} (predicted {predicted['standard']:.1f}), normalized"
-        f" {ratios['normalized']:.2f} (predicted {predicted['normalized']:.2f})", ok,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Fig 7: standard init shrinks back-propagated gradients",
+            "with standard init the back-propagated gradient"
+            " variance shrinks toward the input (about 1/3 per layer); normalized keeps it near 1",
+            "top/bottom ratio of Var dC/ds within 20% of the linear-regime prediction for both; normalized under 2",
+            f"standard {ratios['standard']:.1f} (predicted {predicted['standard']:.1f}), normalized"
+            f" {ratios['normalized']:.2f} (predicted {predicted['normalized']:.2f})",
+            ok,
+        )
+    )
     w = mean.loc["standard", "weight_gradient_second_moment"]
     spread = float(w.max() / w.min())
-    out.append(Claim(
-        "Fig 8: weight gradients even across layers (standard)", "with standard init the weight gradients have about"
-        " the same variance in every layer although the back-propagated gradients shrink (eq. 14)",
-        "largest / smallest layer's E[(dC/dW)^2] under 1.5",
-        f"ratio {spread:.2f} (back-propagated gradients: {ratios['standard']:.1f})", spread < 1.5,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Fig 8: weight gradients even across layers (standard)",
+            "with standard init the weight gradients have about"
+            " the same variance in every layer although the back-propagated gradients shrink (eq. 14)",
+            "largest / smallest layer's E[(dC/dW)^2] under 1.5",
+            f"ratio {spread:.2f} (back-propagated gradients: {ratios['standard']:.1f})",
+            spread < 1.5,
+        )
+    )
     top, first = sat[sat["layer"] == DEPTH], sat[sat["layer"] == 1]
     low = float(top["mean"].min())
     at = float(top.loc[top["mean"].idxmin(), "step"])
     ok = low < 0.1 and first["mean"].between(0.3, 0.7).all()
-    out.append(Claim(
-        "Fig 2: sigmoid top layer saturates", "sigmoid with standard init: the top hidden layer's activations quickly"
-        " go to 0 (saturation) while the lower layers stay around 0.5",
-        "top layer mean < 0.1 at some point; layer 1 mean within [0.3, 0.7] throughout",
-        f"top layer mean {float(top['mean'].iloc[0]):.3f} at init -> {low:.3f} (step {at:g}); layer 1 in"
-        f" [{float(first['mean'].min()):.3f}, {float(first['mean'].max()):.3f}]", bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Fig 2: sigmoid top layer saturates",
+            "sigmoid with standard init: the top hidden layer's activations quickly"
+            " go to 0 (saturation) while the lower layers stay around 0.5",
+            "top layer mean < 0.1 at some point; layer 1 mean within [0.3, 0.7] throughout",
+            f"top layer mean {float(top['mean'].iloc[0]):.3f} at init -> {low:.3f} (step {at:g}); layer 1 in"
+            f" [{float(first['mean'].min()):.3f}, {float(first['mean'].max()):.3f}]",
+            bool(ok),
+        )
+    )
     errs = {key: _mean_se(g["test_error"]) for key, g in table.groupby(["activation", "init"])}
     paper = {k: errs[k][0] for k in PAPER_TABLE1 if k in errs}
     worst = max(paper, key=paper.get)
     listing = ", ".join(f"{a} {i[:4]}. {paper[a, i]:.1f}" for a, i in paper)
-    out.append(Claim(
-        "Table 1: sigmoid is worst", "the 5-layer sigmoid net has by far the highest test error (82.61% on Shapeset)",
-        "sigmoid/standard has the highest mean test error of the paper's five configurations",
-        f"test error %: {listing}", worst == ("sigmoid", "standard"),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Table 1: sigmoid is worst",
+            "the 5-layer sigmoid net has by far the highest test error (82.61% on Shapeset)",
+            "sigmoid/standard has the highest mean test error of the paper's five configurations",
+            f"test error %: {listing}",
+            worst == ("sigmoid", "standard"),
+        )
+    )
     (n_mean, n_se), (s_mean, s_se) = errs["tanh", "normalized"], errs["tanh", "standard"]
     combined = math.hypot(n_se, s_se)
-    out.append(Claim(
-        "Table 1: normalized init helps tanh", "tanh: 15.60% test error with normalized init vs 27.15% with standard",
-        "tanh normalized's mean test error below standard's by more than twice the combined standard error of the"
-        " seeds",
-        f"tanh normalized {n_mean:.2f} +- {n_se:.2f}, standard {s_mean:.2f} +- {s_se:.2f} (seeds:"
-        f" {int(table.groupby(['activation', 'init']).size().min())})",
-        bool(s_mean - n_mean > 2 * combined),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Table 1: normalized init helps tanh",
+            "tanh: 15.60% test error with normalized init vs 27.15% with standard",
+            "tanh normalized's mean test error below standard's by more than twice the combined standard error of the"
+            " seeds",
+            f"tanh normalized {n_mean:.2f} +- {n_se:.2f}, standard {s_mean:.2f} +- {s_se:.2f} (seeds:"
+            f" {int(table.groupby(['activation', 'init']).size().min())})",
+            bool(s_mean - n_mean > 2 * combined),
+        )
+    )
     loss = table.groupby(["activation", "init"])["train_loss"].mean()
     ok = all(loss[a, "normalized"] < loss[a, "standard"] for a in ("tanh", "softsign"))
-    out.append(Claim(
-        "normalized init trains faster", "the normalized init speeds up training (tanh and softsign, Figs. 11-12)",
-        "lower mean final training loss with normalized than standard init, for tanh and for softsign",
-        ", ".join(f"{a}: normalized {loss[a, 'normalized']:.3f} vs standard {loss[a, 'standard']:.3f}"
-                  for a in ("tanh", "softsign")), bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "normalized init trains faster",
+            "the normalized init speeds up training (tanh and softsign, Figs. 11-12)",
+            "lower mean final training loss with normalized than standard init, for tanh and for softsign",
+            ", ".join(
+                f"{a}: normalized {loss[a, 'normalized']:.3f} vs standard {loss[a, 'standard']:.3f}"
+                for a in ("tanh", "softsign")
+            ),
+            bool(ok),
+        )
+    )
     return out
 
 
@@ -319,8 +366,11 @@ def _figures(hists, sat: pd.DataFrame, table: pd.DataFrame, width: int) -> dict:
     import matplotlib.pyplot as plt
 
     figures = {}
-    titles = {"activations": "Fig 6: activation values (tanh)", "backprop_gradients": "Fig 7: back-propagated"
-              " gradients dC/ds", "weight_gradients": "Fig 8: weight gradients dC/dW (minibatch of 10)"}  # fmt: skip
+    titles = {
+        "activations": "Fig 6: activation values (tanh)",
+        "backprop_gradients": "Fig 7: back-propagated gradients dC/ds",
+        "weight_gradients": "Fig 8: weight gradients dC/dW (minibatch of 10)",
+    }
     for quantity, title in titles.items():
         fig, axes = plt.subplots(2, 1, figsize=(7, 5))
         for ax, label in zip(axes, INITS, strict=True):
@@ -365,11 +415,19 @@ def run(scale: str) -> Reproduction:
     matplotlib.use("Agg")
 
     init_df, sat, table = at_init(scale), saturation(scale), table1(scale)
-    rows = pd.concat([
-        init_df.melt(id_vars=["init", "seed", "layer"], var_name="metric", value_name="value").assign(part="at_init"),
-        sat.melt(id_vars=["step", "layer"], var_name="metric", value_name="value").assign(part="sigmoid_saturation",
-                                                                                          init="standard"),
-        table.melt(id_vars=["activation", "init", "seed"], var_name="metric", value_name="value").assign(part="table1"),
-    ], ignore_index=True)  # fmt: skip
+    rows = pd.concat(
+        [
+            init_df.melt(id_vars=["init", "seed", "layer"], var_name="metric", value_name="value").assign(
+                part="at_init"
+            ),
+            sat.melt(id_vars=["step", "layer"], var_name="metric", value_name="value").assign(
+                part="sigmoid_saturation", init="standard"
+            ),
+            table.melt(id_vars=["activation", "init", "seed"], var_name="metric", value_name="value").assign(
+                part="table1"
+            ),
+        ],
+        ignore_index=True,
+    )
     figures = _figures(histograms(scale), sat, table, SIZES[scale][0])
     return Reproduction("glorot2010", scale, claims(init_df, sat, table), rows, figures)

@@ -53,8 +53,17 @@ def derivation(scale: str) -> pd.DataFrame:
     cases = [(label, init, "relu") for label, init in INITS.items()]
     cases += [(label, inits.he_normal(**kw), f"leaky_relu:{SLOPE}") for label, kw in LEAKY.items()]
     for label, init, activation in cases:
-        net = models.build("mlp", input_shape=(width,), num_classes=10, depth=depth, width=width,
-                           activation=activation, kernel_init=init, use_bias=False, scan=True)  # fmt: skip
+        net = models.build(
+            "mlp",
+            input_shape=(width,),
+            num_classes=10,
+            depth=depth,
+            width=width,
+            activation=activation,
+            kernel_init=init,
+            use_bias=False,
+            scan=True,
+        )
         runs = propagation.propagation_over_seeds(net, x, [0, 1, 2, 3], activation=activation)
         table = propagation.layer_table(runs)
         mean = table.groupby("layer_index").mean(numeric_only=True).iloc[:-1]  # hidden layers
@@ -94,38 +103,49 @@ def run(scale: str) -> Reproduction:
         if signal == "backward":  # propagates from the top: its factor per layer toward the input
             factors = {k: 1 / v for k, v in factors.items()}
         x, h = factors["Xavier (1/n)"], factors["He (2/n)"]
-        claims.append(Claim(
-            f"{signal}: Xavier halves, He keeps",
-            f"ReLU: Var w = 1/n multiplies the {what} by 1/2 per layer (2^-L after L layers), 2/n by 1",
-            "per-layer factor within 0.05 of 0.5 (Xavier) and of 1 (He)",
-            f"Xavier {x:.3f}, He {h:.3f} per layer ({SIZES[scale][0]} layers of {SIZES[scale][1]})",
-            abs(x - 0.5) < 0.05 and abs(h - 1.0) < 0.05,
-        ))  # fmt: skip
+        claims.append(
+            Claim(
+                f"{signal}: Xavier halves, He keeps",
+                f"ReLU: Var w = 1/n multiplies the {what} by 1/2 per layer (2^-L after L layers), 2/n by 1",
+                "per-layer factor within 0.05 of 0.5 (Xavier) and of 1 (He)",
+                f"Xavier {x:.3f}, He {h:.3f} per layer ({SIZES[scale][0]} layers of {SIZES[scale][1]})",
+                abs(x - 0.5) < 0.05 and abs(h - 1.0) < 0.05,
+            )
+        )
     factors = {label: _rate(g["forward"].to_numpy()) for label, g in deriv.groupby("init") if label in LEAKY}
     plain, leaky = factors[f"leaky {SLOPE}: He (2/n)"], factors[f"leaky {SLOPE}: He 2/((1+a^2)n)"]
-    claims.append(Claim(
-        "PReLU/leaky: 2/((1+a^2) n) keeps", f"for a leaky ReLU/PReLU of slope a (here {SLOPE}), Var w = 2/((1+a^2) n)"
-        " keeps the variance (eq. 15); 2/n multiplies it by 1 + a^2 per layer",
-        f"per-layer factor of q within 0.05 of 1 (2/((1+a^2) n)) and of {1 + SLOPE**2:g} (2/n)",
-        f"2/((1+a^2) n) {leaky:.3f}, 2/n {plain:.3f} per layer",
-        abs(leaky - 1.0) < 0.05 and abs(plain - (1 + SLOPE**2)) < 0.05,
-    ))  # fmt: skip
+    claims.append(
+        Claim(
+            "PReLU/leaky: 2/((1+a^2) n) keeps",
+            f"for a leaky ReLU/PReLU of slope a (here {SLOPE}), Var w = 2/((1+a^2) n)"
+            " keeps the variance (eq. 15); 2/n multiplies it by 1 + a^2 per layer",
+            f"per-layer factor of q within 0.05 of 1 (2/((1+a^2) n)) and of {1 + SLOPE**2:g} (2/n)",
+            f"2/((1+a^2) n) {leaky:.3f}, 2/n {plain:.3f} per layer",
+            abs(leaky - 1.0) < 0.05 and abs(plain - (1 + SLOPE**2)) < 0.05,
+        )
+    )
     conv = convergence(scale)
     steps = {(d, i): _leaves(g) for (d, i), g in conv.groupby(["depth", "init"])}
     he30, x30 = steps[30, "he_normal"], steps[30, "lecun_normal"]
     he22, x22 = steps[22, "he_normal"], steps[22, "lecun_normal"]
-    claims.append(Claim(
-        "30 layers: Xavier stalls", "at 30 layers Xavier init stalls (the loss does not decrease) where He's trains",
-        "He leaves the initial loss; Xavier takes at least 3x as many steps (or never, in the budget)",
-        f"steps to leave 0.9 ln 10: He {he30:g}, Xavier {x30:g}",
-        math.isfinite(he30) and x30 >= 3 * he30,
-    ))  # fmt: skip
-    claims.append(Claim(
-        "22 layers: both converge, He first", "at 22 layers both converge; He's starts reducing the error earlier",
-        "both leave the initial loss within the budget; He no later than Xavier",
-        f"steps to leave 0.9 ln 10: He {he22:g}, Xavier {x22:g}",
-        math.isfinite(he22) and math.isfinite(x22) and he22 <= x22,
-    ))  # fmt: skip
+    claims.append(
+        Claim(
+            "30 layers: Xavier stalls",
+            "at 30 layers Xavier init stalls (the loss does not decrease) where He's trains",
+            "He leaves the initial loss; Xavier takes at least 3x as many steps (or never, in the budget)",
+            f"steps to leave 0.9 ln 10: He {he30:g}, Xavier {x30:g}",
+            math.isfinite(he30) and x30 >= 3 * he30,
+        )
+    )
+    claims.append(
+        Claim(
+            "22 layers: both converge, He first",
+            "at 22 layers both converge; He's starts reducing the error earlier",
+            "both leave the initial loss within the budget; He no later than Xavier",
+            f"steps to leave 0.9 ln 10: He {he22:g}, Xavier {x22:g}",
+            math.isfinite(he22) and math.isfinite(x22) and he22 <= x22,
+        )
+    )
     rows = deriv.melt(id_vars=["init", "layer"], var_name="metric", value_name="value").assign(part="derivation")
     rows = pd.concat([rows, conv.rename(columns={"step": "layer"}).assign(metric="train_loss", part="convergence")])
 
@@ -133,8 +153,13 @@ def run(scale: str) -> Reproduction:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, signal in zip(axes, ("forward", "backward"), strict=True):
         for label, g in deriv.groupby("init"):
-            ax.semilogy(g["layer"], g[signal] / g[signal].iloc[0 if signal == "forward" else -1], "o-", label=label,
-                        markersize=3)  # fmt: skip
+            ax.semilogy(
+                g["layer"],
+                g[signal] / g[signal].iloc[0 if signal == "forward" else -1],
+                "o-",
+                label=label,
+                markersize=3,
+            )
         layers = np.arange(1, SIZES[scale][0] + 1)
         ref = 0.5 ** (layers - 1) if signal == "forward" else 0.5 ** (layers[-1] - layers)
         ax.semilogy(layers, ref, "k:", label="2^-(layers apart)")

@@ -71,8 +71,16 @@ def symmetry(init_name: str, steps: int) -> dict[str, float]:
     x = jnp.asarray(digits.x_train.reshape(len(digits.y_train), -1))
     y = jnp.asarray(digits.y_train)
     kernel = inits.zeros() if init_name == "zeros" else inits.constant(0.05)
-    net = models.build("mlp", input_shape=(x.shape[1],), num_classes=10, depth=2, width=32, activation="tanh",
-                       kernel_init=kernel, bias_init="zeros")  # fmt: skip
+    net = models.build(
+        "mlp",
+        input_shape=(x.shape[1],),
+        num_classes=10,
+        depth=2,
+        width=32,
+        activation="tanh",
+        kernel_init=kernel,
+        bias_init="zeros",
+    )
     params = net.init(jax.random.key(0), x[:1])["params"]
     tx = optax.sgd(0.1)
 
@@ -98,9 +106,15 @@ def symmetry(init_name: str, steps: int) -> dict[str, float]:
         for leaf in jax.tree_util.tree_leaves(params[name]):
             leaf = np.asarray(leaf)
             spread = max(spread, float(np.max(np.abs(leaf - leaf[..., :1]))))  # every unit (column) equal?
-        moved = max(moved, max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-                               for a, b in zip(jax.tree_util.tree_leaves(params[name]),
-                                               jax.tree_util.tree_leaves(start[name]), strict=True)))  # fmt: skip
+        moved = max(
+            moved,
+            max(
+                float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                for a, b in zip(
+                    jax.tree_util.tree_leaves(params[name]), jax.tree_util.tree_leaves(start[name]), strict=True
+                )
+            ),
+        )
     return {"unit_spread": spread, "weights_moved": moved, "first_loss": losses[0], "last_loss": losses[-1]}
 
 
@@ -119,10 +133,14 @@ def run(scale: str) -> Reproduction:
             layers = propagate(factory(), activation, x, jax.random.key(1))
             acts[activation, name] = layers
             for i, a in enumerate(layers, 1):
-                for metric, value in (("mean", a.mean()), ("std", a.std()),
-                                      ("saturated_fraction", np.mean(np.abs(a) > 0.99))):  # fmt: skip
-                    rows.append({"activation": activation, "init": name, "layer": i, "metric": metric,
-                                 "value": float(value)})  # fmt: skip
+                for metric, value in (
+                    ("mean", a.mean()),
+                    ("std", a.std()),
+                    ("saturated_fraction", np.mean(np.abs(a) > 0.99)),
+                ):
+                    rows.append(
+                        {"activation": activation, "init": name, "layer": i, "metric": metric, "value": float(value)}
+                    )
     df = pd.DataFrame(rows)
 
     def series(activation: str, init: str, metric: str) -> np.ndarray:
@@ -133,50 +151,78 @@ def run(scale: str) -> Reproduction:
     std = series("tanh", "normal(0.01)", "std")
     expected = 0.01 * math.sqrt(width)
     factor = _factor(std)
-    claims.append(Claim(
-        "std 0.01 collapses (tanh)", "activations shrink toward 0 layer after layer (geometrically)",
-        f"per-layer factor within 10% of 0.01 sqrt(n) = {expected:.3f}; layer 10 < 1e-4 x layer 1",
-        f"factor {factor:.4f}; std layer 1 {std[0]:.3g} -> layer 10 {std[-1]:.3g}",
-        abs(factor / expected - 1) < 0.1 and std[-1] < 1e-4 * std[0],
-    ))  # fmt: skip
+    claims.append(
+        Claim(
+            "std 0.01 collapses (tanh)",
+            "activations shrink toward 0 layer after layer (geometrically)",
+            f"per-layer factor within 10% of 0.01 sqrt(n) = {expected:.3f}; layer 10 < 1e-4 x layer 1",
+            f"factor {factor:.4f}; std layer 1 {std[0]:.3g} -> layer 10 {std[-1]:.3g}",
+            abs(factor / expected - 1) < 0.1 and std[-1] < 1e-4 * std[0],
+        )
+    )
     sat = series("tanh", "normal(1.0)", "saturated_fraction")
-    claims.append(Claim(
-        "std 1 saturates (tanh)", "almost all tanh units saturate at -1 or +1",
-        "|a| > 0.99 for at least 70% of units in every layer",
-        f"saturated fraction {sat.min():.3f} (least) to {sat.max():.3f}", bool(sat.min() >= 0.7),
-    ))  # fmt: skip
+    claims.append(
+        Claim(
+            "std 1 saturates (tanh)",
+            "almost all tanh units saturate at -1 or +1",
+            "|a| > 0.99 for at least 70% of units in every layer",
+            f"saturated fraction {sat.min():.3f} (least) to {sat.max():.3f}",
+            bool(sat.min() >= 0.7),
+        )
+    )
     std, sat = series("tanh", "xavier", "std"), series("tanh", "xavier", "saturated_fraction")
-    claims.append(Claim(
-        "Xavier keeps tanh alive", "activations keep a healthy spread through all 10 layers",
-        "layer-10 std in [0.1, 0.9]; under 5% saturated in every layer",
-        f"std layer 1 {std[0]:.3f} -> layer 10 {std[-1]:.3f}; saturated at most {sat.max():.3f}",
-        0.1 <= std[-1] <= 0.9 and sat.max() < 0.05,
-    ))  # fmt: skip
+    claims.append(
+        Claim(
+            "Xavier keeps tanh alive",
+            "activations keep a healthy spread through all 10 layers",
+            "layer-10 std in [0.1, 0.9]; under 5% saturated in every layer",
+            f"std layer 1 {std[0]:.3f} -> layer 10 {std[-1]:.3f}; saturated at most {sat.max():.3f}",
+            0.1 <= std[-1] <= 0.9 and sat.max() < 0.05,
+        )
+    )
     factor = _factor(series("relu", "xavier", "std"))
-    claims.append(Claim(
-        "Xavier shrinks ReLU", "with ReLU, Xavier halves the variance per layer (std x 1/sqrt(2))",
-        "per-layer factor within 0.05 of 0.707", f"factor {factor:.4f}", abs(factor - 1 / math.sqrt(2)) < 0.05,
-    ))  # fmt: skip
+    claims.append(
+        Claim(
+            "Xavier shrinks ReLU",
+            "with ReLU, Xavier halves the variance per layer (std x 1/sqrt(2))",
+            "per-layer factor within 0.05 of 0.707",
+            f"factor {factor:.4f}",
+            abs(factor - 1 / math.sqrt(2)) < 0.05,
+        )
+    )
     std = series("relu", "he", "std")
     factor = _factor(std)
-    claims.append(Claim(
-        "He keeps ReLU", "He init (2/n) keeps the ReLU activations' scale through depth",
-        "per-layer factor within 0.05 of 1; layer 10 / layer 1 in [0.7, 1.4]",
-        f"factor {factor:.4f}; layer 10 / layer 1 = {std[-1] / std[0]:.3f}",
-        abs(factor - 1) < 0.05 and 0.7 <= std[-1] / std[0] <= 1.4,
-    ))  # fmt: skip
+    claims.append(
+        Claim(
+            "He keeps ReLU",
+            "He init (2/n) keeps the ReLU activations' scale through depth",
+            "per-layer factor within 0.05 of 1; layer 10 / layer 1 in [0.7, 1.4]",
+            f"factor {factor:.4f}; layer 10 / layer 1 = {std[-1] / std[0]:.3f}",
+            abs(factor - 1) < 0.05 and 0.7 <= std[-1] / std[0] <= 1.4,
+        )
+    )
     for init_name in ("zeros", "constant(0.05)"):
         s = symmetry(init_name, steps)
         moved = init_name == "zeros" or s["weights_moved"] > 0  # a constant net does learn, symmetrically
-        claims.append(Claim(
-            f"{init_name} init stays symmetric", "units that start equal get equal gradients and stay equal",
-            f"after {steps} SGD steps every hidden unit of a layer is identical (max difference 0)",
-            f"max difference between units {s['unit_spread']:.3g}; weights moved {s['weights_moved']:.3g}; "
-            f"loss {s['first_loss']:.3f} -> {s['last_loss']:.3f}",
-            s["unit_spread"] == 0.0 and moved,
-        ))  # fmt: skip
-        rows.append({"activation": "tanh", "init": init_name, "layer": None, "metric": "unit_spread_after_training",
-                     "value": s["unit_spread"]})  # fmt: skip
+        claims.append(
+            Claim(
+                f"{init_name} init stays symmetric",
+                "units that start equal get equal gradients and stay equal",
+                f"after {steps} SGD steps every hidden unit of a layer is identical (max difference 0)",
+                f"max difference between units {s['unit_spread']:.3g}; weights moved {s['weights_moved']:.3g}; "
+                f"loss {s['first_loss']:.3f} -> {s['last_loss']:.3f}",
+                s["unit_spread"] == 0.0 and moved,
+            )
+        )
+        rows.append(
+            {
+                "activation": "tanh",
+                "init": init_name,
+                "layer": None,
+                "metric": "unit_spread_after_training",
+                "value": s["unit_spread"],
+            }
+        )
     df = pd.DataFrame(rows)
 
     figures = {}

@@ -69,9 +69,11 @@ ACTIVATIONS = ("selu", "scaled_tanh", "relu", "tanh")
 SIZES = {
     "smoke": {"propagation": (128, 128, 2), "training": (8, 64, 30, 64, 0.01, "digits", ("selu",))},
     "cpu": {"propagation": (500, 500, 4), "training": (32, 128, 400, 128, 0.01, "digits", ("selu", "relu", "tanh"))},
-    "paper": {"propagation": (1000, 1000, 8),
-              "training": (32, 512, 10000, 128, 0.01, "mnist", ("selu", "relu", "tanh"))},
-}  # fmt: skip
+    "paper": {
+        "propagation": (1000, 1000, 8),
+        "training": (32, 512, 10000, 128, 0.01, "mnist", ("selu", "relu", "tanh")),
+    },
+}
 STANDARD_ERRORS = 4.0
 DOMAIN = {"mean": (-0.1, 0.1), "variance": (0.8, 1.5)}  # Klambauer et al. 2017, Theorem 1
 
@@ -87,9 +89,14 @@ def _propagate(x: jax.Array, key: jax.Array, activation: str, depth: int) -> dic
         unit_mean, unit_second = a.mean(0), (a * a).mean(0)
         unit_var = ((a - mean) ** 2).mean(0)
         root = math.sqrt(n)
-        return {"mean": mean, "variance": unit_var.mean(), "second_moment": unit_second.mean(),
-                "se_mean": unit_mean.std() / root, "se_variance": unit_var.std() / root,
-                "se_second_moment": unit_second.std() / root}  # fmt: skip
+        return {
+            "mean": mean,
+            "variance": unit_var.mean(),
+            "second_moment": unit_second.mean(),
+            "se_mean": unit_mean.std() / root,
+            "se_variance": unit_var.std() / root,
+            "se_second_moment": unit_second.std() / root,
+        }
 
     def layer(a, k):
         a = phi(a @ inits.lecun_normal()(k, (n, n)))
@@ -110,8 +117,18 @@ def measure_propagation(scale: str) -> pd.DataFrame:
             out = _propagate(jax.random.normal(kx, (batch, width)), kw, activation, DEPTH)
             for metric, values in out.items():
                 for layer, v in enumerate(np.asarray(values, np.float64)):
-                    rows.append({"part": "propagation", "activation": activation, "seed": seed, "phase": None,
-                                 "layer": layer, "step": None, "metric": metric, "value": float(v)})  # fmt: skip
+                    rows.append(
+                        {
+                            "part": "propagation",
+                            "activation": activation,
+                            "seed": seed,
+                            "phase": None,
+                            "layer": layer,
+                            "step": None,
+                            "metric": metric,
+                            "value": float(v),
+                        }
+                    )
     return pd.DataFrame(rows).assign(width=width)
 
 
@@ -162,8 +179,11 @@ def tolerances(prop: pd.DataFrame, activation: str) -> pd.DataFrame:
     width = float(sel["width"].iloc[0])
     seeds = sel["seed"].nunique()
     wide = sel.pivot_table(index="layer", columns="metric", values="value", aggfunc="mean").sort_index()
-    se2 = (sel.assign(value=sel["value"] ** 2).pivot_table(index="layer", columns="metric", values="value",
-                                                           aggfunc="mean").sort_index())  # fmt: skip
+    se2 = (
+        sel.assign(value=sel["value"] ** 2)
+        .pivot_table(index="layer", columns="metric", values="value", aggfunc="mean")
+        .sort_index()
+    )
     theory = mean_field(activation, len(wide) - 1)
     # layer 0 (the input, second moment 1): its own sampling error starts the walk
     var_log_q = (se2.loc[0, "se_second_moment"]) / max(wide.loc[0, "second_moment"], 1e-300) ** 2
@@ -176,9 +196,13 @@ def tolerances(prop: pd.DataFrame, activation: str) -> pd.DataFrame:
             d, dd = theory[f"d_{stat}"][i], theory[f"dd_{stat}"][i]
             var = (d * d * var_log_q + se2.loc[layer, se]) / seeds
             bias = abs(d) * bias_log_q + 0.5 * abs(dd) * (kappa_prev / width + var_log_q)
-            row |= {f"{stat}_measured": wide.loc[layer, stat], f"{stat}_theory": theory[stat][i],
-                    f"{stat}_se": math.sqrt(var), f"{stat}_bias": bias,
-                    f"{stat}_tolerance": STANDARD_ERRORS * math.sqrt(var) + bias}  # fmt: skip
+            row |= {
+                f"{stat}_measured": wide.loc[layer, stat],
+                f"{stat}_theory": theory[stat][i],
+                f"{stat}_se": math.sqrt(var),
+                f"{stat}_bias": bias,
+                f"{stat}_tolerance": STANDARD_ERRORS * math.sqrt(var) + bias,
+            }
         rows.append(row)
         m = theory["second_moment"][i]
         slope = theory["d_second_moment"][i] / m  # e = d log M / d log q
@@ -196,8 +220,11 @@ def relu_factor(prop: pd.DataFrame) -> dict[str, float]:
     sel = prop[(prop["activation"] == "relu") & (prop["part"] == "propagation")]
     seeds = sel["seed"].nunique()
     wide = sel.pivot_table(index="layer", columns="metric", values="value", aggfunc="mean").sort_index()
-    se2 = (sel.assign(value=sel["value"] ** 2).pivot_table(index="layer", columns="metric", values="value",
-                                                           aggfunc="mean").sort_index())  # fmt: skip
+    se2 = (
+        sel.assign(value=sel["value"] ** 2)
+        .pivot_table(index="layer", columns="metric", values="value", aggfunc="mean")
+        .sort_index()
+    )
     last = int(wide.index.max())
     s = wide["second_moment"]
     # ReLU is homogeneous (slope e = 1): log-deviations of layers 2..L add up like a random walk
@@ -229,29 +256,36 @@ def claims(prop: pd.DataFrame, train: pd.DataFrame) -> list[Claim]:
     tol = tolerances(prop, "selu")
     rm, dm, lm = _worst(tol, "mean", 0.0)
     rv, dv, lv = _worst(tol, "variance", 1.0)
-    out.append(Claim(
-        "SELU keeps mean 0, variance 1",
-        f"SELU with lecun_normal weights keeps activations at mean 0 and variance 1 through {depth} layers",
-        f"|mean| and |variance - 1| within {crit}",
-        f"largest |mean| {dm:.3g} (layer {lm}, {rm:.2f} of its tolerance {tol['mean_tolerance'].iloc[lm - 1]:.3g}); "
-        f"largest |var - 1| {dv:.3g} (layer {lv}, {rv:.2f} of tolerance {tol['variance_tolerance'].iloc[lv - 1]:.3g}); "
-        f"layer {depth}: mean {tol['mean_measured'].iloc[-1]:.3f}, variance {tol['variance_measured'].iloc[-1]:.3f}",
-        _finite(tol) and rm <= 1 and rv <= 1,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "SELU keeps mean 0, variance 1",
+            f"SELU with lecun_normal weights keeps activations at mean 0 and variance 1 through {depth} layers",
+            f"|mean| and |variance - 1| within {crit}",
+            f"largest |mean| {dm:.3g} (layer {lm}, {rm:.2f} of its tolerance "
+            f"{tol['mean_tolerance'].iloc[lm - 1]:.3g}); "
+            f"largest |var - 1| {dv:.3g} (layer {lv}, {rv:.2f} of tolerance "
+            f"{tol['variance_tolerance'].iloc[lv - 1]:.3g}); "
+            f"layer {depth}: mean {tol['mean_measured'].iloc[-1]:.3f}, variance "
+            f"{tol['variance_measured'].iloc[-1]:.3f}",
+            _finite(tol) and rm <= 1 and rv <= 1,
+        )
+    )
 
     tol = tolerances(prop, "scaled_tanh")
     theory = mean_field("scaled_tanh", depth)
     rm, dm, lm = _worst(tol, "mean", 0.0)
     rv, dv, lv = _worst(tol, "variance")
-    out.append(Claim(
-        "scaled tanh keeps a stable variance",
-        "1.7159 tanh(2x/3) with Var w = 1/n keeps the activations' scale (no decay, no saturation)",
-        f"variance within {crit} of the iterated length map (fixed point q* from theory); |mean| likewise of 0",
-        f"q* = {float(theory['q_star']):.4f}, V(q*) = {theory['variance'][-1]:.4f}; measured variance at layer "
-        f"{depth} {tol['variance_measured'].iloc[-1]:.4f}; worst layer {lv} ({rv:.2f} of tolerance); "
-        f"largest |mean| {dm:.3g} ({rm:.2f} of tolerance)",
-        _finite(tol) and rm <= 1 and rv <= 1,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "scaled tanh keeps a stable variance",
+            "1.7159 tanh(2x/3) with Var w = 1/n keeps the activations' scale (no decay, no saturation)",
+            f"variance within {crit} of the iterated length map (fixed point q* from theory); |mean| likewise of 0",
+            f"q* = {float(theory['q_star']):.4f}, V(q*) = {theory['variance'][-1]:.4f}; measured variance at layer "
+            f"{depth} {tol['variance_measured'].iloc[-1]:.4f}; worst layer {lv} ({rv:.2f} of tolerance); "
+            f"largest |mean| {dm:.3g} ({rm:.2f} of tolerance)",
+            _finite(tol) and rm <= 1 and rv <= 1,
+        )
+    )
 
     relu = relu_factor(prop)
     ok = math.isfinite(relu["factor"]) and relu["factor"] > 0
@@ -259,28 +293,32 @@ def claims(prop: pd.DataFrame, train: pd.DataFrame) -> list[Claim]:
     lo, hi = 0.5 * math.exp(-relu["log_tolerance"]), 0.5 * math.exp(relu["log_tolerance"])
     last = prop[(prop["activation"] == "relu") & (prop["layer"] == relu["layers"])]
     last = last[last["metric"] == "second_moment"]["value"].mean()
-    out.append(Claim(
-        "ReLU vanishes",
-        "ReLU with the same 1/n init halves the signal's second moment per layer: it vanishes",
-        f"per-layer factor (v_{relu['layers']}/v_1)^(1/{relu['layers'] - 1}) of the second moment within "
-        f"{STANDARD_ERRORS:g} SEs of 1/2 (random walk of log v over the layers)",
-        f"factor {relu['factor']:.4f}, allowed [{lo:.4f}, {hi:.4f}]; second moment at layer {relu['layers']} "
-        f"{last:.3g} (theory {0.5 ** relu['layers']:.3g})",
-        ok and dev <= relu["log_tolerance"],
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "ReLU vanishes",
+            "ReLU with the same 1/n init halves the signal's second moment per layer: it vanishes",
+            f"per-layer factor (v_{relu['layers']}/v_1)^(1/{relu['layers'] - 1}) of the second moment within "
+            f"{STANDARD_ERRORS:g} SEs of 1/2 (random walk of log v over the layers)",
+            f"factor {relu['factor']:.4f}, allowed [{lo:.4f}, {hi:.4f}]; second moment at layer {relu['layers']} "
+            f"{last:.3g} (theory {0.5 ** relu['layers']:.3g})",
+            ok and dev <= relu["log_tolerance"],
+        )
+    )
 
     tol = tolerances(prop, "tanh")
     rv, dv, lv = _worst(tol, "variance")
     v_last, t_last = tol["variance_measured"].iloc[-1], tol["variance_theory"].iloc[-1]
-    out.append(Claim(
-        "tanh decays like 1/(2l)",
-        "plain tanh with Var w = 1/n (the edge of chaos at sigma_b = 0) decays slowly, q^l ~ 1/(2l)",
-        f"variance within {crit} of the iterated length map",
-        f"layer {depth}: measured {v_last:.5f} (2l v = {2 * depth * v_last:.3f}), map {t_last:.5f} "
-        f"(2l v = {2 * depth * t_last:.3f}), asymptote 1/(2l) = {1 / (2 * depth):.5f}; worst layer {lv} "
-        f"({rv:.2f} of tolerance)",
-        _finite(tol) and rv <= 1,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "tanh decays like 1/(2l)",
+            "plain tanh with Var w = 1/n (the edge of chaos at sigma_b = 0) decays slowly, q^l ~ 1/(2l)",
+            f"variance within {crit} of the iterated length map",
+            f"layer {depth}: measured {v_last:.5f} (2l v = {2 * depth * v_last:.3f}), map {t_last:.5f} "
+            f"(2l v = {2 * depth * t_last:.3f}), asymptote 1/(2l) = {1 / (2 * depth):.5f}; worst layer {lv} "
+            f"({rv:.2f} of tolerance)",
+            _finite(tol) and rv <= 1,
+        )
+    )
 
     out.append(_training_claim(train))
     return out
@@ -309,7 +347,7 @@ def _training_claim(train: pd.DataFrame) -> Claim:
         f"unit-averaged omega = sum w in [{np.nanmin(omega):.3f}, {np.nanmax(omega):.3f}] (the theorem assumes"
         f" [-0.1, 0.1]), tau = sum w^2 in [{np.nanmin(tau):.3f}, {np.nanmax(tau):.3f}]",
         trained and not len(outside),
-    )  # fmt: skip
+    )
 
 
 def _layer_stats(net, params, x: jax.Array) -> list[dict[str, jax.Array]]:
@@ -325,8 +363,10 @@ def _layer_stats(net, params, x: jax.Array) -> list[dict[str, jax.Array]]:
     if models.stack_name(1) in params:
         kernels += list(params[models.stack_name(1)]["layer"]["dense"]["kernel"])
     acts = [a for a in acts if a is not None]
-    return [{"mean": a.mean(0).mean(), "variance": a.var(0).mean(), "omega": k.sum(0).mean(),
-             "tau": (k * k).sum(0).mean()} for a, k in zip(acts, kernels, strict=True)]  # fmt: skip
+    return [
+        {"mean": a.mean(0).mean(), "variance": a.var(0).mean(), "omega": k.sum(0).mean(), "tau": (k * k).sum(0).mean()}
+        for a, k in zip(acts, kernels, strict=True)
+    ]
 
 
 def measure_training(scale: str) -> pd.DataFrame:
@@ -342,8 +382,17 @@ def measure_training(scale: str) -> pd.DataFrame:
     y = jnp.asarray(ds.y_train)
     rows = []
     for activation in activations:
-        net = models.build("mlp", input_shape=(x.shape[1],), num_classes=ds.num_classes, depth=depth, width=width,
-                           activation=activation, kernel_init="lecun_normal", bias_init="zeros", scan=True)  # fmt: skip
+        net = models.build(
+            "mlp",
+            input_shape=(x.shape[1],),
+            num_classes=ds.num_classes,
+            depth=depth,
+            width=width,
+            activation=activation,
+            kernel_init="lecun_normal",
+            bias_init="zeros",
+            scan=True,
+        )
         params = net.init(jax.random.key(0), x[:1])["params"]
         tx = optax.sgd(lr)
 
@@ -370,11 +419,31 @@ def measure_training(scale: str) -> pd.DataFrame:
         for phase, per_layer in (("before", before), ("after", after)):
             for layer, values in enumerate(per_layer, 1):
                 for metric, v in values.items():
-                    rows.append({"part": "training", "activation": activation, "seed": 0, "phase": phase,
-                                 "layer": layer, "step": None, "metric": metric, "value": float(v)})  # fmt: skip
+                    rows.append(
+                        {
+                            "part": "training",
+                            "activation": activation,
+                            "seed": 0,
+                            "phase": phase,
+                            "layer": layer,
+                            "step": None,
+                            "metric": metric,
+                            "value": float(v),
+                        }
+                    )
         for i, v in enumerate(np.asarray(losses, np.float64)):
-            rows.append({"part": "training", "activation": activation, "seed": 0, "phase": "train", "layer": None,
-                         "step": i, "metric": "loss", "value": float(v)})  # fmt: skip
+            rows.append(
+                {
+                    "part": "training",
+                    "activation": activation,
+                    "seed": 0,
+                    "phase": "train",
+                    "layer": None,
+                    "step": i,
+                    "metric": "loss",
+                    "value": float(v),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -391,14 +460,27 @@ def figures(prop: pd.DataFrame, train: pd.DataFrame) -> dict:
         tol = tolerances(prop, activation)
         c = colors[activation]
         axes[0].plot(tol["layer"], tol["mean_measured"], "o", color=c, markersize=2.5, label=activation)
-        axes[0].fill_between(tol["layer"], tol["mean_theory"] - tol["mean_tolerance"],
-                             tol["mean_theory"] + tol["mean_tolerance"], color=c, alpha=0.15, lw=0)  # fmt: skip
+        axes[0].fill_between(
+            tol["layer"],
+            tol["mean_theory"] - tol["mean_tolerance"],
+            tol["mean_theory"] + tol["mean_tolerance"],
+            color=c,
+            alpha=0.15,
+            lw=0,
+        )
         axes[0].plot(tol["layer"], tol["mean_theory"], "-", color=c, lw=0.8)
         axes[1].semilogy(tol["layer"], tol["variance_measured"], "o", color=c, markersize=2.5, label=activation)
         axes[1].semilogy(tol["layer"], tol["variance_theory"], "-", color=c, lw=0.8)
         rel = tol["variance_tolerance"] / tol["variance_theory"]
-        axes[2].plot(tol["layer"], tol["variance_measured"] / tol["variance_theory"] - 1, "o-", color=c,
-                     markersize=2.5, lw=0.5, label=activation)  # fmt: skip
+        axes[2].plot(
+            tol["layer"],
+            tol["variance_measured"] / tol["variance_theory"] - 1,
+            "o-",
+            color=c,
+            markersize=2.5,
+            lw=0.5,
+            label=activation,
+        )
         axes[2].fill_between(tol["layer"], -rel, rel, color=c, alpha=0.12, lw=0)
     layers = np.arange(1, int(prop["layer"].max()) + 1)
     axes[1].semilogy(layers, 1 / (2 * layers), "k:", lw=0.8, label="1/(2l)")
@@ -410,8 +492,11 @@ def figures(prop: pd.DataFrame, train: pd.DataFrame) -> dict:
     for ax in axes:
         ax.set_xlabel("layer")
         ax.legend(fontsize=7)
-    fig.suptitle(f"{int(prop['layer'].max())} layers of {int(prop['width'].iloc[0])} units, lecun_normal, no bias, "
-                 f"{prop['seed'].nunique()} seeds (mean)", fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"{int(prop['layer'].max())} layers of {int(prop['width'].iloc[0])} units, lecun_normal, no bias, "
+        f"{prop['seed'].nunique()} seeds (mean)",
+        fontsize=10,
+    )
     fig.tight_layout()
     out = {"propagation": fig}
 

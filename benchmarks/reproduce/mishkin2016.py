@@ -90,11 +90,30 @@ def _nets(scale: str) -> dict[tuple[str, str], tuple[object, tuple[int, ...]]]:
     depth, width = SIZES[scale]["mlp"]
     out = {}
     for activation in ACTIVATIONS:
-        out["mlp", activation] = (models.build("mlp", input_shape=(64,), num_classes=10, depth=depth, width=width,
-                                               activation=activation, kernel_init="orthogonal"), (64,))  # fmt: skip
-        out["cnn", activation] = (models.build("plain_cnn", input_shape=(8, 8, 1), num_classes=10,
-                                               stages=SIZES[scale]["cnn"], downsample="pool", activation=activation,
-                                               kernel_init="orthogonal"), (8, 8, 1))  # fmt: skip
+        out["mlp", activation] = (
+            models.build(
+                "mlp",
+                input_shape=(64,),
+                num_classes=10,
+                depth=depth,
+                width=width,
+                activation=activation,
+                kernel_init="orthogonal",
+            ),
+            (64,),
+        )
+        out["cnn", activation] = (
+            models.build(
+                "plain_cnn",
+                input_shape=(8, 8, 1),
+                num_classes=10,
+                stages=SIZES[scale]["cnn"],
+                downsample="pool",
+                activation=activation,
+                kernel_init="orthogonal",
+            ),
+            (8, 8, 1),
+        )
     return out
 
 
@@ -139,17 +158,28 @@ def measure_lsuv(scale: str) -> pd.DataFrame:
         for s in range(sizes["seeds"]):
             before = jax.tree_util.tree_map(lambda a, s=s: a[s], before_all)
             after = jax.tree_util.tree_map(lambda a, s=s: a[s], after_all)
-            columns = {"variance_before": _pre_activation_variances(net, before, xb),
-                       "variance_after": _pre_activation_variances(net, after, xb),
-                       "variance_held_out": _pre_activation_variances(net, after, xh)}  # fmt: skip
+            columns = {
+                "variance_before": _pre_activation_variances(net, before, xb),
+                "variance_after": _pre_activation_variances(net, after, xb),
+                "variance_held_out": _pre_activation_variances(net, after, xh),
+            }
             if len(record) != len(columns["variance_after"]):
                 sown = len(columns["variance_after"])
                 raise RuntimeError(f"lsuv recorded {len(record)} layers, the model sows {sown}")
             for i, r in enumerate(record):
-                rows.append({"architecture": arch, "activation": activation, "seed": s, "layer": i + 1,
-                             "name": names[i], "iterations": int(r["iterations"][s]),
-                             "record_variance": float(r["variance"][s]), "converged": bool(r["converged"][s]),
-                             **{k: v[i] for k, v in columns.items()}})  # fmt: skip
+                rows.append(
+                    {
+                        "architecture": arch,
+                        "activation": activation,
+                        "seed": s,
+                        "layer": i + 1,
+                        "name": names[i],
+                        "iterations": int(r["iterations"][s]),
+                        "record_variance": float(r["variance"][s]),
+                        "converged": bool(r["converged"][s]),
+                        **{k: v[i] for k, v in columns.items()},
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -208,8 +238,9 @@ def _nonfinite(lsuv_df: pd.DataFrame, column: str) -> str:
     bad = lsuv_df[~np.isfinite(lsuv_df[column].to_numpy(dtype=float))]
     if not len(bad):
         return ""
-    where = ", ".join(f"{r.architecture} {r.activation} seed {r.seed} layer {r.layer}"
-                      for r in bad.head(3).itertuples())  # fmt: skip
+    where = ", ".join(
+        f"{r.architecture} {r.activation} seed {r.seed} layer {r.layer}" for r in bad.head(3).itertuples()
+    )
     return f"; non-finite in {len(bad)} layer(s): {where}"
 
 
@@ -220,31 +251,40 @@ def claims(lsuv_df: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
     worst = lsuv_df.loc[deviation.idxmax()]
     converged = bool(lsuv_df["converged"].all())
     ok = converged and bool((deviation < TOL).all())
-    out.append(Claim(
-        "unit variance in every layer", "LSUV brings the output variance of every layer of a deep net to 1 (within"
-        " Tol_var = 0.1)",
-        f"every layer (head included) of every net and seed converged in lsuv's record, and its pre-activation"
-        f" variance measured with models.per_layer on the same batch within {TOL} of 1",
-        f"{len(lsuv_df)} layers over {_nets_label(lsuv_df)}; {int((~lsuv_df['converged']).sum())} not converged;"
-        f" max |Var - 1| = {float(deviation.max()):.2g} ({worst['architecture']} {worst['activation']} layer"
-        f" {int(worst['layer'])}){_nonfinite(lsuv_df, 'variance_after')}; before LSUV the variances ranged over"
-        f" [{float(lsuv_df['variance_before'].min()):.2g}, {float(lsuv_df['variance_before'].max()):.2g}]", ok,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "unit variance in every layer",
+            "LSUV brings the output variance of every layer of a deep net to 1 (within Tol_var = 0.1)",
+            f"every layer (head included) of every net and seed converged in lsuv's record, and its pre-activation"
+            f" variance measured with models.per_layer on the same batch within {TOL} of 1",
+            f"{len(lsuv_df)} layers over {_nets_label(lsuv_df)}; {int((~lsuv_df['converged']).sum())} not converged;"
+            f" max |Var - 1| = {float(deviation.max()):.2g} ({worst['architecture']} {worst['activation']} layer"
+            f" {int(worst['layer'])}){_nonfinite(lsuv_df, 'variance_after')}; before LSUV the variances ranged over"
+            f" [{float(lsuv_df['variance_before'].min()):.2g}, {float(lsuv_df['variance_before'].max()):.2g}]",
+            ok,
+        )
+    )
     held = (lsuv_df["variance_held_out"] - 1.0).abs()
     worst = lsuv_df.loc[held.idxmax()]
-    out.append(Claim(
-        "the scale holds on another batch", "the variance estimate of one mini-batch suffices (the batch size has a"
-        " negligible influence on LSUV)",
-        f"every layer's pre-activation variance on a disjoint held-out batch of the same size within {TOL} of 1",
-        f"max |Var - 1| on held-out data = {float(held.max()):.3f} ({worst['architecture']} {worst['activation']}"
-        f" layer {int(worst['layer'])}); mean {float(held.mean()):.3f}{_nonfinite(lsuv_df, 'variance_held_out')}",
-        bool((held < TOL).all()),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "the scale holds on another batch",
+            "the variance estimate of one mini-batch suffices (the batch size has a negligible influence on LSUV)",
+            f"every layer's pre-activation variance on a disjoint held-out batch of the same size within {TOL} of 1",
+            f"max |Var - 1| on held-out data = {float(held.max()):.3f} ({worst['architecture']} {worst['activation']}"
+            f" layer {int(worst['layer'])}); mean {float(held.mean()):.3f}{_nonfinite(lsuv_df, 'variance_held_out')}",
+            bool((held < TOL).all()),
+        )
+    )
     per_net = lsuv_df.groupby(["architecture", "activation", "seed"])["iterations"].agg(["mean", "max"])
     tanh = per_net.xs("tanh", level="activation") if "tanh" in per_net.index.get_level_values("activation") else None
     relu = per_net.xs("relu", level="activation") if "relu" in per_net.index.get_level_values("activation") else None
-    ok = (tanh is not None and relu is not None and bool((tanh["mean"] <= TANH_MEAN_ITERATIONS).all())
-          and bool((relu["max"] <= RELU_MAX_ITERATIONS).all()))  # fmt: skip
+    ok = (
+        tanh is not None
+        and relu is not None
+        and bool((tanh["mean"] <= TANH_MEAN_ITERATIONS).all())
+        and bool((relu["max"] <= RELU_MAX_ITERATIONS).all())
+    )
 
     def summary(t: pd.DataFrame | None) -> str:
         if t is None:
@@ -252,24 +292,31 @@ def claims(lsuv_df: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
         return f"mean per net {float(t['mean'].min()):.2f}-{float(t['mean'].max()):.2f}, max {int(t['max'].max())}"
 
     counts = lsuv_df["iterations"].value_counts().sort_index()
-    out.append(Claim(
-        "iterations: tanh ~1, ReLU a few", "LSUV needs 1-5 iterations per layer (tanh about 1, ReLU a few)",
-        f"every tanh net and seed: mean iterations over layers <= {TANH_MEAN_ITERATIONS}; every ReLU layer <="
-        f" {RELU_MAX_ITERATIONS}",
-        f"tanh: {summary(tanh)}; ReLU: {summary(relu)}; layers by iterations:"
-        f" {', '.join(f'{int(k)}: {int(v)}' for k, v in counts.items())} (one rescaling is exact with zero biases"
-        " and a fixed batch)", bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "iterations: tanh ~1, ReLU a few",
+            "LSUV needs 1-5 iterations per layer (tanh about 1, ReLU a few)",
+            f"every tanh net and seed: mean iterations over layers <= {TANH_MEAN_ITERATIONS}; every ReLU layer <="
+            f" {RELU_MAX_ITERATIONS}",
+            f"tanh: {summary(tanh)}; ReLU: {summary(relu)}; layers by iterations:"
+            f" {', '.join(f'{int(k)}: {int(v)}' for k, v in counts.items())} (one rescaling is exact with zero biases"
+            " and a fixed batch)",
+            bool(ok),
+        )
+    )
     factors = relu_factors(lsuv_df)
     factor = float(factors.mean()) if len(factors) else math.nan
-    out.append(Claim(
-        "orthonormal alone loses the scale (ReLU)", "orthonormality does not set the scale: a deep ReLU net with"
-        " orthonormal kernels shrinks its signal layer by layer, so LSUV's rescaling is needed",
-        f"per-layer factor of the ReLU MLP's pre-activation variance with orthonormal kernels (fit over the square"
-        f" hidden layers, mean over seeds) within {RELU_FACTOR_TOL} of {RELU_FACTOR}",
-        f"factor {factor:.3f} (seeds: {', '.join(f'{f:.3f}' for f in factors)})",
-        bool(math.isfinite(factor) and abs(factor - RELU_FACTOR) < RELU_FACTOR_TOL),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "orthonormal alone loses the scale (ReLU)",
+            "orthonormality does not set the scale: a deep ReLU net with"
+            " orthonormal kernels shrinks its signal layer by layer, so LSUV's rescaling is needed",
+            f"per-layer factor of the ReLU MLP's pre-activation variance with orthonormal kernels (fit over the square"
+            f" hidden layers, mean over seeds) within {RELU_FACTOR_TOL} of {RELU_FACTOR}",
+            f"factor {factor:.3f} (seeds: {', '.join(f'{f:.3f}' for f in factors)})",
+            bool(math.isfinite(factor) and abs(factor - RELU_FACTOR) < RELU_FACTOR_TOL),
+        )
+    )
     acc = _final(training, "test_accuracy").groupby("init")["value"]
     loss = _final(training, "train_loss").groupby("init")["value"]
     stats = {init: _mean_se(acc.get_group(init)) for init in INIT_LABELS if init in acc.groups}
@@ -280,31 +327,43 @@ def claims(lsuv_df: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
         combined = math.hypot(l_se, o_se)
         stalled = losses["orthogonal"] > STALLED * math.log(10)
         ok = stalled and l_mean - o_mean > SE_MULTIPLE * combined
-        measured = (f"depth {depth}: test accuracy LSUV {l_mean:.3f} +- {l_se:.3f}, orthonormal {o_mean:.3f} +-"
-                    f" {o_se:.3f}; final training loss LSUV {losses['lsuv']:.3g}, orthonormal"
-                    f" {losses['orthogonal']:.3f} (ln 10 = {math.log(10):.3f})")  # fmt: skip
+        measured = (
+            f"depth {depth}: test accuracy LSUV {l_mean:.3f} +- {l_se:.3f}, orthonormal {o_mean:.3f} +-"
+            f" {o_se:.3f}; final training loss LSUV {losses['lsuv']:.3g}, orthonormal"
+            f" {losses['orthogonal']:.3f} (ln 10 = {math.log(10):.3f})"
+        )
     else:
         ok, measured = False, "not measured"
-    out.append(Claim(
-        "LSUV trains what orthonormal alone does not", "LSUV trains very deep thin nets; the scale matters beyond"
-        " orthonormality (orthonormal init alone is a baseline LSUV improves on)",
-        f"orthonormal's mean final training loss above {STALLED} ln 10, and LSUV's mean final test accuracy above"
-        f" orthonormal's by more than {SE_MULTIPLE:g}x the seeds' combined standard error",
-        measured, bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "LSUV trains what orthonormal alone does not",
+            "LSUV trains very deep thin nets; the scale matters beyond"
+            " orthonormality (orthonormal init alone is a baseline LSUV improves on)",
+            f"orthonormal's mean final training loss above {STALLED} ln 10, and LSUV's mean final test accuracy above"
+            f" orthonormal's by more than {SE_MULTIPLE:g}x the seeds' combined standard error",
+            measured,
+            bool(ok),
+        )
+    )
     if {"he_normal", "lsuv"} <= set(stats):
         (l_mean, l_se), (h_mean, h_se) = stats["lsuv"], stats["he_normal"]
         combined = math.hypot(l_se, h_se)
         ok = l_mean >= h_mean - SE_MULTIPLE * combined
-        measured = (f"test accuracy LSUV {l_mean:.3f} +- {l_se:.3f}, He {h_mean:.3f} +- {h_se:.3f} (allowed"
-                    f" shortfall {SE_MULTIPLE * combined:.3f}); seeds {int(acc.size().min())}")  # fmt: skip
+        measured = (
+            f"test accuracy LSUV {l_mean:.3f} +- {l_se:.3f}, He {h_mean:.3f} +- {h_se:.3f} (allowed"
+            f" shortfall {SE_MULTIPLE * combined:.3f}); seeds {int(acc.size().min())}"
+        )
     else:
         ok, measured = False, "not measured"
-    out.append(Claim(
-        "LSUV as good as He", "LSUV gives test accuracy better than or equal to standard inits (He/MSRA, Xavier)",
-        f"LSUV's mean final test accuracy >= He's minus {SE_MULTIPLE:g}x the combined standard error",
-        measured, bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "LSUV as good as He",
+            "LSUV gives test accuracy better than or equal to standard inits (He/MSRA, Xavier)",
+            f"LSUV's mean final test accuracy >= He's minus {SE_MULTIPLE:g}x the combined standard error",
+            measured,
+            bool(ok),
+        )
+    )
     return out
 
 
@@ -319,9 +378,11 @@ def figures(lsuv_df: pd.DataFrame, training: pd.DataFrame) -> dict:
         g = lsuv_df[(lsuv_df["architecture"] == arch) & (lsuv_df["activation"] == activation)]
         mean = g.groupby("layer").mean(numeric_only=True)
         ax = axes[0, j]
-        for column, label, style in (("variance_before", "orthonormal alone", "o-"),
-                                     ("variance_after", "after LSUV", "s-"),
-                                     ("variance_held_out", "after LSUV, held-out batch", "x--")):  # fmt: skip
+        for column, label, style in (
+            ("variance_before", "orthonormal alone", "o-"),
+            ("variance_after", "after LSUV", "s-"),
+            ("variance_held_out", "after LSUV, held-out batch", "x--"),
+        ):
             ax.semilogy(mean.index, mean[column], style, ms=3, lw=1, label=label)
         ax.axhspan(1 - TOL, 1 + TOL, color="green", alpha=0.15, label=f"1 +- {TOL}")
         ax.set_title(f"{arch} {activation}", fontsize=9)
@@ -329,8 +390,14 @@ def figures(lsuv_df: pd.DataFrame, training: pd.DataFrame) -> dict:
         ax = axes[1, j]
         iters = g.groupby("layer")["iterations"].agg(["mean", "min", "max"])
         ax.bar(iters.index, iters["mean"], color="tab:gray")
-        ax.errorbar(iters.index, iters["mean"], yerr=[iters["mean"] - iters["min"], iters["max"] - iters["mean"]],
-                    fmt="none", ecolor="k", capsize=2)  # fmt: skip
+        ax.errorbar(
+            iters.index,
+            iters["mean"],
+            yerr=[iters["mean"] - iters["min"], iters["max"] - iters["mean"]],
+            fmt="none",
+            ecolor="k",
+            capsize=2,
+        )
         ax.set_ylim(0, max(2.0, float(iters["max"].max()) + 0.5))
         ax.set_xlabel("layer")
         ax.set_ylabel("LSUV iterations")
@@ -365,9 +432,13 @@ def run(scale: str) -> Reproduction:
     matplotlib.use("Agg")
 
     lsuv_df, training = measure_lsuv(scale), measure_training(scale)
-    rows = pd.concat([
-        lsuv_df.melt(id_vars=["architecture", "activation", "seed", "layer", "name"], var_name="metric",
-                     value_name="value").assign(part="lsuv", value=lambda d: d["value"].astype(float)),
-        training.assign(part="training"),
-    ], ignore_index=True)  # fmt: skip
+    rows = pd.concat(
+        [
+            lsuv_df.melt(
+                id_vars=["architecture", "activation", "seed", "layer", "name"], var_name="metric", value_name="value"
+            ).assign(part="lsuv", value=lambda d: d["value"].astype(float)),
+            training.assign(part="training"),
+        ],
+        ignore_index=True,
+    )
     return Reproduction("mishkin2016", scale, claims(lsuv_df, training), rows, figures(lsuv_df, training))

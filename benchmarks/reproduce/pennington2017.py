@@ -95,8 +95,19 @@ LOSS_CRITERION = 0.5
 ISOMETRY_FACTOR = 10.0  # orthogonal tanh (1/64) spread below 1/10 of the Gaussian's at depth
 RELU_GROWTH = 3.0  # spread(L) >= 3 spread(L/4) and >= L/4
 THEORY_RTOL, THEORY_ATOL = 0.2, 0.01
-COLUMNS = ["part", "activation", "q_star", "weights", "sigma_w2", "sigma_b2", "depth", "step", "seed", "metric",
-           "value"]  # fmt: skip
+COLUMNS = [
+    "part",
+    "activation",
+    "q_star",
+    "weights",
+    "sigma_w2",
+    "sigma_b2",
+    "depth",
+    "step",
+    "seed",
+    "metric",
+    "value",
+]
 
 
 def configurations() -> list[dict]:
@@ -109,8 +120,15 @@ def configurations() -> list[dict]:
         out.append(
             {"activation": "tanh", "q_star": q, "sigma_w2": sw, "sigma_b2": sb, "input_second_moment": (q - sb) / sw}
         )
-    out.append({"activation": "relu", "q_star": math.nan, "sigma_w2": RELU_WEIGHT_VARIANCE, "sigma_b2": 0.0,
-                "input_second_moment": 0.5})  # fmt: skip
+    out.append(
+        {
+            "activation": "relu",
+            "q_star": math.nan,
+            "sigma_w2": RELU_WEIGHT_VARIANCE,
+            "sigma_b2": 0.0,
+            "input_second_moment": 0.5,
+        }
+    )
     return out
 
 
@@ -157,9 +175,11 @@ def measure_spectra(scale: str) -> pd.DataFrame:
     rows = [_row("setup", metric="width", value=s.width)]
     for weights in WEIGHTS:
         members = [(c, seed) for c in configs for seed in range(s.seeds)]
-        params = {"sigma_w2": jnp.asarray([c["sigma_w2"] for c, _ in members], jnp.float32),
-                  "sigma_b2": jnp.asarray([c["sigma_b2"] for c, _ in members], jnp.float32),
-                  "relu": jnp.asarray([c["activation"] == "relu" for c, _ in members])}  # fmt: skip
+        params = {
+            "sigma_w2": jnp.asarray([c["sigma_w2"] for c, _ in members], jnp.float32),
+            "sigma_b2": jnp.asarray([c["sigma_b2"] for c, _ in members], jnp.float32),
+            "relu": jnp.asarray([c["activation"] == "relu" for c, _ in members]),
+        }
         keys = jax.random.split(jax.random.key(7 if weights == "orthogonal" else 8), len(members))
         x_keys, net_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
         scale_x = jnp.asarray([math.sqrt(c["input_second_moment"]) for c, _ in members], jnp.float32)
@@ -190,8 +210,14 @@ def measure_spectra(scale: str) -> pd.DataFrame:
                 )
         for c in configs:
             for depth in _powers_of_two(s.depth):
-                th = theory.jacobian_spectrum(c["activation"], depth, c["sigma_w2"], c["sigma_b2"],
-                                              c["input_second_moment"], orthogonal=weights == "orthogonal")  # fmt: skip
+                th = theory.jacobian_spectrum(
+                    c["activation"],
+                    depth,
+                    c["sigma_w2"],
+                    c["sigma_b2"],
+                    c["input_second_moment"],
+                    orthogonal=weights == "orthogonal",
+                )
                 rows.append(_row("theory", c, weights, depth=depth, metric="spread", value=th["spread"]))
                 rows.append(
                     _row("theory", c, weights, depth=depth, metric="mean_s2", value=th["mean_squared_singular_value"])
@@ -219,10 +245,14 @@ def init_mlp(key: jax.Array, orthogonal: bool, sizes: tuple[int, ...], sigma_w2:
     def kernel(kk, shape):
         return _kernel(kk, shape, sigma_w2, orthogonal)
 
-    return {"w_in": kernel(k[0], (n_in, width)), "b_in": bias(k[1], (width,)),
-            "w": jax.vmap(lambda kk: kernel(kk, (width, width)))(jax.random.split(k[2], depth - 1)),
-            "b": jax.vmap(lambda kk: bias(kk, (width,)))(jax.random.split(k[3], depth - 1)),
-            "w_out": kernel(k[4], (width, n_out)), "b_out": bias(k[5], (n_out,))}  # fmt: skip
+    return {
+        "w_in": kernel(k[0], (n_in, width)),
+        "b_in": bias(k[1], (width,)),
+        "w": jax.vmap(lambda kk: kernel(kk, (width, width)))(jax.random.split(k[2], depth - 1)),
+        "b": jax.vmap(lambda kk: bias(kk, (width,)))(jax.random.split(k[3], depth - 1)),
+        "w_out": kernel(k[4], (width, n_out)),
+        "b_out": bias(k[5], (n_out,)),
+    }
 
 
 def apply_mlp(params: dict, x: jax.Array) -> jax.Array:
@@ -271,8 +301,12 @@ def measure_training(scale: str) -> pd.DataFrame:
     y = jnp.asarray(ds.y_train)
     sizes = (x.shape[1], *([s.train_width] * s.train_depth), ds.num_classes)
     keys = jnp.stack([jax.random.key(100 + seed) for seed in range(s.train_seeds)])  # same seeds for both inits
-    stacked = [jax.jit(jax.vmap(functools.partial(init_mlp, orthogonal=w == "orthogonal", sizes=sizes, sigma_w2=sw,
-                                                  sigma_b2=sb)))(keys) for w in WEIGHTS]  # fmt: skip
+    stacked = [
+        jax.jit(
+            jax.vmap(functools.partial(init_mlp, orthogonal=w == "orthogonal", sizes=sizes, sigma_w2=sw, sigma_b2=sb))
+        )(keys)
+        for w in WEIGHTS
+    ]
     params = jax.tree.map(lambda *a: jnp.concatenate(a), *stacked)
     program = _train_program(s.train_steps, s.train_batch, s.train_learning_rate, s.eval_every)
     losses = np.asarray(program(params, jax.random.key(99), x, y))
@@ -281,8 +315,18 @@ def measure_training(scale: str) -> pd.DataFrame:
     rows = []
     for i, (w, seed) in enumerate(members):
         for j, value in enumerate(losses[i]):
-            rows.append(_row("training", config, w, depth=s.train_depth, step=j * s.eval_every, seed=seed,
-                             metric="train_loss", value=float(value)))  # fmt: skip
+            rows.append(
+                _row(
+                    "training",
+                    config,
+                    w,
+                    depth=s.train_depth,
+                    step=j * s.eval_every,
+                    seed=seed,
+                    metric="train_loss",
+                    value=float(value),
+                )
+            )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -294,8 +338,12 @@ def _spread_table(spectra: pd.DataFrame, part: str) -> pd.DataFrame:
 
 
 def _at(table: pd.DataFrame, activation: str, weights: str, depth: int, q_star: float = -1.0) -> float:
-    sel = table[(table["activation"] == activation) & (table["weights"] == weights) & (table["depth"] == depth)
-                & np.isclose(table["q_star"], q_star)]  # fmt: skip
+    sel = table[
+        (table["activation"] == activation)
+        & (table["weights"] == weights)
+        & (table["depth"] == depth)
+        & np.isclose(table["q_star"], q_star)
+    ]
     return float(sel["value"].iloc[0]) if len(sel) else math.nan
 
 
@@ -313,38 +361,52 @@ def claims(spectra: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
     out = []
     q0 = Q_STARS[0]
     orth, gauss = _at(measured, "tanh", "orthogonal", depth, q0), _at(measured, "tanh", "gaussian", depth, q0)
-    out.append(Claim(
-        "dynamical isometry", "orthogonal weights at a critical point with small q* keep every singular value of J "
-        "near 1 at any depth; Gaussian weights do not (their spread grows like L)",
-        f"depth {depth}, tanh q* = 1/64: orthogonal spread < 1/{ISOMETRY_FACTOR:g} of the Gaussian spread",
-        f"Var[s^2]/E[s^2]^2 orthogonal {orth:.3f}, Gaussian {gauss:.1f} (theory "
-        f"{_at(predicted, 'tanh', 'orthogonal', depth, q0):.3f}, {_at(predicted, 'tanh', 'gaussian', depth, q0):.1f})",
-        bool(orth < gauss / ISOMETRY_FACTOR),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "dynamical isometry",
+            "orthogonal weights at a critical point with small q* keep every singular value of J "
+            "near 1 at any depth; Gaussian weights do not (their spread grows like L)",
+            f"depth {depth}, tanh q* = 1/64: orthogonal spread < 1/{ISOMETRY_FACTOR:g} of the Gaussian spread",
+            f"Var[s^2]/E[s^2]^2 orthogonal {orth:.3f}, Gaussian {gauss:.1f} (theory "
+            f"{_at(predicted, 'tanh', 'orthogonal', depth, q0):.3f}, "
+            f"{_at(predicted, 'tanh', 'gaussian', depth, q0):.1f})",
+            bool(orth < gauss / ISOMETRY_FACTOR),
+        )
+    )
     by_q = [_at(measured, "tanh", "orthogonal", depth, q) for q in Q_STARS]
-    out.append(Claim(
-        "isometry needs small q*", "with orthogonal weights the spread grows with q* (tanh is less linear there): "
-        "isometry needs q* -> 0",
-        f"depth {depth}: orthogonal tanh spread increasing in q* = 1/64, 1/4, 1",
-        ", ".join(f"q* = {q:g}: {v:.3f}" for q, v in zip(Q_STARS, by_q, strict=True)),
-        bool(np.all(np.diff(by_q) > 0)),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "isometry needs small q*",
+            "with orthogonal weights the spread grows with q* (tanh is less linear there): isometry needs q* -> 0",
+            f"depth {depth}: orthogonal tanh spread increasing in q* = 1/64, 1/4, 1",
+            ", ".join(f"q* = {q:g}: {v:.3f}" for q, v in zip(Q_STARS, by_q, strict=True)),
+            bool(np.all(np.diff(by_q) > 0)),
+        )
+    )
     # within the depths where the (infinite-width) theory holds at this width, as the theory claim
     top = int(max(d for d in measured["depth"].unique() if d <= max(width // 8, 4)))
     relu = {w: (_at(measured, "relu", w, top), _at(measured, "relu", w, top // 4)) for w in WEIGHTS}
     relu_theory = {w: (_at(predicted, "relu", w, top), _at(predicted, "relu", w, top // 4)) for w in WEIGHTS}
-    out.append(Claim(
-        "ReLU gains nothing from orthogonal", "ReLU nets cannot be dynamically isometric: with orthogonal weights too "
-        "the spread grows linearly with depth",
-        f"both weight kinds: ReLU spread at depth {top} (the largest <= width/8) >= {top}/4 and >= {RELU_GROWTH:g} x"
-        f" the spread at depth {top // 4}",
-        "; ".join(f"{w}: {a:.1f} at {top} vs {b:.1f} at {top // 4} (theory {relu_theory[w][0]:g}, "
-                  f"{relu_theory[w][1]:g})" for w, (a, b) in relu.items())
-        + f"; at depth {depth} = width/{width // depth}: "
-        + ", ".join(f"{w} {_at(measured, 'relu', w, depth):.1f} (theory {_at(predicted, 'relu', w, depth):g})"
-                    for w in WEIGHTS),
-        all(a >= top / 4 and a >= RELU_GROWTH * b for a, b in relu.values()),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "ReLU gains nothing from orthogonal",
+            "ReLU nets cannot be dynamically isometric: with orthogonal weights too "
+            "the spread grows linearly with depth",
+            f"both weight kinds: ReLU spread at depth {top} (the largest <= width/8) >= {top}/4 and >= "
+            f"{RELU_GROWTH:g} x"
+            f" the spread at depth {top // 4}",
+            "; ".join(
+                f"{w}: {a:.1f} at {top} vs {b:.1f} at {top // 4} (theory {relu_theory[w][0]:g}, {relu_theory[w][1]:g})"
+                for w, (a, b) in relu.items()
+            )
+            + f"; at depth {depth} = width/{width // depth}: "
+            + ", ".join(
+                f"{w} {_at(measured, 'relu', w, depth):.1f} (theory {_at(predicted, 'relu', w, depth):g})"
+                for w in WEIGHTS
+            ),
+            all(a >= top / 4 and a >= RELU_GROWTH * b for a, b in relu.values()),
+        )
+    )
     keys = ["activation", "q_star", "weights", "depth"]
     checked = predicted[predicted["depth"] <= width // 8].merge(measured, on=keys, suffixes=("_theory", "_measured"))
     nothing = "nothing measured"
@@ -353,26 +415,34 @@ def claims(spectra: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
         THEORY_RTOL * checked["value_theory"].abs() + THEORY_ATOL
     )
     worst = checked.loc[used.idxmax()] if len(checked) else None
-    out.append(Claim(
-        "theory agrees", "the free-probability spread L s_W + sum(mu_2/mu_1^2 - 1) predicts the measured spectra",
-        f"at every configuration and power-of-two depth <= width/8 = {width // 8}: |measured - theory| <= "
-        f"{THEORY_RTOL:.0%} theory + {THEORY_ATOL:g}",
-        f"{int((used <= 1).sum())}/{len(checked)} within; worst (tolerance used {used.max():.2f}): "
-        f"{_label(worst['activation'], worst['q_star'])} {worst['weights']} depth {worst['depth']:g}: measured "
-        f"{worst['value_measured']:.3f} vs theory {worst['value_theory']:.3f}" if worst is not None else nothing,
-        bool(len(checked) and (used <= 1).all()),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "theory agrees",
+            "the free-probability spread L s_W + sum(mu_2/mu_1^2 - 1) predicts the measured spectra",
+            f"at every configuration and power-of-two depth <= width/8 = {width // 8}: |measured - theory| <= "
+            f"{THEORY_RTOL:.0%} theory + {THEORY_ATOL:g}",
+            f"{int((used <= 1).sum())}/{len(checked)} within; worst (tolerance used {used.max():.2f}): "
+            f"{_label(worst['activation'], worst['q_star'])} {worst['weights']} depth {worst['depth']:g}: measured "
+            f"{worst['value_measured']:.3f} vs theory {worst['value_theory']:.3f}"
+            if worst is not None
+            else nothing,
+            bool(len(checked) and (used <= 1).all()),
+        )
+    )
     curves = training[training["part"] == "training"]
     steps = {w: _steps_to(curves[curves["weights"] == w]) for w in WEIGHTS}
     train_depth = int(curves["depth"].max()) if len(curves) else 0
-    out.append(Claim(
-        "orthogonal trains faster", "deep critical tanh nets with orthogonal weights train much faster than with "
-        "Gaussian weights at the same (sigma_w^2, sigma_b^2) (orders of magnitude at depth 200)",
-        f"depth {train_depth}, q* = 1/64: mean training loss below {LOSS_CRITERION} in fewer steps with orthogonal",
-        f"steps to loss < {LOSS_CRITERION}: orthogonal {steps['orthogonal']:g}, Gaussian {steps['gaussian']:g}"
-        + (f" ({steps['gaussian'] / steps['orthogonal']:.1f}x)" if 0 < steps["orthogonal"] < math.inf else ""),
-        bool(steps["orthogonal"] < steps["gaussian"]),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "orthogonal trains faster",
+            "deep critical tanh nets with orthogonal weights train much faster than with "
+            "Gaussian weights at the same (sigma_w^2, sigma_b^2) (orders of magnitude at depth 200)",
+            f"depth {train_depth}, q* = 1/64: mean training loss below {LOSS_CRITERION} in fewer steps with orthogonal",
+            f"steps to loss < {LOSS_CRITERION}: orthogonal {steps['orthogonal']:g}, Gaussian {steps['gaussian']:g}"
+            + (f" ({steps['gaussian'] / steps['orthogonal']:.1f}x)" if 0 < steps["orthogonal"] < math.inf else ""),
+            bool(steps["orthogonal"] < steps["gaussian"]),
+        )
+    )
     return out
 
 
@@ -396,8 +466,12 @@ def figures(spectra: pd.DataFrame, training: pd.DataFrame) -> dict:
         ):
             g = g[(g["value"] > 0) & (g["depth"] >= 2)]  # depth 1 orthogonal: exactly 0
             ax.loglog(g["depth"], g["value"], "-", color=f"C{i}", label=_label(activation, q))
-            t = predicted[(predicted["weights"] == weights) & (predicted["activation"] == activation)
-                          & np.isclose(predicted["q_star"], q) & (predicted["depth"] >= 2)]  # fmt: skip
+            t = predicted[
+                (predicted["weights"] == weights)
+                & (predicted["activation"] == activation)
+                & np.isclose(predicted["q_star"], q)
+                & (predicted["depth"] >= 2)
+            ]
             ax.loglog(t["depth"], t["value"], "o", color=f"C{i}", markersize=4, mfc="none")
         ax.set_xlabel("depth L")
         ax.set_title(f"{weights} weights: Var[s^2]/E[s^2]^2 of J (lines measured, circles theory)", fontsize=9)
@@ -409,14 +483,19 @@ def figures(spectra: pd.DataFrame, training: pd.DataFrame) -> dict:
     sv["q_star"] = sv["q_star"].fillna(-1.0)
     panels = [("tanh", Q_STARS[0]), ("tanh", Q_STARS[-1]), ("relu", -1.0)]
     depths = sorted(sv["depth"].dropna().unique())
-    fig, axes = plt.subplots(len(panels), max(len(depths), 1), figsize=(3 * max(len(depths), 1), 2.4 * len(panels)),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(panels), max(len(depths), 1), figsize=(3 * max(len(depths), 1), 2.4 * len(panels)), squeeze=False
+    )
     for r, (activation, q) in enumerate(panels):
         for c, depth in enumerate(depths):
             ax = axes[r, c]
             for weights in WEIGHTS:
-                v = sv[(sv["activation"] == activation) & np.isclose(sv["q_star"], q) & (sv["weights"] == weights)
-                       & (sv["depth"] == depth)]["value"].to_numpy()  # fmt: skip
+                v = sv[
+                    (sv["activation"] == activation)
+                    & np.isclose(sv["q_star"], q)
+                    & (sv["weights"] == weights)
+                    & (sv["depth"] == depth)
+                ]["value"].to_numpy()
                 if len(v):
                     v = np.log10(np.maximum(v / math.sqrt(np.mean(v**2)), 1e-4))  # in units of their rms
                     ax.hist(np.clip(v, -4, 1), bins=np.linspace(-4, 1, 51), alpha=0.6, label=weights, density=True)

@@ -68,13 +68,19 @@ from initbench.benchmarks.reproduce import Claim, Reproduction
 # spectra: (width, depths up to width / 8, seeds per init, depths drawn as histograms)
 # training: (width, depths, seeds, steps budget, learning-rate grid)
 SIZES = {
-    "smoke": {"spectra": (32, (1, 2, 4), {"gaussian": 8, "orthogonal": 2}, (1, 4)),
-              "training": (16, (2, 4, 8), 2, 200, tuple(np.logspace(-2.5, 0.5, 13)))},
-    "cpu": {"spectra": (256, (1, 2, 4, 8, 16, 32), {"gaussian": 16, "orthogonal": 4}, (1, 4, 16, 32)),
-            "training": (32, (2, 4, 8, 16, 32), 2, 500, tuple(np.logspace(-3, 0.5, 15)))},
-    "paper": {"spectra": (1024, (1, 2, 4, 8, 16, 32, 64, 128), {"gaussian": 16, "orthogonal": 4}, (1, 4, 16, 128)),
-              "training": (128, (2, 4, 8, 16, 32, 64, 128), 4, 10000, tuple(np.logspace(-3, 0.5, 15)))},
-}  # fmt: skip
+    "smoke": {
+        "spectra": (32, (1, 2, 4), {"gaussian": 8, "orthogonal": 2}, (1, 4)),
+        "training": (16, (2, 4, 8), 2, 200, tuple(np.logspace(-2.5, 0.5, 13))),
+    },
+    "cpu": {
+        "spectra": (256, (1, 2, 4, 8, 16, 32), {"gaussian": 16, "orthogonal": 4}, (1, 4, 16, 32)),
+        "training": (32, (2, 4, 8, 16, 32), 2, 500, tuple(np.logspace(-3, 0.5, 15))),
+    },
+    "paper": {
+        "spectra": (1024, (1, 2, 4, 8, 16, 32, 64, 128), {"gaussian": 16, "orthogonal": 4}, (1, 4, 16, 128)),
+        "training": (128, (2, 4, 8, 16, 32, 64, 128), 4, 10000, tuple(np.logspace(-3, 0.5, 15))),
+    },
+}
 CRITERION = 0.05  # normalised training loss ||P - T||^2 / ||T||^2
 STANDARD_ERRORS = 4.0
 UNIT_ROUNDOFF = 2.0**-24
@@ -149,8 +155,16 @@ def spread_table(spectra: pd.DataFrame) -> pd.DataFrame:
         grad = np.array([-2.0 * mb / ma**3, 1.0 / ma**2])
         cov = np.cov(np.stack([a, b])) if seeds > 1 else np.full((2, 2), np.nan)
         se = float(np.sqrt(max(grad @ cov @ grad, 0.0) / seeds))
-        rows.append({"depth": int(depth), "spread": float(spread), "se": se, "seeds": seeds, "width": width,
-                     "theory": theory.gaussian_product_spread([width] * int(depth), width)})  # fmt: skip
+        rows.append(
+            {
+                "depth": int(depth),
+                "spread": float(spread),
+                "se": se,
+                "seeds": seeds,
+                "width": width,
+                "theory": theory.gaussian_product_spread([width] * int(depth), width),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -203,18 +217,38 @@ def measure_training(scale: str) -> pd.DataFrame:
             for seed in range(seeds):
                 for i, lr in enumerate(lrs):
                     for metric, v in (("steps_to_criterion", hits[seed, i]), ("final_loss", curves[seed, i, -1])):
-                        rows.append({"part": "training", "init": init_name, "seed": seed, "depth": depth,
-                                     "width": width, "lr": float(lr), "step": None, "metric": metric,
-                                     "value": float(v)})  # fmt: skip
+                        rows.append(
+                            {
+                                "part": "training",
+                                "init": init_name,
+                                "seed": seed,
+                                "depth": depth,
+                                "width": width,
+                                "lr": float(lr),
+                                "step": None,
+                                "metric": metric,
+                                "value": float(v),
+                            }
+                        )
             final = np.nan_to_num(curves[:, :, -1].mean(0), nan=np.inf)
             best = min(
                 range(len(lrs)), key=lambda i: (hits[:, i].mean(), final[i])
             )  # ties (never reached): lowest loss
             for seed in range(seeds):
                 for step in sorted({*range(0, steps, max(1, steps // 200)), steps - 1}):  # last step: the budget
-                    rows.append({"part": "training", "init": init_name, "seed": seed, "depth": depth, "width": width,
-                                 "lr": float(lrs[best]), "step": step, "metric": "loss",
-                                 "value": float(curves[seed, best, step])})  # fmt: skip
+                    rows.append(
+                        {
+                            "part": "training",
+                            "init": init_name,
+                            "seed": seed,
+                            "depth": depth,
+                            "width": width,
+                            "lr": float(lrs[best]),
+                            "step": step,
+                            "metric": "loss",
+                            "value": float(curves[seed, best, step]),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -248,26 +282,30 @@ def claims(spectra: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
     listing = "; ".join(
         f"L={r.depth}: {r.spread:.3g} +- {r.se:.2g} (theory {r.theory:.3g})" for r in table.itertuples()
     )
-    out.append(Claim(
-        "Gaussian product spread grows linearly",
-        "products of scaled Gaussian matrices lose isometry: Var[s^2]/E[s^2]^2 grows ~linearly with depth",
-        f"pooled spread within {STANDARD_ERRORS:g} seed-SEs of theory.gaussian_product_spread (exact at width "
-        f"{width}; L + O(L^2/n), L at infinite width) at every depth",
-        f"{listing}; largest deviation {z.max():.2f} SE",
-        ok,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Gaussian product spread grows linearly",
+            "products of scaled Gaussian matrices lose isometry: Var[s^2]/E[s^2]^2 grows ~linearly with depth",
+            f"pooled spread within {STANDARD_ERRORS:g} seed-SEs of theory.gaussian_product_spread (exact at width "
+            f"{width}; L + O(L^2/n), L at infinite width) at every depth",
+            f"{listing}; largest deviation {z.max():.2f} SE",
+            ok,
+        )
+    )
 
     o = spectra[(spectra["init"] == "orthogonal") & (spectra["metric"] == "max_abs_s_minus_1")]
     worst = o.groupby("depth")["value"].max()
     bound = {int(d): (d + 1) * int(o["width"].iloc[0]) * UNIT_ROUNDOFF for d in worst.index}
     holds = bool(np.isfinite(worst.to_numpy()).all() and all(worst[d] <= bound[d] for d in bound))
-    out.append(Claim(
-        "orthogonal product is an isometry",
-        "a product of orthogonal matrices has every singular value exactly 1 at any depth",
-        "max |s - 1| over seeds <= (L + 1) n u at every depth (u = 2^-24, float32 rounding of L products)",
-        "; ".join(f"L={d}: {worst[d]:.2g} (bound {bound[d]:.2g})" for d in bound),
-        holds,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "orthogonal product is an isometry",
+            "a product of orthogonal matrices has every singular value exactly 1 at any depth",
+            "max |s - 1| over seeds <= (L + 1) n u at every depth (u = 2^-24, float32 rounding of L products)",
+            "; ".join(f"L={d}: {worst[d]:.2g} (bound {bound[d]:.2g})" for d in bound),
+            holds,
+        )
+    )
 
     times = learning_times(training).set_index(["init", "depth"])
     depths = sorted(training["depth"].unique())
@@ -277,28 +315,33 @@ def claims(spectra: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
     budget = int(training["step"].max()) + 1 if training["step"].notna().any() else 0
 
     def line(init: str) -> str:
-        return ", ".join(f"L={d}: {_fmt(times.loc[(init, d), 'steps'])} (lr {times.loc[(init, d), 'lr']:.3g})"
-                         for d in depths)  # fmt: skip
+        return ", ".join(
+            f"L={d}: {_fmt(times.loc[(init, d), 'steps'])} (lr {times.loc[(init, d), 'lr']:.3g})" for d in depths
+        )
 
     mid = max(d for d in depths if d <= hi // 2) if any(d <= hi // 2 for d in depths) else lo
     o_mid = times.loc[("orthogonal", mid), "steps"]
-    out.append(Claim(
-        "orthogonal learning time is depth-independent",
-        "with random orthogonal init (learning rate optimised per depth) deep linear nets learn with a finite, "
-        "depth-independent delay relative to shallow nets: the time stops growing with depth",
-        f"steps to loss <= {CRITERION} at depth {hi} within 1.5x of those at depth {mid} (doubling the depth "
-        "adds no time), and finite",
-        f"steps (best lr) {line('orthogonal')}; budget {budget}",
-        math.isfinite(o_hi) and math.isfinite(o_mid) and o_hi <= 1.5 * o_mid,
-    ))  # fmt: skip
-    out.append(Claim(
-        "Gaussian learning time grows with depth",
-        "with scaled random Gaussian init the learning time grows with depth",
-        f"steps to loss <= {CRITERION} at depth {hi} >= 2x those at depth {lo}, and more than orthogonal's at "
-        f"depth {hi} (never reaching it in the budget counts as infinite)",
-        f"steps (best lr) {line('gaussian')}; budget {budget}",
-        math.isfinite(g_lo) and g_hi >= 2 * g_lo and g_hi > o_hi,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "orthogonal learning time is depth-independent",
+            "with random orthogonal init (learning rate optimised per depth) deep linear nets learn with a finite, "
+            "depth-independent delay relative to shallow nets: the time stops growing with depth",
+            f"steps to loss <= {CRITERION} at depth {hi} within 1.5x of those at depth {mid} (doubling the depth "
+            "adds no time), and finite",
+            f"steps (best lr) {line('orthogonal')}; budget {budget}",
+            math.isfinite(o_hi) and math.isfinite(o_mid) and o_hi <= 1.5 * o_mid,
+        )
+    )
+    out.append(
+        Claim(
+            "Gaussian learning time grows with depth",
+            "with scaled random Gaussian init the learning time grows with depth",
+            f"steps to loss <= {CRITERION} at depth {hi} >= 2x those at depth {lo}, and more than orthogonal's at "
+            f"depth {hi} (never reaching it in the budget counts as infinite)",
+            f"steps (best lr) {line('gaussian')}; budget {budget}",
+            math.isfinite(g_lo) and g_hi >= 2 * g_lo and g_hi > o_hi,
+        )
+    )
     return out
 
 
@@ -323,15 +366,28 @@ def figures(spectra: pd.DataFrame, training: pd.DataFrame) -> dict:
         ax.legend(fontsize=7)
     table = spread_table(spectra)
     ax = axes[-1]
-    ax.errorbar(table["depth"], table["spread"], yerr=STANDARD_ERRORS * table["se"], fmt="o", color="C0",
-                label=f"Gaussian, measured ({STANDARD_ERRORS:g} SE)", markersize=4)  # fmt: skip
+    ax.errorbar(
+        table["depth"],
+        table["spread"],
+        yerr=STANDARD_ERRORS * table["se"],
+        fmt="o",
+        color="C0",
+        label=f"Gaussian, measured ({STANDARD_ERRORS:g} SE)",
+        markersize=4,
+    )
     ax.plot(table["depth"], table["theory"], "-", color="C0", lw=0.8, label="exact finite-width theory")
     ax.plot(table["depth"], table["depth"], "k:", lw=0.8, label="L (infinite width)")
     o = spectra[(spectra["init"] == "orthogonal") & spectra["metric"].isin(["mean_s2", "mean_s4"])]
     if len(o):
         ow = o.pivot_table(index="depth", columns="metric", values="value", aggfunc="mean")
-        ax.plot(ow.index, np.maximum(ow["mean_s4"] / ow["mean_s2"] ** 2 - 1, 1e-16), "s", color="C1",
-                label="orthogonal (floored at 1e-16)", markersize=4)  # fmt: skip
+        ax.plot(
+            ow.index,
+            np.maximum(ow["mean_s4"] / ow["mean_s2"] ** 2 - 1, 1e-16),
+            "s",
+            color="C1",
+            label="orthogonal (floored at 1e-16)",
+            markersize=4,
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("depth L")
@@ -351,10 +407,17 @@ def figures(spectra: pd.DataFrame, training: pd.DataFrame) -> dict:
         reached = np.isfinite(steps)
         axes[0].plot(t["depth"][reached], steps[reached], "o-", color=c, label=init_name)
         if (~reached).any():
-            axes[0].plot(t["depth"][~reached], np.full((~reached).sum(), budget), "^", color=c, markersize=8,
-                         label=f"{init_name}: not reached in {budget}")  # fmt: skip
-        curve = training[(training["init"] == init_name) & (training["depth"] == depths[-1])
-                         & (training["metric"] == "loss")]  # fmt: skip
+            axes[0].plot(
+                t["depth"][~reached],
+                np.full((~reached).sum(), budget),
+                "^",
+                color=c,
+                markersize=8,
+                label=f"{init_name}: not reached in {budget}",
+            )
+        curve = training[
+            (training["init"] == init_name) & (training["depth"] == depths[-1]) & (training["metric"] == "loss")
+        ]
         for seed, g in curve.groupby("seed"):
             axes[1].semilogy(g["step"], g["value"], color=c, lw=0.8, label=init_name if seed == 0 else None)
     axes[0].set_xscale("log", base=2)

@@ -92,15 +92,67 @@ def _grid(lo: float, hi: float, n: int) -> tuple[float, ...]:
 
 
 SIZES = {
-    "smoke": Sizes(32, 24, 4, _grid(0.5, 4.0, 4), (0.05, 0.2), 32, 30, 4, 4, _grid(1.0, 4.0, 5),
-                   "digits", 16, (4,), _grid(1.0, 4.0, 3), 20, 16, 0.003, 5),
-    "cpu": Sizes(256, 100, 8, _grid(0.5, 4.0, 15), (0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), 256, 100, 64, 12,
-                 _grid(1.0, 4.0, 13), "digits", 64, (10, 20, 30, 40, 60, 80, 100), _grid(1.0, 4.0, 9), 1000, 32,
-                 0.003, 41),
-    "paper": Sizes(1000, 300, 16, _grid(0.5, 4.0, 29), _grid(0.01, 0.3, 11), 1000, 300, 256, 16, _grid(1.0, 4.0, 25),
-                   "mnist", 300, (10, 25, 50, 75, 100, 150, 200, 250, 300), _grid(1.0, 4.0, 13), 20000, 128, 0.001,
-                   61),
-}  # fmt: skip
+    "smoke": Sizes(
+        32,
+        24,
+        4,
+        _grid(0.5, 4.0, 4),
+        (0.05, 0.2),
+        32,
+        30,
+        4,
+        4,
+        _grid(1.0, 4.0, 5),
+        "digits",
+        16,
+        (4,),
+        _grid(1.0, 4.0, 3),
+        20,
+        16,
+        0.003,
+        5,
+    ),
+    "cpu": Sizes(
+        256,
+        100,
+        8,
+        _grid(0.5, 4.0, 15),
+        (0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
+        256,
+        100,
+        64,
+        12,
+        _grid(1.0, 4.0, 13),
+        "digits",
+        64,
+        (10, 20, 30, 40, 60, 80, 100),
+        _grid(1.0, 4.0, 9),
+        1000,
+        32,
+        0.003,
+        41,
+    ),
+    "paper": Sizes(
+        1000,
+        300,
+        16,
+        _grid(0.5, 4.0, 29),
+        _grid(0.01, 0.3, 11),
+        1000,
+        300,
+        256,
+        16,
+        _grid(1.0, 4.0, 25),
+        "mnist",
+        300,
+        (10, 25, 50, 75, 100, 150, 200, 250, 300),
+        _grid(1.0, 4.0, 13),
+        20000,
+        128,
+        0.001,
+        61,
+    ),
+}
 BIAS_VARIANCE = 0.05  # sigma_b^2 of the paper's Figs. 3, 5 and 6
 PAIR_OFFSET = 0.15  # the two pair groups start at c* -+ this
 Q_OFFSET = 0.3  # the two q probes start at (1 -+ this) q*
@@ -145,9 +197,16 @@ def _propagator(depth: int, width: int, pairs: int):
             return c[:, None, None] * z1[None] + jnp.sqrt(1 - c**2)[:, None, None] * z[None]
 
         scale = points["input_scale"][:, None, None]
-        h = jnp.concatenate([scale * jnp.broadcast_to(z1, (len(scale), pairs, width)), scale * mix(points["c_a"], z2),
-                             scale * mix(points["c_b"], z3), points["q_scale_lo"][:, None, None] * zq[None],
-                             points["q_scale_hi"][:, None, None] * zq[None]], axis=1)  # fmt: skip
+        h = jnp.concatenate(
+            [
+                scale * jnp.broadcast_to(z1, (len(scale), pairs, width)),
+                scale * mix(points["c_a"], z2),
+                scale * mix(points["c_b"], z3),
+                points["q_scale_lo"][:, None, None] * zq[None],
+                points["q_scale_hi"][:, None, None] * zq[None],
+            ],
+            axis=1,
+        )
         sw = jnp.sqrt(points["weight_variance"])[:, None, None]
         sb = jnp.sqrt(points["bias_variance"])[:, None, None]
 
@@ -157,9 +216,12 @@ def _propagator(depth: int, width: int, pairs: int):
             w, b = inits.lecun_normal()(kw_, (width, width)), inits.normal(1.0)(kb_, (width,))
             h = sw * (jnp.where(first, h, jnp.tanh(h)) @ w) + sb * b[None, None]
             x1, xa, xb, qlo, qhi = jnp.split(h, 5, axis=1)
-            out = {"one_minus_c_a": one_minus_cosine(x1, xa).mean(-1),
-                   "one_minus_c_b": one_minus_cosine(x1, xb).mean(-1),
-                   "q_lo": jnp.mean(qlo**2, axis=(1, 2)), "q_hi": jnp.mean(qhi**2, axis=(1, 2))}  # fmt: skip
+            out = {
+                "one_minus_c_a": one_minus_cosine(x1, xa).mean(-1),
+                "one_minus_c_b": one_minus_cosine(x1, xb).mean(-1),
+                "q_lo": jnp.mean(qlo**2, axis=(1, 2)),
+                "q_hi": jnp.mean(qhi**2, axis=(1, 2)),
+            }
             return (h, False), out
 
         _, out = jax.lax.scan(layer, (h, True), jax.random.split(kw, depth))
@@ -202,9 +264,15 @@ def _points(fps, weight_variances, bias_variances, c_a, c_b) -> dict[str, np.nda
     def scale(q1):  # input second moment s^2 with q^1 = sw s^2 + sb
         return np.sqrt(np.maximum(q1 - sb, 0.0) / sw)
 
-    return {"weight_variance": sw, "bias_variance": sb, "input_scale": scale(q), "c_a": np.asarray(c_a, np.float64),
-            "c_b": np.asarray(c_b, np.float64), "q_scale_lo": scale((1 - Q_OFFSET) * q),
-            "q_scale_hi": scale((1 + Q_OFFSET) * q)}  # fmt: skip
+    return {
+        "weight_variance": sw,
+        "bias_variance": sb,
+        "input_scale": scale(q),
+        "c_a": np.asarray(c_a, np.float64),
+        "c_b": np.asarray(c_b, np.float64),
+        "q_scale_lo": scale((1 - Q_OFFSET) * q),
+        "q_scale_hi": scale((1 + Q_OFFSET) * q),
+    }
 
 
 def decay_length(gap: np.ndarray, start_below: float | None = None) -> tuple[float, int]:
@@ -246,8 +314,12 @@ def measure_phase(scale: str) -> pd.DataFrame:
     out = propagate(1, points, depth=s.phase_depth, width=s.phase_width, pairs=s.phase_pairs)
     rows = []
     for i, fp in enumerate(fps):
-        for metric, value in (("one_minus_c", out["one_minus_c_a"][0, -1, i]), ("theory_chi1", fp.chi1),
-                              ("theory_xi_c", fp.xi_c), ("theory_c_star", fp.c_star)):  # fmt: skip
+        for metric, value in (
+            ("one_minus_c", out["one_minus_c_a"][0, -1, i]),
+            ("theory_chi1", fp.chi1),
+            ("theory_xi_c", fp.xi_c),
+            ("theory_c_star", fp.c_star),
+        ):
             rows += _rows("phase", sigma_w2=sw[i], sigma_b2=sb[i], layer=s.phase_depth, metric=metric, value=value)
     for b in np.linspace(0.0, max(s.phase_bias_variances), (s.theory_points + 1) // 3):
         crit = theory.critical_weight_variance("tanh", float(b))
@@ -267,17 +339,25 @@ def measure_depth_scales(scale: str) -> pd.DataFrame:
     chaotic = c_star < 1
     c_b = np.where(chaotic, np.minimum(c_star + PAIR_OFFSET, 0.999), 1.0)
     c_a = c_b - 2 * PAIR_OFFSET
-    out = propagate(s.xi_seeds, _points(fps, sw, sb, c_a, c_b), depth=s.xi_depth, width=s.xi_width,
-                    pairs=s.xi_pairs, key=1)  # fmt: skip
+    out = propagate(
+        s.xi_seeds, _points(fps, sw, sb, c_a, c_b), depth=s.xi_depth, width=s.xi_width, pairs=s.xi_pairs, key=1
+    )
     c_gap = out["one_minus_c_a"] - out["one_minus_c_b"]  # c_b - c_a, (seeds, layers, M)
     q_gap = out["q_hi"] - out["q_lo"]
     rows = []
     for i, fp in enumerate(fps):
         xi_c, n_c = decay_length(c_gap[:, :, i], None if chaotic[i] else 2 * PAIR_OFFSET / 3)
         xi_q, n_q = decay_length(q_gap[:, :, i] / fp.q_star)
-        for metric, value in (("xi_c", xi_c), ("xi_q", xi_q), ("fit_layers_c", n_c), ("fit_layers_q", n_q),
-                              ("theory_xi_c", fp.xi_c), ("theory_xi_q", fp.xi_q), ("theory_chi1", fp.chi1),
-                              ("theory_c_star", fp.c_star)):  # fmt: skip
+        for metric, value in (
+            ("xi_c", xi_c),
+            ("xi_q", xi_q),
+            ("fit_layers_c", n_c),
+            ("fit_layers_q", n_q),
+            ("theory_xi_c", fp.xi_c),
+            ("theory_xi_q", fp.xi_q),
+            ("theory_chi1", fp.chi1),
+            ("theory_c_star", fp.c_star),
+        ):
             rows += _rows("depth_scales", sigma_w2=sw[i], sigma_b2=BIAS_VARIANCE, metric=metric, value=value)
         for metric, gap in (("c_gap", c_gap[:, :, i]), ("q_gap", q_gap[:, :, i] / fp.q_star)):
             for layer, value in enumerate(gap.mean(0), 1):
@@ -298,10 +378,14 @@ def _train_program(depth: int, width: int, steps: int, batch: int, learning_rate
     def init(key, sw):
         k = jax.random.split(key, 6)
         s, sb = jnp.sqrt(sw), math.sqrt(BIAS_VARIANCE)
-        return {"w_in": s * kernel(k[0], (n_in, width)), "b_in": sb * bias(k[1], (width,)),
-                "w": s * jax.vmap(lambda kk: kernel(kk, (width, width)))(jax.random.split(k[2], depth - 1)),
-                "b": sb * jax.vmap(lambda kk: bias(kk, (width,)))(jax.random.split(k[3], depth - 1)),
-                "w_out": s * kernel(k[4], (width, n_out)), "b_out": sb * bias(k[5], (n_out,))}  # fmt: skip
+        return {
+            "w_in": s * kernel(k[0], (n_in, width)),
+            "b_in": sb * bias(k[1], (width,)),
+            "w": s * jax.vmap(lambda kk: kernel(kk, (width, width)))(jax.random.split(k[2], depth - 1)),
+            "b": sb * jax.vmap(lambda kk: bias(kk, (width,)))(jax.random.split(k[3], depth - 1)),
+            "w_out": s * kernel(k[4], (width, n_out)),
+            "b_out": sb * bias(k[5], (n_out,)),
+        }
 
     def apply(p, x):
         def body(h, wb):
@@ -326,8 +410,11 @@ def _train_program(depth: int, width: int, steps: int, batch: int, learning_rate
 
         def evaluate(p):
             logits, logits_test = apply(p, x), apply(p, x_test)
-            return (jnp.mean(jnp.argmax(logits, -1) == y), jnp.mean(jnp.argmax(logits_test, -1) == y_test),
-                    optax.softmax_cross_entropy_with_integer_labels(logits, y).mean())  # fmt: skip
+            return (
+                jnp.mean(jnp.argmax(logits, -1) == y),
+                jnp.mean(jnp.argmax(logits_test, -1) == y_test),
+                optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(),
+            )
 
         return jax.vmap(evaluate)(params)
 
@@ -345,15 +432,20 @@ def measure_trainability(scale: str) -> pd.DataFrame:
     sw = np.asarray(s.train_weight_variances)
     rows = []
     for depth in s.train_depths:
-        program = _train_program(depth, s.train_width, s.train_steps, s.train_batch, s.train_learning_rate,
-                                 x.shape[1], ds.num_classes)  # fmt: skip
+        program = _train_program(
+            depth, s.train_width, s.train_steps, s.train_batch, s.train_learning_rate, x.shape[1], ds.num_classes
+        )
         key = jax.random.key(depth)
         accuracy, test_accuracy, loss = program(key, jnp.asarray(sw, jnp.float32), x, y, x_test, y_test)
         for i, v in enumerate(sw):
-            for metric, value in (("train_accuracy", accuracy[i]), ("test_accuracy", test_accuracy[i]),
-                                  ("train_loss", loss[i])):  # fmt: skip
-                rows += _rows("trainability", sigma_w2=v, sigma_b2=BIAS_VARIANCE, depth=depth, metric=metric,
-                              value=float(value))  # fmt: skip
+            for metric, value in (
+                ("train_accuracy", accuracy[i]),
+                ("test_accuracy", test_accuracy[i]),
+                ("train_loss", loss[i]),
+            ):
+                rows += _rows(
+                    "trainability", sigma_w2=v, sigma_b2=BIAS_VARIANCE, depth=depth, metric=metric, value=float(value)
+                )
     for v, fp in zip(sw, _fixed_points(sw, np.full_like(sw, BIAS_VARIANCE)), strict=True):
         rows += _rows("trainability", sigma_w2=v, sigma_b2=BIAS_VARIANCE, metric="theory_xi_c", value=fp.xi_c)
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -371,13 +463,18 @@ def claims(phase: pd.DataFrame, scales: pd.DataFrame, training: pd.DataFrame) ->
     crit = line["value"].to_numpy()
     at_zero = crit[0] if len(line) and line["sigma_b2"].iloc[0] == 0 else math.nan
     rising = bool(np.all(np.diff(crit) > 0))
-    out.append(Claim(
-        "critical line", "the order-to-chaos line chi_1 = 1 starts at sigma_w^2 = 1 for sigma_b^2 = 0 and moves to "
-        "larger sigma_w^2 as sigma_b^2 grows", "theory: sigma_w^2* within 1e-3 of 1 at sigma_b^2 = 0, increasing",
-        f"sigma_w^2* = {at_zero:.4f} at sigma_b^2 = 0 -> {crit[-1]:.3f} at sigma_b^2 = {line['sigma_b2'].iloc[-1]:g}"
-        f" ({'increasing' if rising else 'not increasing'})",
-        abs(at_zero - 1) < 1e-3 and rising,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "critical line",
+            "the order-to-chaos line chi_1 = 1 starts at sigma_w^2 = 1 for sigma_b^2 = 0 and moves to "
+            "larger sigma_w^2 as sigma_b^2 grows",
+            "theory: sigma_w^2* within 1e-3 of 1 at sigma_b^2 = 0, increasing",
+            f"sigma_w^2* = {at_zero:.4f} at sigma_b^2 = 0 -> {crit[-1]:.3f} at sigma_b^2 = "
+            f"{line['sigma_b2'].iloc[-1]:g}"
+            f" ({'increasing' if rising else 'not increasing'})",
+            abs(at_zero - 1) < 1e-3 and rising,
+        )
+    )
 
     grid = _wide(phase, "phase", ["sigma_w2", "sigma_b2", "layer"])
     depth = float(grid["layer"].max())
@@ -387,14 +484,17 @@ def claims(phase: pd.DataFrame, scales: pd.DataFrame, training: pd.DataFrame) ->
     agree = float(np.mean(theory_ordered == measured_ordered)) if len(settled) else math.nan
     wrong = settled[theory_ordered != measured_ordered]
     where = ", ".join(f"({r.sigma_w2:g}, {r.sigma_b2:g})" for r in wrong.itertuples())
-    out.append(Claim(
-        "phase diagram", "ordered phase (chi_1 < 1): correlations of two inputs go to c = 1; chaotic: to c* < 1",
-        f"at grid points with theory xi_c <= L/{SETTLED_DEPTH_SCALES} (L = {depth:g}), measured phase (ordered iff "
-        f"1 - c^L < {ORDERED_BELOW:g}) = theory's at >= {PHASE_AGREEMENT:.0%}",
-        f"{agree:.1%} of {len(settled)} points agree ({len(grid) - len(settled)} near the line not counted)"
-        + (f"; disagree at (sigma_w^2, sigma_b^2) {where}" if len(wrong) else ""),
-        bool(agree >= PHASE_AGREEMENT),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "phase diagram",
+            "ordered phase (chi_1 < 1): correlations of two inputs go to c = 1; chaotic: to c* < 1",
+            f"at grid points with theory xi_c <= L/{SETTLED_DEPTH_SCALES} (L = {depth:g}), measured phase (ordered iff "
+            f"1 - c^L < {ORDERED_BELOW:g}) = theory's at >= {PHASE_AGREEMENT:.0%}",
+            f"{agree:.1%} of {len(settled)} points agree ({len(grid) - len(settled)} near the line not counted)"
+            + (f"; disagree at (sigma_w^2, sigma_b^2) {where}" if len(wrong) else ""),
+            bool(agree >= PHASE_AGREEMENT),
+        )
+    )
 
     xi = _wide(scales, "depth_scales", ["sigma_w2"]).sort_values("sigma_w2")
     xi_depth = float(scales.loc[scales["part"] == "gap", "layer"].max())
@@ -402,51 +502,64 @@ def claims(phase: pd.DataFrame, scales: pd.DataFrame, training: pd.DataFrame) ->
     ratio = (away["xi_c"] / away["theory_xi_c"]).to_numpy()
     worst = float(np.nanmax(np.abs(ratio - 1))) if len(ratio) and not np.isnan(ratio).all() else math.nan
     listing = ", ".join(f"{r.sigma_w2:g}: {r.xi_c:.2f} vs {r.theory_xi_c:.2f}" for r in away.itertuples())
-    out.append(Claim(
-        "xi_c matches theory", "c^l approaches its fixed point as exp(-l/xi_c), xi_c = -1/ln chi_c (theory and "
-        "simulation agree, Fig. 3)",
-        f"measured xi_c within {XI_TOLERANCE:.0%} of theory at every sigma_w^2 with theory xi_c <= L/{FIT_DEPTH_SCALES}"
-        f" (L = {xi_depth:g}; sigma_b^2 = {BIAS_VARIANCE})",
-        f"worst |measured/theory - 1| = {worst:.3f} over {len(away)} points (sigma_w^2: measured vs theory {listing})",
-        bool(len(ratio) and np.all(np.abs(ratio - 1) <= XI_TOLERANCE)),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "xi_c matches theory",
+            "c^l approaches its fixed point as exp(-l/xi_c), xi_c = -1/ln chi_c (theory and simulation agree, Fig. 3)",
+            f"measured xi_c within {XI_TOLERANCE:.0%} of theory at every sigma_w^2 with theory xi_c <= "
+            f"L/{FIT_DEPTH_SCALES}"
+            f" (L = {xi_depth:g}; sigma_b^2 = {BIAS_VARIANCE})",
+            f"worst |measured/theory - 1| = {worst:.3f} over {len(away)} points (sigma_w^2: measured vs theory "
+            f"{listing})",
+            bool(len(ratio) and np.all(np.abs(ratio - 1) <= XI_TOLERANCE)),
+        )
+    )
 
     crit_b = scales[(scales["part"] == "critical_line")]["value"].iloc[0]
     step = float(np.min(np.diff(xi["sigma_w2"].to_numpy())))
     peak = xi.loc[xi["xi_c"].fillna(-1.0).replace(math.inf, 1e300).idxmax()]
-    out.append(Claim(
-        "xi_c peaks at criticality", "xi_c diverges at the order-to-chaos transition",
-        f"the largest measured xi_c is within one grid step ({step:g}) of the critical sigma_w^2",
-        f"largest measured xi_c = {peak['xi_c']:.1f} at sigma_w^2 = {peak['sigma_w2']:g}; critical sigma_w^2 = "
-        f"{crit_b:.3f}",
-        bool(abs(peak["sigma_w2"] - crit_b) <= step + 1e-9),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "xi_c peaks at criticality",
+            "xi_c diverges at the order-to-chaos transition",
+            f"the largest measured xi_c is within one grid step ({step:g}) of the critical sigma_w^2",
+            f"largest measured xi_c = {peak['xi_c']:.1f} at sigma_w^2 = {peak['sigma_w2']:g}; critical sigma_w^2 = "
+            f"{crit_b:.3f}",
+            bool(abs(peak["sigma_w2"] - crit_b) <= step + 1e-9),
+        )
+    )
 
     ratio_q = (xi["xi_q"] / xi["theory_xi_q"]).to_numpy()
     worst_q = float(np.nanmax(np.abs(ratio_q - 1))) if not np.isnan(ratio_q).all() else math.nan
-    out.append(Claim(
-        "xi_q finite, matches theory", "q^l reaches q* within a few layers everywhere: xi_q stays finite through the "
-        "transition (Fig. 3)",
-        f"measured xi_q within {XI_TOLERANCE:.0%} of theory at every sigma_w^2",
-        f"worst |measured/theory - 1| = {worst_q:.3f}; measured xi_q {np.nanmin(xi['xi_q']):.2f} to "
-        f"{np.nanmax(xi['xi_q']):.2f} (theory {xi['theory_xi_q'].min():.2f} to {xi['theory_xi_q'].max():.2f})",
-        bool(np.all(np.abs(ratio_q - 1) <= XI_TOLERANCE)),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "xi_q finite, matches theory",
+            "q^l reaches q* within a few layers everywhere: xi_q stays finite through the transition (Fig. 3)",
+            f"measured xi_q within {XI_TOLERANCE:.0%} of theory at every sigma_w^2",
+            f"worst |measured/theory - 1| = {worst_q:.3f}; measured xi_q {np.nanmin(xi['xi_q']):.2f} to "
+            f"{np.nanmax(xi['xi_q']):.2f} (theory {xi['theory_xi_q'].min():.2f} to {xi['theory_xi_q'].max():.2f})",
+            bool(np.all(np.abs(ratio_q - 1) <= XI_TOLERANCE)),
+        )
+    )
 
     cells = _trainability_cells(training)
     counted = cells[~cells["near_boundary"]]
     agree_t = float(np.mean(counted["trained"] == counted["predicted"])) if len(counted) else math.nan
     wrong = counted[counted["trained"] != counted["predicted"]]
     where = ", ".join(f"({r.sigma_w2:g}, {r.depth:g})" for r in wrong.itertuples())
-    out.append(Claim(
-        "trainable iff depth < 6 xi_c", "networks train precisely when depth < ~6 xi_c (Figs. 5-6)",
-        f"'trained' (training accuracy >= {TRAINED_ACCURACY}) = 'depth < 6 xi_c' at >= {TRAIN_AGREEMENT:.0%} of cells "
-        f"with depth / 6 xi_c outside [{BOUNDARY_BAND[0]:.2f}, {BOUNDARY_BAND[1]:.2f}]",
-        f"{agree_t:.1%} of {len(counted)} cells agree ({len(cells) - len(counted)} near the boundary not counted; "
-        f"{int(cells['trained'].sum())} of {len(cells)} trained)"
-        + (f"; disagree at (sigma_w^2, depth) {where}" if len(wrong) else ""),
-        bool(agree_t >= TRAIN_AGREEMENT),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "trainable iff depth < 6 xi_c",
+            "networks train precisely when depth < ~6 xi_c (Figs. 5-6)",
+            f"'trained' (training accuracy >= {TRAINED_ACCURACY}) = 'depth < 6 xi_c' at >= {TRAIN_AGREEMENT:.0%} of "
+            "cells "
+            f"with depth / 6 xi_c outside [{BOUNDARY_BAND[0]:.2f}, {BOUNDARY_BAND[1]:.2f}]",
+            f"{agree_t:.1%} of {len(counted)} cells agree ({len(cells) - len(counted)} near the boundary not counted; "
+            f"{int(cells['trained'].sum())} of {len(cells)} trained)"
+            + (f"; disagree at (sigma_w^2, depth) {where}" if len(wrong) else ""),
+            bool(agree_t >= TRAIN_AGREEMENT),
+        )
+    )
     return out
 
 
@@ -476,10 +589,21 @@ def figures(phase: pd.DataFrame, scales: pd.DataFrame, training: pd.DataFrame) -
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     settled = grid["theory_xi_c"] <= depth / SETTLED_DEPTH_SCALES
     colour = np.log10(np.clip(grid["one_minus_c"].to_numpy(), 1e-12, 1))
-    sc = ax.scatter(grid["sigma_w2"][settled], grid["sigma_b2"][settled], c=colour[settled], cmap="viridis",
-                    vmin=-12, vmax=0, s=40)  # fmt: skip
-    ax.scatter(grid["sigma_w2"][~settled], grid["sigma_b2"][~settled], c=colour[~settled], cmap="viridis", vmin=-12,
-               vmax=0, s=40, marker="s", edgecolors="grey", linewidths=0.5)  # fmt: skip
+    sc = ax.scatter(
+        grid["sigma_w2"][settled], grid["sigma_b2"][settled], c=colour[settled], cmap="viridis", vmin=-12, vmax=0, s=40
+    )
+    ax.scatter(
+        grid["sigma_w2"][~settled],
+        grid["sigma_b2"][~settled],
+        c=colour[~settled],
+        cmap="viridis",
+        vmin=-12,
+        vmax=0,
+        s=40,
+        marker="s",
+        edgecolors="grey",
+        linewidths=0.5,
+    )
     ax.plot(line["value"], line["sigma_b2"], "r-", label="theory: chi_1 = 1")
     fig.colorbar(sc, ax=ax, label=f"log10(1 - c^L), L = {depth:g}")
     ax.set_xlabel("sigma_w^2")
@@ -540,5 +664,6 @@ def run(scale: str) -> Reproduction:
     """Measures the three parts, checks the claims, draws the figures."""
     phase, scales, training = measure_phase(scale), measure_depth_scales(scale), measure_trainability(scale)
     rows = pd.concat([phase, scales, training], ignore_index=True)
-    return Reproduction("schoenholz2017", scale, claims(phase, scales, training), rows,
-                        figures(phase, scales, training))  # fmt: skip
+    return Reproduction(
+        "schoenholz2017", scale, claims(phase, scales, training), rows, figures(phase, scales, training)
+    )

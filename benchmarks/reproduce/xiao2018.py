@@ -69,13 +69,22 @@ FINITE_WIDTH = 4.0  # allowance FINITE_WIDTH / c (relative) for the O(1/c) corre
 EVAL_EVERY = 50
 # operator: (channels, map size, seeds); jacobian: (channels, depth, seeds, examples per seed)
 SIZES = {
-    "smoke": {"operator": (8, 8, 4), "jacobian": (8, 8, 4, 2),
-              "training": {"channels": 4, "depth": 8, "steps": 100, "batch": 64, "lr": 0.002, "seeds": 1}},
-    "cpu": {"operator": (16, 8, 8), "jacobian": (16, 32, 8, 2),
-            "training": {"channels": 8, "depth": 32, "steps": 1500, "batch": 64, "lr": 0.002, "seeds": 2}},
-    "paper": {"operator": (128, 32, 8), "jacobian": (128, 256, 8, 2),
-              "training": {"channels": 128, "depth": 256, "steps": 3000, "batch": 128, "lr": 0.002, "seeds": 2}},
-}  # fmt: skip
+    "smoke": {
+        "operator": (8, 8, 4),
+        "jacobian": (8, 8, 4, 2),
+        "training": {"channels": 4, "depth": 8, "steps": 100, "batch": 64, "lr": 0.002, "seeds": 1},
+    },
+    "cpu": {
+        "operator": (16, 8, 8),
+        "jacobian": (16, 32, 8, 2),
+        "training": {"channels": 8, "depth": 32, "steps": 1500, "batch": 64, "lr": 0.002, "seeds": 2},
+    },
+    "paper": {
+        "operator": (128, 32, 8),
+        "jacobian": (128, 256, 8, 2),
+        "training": {"channels": 128, "depth": 256, "steps": 3000, "batch": 128, "lr": 0.002, "seeds": 2},
+    },
+}
 SPATIAL = 4  # feature-map side of the deep part (8x8 digits after the stride-2 lift)
 
 
@@ -128,8 +137,11 @@ def measure_operator(scale: str) -> pd.DataFrame:
             s = theory.circular_conv_singular_values(kernel, size)
             s2 = s * s
             common = {"part": "operator", "init": kind, "seed": seed, "depth": 1, "channels": channels}
-            for metric, v in (("mean_s2", s2.mean()), ("mean_s4", (s2 * s2).mean()),
-                              ("max_abs_s_minus_1", np.abs(s - 1).max())):  # fmt: skip
+            for metric, v in (
+                ("mean_s2", s2.mean()),
+                ("mean_s4", (s2 * s2).mean()),
+                ("max_abs_s_minus_1", np.abs(s - 1).max()),
+            ):
                 rows.append({**common, "metric": metric, "value": float(v)})
             if seed == 0:
                 rows += [{**common, "metric": "singular_value", "value": float(v)} for v in s]
@@ -176,8 +188,17 @@ def measure_jacobian(scale: str) -> pd.DataFrame:
             s2, s4 = (np.asarray(v, np.float64).mean(1) for v in _jacobian_moments(kernels, biases, h0))
             for layer in range(depth):
                 for metric, v in (("mean_s2", s2[layer]), ("mean_s4", s4[layer])):
-                    rows.append({"part": "jacobian", "init": kind, "seed": seed, "depth": layer + 1,
-                                 "channels": channels, "metric": metric, "value": float(v)})  # fmt: skip
+                    rows.append(
+                        {
+                            "part": "jacobian",
+                            "init": kind,
+                            "seed": seed,
+                            "depth": layer + 1,
+                            "channels": channels,
+                            "metric": metric,
+                            "value": float(v),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -192,8 +213,16 @@ def spread(frame: pd.DataFrame) -> pd.DataFrame:
         grad = np.array([-2.0 * mb / ma**3, 1.0 / ma**2])
         cov = np.cov(np.stack([a, b])) if len(a) > 1 else np.full((2, 2), np.nan)
         se = math.sqrt(max(float(grad @ cov @ grad), 0.0) / len(a))
-        rows.append({"init": kind, "depth": int(depth), "spread": float(mb / ma**2 - 1.0), "se": se,
-                     "seeds": len(a), "channels": int(d["channels"].iloc[0])})  # fmt: skip
+        rows.append(
+            {
+                "init": kind,
+                "depth": int(depth),
+                "spread": float(mb / ma**2 - 1.0),
+                "se": se,
+                "seeds": len(a),
+                "channels": int(d["channels"].iloc[0]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -206,8 +235,12 @@ def mean_field_spread(depth: int) -> dict[str, np.ndarray]:
     moment = (Q_STAR - sb) / sw  # E[tanh(h0)^2] that puts layer 1 at q*
     out = {}
     for kind, orthogonal in (("delta_orthogonal", True), ("gaussian", False)):
-        out[kind] = np.array([theory.jacobian_spectrum("tanh", d, sw, sb, moment, orthogonal=orthogonal)["spread"]
-                              for d in range(1, depth + 1)])  # fmt: skip
+        out[kind] = np.array(
+            [
+                theory.jacobian_spectrum("tanh", d, sw, sb, moment, orthogonal=orthogonal)["spread"]
+                for d in range(1, depth + 1)
+            ]
+        )
     return out
 
 
@@ -278,14 +311,22 @@ def measure_training(scale: str) -> pd.DataFrame:
     rows = []
     for kind in ("delta_orthogonal", "gaussian"):
         for seed in range(cfg["seeds"]):
-            params = init_params(kind, jax.random.key(seed), cfg["channels"], cfg["depth"], x.shape[-1],
-                                 ds.num_classes)  # fmt: skip
+            params = init_params(kind, jax.random.key(seed), cfg["channels"], cfg["depth"], x.shape[-1], ds.num_classes)
             loss, acc = (np.asarray(v, np.float64) for v in train(params, jax.random.key(1000 + seed)))
             for i, (lv, av) in enumerate(zip(loss, acc, strict=True)):
                 for metric, v in (("train_loss", lv), ("train_accuracy", av)):
-                    rows.append({"part": "training", "init": kind, "seed": seed, "depth": cfg["depth"],
-                                 "channels": cfg["channels"], "step": i * EVAL_EVERY, "metric": metric,
-                                 "value": float(v)})  # fmt: skip
+                    rows.append(
+                        {
+                            "part": "training",
+                            "init": kind,
+                            "seed": seed,
+                            "depth": cfg["depth"],
+                            "channels": cfg["channels"],
+                            "step": i * EVAL_EVERY,
+                            "metric": metric,
+                            "value": float(v),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -308,22 +349,26 @@ def claims(operator: pd.DataFrame, jacobian: pd.DataFrame, training: pd.DataFram
     c = int(operator["channels"].iloc[0])
     delta = operator[(operator["init"] == "delta_orthogonal") & (operator["metric"] == "max_abs_s_minus_1")]
     worst, bound = float(delta["value"].max()), 2 * 9 * c * UNIT_ROUNDOFF
-    out.append(Claim(
-        "delta-orthogonal convolution is an isometry",
-        "a delta-orthogonal kernel makes the convolution norm-preserving: every singular value is 1",
-        f"max |s - 1| over all singular values and seeds <= 2 * 9c * u = {bound:.2g} (float32 rounding)",
-        f"max |s - 1| = {worst:.2g} ({c} channels, {delta['seed'].nunique()} seeds)",
-        bool(np.isfinite(delta["value"]).all() and worst <= bound),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "delta-orthogonal convolution is an isometry",
+            "a delta-orthogonal kernel makes the convolution norm-preserving: every singular value is 1",
+            f"max |s - 1| over all singular values and seeds <= 2 * 9c * u = {bound:.2g} (float32 rounding)",
+            f"max |s - 1| = {worst:.2g} ({c} channels, {delta['seed'].nunique()} seeds)",
+            bool(np.isfinite(delta["value"]).all() and worst <= bound),
+        )
+    )
     g = spread(operator[operator["init"] == "gaussian"]).iloc[0]
     lo, hi = 1.0 - STANDARD_ERRORS * g["se"], 1.0 + 1.0 / c + STANDARD_ERRORS * g["se"]
-    out.append(Claim(
-        "Gaussian convolution has a broad spectrum",
-        "a Gaussian kernel of the same variance spreads the singular values (Marchenko-Pastur per frequency)",
-        f"pooled Var[s^2]/E[s^2]^2 in [1, 1 + 1/c] widened by {STANDARD_ERRORS:g} SE (delta-orthogonal: 0)",
-        f"spread {g['spread']:.3f} +- {g['se']:.3f}, allowed [{lo:.3f}, {hi:.3f}]",
-        bool(math.isfinite(g["spread"]) and lo <= g["spread"] <= hi),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Gaussian convolution has a broad spectrum",
+            "a Gaussian kernel of the same variance spreads the singular values (Marchenko-Pastur per frequency)",
+            f"pooled Var[s^2]/E[s^2]^2 in [1, 1 + 1/c] widened by {STANDARD_ERRORS:g} SE (delta-orthogonal: 0)",
+            f"spread {g['spread']:.3f} +- {g['se']:.3f}, allowed [{lo:.3f}, {hi:.3f}]",
+            bool(math.isfinite(g["spread"]) and lo <= g["spread"] <= hi),
+        )
+    )
 
     table = spread(jacobian).set_index(["init", "depth"])
     depth = int(jacobian["depth"].max())
@@ -337,32 +382,43 @@ def claims(operator: pd.DataFrame, jacobian: pd.DataFrame, training: pd.DataFram
     tol = STANDARD_ERRORS * orth["se"].to_numpy() + FINITE_WIDTH / channels * expected + 2 * layers * n * UNIT_ROUNDOFF
     dev = np.abs(orth["spread"].to_numpy() - expected)
     shown = [d for d in (1, 2, 4, 8, 16, 32, 64, 128, 256) if d in orth.index]
-    out.append(Claim(
-        "delta-orthogonal tanh CNN keeps dynamical isometry",
-        "at a critical point the Jacobian of a deep delta-orthogonal tanh CNN has concentrated singular values "
-        "(the orthogonal mean-field spread)",
-        f"Jacobian spread within {STANDARD_ERRORS:g} seed-SEs + {FINITE_WIDTH:g}/c relative (finite width c = "
-        f"{channels}) + rounding of the orthogonal mean-field value at every depth 1..{depth}",
-        "; ".join(f"l={d}: {orth.loc[d, 'spread']:.3g} +- {orth.loc[d, 'se']:.2g} "
-                  f"(theory {theory['delta_orthogonal'][d - 1]:.3g})" for d in shown)
-        + f"; worst {np.nanmax(dev / tol):.2f} of tolerance",
-        bool(np.isfinite(dev).all() and (dev <= tol).all()),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "delta-orthogonal tanh CNN keeps dynamical isometry",
+            "at a critical point the Jacobian of a deep delta-orthogonal tanh CNN has concentrated singular values "
+            "(the orthogonal mean-field spread)",
+            f"Jacobian spread within {STANDARD_ERRORS:g} seed-SEs + {FINITE_WIDTH:g}/c relative (finite width c = "
+            f"{channels}) + rounding of the orthogonal mean-field value at every depth 1..{depth}",
+            "; ".join(
+                f"l={d}: {orth.loc[d, 'spread']:.3g} +- {orth.loc[d, 'se']:.2g} "
+                f"(theory {theory['delta_orthogonal'][d - 1]:.3g})"
+                for d in shown
+            )
+            + f"; worst {np.nanmax(dev / tol):.2f} of tolerance",
+            bool(np.isfinite(dev).all() and (dev <= tol).all()),
+        )
+    )
     per_seed = jacobian[jacobian["metric"].isin(["mean_s2", "mean_s4"])].pivot_table(
         index=["init", "depth", "seed"], columns="metric", values="value"
     )
     per_seed = (per_seed["mean_s4"] / per_seed["mean_s2"] ** 2 - 1.0).groupby(["init", "depth"])
     g_min, o_max = per_seed.min().loc["gaussian"], per_seed.max().loc["delta_orthogonal"]
     seeds = jacobian["seed"].nunique()
-    out.append(Claim(
-        "Gaussian tanh CNN loses it",
-        "with Gaussian kernels of the same variance the Jacobian spectrum spreads with depth",
-        f"at every depth every seed's Gaussian spread exceeds every seed's delta-orthogonal spread (complete "
-        f"separation of {seeds} + {seeds} seeds: probability 1/C({2 * seeds},{seeds}) per depth if they were alike)",
-        "; ".join(f"l={d}: Gaussian {gauss.loc[d, 'spread']:.3g} (seeds >= {g_min.loc[d]:.3g}; mean field "
-                  f"{theory['gaussian'][d - 1]:.3g}) vs delta-orthogonal seeds <= {o_max.loc[d]:.3g}" for d in shown),
-        bool(np.isfinite(g_min.to_numpy()).all() and (g_min > o_max).all()),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Gaussian tanh CNN loses it",
+            "with Gaussian kernels of the same variance the Jacobian spectrum spreads with depth",
+            f"at every depth every seed's Gaussian spread exceeds every seed's delta-orthogonal spread (complete "
+            f"separation of {seeds} + {seeds} seeds: probability 1/C({2 * seeds},{seeds}) per depth if they were "
+            "alike)",
+            "; ".join(
+                f"l={d}: Gaussian {gauss.loc[d, 'spread']:.3g} (seeds >= {g_min.loc[d]:.3g}; mean field "
+                f"{theory['gaussian'][d - 1]:.3g}) vs delta-orthogonal seeds <= {o_max.loc[d]:.3g}"
+                for d in shown
+            ),
+            bool(np.isfinite(g_min.to_numpy()).all() and (g_min > o_max).all()),
+        )
+    )
 
     steps = steps_to_accuracy(training)
     t_orth, t_gauss = steps.get("delta_orthogonal", math.inf), steps.get("gaussian", math.inf)
@@ -373,17 +429,19 @@ def claims(operator: pd.DataFrame, jacobian: pd.DataFrame, training: pd.DataFram
     def fmt(t: float) -> str:
         return f"{t:g}" if math.isfinite(t) else f"not reached in {budget}"
 
-    out.append(Claim(
-        "delta-orthogonal trains faster",
-        "a deep vanilla tanh CNN with delta-orthogonal kernels trains quickly; with Gaussian kernels it is slower "
-        "or stuck",
-        f"steps to {ACCURACY:.0%} training accuracy (mean over seeds): delta-orthogonal reaches it, in fewer steps "
-        "than Gaussian (never = infinite)",
-        f"delta-orthogonal {fmt(t_orth)}, Gaussian {fmt(t_gauss)} ({int(training['depth'].iloc[0])} layers, "
-        f"{int(training['channels'].iloc[0])} channels); final accuracy delta-orthogonal "
-        f"{final.get('delta_orthogonal', math.nan):.3f}, Gaussian {final.get('gaussian', math.nan):.3f}",
-        math.isfinite(t_orth) and t_orth < t_gauss,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "delta-orthogonal trains faster",
+            "a deep vanilla tanh CNN with delta-orthogonal kernels trains quickly; with Gaussian kernels it is slower "
+            "or stuck",
+            f"steps to {ACCURACY:.0%} training accuracy (mean over seeds): delta-orthogonal reaches it, in fewer steps "
+            "than Gaussian (never = infinite)",
+            f"delta-orthogonal {fmt(t_orth)}, Gaussian {fmt(t_gauss)} ({int(training['depth'].iloc[0])} layers, "
+            f"{int(training['channels'].iloc[0])} channels); final accuracy delta-orthogonal "
+            f"{final.get('delta_orthogonal', math.nan):.3f}, Gaussian {final.get('gaussian', math.nan):.3f}",
+            math.isfinite(t_orth) and t_orth < t_gauss,
+        )
+    )
     return out
 
 
@@ -412,8 +470,15 @@ def figures(operator: pd.DataFrame, jacobian: pd.DataFrame, training: pd.DataFra
         t = table[table["init"] == kind]
         y = np.maximum(t["spread"].to_numpy(), 1e-6)
         err = STANDARD_ERRORS * t["se"].to_numpy()
-        axes[1].errorbar(t["depth"], y, yerr=[np.minimum(err, 0.9 * y), err], fmt="o", color=c, markersize=3,
-                         label=f"{kind}, measured ({STANDARD_ERRORS:g} SE)")  # fmt: skip
+        axes[1].errorbar(
+            t["depth"],
+            y,
+            yerr=[np.minimum(err, 0.9 * y), err],
+            fmt="o",
+            color=c,
+            markersize=3,
+            label=f"{kind}, measured ({STANDARD_ERRORS:g} SE)",
+        )
         axes[1].plot(layers, np.maximum(theory[kind], 1e-6), "-", color=c, lw=0.8, label=f"{kind}, mean field")
     axes[1].set_xscale("log", base=2)
     axes[1].set_yscale("log")
@@ -444,5 +509,6 @@ def run(scale: str) -> Reproduction:
     """Measures all parts, checks the claims, draws the figures."""
     operator, jacobian, training = measure_operator(scale), measure_jacobian(scale), measure_training(scale)
     rows = pd.concat([operator, jacobian, training], ignore_index=True)
-    return Reproduction("xiao2018", scale, claims(operator, jacobian, training), rows,
-                        figures(operator, jacobian, training))  # fmt: skip
+    return Reproduction(
+        "xiao2018", scale, claims(operator, jacobian, training), rows, figures(operator, jacobian, training)
+    )

@@ -119,14 +119,43 @@ from initbench.benchmarks.reproduce import Claim, Reproduction
 from initbench.models.layers import conv2d
 
 SIZES = {
-    "smoke": {"init_blocks": 4, "init_width": 8, "init_batch": 16, "init_seeds": 2, "depths": (2,), "width": 8,
-              "seeds": 2, "steps": 10, "batch": 16, "lr": 0.1},
-    "cpu": {"init_blocks": 32, "init_width": 16, "init_batch": 64, "init_seeds": 4, "depths": (4, 16),
-            "width": 8, "seeds": 2, "steps": 150, "batch": 64, "lr": 0.1},
-    "paper": {"init_blocks": 256, "init_width": 16, "init_batch": 128, "init_seeds": 8,
-              "depths": (4, 16, 64, 256, 1024, 4096), "width": 16, "seeds": 5, "steps": 1000, "batch": 128,
-              "lr": 0.1},
-}  # fmt: skip
+    "smoke": {
+        "init_blocks": 4,
+        "init_width": 8,
+        "init_batch": 16,
+        "init_seeds": 2,
+        "depths": (2,),
+        "width": 8,
+        "seeds": 2,
+        "steps": 10,
+        "batch": 16,
+        "lr": 0.1,
+    },
+    "cpu": {
+        "init_blocks": 32,
+        "init_width": 16,
+        "init_batch": 64,
+        "init_seeds": 4,
+        "depths": (4, 16),
+        "width": 8,
+        "seeds": 2,
+        "steps": 150,
+        "batch": 64,
+        "lr": 0.1,
+    },
+    "paper": {
+        "init_blocks": 256,
+        "init_width": 16,
+        "init_batch": 128,
+        "init_seeds": 8,
+        "depths": (4, 16, 64, 256, 1024, 4096),
+        "width": 16,
+        "seeds": 5,
+        "steps": 1000,
+        "batch": 128,
+        "lr": 0.1,
+    },
+}
 INIT_SCHEMES = ("he", "fixup", "skipinit", "fixup_rule2_only")
 TRAIN_SCHEMES = ("he", "fixup", "skipinit", "batchnorm")
 NUM_CLASSES = 10
@@ -177,9 +206,13 @@ def mean_field(blocks: int, *, branch_scale: float = 1.0, size: int = 8, populat
 
 def init_moments(scheme: str, blocks: int, width: int, x: jax.Array, labels: jax.Array, seeds: int):
     """Per seed: second moments of the stem and block outputs, initial loss, logit variance (one jit per shape)."""
-    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *[
-        init_train_params(jax.random.fold_in(jax.random.key(seed), 0), blocks, width, x.shape[-1], scheme)
-        for seed in range(seeds)])  # fmt: skip
+    stacked = jax.tree_util.tree_map(
+        lambda *a: jnp.stack(a),
+        *[
+            init_train_params(jax.random.fold_in(jax.random.key(seed), 0), blocks, width, x.shape[-1], scheme)
+            for seed in range(seeds)
+        ],
+    )
     return _moments(stacked, x, labels)
 
 
@@ -208,16 +241,28 @@ def measure_at_init(scale: str) -> pd.DataFrame:
     for scheme in INIT_SCHEMES:
         q, loss, logit_var = (np.asarray(a) for a in init_moments(scheme, blocks, width, x, labels, seeds))
         for seed in range(seeds):
-            rows += [{"scheme": scheme, "seed": seed, "block": b, "metric": "second_moment", "value": float(v)}
-                     for b, v in enumerate(q[seed])]  # fmt: skip
-            rows.append({"scheme": scheme, "seed": seed, "block": -1, "metric": "initial_loss",
-                         "value": float(loss[seed])})  # fmt: skip
-            rows.append({"scheme": scheme, "seed": seed, "block": -1, "metric": "logit_variance",
-                         "value": float(logit_var[seed])})  # fmt: skip
+            rows += [
+                {"scheme": scheme, "seed": seed, "block": b, "metric": "second_moment", "value": float(v)}
+                for b, v in enumerate(q[seed])
+            ]
+            rows.append(
+                {"scheme": scheme, "seed": seed, "block": -1, "metric": "initial_loss", "value": float(loss[seed])}
+            )
+            rows.append(
+                {
+                    "scheme": scheme,
+                    "seed": seed,
+                    "block": -1,
+                    "metric": "logit_variance",
+                    "value": float(logit_var[seed]),
+                }
+            )
     mf = {"he": mean_field(blocks), "fixup_rule2_only": mean_field(blocks, branch_scale=1.0 / blocks)}
     for scheme, values in mf.items():
-        rows += [{"scheme": scheme, "seed": -1, "block": b + 1, "metric": "mean_field", "value": float(v)}
-                 for b, v in enumerate(values)]  # fmt: skip
+        rows += [
+            {"scheme": scheme, "seed": -1, "block": b + 1, "metric": "mean_field", "value": float(v)}
+            for b, v in enumerate(values)
+        ]
     return pd.DataFrame(rows)
 
 
@@ -360,20 +405,39 @@ def measure_depth_sweep(scale: str) -> pd.DataFrame:
     for depth in s["depths"]:
         for norm, schemes in ((False, ("he", "fixup", "skipinit")), (True, ("batchnorm",))):
             members = [(scheme, seed) for scheme in schemes for seed in seeds]
-            params = [init_train_params(jax.random.fold_in(jax.random.key(seed), 0), depth, s["width"], x.shape[-1],
-                                        scheme) for scheme, seed in members]  # fmt: skip
+            params = [
+                init_train_params(jax.random.fold_in(jax.random.key(seed), 0), depth, s["width"], x.shape[-1], scheme)
+                for scheme, seed in members
+            ]
             stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *params)
-            losses, acc = _train_members(stacked, jnp.asarray([seed for _, seed in members], jnp.uint32), x, y,
-                                         x_test, y_test, norm=norm, steps=s["steps"], batch=s["batch"],
-                                         lr=s["lr"])  # fmt: skip
+            losses, acc = _train_members(
+                stacked,
+                jnp.asarray([seed for _, seed in members], jnp.uint32),
+                x,
+                y,
+                x_test,
+                y_test,
+                norm=norm,
+                steps=s["steps"],
+                batch=s["batch"],
+                lr=s["lr"],
+            )
             losses, acc = np.asarray(losses), np.asarray(acc)
             for j, (scheme, seed) in enumerate(members):
                 bad = np.flatnonzero(~np.isfinite(losses[j]))
                 tail = losses[j][-max(len(losses[j]) // 10, 1) :]
-                rows.append({"scheme": scheme, "depth": depth, "seed": seed,
-                             "test_accuracy": float(acc[j]) if bad.size == 0 else math.nan,
-                             "initial_loss": float(losses[j][0]), "final_loss": float(np.mean(tail)),
-                             "diverged": bool(bad.size), "diverged_at": int(bad[0]) if bad.size else -1})  # fmt: skip
+                rows.append(
+                    {
+                        "scheme": scheme,
+                        "depth": depth,
+                        "seed": seed,
+                        "test_accuracy": float(acc[j]) if bad.size == 0 else math.nan,
+                        "initial_loss": float(losses[j][0]),
+                        "final_loss": float(np.mean(tail)),
+                        "diverged": bool(bad.size),
+                        "diverged_at": int(bad[0]) if bad.size else -1,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -411,63 +475,87 @@ def claims(init_df: pd.DataFrame, sweep: pd.DataFrame) -> list[Claim]:
     he_factor, he_total, he_se = _growth(init_df, "he")
     mf_factor, _ = _mean_field_growth(init_df, "he")
     ok = abs(he_factor / mf_factor - 1) <= HE_FACTOR_TOL and he_factor >= 1.4
-    out.append(Claim(
-        "He init explodes without normalization", "with He init and no normalization the variance grows"
-        " exponentially with depth (Var doubles per block for x + F(x))",
-        f"per-block factor of E[x^2] within {HE_FACTOR_TOL:.0%} of the mean-field factor and >= 1.4"
-        " (q_L/q_1 >= 1.4^(L-1))",
-        f"{blocks} blocks: per-block factor {he_factor:.3f} (seeds' SE of the log {he_se:.3f}; mean field"
-        f" {mf_factor:.3f}), q_L/q_1 = {he_total:.3g}", bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "He init explodes without normalization",
+            "with He init and no normalization the variance grows"
+            " exponentially with depth (Var doubles per block for x + F(x))",
+            f"per-block factor of E[x^2] within {HE_FACTOR_TOL:.0%} of the mean-field factor and >= 1.4"
+            " (q_L/q_1 >= 1.4^(L-1))",
+            f"{blocks} blocks: per-block factor {he_factor:.3f} (seeds' SE of the log {he_se:.3f}; mean field"
+            f" {mf_factor:.3f}), q_L/q_1 = {he_total:.3g}",
+            bool(ok),
+        )
+    )
     flat = {k: _growth(init_df, k)[1] for k in ("fixup", "skipinit")}
     ok = all(abs(v - 1) < EXACT for v in flat.values())
-    out.append(Claim(
-        "Fixup and SkipInit are flat at init", "Fixup (zero last layer per branch) starts every residual block at"
-        " the identity: no growth with depth (so does SkipInit's zero multiplier)",
-        f"|q_L/q_1 - 1| < {EXACT:g} for both",
-        f"{blocks} blocks: Fixup q_L/q_1 = {flat['fixup']:.7f}, SkipInit {flat['skipinit']:.7f}", bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Fixup and SkipInit are flat at init",
+            "Fixup (zero last layer per branch) starts every residual block at"
+            " the identity: no growth with depth (so does SkipInit's zero multiplier)",
+            f"|q_L/q_1 - 1| < {EXACT:g} for both",
+            f"{blocks} blocks: Fixup q_L/q_1 = {flat['fixup']:.7f}, SkipInit {flat['skipinit']:.7f}",
+            bool(ok),
+        )
+    )
     _, r2_total, _ = _growth(init_df, "fixup_rule2_only")
     _, r2_mf = _mean_field_growth(init_df, "fixup_rule2_only")
     ok = r2_total <= math.e**2 and abs(r2_total / r2_mf - 1) <= RULE2_TOL
-    out.append(Claim(
-        "Fixup's rescaling alone bounds the growth", "scaling the branches by L^(-1/(2m-2)) keeps the output"
-        " variance O(1) in depth (section 3)",
-        f"q_L/q_1 <= e^2 = {math.e**2:.2f} (mean-field bound) and within {RULE2_TOL:.0%} of the mean-field value",
-        f"{blocks} blocks, conv_a x L^-1/2, conv_b He: q_L/q_1 = {r2_total:.3f} (mean field {r2_mf:.3f}; He:"
-        f" {he_total:.3g})", bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Fixup's rescaling alone bounds the growth",
+            "scaling the branches by L^(-1/(2m-2)) keeps the output variance O(1) in depth (section 3)",
+            f"q_L/q_1 <= e^2 = {math.e**2:.2f} (mean-field bound) and within {RULE2_TOL:.0%} of the mean-field value",
+            f"{blocks} blocks, conv_a x L^-1/2, conv_b He: q_L/q_1 = {r2_total:.3f} (mean field {r2_mf:.3f}; He:"
+            f" {he_total:.3g})",
+            bool(ok),
+        )
+    )
     loss = init_df[init_df["metric"] == "initial_loss"].groupby("scheme")["value"]
     fix_dev = float((loss.get_group("fixup") - math.log(NUM_CLASSES)).abs().max())
     he_loss = float(loss.get_group("he").min())
     ok = fix_dev < EXACT and he_loss > 10 * math.log(NUM_CLASSES)
-    out.append(Claim(
-        "initial loss", "Fixup's zero classifier starts at loss ln(classes); He init without normalization starts"
-        " with huge logits", f"Fixup within {EXACT:g} of ln 10 = {math.log(10):.4f}; He's (every seed) > 10 ln 10",
-        f"Fixup max |loss - ln 10| = {fix_dev:.2g}; He (smallest over seeds, {blocks} blocks) {he_loss:.4g}", bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "initial loss",
+            "Fixup's zero classifier starts at loss ln(classes); He init without normalization starts with huge logits",
+            f"Fixup within {EXACT:g} of ln 10 = {math.log(10):.4f}; He's (every seed) > 10 ln 10",
+            f"Fixup max |loss - ln 10| = {fix_dev:.2g}; He (smallest over seeds, {blocks} blocks) {he_loss:.4g}",
+            bool(ok),
+        )
+    )
 
     depths = sorted(sweep["depth"].unique())
     deepest = sweep[(sweep["scheme"] == "he") & (sweep["depth"] == depths[-1])]
     acc = deepest["test_accuracy"]
     ok = bool(len(deepest)) and bool((deepest["diverged"] | (acc < CHANCE_STALL)).all())
-    out.append(Claim(
-        "He without normalization fails at depth", "without normalization, He-initialized deep ResNets diverge"
-        " at BatchNorm's learning rate (Fig. 3)",
-        f"at the deepest depth every seed diverges (non-finite loss) or stays below {CHANCE_STALL} test accuracy",
-        f"{depths[-1]} blocks: {int(deepest['diverged'].sum())}/{len(deepest)} diverged, accuracies "
-        + ", ".join("nan" if np.isnan(a) else f"{a:.3f}" for a in acc)
-        + "; by depth: " + ", ".join(f"{d}: {_stat(sweep, 'he', d)[0]:.3f}" for d in depths), ok,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "He without normalization fails at depth",
+            "without normalization, He-initialized deep ResNets diverge at BatchNorm's learning rate (Fig. 3)",
+            f"at the deepest depth every seed diverges (non-finite loss) or stays below {CHANCE_STALL} test accuracy",
+            f"{depths[-1]} blocks: {int(deepest['diverged'].sum())}/{len(deepest)} diverged, accuracies "
+            + ", ".join("nan" if np.isnan(a) else f"{a:.3f}" for a in acc)
+            + "; by depth: "
+            + ", ".join(f"{d}: {_stat(sweep, 'he', d)[0]:.3f}" for d in depths),
+            ok,
+        )
+    )
     fix = sweep[sweep["scheme"] == "fixup"]
     means = {d: _stat(sweep, "fixup", d) for d in depths}
     ok = not fix["diverged"].any() and all(m >= TRAINS for m, _ in means.values())
-    out.append(Claim(
-        "Fixup trains at every depth", "Fixup trains residual nets of any depth without normalization (Fig. 3)",
-        f"no seed diverges and mean test accuracy >= {TRAINS} at every depth",
-        "Fixup accuracy by depth: " + ", ".join(f"{d}: {m:.3f} +- {se:.3f}" for d, (m, se) in means.items())
-        + f"; diverged {int(fix['diverged'].sum())}", bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "Fixup trains at every depth",
+            "Fixup trains residual nets of any depth without normalization (Fig. 3)",
+            f"no seed diverges and mean test accuracy >= {TRAINS} at every depth",
+            "Fixup accuracy by depth: "
+            + ", ".join(f"{d}: {m:.3f} +- {se:.3f}" for d, (m, se) in means.items())
+            + f"; diverged {int(fix['diverged'].sum())}",
+            bool(ok),
+        )
+    )
     for other, label in (("batchnorm", "BatchNorm"), ("skipinit", "SkipInit")):
         parts, ok = [], True
         for d in depths:
@@ -476,12 +564,16 @@ def claims(init_df: pd.DataFrame, sweep: pd.DataFrame) -> list[Claim]:
             allowed = MARGIN + 2 * math.hypot(fs, os_)
             ok &= gap <= allowed
             parts.append(f"{d}: Fixup {fm:.3f} vs {om:.3f} (allowed gap {allowed:.3f})")
-        out.append(Claim(
-            f"Fixup matches {label}", f"Fixup's early accuracy is comparable to {label}'s at every depth"
-            + (" (Fig. 3)" if other == "batchnorm" else " (De & Smith 2020's no-norm alternative)"),
-            f"at every depth Fixup's mean accuracy >= {label}'s - ({MARGIN} + 2 x combined seed SE)",
-            "; ".join(parts), bool(ok),
-        ))  # fmt: skip
+        out.append(
+            Claim(
+                f"Fixup matches {label}",
+                f"Fixup's early accuracy is comparable to {label}'s at every depth"
+                + (" (Fig. 3)" if other == "batchnorm" else " (De & Smith 2020's no-norm alternative)"),
+                f"at every depth Fixup's mean accuracy >= {label}'s - ({MARGIN} + 2 x combined seed SE)",
+                "; ".join(parts),
+                bool(ok),
+            )
+        )
     return out
 
 
@@ -514,8 +606,14 @@ def figures(init_df: pd.DataFrame, sweep: pd.DataFrame) -> dict:
     for scheme in TRAIN_SCHEMES:
         depths = sorted(sweep["depth"].unique())
         stats = [_stat(sweep, scheme, d) for d in depths]
-        ax.errorbar([2 * d + 2 for d in depths], [m for m, _ in stats], yerr=[s for _, s in stats], marker="o",
-                    capsize=3, label=names[scheme])  # fmt: skip
+        ax.errorbar(
+            [2 * d + 2 for d in depths],
+            [m for m, _ in stats],
+            yerr=[s for _, s in stats],
+            marker="o",
+            capsize=3,
+            label=names[scheme],
+        )
     ax.set_xscale("log")
     ax.set_xlabel("depth (layers = 2 x blocks + 2)")
     ax.set_ylabel("test accuracy after the budget (diverged = 0.1)")
@@ -532,10 +630,14 @@ def run(scale: str) -> Reproduction:
 
     matplotlib.use("Agg")
     init_df, sweep = measure_at_init(scale), measure_depth_sweep(scale)
-    rows = pd.concat([
-        init_df.assign(part="at_init"),
-        sweep.melt(id_vars=["scheme", "depth", "seed"], var_name="metric", value_name="value").assign(
-            part="depth_sweep"),
-    ], ignore_index=True)  # fmt: skip
+    rows = pd.concat(
+        [
+            init_df.assign(part="at_init"),
+            sweep.melt(id_vars=["scheme", "depth", "seed"], var_name="metric", value_name="value").assign(
+                part="depth_sweep"
+            ),
+        ],
+        ignore_index=True,
+    )
     rows["value"] = rows["value"].astype(float)
     return Reproduction("zhang2019", scale, claims(init_df, sweep), rows, figures(init_df, sweep))

@@ -89,7 +89,7 @@ SIZES = {
     "smoke": {"degeneracy": (8, 32, 3, 40, 20, (0,), 0.02), "determinism": ("mlp",)},
     "cpu": {"degeneracy": (16, 128, 5, 600, 50, (0, 1), 0.02), "determinism": ("mlp", "resnet")},
     "paper": {"degeneracy": (32, 512, 8, 10000, 500, (0, 1, 2), 0.02), "determinism": ("mlp", "resnet")},
-}  # fmt: skip
+}
 BATCH = 64
 RANK_TOL = 1e-3  # numerical rank: singular values above RANK_TOL x the largest
 DEGENERACY_INITS = ("partial_identity", "zero")
@@ -108,14 +108,19 @@ def _projected_digits(d: int) -> tuple[jax.Array, jax.Array, jax.Array, jax.Arra
     _, s, vt = np.linalg.svd(x_train - mean, full_matrices=False)
     proj = vt[:d].T / (s[:d] / math.sqrt(len(x_train)))
     as_f32 = functools.partial(jnp.asarray, dtype=jnp.float32)
-    return (as_f32((x_train - mean) @ proj), jnp.asarray(ds.y_train), as_f32((x_test - mean) @ proj),
-            jnp.asarray(ds.y_test))  # fmt: skip
+    return (
+        as_f32((x_train - mean) @ proj),
+        jnp.asarray(ds.y_train),
+        as_f32((x_test - mean) @ proj),
+        jnp.asarray(ds.y_test),
+    )
 
 
 def degeneracy_model(d: int, width: int, depth: int):
     """The ReLU MLP of the degeneracy experiment (``kernel_init="identity"``: the partial-identity init)."""
-    return models.build("mlp", input_shape=(d,), num_classes=10, depth=depth, width=width, activation="relu",
-                        kernel_init="identity")  # fmt: skip
+    return models.build(
+        "mlp", input_shape=(d,), num_classes=10, depth=depth, width=width, activation="relu", kernel_init="identity"
+    )
 
 
 def degeneracy_init(label: str, d: int, width: int, depth: int) -> dict:
@@ -211,12 +216,27 @@ def measure_determinism(scale: str) -> pd.DataFrame:
     """Per (family, init): whether two seeds give bitwise-identical variables, and the largest difference."""
     x_mlp, x_res = jnp.zeros((2, 64)), jnp.zeros((2, 8, 8, 1))
     nets = {
-        "mlp": (models.build("mlp", input_shape=(64,), num_classes=10, depth=3, width=128, activation="relu",
-                             kernel_init="he_normal"), x_mlp),
-        "resnet": (models.build("resnet", input_shape=(8, 8, 1), num_classes=10, blocks=(1, 1), width=4,
-                                activation="relu", kernel_init="he_normal", normalization="none",
-                                residual_scale=1.0), x_res),
-    }  # fmt: skip
+        "mlp": (
+            models.build(
+                "mlp", input_shape=(64,), num_classes=10, depth=3, width=128, activation="relu", kernel_init="he_normal"
+            ),
+            x_mlp,
+        ),
+        "resnet": (
+            models.build(
+                "resnet",
+                input_shape=(8, 8, 1),
+                num_classes=10,
+                blocks=(1, 1),
+                width=4,
+                activation="relu",
+                kernel_init="he_normal",
+                normalization="none",
+                residual_scale=1.0,
+            ),
+            x_res,
+        ),
+    }
     rows = []
     for family in SIZES[scale]["determinism"]:
         net, x0 = nets[family]
@@ -241,27 +261,33 @@ def claims(degeneracy: pd.DataFrame, training: pd.DataFrame, determinism: pd.Dat
     d = int(degeneracy["input_dim"].iloc[0])
     pid = ranks[ranks["init"] == "partial_identity"]
     worst = pid.groupby("layer")["value"].max()
-    out.append(Claim(
-        "degeneracy: rank(W - I) <= input dim under partial identity",
-        "Theorem 1: with a partial-identity (zero-padding) widening layer, rank(W_l - I) of the hidden layers and the"
-        " rank of the hidden representations stay bounded by the input dimension throughout training",
-        f"numerical rank (singular values > {RANK_TOL:g} x largest) <= d = {d} for every square layer and the hidden"
-        " representation, at every recorded step and seed",
-        f"largest rank over training (d = {d}, width {int(degeneracy['width'].iloc[0])}): "
-        + ", ".join(f"{layer} {int(v)}" for layer, v in worst.items()),
-        bool(len(pid) > 0 and (pid["value"] <= d).all()),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "degeneracy: rank(W - I) <= input dim under partial identity",
+            "Theorem 1: with a partial-identity (zero-padding) widening layer, rank(W_l - I) of the hidden layers "
+            "and the"
+            " rank of the hidden representations stay bounded by the input dimension throughout training",
+            f"numerical rank (singular values > {RANK_TOL:g} x largest) <= d = {d} for every square layer and the "
+            "hidden"
+            " representation, at every recorded step and seed",
+            f"largest rank over training (d = {d}, width {int(degeneracy['width'].iloc[0])}): "
+            + ", ".join(f"{layer} {int(v)}" for layer, v in worst.items()),
+            bool(len(pid) > 0 and (pid["value"] <= d).all()),
+        )
+    )
     zero = ranks[ranks["init"] == "zero"]
     final = zero[zero["step"] == zero["step"].max()].groupby("layer")["value"].min()
-    out.append(Claim(
-        "ZerO's Hadamard breaks the degeneracy",
-        "the Hadamard transform in the widening layer breaks the degeneracy: the learned W_l - I and the hidden"
-        " representations are no longer confined to d dimensions",
-        f"at the last step, rank(W_l - I) > d = {d} in every square layer and hidden-representation rank > d"
-        " (smallest over seeds)",
-        ", ".join(f"{layer} {int(v)}" for layer, v in final.items()),
-        bool(len(final) > 0 and (final > d).all()),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "ZerO's Hadamard breaks the degeneracy",
+            "the Hadamard transform in the widening layer breaks the degeneracy: the learned W_l - I and the hidden"
+            " representations are no longer confined to d dimensions",
+            f"at the last step, rank(W_l - I) > d = {d} in every square layer and hidden-representation rank > d"
+            " (smallest over seeds)",
+            ", ".join(f"{layer} {int(v)}" for layer, v in final.items()),
+            bool(len(final) > 0 and (final > d).all()),
+        )
+    )
     for family, g in training.groupby("family"):
         he_mean, he_se = _mean_se(g.loc[g["init"] == "he_normal", "test_accuracy"])
         z_mean, z_se = _mean_se(g.loc[g["init"] == "zero_init", "test_accuracy"])
@@ -269,24 +295,34 @@ def claims(degeneracy: pd.DataFrame, training: pd.DataFrame, determinism: pd.Dat
         floor = math.sqrt(max(he_mean * (1 - he_mean), 0.0) / TEST_EXAMPLES)
         margin = max(combined, floor) if math.isfinite(combined) else floor
         ok = math.isfinite(z_mean) and math.isfinite(he_mean) and z_mean >= he_mean - margin
-        out.append(Claim(
-            f"ZerO trains as well as He ({family})",
-            "ZerO matches random initialization in test accuracy (CIFAR-10, ImageNet ResNets; Tables 1-2)",
-            "ZerO's mean final test accuracy >= He's - margin, margin = max(2 x combined seed SE, binomial SE of one"
-            f" accuracy on {TEST_EXAMPLES} test images)",
-            f"ZerO {100 * z_mean:.1f} +- {100 * z_se:.1f}%, He {100 * he_mean:.1f} +- {100 * he_se:.1f}% (seeds:"
-            f" {int(g.groupby('init').size().min())}); difference {100 * (z_mean - he_mean):+.1f}, margin"
-            f" {100 * margin:.1f} points", bool(ok),
-        ))  # fmt: skip
+        out.append(
+            Claim(
+                f"ZerO trains as well as He ({family})",
+                "ZerO matches random initialization in test accuracy (CIFAR-10, ImageNet ResNets; Tables 1-2)",
+                "ZerO's mean final test accuracy >= He's - margin, margin = max(2 x combined seed SE, binomial SE "
+                "of one"
+                f" accuracy on {TEST_EXAMPLES} test images)",
+                f"ZerO {100 * z_mean:.1f} +- {100 * z_se:.1f}%, He {100 * he_mean:.1f} +- {100 * he_se:.1f}% (seeds:"
+                f" {int(g.groupby('init').size().min())}); difference {100 * (z_mean - he_mean):+.1f}, margin"
+                f" {100 * margin:.1f} points",
+                bool(ok),
+            )
+        )
     zi, he = determinism[determinism["init"] == "zero_init"], determinism[determinism["init"] == "he_normal"]
     ok = len(zi) > 0 and bool(zi["identical"].all()) and len(he) > 0 and not bool(he["identical"].any())
-    out.append(Claim(
-        "ZerO is deterministic",
-        "ZerO uses no random numbers: the initial network is the same for every seed (improving reproducibility)",
-        "two seeds give bitwise-identical variables with zero_init (every model); He's two seeds differ (control)",
-        "; ".join(f"{r.family}/{r.init}: {'identical' if r.identical else 'differ'} (max |diff|"
-                  f" {r.max_abs_difference:.3g})" for r in determinism.itertuples()), bool(ok),
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "ZerO is deterministic",
+            "ZerO uses no random numbers: the initial network is the same for every seed (improving reproducibility)",
+            "two seeds give bitwise-identical variables with zero_init (every model); He's two seeds differ (control)",
+            "; ".join(
+                f"{r.family}/{r.init}: {'identical' if r.identical else 'differ'} (max |diff|"
+                f" {r.max_abs_difference:.3g})"
+                for r in determinism.itertuples()
+            ),
+            bool(ok),
+        )
+    )
     return out
 
 
@@ -338,12 +374,18 @@ def run(scale: str) -> Reproduction:
     matplotlib.use("Agg")
 
     degeneracy, determinism, training = measure_degeneracy(scale), measure_determinism(scale), measure_training(scale)
-    rows = pd.concat([
-        degeneracy.assign(part="degeneracy"),
-        training.melt(id_vars=["family", "init", "seed"], var_name="metric", value_name="value").assign(
-            part="training"),
-        determinism.melt(id_vars=["family", "init"], var_name="metric", value_name="value").assign(
-            part="determinism", value=lambda f: f["value"].astype(float)),
-    ], ignore_index=True)  # fmt: skip
-    return Reproduction("zhao2021", scale, claims(degeneracy, training, determinism), rows,
-                        figures(degeneracy, training))  # fmt: skip
+    rows = pd.concat(
+        [
+            degeneracy.assign(part="degeneracy"),
+            training.melt(id_vars=["family", "init", "seed"], var_name="metric", value_name="value").assign(
+                part="training"
+            ),
+            determinism.melt(id_vars=["family", "init"], var_name="metric", value_name="value").assign(
+                part="determinism", value=lambda f: f["value"].astype(float)
+            ),
+        ],
+        ignore_index=True,
+    )
+    return Reproduction(
+        "zhao2021", scale, claims(degeneracy, training, determinism), rows, figures(degeneracy, training)
+    )

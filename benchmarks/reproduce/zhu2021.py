@@ -119,15 +119,30 @@ def measure_gradinit(scale: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     for run in runs:
         rec = {k: np.asarray(run["record"][k]) for k in ("objective", "constraint", "gnorm", "loss")}
         for i in range(len(rec["objective"])):
-            trace.append({"seed": run["seed"], "step": i, "objective": float(rec["objective"][i]),
-                          "constraint": bool(rec["constraint"][i]), "gnorm": float(rec["gnorm"][i]),
-                          "loss": float(rec["loss"][i])})  # fmt: skip
+            trace.append(
+                {
+                    "seed": run["seed"],
+                    "step": i,
+                    "objective": float(rec["objective"][i]),
+                    "constraint": bool(rec["constraint"][i]),
+                    "gnorm": float(rec["gnorm"][i]),
+                    "loss": float(rec["loss"][i]),
+                }
+            )
         for path, alpha in run["record"]["scales"].items():
             scales.append({"seed": run["seed"], "path": path, "alpha": float(alpha)})
         for stage in ("before", "after"):
             value, gnorm, moved = (float(v) for v in step(run[stage]))
-            first.append({"seed": run["seed"], "stage": stage, "loss": value, "gnorm": gnorm,
-                          "loss_after_step": moved, "decrease": value - moved})  # fmt: skip
+            first.append(
+                {
+                    "seed": run["seed"],
+                    "stage": stage,
+                    "loss": value,
+                    "gnorm": gnorm,
+                    "loss_after_step": moved,
+                    "decrease": value - moved,
+                }
+            )
     return pd.DataFrame(trace), pd.DataFrame(scales), pd.DataFrame(first)
 
 
@@ -142,28 +157,36 @@ def claims(train: pd.DataFrame, trace: pd.DataFrame, first: pd.DataFrame) -> lis
         tails.append(float(g["gnorm"].iloc[-k:].median()))
     finite = bool(np.isfinite(after["gnorm"]).all()) and len(after) > 0
     bounded = finite and bool((after["gnorm"] <= GAMMA).all())
-    out.append(Claim(
-        "gradient norm bounded by gamma",
-        "GradInit enforces ||g|| <= gamma on the gradient of the initialized net (gamma = 1)",
-        f"for every seed, the full-training-set gradient norm after GradInit <= gamma = {GAMMA:g} (non-finite fails)",
-        "full-batch ||g|| per seed: " + ", ".join(f"{b:.3g} -> {a:.3g}" for b, a in
-                                                zip(before["gnorm"], after["gnorm"], strict=True))
-        + f" (bad init -> GradInit); median minibatch ||g|| over the last {WINDOW:.0%} of iterations: "
-        + ", ".join(f"{t:.3g}" for t in tails), bounded,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "gradient norm bounded by gamma",
+            "GradInit enforces ||g|| <= gamma on the gradient of the initialized net (gamma = 1)",
+            f"for every seed, the full-training-set gradient norm after GradInit <= gamma = {GAMMA:g} (non-finite "
+            "fails)",
+            "full-batch ||g|| per seed: "
+            + ", ".join(f"{b:.3g} -> {a:.3g}" for b, a in zip(before["gnorm"], after["gnorm"], strict=True))
+            + f" (bad init -> GradInit); median minibatch ||g|| over the last {WINDOW:.0%} of iterations: "
+            + ", ".join(f"{t:.3g}" for t in tails),
+            bounded,
+        )
+    )
     dec_b, dec_a = before["decrease"].to_numpy(), after["decrease"].to_numpy()
     finite = bool(np.isfinite(dec_a).all() and np.isfinite(dec_b).all()) and len(dec_a) > 0
     ok = finite and bool((dec_a > 0).all() and (dec_a > dec_b).all())
-    out.append(Claim(
-        "first SGD step lowers the loss",
-        f"after GradInit one SGD step of size eta = {ETA:g} lowers the loss (its objective), more than from the"
-        " bad init",
-        "for every seed, L(theta) - L(theta - eta g/||g||) on the full training set > 0 after GradInit and > its"
-        " value at the bad init",
-        "decrease per seed (bad init -> GradInit): " + ", ".join(f"{b:.2e} -> {a:.2e}" for b, a in
-                                                                 zip(dec_b, dec_a, strict=True))
-        + "; loss before the step: " + ", ".join(f"{v:.3f}" for v in after["loss"]), ok,
-    ))  # fmt: skip
+    out.append(
+        Claim(
+            "first SGD step lowers the loss",
+            f"after GradInit one SGD step of size eta = {ETA:g} lowers the loss (its objective), more than from the"
+            " bad init",
+            "for every seed, L(theta) - L(theta - eta g/||g||) on the full training set > 0 after GradInit and > its"
+            " value at the bad init",
+            "decrease per seed (bad init -> GradInit): "
+            + ", ".join(f"{b:.2e} -> {a:.2e}" for b, a in zip(dec_b, dec_a, strict=True))
+            + "; loss before the step: "
+            + ", ".join(f"{v:.3f}" for v in after["loss"]),
+            ok,
+        )
+    )
     return out
 
 
@@ -219,11 +242,15 @@ def run(scale: str) -> Reproduction:
 
     train = measure_training(scale)
     trace, scales, first = measure_gradinit(scale)
-    rows = pd.concat([
-        train.drop(columns="n_test").assign(part="training"),
-        trace.astype({"constraint": float}).melt(id_vars=["seed", "step"], var_name="metric",
-                                                 value_name="value").assign(part="gradinit"),
-        scales.rename(columns={"alpha": "value"}).assign(metric="alpha", part="scales"),
-        first.melt(id_vars=["seed", "stage"], var_name="metric", value_name="value").assign(part="first_step"),
-    ], ignore_index=True)  # fmt: skip
+    rows = pd.concat(
+        [
+            train.drop(columns="n_test").assign(part="training"),
+            trace.astype({"constraint": float})
+            .melt(id_vars=["seed", "step"], var_name="metric", value_name="value")
+            .assign(part="gradinit"),
+            scales.rename(columns={"alpha": "value"}).assign(metric="alpha", part="scales"),
+            first.melt(id_vars=["seed", "stage"], var_name="metric", value_name="value").assign(part="first_step"),
+        ],
+        ignore_index=True,
+    )
     return Reproduction("zhu2021", scale, claims(train, trace, first), rows, figures(train, trace, scales, scale))

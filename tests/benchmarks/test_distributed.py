@@ -18,8 +18,26 @@ from initbench.benchmarks.results import ResultStore
 from initbench.inits.errors import UsageError
 
 # an ad-hoc grid of one small MLP cohort (2 inits x 2 seeds), small enough for the default test run
-RUN = ["run", "--depth", "2", "--width", "32", "--init", "he_normal,glorot_uniform", "--seeds", "2",
-       "--batch-size", "64", "--lr", "0.05", "--steps", "20", "--eval-every", "10", "--quiet"]  # fmt: skip
+RUN = [
+    "run",
+    "--depth",
+    "2",
+    "--width",
+    "32",
+    "--init",
+    "he_normal,glorot_uniform",
+    "--seeds",
+    "2",
+    "--batch-size",
+    "64",
+    "--lr",
+    "0.05",
+    "--steps",
+    "20",
+    "--eval-every",
+    "10",
+    "--quiet",
+]
 KEYS = ["run_id", "step", "split", "metric"]
 BOUND_S = 240  # a generous wall-clock bound on any multi-process job in these tests
 
@@ -104,8 +122,13 @@ def test_killed_process_stops_the_other_and_the_rerun_resumes(tmp_path):
     partial = set(store.read()["run_id"])
     assert 0 < len(partial) < 24
     # rerun: trains only what is missing, and the table is whole
-    done = subprocess.run(launch_cmd(2, argv, devices_per_process=1), env=one_device_env(),
-                          capture_output=True, text=True, timeout=BOUND_S)  # fmt: skip
+    done = subprocess.run(
+        launch_cmd(2, argv, devices_per_process=1),
+        env=one_device_env(),
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{len(partial)} already complete" in done.stdout
     assert store.read()["run_id"].nunique() == 24
@@ -156,10 +179,26 @@ def test_launch_commands_are_one_job():
     "env, expected",
     [
         ({}, None),
-        ({"SLURM_JOB_ID": "1", "SLURM_STEP_NODELIST": "n1", "SLURM_NTASKS": "1", "SLURM_PROCID": "0",
-          "SLURM_LOCALID": "0"}, None),
-        ({"SLURM_JOB_ID": "1", "SLURM_STEP_NODELIST": "n[1-2]", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
-          "SLURM_LOCALID": "0"}, "slurm"),
+        (
+            {
+                "SLURM_JOB_ID": "1",
+                "SLURM_STEP_NODELIST": "n1",
+                "SLURM_NTASKS": "1",
+                "SLURM_PROCID": "0",
+                "SLURM_LOCALID": "0",
+            },
+            None,
+        ),
+        (
+            {
+                "SLURM_JOB_ID": "1",
+                "SLURM_STEP_NODELIST": "n[1-2]",
+                "SLURM_NTASKS": "2",
+                "SLURM_PROCID": "1",
+                "SLURM_LOCALID": "0",
+            },
+            "slurm",
+        ),
         ({"SLURM_JOB_ID": "1", "SLURM_NTASKS": "4"}, None),  # an allocation, not a step: sbatch without srun
         ({"OMPI_MCA_orte_hnp_uri": "1.0;tcp://10.0.0.1:1", "OMPI_COMM_WORLD_SIZE": "4"}, "ompi"),
         ({"OMPI_MCA_orte_hnp_uri": "1.0;tcp://10.0.0.1:1", "OMPI_COMM_WORLD_SIZE": "1"}, None),
@@ -167,7 +206,7 @@ def test_launch_commands_are_one_job():
         ({"TPU_WORKER_HOSTNAMES": "localhost"}, None),
         ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234"}, "env"),
     ],
-)  # fmt: skip
+)
 def test_cluster_detection_needs_more_than_one_process(env, expected):
     assert distributed.detect_cluster(env) == expected
 

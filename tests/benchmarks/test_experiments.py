@@ -57,8 +57,13 @@ def test_a_sweep_is_exactly_the_product(tmp_path):
     assert sorted(got) == sorted(itertools.product([1, 2], inits, [0.01, 0.1], [0, 1]))
     assert len(got) == len(set(got)) == 24 and len({s.run_id for s in plan.full}) == 24
     assert {k: v for k, v in plan.varying.items() if len(v) > 1}.keys() == {
-        "model", "depth", "init", "init_args", "lr", "seed"
-    }  # fmt: skip
+        "model",
+        "depth",
+        "init",
+        "init_args",
+        "lr",
+        "seed",
+    }
 
 
 def test_file_round_trip_to_rows_with_every_swept_field_as_a_column(tmp_path):
@@ -72,8 +77,12 @@ def test_file_round_trip_to_rows_with_every_swept_field_as_a_column(tmp_path):
     for spec in plan.specs:
         row = runs.loc[spec.run_id]
         assert (row["suite"], row["depth"], row["lr"], row["init"], row["init_args"]) == (
-            "sweep", 1, spec.train.lr, spec.init.name, spec.init.args_label
-        )  # fmt: skip
+            "sweep",
+            1,
+            spec.train.lr,
+            spec.init.name,
+            spec.init.args_label,
+        )
         assert (row["bias_init"], row["bias_args"], row["dataset"]) == ("normal", "stddev=0.1", "gaussian")
         assert row["dataset_options"] == '{"dim": 6, "n_test": 32, "n_train": 64}'
     assert sorted(df["step"].unique()) == [0, 2, 4]
@@ -105,11 +114,42 @@ def test_the_command_line_and_the_equivalent_file_give_the_same_runs(tmp_path):
         steps = 2000
         eval_every = 100
     """
-    argv = ["--model", "mlp", "--depth", "30", "--width", "256", "--activation", "relu",
-            "--init", "he_normal,lecun_normal", "--bias-init", "normal(stddev=0.2236)", "--lr", "0.01,0.1",
-            "--batch-size", "128", "--optimizer", "momentum", "--momentum", "0.5", "--weight-decay", "0.0001",
-            "--schedule", "cosine", "--steps", "2000", "--eval-every", "100", "--seeds", "3",
-            "--dataset", "gaussian", "--dataset-args", "dim=784,n_train=4096"]  # fmt: skip
+    argv = [
+        "--model",
+        "mlp",
+        "--depth",
+        "30",
+        "--width",
+        "256",
+        "--activation",
+        "relu",
+        "--init",
+        "he_normal,lecun_normal",
+        "--bias-init",
+        "normal(stddev=0.2236)",
+        "--lr",
+        "0.01,0.1",
+        "--batch-size",
+        "128",
+        "--optimizer",
+        "momentum",
+        "--momentum",
+        "0.5",
+        "--weight-decay",
+        "0.0001",
+        "--schedule",
+        "cosine",
+        "--steps",
+        "2000",
+        "--eval-every",
+        "100",
+        "--seeds",
+        "3",
+        "--dataset",
+        "gaussian",
+        "--dataset-args",
+        "dim=784,n_train=4096",
+    ]
     args = cli.build_parser().parse_args(["show", *argv])
     exp, scale, overrides, only = cli.grid_from_args(args)
     from_cli = experiments.resolve(exp, scale, overrides, only)
@@ -117,16 +157,24 @@ def test_the_command_line_and_the_equivalent_file_give_the_same_runs(tmp_path):
     assert [s.run_id for s in from_cli.full] == [s.run_id for s in from_file.full]
     assert len(from_file.full) == 12
     # the generic --set reaches the same fields
-    args = cli.build_parser().parse_args(["show", *argv[:-4], "--set", "data.name=gaussian",
-                                          "--set", "data.dim=784", "--set", "data.n_train=4096"])  # fmt: skip
+    args = cli.build_parser().parse_args(
+        ["show", *argv[:-4], "--set", "data.name=gaussian", "--set", "data.dim=784", "--set", "data.n_train=4096"]
+    )
     assert [s.run_id for s in experiments.resolve(*cli.grid_from_args(args)).full] == [s.run_id for s in from_file.full]
 
 
 def test_packaged_quick_is_the_main_job(tmp_path):
     plan = experiments.resolve(experiments.load("quick"), "smoke")
     assert len(plan.full) == 24  # 2 models x 2 activations x 3 inits x 2 seeds
-    he = RunSpec("quick", "init_x_activation", ModelSpec("mlp", "relu", 2, 32), InitSpec("he_normal"),
-                 DataSpec("digits", 64), TrainSpec("sgd", 0.05, 20, 10), 1)  # fmt: skip
+    he = RunSpec(
+        "quick",
+        "init_x_activation",
+        ModelSpec("mlp", "relu", 2, 32),
+        InitSpec("he_normal"),
+        DataSpec("digits", 64),
+        TrainSpec("sgd", 0.05, 20, 10),
+        1,
+    )
     assert he.run_id in {s.run_id for s in plan.full}
     cpu = experiments.resolve(experiments.load("quick"), "cpu")
     torch = [s for s in cpu.full if s.init.name == "torch_default"]
@@ -155,7 +203,9 @@ def test_he2015_depth30_runs_at_smoke_scale(tmp_path):
 
 
 def test_init_argument_axes_zips_and_scales(tmp_path):
-    plan = resolve(tmp_path, """
+    plan = resolve(
+        tmp_path,
+        """
         init = {name = "variance_scaling", scale = [1.0, 1.76, 4.0], mode = "fan_in", distribution = "normal"}
         bias = [{name = "normal", stddev = [0.1, 0.2]}, "zeros"]
         [model]
@@ -168,19 +218,25 @@ def test_init_argument_axes_zips_and_scales(tmp_path):
         model = {activation = "relu"}
         [scale.small.train]
         steps = 7
-    """, scale="small")  # fmt: skip
+    """,
+        scale="small",
+    )
     scales = (1.0, 1.76, 4.0)
     assert {s.init.args for s in plan.full} == {options(scale=v, mode="fan_in", distribution="normal") for v in scales}
     assert {(s.init.bias, s.init.bias_args) for s in plan.full} == {
-        ("normal", options(stddev=0.1)), ("normal", options(stddev=0.2)), ("zeros", ())
-    }  # fmt: skip
+        ("normal", options(stddev=0.1)),
+        ("normal", options(stddev=0.2)),
+        ("zeros", ()),
+    }
     assert {(s.model.depth, s.model.width) for s in plan.full} == {(10, 64), (20, 32)}  # zipped, not a product
     assert len(plan.full) == 3 * 3 * 2
     assert {s.model.activation for s in plan.full} == {"relu"} and {s.train.steps for s in plan.full} == {7}
 
 
 def test_array_of_model_tables_and_model_options(tmp_path):
-    plan = resolve(tmp_path, """
+    plan = resolve(
+        tmp_path,
+        """
         [[model]]
         family = "mlp"
         depth = 2
@@ -195,7 +251,8 @@ def test_array_of_model_tables_and_model_options(tmp_path):
         [[model]]
         family = "plain_cnn"
         preset = "he22_cpu"
-    """)  # fmt: skip
+    """,
+    )
     labels = [s.model.label for s in plan.full]
     assert len(labels) == 5
     assert "resnet(width=8, blocks=(2, 2, 2), normalization='none')" in labels
@@ -204,8 +261,9 @@ def test_array_of_model_tables_and_model_options(tmp_path):
 
 def test_command_line_overrides_a_file(tmp_path):
     path = write(tmp_path, SWEEP)
-    args = cli.build_parser().parse_args(["show", str(path), "--depth", "5", "--lr", "0.3", "--seeds", "1",
-                                          "--dataset", "digits"])  # fmt: skip
+    args = cli.build_parser().parse_args(
+        ["show", str(path), "--depth", "5", "--lr", "0.3", "--seeds", "1", "--dataset", "digits"]
+    )
     plan = experiments.resolve(*cli.grid_from_args(args))
     assert {(s.model.depth, s.train.lr, s.seed, s.data.name, s.data.extra) for s in plan.full} == {
         (5, 0.3, 0, "digits", ())
@@ -279,19 +337,25 @@ def test_bad_files_fail_in_one_line_before_any_work(text, message, hint, tmp_pat
         (["--set", "train.lrr=0.1"], "command line: unknown field 'train.lrr'"),
         (["--init", "normal", "--init-args", "sd=1"], "normal() got unexpected argument(s) sd"),
         (["--init-args", "stddev=1"], "--init-args needs --init"),
-        (["--model", "resnet", "--model-args", "blocks=[1,1,1],norm=none"],
-         "command line: unknown field 'model.norm'; valid: model.activation"),
+        (
+            ["--model", "resnet", "--model-args", "blocks=[1,1,1],norm=none"],
+            "command line: unknown field 'model.norm'; valid: model.activation",
+        ),
         (["--model-args", "norm=none"], "Did you mean 'model.normalization'?"),
-        (["--dataset", "digits", "--dataset-args", "dim=4"],
-         "dataset digits: unknown field 'dim'; valid: batch_size, eval_examples, name"),
-        (["--model", "mlp", "--depth", "2", "--width", "4", "--dataset", "digits", "--model-args", "stages=[[8,1]]"],
-         "unknown field 'stages'"),
+        (
+            ["--dataset", "digits", "--dataset-args", "dim=4"],
+            "dataset digits: unknown field 'dim'; valid: batch_size, eval_examples, name",
+        ),
+        (
+            ["--model", "mlp", "--depth", "2", "--width", "4", "--dataset", "digits", "--model-args", "stages=[[8,1]]"],
+            "unknown field 'stages'",
+        ),
         (["--model", "lenet5", "--dataset", "gaussian"], "lenet5 needs (height, width, channels) inputs"),
         (["--seeds", "2,3"], "--seeds is a count"),
         (["nope.toml"], "cannot read experiment file 'nope.toml'"),
         (["--scale", "cpu"], "command line: defines no scales"),
     ],
-)  # fmt: skip
+)
 def test_bad_command_lines_fail_in_one_line(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["run", *argv, "--out", str(out)]) == 2

@@ -203,15 +203,14 @@ def test_tanh_glorot_depth_50_is_critical_slow_decay_not_vanishing():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("residual_scale", "expected"), [(None, "exploding"), (0.0, "preserved")]
-)  # fmt: skip
+@pytest.mark.parametrize(("residual_scale", "expected"), [(None, "exploding"), (0.0, "preserved")])
 def test_resnet_without_normalization(residual_scale, expected):
     extra = {"blocks": (3, 3, 3), "normalization": "none"}
     if residual_scale is not None:
         extra["residual_scale"] = residual_scale  # a zero last layer per branch (SkipInit)
-    result, _ = check.run_check(model="resnet", width=16, input_shape=(16, 16, 3), batch_size=64, seeds=4,
-                                out=None, extra=extra)  # fmt: skip
+    result, _ = check.run_check(
+        model="resnet", width=16, input_shape=(16, 16, 3), batch_size=64, seeds=4, out=None, extra=extra
+    )
     assert result.verdicts["forward"].verdict == expected, result.verdicts
     judged = result.table[result.table["judged"]]["layer"]
     assert not any("/conv_" in n for n in judged)  # the residual stream, not the branches
@@ -241,8 +240,12 @@ def test_users_linen_and_nnx_models_give_the_same_numbers():
     linen_rows = propagation.layer_table(propagation.propagation(user, variables, x, activation="relu"))
     nnx_rows = propagation.layer_table(propagation.propagation(net, None, x, activation="relu"))
     assert list(nnx_rows["layer"]) == [f"layers/{i}" for i in range(6)] + ["head"]
-    for column in ("pre_activation_second_moment", "gradient_variance", "weight_gradient_variance",
-                   "activation_participation_ratio"):  # fmt: skip
+    for column in (
+        "pre_activation_second_moment",
+        "gradient_variance",
+        "weight_gradient_variance",
+        "activation_participation_ratio",
+    ):
         np.testing.assert_allclose(nnx_rows[column], linen_rows[column], rtol=1e-5)
     a = check.check_variance(user, variables, x, activation="relu")
     b = check.check_variance(net, None, x, activation="relu")
@@ -254,12 +257,34 @@ def test_users_linen_and_nnx_models_give_the_same_numbers():
 def test_check_cli_prints_three_verdicts_and_the_phase(tmp_path, capsys):
     from initbench.benchmarks import cli
 
-    argv = ["check", "--depth", "12", "--width", "128", "--batch-size", "64", "--activation", "tanh",
-            "--weight-variance", "1.76", "--bias-variance", "0.05", "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "check",
+        "--depth",
+        "12",
+        "--width",
+        "128",
+        "--batch-size",
+        "64",
+        "--activation",
+        "tanh",
+        "--weight-variance",
+        "1.76",
+        "--bias-variance",
+        "0.05",
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
-    for line in ("forward   preserved", "backward  preserved", "jacobian  preserved", "mean-field phase: critical",
-                 "predicted_variance", "predicted_gradient_variance", "verdict: PRESERVED"):  # fmt: skip
+    for line in (
+        "forward   preserved",
+        "backward  preserved",
+        "jacobian  preserved",
+        "mean-field phase: critical",
+        "predicted_variance",
+        "predicted_gradient_variance",
+        "verdict: PRESERVED",
+    ):
         assert line in out, out
     stored = ResultStore(tmp_path)
     assert stored.provenance_of(stored.files()[0])["check"]["verdicts"]["forward"]["verdict"] == "preserved"
@@ -295,8 +320,15 @@ def test_check_bad_input_is_one_line(extra, message, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_check_names_its_files_after_the_real_model(tmp_path):
-    _, paths = check.run_check(model="resnet", width=4, input_shape=(8, 8, 3), batch_size=8, seeds=1, out=tmp_path,
-                               extra={"blocks": (1, 1, 1), "normalization": "none"})  # fmt: skip
+    _, paths = check.run_check(
+        model="resnet",
+        width=4,
+        input_shape=(8, 8, 3),
+        batch_size=8,
+        seeds=1,
+        out=tmp_path,
+        extra={"blocks": (1, 1, 1), "normalization": "none"},
+    )
     name = Path(paths["results"]).name
     assert name.startswith("check_resnet_width_4__blocks__1__1__1___normalization__none") and "512" not in name
 
@@ -315,10 +347,12 @@ def test_check_names_its_files_after_the_real_model(tmp_path):
         # no signal at all: vanishing from layer 1, not "too few layers"
         (dict(activation="tanh", init="zeros", depth=6, width=32), ("vanishing",) * 3),
         # 4 layers of the approach to q* = 0.57: a transient, not a trend
-        (dict(activation="tanh", weight_variance=1.76, bias_variance=0.05, depth=4, width=256),
-         ("inconclusive", None, "inconclusive")),
+        (
+            dict(activation="tanh", weight_variance=1.76, bias_variance=0.05, depth=4, width=256),
+            ("inconclusive", None, "inconclusive"),
+        ),
     ],
-)  # fmt: skip
+)
 def test_review_cases(args, expected):
     result, _ = check.run_check(batch_size=64, seeds=4, out=None, **args)
     for signal, want in zip(check.SIGNALS, expected, strict=True):
@@ -345,8 +379,16 @@ def test_a_zeroed_residual_branch_is_bypassed_not_vanishing():
 
 @pytest.mark.slow
 def test_batchnorm_is_probed_with_batch_statistics():
-    net = models.build("resnet", input_shape=(8, 8, 3), num_classes=10, activation="relu",
-                       kernel_init="he_normal", blocks=(2, 2, 2), width=8, normalization="batchnorm")  # fmt: skip
+    net = models.build(
+        "resnet",
+        input_shape=(8, 8, 3),
+        num_classes=10,
+        activation="relu",
+        kernel_init="he_normal",
+        blocks=(2, 2, 2),
+        width=8,
+        normalization="batchnorm",
+    )
     x = jax.random.normal(jax.random.key(1), (32, 8, 8, 3))
     table = propagation.layer_table(propagation.propagation(net, net.init(jax.random.key(0), x[:1]), x))
     q = table.set_index("layer")["pre_activation_second_moment"]

@@ -72,16 +72,24 @@ def test_propagation_is_the_plain_lecture_computation(activation):
 
 def constructed_derivation(scale, xavier=0.5, he=1.0, leaky=1.0, leaky_plain=1.25):
     rows = []
-    for label, factor in (("Xavier (1/n)", xavier), ("He (2/n)", he), ("leaky 0.5: He 2/((1+a^2)n)", leaky),
-                          ("leaky 0.5: He (2/n)", leaky_plain)):  # fmt: skip
+    for label, factor in (
+        ("Xavier (1/n)", xavier),
+        ("He (2/n)", he),
+        ("leaky 0.5: He 2/((1+a^2)n)", leaky),
+        ("leaky 0.5: He (2/n)", leaky_plain),
+    ):
         for layer in range(1, 9):
             rows.append({"init": label, "layer": layer, "forward": factor**layer, "backward": factor ** (9 - layer)})
     return pd.DataFrame(rows)
 
 
 def constructed_convergence(scale, leave=None):
-    leave = leave or {(22, "he_normal"): 100, (22, "lecun_normal"): 400, (30, "he_normal"): 100,
-                      (30, "lecun_normal"): 10**9}  # fmt: skip
+    leave = leave or {
+        (22, "he_normal"): 100,
+        (22, "lecun_normal"): 400,
+        (30, "he_normal"): 100,
+        (30, "lecun_normal"): 10**9,
+    }
     rows = []
     for (depth, init), at in leave.items():
         for step in range(0, 1001, 100):
@@ -95,12 +103,32 @@ def constructed_convergence(scale, leave=None):
         ({}, {}, set()),
         ({"xavier": 0.7}, {}, {"forward: Xavier halves, He keeps", "backward: Xavier halves, He keeps"}),
         ({"leaky": 1.25}, {}, {"PReLU/leaky: 2/((1+a^2) n) keeps"}),
-        ({}, {"leave": {(22, "he_normal"): 100, (22, "lecun_normal"): 100, (30, "he_normal"): 100,
-                        (30, "lecun_normal"): 200}}, {"30 layers: Xavier stalls"}),  # only 2x longer
-        ({}, {"leave": {(22, "he_normal"): 300, (22, "lecun_normal"): 100, (30, "he_normal"): 100,
-                        (30, "lecun_normal"): 10**9}}, {"22 layers: both converge, He first"}),
+        (
+            {},
+            {
+                "leave": {
+                    (22, "he_normal"): 100,
+                    (22, "lecun_normal"): 100,
+                    (30, "he_normal"): 100,
+                    (30, "lecun_normal"): 200,
+                }
+            },
+            {"30 layers: Xavier stalls"},
+        ),  # only 2x longer
+        (
+            {},
+            {
+                "leave": {
+                    (22, "he_normal"): 300,
+                    (22, "lecun_normal"): 100,
+                    (30, "he_normal"): 100,
+                    (30, "lecun_normal"): 10**9,
+                }
+            },
+            {"22 layers: both converge, He first"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_he2015_claims_on_constructed_measurements(monkeypatch, derivation, convergence, failing):
     from initbench.benchmarks.reproduce import he2015
 

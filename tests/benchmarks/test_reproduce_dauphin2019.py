@@ -20,16 +20,39 @@ def constructed_train(good=0.97, bad=0.08, ours=0.96, noise=0.005, n_test=360):
         for seed, d in enumerate((-noise, 0.0, noise)):
             for step, frac in ((0, 0.0), (750, 0.5), (1500, 1.0)):
                 value = 0.1 + frac * (acc + d - 0.1)
-                rows.append({"arm": arm, "seed": seed, "step": step, "split": "test", "metric": "accuracy",
-                             "value": value, "n_test": n_test})  # fmt: skip
-                rows.append({"arm": arm, "seed": seed, "step": step, "split": "train", "metric": "loss",
-                             "value": 2.3 * (1 - frac * acc), "n_test": n_test})  # fmt: skip
+                rows.append(
+                    {
+                        "arm": arm,
+                        "seed": seed,
+                        "step": step,
+                        "split": "test",
+                        "metric": "accuracy",
+                        "value": value,
+                        "n_test": n_test,
+                    }
+                )
+                rows.append(
+                    {
+                        "arm": arm,
+                        "seed": seed,
+                        "step": step,
+                        "split": "train",
+                        "metric": "loss",
+                        "value": 2.3 * (1 - frac * acc),
+                        "n_test": n_test,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def constructed_objective(first=0.8, last=0.3, steps=100, seeds=3):
-    return pd.DataFrame([{"seed": s, "step": i, "gradient_quotient": first + (last - first) * i / (steps - 1)}
-                         for s in range(seeds) for i in range(steps)])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {"seed": s, "step": i, "gradient_quotient": first + (last - first) * i / (steps - 1)}
+            for s in range(seeds)
+            for i in range(steps)
+        ]
+    )
 
 
 def constructed_norms(after=(0.9, 1.1, 0.8), layers=12):

@@ -32,8 +32,18 @@ def constructed_propagation(overrides=None):
         for seed in range(SEEDS):
             for metric, values in per_metric.items():
                 for layer, v in enumerate(values):
-                    rows.append({"part": "propagation", "activation": activation, "seed": seed, "phase": None,
-                                 "layer": layer, "step": None, "metric": metric, "value": float(v)})  # fmt: skip
+                    rows.append(
+                        {
+                            "part": "propagation",
+                            "activation": activation,
+                            "seed": seed,
+                            "phase": None,
+                            "layer": layer,
+                            "step": None,
+                            "metric": metric,
+                            "value": float(v),
+                        }
+                    )
     return pd.DataFrame(rows).assign(width=WIDTH)
 
 
@@ -43,11 +53,31 @@ def constructed_training(top_variance=1.2, final_loss=0.1, depth=8):
         for layer in range(1, depth + 1):
             variance = top_variance if (phase == "after" and layer == depth) else 1.0
             for metric, v in (("mean", 0.01), ("variance", variance), ("omega", 0.0), ("tau", 1.0)):
-                rows.append({"part": "training", "activation": "selu", "seed": 0, "phase": phase, "layer": layer,
-                             "step": None, "metric": metric, "value": v})  # fmt: skip
+                rows.append(
+                    {
+                        "part": "training",
+                        "activation": "selu",
+                        "seed": 0,
+                        "phase": phase,
+                        "layer": layer,
+                        "step": None,
+                        "metric": metric,
+                        "value": v,
+                    }
+                )
     for step, v in enumerate(np.linspace(2.3, final_loss, 20)):
-        rows.append({"part": "training", "activation": "selu", "seed": 0, "phase": "train", "layer": None,
-                     "step": step, "metric": "loss", "value": float(v)})  # fmt: skip
+        rows.append(
+            {
+                "part": "training",
+                "activation": "selu",
+                "seed": 0,
+                "phase": "train",
+                "layer": None,
+                "step": step,
+                "metric": "loss",
+                "value": float(v),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -65,17 +95,23 @@ def _halve_from_layer_40(v):
     ("prop", "train", "failing"),
     [
         ({}, {}, set()),
-        ({"selu": {"variance": lambda v: np.where(np.arange(len(v)) == 40, 1.3, v)}}, {},
-         {"SELU keeps mean 0, variance 1"}),
+        (
+            {"selu": {"variance": lambda v: np.where(np.arange(len(v)) == 40, 1.3, v)}},
+            {},
+            {"SELU keeps mean 0, variance 1"},
+        ),
         ({"selu": {"mean": lambda v: v + 0.1}}, {}, {"SELU keeps mean 0, variance 1"}),
-        ({"scaled_tanh": {"variance": lambda v: np.where(np.arange(len(v)) > 0, 1.0, v)}}, {},
-         {"scaled tanh keeps a stable variance"}),  # q* = 1 assumed instead of the theory's 0.38
+        (
+            {"scaled_tanh": {"variance": lambda v: np.where(np.arange(len(v)) > 0, 1.0, v)}},
+            {},
+            {"scaled tanh keeps a stable variance"},
+        ),  # q* = 1 assumed instead of the theory's 0.38
         ({"relu": {"second_moment": lambda v: 0.6 ** np.arange(len(v))}}, {}, {"ReLU vanishes"}),
         ({"tanh": {"variance": _halve_from_layer_40}}, {}, {"tanh decays like 1/(2l)"}),
         ({}, {"top_variance": 1.9}, {"SELU self-normalizes under training"}),
         ({}, {"final_loss": 2.0}, {"SELU self-normalizes under training"}),  # did not train
     ],
-)  # fmt: skip
+)
 def test_claims_on_constructed_measurements(theory_ready, prop, train, failing):
     claims = lecun_selu.claims(constructed_propagation(prop), constructed_training(**train))
     assert len(claims) == 5
@@ -96,8 +132,10 @@ def test_tolerance_grows_with_depth_and_shrinks_with_width(theory_ready):
     assert (np.diff(narrow["variance_se"].to_numpy() / narrow["variance_theory"].to_numpy()) > 0).all()
     wide = constructed_propagation()
     wide.loc[wide["metric"].str.startswith("se_"), "value"] /= 2.0  # 4x the units
-    assert (lecun_selu.tolerances(wide, "selu")["variance_se"] < lecun_selu.tolerances(
-        constructed_propagation(), "selu")["variance_se"]).all()  # fmt: skip
+    assert (
+        lecun_selu.tolerances(wide, "selu")["variance_se"]
+        < lecun_selu.tolerances(constructed_propagation(), "selu")["variance_se"]
+    ).all()
 
 
 @pytest.mark.slow  # compiles the propagation

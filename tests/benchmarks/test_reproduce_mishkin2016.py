@@ -19,11 +19,21 @@ def constructed_lsuv(after=1.0, held_out=1.02, relu_iterations=1, tanh_iteration
         for seed in range(3):
             for layer in range(1, LAYERS + 1):
                 before = 0.5 * relu_factor ** (layer - 1) if activation == "relu" else 0.39
-                rows.append({"architecture": arch, "activation": activation, "seed": seed, "layer": layer,
-                             "name": f"layer_{layer - 1:03d}/dense",
-                             "iterations": relu_iterations if activation == "relu" else tanh_iterations,
-                             "record_variance": after, "converged": converged, "variance_before": before,
-                             "variance_after": after, "variance_held_out": held_out})  # fmt: skip
+                rows.append(
+                    {
+                        "architecture": arch,
+                        "activation": activation,
+                        "seed": seed,
+                        "layer": layer,
+                        "name": f"layer_{layer - 1:03d}/dense",
+                        "iterations": relu_iterations if activation == "relu" else tanh_iterations,
+                        "record_variance": after,
+                        "converged": converged,
+                        "variance_before": before,
+                        "variance_after": after,
+                        "variance_held_out": held_out,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -35,10 +45,26 @@ def constructed_training(accuracy=None, loss=None):
         for seed, noise in enumerate((-0.01, 0.0, 0.01)):
             for step in (0, 300, 600):
                 final = step == 600
-                rows.append({"init": init, "seed": seed, "depth": 20, "step": step, "metric": "test_accuracy",
-                             "value": accuracy[init] + noise if final else 0.1})  # fmt: skip
-                rows.append({"init": init, "seed": seed, "depth": 20, "step": step, "metric": "train_loss",
-                             "value": loss[init] if final else math.log(10)})  # fmt: skip
+                rows.append(
+                    {
+                        "init": init,
+                        "seed": seed,
+                        "depth": 20,
+                        "step": step,
+                        "metric": "test_accuracy",
+                        "value": accuracy[init] + noise if final else 0.1,
+                    }
+                )
+                rows.append(
+                    {
+                        "init": init,
+                        "seed": seed,
+                        "depth": 20,
+                        "step": step,
+                        "metric": "train_loss",
+                        "value": loss[init] if final else math.log(10),
+                    }
+                )
     return pd.DataFrame(rows)
 
 

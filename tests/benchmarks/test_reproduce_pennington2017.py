@@ -18,8 +18,16 @@ WIDTH, DEPTH = 64, 32
 
 
 def row(part, metric, value, activation=None, q_star=math.nan, weights=None, **cols):
-    return {**dict.fromkeys(p17.COLUMNS, math.nan), "part": part, "metric": metric, "value": value,
-            "activation": activation, "q_star": q_star, "weights": weights, **cols}  # fmt: skip
+    return {
+        **dict.fromkeys(p17.COLUMNS, math.nan),
+        "part": part,
+        "metric": metric,
+        "value": value,
+        "activation": activation,
+        "q_star": q_star,
+        "weights": weights,
+        **cols,
+    }
 
 
 def theory_spread(q, weights, depth):
@@ -37,8 +45,17 @@ def constructed_spectra(scale, change=None):
                 value = change(q, weights, depth, value) if change else value
                 rows.append(row("spectrum", "spread", value, activation, q_star, weights, depth=depth, seed=0))
                 if depth & (depth - 1) == 0:
-                    rows.append(row("theory", "spread", theory_spread(q, weights, depth), activation, q_star, weights,
-                                    depth=depth))  # fmt: skip
+                    rows.append(
+                        row(
+                            "theory",
+                            "spread",
+                            theory_spread(q, weights, depth),
+                            activation,
+                            q_star,
+                            weights,
+                            depth=depth,
+                        )
+                    )
             for depth in (2, DEPTH):
                 for s in np.linspace(0.5, 1.5, 8):
                     rows.append(row("singular_values", "s", s, activation, q_star, weights, depth=depth))
@@ -50,8 +67,19 @@ def constructed_training(scale, below_at=None):
     rows = []
     for weights, at in below_at.items():
         for step in range(0, 801, 50):
-            rows.append(row("training", "train_loss", 2.3 if step < at else 0.3, "tanh", 1 / 64, weights, depth=64,
-                            step=step, seed=0))  # fmt: skip
+            rows.append(
+                row(
+                    "training",
+                    "train_loss",
+                    2.3 if step < at else 0.3,
+                    "tanh",
+                    1 / 64,
+                    weights,
+                    depth=64,
+                    step=step,
+                    seed=0,
+                )
+            )
     return pd.DataFrame(rows, columns=p17.COLUMNS)
 
 
@@ -71,16 +99,22 @@ def q_order_swapped(q, weights, depth, value):
         (None, {}, set()),
         (isometry_broken, {}, {"dynamical isometry"}),
         (q_order_swapped, {}, {"isometry needs small q*"}),
-        (lambda q, w, d, v: 1.0 if (q, w, d) == (None, "orthogonal", WIDTH // 8) else v, {},
-         {"ReLU gains nothing from orthogonal", "theory agrees"}),  # 1 < 8/4: the ReLU spread stopped growing
-        (lambda q, w, d, v: 10.0 if (q, w, d) == (None, "orthogonal", DEPTH) else v, {},
-         set()),  # beyond width/8 the finite-width spread is not judged
+        (
+            lambda q, w, d, v: 1.0 if (q, w, d) == (None, "orthogonal", WIDTH // 8) else v,
+            {},
+            {"ReLU gains nothing from orthogonal", "theory agrees"},
+        ),  # 1 < 8/4: the ReLU spread stopped growing
+        (
+            lambda q, w, d, v: 10.0 if (q, w, d) == (None, "orthogonal", DEPTH) else v,
+            {},
+            set(),
+        ),  # beyond width/8 the finite-width spread is not judged
         (lambda q, w, d, v: 1.5 * v if (q, w, d) == (1.0, "gaussian", 4) else v, {}, {"theory agrees"}),
         (lambda q, w, d, v: 1.5 * v if (q, w, d) == (1.0, "gaussian", 16) else v, {}, set()),  # 16 > width/8
         (None, {"below_at": {"orthogonal": 400, "gaussian": 400}}, {"orthogonal trains faster"}),
         (None, {"below_at": {"orthogonal": 100, "gaussian": 10**9}}, set()),  # Gaussian never: infinitely many
     ],
-)  # fmt: skip
+)
 def test_claims_on_constructed_measurements(change, training, failing):
     claims = p17.claims(constructed_spectra("smoke", change), constructed_training("smoke", **training))
     assert {c.name for c in claims if not c.passed} == failing, claims

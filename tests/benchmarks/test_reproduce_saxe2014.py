@@ -21,16 +21,35 @@ def constructed_spectra(gaussian_factor=1.0, orthogonal_error=1e-6):
         for seed in range(SEEDS):
             s2 = 1.0 + 0.01 * rng.standard_normal()
             s4 = (spread + 1.0) * s2**2 * (1.0 + 0.01 * rng.standard_normal())
-            for init, values in (("gaussian", {"mean_s2": s2, "mean_s4": s4}),
-                                 ("orthogonal", {"mean_s2": 1.0, "mean_s4": 1.0,
-                                                 "max_abs_s_minus_1": orthogonal_error})):  # fmt: skip
+            for init, values in (
+                ("gaussian", {"mean_s2": s2, "mean_s4": s4}),
+                ("orthogonal", {"mean_s2": 1.0, "mean_s4": 1.0, "max_abs_s_minus_1": orthogonal_error}),
+            ):
                 for metric, v in values.items():
-                    rows.append({"part": "spectra", "init": init, "seed": seed, "depth": depth, "width": WIDTH,
-                                 "metric": metric, "value": v})  # fmt: skip
+                    rows.append(
+                        {
+                            "part": "spectra",
+                            "init": init,
+                            "seed": seed,
+                            "depth": depth,
+                            "width": WIDTH,
+                            "metric": metric,
+                            "value": v,
+                        }
+                    )
             if seed == 0 and depth in (1, 8):
                 for v in np.linspace(0.0, 2.0, 16):
-                    rows.append({"part": "spectra", "init": "gaussian", "seed": 0, "depth": depth, "width": WIDTH,
-                                 "metric": "singular_value", "value": v})  # fmt: skip
+                    rows.append(
+                        {
+                            "part": "spectra",
+                            "init": "gaussian",
+                            "seed": 0,
+                            "depth": depth,
+                            "width": WIDTH,
+                            "metric": "singular_value",
+                            "value": v,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -45,12 +64,34 @@ def constructed_training(times=None, budget=100):
                     hit = steps if lr == 0.1 else 3 * steps  # the better rate is 0.1
                     final = 0.01 if math.isfinite(hit) else 0.5
                     for metric, v in (("steps_to_criterion", hit), ("final_loss", final)):
-                        rows.append({"part": "training", "init": init, "seed": seed, "depth": depth, "width": 16,
-                                     "lr": lr, "step": None, "metric": metric, "value": float(v)})  # fmt: skip
+                        rows.append(
+                            {
+                                "part": "training",
+                                "init": init,
+                                "seed": seed,
+                                "depth": depth,
+                                "width": 16,
+                                "lr": lr,
+                                "step": None,
+                                "metric": metric,
+                                "value": float(v),
+                            }
+                        )
                 for step in range(budget):
                     v = 1.0 if step < steps else 0.01
-                    rows.append({"part": "training", "init": init, "seed": seed, "depth": depth, "width": 16,
-                                 "lr": 0.1, "step": step, "metric": "loss", "value": v})  # fmt: skip
+                    rows.append(
+                        {
+                            "part": "training",
+                            "init": init,
+                            "seed": seed,
+                            "depth": depth,
+                            "width": 16,
+                            "lr": 0.1,
+                            "step": step,
+                            "metric": "loss",
+                            "value": v,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -60,17 +101,26 @@ def constructed_training(times=None, budget=100):
         ({}, None, set()),
         ({"gaussian_factor": 0.5}, None, {"Gaussian product spread grows linearly"}),
         ({"orthogonal_error": 1e-2}, None, {"orthogonal product is an isometry"}),
-        ({}, {"orthogonal": {2: 10, 32: 25}, "gaussian": {2: 12, 32: math.inf}},
-         {"orthogonal learning time is depth-independent"}),
+        (
+            {},
+            {"orthogonal": {2: 10, 32: 25}, "gaussian": {2: 12, 32: math.inf}},
+            {"orthogonal learning time is depth-independent"},
+        ),
         # a finite delay relative to shallow nets, then flat: depth-independent (the measured shape)
         ({}, {"orthogonal": {2: 6, 16: 25, 32: 22}, "gaussian": {2: 6, 16: 60, 32: math.inf}}, set()),
-        ({}, {"orthogonal": {2: 6, 16: 25, 32: 40}, "gaussian": {2: 6, 16: 60, 32: math.inf}},
-         {"orthogonal learning time is depth-independent"}),  # still growing from 16 to 32
+        (
+            {},
+            {"orthogonal": {2: 6, 16: 25, 32: 40}, "gaussian": {2: 6, 16: 60, 32: math.inf}},
+            {"orthogonal learning time is depth-independent"},
+        ),  # still growing from 16 to 32
         ({}, {"orthogonal": {2: 10, 32: 15}, "gaussian": {2: 12, 32: 20}}, {"Gaussian learning time grows with depth"}),
-        ({}, {"orthogonal": {2: 10, 32: math.inf}, "gaussian": {2: 12, 32: math.inf}},
-         {"orthogonal learning time is depth-independent", "Gaussian learning time grows with depth"}),
+        (
+            {},
+            {"orthogonal": {2: 10, 32: math.inf}, "gaussian": {2: 12, 32: math.inf}},
+            {"orthogonal learning time is depth-independent", "Gaussian learning time grows with depth"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_claims_on_constructed_measurements(spectra, times, failing):
     claims = saxe2014.claims(constructed_spectra(**spectra), constructed_training(times))
     assert len(claims) == 4

@@ -23,8 +23,10 @@ def row(part, metric, value, **cols):
 
 
 def constructed_phase(scale, flip=0, line_at_zero=1.0):
-    rows = [row("critical_line", "sigma_w2_critical", v, sigma_b2=b)
-            for b, v in ((0.0, line_at_zero), (0.1, 1.99), (0.2, 2.29))]  # fmt: skip
+    rows = [
+        row("critical_line", "sigma_w2_critical", v, sigma_b2=b)
+        for b, v in ((0.0, line_at_zero), (0.1, 1.99), (0.2, 2.29))
+    ]
     flipped = 0
     for sb, crit in ((0.05, 1.76), (0.2, 2.29)):
         for sw in (0.5, 1.0, 1.5, 2.5, 3.0, 4.0):
@@ -33,8 +35,12 @@ def constructed_phase(scale, flip=0, line_at_zero=1.0):
             ordered = chi1 < 1
             if xi == 5.0 and flipped < flip:
                 ordered, flipped = not ordered, flipped + 1
-            for metric, value in (("one_minus_c", 1e-9 if ordered else 0.5), ("theory_chi1", chi1),
-                                  ("theory_xi_c", xi), ("theory_c_star", 1.0 if chi1 < 1 else 0.4)):  # fmt: skip
+            for metric, value in (
+                ("one_minus_c", 1e-9 if ordered else 0.5),
+                ("theory_chi1", chi1),
+                ("theory_xi_c", xi),
+                ("theory_c_star", 1.0 if chi1 < 1 else 0.4),
+            ):
                 rows.append(row("phase", metric, value, sigma_w2=sw, sigma_b2=sb, layer=100))
     return pd.DataFrame(rows, columns=s17.COLUMNS)
 
@@ -44,8 +50,12 @@ def constructed_scales(scale, xi_c_factor=None, xi_q_factor=None, peak_at=1.75):
     rows = [row("critical_line", "sigma_w2_critical", CRITICAL, sigma_b2=0.05)]
     for sw in XI_C:
         measured_c = 70.0 if sw == peak_at else min(XI_C[sw], 30.0) * xi_c_factor.get(sw, 1.0)
-        for metric, value in (("xi_c", measured_c), ("xi_q", XI_Q[sw] * xi_q_factor.get(sw, 1.0)),
-                              ("theory_xi_c", XI_C[sw]), ("theory_xi_q", XI_Q[sw])):  # fmt: skip
+        for metric, value in (
+            ("xi_c", measured_c),
+            ("xi_q", XI_Q[sw] * xi_q_factor.get(sw, 1.0)),
+            ("theory_xi_c", XI_C[sw]),
+            ("theory_xi_q", XI_Q[sw]),
+        ):
             rows.append(row("depth_scales", metric, value, sigma_w2=sw, sigma_b2=0.05))
             rows.append(row("theory_curve", metric, value, sigma_w2=sw, sigma_b2=0.05))
         for layer in range(1, 101):
@@ -60,8 +70,11 @@ def constructed_training(scale, trained=None):
         rows.append(row("trainability", "theory_xi_c", XI_C[sw], sigma_w2=sw, sigma_b2=0.05))
         for depth in (10, 30, 60, 100, 200):
             ok = trained(sw, depth) if trained else depth < 6 * XI_C[sw]
-            for metric, value in (("train_accuracy", 0.95 if ok else 0.1), ("test_accuracy", 0.9 if ok else 0.1),
-                                  ("train_loss", 0.2 if ok else 2.3)):  # fmt: skip
+            for metric, value in (
+                ("train_accuracy", 0.95 if ok else 0.1),
+                ("test_accuracy", 0.9 if ok else 0.1),
+                ("train_loss", 0.2 if ok else 2.3),
+            ):
                 rows.append(row("trainability", metric, value, sigma_w2=sw, sigma_b2=0.05, depth=depth))
     return pd.DataFrame(rows, columns=s17.COLUMNS)
 
@@ -79,7 +92,7 @@ def constructed_training(scale, trained=None):
         ({}, {}, {"trained": lambda sw, depth: depth <= 10}, {"trainable iff depth < 6 xi_c"}),
         ({}, {}, {"trained": lambda sw, depth: depth < 6 * XI_C[sw] or depth == 30}, set()),  # (1, 30) near boundary
     ],
-)  # fmt: skip
+)
 def test_claims_on_constructed_measurements(monkeypatch, phase, scales, training, failing):
     monkeypatch.setattr(s17, "measure_phase", lambda scale: constructed_phase(scale, **phase))
     monkeypatch.setattr(s17, "measure_depth_scales", lambda scale: constructed_scales(scale, **scales))
@@ -114,8 +127,15 @@ def test_one_minus_cosine_is_exact_near_one():
 
 @pytest.mark.slow  # a few seconds of compilation
 def test_propagation_is_the_plain_computation():
-    points = {"weight_variance": [1.5, 3.0], "bias_variance": [0.05, 0.2], "input_scale": [0.6, 0.8],
-              "c_a": [0.2, 0.4], "c_b": [0.5, 0.7], "q_scale_lo": [0.3, 0.4], "q_scale_hi": [0.9, 1.0]}  # fmt: skip
+    points = {
+        "weight_variance": [1.5, 3.0],
+        "bias_variance": [0.05, 0.2],
+        "input_scale": [0.6, 0.8],
+        "c_a": [0.2, 0.4],
+        "c_b": [0.5, 0.7],
+        "q_scale_lo": [0.3, 0.4],
+        "q_scale_hi": [0.9, 1.0],
+    }
     out = s17.propagate(1, points, depth=3, width=8, pairs=2, key=5)
     kx, kw = jax.random.split(jax.random.split(jax.random.key(5), 1)[0])
     z1, z2, _, zq = jax.random.normal(kx, (4, 2, 8))
@@ -125,8 +145,9 @@ def test_propagation_is_the_plain_computation():
     for layer, k in enumerate(jax.random.split(kw, 3)):
         kw_, kb_ = jax.random.split(k)
         w, b = inits.lecun_normal()(kw_, (8, 8)), inits.normal(1.0)(kb_, (8,))
-        h1, ha, hq = (math.sqrt(3.0) * ((h if layer == 0 else jnp.tanh(h)) @ w) + math.sqrt(0.2) * b[None]
-                      for h in (h1, ha, hq))  # fmt: skip
+        h1, ha, hq = (
+            math.sqrt(3.0) * ((h if layer == 0 else jnp.tanh(h)) @ w) + math.sqrt(0.2) * b[None] for h in (h1, ha, hq)
+        )
         cos = np.sum(np.asarray(h1) * np.asarray(ha), -1) / np.linalg.norm(h1, axis=-1) / np.linalg.norm(ha, axis=-1)
         np.testing.assert_allclose(out["one_minus_c_a"][0, layer, m], np.mean(1 - cos), rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(out["q_hi"][0, layer, m], float(jnp.mean(hq**2)), rtol=1e-5)

@@ -16,15 +16,34 @@ def constructed_operator(delta_error=1e-7, gaussian_spread=1.03):
     rows = []
     for seed in range(SEEDS):
         wobble = 1.0 + 0.002 * (seed - 1.5)
-        for kind, values in (("delta_orthogonal", {"mean_s2": 1.0, "mean_s4": 1.0, "max_abs_s_minus_1": delta_error}),
-                             ("gaussian", {"mean_s2": 1.0, "mean_s4": (gaussian_spread + 1.0) * wobble,
-                                           "max_abs_s_minus_1": 1.0})):  # fmt: skip
+        for kind, values in (
+            ("delta_orthogonal", {"mean_s2": 1.0, "mean_s4": 1.0, "max_abs_s_minus_1": delta_error}),
+            ("gaussian", {"mean_s2": 1.0, "mean_s4": (gaussian_spread + 1.0) * wobble, "max_abs_s_minus_1": 1.0}),
+        ):
             for metric, v in values.items():
-                rows.append({"part": "operator", "init": kind, "seed": seed, "depth": 1, "channels": CHANNELS,
-                             "metric": metric, "value": v})  # fmt: skip
+                rows.append(
+                    {
+                        "part": "operator",
+                        "init": kind,
+                        "seed": seed,
+                        "depth": 1,
+                        "channels": CHANNELS,
+                        "metric": metric,
+                        "value": v,
+                    }
+                )
     for v in (0.5, 1.0, 1.5):
-        rows.append({"part": "operator", "init": "gaussian", "seed": 0, "depth": 1, "channels": CHANNELS,
-                     "metric": "singular_value", "value": v})  # fmt: skip
+        rows.append(
+            {
+                "part": "operator",
+                "init": "gaussian",
+                "seed": 0,
+                "depth": 1,
+                "channels": CHANNELS,
+                "metric": "singular_value",
+                "value": v,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -39,8 +58,17 @@ def constructed_jacobian(delta_factor=1.0, gaussian_spread=None):
             for seed in range(SEEDS):
                 s4 = (target + 1.0) * (1.0 + 1e-3 * (seed - 1.5) * (kind == "gaussian" or depth > 1))
                 for metric, v in (("mean_s2", 1.0), ("mean_s4", s4)):
-                    rows.append({"part": "jacobian", "init": kind, "seed": seed, "depth": depth,
-                                 "channels": CHANNELS, "metric": metric, "value": v})  # fmt: skip
+                    rows.append(
+                        {
+                            "part": "jacobian",
+                            "init": kind,
+                            "seed": seed,
+                            "depth": depth,
+                            "channels": CHANNELS,
+                            "metric": metric,
+                            "value": v,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -52,8 +80,18 @@ def constructed_training(reach=None, steps=500):
             for step in range(0, steps + 1, 50):
                 acc = 0.95 if step >= at else 0.5
                 for metric, v in (("train_accuracy", acc), ("train_loss", 2.3 * (1 - acc))):
-                    rows.append({"part": "training", "init": kind, "seed": seed, "depth": 32, "channels": 8,
-                                 "step": step, "metric": metric, "value": v})  # fmt: skip
+                    rows.append(
+                        {
+                            "part": "training",
+                            "init": kind,
+                            "seed": seed,
+                            "depth": 32,
+                            "channels": 8,
+                            "step": step,
+                            "metric": metric,
+                            "value": v,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -75,8 +113,9 @@ def theory_ready():
     ],
 )
 def test_claims_on_constructed_measurements(theory_ready, operator, jacobian, training, failing):
-    claims = xiao2018.claims(constructed_operator(**operator), constructed_jacobian(**jacobian),
-                             constructed_training(training))  # fmt: skip
+    claims = xiao2018.claims(
+        constructed_operator(**operator), constructed_jacobian(**jacobian), constructed_training(training)
+    )
     assert len(claims) == 5
     assert {c.name for c in claims if not c.passed} == failing, [(c.name, c.measured) for c in claims]
 

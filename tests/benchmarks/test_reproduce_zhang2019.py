@@ -22,14 +22,24 @@ def constructed_init(he=2.0, mf_he=2.0, flat=1.0, rule2=1.8, mf_rule2=1.8, fixup
     losses = {"he": he_loss, "fixup": fixup_loss, "skipinit": 2.5, "fixup_rule2_only": 3.0}
     for scheme, f in growth.items():
         for seed in range(3):
-            rows += [{"scheme": scheme, "seed": seed, "block": b, "metric": "second_moment",
-                      "value": 0.5 * f ** max(b - 1, 0) * (1 + 0.001 * seed)} for b in range(BLOCKS + 1)]  # fmt: skip
+            rows += [
+                {
+                    "scheme": scheme,
+                    "seed": seed,
+                    "block": b,
+                    "metric": "second_moment",
+                    "value": 0.5 * f ** max(b - 1, 0) * (1 + 0.001 * seed),
+                }
+                for b in range(BLOCKS + 1)
+            ]
             rows.append(
                 {"scheme": scheme, "seed": seed, "block": -1, "metric": "initial_loss", "value": losses[scheme]}
             )
     for scheme, f in (("he", mf_he), ("fixup_rule2_only", mf_rule2 ** (1 / (BLOCKS - 1)))):
-        rows += [{"scheme": scheme, "seed": -1, "block": b, "metric": "mean_field", "value": 0.5 * f ** (b - 1)}
-                 for b in range(1, BLOCKS + 1)]  # fmt: skip
+        rows += [
+            {"scheme": scheme, "seed": -1, "block": b, "metric": "mean_field", "value": 0.5 * f ** (b - 1)}
+            for b in range(1, BLOCKS + 1)
+        ]
     return pd.DataFrame(rows)
 
 
@@ -40,10 +50,18 @@ def constructed_sweep(acc=None, he_diverges=True):
         for scheme, a in acc.items():
             for seed, noise in enumerate((-0.01, 0.01)):
                 diverged = scheme == "he" and depth == 16 and he_diverges
-                rows.append({"scheme": scheme, "depth": depth, "seed": seed,
-                             "test_accuracy": math.nan if diverged else a + noise, "initial_loss": 2.3,
-                             "final_loss": math.nan if diverged else 1.0, "diverged": diverged,
-                             "diverged_at": 3 if diverged else -1})  # fmt: skip
+                rows.append(
+                    {
+                        "scheme": scheme,
+                        "depth": depth,
+                        "seed": seed,
+                        "test_accuracy": math.nan if diverged else a + noise,
+                        "initial_loss": 2.3,
+                        "final_loss": math.nan if diverged else 1.0,
+                        "diverged": diverged,
+                        "diverged_at": 3 if diverged else -1,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -124,9 +142,18 @@ def test_fixup_rule_agrees_with_inits_fixup():
     """The module's Fixup is the library's: zero classifier and last branch layers, first ones x L^(-1/2)."""
     blocks, width = 3, 4
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 1))
-    net = models.build("resnet", input_shape=(8, 8, 1), num_classes=10, blocks=(blocks,), width=width,
-                       activation="relu", kernel_init="he_normal", normalization="none", residual_scale=1.0,
-                       branch_biases=True)  # fmt: skip
+    net = models.build(
+        "resnet",
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        blocks=(blocks,),
+        width=width,
+        activation="relu",
+        kernel_init="he_normal",
+        normalization="none",
+        residual_scale=1.0,
+        branch_biases=True,
+    )
     variables, record = inits.fixup(net, net.init(jax.random.key(1), x), x)
     assert record["scale"] == pytest.approx(blocks**-0.5)
     assert len(record["zeroed"]) == blocks + 1 and all("conv_b" in z or "head" in z for z in record["zeroed"])

@@ -31,8 +31,9 @@ def constructed_training(zero_acc=0.97, he_acc=0.97, noise=(-0.005, 0.0, 0.005))
     for family in ("mlp", "resnet"):
         for init, acc in (("he_normal", he_acc), ("zero_init", zero_acc)):
             for seed, e in enumerate(noise):
-                rows.append({"family": family, "init": init, "seed": seed, "test_accuracy": acc + e,
-                             "train_loss": 0.01})  # fmt: skip
+                rows.append(
+                    {"family": family, "init": init, "seed": seed, "test_accuracy": acc + e, "train_loss": 0.01}
+                )
     return pd.DataFrame(rows)
 
 
@@ -45,8 +46,11 @@ def constructed_determinism(zero_identical=True, he_identical=False):
 
 
 def failing(**changes):
-    frames = {"degeneracy": constructed_degeneracy(), "training": constructed_training(),
-              "determinism": constructed_determinism()}  # fmt: skip
+    frames = {
+        "degeneracy": constructed_degeneracy(),
+        "training": constructed_training(),
+        "determinism": constructed_determinism(),
+    }
     frames.update(changes)
     return {c.name for c in zhao2021.claims(**frames) if not c.passed}
 
@@ -58,17 +62,21 @@ def test_every_claim_holds_on_the_theory():
 @pytest.mark.parametrize(
     ("changes", "fails"),
     [
-        ({"degeneracy": constructed_degeneracy(partial_rank=D + 1)},
-         {"degeneracy: rank(W - I) <= input dim under partial identity"}),
+        (
+            {"degeneracy": constructed_degeneracy(partial_rank=D + 1)},
+            {"degeneracy: rank(W - I) <= input dim under partial identity"},
+        ),
         ({"degeneracy": constructed_degeneracy(zero_rank=D)}, {"ZerO's Hadamard breaks the degeneracy"}),
         # ZerO 2 points worse: beyond 2 x combined SE (0.58) and the binomial floor (0.9 points)
-        ({"training": constructed_training(zero_acc=0.95)},
-         {"ZerO trains as well as He (mlp)", "ZerO trains as well as He (resnet)"}),
+        (
+            {"training": constructed_training(zero_acc=0.95)},
+            {"ZerO trains as well as He (mlp)", "ZerO trains as well as He (resnet)"},
+        ),
         ({"determinism": constructed_determinism(zero_identical=False)}, {"ZerO is deterministic"}),
         # the control: a "random" init that gives identical weights means the check cannot tell
         ({"determinism": constructed_determinism(he_identical=True)}, {"ZerO is deterministic"}),
     ],
-)  # fmt: skip
+)
 def test_each_claim_can_fail(changes, fails):
     assert failing(**changes) == fails
 

@@ -19,23 +19,53 @@ def constructed_train(good=0.97, bad=0.08, ours=0.97, noise=0.005, n_test=360):
     for arm, acc in (("good", good), ("bad", bad), ("gradinit", ours)):
         for seed, d in enumerate((-noise, 0.0, noise)):
             for step, frac in ((0, 0.0), (1500, 1.0)):
-                rows.append({"arm": arm, "seed": seed, "step": step, "split": "test", "metric": "accuracy",
-                             "value": 0.1 + frac * (acc + d - 0.1), "n_test": n_test})  # fmt: skip
+                rows.append(
+                    {
+                        "arm": arm,
+                        "seed": seed,
+                        "step": step,
+                        "split": "test",
+                        "metric": "accuracy",
+                        "value": 0.1 + frac * (acc + d - 0.1),
+                        "n_test": n_test,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def constructed_trace(gnorm=0.9, steps=50):
-    return pd.DataFrame([{"seed": s, "step": i, "objective": 22.0, "constraint": False, "gnorm": gnorm,
-                          "loss": 2.3} for s in range(3) for i in range(steps)])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {"seed": s, "step": i, "objective": 22.0, "constraint": False, "gnorm": gnorm, "loss": 2.3}
+            for s in range(3)
+            for i in range(steps)
+        ]
+    )
 
 
 def constructed_first(gnorm_after=0.8, decrease_before=1e-4, decrease_after=0.05):
     rows = []
     for seed in range(3):
-        rows.append({"seed": seed, "stage": "before", "loss": 2.303, "gnorm": 0.1,
-                     "loss_after_step": 2.303 - decrease_before, "decrease": decrease_before})  # fmt: skip
-        rows.append({"seed": seed, "stage": "after", "loss": 2.3, "gnorm": gnorm_after,
-                     "loss_after_step": 2.3 - decrease_after, "decrease": decrease_after})  # fmt: skip
+        rows.append(
+            {
+                "seed": seed,
+                "stage": "before",
+                "loss": 2.303,
+                "gnorm": 0.1,
+                "loss_after_step": 2.303 - decrease_before,
+                "decrease": decrease_before,
+            }
+        )
+        rows.append(
+            {
+                "seed": seed,
+                "stage": "after",
+                "loss": 2.3,
+                "gnorm": gnorm_after,
+                "loss_after_step": 2.3 - decrease_after,
+                "decrease": decrease_after,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -39,9 +39,14 @@ def digits():
 
 def spec(init, seed, *, lr=0.05, steps=30, depth=2):
     return RunSpec(
-        "test", "results", ModelSpec("mlp", "relu", depth, 32), init, DataSpec("digits", 32),
-        TrainSpec("sgd", lr=lr, steps=steps, eval_every=10), seed,
-    )  # fmt: skip
+        "test",
+        "results",
+        ModelSpec("mlp", "relu", depth, 32),
+        init,
+        DataSpec("digits", 32),
+        TrainSpec("sgd", lr=lr, steps=steps, eval_every=10),
+        seed,
+    )
 
 
 def values(rows):
@@ -145,13 +150,22 @@ def test_summary_statistics_use_the_same_non_diverged_seeds_for_every_metric():
     base = {c: "x" for c in RUNS.config_columns} | {"steps": 10, "depth": 2, "width": 4, "lr": 0.1}
     runs = pd.DataFrame(
         [
-            {**base, "run_id": f"r{i}", "seed": i, "status": status, "final_test_accuracy": acc,
-             "best_test_accuracy": acc, "final_train_loss": loss, "initial_train_loss": 2.3, "steps_to_target": 5.0}
+            {
+                **base,
+                "run_id": f"r{i}",
+                "seed": i,
+                "status": status,
+                "final_test_accuracy": acc,
+                "best_test_accuracy": acc,
+                "final_train_loss": loss,
+                "initial_train_loss": 2.3,
+                "steps_to_target": 5.0,
+            }
             for i, (status, acc, loss) in enumerate(
                 [("ok", 0.8, 0.5), ("ok", 0.9, 0.3), ("diverged", math.nan, math.nan)]
             )
         ]
-    )  # fmt: skip
+    )
     row = summarize(runs).iloc[0]
     assert (row["seeds"], row["diverged"]) == (3, 1)
     assert row["final_test_accuracy"] == pytest.approx(0.85) and row["final_train_loss"] == pytest.approx(0.4)
@@ -238,10 +252,26 @@ def test_bad_init_arguments_are_named(capsys):
 @pytest.mark.slow  # a training run for its log lines: ~7 s
 def test_progress_without_a_terminal_logs_lines(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "initbench.benchmarks.cli", "run", "quick", "--init", "zeros", "--activation", "relu",
-         "--seeds", "1", "--steps", "10", "--out", str(tmp_path / "o")],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "initbench.benchmarks.cli",
+            "run",
+            "quick",
+            "--init",
+            "zeros",
+            "--activation",
+            "relu",
+            "--seeds",
+            "1",
+            "--steps",
+            "10",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("initbench: ")]
     assert lines and lines[-1].startswith("initbench: 20/20 run-steps (100%)") and "run-steps/s" in lines[-1]

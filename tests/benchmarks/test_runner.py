@@ -120,9 +120,14 @@ def test_interrupted_run_resumes_to_the_same_table(smoke_dir, tmp_path, monkeypa
 
 def spec(init, seed, *, steps=30, lr=0.05, depth=2, width=32, batch=32):
     return RunSpec(
-        "test", "cohort", ModelSpec("mlp", "relu", depth, width), init, DataSpec("digits", batch),
-        TrainSpec("sgd", lr=lr, steps=steps, eval_every=10), seed,
-    )  # fmt: skip
+        "test",
+        "cohort",
+        ModelSpec("mlp", "relu", depth, width),
+        init,
+        DataSpec("digits", batch),
+        TrainSpec("sgd", lr=lr, steps=steps, eval_every=10),
+        seed,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -255,10 +260,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, match, tmp_path, 
 
 def test_console_error_has_no_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "initbench.benchmarks.cli", "run", "quick", "--init", "nope",
-         "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "initbench.benchmarks.cli",
+            "run",
+            "quick",
+            "--init",
+            "nope",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("initbench: error: experiment quick: unknown initializer 'nope'")
     assert "Traceback" not in proc.stderr
@@ -269,8 +285,26 @@ def test_throughput_benchmark_runs_every_contender(tmp_path):
     from initbench.benchmarks.perf import throughput
 
     out = tmp_path / "rows.csv"
-    assert throughput.main(["--workload", "small", "--members", "2", "--steps", "5", "--repeats", "1",
-                            "--sequential-members", "1", "--no-torch", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        throughput.main(
+            [
+                "--workload",
+                "small",
+                "--members",
+                "2",
+                "--steps",
+                "5",
+                "--repeats",
+                "1",
+                "--sequential-members",
+                "1",
+                "--no-torch",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = pd.read_csv(out).set_index("contender")
     assert list(rows.index) == ["initbench", "handwritten", "jax_loop"]
     assert (rows["run_steps_per_s"] > 0).all() and rows.loc["handwritten", "ratio_to_handwritten"] == 1.0

@@ -41,14 +41,36 @@ def test_an_lsuv_run_starts_at_unit_variance_on_its_seeded_batch(digits):
         assert abs(float(jnp.var(layer["pre_activation"])) - 1.0) < 0.1, layer["layer"]
     # the base (orthogonal) was drawn from the run's key: another seed, other weights
     other = initial_variables(spec(InitSpec("lsuv"), ModelSpec("mlp", "tanh", 6, 48), seed=1), digits)
-    assert not np.array_equal(np.asarray(other["params"]["head"]["dense"]["kernel"]),
-                              np.asarray(variables["params"]["head"]["dense"]["kernel"]))  # fmt: skip
+    assert not np.array_equal(
+        np.asarray(other["params"]["head"]["dense"]["kernel"]),
+        np.asarray(variables["params"]["head"]["dense"]["kernel"]),
+    )
 
 
 def test_fixup_and_he_runs_of_one_resnet_train_in_their_own_cohorts(tmp_path, capsys):
-    code = cli.main(["run", "--model", "resnet", "--model-args", "blocks=[2],width=4,normalization=none",
-                     "--activation", "relu", "--init", "he_normal,fixup", "--dataset", "digits", "--steps", "10",
-                     "--eval-every", "10", "--seeds", "1", "--out", str(tmp_path)])  # fmt: skip
+    code = cli.main(
+        [
+            "run",
+            "--model",
+            "resnet",
+            "--model-args",
+            "blocks=[2],width=4,normalization=none",
+            "--activation",
+            "relu",
+            "--init",
+            "he_normal,fixup",
+            "--dataset",
+            "digits",
+            "--steps",
+            "10",
+            "--eval-every",
+            "10",
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     assert "trained in 2 cohorts" in capsys.readouterr().out
     df = ResultStore(tmp_path).read()
@@ -91,8 +113,9 @@ def test_bad_scheme_input_is_one_line_exit_2_and_writes_nothing(argv, match, tmp
 
 def test_check_lsuv_on_tanh_is_forward_preserved_and_backward_grows_as_mean_field_chi1():
     """LSUV fixes Var[h] = 1 per tanh layer: sigma_w^2 = 1/E[tanh(z)^2] = 2.536, chi_1 = 1.178 > 1 (chaotic)."""
-    result, _ = check.run_check(model="mlp", depth=12, width=96, activation="tanh", init="lsuv", batch_size=96,
-                                seeds=3, out=None)  # fmt: skip
+    result, _ = check.run_check(
+        model="mlp", depth=12, width=96, activation="tanh", init="lsuv", batch_size=96, seeds=3, out=None
+    )
     assert result.verdicts["forward"].verdict == "preserved", result.verdicts
     z, w = np.polynomial.hermite_e.hermegauss(120)
     w = w / w.sum()
@@ -112,8 +135,9 @@ def test_check_lsuv_relu_depth_20_width_256_is_preserved():
 
 def _resnet_check(init, **kw):
     extra = {"blocks": (8,), "normalization": "none"}
-    return check.run_check(model="resnet", width=16, input_shape=(4, 4, 3), batch_size=32, seeds=4, init=init,
-                           out=None, extra=extra, **kw)[0]  # fmt: skip
+    return check.run_check(
+        model="resnet", width=16, input_shape=(4, 4, 3), batch_size=32, seeds=4, init=init, out=None, extra=extra, **kw
+    )[0]
 
 
 @pytest.mark.slow  # two ResNet probes: about 1 min of XLA compilation on 2 cores
@@ -168,8 +192,9 @@ def test_a_data_scheme_reads_the_dataset_it_is_given():
     )
     for u, w in zip(jax.tree_util.tree_leaves(b), jax.tree_util.tree_leaves(fresh), strict=True):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(w))
-    assert not np.array_equal(np.asarray(a["params"]["head"]["dense"]["kernel"]),
-                              np.asarray(b["params"]["head"]["dense"]["kernel"]))  # fmt: skip
+    assert not np.array_equal(
+        np.asarray(a["params"]["head"]["dense"]["kernel"]), np.asarray(b["params"]["head"]["dense"]["kernel"])
+    )
 
 
 @pytest.mark.slow  # two MetaInit compilations: ~8 s

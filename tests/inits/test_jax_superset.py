@@ -44,18 +44,30 @@ RECORDS = [
     ("orthogonal", inits.orthogonal, shapes(2, 2), FLOATING),
     ("truncated_normal", inits.truncated_normal, shapes(1), FLOATING),
     ("delta_orthogonal", inits.delta_orthogonal, shapes(4, 4), FLOATING),
-    ("variance_scaling_fan_geo_avg", lambda **kw: inits.variance_scaling(1, "fan_geo_avg", "normal", **kw), shapes(),
-     FLOATING),
-]  # fmt: skip
+    (
+        "variance_scaling_fan_geo_avg",
+        lambda **kw: inits.variance_scaling(1, "fan_geo_avg", "normal", **kw),
+        shapes(),
+        FLOATING,
+    ),
+]
 # By default: every shape in float32 and the first shape in complex64; the rest (bfloat16, float16,
 # float64, complex128: without x64 the last two are float32 and complex64 again) is slow-marked to
 # keep the default run short (each new shape and dtype compiles). `pytest -m slow` runs them all.
 DEFAULT_DTYPES = (jnp.float32, jnp.complex64)
 CASES = [
-    pytest.param(name, factory, shape, dtype, id=f"{name}-{shape}-{jnp.dtype(dtype).name}",
-                 marks=() if dtype == jnp.float32 or (dtype in DEFAULT_DTYPES and shape == ss[0]) else pytest.mark.slow)
-    for name, factory, ss, dts in RECORDS for shape in ss for dtype in dts
-]  # fmt: skip
+    pytest.param(
+        name,
+        factory,
+        shape,
+        dtype,
+        id=f"{name}-{shape}-{jnp.dtype(dtype).name}",
+        marks=() if dtype == jnp.float32 or (dtype in DEFAULT_DTYPES and shape == ss[0]) else pytest.mark.slow,
+    )
+    for name, factory, ss, dts in RECORDS
+    for shape in ss
+    for dtype in dts
+]
 
 
 @pytest.mark.parametrize(("name", "factory", "shape", "dtype"), CASES)
@@ -66,9 +78,11 @@ def test_initializer_called_with_dtype(name, factory, shape, dtype):
 
 
 # Built with a dtype: one case per record by default (its first shape, float32), every case when slow.
-BUILT = [pytest.param(*c.values, id=c.id, marks=() if i == first else pytest.mark.slow)
-         for i, c in enumerate(CASES)
-         for first in [next(j for j, d in enumerate(CASES) if d.values[0] == c.values[0])]]  # fmt: skip
+BUILT = [
+    pytest.param(*c.values, id=c.id, marks=() if i == first else pytest.mark.slow)
+    for i, c in enumerate(CASES)
+    for first in [next(j for j, d in enumerate(CASES) if d.values[0] == c.values[0])]
+]
 
 
 @pytest.mark.parametrize(("name", "factory", "shape", "dtype"), BUILT)
@@ -92,8 +106,10 @@ def test_variance_scaling_multi_axis_and_batch_axis():
     batch = inits.variance_scaling(1.0, "fan_avg", "truncated_normal", in_axis=0, out_axis=(2, 3), batch_axis=1)
     assert batch(KEY, shape).shape == shape
     assert batch.target(shape) == (0.0, pytest.approx(1.0 / ((2 + 20) / 2)))
-    for ours, theirs in ((multi, JI.variance_scaling(1.0, "fan_avg", "truncated_normal", (0, 1), (-2, -1))),
-                         (batch, JI.variance_scaling(1.0, "fan_avg", "truncated_normal", 0, (2, 3), 1))):  # fmt: skip
+    for ours, theirs in (
+        (multi, JI.variance_scaling(1.0, "fan_avg", "truncated_normal", (0, 1), (-2, -1))),
+        (batch, JI.variance_scaling(1.0, "fan_avg", "truncated_normal", 0, (2, 3), 1)),
+    ):
         np.testing.assert_array_equal(np.asarray(ours(KEY, shape)), np.asarray(theirs(KEY, shape)))
 
 
@@ -137,13 +153,16 @@ BITWISE = [
     ("lecun_uniform", inits.lecun_uniform(), JI.lecun_uniform()),
     ("orthogonal", inits.orthogonal(1.3), JI.orthogonal(1.3)),
     ("constant", inits.constant(-7), JI.constant(-7)),
-    ("variance_scaling", inits.variance_scaling(0.7, "fan_geo_avg", "truncated_normal"),
-     JI.variance_scaling(0.7, "fan_geo_avg", "truncated_normal")),
+    (
+        "variance_scaling",
+        inits.variance_scaling(0.7, "fan_geo_avg", "truncated_normal"),
+        JI.variance_scaling(0.7, "fan_geo_avg", "truncated_normal"),
+    ),
     # jax's truncated-normal families, under their initbench names (DIFFERENCES)
     ("he_normal", inits.he_truncated_normal(), JI.he_normal()),
     ("lecun_normal", inits.lecun_truncated_normal(), JI.lecun_normal()),
     ("glorot_normal", inits.glorot_truncated_normal(), JI.glorot_normal()),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("name", "ours", "theirs"), BITWISE, ids=[b[0] for b in BITWISE])
@@ -167,9 +186,21 @@ def test_complex_normal_and_uniform_are_jax_bitwise(distribution):
 # In bfloat16 the random initializers draw in float32 and round once (DIFFERENCES: "16-bit
 # floats"), where jax draws in bfloat16 (its normal loses ~0.5% of the variance, its truncated
 # normal tails and centring) or raises (QR of bfloat16). constant is the bfloat16 bitwise case.
-BFLOAT16_DIFFERS = {n: "16-bit floats sample in float32 here" for n in
-                    ("variance_scaling", "he_normal", "lecun_normal", "glorot_normal", "orthogonal", "uniform",
-                     "normal", "he_uniform", "glorot_uniform", "lecun_uniform")}  # fmt: skip
+BFLOAT16_DIFFERS = {
+    n: "16-bit floats sample in float32 here"
+    for n in (
+        "variance_scaling",
+        "he_normal",
+        "lecun_normal",
+        "glorot_normal",
+        "orthogonal",
+        "uniform",
+        "normal",
+        "he_uniform",
+        "glorot_uniform",
+        "lecun_uniform",
+    )
+}
 
 
 def test_bfloat16_truncated_draws_are_the_float32_draw_rounded():

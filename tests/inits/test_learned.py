@@ -16,8 +16,15 @@ Y = jax.random.randint(jax.random.key(2), (128,), 0, 4)
 
 
 def mlp(sigma_w2, depth=6):
-    return models.build("mlp", input_shape=(16,), num_classes=4, depth=depth, width=32, activation="tanh",
-                        kernel_init=inits.variance_scaling(sigma_w2, "fan_in", "normal"))  # fmt: skip
+    return models.build(
+        "mlp",
+        input_shape=(16,),
+        num_classes=4,
+        depth=depth,
+        width=32,
+        activation="tanh",
+        kernel_init=inits.variance_scaling(sigma_w2, "fan_in", "normal"),
+    )
 
 
 def loss_of(net):
@@ -89,8 +96,15 @@ def meta():
         return metainit(net, v, X, key=k, labels=Y, steps=40)
 
     stacked = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), variables, other)
-    return {"net": net, "variables": variables, "other": other, "keys": keys, "eager": run(variables, keys[0]),
-            "jitted": jax.jit(run), "vmapped": jax.vmap(run)(stacked, keys)}  # fmt: skip
+    return {
+        "net": net,
+        "variables": variables,
+        "other": other,
+        "keys": keys,
+        "eager": run(variables, keys[0]),
+        "jitted": jax.jit(run),
+        "vmapped": jax.vmap(run)(stacked, keys),
+    }
 
 
 def test_metainit_lowers_the_gradient_quotient_and_only_rescales_kernels(meta):
@@ -101,8 +115,11 @@ def test_metainit_lowers_the_gradient_quotient_and_only_rescales_kernels(meta):
     np.testing.assert_allclose(float(record["objective"][0]), before, rtol=1e-4)  # its own GQ is the paper's
     assert_one_factor_per_tensor(variables["params"], new["params"], kernels_only=True)
     assert record["objective"].shape == (40,)
-    kernel_paths = ["/".join(str(k.key) for k in path) for path, leaf in jax.tree_util.tree_leaves_with_path(
-        variables["params"]) if leaf.ndim >= 2]  # fmt: skip
+    kernel_paths = [
+        "/".join(str(k.key) for k in path)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(variables["params"])
+        if leaf.ndim >= 2
+    ]
     assert sorted(record["scales"]) == sorted(kernel_paths) and len(kernel_paths) == 4
     for path, scale in record["scales"].items():
         old, fresh = variables["params"], new["params"]
@@ -163,8 +180,14 @@ def grad():
     def run(k):
         return gradinit(net, variables, X, key=k, labels=Y, steps=100, lr=1e-2, min_scale=0.5)
 
-    return {"net": net, "variables": variables, "keys": keys, "eager": run(keys[0]), "jitted": jax.jit(run),
-            "vmapped": jax.vmap(run)(keys)}  # fmt: skip
+    return {
+        "net": net,
+        "variables": variables,
+        "keys": keys,
+        "eager": run(keys[0]),
+        "jitted": jax.jit(run),
+        "vmapped": jax.vmap(run)(keys),
+    }
 
 
 def test_gradinit_lowers_the_one_step_loss_and_meets_the_gradient_norm_bound(grad):

@@ -12,8 +12,16 @@ X = jax.random.normal(jax.random.key(1), (256, 32))
 
 
 def mlp(activation, scan=False, depth=8):
-    return models.build("mlp", input_shape=(32,), num_classes=10, depth=depth, width=64, activation=activation,
-                        kernel_init="he_normal", scan=scan)  # fmt: skip
+    return models.build(
+        "mlp",
+        input_shape=(32,),
+        num_classes=10,
+        depth=depth,
+        width=64,
+        activation=activation,
+        kernel_init="he_normal",
+        scan=scan,
+    )
 
 
 def layer_outputs(model, variables, x):
@@ -133,8 +141,9 @@ def test_a_scanned_stack_is_named_as_the_problem():
 
 
 def test_a_dead_layer_is_named():
-    net = models.build("mlp", input_shape=(32,), num_classes=10, depth=2, width=16, activation="relu",
-                       kernel_init="zeros")  # fmt: skip
+    net = models.build(
+        "mlp", input_shape=(32,), num_classes=10, depth=2, width=16, activation="relu", kernel_init="zeros"
+    )
     with pytest.raises(ValueError, match=r"layer 'layer_000/dense' has output variance 0.0 on this batch"):
         inits.lsuv(net, net.init(jax.random.key(0), X[:1]), X)
 

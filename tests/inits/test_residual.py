@@ -16,8 +16,16 @@ X = jax.random.normal(jax.random.key(0), (8, 8, 8, 3))
 
 def resnet(blocks=(2, 2), **fields):
     config = {"normalization": "none", "residual_scale": 1.0, "branch_biases": True, **fields}
-    return models.build("resnet", input_shape=(8, 8, 3), num_classes=10, blocks=blocks, width=8, activation="relu",
-                        kernel_init="he_normal", **config)  # fmt: skip
+    return models.build(
+        "resnet",
+        input_shape=(8, 8, 3),
+        num_classes=10,
+        blocks=blocks,
+        width=8,
+        activation="relu",
+        kernel_init="he_normal",
+        **config,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +62,9 @@ def test_fixup_zeros_and_scalings_exactly_as_specified(fixup_case):
     assert not np.any(np.asarray(q["head"]["dense"]["kernel"])) and not np.any(np.asarray(q["head"]["dense"]["bias"]))
     # outside the branches: the stem and the stride-2 projection keep their He init
     np.testing.assert_array_equal(np.asarray(q["stem"]["conv"]["kernel"]), np.asarray(p["stem"]["conv"]["kernel"]))
-    np.testing.assert_array_equal(np.asarray(q["block_02"]["shortcut"]["kernel"]),
-                                  np.asarray(p["block_02"]["shortcut"]["kernel"]))  # fmt: skip
+    np.testing.assert_array_equal(
+        np.asarray(q["block_02"]["shortcut"]["kernel"]), np.asarray(p["block_02"]["shortcut"]["kernel"])
+    )
 
 
 def test_fixup_starts_at_ln_classes_and_every_block_is_the_identity(fixup_case):
@@ -100,18 +109,29 @@ def test_skipinit_sets_every_multiplier_to_alpha_and_leaves_kernels():
     assert record == {"branches": 3, "alpha": 0.0}
     for b in ("block_00", "block_01", "block_02"):
         assert float(new["params"][b]["branch_scale"]) == 0.0
-        np.testing.assert_array_equal(np.asarray(new["params"][b]["conv_a"]["conv"]["kernel"]),
-                                      np.asarray(v["params"][b]["conv_a"]["conv"]["kernel"]))  # fmt: skip
+        np.testing.assert_array_equal(
+            np.asarray(new["params"][b]["conv_a"]["conv"]["kernel"]),
+            np.asarray(v["params"][b]["conv_a"]["conv"]["kernel"]),
+        )
     # alpha = 0: every block without a projection is the identity (after the ReLU it ends in)
     _, state = net.apply(new, X, mutable=["intermediates"])
     layers = {x["layer"]: x for x in models.per_layer(state["intermediates"])}
-    np.testing.assert_array_equal(np.asarray(layers["block_01"]["activation"]),
-                                  np.asarray(layers["stem"]["activation"]))  # fmt: skip
+    np.testing.assert_array_equal(
+        np.asarray(layers["block_01"]["activation"]), np.asarray(layers["stem"]["activation"])
+    )
 
 
 def test_zero_init_is_its_closed_form_and_deterministic():
-    net = models.build("mlp", input_shape=(12,), num_classes=10, depth=3, width=32, activation="relu",
-                       kernel_init="he_normal", bias_init="normal")  # fmt: skip
+    net = models.build(
+        "mlp",
+        input_shape=(12,),
+        num_classes=10,
+        depth=3,
+        width=32,
+        activation="relu",
+        kernel_init="he_normal",
+        bias_init="normal",
+    )
     x = jax.random.normal(jax.random.key(0), (4, 12))
     a, record = inits.zero_init(net, net.init(jax.random.key(1), x[:1]), x)
     b, _ = inits.zero_init(net, net.init(jax.random.key(2), x[:1]), x)
@@ -141,11 +161,13 @@ def test_zero_init_on_a_resnet_zeros_branch_ends_and_classifier_and_centres_the_
 
 
 def test_fixup_on_a_plain_mlp_names_what_is_missing():
-    net = models.build("mlp", input_shape=(12,), num_classes=10, depth=3, width=16, activation="relu",
-                       kernel_init="he_normal")  # fmt: skip
+    net = models.build(
+        "mlp", input_shape=(12,), num_classes=10, depth=3, width=16, activation="relu", kernel_init="he_normal"
+    )
     x = jnp.ones((2, 12))
-    with pytest.raises(ValueError, match="fixup: the model has no residual branches: no module owns a scalar "
-                                         "'branch_scale' parameter") as err:  # fmt: skip
+    with pytest.raises(
+        ValueError, match="fixup: the model has no residual branches: no module owns a scalar 'branch_scale' parameter"
+    ) as err:
         inits.fixup(net, net.init(jax.random.key(0), x[:1]), x)
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="skipinit: the model has no residual branches"):
@@ -279,8 +301,9 @@ def test_schemes_vmapped_over_seeds_equal_each_seed_alone(scheme):
         net = resnet(blocks=(1,), residual_scale=0.0, branch_biases=False)
         x = X
     else:
-        net = models.build("mlp", input_shape=(12,), num_classes=4, depth=2, width=16, activation="tanh",
-                           kernel_init="orthogonal")  # fmt: skip
+        net = models.build(
+            "mlp", input_shape=(12,), num_classes=4, depth=2, width=16, activation="tanh", kernel_init="orthogonal"
+        )
         x = jax.random.normal(jax.random.key(0), (32, 12))
     fn = getattr(inits, scheme)
     init = lambda k: fn(net, net.init(k, x[:1]), x)[0]  # noqa: E731

@@ -345,7 +345,10 @@ def test_im2col_convolution_equals_lax_convolution(shape, kernel, strides, paddi
     got = jax.jit(conv2d, static_argnums=(2, 3))(x, k, strides, padding)  # traced on CPU: im2col
     assert got.shape == ref.shape
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5)
-    g_ref = jax.grad(lambda k: jnp.sum(jnp.tanh(jax.lax.conv_general_dilated(
-        x, k, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")))))(k)  # fmt: skip
+    g_ref = jax.grad(
+        lambda k: jnp.sum(
+            jnp.tanh(jax.lax.conv_general_dilated(x, k, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")))
+        )
+    )(k)
     g_got = jax.grad(lambda k: jnp.sum(jnp.tanh(conv2d(x, k, strides, padding))))(k)
     np.testing.assert_allclose(np.asarray(g_got), np.asarray(g_ref), rtol=1e-4, atol=1e-4)
