@@ -58,6 +58,16 @@ def _params(spec: Any, cache: dict) -> int | None:
     return cache[key]
 
 
+def programs(specs: Sequence[Any]) -> int:
+    """How many training programs the runs compile: the trainer's program key without devices.
+
+    A program depends on the model as built, the data's shapes and the optimizer's structure
+    (``TrainSpec.program``), never on the init, the seed or the values of ``HYPER_PARAMETERS``.
+    Cohorts of different experiments or benchmarks can share one.
+    """
+    return len({(s.model, s.architecture, s.data, s.train.program) for s in specs})
+
+
 def show(
     experiment: experiments.Experiment,
     scale: str | None = None,
@@ -76,7 +86,8 @@ def show(
     lines.append(
         f"runs: {len(plan.specs)}"
         + (f" of the grid's {len(plan.full)} (--only)" if len(plan.specs) != len(plan.full) else "")
-        + f"; cohorts (one compiled program each): {len(groups)}"
+        + f"; cohorts: {len(groups)}; compiled training programs: {programs(plan.specs)}"
+        + " (runs that differ only in init, seed, lr, momentum or weight decay share one)"
     )
     implied = ("family", "depth", "width", "model_options")  # parts of the model label
     shown = [k for k in SHOWN if k not in implied]
@@ -100,7 +111,13 @@ def show(
         lines.append(
             f"  {i}. {first.model.label} {first.model.activation} on {first.data.name} "
             f"(batch {first.data.batch_size}), "
-            f"{first.train.optimizer} lr {first.train.lr:g}, {first.train.steps} steps: {len(group)} runs; "
+            f"{first.train.optimizer} lr {_values(group, 'lr')}, {first.train.steps} steps: {len(group)} runs; "
             f"{size}{flops}"
         )
     return "\n".join(lines)
+
+
+def _values(group: Sequence[Any], field: str) -> str:
+    """A train field's values over a cohort's runs: ``0.1`` or ``0.01..0.1 (3 values)``."""
+    values = sorted({getattr(s.train, field) for s in group})
+    return f"{values[0]:g}" if len(values) == 1 else f"{values[0]:g}..{values[-1]:g} ({len(values)} values)"

@@ -17,10 +17,16 @@ from typing import Any, Literal
 from initbench import inits
 from initbench.inits.errors import UsageError, UsageTypeError, positive_int, unknown_choice
 
-NUMERICS_VERSION = "4"  # 2: NaN after divergence, fixed chunk width; 3: im2col convs and member map on CPU;
-# 4: inits.uniform() is jax's U[0, scale) (was U[-0.05, 0.05)), 16-bit draws in float32
+NUMERICS_VERSION = "5"  # 2: NaN after divergence, fixed chunk width; 3: im2col convs and member map on CPU;
+# 4: inits.uniform() is jax's U[0, scale) (was U[-0.05, 0.05)), 16-bit draws in float32;
+# 5: lr, momentum and weight decay are per-member data: runs differing only in them share a cohort
+# (so its chunk width), and the rates enter the program as arrays, not constants
 Options = tuple[tuple[str, Any], ...]
 OPTIMIZERS = ("sgd", "momentum", "adam")
+# The optimizer's hyper-parameters that the trainer takes as per-member data (arrays over the
+# members of one compiled program): runs that differ only in them share a cohort, so a
+# learning-rate, momentum or weight-decay sweep compiles one program.
+HYPER_PARAMETERS = ("lr", "momentum", "weight_decay")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
 
@@ -227,6 +233,19 @@ class TrainSpec:
     momentum: float = 0.9
     weight_decay: float = 0.0
 
+    @property
+    def program(self) -> tuple:
+        """What the compiled training program depends on: every field but the values in ``HYPER_PARAMETERS``.
+
+        Whether weight decay is on at all is part of it (the update has one more term); its
+        value, the learning rate and the momentum are data.
+        """
+        return (self.optimizer, self.steps, self.eval_every, self.schedule, self.weight_decay > 0)
+
+    def hyper(self) -> dict[str, float]:
+        """The values of ``HYPER_PARAMETERS`` (what varies between the members of one program)."""
+        return {name: float(getattr(self, name)) for name in HYPER_PARAMETERS}
+
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
@@ -265,12 +284,13 @@ class RunSpec:
 
     @property
     def cohort_key(self) -> tuple:
-        """Runs with equal keys share one compiled program.
+        """Runs with equal keys are trained together by one compiled program.
 
-        Everything but the init and seed, plus the architecture an init's scheme changes (Fixup's
+        Everything but the init, the seed and the optimizer's hyper-parameter values
+        (``TrainSpec.program``), plus the architecture an init's scheme changes (Fixup's
         multipliers and scalar biases).
         """
-        return (self.suite, self.benchmark, self.model, self.architecture, self.data, self.train)
+        return (self.suite, self.benchmark, self.model, self.architecture, self.data, self.train.program)
 
     def identity(self) -> dict[str, Any]:
         """The identity columns of this run's result rows (``results.RUNS``): every field that makes runs differ."""

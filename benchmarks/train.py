@@ -1,7 +1,9 @@
 """The cohort trainer: one ``jit(vmap(scan))`` program trains every member of a cohort.
 
 A cohort is a set of runs that share a compiled shape (model, data, optimizer, steps); its
-members differ in initialization and seed. Each member's initial variables come from the same
+members differ in initialization, seed and the optimizer's hyper-parameters (learning rate,
+momentum, weight decay: ``spec.HYPER_PARAMETERS``), which each member carries as data in its
+training state, so a learning-rate sweep is one program. Each member's initial variables come from the same
 jitted ``model.init`` a run alone would use (bitwise identical weights); the members' variables
 are stacked on a leading axis that is sharded over the devices, and every ``eval_every`` steps
 one compiled segment (``lax.scan`` over steps, ``vmap`` over members) runs, followed by the
@@ -16,7 +18,7 @@ import collections
 import math
 import os
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -30,7 +32,7 @@ from jax.sharding import PartitionSpec as P
 
 from initbench import models
 from initbench.benchmarks.data import Dataset
-from initbench.benchmarks.spec import RunSpec, TrainSpec
+from initbench.benchmarks.spec import HYPER_PARAMETERS, RunSpec, TrainSpec
 from initbench.inits.errors import UsageError, positive_int
 
 EVAL_BATCH = 1024
@@ -94,30 +96,62 @@ def init_data(spec: RunSpec, dataset: Dataset) -> tuple[jax.Array, jax.Array]:
     return entry[1], entry[2]
 
 
-def make_optimizer(train: TrainSpec) -> optax.GradientTransformation:
-    """The optax optimizer of a TrainSpec (learning-rate schedule included)."""
+def make_optimizer(train: TrainSpec, hyper: Mapping[str, Any] | None = None) -> optax.GradientTransformation:
+    """The optax optimizer of a TrainSpec (learning-rate schedule included).
+
+    Args:
+      train: The optimizer, schedule and step count (``train.program``: what shapes the state).
+      hyper: The values of ``HYPER_PARAMETERS`` (``lr``, ``momentum``, ``weight_decay``) as numbers
+        or 0-d arrays (default: ``train``'s own). The trainer passes one member's traced values,
+        so members that differ only in them share a program; the optimizer state's structure
+        never depends on them.
+    """
+    h = train.hyper() if hyper is None else hyper
+    peak = h["lr"]
     if train.schedule == "constant":
-        lr: Any = train.lr
+        lr: Any = peak
     else:
+        # the schedule's shape at peak 1, times this member's peak (optax's warm-up schedule
+        # branches on its peak in Python, so a traced peak cannot enter it)
         if train.schedule == "cosine":
-            schedule = optax.cosine_decay_schedule(train.lr, train.steps)
+            shape = optax.cosine_decay_schedule(1.0, train.steps)
         else:
-            schedule = optax.warmup_cosine_decay_schedule(0.0, train.lr, max(1, train.steps // 20), train.steps)
+            shape = optax.warmup_cosine_decay_schedule(0.0, 1.0, max(1, train.steps // 20), train.steps)
 
         def lr(count: jax.Array) -> jax.Array:
             # optax mixes its int32 step count with Python floats, which strict dtype promotion refuses;
             # the count as float32 gives bitwise the same rates (checked over 1,200 steps)
-            return schedule(count.astype(jnp.float32))
+            return peak * shape(count.astype(jnp.float32))
 
     if train.optimizer == "sgd":
         tx = optax.sgd(lr)
     elif train.optimizer == "momentum":
-        tx = optax.sgd(lr, momentum=train.momentum)
+        tx = optax.sgd(lr, momentum=h["momentum"])
     else:
-        tx = optax.adam(lr)
-    if train.weight_decay:
-        tx = optax.chain(optax.add_decayed_weights(train.weight_decay), tx)
+        tx = _standard_promotion(optax.adam(lr))
+    if train.weight_decay > 0:  # structural (train.program); the value is data
+        tx = optax.chain(optax.add_decayed_weights(h["weight_decay"]), tx)
     return tx
+
+
+def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``tx`` with its update traced under JAX's standard dtype promotion.
+
+    optax's Adam bias correction raises a Python float to its int32 step count, which strict
+    promotion (the test suite's, and a user's ``jax_numpy_dtype_promotion="strict"``) refuses;
+    standard promotion computes it in float32, as an unconfigured JAX does.
+    """
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        with jax.numpy_dtype_promotion("standard"):
+            return tx.update(updates, state, params)
+
+    return optax.GradientTransformation(tx.init, update)
+
+
+def member_hyper(specs: Sequence[RunSpec], dtype: Any = jnp.float32) -> dict[str, jax.Array]:
+    """``HYPER_PARAMETERS`` of each run as arrays over the runs (the trainer's per-member data)."""
+    return {name: jnp.asarray([s.train.hyper()[name] for s in specs], dtype) for name in HYPER_PARAMETERS}
 
 
 def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
@@ -178,6 +212,8 @@ class TrainState(NamedTuple):
       data_key: The member's data-order key (its seed's second key).
       diverged_at: First step whose loss was non-finite, -1 while finite.
       grad_norm_sum: Sum of gradient global norms over the current segment.
+      hyper: The member's optimizer hyper-parameters (``HYPER_PARAMETERS`` -> 0-d arrays), read
+        by every update: data, not constants of the program.
     """
 
     params: Any
@@ -186,6 +222,7 @@ class TrainState(NamedTuple):
     data_key: jax.Array
     diverged_at: jax.Array
     grad_norm_sum: jax.Array
+    hyper: dict[str, jax.Array]
 
 
 def initial_variables(spec: RunSpec, dataset: Dataset) -> dict[str, Any]:
@@ -229,6 +266,7 @@ class _Program:
 
     segment: Callable
     evaluate: Callable
+    init_opt: Callable  # (stacked params, per-member hyper) -> stacked optimizer states
 
 
 MemberMap = Literal["vmap", "map"]
@@ -246,7 +284,7 @@ def default_member_map(spec: RunSpec) -> MemberMap:
 
 
 def _make_program(
-    model: Any, tx: optax.GradientTransformation, batch_size: int, n_train: int, member_map: MemberMap, mesh: Mesh
+    model: Any, train: TrainSpec, batch_size: int, n_train: int, member_map: MemberMap, mesh: Mesh
 ) -> _Program:
     def apply(params, state, x, train):
         variables = {"params": params, **state}
@@ -266,6 +304,7 @@ def _make_program(
             (loss, (_, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 c.params, c.model_state, x_train[idx], y_train[idx]
             )
+            tx = make_optimizer(train, c.hyper)  # this member's rates, traced: one program for every rate
             updates, opt_state = tx.update(grads, c.opt_state, c.params)
             c = c._replace(
                 params=optax.apply_updates(c.params, updates),
@@ -306,7 +345,8 @@ def _make_program(
 
     segment = jax.jit(members_segment, donate_argnums=(0,))
     evaluate = jax.jit(jax.vmap(member_evaluate, in_axes=(0, 0, None, None, None)))
-    return _Program(segment, evaluate)
+    init_opt = jax.jit(jax.vmap(lambda params, hyper: make_optimizer(train, hyper).init(params)))
+    return _Program(segment, evaluate, init_opt)
 
 
 def _global_norm(tree: Any) -> jax.Array:
@@ -437,7 +477,7 @@ def train_cohort(
     rounding (XLA picks other kernels for other batch shapes).
 
     Args:
-      specs: Runs with one ``cohort_key``.
+      specs: Runs with one ``cohort_key`` (they may differ in init, seed and ``HYPER_PARAMETERS``).
       dataset: Their data, loaded once.
       devices: Devices to shard the members over (default: all).
       max_members: Cap on members per chunk (default: what fits in memory).
@@ -451,7 +491,9 @@ def train_cohort(
     """
     specs = list(specs)
     if len({s.cohort_key for s in specs}) != 1:
-        raise UsageError("train_cohort needs runs that share model, data and optimizer (one cohort_key)")
+        raise UsageError(
+            "train_cohort needs runs that share model, data, optimizer, schedule and steps (one cohort_key)"
+        )
     first = specs[0]
     n_train = len(dataset.y_train)
     if first.data.batch_size > n_train:
@@ -467,7 +509,7 @@ def train_cohort(
     program_key = (
         first.model,
         first.architecture,
-        first.train,
+        first.train.program,
         first.data.batch_size,
         dataset.input_shape,
         dataset.num_classes,
@@ -476,13 +518,13 @@ def train_cohort(
         tuple(d.id for d in devices),
     )
 
-    def make() -> tuple[_Program, optax.GradientTransformation]:
-        # the apply function does not depend on the initializer, so one program serves every cohort of this shape
-        tx = make_optimizer(first.train)
+    def make() -> _Program:
+        # the program depends on neither the initializer nor the rates (members carry those), so
+        # one program serves every cohort of this shape
         model = build_model(first, dataset)
-        return _make_program(model, tx, first.data.batch_size, n_train, member_map, mesh), tx
+        return _make_program(model, first.train, first.data.batch_size, n_train, member_map, mesh)
 
-    program, tx = _PROGRAM_CACHE.get(program_key, make)
+    program = _PROGRAM_CACHE.get(program_key, make)
     x_train, y_train = _put((dataset.x_train, dataset.y_train), replicated)
     test_batches = _put(_eval_batches(dataset.x_test, dataset.y_test, first.data.eval_examples), replicated)
     train_cap = first.data.eval_examples or len(dataset.y_test)
@@ -500,7 +542,6 @@ def train_cohort(
                 chunk,
                 dataset,
                 program=program,
-                tx=tx,
                 train_data=(x_train, y_train),
                 eval_data=(train_batches, test_batches),
                 slots=width * n_dev,
@@ -522,7 +563,6 @@ def _train_chunk(
     dataset: Dataset,
     *,
     program: _Program,
-    tx: optax.GradientTransformation,
     train_data: tuple[jax.Array, jax.Array],
     eval_data: tuple[Any, Any],
     slots: int,
@@ -540,11 +580,20 @@ def _train_chunk(
     variables = [blank if v is None else v for v in variables]
     params = _stack([v["params"] for v in variables])
     state = _stack([{k: v for k, v in var.items() if k != "params"} for var in variables])
-    opt_state = jax.vmap(tx.init)(params)
+    hyper = member_hyper(padded, jax.tree_util.tree_leaves(params)[0].dtype)  # the rates in the weights' dtype
+    opt_state = program.init_opt(params, hyper)
     data_keys = _data_keys(jnp.asarray([s.seed for s in padded], jnp.uint32))
     m = len(padded)
     carry = _put(
-        TrainState(params, state, opt_state, data_keys, jnp.full((m,), -1, jnp.int32), jnp.zeros((m,), jnp.float32)),
+        TrainState(
+            params,
+            state,
+            opt_state,
+            data_keys,
+            jnp.full((m,), -1, jnp.int32),
+            jnp.zeros((m,), jnp.float32),
+            hyper,
+        ),
         sharding,
     )
     (train_batches, test_batches) = eval_data

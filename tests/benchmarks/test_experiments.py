@@ -274,7 +274,8 @@ def test_command_line_overrides_a_file(tmp_path):
 def test_show_prints_the_grid(tmp_path, capsys):
     assert cli.main(["show", str(write(tmp_path, SWEEP))]) == 0
     out = capsys.readouterr().out
-    assert "runs: 24; cohorts (one compiled program each): 4" in out
+    assert "runs: 24; cohorts: 2; compiled training programs: 2" in out  # the lr sweep shares its program
+    assert "sgd lr 0.01..0.1 (2 values), 4 steps: 12 runs" in out
     assert "varies: model = mlp(depth=1, width=8), mlp(depth=2, width=8)" in out
     assert "lr = 0.01, 0.1" in out and "work: 96 run-steps, 1,536 training examples" in out
 
