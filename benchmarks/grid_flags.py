@@ -139,6 +139,13 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset-args", type=kwargs, help="dataset options, e.g. dim=784,n_train=4096")
     g.add_argument("--seeds", type=_number_list(int), help="number of seeds (0..N-1)")
     g.add_argument(
+        "--lr-scale",
+        type=kwargs,
+        metavar="SELECTOR=X,...",
+        help="train.lr_scale: per-parameter learning-rate multipliers by layer class (input, hidden, readout, "
+        "bias, scalar) or path pattern, e.g. scalar=0.1,head/*=0.5 (a sweep: --set 'train.lr_scale=[{...},{...}]')",
+    )
+    g.add_argument(
         "--set",
         dest="assign",
         type=assignment,
@@ -174,6 +181,8 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is not None:
             ov[field] = _one(value)
+    if args.lr_scale is not None:
+        ov["train.lr_scale"] = args.lr_scale
     if args.seeds is not None:
         if len(args.seeds) != 1:
             raise UsageError(f"--seeds is a count (3: seeds 0, 1, 2), got {args.seeds}; for a list: --set seeds=[0,5]")

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 
 from initbench.inits.errors import UsageError, unknown_choice
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: runs gained lr_scale
 MANIFEST = "_initbench.json"
 LOCK = ".lock"
 _META_KEY = b"initbench"
@@ -110,6 +110,7 @@ RUNS = Kind(
         ("lr", _F),
         ("momentum", _F),
         ("weight_decay", _F),
+        ("lr_scale", _S),
         ("schedule", _S),
         ("steps", _I),
         ("eval_every", _I),

@@ -17,6 +17,7 @@ import numpy as np
 from initbench.benchmarks import data as data_lib
 from initbench.benchmarks import distributed, experiments
 from initbench.benchmarks.experiments import Experiment, Plan
+from initbench.benchmarks.groups import lr_scale_tree
 from initbench.benchmarks.results import ResultStore, provenance
 from initbench.benchmarks.spec import NUMERICS_VERSION, RunSpec
 from initbench.benchmarks.train import init_data, member_bytes, members_per_device, scheme_init, train_cohort
@@ -238,11 +239,12 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
     """Builds and abstractly initializes each distinct model on its data: fails before any work.
 
     Catches a field or size the family refuses, a model that does not fit its inputs, an
-    initializer whose arguments do not fit a kernel, a batch larger than the training set.
+    initializer whose arguments do not fit a kernel, a batch larger than the training set, an
+    ``lr_scale`` selector that selects no parameter.
     """
     seen: set = set()
     for spec in specs:
-        key = (spec.model, spec.init, spec.data.name, spec.data.extra, spec.data.batch_size)
+        key = (spec.model, spec.init, spec.data.name, spec.data.extra, spec.data.batch_size, spec.train.lr_scale)
         if key in seen:
             continue
         seen.add(key)
@@ -256,7 +258,8 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
             init = scheme_init(spec, dataset)
             data = (dataset.x_train, dataset.y_train) if spec.init.scheme else init_data(spec, dataset)
             x, y = (jax.ShapeDtypeStruct(a.shape, a.dtype) for a in data)
-            jax.eval_shape(init, jax.random.key(0), x, y)
+            shapes = jax.eval_shape(init, jax.random.key(0), x, y)
+            lr_scale_tree(shapes["params"], spec.train.lr_scale, spec.model.label)  # every selector selects
         except UsageError as err:  # raised by a validator (an init's, the family's, a scheme's): bad input
             # anything else raised while tracing is a bug in a model or scheme: it keeps its traceback
             raise UsageError(f"{source}: {spec.model.label} with {spec.init.label}: {first_line(err)}") from err

@@ -27,6 +27,7 @@ SHOWN = (
     "lr",
     "momentum",
     "weight_decay",
+    "lr_scale",
     "schedule",
     "steps",
     "eval_every",
@@ -87,7 +88,7 @@ def show(
         f"runs: {len(plan.specs)}"
         + (f" of the grid's {len(plan.full)} (--only)" if len(plan.specs) != len(plan.full) else "")
         + f"; cohorts: {len(groups)}; compiled training programs: {programs(plan.specs)}"
-        + " (runs that differ only in init, seed, lr, momentum or weight decay share one)"
+        + " (runs that differ only in init, seed, lr, momentum, weight decay or lr_scale share one)"
     )
     implied = ("family", "depth", "width", "model_options")  # parts of the model label
     shown = [k for k in SHOWN if k not in implied]

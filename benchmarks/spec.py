@@ -211,6 +211,21 @@ class DataSpec:
     eval_examples: int | None = None
 
 
+def check_lr_scale(rules: Any) -> Options:
+    """``rules`` as sorted ``(selector, multiplier)`` pairs, each multiplier a finite number > 0."""
+    pairs = sorted(rules.items()) if isinstance(rules, dict) else rules
+    if not isinstance(pairs, tuple | list) or not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
+        raise UsageError(f"lr_scale takes a table of selector = multiplier, e.g. {{scalar = 0.1}}; got {rules!r}")
+    for selector, multiplier in pairs:
+        if not isinstance(selector, str) or not selector.strip():
+            raise UsageError(f"lr_scale: a selector is a layer class or a path pattern, got {selector!r}")
+        if isinstance(multiplier, bool) or not isinstance(multiplier, int | float) or not math.isfinite(multiplier):
+            raise UsageError(f"lr_scale.{selector} must be a finite number > 0, got {multiplier!r}")
+        if multiplier <= 0:
+            raise UsageError(f"lr_scale.{selector} must be a finite number > 0, got {multiplier!r}")
+    return tuple(sorted((str(k), float(v)) for k, v in pairs))
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainSpec:
     """Optimizer, schedule and cadence.
@@ -223,6 +238,10 @@ class TrainSpec:
       schedule: ``constant``, ``cosine`` (decay to 0) or ``warmup_cosine`` (5% warm-up).
       momentum: Momentum of ``momentum``.
       weight_decay: Decoupled weight decay (0 for none).
+      lr_scale: Per-parameter learning-rate multipliers as sorted ``(selector, multiplier)``
+        pairs: a layer class (``input``, ``hidden``, ``readout``, ``bias``, ``scalar``) or a path
+        pattern (``head/*``); a parameter's rate is ``lr`` times the product of the multipliers
+        that select it (:mod:`initbench.benchmarks.groups`). Per-member data like ``lr``.
     """
 
     optimizer: Literal["sgd", "momentum", "adam"] = "sgd"
@@ -232,10 +251,11 @@ class TrainSpec:
     schedule: Literal["constant", "cosine", "warmup_cosine"] = "constant"
     momentum: float = 0.9
     weight_decay: float = 0.0
+    lr_scale: Options = ()
 
     @property
     def program(self) -> tuple:
-        """What the compiled training program depends on: every field but the values in ``HYPER_PARAMETERS``.
+        """What the compiled training program depends on: every field but ``lr_scale`` and ``HYPER_PARAMETERS``.
 
         Whether weight decay is on at all is part of it (the update has one more term); its
         value, the learning rate and the momentum are data.
@@ -318,6 +338,7 @@ class RunSpec:
             "lr": float(t.lr),
             "momentum": float(t.momentum),
             "weight_decay": float(t.weight_decay),
+            "lr_scale": _json(t.lr_scale),
             "schedule": t.schedule,
             "steps": t.steps,
             "eval_every": t.eval_every,
@@ -345,6 +366,7 @@ class RunSpec:
             raise UsageError(f"momentum must be in [0, 1), got {t.momentum!r}")
         if not (isinstance(t.weight_decay, int | float) and math.isfinite(t.weight_decay) and t.weight_decay >= 0):
             raise UsageError(f"weight_decay must be a finite number >= 0, got {t.weight_decay!r}")
+        check_lr_scale(t.lr_scale)
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             # the trainer draws every member's data key in one call on uint32 seeds
             raise UsageError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")

@@ -32,6 +32,7 @@ from jax.sharding import PartitionSpec as P
 
 from initbench import models
 from initbench.benchmarks.data import Dataset
+from initbench.benchmarks.groups import lr_scale_tree
 from initbench.benchmarks.spec import HYPER_PARAMETERS, RunSpec, TrainSpec
 from initbench.inits.errors import UsageError, positive_int
 
@@ -96,17 +97,31 @@ def init_data(spec: RunSpec, dataset: Dataset) -> tuple[jax.Array, jax.Array]:
     return entry[1], entry[2]
 
 
-def make_optimizer(train: TrainSpec, hyper: Mapping[str, Any] | None = None) -> optax.GradientTransformation:
-    """The optax optimizer of a TrainSpec (learning-rate schedule included).
+def make_optimizer(
+    train: TrainSpec, hyper: Mapping[str, Any] | None = None, *, params: Any = None
+) -> optax.GradientTransformation:
+    """The optax optimizer of a TrainSpec (learning-rate schedule and per-parameter rates included).
+
+    A parameter's update is the optimizer's at rate ``lr`` times its ``lr_scale`` multiplier
+    (:func:`initbench.benchmarks.groups.lr_scale_tree`): a per-parameter learning rate for SGD,
+    momentum and Adam alike (the decoupled weight decay is scaled with it).
 
     Args:
       train: The optimizer, schedule and step count (``train.program``: what shapes the state).
       hyper: The values of ``HYPER_PARAMETERS`` (``lr``, ``momentum``, ``weight_decay``) as numbers
-        or 0-d arrays (default: ``train``'s own). The trainer passes one member's traced values,
-        so members that differ only in them share a program; the optimizer state's structure
-        never depends on them.
+        or 0-d arrays, and optionally ``lr_scale``, a tree like the parameters of multipliers
+        (default: ``train``'s own). The trainer passes one member's traced values, so members
+        that differ only in them share a program; the state's structure never depends on them.
+      params: The parameters (or their shapes), needed to expand ``train.lr_scale`` when
+        ``hyper`` is not given.
     """
-    h = train.hyper() if hyper is None else hyper
+    if hyper is None:
+        hyper = train.hyper()
+        if train.lr_scale:
+            if params is None:
+                raise ValueError("make_optimizer: train.lr_scale needs the parameters (params=) to expand its rules")
+            hyper["lr_scale"] = lr_scale_tree(params, train.lr_scale)
+    h = hyper
     peak = h["lr"]
     if train.schedule == "constant":
         lr: Any = peak
@@ -131,7 +146,18 @@ def make_optimizer(train: TrainSpec, hyper: Mapping[str, Any] | None = None) -> 
         tx = _standard_promotion(optax.adam(lr))
     if train.weight_decay > 0:  # structural (train.program); the value is data
         tx = optax.chain(optax.add_decayed_weights(h["weight_decay"]), tx)
+    if "lr_scale" in h:
+        tx = optax.chain(tx, _scale_per_parameter(h["lr_scale"]))
     return tx
+
+
+def _scale_per_parameter(scales: Any) -> optax.GradientTransformation:
+    """Multiplies each parameter's update by its entry of ``scales`` (a tree like the parameters)."""
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        return jax.tree_util.tree_map(lambda u, m: u * m, updates, scales), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTransformation:
@@ -149,9 +175,18 @@ def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTrans
     return optax.GradientTransformation(tx.init, update)
 
 
-def member_hyper(specs: Sequence[RunSpec], dtype: Any = jnp.float32) -> dict[str, jax.Array]:
-    """``HYPER_PARAMETERS`` of each run as arrays over the runs (the trainer's per-member data)."""
-    return {name: jnp.asarray([s.train.hyper()[name] for s in specs], dtype) for name in HYPER_PARAMETERS}
+def member_hyper(specs: Sequence[RunSpec], params: Any, dtype: Any = jnp.float32) -> dict[str, Any]:
+    """Each run's optimizer data, stacked over the runs: ``HYPER_PARAMETERS`` and ``lr_scale``.
+
+    ``lr_scale`` is a tree like one member's ``params`` (arrays or shapes) of per-run multipliers
+    (all ones for a run without rules: ``x * 1`` is exact).
+    """
+    out: dict[str, Any] = {
+        name: jnp.asarray([s.train.hyper()[name] for s in specs], dtype) for name in HYPER_PARAMETERS
+    }
+    trees = [lr_scale_tree(params, s.train.lr_scale, s.model.label) for s in specs]
+    out["lr_scale"] = jax.tree_util.tree_map(lambda *m: jnp.asarray(m, dtype), *trees)
+    return out
 
 
 def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
@@ -580,7 +615,8 @@ def _train_chunk(
     variables = [blank if v is None else v for v in variables]
     params = _stack([v["params"] for v in variables])
     state = _stack([{k: v for k, v in var.items() if k != "params"} for var in variables])
-    hyper = member_hyper(padded, jax.tree_util.tree_leaves(params)[0].dtype)  # the rates in the weights' dtype
+    # the rates in the weights' dtype, per-parameter multipliers over one member's parameter tree
+    hyper = member_hyper(padded, variables[min(local)]["params"], jax.tree_util.tree_leaves(params)[0].dtype)
     opt_state = program.init_opt(params, hyper)
     data_keys = _data_keys(jnp.asarray([s.seed for s in padded], jnp.uint32))
     m = len(padded)

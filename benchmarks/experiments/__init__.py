@@ -99,6 +99,7 @@ _TRAIN = {
     "schedule": str,
     "momentum": float,
     "weight_decay": float,
+    "lr_scale": dict,  # a table selector = multiplier (a list of tables is an axis)
 }
 # model fields that the initialization sets, not the experiment's model section
 _SET_BY_INIT = {"num_classes", "kernel_init", "bias_init", "first_kernel_init", "head_kernel_init"}
@@ -518,6 +519,29 @@ def _nesting(value: Any) -> int:
     return 1 + _nesting(value[0]) if isinstance(value, list) and value else (1 if isinstance(value, list) else 0)
 
 
+def _lr_scale_axis(source: str, value: Any) -> list[Any]:
+    """``train.lr_scale``: a table ``{selector = multiplier}``, or a list of tables (an axis).
+
+    Multipliers of 1 are dropped (the same run as the rule left out: one run_id).
+    """
+    from initbench.benchmarks.spec import check_lr_scale
+
+    tables = value if isinstance(value, list) else [value]
+    if not tables or not all(isinstance(t, dict) for t in tables):
+        raise UsageError(
+            f"{source}: train.lr_scale takes a table like {{scalar = 0.1, readout = 0.5}} or a list of tables, "
+            f"got {value!r}"
+        )
+    out = []
+    for table in tables:
+        try:
+            rules = check_lr_scale(table)
+        except UsageError as err:
+            raise UsageError(f"{source}: train.{first_line(err)}") from err
+        out.append(tuple((k, v) for k, v in rules if v != 1.0))
+    return out
+
+
 def _axis(source: str, key: str, value: Any, *, kind: type | None = None, field: FieldType | None = None) -> list[Any]:
     """The values of a field: a list is an axis (for tuple-valued fields, a list of their values)."""
     if isinstance(value, dict):
@@ -589,6 +613,8 @@ def _field_axis(source: str, section: str, key: str, value: Any, entry: Mapping[
     if section == "train":
         if key not in _TRAIN:
             raise _unknown(source, path, [f"train.{k}" for k in _TRAIN])
+        if key == "lr_scale":
+            return _lr_scale_axis(source, value)
         return _axis(source, path, value, kind=_TRAIN[key])
     core = _MODEL_CORE if section == "model" else _DATA_CORE
     if key in core:

@@ -1,0 +1,86 @@
+"""Parameter groups: which parameters a per-parameter learning-rate rule (``lr_scale``) applies to.
+
+A rule is ``selector -> multiplier``. A selector is a **layer class** or a **path pattern**:
+
+* classes partition a model's parameters by initbench's layer-naming contract
+  (``models.catalog``): ``input`` (the kernel of the first layer: ``layer_000``, a ResNet's
+  ``stem``), ``readout``
+  (the classifier's kernel, ``head``), ``hidden`` (every other kernel), ``scalar`` (0-d
+  parameters: ResNet's ``branch_scale`` multipliers and Fixup's scalar biases) and ``bias``
+  (every other parameter: biases, normalization scales and offsets, PReLU slopes);
+* any other selector is a glob (``fnmatch``) over the parameter's path, its keys joined by
+  ``/`` (``head/dense/bias``, ``block_00/conv_a/conv/kernel``): ``head/*``, ``*/branch_scale``.
+
+A parameter's learning rate is the run's ``lr`` times the product of the multipliers of every
+rule that selects it (its class's, and each path pattern it matches), so rules compose:
+``{readout = 0.5, bias = 0.1}`` gives the classifier's bias ``0.05 x lr``. A selector that
+selects nothing in the model is an error (a misspelled class or path), raised before any work.
+
+Example:
+  >>> import numpy as np
+  >>> params = {"layer_000": {"dense": {"kernel": np.zeros((4, 8)), "bias": np.zeros(8)}},
+  ...           "head": {"dense": {"kernel": np.zeros((8, 3)), "bias": np.zeros(3)}}}
+  >>> scales = lr_scale_tree(params, (("bias", 0.1), ("readout", 0.5)), "mlp")
+  >>> float(scales["head"]["dense"]["kernel"]), float(scales["head"]["dense"]["bias"])
+  (0.5, 0.1)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from initbench.inits.errors import UsageError
+
+CLASSES = ("input", "hidden", "readout", "bias", "scalar")
+_KERNELS = ("kernel", "embedding")
+
+
+def param_path(path: Sequence[Any]) -> str:
+    """A parameter's path as text: its keys joined by ``/`` (``head/dense/kernel``)."""
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+
+
+def param_class(path: str, ndim: int) -> str:
+    """The layer class of the parameter at ``path`` with ``ndim`` dimensions (see the module docstring)."""
+    if ndim == 0:
+        return "scalar"
+    parts = path.split("/")
+    if parts[-1] in _KERNELS:
+        return {"layer_000": "input", "stem": "input", "head": "readout"}.get(parts[0], "hidden")
+    return "bias"
+
+
+def lr_scale_tree(params: Any, rules: Sequence[tuple[str, float]], what: str = "the model") -> Any:
+    """Each parameter's learning-rate multiplier under ``rules`` (a tree like ``params`` of floats).
+
+    Args:
+      params: The model's parameters (arrays or ``jax.ShapeDtypeStruct``, e.g. from ``jax.eval_shape``).
+      rules: ``(selector, multiplier)`` pairs (``TrainSpec.lr_scale``).
+      what: The model, for the error message.
+
+    Raises:
+      UsageError: a selector selects no parameter.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+    paths = [param_path(p) for p, _ in leaves]
+    classes = [param_class(p, len(np.shape(leaf))) for p, (_, leaf) in zip(paths, leaves, strict=True)]
+    scales = [1.0] * len(paths)
+    for selector, multiplier in rules:
+        if selector in CLASSES:
+            hits = [i for i, c in enumerate(classes) if c == selector]
+        else:
+            hits = [i for i, p in enumerate(paths) if fnmatch.fnmatchcase(p, selector)]
+        if not hits:
+            raise UsageError(
+                f"lr_scale selector {selector!r} selects no parameter of {what}; classes: {', '.join(CLASSES)} "
+                f"(present: {', '.join(sorted(set(classes)))}), or a path pattern over: {', '.join(paths[:8])}"
+                + (", ..." if len(paths) > 8 else "")
+            )
+        for i in hits:
+            scales[i] *= float(multiplier)
+    return jax.tree_util.tree_unflatten(treedef, scales)
