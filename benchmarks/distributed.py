@@ -183,16 +183,21 @@ _PEER_SIGNS = re.compile(
     r"|nccl|socket closed|broken pipe",
     re.IGNORECASE,
 )
+_COLLECTIVE_SIGNS = re.compile(r"\b(gloo|nccl)\b.*\bfailed\b|coordination service", re.IGNORECASE | re.DOTALL)
 
 
 def as_peer_failure(err: BaseException) -> PeerFailure | None:
     """A :class:`PeerFailure` when ``err`` is a collective that failed because a peer went away, else None."""
     if isinstance(err, PeerFailure):
         return err
-    if not isinstance(err, RuntimeError):  # JaxRuntimeError is a RuntimeError
+    # JAX reports a lost peer as a JaxRuntimeError (a RuntimeError) or, when the loss breaks a
+    # collective's dispatch, as a ValueError naming the collective library (seen under load: "Gloo
+    # AllGather failed: ... Connection reset by peer"); another type must name that library too
+    if not isinstance(err, Exception) or isinstance(err, UsageError):
         return None
     text = str(err).strip()
-    if not _PEER_SIGNS.search(text):
+    signs = _PEER_SIGNS if isinstance(err, RuntimeError) else _COLLECTIVE_SIGNS
+    if not signs.search(text):
         return None
     first = text.splitlines()[0][:200]
     return PeerFailure(f"another process of this job failed or stopped answering ({first})")
@@ -201,7 +206,7 @@ def as_peer_failure(err: BaseException) -> PeerFailure | None:
 def _collective(fn, *args):
     try:
         return fn(*args)
-    except RuntimeError as err:
+    except Exception as err:
         failure = as_peer_failure(err)
         if failure is None:
             raise
@@ -224,7 +229,7 @@ def guard(items: Iterator[T]) -> Iterator[T]:
             item = next(it)
         except StopIteration:
             return
-        except RuntimeError as err:
+        except Exception as err:
             failure = as_peer_failure(err)
             if failure is None:
                 raise

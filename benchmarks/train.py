@@ -2,10 +2,11 @@
 
 A cohort is a set of runs that share a compiled shape (model, data, optimizer, steps); its
 members differ in initialization, seed and the optimizer's hyper-parameters (learning rate,
-momentum, weight decay: ``spec.HYPER_PARAMETERS``), which each member carries as data in its
-training state, so a learning-rate sweep is one program. Each member's initial variables come from the same
-jitted ``model.init`` a run alone would use (bitwise identical weights); the members' variables
-are stacked on a leading axis that is sharded over the devices, and every ``eval_every`` steps
+momentum, weight decay: ``spec.HYPER_PARAMETERS``; per-parameter multipliers ``lr_scale``),
+which each member carries as data in its training state, so a learning-rate sweep is one
+program. Each member's initial variables come from the same jitted ``model.init`` a run alone
+would use (bitwise identical weights); the members' variables are stacked on a leading axis
+that is sharded over the devices, and every ``eval_every`` steps
 one compiled segment (``lax.scan`` over steps, ``vmap`` over members) runs, followed by the
 evaluation, inside the same program. Data are device arrays passed as arguments, the training
 state buffers are donated, and a member whose loss turns non-finite is recorded as diverged at
@@ -115,13 +116,15 @@ def make_optimizer(
       params: The parameters (or their shapes), needed to expand ``train.lr_scale`` when
         ``hyper`` is not given.
     """
+    h: Mapping[str, Any]
     if hyper is None:
-        hyper = train.hyper()
+        h = train.hyper()
         if train.lr_scale:
             if params is None:
                 raise ValueError("make_optimizer: train.lr_scale needs the parameters (params=) to expand its rules")
-            hyper["lr_scale"] = lr_scale_tree(params, train.lr_scale)
-    h = hyper
+            h = {**h, "lr_scale": lr_scale_tree(params, train.lr_scale)}
+    else:
+        h = hyper
     peak = h["lr"]
     if train.schedule == "constant":
         lr: Any = peak
@@ -247,8 +250,9 @@ class TrainState(NamedTuple):
       data_key: The member's data-order key (its seed's second key).
       diverged_at: First step whose loss was non-finite, -1 while finite.
       grad_norm_sum: Sum of gradient global norms over the current segment.
-      hyper: The member's optimizer hyper-parameters (``HYPER_PARAMETERS`` -> 0-d arrays), read
-        by every update: data, not constants of the program.
+      hyper: The member's optimizer data, read by every update (not constants of the program):
+        ``HYPER_PARAMETERS`` -> 0-d arrays, and ``lr_scale`` -> a tree like ``params`` of
+        per-parameter multipliers (:func:`member_hyper`).
     """
 
     params: Any
@@ -501,6 +505,7 @@ def train_cohort(
     width: int | None = None,
     member_map: MemberMap | None = None,
     progress: Progress | None = None,
+    keep_variables: bool = False,
 ) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
     """Trains a cohort; yields ``(rows, chunk_info)`` after each chunk of members.
 
@@ -520,6 +525,9 @@ def train_cohort(
       member_map: ``vmap`` or ``map`` (default: :func:`default_member_map`); numbers agree within
         float rounding.
       progress: Called with ``(steps_done_in_chunk, message)`` after each segment.
+      keep_variables: Also return each member's trained variables: ``chunk_info["variables"]``
+        maps each run_id of the chunk to its variables after the last step (``params`` and any
+        batch statistics, as numpy arrays on the host): what ``model.apply`` takes.
 
     Raises:
       ValueError: the specs are not one cohort, or the batch is larger than the training set.
@@ -582,6 +590,7 @@ def train_cohort(
                 slots=width * n_dev,
                 sharding=members_sharding,
                 progress=progress,
+                keep_variables=keep_variables,
             )
         except Exception as err:
             if _is_oom(err) and width > 1:
@@ -603,6 +612,7 @@ def _train_chunk(
     slots: int,
     sharding: NamedSharding,
     progress: Progress | None,
+    keep_variables: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     t0 = time.perf_counter()
     train = chunk[0].train
@@ -668,6 +678,11 @@ def _train_chunk(
         "first_segment_s": round(compile_s or 0.0, 3),
         "member_steps_per_s": round(len(chunk) * train.steps / wall, 1),
     }
+    if keep_variables:
+        final = _gather({"params": carry.params, **carry.model_state})
+        info["variables"] = {
+            s.run_id: jax.tree_util.tree_map(lambda a, i=i: np.asarray(a[i]), final) for i, s in enumerate(chunk)
+        }
     return rows, info
 
 

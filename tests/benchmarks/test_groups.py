@@ -73,6 +73,7 @@ def digits():
     return data.load("digits")
 
 
+@pytest.mark.slow
 def test_per_parameter_rates_equal_a_hand_written_sgd_loop(digits):
     # an independent loop: p <- p - lr x (its multiplier) x g, the multipliers written out by hand
     rules = {"readout": 0.5, "bias": 0.1, "layer_001/*": 3.0}

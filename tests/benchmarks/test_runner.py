@@ -406,7 +406,11 @@ def test_a_hyper_parameter_sweep_is_one_cohort_and_each_member_equals_its_run_al
 
 @pytest.mark.parametrize(
     ("optimizer", "schedule", "weight_decay"),
-    [("momentum", "constant", 1e-3), ("adam", "warmup_cosine", 0.0), ("sgd", "cosine", 1e-2)],
+    [
+        ("momentum", "constant", 1e-3),
+        pytest.param("adam", "warmup_cosine", 0.0, marks=pytest.mark.slow),
+        pytest.param("sgd", "cosine", 1e-2, marks=pytest.mark.slow),
+    ],
 )
 def test_traced_rates_train_as_an_independent_loop_with_constant_rates(digits, optimizer, schedule, weight_decay):
     # the trainer's program reads each member's rates as arrays; an independent optax loop with
@@ -438,3 +442,31 @@ def test_traced_rates_train_as_an_independent_loop_with_constant_rates(digits, o
         mine = rows[(rows["run_id"] == s.run_id) & (rows["step"] == 20) & (rows["split"] == "train")]
         got = float(mine[mine["metric"] == "loss"]["value"].iloc[0])
         assert got == pytest.approx(expected, rel=1e-5), (s.train, got, expected)
+
+
+def test_trained_variables_on_request_reproduce_the_last_evaluation(digits):
+    cohort = [spec(InitSpec("he_normal"), s, steps=20) for s in range(3)]
+    chunks = list(train_cohort(cohort, digits, devices=jax.devices()[:1], max_members=2, keep_variables=True))
+    assert len(chunks) == 2  # variables come back from every chunk
+    rows = pd.concat([r for r, _ in chunks])
+    variables = {k: v for _, info in chunks for k, v in info["variables"].items()}
+    assert set(variables) == {s.run_id for s in cohort}
+    x, y = jnp.asarray(digits.x_test), jnp.asarray(digits.y_test)
+    for s in cohort:
+        model = build_model(s, digits)
+        start = initial_variables(s, digits)["params"]
+        assert not np.array_equal(
+            variables[s.run_id]["params"]["head"]["dense"]["kernel"], start["head"]["dense"]["kernel"]
+        )
+        logits = model.apply(variables[s.run_id], x)
+        loss = float(jnp.mean(optax_ce(logits, y)))
+        final = rows[(rows["run_id"] == s.run_id) & (rows["step"] == 20) & (rows["split"] == "test")]
+        assert loss == pytest.approx(final[final["metric"] == "loss"]["value"].iloc[0], rel=1e-6)
+    plain = list(train_cohort(cohort[:1], digits, devices=jax.devices()[:1]))
+    assert "variables" not in plain[0][1]
+
+
+def optax_ce(logits, labels):
+    import optax
+
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)

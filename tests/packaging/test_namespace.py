@@ -32,6 +32,7 @@ def wheel(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow  # builds a wheel (about 8 s with the install); CI runs it
 def test_wheel_has_no_generic_top_level_name(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
@@ -44,6 +45,7 @@ def test_wheel_has_no_generic_top_level_name(wheel):
         assert f"initbench/benchmarks/experiments/{experiment}.toml" in names
 
 
+@pytest.mark.slow
 def test_installed_wheel_works_beside_decoy_packages(wheel, tmp_path):
     site = tmp_path / "site"
     subprocess.run(
