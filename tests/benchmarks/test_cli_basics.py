@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from initbench import inits
 from initbench.benchmarks import cli
 from initbench.benchmarks.analysis.variance_table import variance_table
@@ -13,6 +15,7 @@ def test_list_prints_every_initializer(capsys):
         assert e.name in out
 
 
+@pytest.mark.slow  # a few seconds: in the slow run, which CI makes
 def test_variance_table_measures_every_random_init_within_5_se():
     table = variance_table(seed=0)
     assert set(table["init"]) == {e.name for e in inits.available()}

@@ -49,6 +49,7 @@ def test_shapeset_images_labels_and_determinism():
     assert area[y >= 3].mean() > area[y < 3].mean()
 
 
+@pytest.mark.slow  # a few seconds: in the slow run, which CI makes
 def test_shapeset_registry_split():
     ds = data.load("shapeset", n_train=64, n_test=32)
     assert ds.num_classes == 9 and ds.input_shape == (32, 32, 1)

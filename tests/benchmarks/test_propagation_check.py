@@ -90,6 +90,7 @@ def test_over_seeds_equals_each_seed_alone():
         np.testing.assert_allclose(mine["value"][hist], alone["value"][hist], atol=1.01 / 2048)
 
 
+@pytest.mark.slow  # a few seconds: in the slow run, which CI makes
 def test_random_projection_jacobian_estimates_match_exact(monkeypatch):
     x = jax.random.normal(jax.random.key(2), (2, 48))
     model = models.build(
@@ -163,7 +164,8 @@ def run(case, **kw):
     return result
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# relu_he by default, the other cases (2-3 s each) in the slow run that CI makes
+@pytest.mark.parametrize("case", [c if c == "relu_he" else pytest.param(c, marks=pytest.mark.slow) for c in CASES])
 def test_check_verdicts_on_constructed_cases(case):
     result = run(case)
     expected = CASES[case][1]
@@ -360,6 +362,7 @@ def test_review_cases(args, expected):
             assert result.verdicts[signal].verdict.split(" at width")[0] == want, result.verdicts
 
 
+@pytest.mark.slow  # a few seconds: in the slow run, which CI makes
 def test_a_zeroed_residual_branch_is_bypassed_not_vanishing():
     class Residual(nn.Module):
         @nn.compact

@@ -108,6 +108,7 @@ def test_table1_claims_can_fail():
     assert failing(table=slower) == {"normalized init trains faster"}
 
 
+@pytest.mark.slow  # a few seconds: in the slow run, which CI makes
 def test_the_backpropagated_gradient_is_the_derivative_wrt_the_pre_activation():
     import jax
     import jax.numpy as jnp

@@ -281,6 +281,7 @@ def test_console_error_has_no_traceback(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # a few seconds: in the slow run, which CI makes
 def test_throughput_benchmark_runs_every_contender(tmp_path):
     from initbench.benchmarks.perf import throughput
 

@@ -47,6 +47,7 @@ def test_an_lsuv_run_starts_at_unit_variance_on_its_seeded_batch(digits):
     )
 
 
+@pytest.mark.slow  # a few seconds: in the slow run, which CI makes
 def test_fixup_and_he_runs_of_one_resnet_train_in_their_own_cohorts(tmp_path, capsys):
     code = cli.main(
         [
@@ -111,6 +112,7 @@ def test_bad_scheme_input_is_one_line_exit_2_and_writes_nothing(argv, match, tmp
     assert not out.exists()
 
 
+@pytest.mark.slow  # a few seconds: in the slow run, which CI makes
 def test_check_lsuv_on_tanh_is_forward_preserved_and_backward_grows_as_mean_field_chi1():
     """LSUV fixes Var[h] = 1 per tanh layer: sigma_w^2 = 1/E[tanh(z)^2] = 2.536, chi_1 = 1.178 > 1 (chaotic)."""
     result, _ = check.run_check(

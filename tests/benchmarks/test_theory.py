@@ -68,6 +68,7 @@ def test_tanh_small_weights_collapse_geometrically():
     np.testing.assert_allclose(ratios[2:], 0.0512, rtol=5e-4)
 
 
+@pytest.mark.slow  # a few seconds: in the slow run, which CI makes
 def test_critical_points():
     assert theory.critical_weight_variance("tanh", 0.0) == pytest.approx(1.0, abs=1e-4)
     assert theory.critical_weight_variance("relu", 0.0) == pytest.approx(2.0, abs=1e-4)
@@ -117,9 +118,9 @@ def test_jacobian_spectrum_theory_closed_forms():
 @pytest.mark.parametrize(
     ("activation", "init", "sb"),
     [
-        ("tanh", inits.variance_scaling(1.5, "fan_in", "normal"), 0.05),
+        pytest.param("tanh", inits.variance_scaling(1.5, "fan_in", "normal"), 0.05, marks=pytest.mark.slow),
         ("relu", inits.he_normal(), 0.0),
-        ("tanh", inits.orthogonal(1.2), 0.0),
+        pytest.param("tanh", inits.orthogonal(1.2), 0.0, marks=pytest.mark.slow),
     ],
     ids=["tanh-1.5", "relu-he", "tanh-orthogonal"],
 )
@@ -162,6 +163,7 @@ def test_theory_matches_wide_networks(activation, init, sb):
         assert result.verdicts["forward"].verdict == "preserved", result.verdicts
 
 
+@pytest.mark.slow  # a few seconds: in the slow run, which CI makes
 def test_deep_linear_orthogonal_jacobian_is_an_isometry():
     width = 64
     model = models.build(
