@@ -41,6 +41,10 @@ def test_wheel_has_no_generic_top_level_name(wheel):
     for package in ("inits", "models", "benchmarks"):
         assert f"initbench/{package}/__init__.py" in names
     assert {"initbench/__init__.py", "initbench/py.typed"} <= set(names)  # a typed package (PEP 561)
+    # every package folder of the source tree is in the wheel (found, not listed by hand)
+    for package in ("inits", "models", "benchmarks"):
+        for init in (ROOT / package).rglob("__init__.py"):
+            assert f"initbench/{init.relative_to(ROOT).as_posix()}" in names, init
     for experiment in ("quick", "he2015-depth30"):  # experiments are package data
         assert f"initbench/benchmarks/experiments/{experiment}.toml" in names
 

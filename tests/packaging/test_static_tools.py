@@ -66,6 +66,11 @@ def test_mypy_resolves_a_user_file_outside_the_checkout(tmp_path):
     proc = run_tool([sys.executable, "-m", "mypy", "--no-incremental", "user.py"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Success: no issues found" in proc.stdout
+    # the lazy package surface is invisible to checkers: a misspelled public name is an error
+    (tmp_path / "typo.py").write_text("from initbench import inits, models\ninits.he_normall\nmodels.buildd\n")
+    proc = run_tool([sys.executable, "-m", "mypy", "--no-incremental", "typo.py"], tmp_path)
+    assert proc.returncode == 1 and "Found 2 errors" in proc.stdout, proc.stdout
+    assert 'has no attribute "he_normall"' in proc.stdout and 'has no attribute "buildd"' in proc.stdout
 
 
 @pytest.mark.slow
