@@ -219,9 +219,8 @@ def check_lr_scale(rules: Any) -> Options:
     for selector, multiplier in pairs:
         if not isinstance(selector, str) or not selector.strip():
             raise UsageError(f"lr_scale: a selector is a layer class or a path pattern, got {selector!r}")
-        if isinstance(multiplier, bool) or not isinstance(multiplier, int | float) or not math.isfinite(multiplier):
-            raise UsageError(f"lr_scale.{selector} must be a finite number > 0, got {multiplier!r}")
-        if multiplier <= 0:
+        number = isinstance(multiplier, int | float) and not isinstance(multiplier, bool)
+        if not (number and math.isfinite(multiplier) and multiplier > 0):
             raise UsageError(f"lr_scale.{selector} must be a finite number > 0, got {multiplier!r}")
     return tuple(sorted((str(k), float(v)) for k, v in pairs))
 
