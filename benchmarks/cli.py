@@ -1,9 +1,11 @@
 """initbench: benchmarks of neural-network weight initialization.
 
-initbench list [inits|models|datasets|experiments]
+initbench list [inits|models|datasets|optimizers|experiments|reproductions]
 initbench run [EXPERIMENT | FILE.toml] [--scale smoke|cpu|paper] [field flags: --model --depth --width
               --activation --init --init-args --bias-init --dataset --dataset-args --batch-size --optimizer
-              --lr --momentum --weight-decay --schedule --steps --eval-every --seeds; --set FIELD=VALUE]
+              --optimizer-args --lr --momentum --weight-decay --lr-scale --wd-scale --clip-norm --schedule
+              --warmup-steps --label-smoothing --divergence-factor --steps --eval-every --seeds;
+              --set FIELD=VALUE]
               [--only FIELD=a,b] [--out DIR] [--devices N]
               [--coordinator HOST:PORT --num-processes N --process-id I]
 initbench show [EXPERIMENT | FILE.toml] [--scale S] [field flags]
@@ -108,6 +110,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for e in DATASETS.values():
             print(f"{e.name:14s} {'offline' if e.offline else 'tfds   '} {e.description}")
+    elif what == "optimizers":
+        from initbench.benchmarks.optimizers import OPTIMIZERS
+
+        for o in OPTIMIZERS.values():
+            args = ", ".join(f"{k}={v}" for k, v in o.args.items()) or "-"
+            print(f"{o.name:10s} {o.decay:9s} {o.summary} [optimizer_args: {args}]")
     elif what == "reproductions":
         from initbench.benchmarks.reproduce import REPRODUCTIONS
 
@@ -374,9 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("list", help="list initializers, models, datasets or experiments")
+    p = sub.add_parser("list", help="list initializers, models, datasets, optimizers, experiments or reproductions")
     p.add_argument(
-        "what", nargs="?", default="inits", choices=["inits", "models", "datasets", "experiments", "reproductions"]
+        "what",
+        nargs="?",
+        default="inits",
+        choices=["inits", "models", "datasets", "optimizers", "experiments", "reproductions"],
     )
     p.set_defaults(func=_cmd_list)
 

@@ -21,13 +21,29 @@ FIELD_FLAGS: dict[str, tuple[str, str, str]] = {
     "--dataset": ("data.name", "str", "dataset (initbench list datasets); drops the other dataset's options"),
     "--batch-size": ("data.batch_size", "int", "examples per step"),
     "--eval-examples": ("data.eval_examples", "int", "cap on examples evaluated at each eval point"),
-    "--optimizer": ("train.optimizer", "str", "sgd, momentum or adam"),
+    "--optimizer": (
+        "train.optimizer",
+        "str",
+        "an optimizer of `initbench list optimizers` (sgd, momentum, adam, adamw, lion, ...)",
+    ),
     "--lr": ("train.lr", "float", "peak learning rate(s)"),
     "--steps": ("train.steps", "int", "training steps"),
     "--eval-every": ("train.eval_every", "int", "evaluate every N steps (and at step 0)"),
     "--schedule": ("train.schedule", "str", "constant, cosine or warmup_cosine"),
-    "--momentum": ("train.momentum", "float", "momentum of the momentum optimizer"),
-    "--weight-decay": ("train.weight_decay", "float", "decoupled weight decay"),
+    "--momentum": ("train.momentum", "float", "momentum of the momentum optimizer (default 0.9)"),
+    "--weight-decay": (
+        "train.weight_decay",
+        "float",
+        "weight decay (coupled or decoupled as the optimizer's entry says)",
+    ),
+    "--clip-norm": ("train.clip_norm", "float", "clip gradients to this global norm (0: off)"),
+    "--warmup-steps": ("train.warmup_steps", "count", "linear learning-rate warm-up steps"),
+    "--label-smoothing": ("train.label_smoothing", "float", "label smoothing of the cross-entropy"),
+    "--divergence-factor": (
+        "train.divergence_factor",
+        "float",
+        "a run diverges when its loss exceeds this x its step-0 loss (default 100; inf: non-finite only)",
+    ),
 }
 
 
@@ -53,7 +69,7 @@ def csv(value: str) -> list[str]:
     return items
 
 
-def _number_list(kind: type):
+def _number_list(kind: type, least: int = 1):
     def parse(value: str) -> list:
         out = []
         for item in csv(value):
@@ -61,8 +77,9 @@ def _number_list(kind: type):
                 n = kind(item)
             except ValueError:
                 raise argparse.ArgumentTypeError(f"expected {kind.__name__} values like 1,2; got {item!r}") from None
-            if kind is int and n < 1:
-                raise argparse.ArgumentTypeError(f"expected positive integers, got {item!r}")
+            if kind is int and n < least:
+                what = "positive integers" if least == 1 else f"integers >= {least}"
+                raise argparse.ArgumentTypeError(f"expected {what}, got {item!r}")
             out.append(n)
         return out
 
@@ -129,7 +146,7 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", help="one of the experiment's scales (smoke, cpu, paper; default: its default)")
     p.add_argument("--name", help="experiment name for the results (default: the file's name, or adhoc)")
     g = p.add_argument_group("fields (each sets or overrides one field; a comma list is an axis)")
-    parsers = {"str": csv, "int": _number_list(int), "float": _number_list(float)}
+    parsers = {"str": csv, "int": _number_list(int), "count": _number_list(int, 0), "float": _number_list(float)}
     for flag, (field, kind, help_) in FIELD_FLAGS.items():
         g.add_argument(flag, type=parsers[kind], help=f"{field}: {help_}")
     g.add_argument("--model-args", type=kwargs, help="model options, e.g. normalization=layernorm,use_bias=false")
@@ -144,6 +161,18 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
         metavar="SELECTOR=X,...",
         help="train.lr_scale: per-parameter learning-rate multipliers by layer class (input, hidden, readout, "
         "bias, scalar) or path pattern, e.g. scalar=0.1,head/*=0.5 (a sweep: --set 'train.lr_scale=[{...},{...}]')",
+    )
+    g.add_argument(
+        "--wd-scale",
+        type=kwargs,
+        metavar="SELECTOR=X,...",
+        help="train.wd_scale: per-parameter weight-decay multipliers (>= 0), e.g. bias=0,scalar=0",
+    )
+    g.add_argument(
+        "--optimizer-args",
+        type=kwargs,
+        metavar="NAME=VALUE,...",
+        help="train.optimizer_args: the optimizer's own arguments, e.g. b2=0.95 or nesterov=true",
     )
     g.add_argument(
         "--set",
@@ -181,8 +210,9 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is not None:
             ov[field] = _one(value)
-    if args.lr_scale is not None:
-        ov["train.lr_scale"] = args.lr_scale
+    for name in ("lr_scale", "wd_scale", "optimizer_args"):
+        if getattr(args, name) is not None:
+            ov[f"train.{name}"] = getattr(args, name)
     if args.seeds is not None:
         if len(args.seeds) != 1:
             raise UsageError(f"--seeds is a count (3: seeds 0, 1, 2), got {args.seeds}; for a list: --set seeds=[0,5]")

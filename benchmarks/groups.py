@@ -1,4 +1,4 @@
-"""Parameter groups: which parameters a per-parameter learning-rate rule (``lr_scale``) applies to.
+"""Parameter groups: which parameters a per-parameter rule (``lr_scale``, ``wd_scale``) applies to.
 
 A rule is ``selector -> multiplier``. A selector is a **layer class** or a **path pattern**:
 
@@ -12,8 +12,10 @@ A rule is ``selector -> multiplier``. A selector is a **layer class** or a **pat
   ``/`` (``head/dense/bias``, ``block_00/conv_a/conv/kernel``): ``head/*``, ``*/branch_scale``.
 
 A parameter's learning rate is the run's ``lr`` times the product of the multipliers of every
-rule that selects it (its class's, and each path pattern it matches), so rules compose:
-``{readout = 0.5, bias = 0.1}`` gives the classifier's bias ``0.05 x lr``. A selector that
+``lr_scale`` rule that selects it (its class's, and each path pattern it matches), so rules
+compose: ``{readout = 0.5, bias = 0.1}`` gives the classifier's bias ``0.05 x lr``. Its weight
+decay is likewise ``weight_decay`` times its ``wd_scale`` multipliers, which may be 0:
+``{bias = 0, scalar = 0}`` decays the kernels only. A selector that
 selects nothing in the model is an error (a misspelled class or path), raised before any work.
 
 Example:
@@ -55,13 +57,16 @@ def param_class(path: str, ndim: int) -> str:
     return "bias"
 
 
-def lr_scale_tree(params: Any, rules: Sequence[tuple[str, float]], what: str = "the model") -> Any:
-    """Each parameter's learning-rate multiplier under ``rules`` (a tree like ``params`` of floats).
+def lr_scale_tree(
+    params: Any, rules: Sequence[tuple[str, float]], what: str = "the model", *, field: str = "lr_scale"
+) -> Any:
+    """Each parameter's multiplier under ``rules`` (a tree like ``params`` of floats).
 
     Args:
       params: The model's parameters (arrays or ``jax.ShapeDtypeStruct``, e.g. from ``jax.eval_shape``).
-      rules: ``(selector, multiplier)`` pairs (``TrainSpec.lr_scale``).
+      rules: ``(selector, multiplier)`` pairs (``TrainSpec.lr_scale`` or ``TrainSpec.wd_scale``).
       what: The model, for the error message.
+      field: The rules' field, for the error message.
 
     Raises:
       UsageError: a selector selects no parameter.
@@ -77,7 +82,7 @@ def lr_scale_tree(params: Any, rules: Sequence[tuple[str, float]], what: str = "
             hits = [i for i, p in enumerate(paths) if fnmatch.fnmatchcase(p, selector)]
         if not hits:
             raise UsageError(
-                f"lr_scale selector {selector!r} selects no parameter of {what}; classes: {', '.join(CLASSES)} "
+                f"{field} selector {selector!r} selects no parameter of {what}; classes: {', '.join(CLASSES)} "
                 f"(present: {', '.join(sorted(set(classes)))}), or a path pattern over: {', '.join(paths[:8])}"
                 + (", ..." if len(paths) > 8 else "")
             )

@@ -39,7 +39,8 @@ import pyarrow.parquet as pq
 
 from initbench.inits.errors import UsageError, unknown_choice
 
-SCHEMA_VERSION = 3  # 3: runs gained lr_scale
+SCHEMA_VERSION = 4  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
+# divergence_factor, warmup_steps (momentum is null for optimizers without one)
 MANIFEST = "_initbench.json"
 LOCK = ".lock"
 _META_KEY = b"initbench"
@@ -107,11 +108,17 @@ RUNS = Kind(
         ("batch_size", _I),
         ("eval_examples", _I),
         ("optimizer", _S),
+        ("optimizer_args", _S),
         ("lr", _F),
         ("momentum", _F),
         ("weight_decay", _F),
         ("lr_scale", _S),
+        ("wd_scale", _S),
+        ("clip_norm", _F),
+        ("label_smoothing", _F),
+        ("divergence_factor", _F),
         ("schedule", _S),
+        ("warmup_steps", _I),
         ("steps", _I),
         ("eval_every", _I),
         ("seed", _I),

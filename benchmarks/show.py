@@ -24,11 +24,17 @@ SHOWN = (
     "batch_size",
     "eval_examples",
     "optimizer",
+    "optimizer_args",
     "lr",
     "momentum",
     "weight_decay",
     "lr_scale",
+    "wd_scale",
+    "clip_norm",
+    "label_smoothing",
+    "divergence_factor",
     "schedule",
+    "warmup_steps",
     "steps",
     "eval_every",
     "seed",
@@ -88,7 +94,8 @@ def show(
         f"runs: {len(plan.specs)}"
         + (f" of the grid's {len(plan.full)} (--only)" if len(plan.specs) != len(plan.full) else "")
         + f"; cohorts: {len(groups)}; compiled training programs: {programs(plan.specs)}"
-        + " (runs that differ only in init, seed, lr, momentum, weight decay or lr_scale share one)"
+        + " (runs that differ only in init, seed, lr, momentum, weight decay, clip norm, lr_scale, wd_scale "
+        "or divergence factor share one)"
     )
     implied = ("family", "depth", "width", "model_options")  # parts of the model label
     shown = [k for k in SHOWN if k not in implied]

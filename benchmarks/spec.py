@@ -17,16 +17,16 @@ from typing import Any, Literal
 from initbench import inits
 from initbench.inits.errors import UsageError, UsageTypeError, positive_int, unknown_choice
 
-NUMERICS_VERSION = "5"  # 2: NaN after divergence, fixed chunk width; 3: im2col convs and member map on CPU;
+NUMERICS_VERSION = "6"  # 2: NaN after divergence, fixed chunk width; 3: im2col convs and member map on CPU;
 # 4: inits.uniform() is jax's U[0, scale) (was U[-0.05, 0.05)), 16-bit draws in float32;
 # 5: lr, momentum and weight decay are per-member data: runs differing only in them share a cohort
-# (so its chunk width), and the rates enter the program as arrays, not constants
+# (so its chunk width), and the rates enter the program as arrays, not constants;
+# 6: a loss above divergence_factor x its step-0 value is a divergence (was: non-finite only)
 Options = tuple[tuple[str, Any], ...]
-OPTIMIZERS = ("sgd", "momentum", "adam")
 # The optimizer's hyper-parameters that the trainer takes as per-member data (arrays over the
 # members of one compiled program): runs that differ only in them share a cohort, so a
-# learning-rate, momentum or weight-decay sweep compiles one program.
-HYPER_PARAMETERS = ("lr", "momentum", "weight_decay")
+# learning-rate, momentum, weight-decay or clipping sweep compiles one program.
+HYPER_PARAMETERS = ("lr", "momentum", "weight_decay", "clip_norm")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
 
@@ -211,59 +211,179 @@ class DataSpec:
     eval_examples: int | None = None
 
 
-def check_lr_scale(rules: Any) -> Options:
-    """``rules`` as sorted ``(selector, multiplier)`` pairs, each multiplier a finite number > 0."""
+def check_lr_scale(rules: Any, field: str = "lr_scale", *, zero: bool = False) -> Options:
+    """``rules`` as sorted ``(selector, multiplier)`` pairs, each a finite number > 0 (>= 0 with ``zero``)."""
     pairs = sorted(rules.items()) if isinstance(rules, dict) else rules
     if not isinstance(pairs, tuple | list) or not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
-        raise UsageError(f"lr_scale takes a table of selector = multiplier, e.g. {{scalar = 0.1}}; got {rules!r}")
+        raise UsageError(f"{field} takes a table of selector = multiplier, e.g. {{scalar = 0.1}}; got {rules!r}")
     for selector, multiplier in pairs:
         if not isinstance(selector, str) or not selector.strip():
-            raise UsageError(f"lr_scale: a selector is a layer class or a path pattern, got {selector!r}")
+            raise UsageError(f"{field}: a selector is a layer class or a path pattern, got {selector!r}")
         number = isinstance(multiplier, int | float) and not isinstance(multiplier, bool)
-        if not (number and math.isfinite(multiplier) and multiplier > 0):
-            raise UsageError(f"lr_scale.{selector} must be a finite number > 0, got {multiplier!r}")
+        if not (number and math.isfinite(multiplier) and (multiplier >= 0 if zero else multiplier > 0)):
+            raise UsageError(
+                f"{field}.{selector} must be a finite number {'>=' if zero else '>'} 0, got {multiplier!r}"
+            )
     return tuple(sorted((str(k), float(v)) for k, v in pairs))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainSpec:
-    """Optimizer, schedule and cadence.
+    """Optimizer, schedule, cadence and the training knobs.
+
+    Construction resolves defaults, so one run has one form (one run_id): ``momentum`` is the
+    momentum optimizer's 0.9 when unset and None for the optimizers without one; a warm-up equal
+    to the schedule's default is None; ``cosine`` with a warm-up is ``warmup_cosine``.
 
     Attributes:
-      optimizer: ``sgd``, ``momentum`` (heavy ball, 0.9) or ``adam``.
+      optimizer: A name of :data:`initbench.benchmarks.optimizers.OPTIMIZERS` (``sgd``,
+        ``momentum``, ``adam``, ``adamw``, ``nadam``, ``adamax``, ``lion``, ``rmsprop``,
+        ``adagrad``, ``adafactor``).
       lr: Peak learning rate.
       steps: Training steps.
       eval_every: Evaluate every this many steps (and at step 0).
-      schedule: ``constant``, ``cosine`` (decay to 0) or ``warmup_cosine`` (5% warm-up).
-      momentum: Momentum of ``momentum``.
-      weight_decay: Decoupled weight decay (0 for none).
+      schedule: ``constant``, ``cosine`` (decay to 0) or ``warmup_cosine`` (cosine after a
+        linear warm-up, 5% of the steps unless ``warmup_steps`` says).
+      momentum: The ``momentum`` optimizer's trace decay (0.9 when unset); None for the others
+        (setting it for them is an error: Adam's is ``optimizer_args.b1``).
+      weight_decay: Weight decay (0 for none): coupled (L2 on the gradient, PyTorch's SGD/Adam
+        ``weight_decay``) or decoupled (AdamW, Lion, Adafactor), as the optimizer's entry says.
       lr_scale: Per-parameter learning-rate multipliers as sorted ``(selector, multiplier)``
         pairs: a layer class (``input``, ``hidden``, ``readout``, ``bias``, ``scalar``) or a path
         pattern (``head/*``); a parameter's rate is ``lr`` times the product of the multipliers
         that select it (:mod:`initbench.benchmarks.groups`). Per-member data like ``lr``.
+      optimizer_args: The optimizer's own arguments as sorted pairs (``(("b2", 0.95),)``),
+        defaults dropped (:func:`initbench.benchmarks.optimizers.check_args`).
+      wd_scale: Per-parameter weight-decay multipliers (>= 0: ``{bias = 0, scalar = 0}``
+        decays kernels only), selected like ``lr_scale``; dropped when ``weight_decay`` is 0.
+      clip_norm: Clip each step's gradient to this global norm before the optimizer (0: off).
+      warmup_steps: Linear warm-up from 0 to ``lr`` over this many steps (None: the schedule's
+        default, 5% for ``warmup_cosine`` and 0 otherwise).
+      label_smoothing: Cross-entropy against labels smoothed by this much (Szegedy et al. 2016).
+      divergence_factor: A run diverges when its training loss turns non-finite or exceeds this
+        times its training loss at step 0 (``inf``: only non-finite losses).
     """
 
-    optimizer: Literal["sgd", "momentum", "adam"] = "sgd"
+    optimizer: str = "sgd"
     lr: float = 0.1
     steps: int = 1000
     eval_every: int = 100
     schedule: Literal["constant", "cosine", "warmup_cosine"] = "constant"
-    momentum: float = 0.9
+    momentum: float | None = None
     weight_decay: float = 0.0
     lr_scale: Options = ()
+    optimizer_args: Options = ()
+    wd_scale: Options = ()
+    clip_norm: float = 0.0
+    warmup_steps: int | None = None
+    label_smoothing: float = 0.0
+    divergence_factor: float = 100.0
+
+    def __post_init__(self) -> None:
+        # resolves defaults without judging values (validate() does, with one line per bad value)
+        from initbench.benchmarks.optimizers import OPTIMIZERS, check_args
+
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        entry = OPTIMIZERS.get(self.optimizer) if isinstance(self.optimizer, str) else None
+        if entry is not None and entry.momentum and self.momentum is None:
+            put("momentum", 0.9)
+        if isinstance(self.optimizer_args, dict):
+            put("optimizer_args", tuple(sorted(self.optimizer_args.items())))
+        if entry is not None:
+            try:
+                put("optimizer_args", check_args(self.optimizer, self.optimizer_args))
+            except UsageError:
+                pass  # validate() says what is wrong
+        for name in ("lr_scale", "wd_scale"):
+            if isinstance(getattr(self, name), dict):
+                put(name, tuple(sorted(getattr(self, name).items())))
+        if _number(self.weight_decay) and self.weight_decay == 0:
+            put("wd_scale", ())  # no decay to scale: the same run
+        if self.schedule == "cosine" and isinstance(self.warmup_steps, int) and self.warmup_steps > 0:
+            put("schedule", "warmup_cosine")
+        if self.schedule == "warmup_cosine" and self.warmup_steps == 0:
+            put("schedule", "cosine")
+            put("warmup_steps", None)
+        if self.warmup_steps is not None and self.warmup_steps == self._default_warmup():
+            put("warmup_steps", None)
+
+    def _default_warmup(self) -> int | None:
+        if self.schedule != "warmup_cosine":
+            return 0
+        return max(1, self.steps // 20) if isinstance(self.steps, int) and not isinstance(self.steps, bool) else None
+
+    @property
+    def warmup(self) -> int:
+        """The warm-up's length in steps (``warmup_steps`` or the schedule's default)."""
+        return int(self.warmup_steps if self.warmup_steps is not None else (self._default_warmup() or 0))
 
     @property
     def program(self) -> tuple:
-        """What the compiled training program depends on: every field but ``lr_scale`` and ``HYPER_PARAMETERS``.
+        """What the compiled training program depends on: every field but the per-member data.
 
-        Whether weight decay is on at all is part of it (the update has one more term); its
-        value, the learning rate and the momentum are data.
+        Per-member data: ``HYPER_PARAMETERS``' values, ``lr_scale``, ``wd_scale`` and
+        ``divergence_factor``. Whether weight decay and clipping are on at all is part of the
+        program (the update has one more term); their values are data.
         """
-        return (self.optimizer, self.steps, self.eval_every, self.schedule, self.weight_decay > 0)
+        return (
+            self.optimizer,
+            self.optimizer_args,
+            self.steps,
+            self.eval_every,
+            self.schedule,
+            self.warmup,
+            self.weight_decay > 0,
+            self.clip_norm > 0,
+            self.label_smoothing,
+        )
 
     def hyper(self) -> dict[str, float]:
         """The values of ``HYPER_PARAMETERS`` (what varies between the members of one program)."""
-        return {name: float(getattr(self, name)) for name in HYPER_PARAMETERS}
+        return {name: float(getattr(self, name) or 0.0) for name in HYPER_PARAMETERS}
+
+    def validate(self) -> None:
+        """Checks every field (one line naming the value and the valid choices)."""
+        from initbench.benchmarks.optimizers import OPTIMIZERS, check_args, get
+
+        entry = get(self.optimizer)
+        check_args(self.optimizer, self.optimizer_args)
+        if self.schedule not in SCHEDULES:
+            raise unknown_choice("schedule", self.schedule, SCHEDULES)
+        for name, value in (("steps", self.steps), ("eval_every", self.eval_every)):
+            positive_int(name, value)
+        if not (_number(self.lr) and math.isfinite(self.lr) and self.lr > 0):
+            raise UsageError(f"lr must be a finite positive number, got {self.lr!r}")
+        if self.momentum is not None and not entry.momentum:
+            with_momentum = ", ".join(n for n, o in OPTIMIZERS.items() if o.momentum)
+            raise UsageError(
+                f"momentum is an argument of optimizer {with_momentum}; {self.optimizer} has none "
+                f"(got momentum = {self.momentum!r}; Adam-like optimizers take optimizer_args.b1)"
+            )
+        if self.momentum is not None and not (_number(self.momentum) and 0 <= self.momentum < 1):
+            raise UsageError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        wd = self.weight_decay
+        if not (_number(wd) and math.isfinite(wd) and wd >= 0):
+            raise UsageError(f"weight_decay must be a finite number >= 0, got {wd!r}")
+        check_lr_scale(self.lr_scale)
+        check_lr_scale(self.wd_scale, "wd_scale", zero=True)
+        if not (_number(self.clip_norm) and math.isfinite(self.clip_norm) and self.clip_norm >= 0):
+            raise UsageError(f"clip_norm must be a finite number >= 0 (0: no clipping), got {self.clip_norm!r}")
+        if self.warmup_steps is not None:
+            w = self.warmup_steps
+            if not (isinstance(w, int) and not isinstance(w, bool) and 0 <= w < self.steps):
+                raise UsageError(f"warmup_steps must be an integer in [0, steps = {self.steps}), got {w!r}")
+        ls = self.label_smoothing
+        if not (_number(ls) and 0 <= ls < 1):
+            raise UsageError(f"label_smoothing must be in [0, 1), got {ls!r}")
+        df = self.divergence_factor
+        if not (_number(df) and not math.isnan(df) and df > 1):
+            raise UsageError(f"divergence_factor must be a number > 1 (inf: only non-finite losses), got {df!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,11 +454,17 @@ class RunSpec:
             "batch_size": d.batch_size,
             "eval_examples": d.eval_examples,
             "optimizer": t.optimizer,
+            "optimizer_args": _json(t.optimizer_args),
             "lr": float(t.lr),
-            "momentum": float(t.momentum),
+            "momentum": None if t.momentum is None else float(t.momentum),
             "weight_decay": float(t.weight_decay),
             "lr_scale": _json(t.lr_scale),
+            "wd_scale": _json(t.wd_scale),
+            "clip_norm": float(t.clip_norm),
+            "label_smoothing": float(t.label_smoothing),
+            "divergence_factor": float(t.divergence_factor),
             "schedule": t.schedule,
+            "warmup_steps": t.warmup,
             "steps": t.steps,
             "eval_every": t.eval_every,
             "seed": self.seed,
@@ -350,22 +476,10 @@ class RunSpec:
 
         parse_activation(self.model.activation)
         self.init.validate()
-        t = self.train
-        if t.optimizer not in OPTIMIZERS:
-            raise unknown_choice("optimizer", t.optimizer, OPTIMIZERS)
-        if t.schedule not in SCHEDULES:
-            raise unknown_choice("schedule", t.schedule, SCHEDULES)
-        for name, value in (("steps", t.steps), ("eval_every", t.eval_every), ("batch_size", self.data.batch_size)):
-            positive_int(name, value)
+        self.train.validate()
+        positive_int("batch_size", self.data.batch_size)
         if self.data.eval_examples is not None:
             positive_int("eval_examples", self.data.eval_examples)
-        if not (isinstance(t.lr, int | float) and math.isfinite(t.lr) and t.lr > 0):
-            raise UsageError(f"lr must be a finite positive number, got {t.lr!r}")
-        if not (isinstance(t.momentum, int | float) and 0 <= t.momentum < 1):
-            raise UsageError(f"momentum must be in [0, 1), got {t.momentum!r}")
-        if not (isinstance(t.weight_decay, int | float) and math.isfinite(t.weight_decay) and t.weight_decay >= 0):
-            raise UsageError(f"weight_decay must be a finite number >= 0, got {t.weight_decay!r}")
-        check_lr_scale(t.lr_scale)
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             # the trainer draws every member's data key in one call on uint32 seeds
             raise UsageError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")

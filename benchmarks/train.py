@@ -1,16 +1,18 @@
 """The cohort trainer: one ``jit(vmap(scan))`` program trains every member of a cohort.
 
-A cohort is a set of runs that share a compiled shape (model, data, optimizer, steps); its
-members differ in initialization, seed and the optimizer's hyper-parameters (learning rate,
-momentum, weight decay: ``spec.HYPER_PARAMETERS``; per-parameter multipliers ``lr_scale``),
-which each member carries as data in its training state, so a learning-rate sweep is one
-program. Each member's initial variables come from the same jitted ``model.init`` a run alone
-would use (bitwise identical weights); the members' variables are stacked on a leading axis
-that is sharded over the devices, and every ``eval_every`` steps
-one compiled segment (``lax.scan`` over steps, ``vmap`` over members) runs, followed by the
-evaluation, inside the same program. Data are device arrays passed as arguments, the training
-state buffers are donated, and a member whose loss turns non-finite is recorded as diverged at
-that step without disturbing the others.
+A cohort is a set of runs that share a compiled shape (model, data, ``TrainSpec.program``:
+optimizer and its arguments, schedule, steps); its members differ in initialization, seed and
+the optimizer's hyper-parameters (learning rate, momentum, weight decay, clipping norm:
+``spec.HYPER_PARAMETERS``; per-parameter multipliers ``lr_scale`` and ``wd_scale``; the
+divergence factor), which each member carries as data in its training state, so a
+learning-rate sweep is one program. Members sharing an initializer are initialized by one
+vmapped call, each bitwise the weights its run alone gets (:func:`initial_stack`); the
+members' variables are stacked on a leading axis that is sharded over the devices, and every
+``eval_every`` steps one compiled segment (``lax.scan`` over steps, ``vmap`` over members)
+runs, followed by the evaluation. Data are device arrays passed as arguments, the training
+state buffers are donated, and a member whose loss turns non-finite or exceeds its divergence
+bound is recorded as diverged at that step without disturbing the others. Running out of
+device memory is one line naming the width that fits (:class:`OutOfMemory`).
 """
 
 from __future__ import annotations
@@ -101,57 +103,100 @@ def init_data(spec: RunSpec, dataset: Dataset) -> tuple[jax.Array, jax.Array]:
 def make_optimizer(
     train: TrainSpec, hyper: Mapping[str, Any] | None = None, *, params: Any = None
 ) -> optax.GradientTransformation:
-    """The optax optimizer of a TrainSpec (learning-rate schedule and per-parameter rates included).
+    """The optax optimizer of a TrainSpec: clipping, weight decay, the optimizer, schedule, per-parameter rates.
 
-    A parameter's update is the optimizer's at rate ``lr`` times its ``lr_scale`` multiplier
-    (:func:`initbench.benchmarks.groups.lr_scale_tree`): a per-parameter learning rate for SGD,
-    momentum and Adam alike (the decoupled weight decay is scaled with it).
+    The chain (:mod:`initbench.benchmarks.optimizers`): ``clip_by_global_norm`` (``clip_norm >
+    0``), coupled weight decay, the optimizer's direction with its ``optimizer_args``, decoupled
+    weight decay, ``scale_by_learning_rate`` with the schedule, then each parameter's ``lr_scale``
+    multiplier (:func:`initbench.benchmarks.groups.lr_scale_tree`): a per-parameter learning rate
+    for every optimizer (decoupled decay is scaled with it, as AdamW's is with ``lr``). The decay
+    of parameter ``p`` is ``weight_decay x wd_scale(p) x p``.
 
     Args:
-      train: The optimizer, schedule and step count (``train.program``: what shapes the state).
-      hyper: The values of ``HYPER_PARAMETERS`` (``lr``, ``momentum``, ``weight_decay``) as numbers
-        or 0-d arrays, and optionally ``lr_scale``, a tree like the parameters of multipliers
-        (default: ``train``'s own). The trainer passes one member's traced values, so members
-        that differ only in them share a program; the state's structure never depends on them.
-      params: The parameters (or their shapes), needed to expand ``train.lr_scale`` when
-        ``hyper`` is not given.
+      train: The optimizer, its arguments, schedule and step count (``train.program``: what shapes
+        the state).
+      hyper: The values of ``HYPER_PARAMETERS`` (``lr``, ``momentum``, ``weight_decay``,
+        ``clip_norm``) as numbers or 0-d arrays, and optionally ``lr_scale``/``wd_scale``, trees
+        like the parameters of multipliers (default: ``train``'s own). The trainer passes one
+        member's traced values, so members that differ only in them share a program; the state's
+        structure never depends on them.
+      params: The parameters (or their shapes), needed to expand ``train.lr_scale``/``wd_scale``
+        when ``hyper`` is not given.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> tx = make_optimizer(TrainSpec(optimizer="adamw", lr=1e-3, weight_decay=0.1))
+      >>> p = {"w": jnp.ones(2)}
+      >>> updates, _ = tx.update({"w": jnp.zeros(2)}, tx.init(p), p)  # a zero gradient: decay only
+      >>> [round(float(u), 6) for u in updates["w"]]  # -lr x weight_decay x p
+      [-0.0001, -0.0001]
     """
+    from initbench.benchmarks import optimizers
+
     h: Mapping[str, Any]
     if hyper is None:
         h = train.hyper()
-        if train.lr_scale:
-            if params is None:
-                raise ValueError("make_optimizer: train.lr_scale needs the parameters (params=) to expand its rules")
-            h = {**h, "lr_scale": lr_scale_tree(params, train.lr_scale)}
+        for name in ("lr_scale", "wd_scale"):
+            rules = getattr(train, name)
+            if rules:
+                if params is None:
+                    raise ValueError(f"make_optimizer: train.{name} needs the parameters (params=) to expand its rules")
+                h = {**h, name: lr_scale_tree(params, rules, field=name)}
     else:
         h = hyper
     peak = h["lr"]
-    if train.schedule == "constant":
+    warmup = train.warmup
+    if train.schedule == "constant" and warmup == 0:
         lr: Any = peak
     else:
         # the schedule's shape at peak 1, times this member's peak (optax's warm-up schedule
         # branches on its peak in Python, so a traced peak cannot enter it)
-        if train.schedule == "cosine":
+        if train.schedule == "constant":
+            shape = optax.linear_schedule(0.0, 1.0, warmup)  # then 1 from step `warmup` on
+        elif warmup == 0:
             shape = optax.cosine_decay_schedule(1.0, train.steps)
         else:
-            shape = optax.warmup_cosine_decay_schedule(0.0, 1.0, max(1, train.steps // 20), train.steps)
+            shape = optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup, train.steps)
 
         def lr(count: jax.Array) -> jax.Array:
             # optax mixes its int32 step count with Python floats, which strict dtype promotion refuses;
             # the count as float32 gives bitwise the same rates (checked over 1,200 steps)
             return peak * shape(count.astype(jnp.float32))
 
-    if train.optimizer == "sgd":
-        tx = optax.sgd(lr)
-    elif train.optimizer == "momentum":
-        tx = optax.sgd(lr, momentum=h["momentum"])
-    else:
-        tx = _standard_promotion(optax.adam(lr))
-    if train.weight_decay > 0:  # structural (train.program); the value is data
-        tx = optax.chain(optax.add_decayed_weights(h["weight_decay"]), tx)
+    entry = optimizers.get(train.optimizer)
+    decay = _decay(h["weight_decay"], h.get("wd_scale")) if train.weight_decay > 0 else None
+    parts: list[optax.GradientTransformation] = []
+    if train.clip_norm > 0:  # structural (train.program); the norm is data
+        parts.append(optax.clip_by_global_norm(h["clip_norm"]))
+    if decay is not None and entry.decay == "coupled":
+        parts.append(decay)
+    if entry.direction is not None:
+        kwargs = optimizers.kwargs(train.optimizer, train.optimizer_args)
+        if entry.momentum:
+            kwargs["decay"] = h["momentum"]
+        parts.append(_standard_promotion(getattr(optax, entry.direction)(**kwargs)))
+        if entry.descends:
+            parts.append(optax.scale(-1.0))  # back to the ascent direction (an exact sign flip)
+    if decay is not None and entry.decay == "decoupled":
+        parts.append(decay)
+    parts.append(optax.scale_by_learning_rate(lr))
+    tx = optax.chain(*parts)
     if "lr_scale" in h:
         tx = optax.chain(tx, _scale_per_parameter(h["lr_scale"]))
     return tx
+
+
+def _decay(rate: Any, scales: Any) -> optax.GradientTransformation:
+    """Adds ``rate x scale x p`` to each parameter's update (optax's ``add_decayed_weights`` without scales)."""
+    if scales is None:
+        return optax.add_decayed_weights(rate)
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        if params is None:
+            raise ValueError("weight decay needs the parameters: call update(grads, state, params)")
+        return jax.tree_util.tree_map(lambda u, p, s: u + (rate * s) * p, updates, params, scales), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def _scale_per_parameter(scales: Any) -> optax.GradientTransformation:
@@ -179,16 +224,17 @@ def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTrans
 
 
 def member_hyper(specs: Sequence[RunSpec], params: Any, dtype: Any = jnp.float32) -> dict[str, Any]:
-    """Each run's optimizer data, stacked over the runs: ``HYPER_PARAMETERS`` and ``lr_scale``.
+    """Each run's optimizer data, stacked over the runs: ``HYPER_PARAMETERS``, ``lr_scale``, ``wd_scale``.
 
-    ``lr_scale`` is a tree like one member's ``params`` (arrays or shapes) of per-run multipliers
-    (all ones for a run without rules: ``x * 1`` is exact).
+    ``lr_scale`` and ``wd_scale`` are trees like one member's ``params`` (arrays or shapes) of
+    per-run multipliers (all ones for a run without rules: ``x * 1`` is exact).
     """
     out: dict[str, Any] = {
         name: jnp.asarray([s.train.hyper()[name] for s in specs], dtype) for name in HYPER_PARAMETERS
     }
-    trees = [lr_scale_tree(params, s.train.lr_scale, s.model.label) for s in specs]
-    out["lr_scale"] = jax.tree_util.tree_map(lambda *m: jnp.asarray(m, dtype), *trees)
+    for name in ("lr_scale", "wd_scale"):
+        trees = [lr_scale_tree(params, getattr(s.train, name), s.model.label, field=name) for s in specs]
+        out[name] = jax.tree_util.tree_map(lambda *m: jnp.asarray(m, dtype), *trees)
     return out
 
 
@@ -201,6 +247,7 @@ def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
 # Every member's data key in one compiled call (bitwise run_keys(seed)[1]): per-member eager calls
 # cost 0.41 s for 256 members on an H200, more than 1000 training steps of the small MLP.
 _data_keys = jax.jit(jax.vmap(lambda seed: run_keys(seed)[1]))
+_init_keys = jax.jit(jax.vmap(lambda seed: run_keys(seed)[0]))
 
 
 class _LRU:
@@ -231,11 +278,13 @@ class _LRU:
 _INIT_CACHE = _LRU(64)
 _DEVICE_DATA = _LRU(4)  # id(dataset) -> (dataset, x_train, y_train) on the device, for model-level schemes
 _PROGRAM_CACHE = _LRU(16)
+_BATCHED_INIT_CACHE = _LRU(64)  # vmapped init programs (one per init group; the member count is a shape)
 
 
 def clear_caches() -> None:
     """Drops the compiled init functions, cohort programs and device copies of data this process keeps."""
     _INIT_CACHE.clear()
+    _BATCHED_INIT_CACHE.clear()
     _PROGRAM_CACHE.clear()
     _DEVICE_DATA.clear()
 
@@ -248,8 +297,10 @@ class TrainState(NamedTuple):
       model_state: Non-parameter collections (batch statistics); empty for most models.
       opt_state: The optimizer's state.
       data_key: The member's data-order key (its seed's second key).
-      diverged_at: First step whose loss was non-finite, -1 while finite.
+      diverged_at: First step whose loss was non-finite or above ``loss_bound``, -1 before.
       grad_norm_sum: Sum of gradient global norms over the current segment.
+      loss_bound: The member's divergence bound: ``divergence_factor`` times its training loss
+        at step 0 (inf until that evaluation).
       hyper: The member's optimizer data, read by every update (not constants of the program):
         ``HYPER_PARAMETERS`` -> 0-d arrays, and ``lr_scale`` -> a tree like ``params`` of
         per-parameter multipliers (:func:`member_hyper`).
@@ -262,13 +313,13 @@ class TrainState(NamedTuple):
     diverged_at: jax.Array
     grad_norm_sum: jax.Array
     hyper: dict[str, jax.Array]
+    loss_bound: jax.Array
 
 
-def initial_variables(spec: RunSpec, dataset: Dataset) -> dict[str, Any]:
-    """A run's initial variables (params and batch statistics), as a run alone gets them."""
+def _init_key(spec: RunSpec, dataset: Dataset) -> tuple:
     # the program depends on the data only through its shapes (arguments), and on the batch size
     # where a scheme reads a batch-shaped template (MetaInit)
-    key = (
+    return (
         spec.model,
         spec.init,
         dataset.name,
@@ -276,8 +327,63 @@ def initial_variables(spec: RunSpec, dataset: Dataset) -> dict[str, Any]:
         dataset.num_classes,
         spec.data.batch_size if spec.init.scheme is not None else None,
     )
-    jitted = _INIT_CACHE.get(key, lambda: jax.jit(scheme_init(spec, dataset)))
+
+
+def initial_variables(spec: RunSpec, dataset: Dataset) -> dict[str, Any]:
+    """A run's initial variables (params and batch statistics), as a run alone gets them."""
+    jitted = _INIT_CACHE.get(_init_key(spec, dataset), lambda: jax.jit(scheme_init(spec, dataset)))
     return jitted(run_keys(spec.seed)[0], *init_data(spec, dataset))
+
+
+# Initializers whose draw goes through a QR decomposition: batched QR may take another algorithm
+# than one matrix at a time (cuSOLVER's batched geqrf), so their members are initialized one call
+# each. Every other per-tensor initializer is elementwise on counter-based random bits, so a
+# vmapped call gives each member bitwise its own call's weights (tested over the whole registry).
+_QR_INITS = frozenset({"orthogonal", "delta_orthogonal"})
+
+
+def batched_init(spec: RunSpec) -> bool:
+    """Whether members with ``spec``'s init are initialized by one vmapped call (bitwise as alone).
+
+    Per-tensor initializers: yes, except those drawn through a QR decomposition. Model-level
+    schemes: no (their matmuls and loops batched may round differently; GradInit's do on CPU).
+    """
+    if spec.init.scheme is not None:
+        return False
+    return spec.init.name not in _QR_INITS and spec.init.bias not in _QR_INITS
+
+
+def initial_stack(specs: Sequence[RunSpec], dataset: Dataset, slots: Sequence[int] | None = None) -> Any:
+    """The initial variables of ``specs`` stacked on a leading axis (zeros outside ``slots``).
+
+    Members sharing a model and init (one ``initial_variables`` program) are initialized by one
+    vmapped call over their keys where :func:`batched_init` allows, each bitwise as alone; the
+    rest one call each. ``slots``: the indices to initialize (default: all; a multi-process job
+    initializes only its own devices' members).
+    """
+    slots = range(len(specs)) if slots is None else sorted(slots)
+    groups: dict[Any, list[int]] = {}
+    for i in slots:
+        groups.setdefault(_init_key(specs[i], dataset) if batched_init(specs[i]) else ("one", i), []).append(i)
+    parts: list[tuple[list[int], Any]] = []
+    for key, members in groups.items():
+        first = specs[members[0]]
+        if key[0] == "one":
+            parts.append((members, _stack([initial_variables(first, dataset)])))
+            continue
+        init = _BATCHED_INIT_CACHE.get(key, lambda s=first: jax.jit(jax.vmap(scheme_init(s, dataset), (0, None, None))))
+        seeds = jnp.asarray([specs[i].seed for i in members], jnp.uint32)
+        parts.append((members, init(_init_keys(seeds), *init_data(first, dataset))))
+    if len(parts) == 1 and parts[0][0] == list(range(len(specs))):
+        return parts[0][1]
+    order = [i for members, _ in parts for i in members]
+    joined = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *(tree for _, tree in parts))
+    if len(order) == len(specs):  # every slot: a permutation
+        where = np.empty(len(specs), np.int32)
+        where[np.asarray(order)] = np.arange(len(order))
+        return jax.tree_util.tree_map(lambda a: a[where], joined)
+    index = jnp.asarray(order, jnp.int32)
+    return jax.tree_util.tree_map(lambda a: jnp.zeros((len(specs), *a.shape[1:]), a.dtype).at[index].set(a), joined)
 
 
 def batch_indices(data_key: jax.Array, steps: jax.Array, *, n_train: int, batch_size: int) -> jax.Array:
@@ -285,9 +391,9 @@ def batch_indices(data_key: jax.Array, steps: jax.Array, *, n_train: int, batch_
 
     Data order is a pure function of (seed, epoch): epoch ``e`` visits the training set in the
     order ``permutation(fold_in(data_key, e), n_train)``, ``batch_size`` examples per step, the
-    remainder dropped. ``steps`` must be consecutive; a segment of ``L`` steps spans at most
-    ``L // steps_per_epoch + 2`` epochs (a static bound), so it sorts that many keys once
-    instead of once per step.
+    remainder dropped. ``steps`` must be consecutive. This is the order's definition (tests and
+    reference loops use it); the trainer draws the same permutations lazily, one per epoch its
+    loop reaches.
     """
     steps_per_epoch = n_train // batch_size
     n_epochs = min(steps.shape[0] // steps_per_epoch + 2, steps.shape[0])
@@ -332,14 +438,34 @@ def _make_program(
             return logits, new_state
         return model.apply(variables, x, train=train), state
 
+    smoothing = train.label_smoothing
+
     def loss_fn(params, state, x, y):
         logits, new_state = apply(params, state, x, True)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        if smoothing:  # structural (train.program)
+            targets = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1], dtype=logits.dtype), smoothing)
+            loss = optax.softmax_cross_entropy(logits, targets).mean()
+        else:
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return loss, (logits, new_state)
 
+    per_epoch = n_train // batch_size
+
     def member_segment(carry: TrainState, x_train, y_train, steps) -> TrainState:
-        def body(c: TrainState, step_and_idx):
-            step, idx = step_and_idx
+        # the data order of batch_indices, one permutation per epoch the segment visits: the
+        # first step's epoch up front, the next one at each epoch boundary inside the loop (the
+        # condition reads only the step, never a member's data, so under vmap it stays a branch;
+        # a static bound on the epochs would sort one more permutation per segment, which is
+        # as costly as the training itself for short segments)
+        def order_of(epoch):
+            return jax.random.permutation(jax.random.fold_in(carry.data_key, epoch), n_train)
+
+        def body(c_and_order, step):
+            c, order = c_and_order
+            order = jax.lax.cond(
+                (step % per_epoch == 0) & (step != steps[0]), lambda: order_of(step // per_epoch), lambda: order
+            )
+            idx = jax.lax.dynamic_slice(order, ((step % per_epoch) * batch_size,), (batch_size,))
             (loss, (_, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 c.params, c.model_state, x_train[idx], y_train[idx]
             )
@@ -349,13 +475,14 @@ def _make_program(
                 params=optax.apply_updates(c.params, updates),
                 model_state=model_state,
                 opt_state=opt_state,
-                diverged_at=jnp.where((c.diverged_at < 0) & ~jnp.isfinite(loss), step, c.diverged_at),
+                diverged_at=jnp.where(
+                    (c.diverged_at < 0) & ~(jnp.isfinite(loss) & (loss <= c.loss_bound)), step, c.diverged_at
+                ),
                 grad_norm_sum=c.grad_norm_sum + _global_norm(grads),
             )
-            return c, None
+            return (c, order), None
 
-        idx = batch_indices(carry.data_key, steps, n_train=n_train, batch_size=batch_size)
-        carry, _ = jax.lax.scan(body, carry, (steps, idx))
+        (carry, _), _ = jax.lax.scan(body, (carry, order_of(steps[0] // per_epoch)), steps)
         return carry
 
     def member_evaluate(params, state, xs, ys, mask):
@@ -415,7 +542,9 @@ def member_bytes(spec: RunSpec, dataset: Dataset) -> int:
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *dataset.input_shape))))
     _, state = jax.eval_shape(lambda v, x: model.apply(v, x, mutable=["intermediates"]), variables, x)
     params = _tree_bytes(variables["params"])
-    slots = {"sgd": 0, "momentum": 1, "adam": 2}[spec.train.optimizer]
+    from initbench.benchmarks.optimizers import get
+
+    slots = get(spec.train.optimizer).slots
     # forward activations kept for the backward pass, plus their gradients and temporaries
     activations = 3 * _tree_bytes(state.get("intermediates", {}))
     return params * (3 + slots) + activations
@@ -458,6 +587,96 @@ def members_per_device(
 
 def _is_oom(err: Exception) -> bool:
     return "RESOURCE_EXHAUSTED" in str(err) or "Out of memory" in str(err)
+
+
+class OutOfMemory(UsageError):
+    """A cohort's chunk did not fit in device memory; the message names how many members per device fit."""
+
+
+def _device_limit(device: jax.Device) -> int:
+    """Bytes of memory a device has (its allocator's limit; on CPU, the host's RAM)."""
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 8 << 30
+
+
+def segment_bytes(spec: RunSpec, dataset: Dataset, program: _Program, members: int, mesh: Mesh) -> int:
+    """Device bytes of one training segment of ``members`` members (XLA's compiled memory analysis).
+
+    Arguments, outputs and temporaries of the compiled segment per device, minus the donated
+    buffers it reuses; from an abstract lowering (no memory is allocated).
+    """
+    sharded, replicated = NamedSharding(mesh, P("members")), NamedSharding(mesh, P())
+    init = scheme_init(spec, dataset)
+    x, y = init_data(spec, dataset)
+    variables = jax.eval_shape(init, run_keys(spec.seed)[0], x, y)
+    params = variables["params"]
+    dtype = jax.tree_util.tree_leaves(params)[0].dtype
+
+    def stacked(tree: Any, sharding: NamedSharding = sharded) -> Any:
+        return jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct((members, *a.shape), a.dtype, sharding=sharding), tree
+        )
+
+    hyper = jax.eval_shape(lambda: member_hyper([spec] * members, params, dtype))
+    hyper = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharded), hyper)
+    opt_state = jax.eval_shape(program.init_opt, stacked(params), hyper)
+    keys = jax.eval_shape(_data_keys, jax.ShapeDtypeStruct((members,), jnp.uint32))
+    per_member = jax.ShapeDtypeStruct((members,), jnp.float32, sharding=sharded)
+    carry = TrainState(
+        stacked(params),
+        stacked({k: v for k, v in variables.items() if k != "params"}),
+        jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharded), opt_state),
+        jax.ShapeDtypeStruct(keys.shape, keys.dtype, sharding=sharded),
+        jax.ShapeDtypeStruct((members,), jnp.int32, sharding=sharded),
+        per_member,
+        hyper,
+        per_member,
+    )
+    n = len(dataset.y_train)
+    data = (
+        jax.ShapeDtypeStruct((n, *dataset.input_shape), jnp.float32, sharding=replicated),
+        jax.ShapeDtypeStruct((n,), jnp.int32, sharding=replicated),
+    )
+    length = min(spec.train.eval_every, spec.train.steps)
+    steps = jax.ShapeDtypeStruct((length,), jnp.int32, sharding=replicated)
+    stats = program.segment.lower(carry, *data, steps).compile().memory_analysis()
+    return int(
+        stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes - stats.alias_size_in_bytes
+    )
+
+
+def _out_of_memory(
+    spec: RunSpec, dataset: Dataset, program: _Program, width: int, devices: Sequence[jax.Device], mesh: Mesh
+) -> OutOfMemory:
+    """The one-line error of a chunk that ran out of memory, with the width that fits (measured)."""
+    n_dev = len(devices)
+    device = devices[0]
+    limit = _device_limit(device)
+    members = f"{width} member{'s' if width != 1 else ''}"
+    what = (
+        f"out of memory: {members} per device of {spec.model.label} {spec.model.activation} "
+        f"(batch {spec.data.batch_size}) do not fit on {device.device_kind} ({limit / 2**30:.1f} GiB)"
+    )
+    try:
+        one, two = (segment_bytes(spec, dataset, program, w * n_dev, mesh) for w in (1, 2))
+    except Exception:  # the analysis is advice; without it, say what to try
+        return OutOfMemory(f"{what}: rerun with --max-members {max(1, width // 2) * n_dev} or a smaller batch_size")
+    member = max(1, two - one)
+    fit = int((0.9 * limit - (one - member)) // member)  # a 10% margin for the allocator
+    if fit < 1 or width == 1:
+        return OutOfMemory(
+            f"{what}: one member's training segment takes {one / 2**20:.0f} MiB; reduce batch_size or the model"
+        )
+    fit = min(fit, width - 1)
+    return OutOfMemory(
+        f"{what}: the training segment takes {(one - member) / 2**20:.0f} MiB plus {member / 2**20:.1f} MiB per "
+        f"member, so {fit} per device fit: rerun with --max-members {fit * n_dev}"
+    )
 
 
 def _stack(trees: Sequence[Any]) -> Any:
@@ -593,9 +812,9 @@ def train_cohort(
                 keep_variables=keep_variables,
             )
         except Exception as err:
-            if _is_oom(err) and width > 1:
-                width //= 2  # another width: this cohort's numbers now differ within float rounding
-                continue
+            if _is_oom(err):
+                # one line naming the width that fits; never a silent smaller width (other numbers)
+                raise _out_of_memory(first, dataset, program, width, devices, mesh) from err
             raise
         info.update(members_per_device=width, devices=n_dev, chunk_size=width * n_dev, member_map=member_map)
         yield rows, info
@@ -620,13 +839,12 @@ def _train_chunk(
     # each process initializes only the members its own devices hold (all of them in one process);
     # the other slots are zeros that never leave this host (see _put)
     local = _local_slots(sharding, len(padded))
-    variables = [initial_variables(s, dataset) if i in local else None for i, s in enumerate(padded)]
-    blank = jax.tree_util.tree_map(jnp.zeros_like, variables[min(local)])
-    variables = [blank if v is None else v for v in variables]
-    params = _stack([v["params"] for v in variables])
-    state = _stack([{k: v for k, v in var.items() if k != "params"} for var in variables])
+    variables = initial_stack(padded, dataset, local)
+    params = variables["params"]
+    state = {k: v for k, v in variables.items() if k != "params"}
     # the rates in the weights' dtype, per-parameter multipliers over one member's parameter tree
-    hyper = member_hyper(padded, variables[min(local)]["params"], jax.tree_util.tree_leaves(params)[0].dtype)
+    one = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), params)
+    hyper = member_hyper(padded, one, jax.tree_util.tree_leaves(params)[0].dtype)
     opt_state = program.init_opt(params, hyper)
     data_keys = _data_keys(jnp.asarray([s.seed for s in padded], jnp.uint32))
     m = len(padded)
@@ -639,6 +857,7 @@ def _train_chunk(
             jnp.full((m,), -1, jnp.int32),
             jnp.zeros((m,), jnp.float32),
             hyper,
+            jnp.full((m,), jnp.inf, jnp.float32),
         ),
         sharding,
     )
@@ -654,6 +873,11 @@ def _train_chunk(
         records.append((step, values))
 
     evaluate(0, carry, None)
+    # the divergence bound: divergence_factor x the training loss at step 0 (a non-finite step-0
+    # loss gives a NaN bound, which no loss passes: such a member diverges at its first step)
+    factors = np.asarray([s.train.divergence_factor for s in padded], np.float64)
+    bound = (factors * np.asarray(records[0][1]["train_loss"], np.float64)).astype(np.float32)
+    carry = carry._replace(loss_bound=_put(jnp.asarray(np.where(np.isinf(factors), np.inf, bound)), sharding))
     step = 0
     compile_s = None
     while step < train.steps:

@@ -467,7 +467,8 @@ def get(name: str, **kwargs: Any) -> Any:
 
     Raises:
       UsageError: unknown name (with the closest match).
-      UsageTypeError: an argument the factory does not take (the valid ones are listed).
+      UsageTypeError: an argument the factory does not take (the valid ones are listed), or a
+        required one missing (``constant`` needs its ``value``).
     """
     factory = entry(name).factory
     params = inspect.signature(factory).parameters
@@ -476,4 +477,13 @@ def get(name: str, **kwargs: Any) -> Any:
         raise UsageTypeError(
             f"{name}() got unexpected argument(s) {', '.join(bad)}; valid arguments: {', '.join(params) or 'none'}"
         )
+    required = [
+        n
+        for n, p in params.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and n not in kwargs
+    ]
+    if required:
+        raise UsageTypeError(f"{name}() needs argument(s) {', '.join(required)}, e.g. {name}({required[0]}=0.1)")
     return factory(**kwargs)

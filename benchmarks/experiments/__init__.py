@@ -100,6 +100,12 @@ _TRAIN = {
     "momentum": float,
     "weight_decay": float,
     "lr_scale": dict,  # a table selector = multiplier (a list of tables is an axis)
+    "optimizer_args": dict,  # a table argument = value (a list of tables is an axis)
+    "wd_scale": dict,
+    "clip_norm": float,
+    "warmup_steps": int,
+    "label_smoothing": float,
+    "divergence_factor": float,  # inf allowed: only non-finite losses diverge
 }
 # model fields that the initialization sets, not the experiment's model section
 _SET_BY_INIT = {"num_classes", "kernel_init", "bias_init", "first_kernel_init", "head_kernel_init"}
@@ -519,23 +525,25 @@ def _nesting(value: Any) -> int:
     return 1 + _nesting(value[0]) if isinstance(value, list) and value else (1 if isinstance(value, list) else 0)
 
 
-def _lr_scale_axis(source: str, value: Any) -> list[Any]:
-    """``train.lr_scale``: a table ``{selector = multiplier}``, or a list of tables (an axis).
+def _table_axis(source: str, key: str, value: Any) -> list[Any]:
+    """``train.lr_scale``/``wd_scale``/``optimizer_args``: a table, or a list of tables (an axis).
 
-    Multipliers of 1 are dropped (the same run as the rule left out: one run_id).
+    Multipliers of 1 are dropped (the same run as the rule left out: one run_id); an optimizer's
+    arguments are checked (and defaults dropped) with the optimizer, by ``TrainSpec``.
     """
     from initbench.benchmarks.spec import check_lr_scale
 
     tables = value if isinstance(value, list) else [value]
+    example = "{b2 = 0.95}" if key == "optimizer_args" else "{scalar = 0.1, readout = 0.5}"
     if not tables or not all(isinstance(t, dict) for t in tables):
-        raise UsageError(
-            f"{source}: train.lr_scale takes a table like {{scalar = 0.1, readout = 0.5}} or a list of tables, "
-            f"got {value!r}"
-        )
+        raise UsageError(f"{source}: train.{key} takes a table like {example} or a list of tables, got {value!r}")
     out = []
     for table in tables:
+        if key == "optimizer_args":
+            out.append(tuple(sorted(table.items())))
+            continue
         try:
-            rules = check_lr_scale(table)
+            rules = check_lr_scale(table, key, zero=key == "wd_scale")
         except UsageError as err:
             raise UsageError(f"{source}: train.{first_line(err)}") from err
         out.append(tuple((k, v) for k, v in rules if v != 1.0))
@@ -613,8 +621,14 @@ def _field_axis(source: str, section: str, key: str, value: Any, entry: Mapping[
     if section == "train":
         if key not in _TRAIN:
             raise _unknown(source, path, [f"train.{k}" for k in _TRAIN])
-        if key == "lr_scale":
-            return _lr_scale_axis(source, value)
+        if _TRAIN[key] is dict:
+            return _table_axis(source, key, value)
+        if key == "divergence_factor":  # a number, inf included (TrainSpec checks it is > 1)
+            values = _axis(source, path, value)
+            bad = [v for v in values if not (isinstance(v, int | float) and not isinstance(v, bool))]
+            if bad:
+                raise UsageError(f"{source}: {path} must be a number > 1 (inf: only non-finite losses), got {bad[0]!r}")
+            return [float(v) for v in values]
         return _axis(source, path, value, kind=_TRAIN[key])
     core = _MODEL_CORE if section == "model" else _DATA_CORE
     if key in core:
