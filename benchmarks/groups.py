@@ -15,8 +15,11 @@ A parameter's learning rate is the run's ``lr`` times the product of the multipl
 ``lr_scale`` rule that selects it (its class's, and each path pattern it matches), so rules
 compose: ``{readout = 0.5, bias = 0.1}`` gives the classifier's bias ``0.05 x lr``. Its weight
 decay is likewise ``weight_decay`` times its ``wd_scale`` multipliers, which may be 0:
-``{bias = 0, scalar = 0}`` decays the kernels only. A selector that
-selects nothing in the model is an error (a misspelled class or path), raised before any work.
+``{bias = 0, scalar = 0}`` decays the kernels only. A path pattern that selects nothing in a
+model is an error (a misspelled path or class name), raised before any work. A layer class a
+model lacks selects nothing there (an MLP has no scalars), so one rule set serves a grid of
+architectures (Fixup's ResNet and He's); the runner refuses a class that selects nothing in
+*every* model of the grid (:func:`classes_present`).
 
 Example:
   >>> import numpy as np
@@ -69,7 +72,7 @@ def lr_scale_tree(
       field: The rules' field, for the error message.
 
     Raises:
-      UsageError: a selector selects no parameter.
+      UsageError: a path pattern selects no parameter (a layer class the model lacks does not raise).
     """
     leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
     paths = [param_path(p) for p, _ in leaves]
@@ -80,7 +83,7 @@ def lr_scale_tree(
             hits = [i for i, c in enumerate(classes) if c == selector]
         else:
             hits = [i for i, p in enumerate(paths) if fnmatch.fnmatchcase(p, selector)]
-        if not hits:
+        if not hits and selector not in CLASSES:
             raise UsageError(
                 f"{field} selector {selector!r} selects no parameter of {what}; classes: {', '.join(CLASSES)} "
                 f"(present: {', '.join(sorted(set(classes)))}), or a path pattern over: {', '.join(paths[:8])}"
@@ -89,3 +92,9 @@ def lr_scale_tree(
         for i in hits:
             scales[i] *= float(multiplier)
     return jax.tree_util.tree_unflatten(treedef, scales)
+
+
+def classes_present(params: Any) -> set[str]:
+    """The layer classes of a model's parameters (arrays or shapes)."""
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    return {param_class(param_path(p), len(np.shape(leaf))) for p, leaf in leaves}

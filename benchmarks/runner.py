@@ -17,7 +17,7 @@ import numpy as np
 from initbench.benchmarks import data as data_lib
 from initbench.benchmarks import distributed, experiments
 from initbench.benchmarks.experiments import Experiment, Plan
-from initbench.benchmarks.groups import lr_scale_tree
+from initbench.benchmarks.groups import CLASSES, classes_present, lr_scale_tree
 from initbench.benchmarks.results import ResultStore, provenance
 from initbench.benchmarks.spec import NUMERICS_VERSION, RunSpec
 from initbench.benchmarks.train import init_data, member_bytes, members_per_device, scheme_init, train_cohort
@@ -240,11 +240,14 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
 
     Catches a field or size the family refuses, a model that does not fit its inputs, an
     initializer whose arguments do not fit a kernel, a batch larger than the training set, an
-    ``lr_scale`` selector that selects no parameter.
+    ``lr_scale``/``wd_scale`` path pattern that selects no parameter of a model, or a layer class
+    that selects none in any model of the grid.
     """
     seen: set = set()
+    classes: dict[tuple[str, str], set[str]] = {}  # (field, class selector) -> the classes the grid's models have
     for spec in specs:
-        key = (spec.model, spec.init, spec.data.name, spec.data.extra, spec.data.batch_size, spec.train.lr_scale)
+        t = spec.train
+        key = (spec.model, spec.init, spec.data.name, spec.data.extra, spec.data.batch_size, t.lr_scale, t.wd_scale)
         if key in seen:
             continue
         seen.add(key)
@@ -259,10 +262,24 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
             data = (dataset.x_train, dataset.y_train) if spec.init.scheme else init_data(spec, dataset)
             x, y = (jax.ShapeDtypeStruct(a.shape, a.dtype) for a in data)
             shapes = jax.eval_shape(init, jax.random.key(0), x, y)
-            lr_scale_tree(shapes["params"], spec.train.lr_scale, spec.model.label)  # every selector selects
+            present = classes_present(shapes["params"])
+            for field in ("lr_scale", "wd_scale"):
+                rules = getattr(t, field)
+                lr_scale_tree(shapes["params"], rules, spec.model.label, field=field)  # every path pattern selects
+                for selector, _ in rules:
+                    if selector in CLASSES:
+                        classes.setdefault((field, selector), set()).update(present)
         except UsageError as err:  # raised by a validator (an init's, the family's, a scheme's): bad input
             # anything else raised while tracing is a bug in a model or scheme: it keeps its traceback
             raise UsageError(f"{source}: {spec.model.label} with {spec.init.label}: {first_line(err)}") from err
+    for (field, selector), present in classes.items():
+        if selector not in present:
+            models = sorted({s.model.label for s in specs if selector in dict(getattr(s.train, field))})
+            named = ", ".join(models[:3]) + (", ..." if len(models) > 3 else "")
+            raise UsageError(
+                f"{source}: {field} selector {selector!r} selects no parameter of any model of the grid "
+                f"({named}; they have: {', '.join(sorted(present))})"
+            )
 
 
 def _load_datasets(specs: Sequence[RunSpec], data_dir: str | None) -> dict[tuple, data_lib.Dataset]:

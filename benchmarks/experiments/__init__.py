@@ -107,6 +107,7 @@ _TRAIN = {
     "label_smoothing": float,
     "divergence_factor": float,  # inf allowed: only non-finite losses diverge
 }
+_TABLE_VALUES = frozenset(k for k, kind in _TRAIN.items() if kind is dict)  # replaced whole by merge()
 # model fields that the initialization sets, not the experiment's model section
 _SET_BY_INIT = {"num_classes", "kernel_init", "bias_init", "first_kernel_init", "head_kernel_init"}
 _INIT_RESERVED = ("name", "bias")
@@ -259,12 +260,13 @@ def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """Merges ``over`` onto ``base`` into a new dict.
 
     Tables merge field by field, a table onto an array of tables merges into each entry,
-    anything else replaces.
+    anything else replaces. A field whose value is a table (``lr_scale``, ``wd_scale``,
+    ``optimizer_args``) is one value: it replaces (``train.lr_scale = {}`` removes the rules).
     """
     out = copy.deepcopy(base)
     for key, value in over.items():
         old = out.get(key)
-        if isinstance(old, dict) and isinstance(value, dict):
+        if isinstance(old, dict) and isinstance(value, dict) and key not in _TABLE_VALUES:
             out[key] = merge(old, value)
         elif (
             isinstance(old, list)

@@ -455,3 +455,12 @@ def test_sparse_inputs_have_the_stated_distribution():
     assert len(np.unique(d.y_train)) == 10
     with pytest.raises(UsageError, match="density must be in"):
         load("sparse", density=0.0)
+
+
+def test_a_table_valued_field_is_replaced_whole_not_merged():
+    # lr_scale = {} on top of {bias = 0.1, scalar = 0.1} removes the rules (a value, not a section)
+    base = {"train": {"lr_scale": {"bias": 0.1, "scalar": 0.1}, "lr": 0.1}, "model": {"depth": 2}}
+    merged = experiments.merge(base, {"train": {"lr_scale": {}}, "model": {"width": 8}})
+    assert merged == {"train": {"lr_scale": {}, "lr": 0.1}, "model": {"depth": 2, "width": 8}}
+    merged = experiments.merge(base, {"train": {"lr_scale": {"readout": 0.5}}})
+    assert merged["train"]["lr_scale"] == {"readout": 0.5}

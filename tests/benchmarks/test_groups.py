@@ -54,11 +54,13 @@ def test_rules_compose_by_product_and_a_selector_must_select():
     }
     scales = lr_scale_tree(params, (("bias", 0.1), ("head/*", 0.5), ("readout", 3.0)))
     assert scales == {"layer_000": {"kernel": 1.0, "bias": 0.1}, "head": {"kernel": 1.5, "bias": 0.05}}
-    for bad in ("scalar", "scalr", "head/dense/*"):
+    for bad in ("scalr", "head/dense/*"):  # a misspelled class is a path pattern that selects nothing
         with pytest.raises(
             UsageError, match=re.escape(f"lr_scale selector '{bad}' selects no parameter of m; classes")
         ):
             lr_scale_tree(params, ((bad, 2.0),), "m")
+    # a class this model lacks selects nothing here (the runner refuses it only if no model of the grid has it)
+    assert lr_scale_tree(params, (("scalar", 2.0),), "m") == lr_scale_tree(params, (), "m")
 
 
 def spec(lr_scale, *, seed=0, optimizer="sgd", lr=0.1):
@@ -125,5 +127,10 @@ def test_the_command_line_refuses_a_selector_that_selects_nothing(tmp_path, caps
     argv = ["run", "quick", "--scale", "smoke", "--lr-scale", "scalar=0.1", "--out", str(out), "--quiet"]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "lr_scale selector 'scalar' selects no parameter of mlp(depth=2, width=32)" in err
+    assert "lr_scale selector 'scalar' selects no parameter of any model of the grid (lenet5, mlp(depth=2, width=32)" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
+    argv[5] = "head/dense/kernl=0.5"  # a path pattern must select in every model
+    assert cli.main(argv) == 2
+    assert (
+        "lr_scale selector 'head/dense/kernl' selects no parameter of mlp(depth=2, width=32)" in capsys.readouterr().err
+    )

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from initbench import inits, models
-from initbench.benchmarks import cli
+from initbench.benchmarks import cli, data
 from initbench.benchmarks.reproduce import zhang2019
 
 BLOCKS = 8
@@ -118,23 +118,30 @@ def test_mean_field_is_within_its_bounds():
     assert 1.0 < r2[-1] / r2[0] < math.e**2
 
 
-def test_fixup_recipe_trains_biases_and_multipliers_at_a_tenth_of_the_lr():
-    p = {k: jnp.zeros((2,)) for k in (*zhang2019.BIAS_AND_SCALE, "conv_a", "conv_b", "head", "gamma")}
-    for fixup_recipe in (True, False):
-        tx = zhang2019.optimizer(0.1, fixup_recipe=fixup_recipe)
+def test_the_experiments_lr_scale_is_the_fixup_authors_name_rule():
+    # their cifar_train.py puts every parameter whose name holds "bias" or "scale" at lr / 10: on
+    # initbench's ResNet, for each no-norm arm's architecture, lr_scale {bias = 0.1, scalar = 0.1}
+    # selects exactly those (0.1) and leaves every kernel at 1
+    from initbench.benchmarks import experiments
+    from initbench.benchmarks.groups import lr_scale_tree, param_path
+    from initbench.benchmarks.train import build_model
 
-        @jax.jit
-        def two_steps(p, tx=tx):  # the second step carries momentum: still exactly a tenth
-            g = jax.tree_util.tree_map(jnp.ones_like, p)
-            _, state = tx.update(g, tx.init(p), p)
-            return tx.update(g, state, p)[0]
-
-        for k, u in two_steps(p).items():
-            factor = zhang2019.SCALAR_LR_FACTOR if fixup_recipe and k in zhang2019.BIAS_AND_SCALE else 1.0
-            np.testing.assert_allclose(u, np.full(2, -0.1 * 1.9 * factor), rtol=1e-6, err_msg=k)
-    # the names are the training parameters' own
-    names = jax.eval_shape(lambda k: zhang2019.init_train_params(k, 1, 2, 1, "he"), jax.random.key(0))
-    assert set(zhang2019.BIAS_AND_SCALE) <= set(names)
+    specs = experiments.resolve(experiments.load(zhang2019.EXPERIMENT), "smoke").specs
+    assert {s.init.name for s in specs} == set(zhang2019.SCHEMES_OF)
+    ds = data.load("digits")
+    for s in specs:
+        net = build_model(s, ds)
+        shapes = jax.eval_shape(lambda net=net: net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1))))["params"]
+        scales = lr_scale_tree(shapes, s.train.lr_scale)
+        flat = jax.tree_util.tree_flatten_with_path(scales)[0]
+        assert len(flat) > 4
+        for path, factor in flat:
+            name = param_path(path)
+            authors = "bias" in name or "scale" in name
+            assert factor == (0.1 if authors else 1.0), (s.init.name, name, factor)
+        if s.init.name == "fixup":  # the recipe reaches Fixup's scalars: biases and multipliers
+            names = [param_path(p) for p, _ in flat]
+            assert any(n.endswith("branch_scale") for n in names) and any(n.endswith("bias_1a") for n in names)
 
 
 @pytest.mark.slow  # builds the library ResNet and runs inits.fixup: ~15 s on 2 shared cores
@@ -163,7 +170,7 @@ def test_fixup_rule_agrees_with_inits_fixup():
     np.testing.assert_allclose(ours["conv_a"], he["conv_a"] * blocks**-0.5, rtol=1e-6)
     assert not jnp.any(ours["conv_b"]) and not jnp.any(ours["head"]) and not jnp.any(ours["biases"])
     # both start every block at the identity: same stem output kept, loss ln 10
-    logits, q = zhang2019.train_forward(ours, x, norm=False, moments=True)
+    logits, q = zhang2019.train_forward(ours, x, moments=True)
     np.testing.assert_allclose(q, jnp.full_like(q, q[0]), rtol=1e-6)
     assert not jnp.any(logits) and not jnp.any(net.apply(variables, x))
 
