@@ -133,6 +133,8 @@ def init_item(text: str) -> str | dict[str, Any]:
         args = kwargs(rest[:-1]) if rest[:-1].strip() else {}
     except argparse.ArgumentTypeError as err:
         raise UsageError(f"initializer {text!r}: {err}") from None
+    if "name" in args:  # the name is the text before the parenthesis; another would replace it silently
+        raise UsageError(f"initializer {text!r}: 'name' is not an argument (the initializer is {name.strip()!r})")
     return {"name": name.strip(), **args}
 
 
@@ -217,10 +219,21 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
         if len(args.seeds) != 1:
             raise UsageError(f"--seeds is a count (3: seeds 0, 1, 2), got {args.seeds}; for a list: --set seeds=[0,5]")
         ov["seeds"] = args.seeds[0]
+    flags = {field: flag for flag, (field, _, _) in FIELD_FLAGS.items()}
+    flags.update({f"train.{n}": f"--{n.replace('_', '-')}" for n in ("lr_scale", "wd_scale", "optimizer_args")})
+    flags.update(seeds="--seeds", init="--init", bias="--bias-init")
+
+    def put(key: str, value: Any, source: str) -> None:
+        # one value per field: two flags setting one field would leave one of them silently unused
+        if key in ov:
+            raise UsageError(f"{source} and {flags.get(key, key)} both set {key}; set it once")
+        ov[key] = value
+        flags[key] = source
+
     for key, value in (args.model_args or {}).items():
-        ov[f"model.{key}"] = value
+        put(f"model.{key}", value, f"--model-args {key}")
     for key, value in (args.dataset_args or {}).items():
-        ov[f"data.{key}"] = value
+        put(f"data.{key}", value, f"--dataset-args {key}")
     if args.init_args and not args.init:
         raise UsageError("--init-args needs --init (the initializers they apply to)")
     if args.init:
@@ -235,7 +248,7 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
     if args.bias_init:
         ov["bias"] = _one([init_item(x) for x in args.bias_init])
     for key, value in args.assign:
-        ov[key] = value
+        put(key, value, f"--set {key}")
     if not args.experiment and "model" not in ov and ov.get("model.family", "mlp") == "mlp":
         for key, value in experiments.MLP_DEFAULTS.items():
             ov.setdefault(f"model.{key}", value)

@@ -28,6 +28,7 @@ Options = tuple[tuple[str, Any], ...]
 # learning-rate, momentum, weight-decay or clipping sweep compiles one program.
 HYPER_PARAMETERS = ("lr", "momentum", "weight_decay", "clip_norm")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
+STEP_LIMIT = 2**31 - 1  # the trainer counts steps in int32
 
 
 def options(**kwargs: Any) -> Options:
@@ -357,6 +358,8 @@ class TrainSpec:
             raise unknown_choice("schedule", self.schedule, SCHEDULES)
         for name, value in (("steps", self.steps), ("eval_every", self.eval_every)):
             positive_int(name, value)
+            if value > STEP_LIMIT:  # beyond it the step counter wraps: a run that would never end
+                raise UsageError(f"{name} must be at most {STEP_LIMIT} (the int32 step counter), got {value}")
         if not (_number(self.lr) and math.isfinite(self.lr) and self.lr > 0):
             raise UsageError(f"lr must be a finite positive number, got {self.lr!r}")
         if self.momentum is not None and not entry.momentum:

@@ -133,7 +133,9 @@ def hyper(name: str, value: Any, what: str, *, nonnegative: bool = True) -> tupl
         raise UsageError(f"{what}: {name} must be a number, got {value!r}") from None
     if arr.ndim != 0:
         raise UsageError(f"{what}: {name} must be a scalar, got an array of shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+    if arr.dtype == np.bool_:  # True is not a standard deviation of 1
+        raise UsageError(f"{what}: {name} must be a number, got the bool {value!r}")
+    if not np.issubdtype(arr.dtype, np.number):
         raise UsageError(f"{what}: {name} must be a number, got {value!r}")
     if np.iscomplexobj(arr):
         raise UsageError(f"{what}: {name} must be a real number, got {value!r}")

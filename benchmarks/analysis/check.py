@@ -679,9 +679,19 @@ def run_check(
     init_args = dict(init_args or {})
     bias_args = dict(bias_args or {})
     scheme = SCHEMES[init] if init in SCHEMES else None
+    for flag, value, least in (
+        ("--weight-variance", weight_variance, "> 0"),
+        ("--bias-variance", bias_variance, ">= 0"),
+        ("--input-variance", input_variance, "> 0"),
+    ):  # nan passes no comparison: a finite number in range, or one line (never a silent default)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if value is not None and not (
+            number and math.isfinite(value) and (value > 0 if least == "> 0" else value >= 0)
+        ):
+            raise UsageError(f"{flag} must be a finite number {least}, got {value!r}")
+    if transient is not None and model == "mlp" and isinstance(transient, int) and transient >= depth:
+        raise UsageError(f"--transient {transient} leaves no layer to fit: it must be below --depth {depth}")
     if weight_variance is not None:
-        if not weight_variance > 0:
-            raise UsageError(f"--weight-variance must be > 0, got {weight_variance}")
         if scheme is not None:  # the scheme starts from N(0, sigma_w^2 / fan_in) kernels
             init_args["base"] = f"variance_scaling(scale={float(weight_variance)}, mode=fan_in, distribution=normal)"
         else:
@@ -690,11 +700,7 @@ def run_check(
                 {"scale": float(weight_variance), "mode": "fan_in", "distribution": "normal"},
             )
     if bias_variance is not None:
-        if bias_variance < 0:
-            raise UsageError(f"--bias-variance must be >= 0, got {bias_variance}")
         bias_init, bias_args = ("normal", {"stddev": math.sqrt(bias_variance)}) if bias_variance > 0 else ("zeros", {})
-    if not input_variance > 0:
-        raise UsageError(f"--input-variance must be > 0, got {input_variance}")
     if dtype not in ("float32", "float64"):
         raise UsageError(f"--dtype must be float32 or float64, got {dtype!r}")
     init_spec = InitSpec(init, options(**init_args), bias_init, options(**bias_args))

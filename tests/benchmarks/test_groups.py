@@ -127,7 +127,10 @@ def test_the_command_line_refuses_a_selector_that_selects_nothing(tmp_path, caps
     argv = ["run", "quick", "--scale", "smoke", "--lr-scale", "scalar=0.1", "--out", str(out), "--quiet"]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "lr_scale selector 'scalar' selects no parameter of any model of the grid (lenet5, mlp(depth=2, width=32)" in err
+    assert (
+        "lr_scale selector 'scalar' selects no parameter of any model of the grid (lenet5, mlp(depth=2, width=32)"
+        in err
+    )
     assert len(err.strip().splitlines()) == 1 and not out.exists()
     argv[5] = "head/dense/kernl=0.5"  # a path pattern must select in every model
     assert cli.main(argv) == 2
