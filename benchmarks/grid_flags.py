@@ -160,6 +160,7 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--lr-scale",
         type=kwargs,
+        action="append",
         metavar="SELECTOR=X,...",
         help="train.lr_scale: per-parameter learning-rate multipliers by layer class (input, hidden, readout, "
         "bias, scalar) or path pattern, e.g. scalar=0.1,head/*=0.5 (a sweep: --set 'train.lr_scale=[{...},{...}]')",
@@ -167,14 +168,22 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--wd-scale",
         type=kwargs,
+        action="append",
         metavar="SELECTOR=X,...",
         help="train.wd_scale: per-parameter weight-decay multipliers (>= 0), e.g. bias=0,scalar=0",
     )
     g.add_argument(
         "--optimizer-args",
         type=kwargs,
+        action="append",
         metavar="NAME=VALUE,...",
         help="train.optimizer_args: the optimizer's own arguments, e.g. b2=0.95 or nesterov=true",
+    )
+    g.add_argument(
+        "--layer-records",
+        action="store_true",
+        default=None,
+        help="train.layer_records: also record each layer's kernel norm and gradient norm at every evaluation",
     )
     g.add_argument(
         "--set",
@@ -213,8 +222,14 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
         if value is not None:
             ov[field] = _one(value)
     for name in ("lr_scale", "wd_scale", "optimizer_args"):
-        if getattr(args, name) is not None:
-            ov[f"train.{name}"] = getattr(args, name)
+        tables = getattr(args, name)
+        if tables is not None:
+            if len(tables) > 1:  # a second one would silently replace the first
+                flag = f"--{name.replace('_', '-')}"
+                raise UsageError(f"{flag} given {len(tables)} times; put every entry in one: {flag} a=1,b=2")
+            ov[f"train.{name}"] = tables[0]
+    if args.layer_records:
+        ov["train.layer_records"] = True
     if args.seeds is not None:
         if len(args.seeds) != 1:
             raise UsageError(f"--seeds is a count (3: seeds 0, 1, 2), got {args.seeds}; for a list: --set seeds=[0,5]")
@@ -222,6 +237,7 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
     flags = {field: flag for flag, (field, _, _) in FIELD_FLAGS.items()}
     flags.update({f"train.{n}": f"--{n.replace('_', '-')}" for n in ("lr_scale", "wd_scale", "optimizer_args")})
     flags.update(seeds="--seeds", init="--init", bias="--bias-init")
+    flags["train.layer_records"] = "--layer-records"
 
     def put(key: str, value: Any, source: str) -> None:
         # one value per field: two flags setting one field would leave one of them silently unused

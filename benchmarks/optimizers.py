@@ -153,12 +153,20 @@ def get(name: str) -> Optimizer:
     return OPTIMIZERS[name]
 
 
-def _fits(default: Any, value: Any) -> bool:
+_POSITIVE = frozenset({"eps", "clipping_threshold"})  # in a denominator or a clip: 0 is not a value
+_BELOW_ONE = frozenset({"b1", "b2", "decay", "decay_rate"})
+
+
+def _fits(key: str, default: Any, value: Any) -> bool:
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
         return isinstance(value, int) and not isinstance(value, bool) and value > 0
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)):
+        return False
+    if key in _BELOW_ONE and value >= 1:
+        return False
+    return value > 0 if key in _POSITIVE else value >= 0
 
 
 def check_args(name: str, args: Any) -> tuple[tuple[str, Any], ...]:
@@ -175,21 +183,23 @@ def check_args(name: str, args: Any) -> tuple[tuple[str, Any], ...]:
     if not isinstance(pairs, tuple | list) or not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
         raise UsageError(f"optimizer_args takes a table of argument = value, e.g. {{b2 = 0.95}}; got {args!r}")
     out = []
+    seen: set[Any] = set()
     for key, value in pairs:
-        if key not in opt.args:
+        if not isinstance(key, str) or key not in opt.args:
             takes = ", ".join(opt.args) or "no arguments"
             raise UsageError(f"optimizer {name} takes no argument {key!r}; it takes: {takes}")
+        if key in seen:
+            raise UsageError(f"optimizer_args.{key} of {name} is given twice")
+        seen.add(key)
         default = opt.args[key]
-        kind = (
-            "true or false"
-            if isinstance(default, bool)
-            else "an integer > 0"
-            if isinstance(default, int)
-            else "a finite number >= 0"
-        )
-        if not _fits(default, value) or (key in ("b1", "b2", "decay", "decay_rate") and value >= 1):
-            bound = " and < 1" if key in ("b1", "b2", "decay", "decay_rate") else ""
-            raise UsageError(f"optimizer_args.{key} of {name} must be {kind}{bound}, got {value!r}")
+        if isinstance(default, bool):
+            kind = "true or false"
+        elif isinstance(default, int):
+            kind = "an integer > 0"
+        else:
+            kind = f"a finite number {'>' if key in _POSITIVE else '>='} 0" + (" and < 1" if key in _BELOW_ONE else "")
+        if not _fits(key, default, value):
+            raise UsageError(f"optimizer_args.{key} of {name} must be {kind}, got {value!r}")
         value = float(value) if isinstance(default, float) else value
         if value != default:  # an argument at its default is the same run as the argument left out
             out.append((str(key), value))

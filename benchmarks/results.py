@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from initbench.inits.errors import UsageError, unknown_choice
 
 SCHEMA_VERSION = 4  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
-# divergence_factor, warmup_steps (momentum is null for optimizers without one)
+# divergence_factor, layer_records, warmup_steps (momentum is null for optimizers without one)
 MANIFEST = "_initbench.json"
 LOCK = ".lock"
 _META_KEY = b"initbench"
@@ -117,6 +117,7 @@ RUNS = Kind(
         ("clip_norm", _F),
         ("label_smoothing", _F),
         ("divergence_factor", _F),
+        ("layer_records", pa.bool_()),
         ("schedule", _S),
         ("warmup_steps", _I),
         ("steps", _I),

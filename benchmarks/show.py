@@ -33,6 +33,7 @@ SHOWN = (
     "clip_norm",
     "label_smoothing",
     "divergence_factor",
+    "layer_records",
     "schedule",
     "warmup_steps",
     "steps",
@@ -75,6 +76,19 @@ def programs(specs: Sequence[Any]) -> int:
     return len({(s.model, s.architecture, s.data, s.train.program) for s in specs})
 
 
+def _check(specs: Sequence[Any], source: str) -> None:
+    """What ``run`` checks before any work: models against their data, lr_scale/wd_scale selectors.
+
+    Only the runs whose dataset is offline (a dataset not prepared here cannot be read).
+    """
+    from initbench.benchmarks import data as data_lib
+    from initbench.benchmarks.runner import _check_models, _load_datasets
+
+    offline = [s for s in specs if data_lib.DATASETS[s.data.name].offline]
+    if offline:
+        _check_models(offline, _load_datasets(offline, None), source)
+
+
 def show(
     experiment: experiments.Experiment,
     scale: str | None = None,
@@ -85,6 +99,7 @@ def show(
     from initbench.benchmarks.runner import cohorts
 
     plan = experiments.resolve(experiment, scale, overrides, only)
+    _check(plan.specs, plan.experiment.source)
     exp = plan.experiment
     lines = [f"experiment {exp.name} ({exp.source}), scale {plan.scale or '(base grid)'}"]
     if exp.description:

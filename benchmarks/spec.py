@@ -12,7 +12,10 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 from typing import Any, Literal
+
+import numpy as np
 
 from initbench import inits
 from initbench.inits.errors import UsageError, UsageTypeError, positive_int, unknown_choice
@@ -217,19 +220,32 @@ def check_lr_scale(rules: Any, field: str = "lr_scale", *, zero: bool = False) -
     pairs = sorted(rules.items()) if isinstance(rules, dict) else rules
     if not isinstance(pairs, tuple | list) or not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
         raise UsageError(f"{field} takes a table of selector = multiplier, e.g. {{scalar = 0.1}}; got {rules!r}")
+    seen: set[str] = set()
     for selector, multiplier in pairs:
         if not isinstance(selector, str) or not selector.strip():
             raise UsageError(f"{field}: a selector is a layer class or a path pattern, got {selector!r}")
-        number = isinstance(multiplier, int | float) and not isinstance(multiplier, bool)
-        if not (number and math.isfinite(multiplier) and (multiplier >= 0 if zero else multiplier > 0)):
+        if selector in seen:  # two multipliers for one selector: which one was meant?
+            raise UsageError(f"{field}: selector {selector!r} is given twice")
+        seen.add(selector)
+        if not (_number(multiplier) and math.isfinite(multiplier) and (multiplier >= 0 if zero else multiplier > 0)):
             raise UsageError(
                 f"{field}.{selector} must be a finite number {'>=' if zero else '>'} 0, got {multiplier!r}"
             )
+        _float32(f"{field}.{selector}", float(multiplier))
     return tuple(sorted((str(k), float(v)) for k, v in pairs))
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A real number (Python or numpy), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # the trainer computes in float32
+
+
+def _float32(name: str, value: float) -> None:
+    if abs(value) > _FLOAT32_MAX:
+        raise UsageError(f"{name} must fit in float32 (|x| <= {_FLOAT32_MAX:.3g}), got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,6 +283,9 @@ class TrainSpec:
       label_smoothing: Cross-entropy against labels smoothed by this much (Szegedy et al. 2016).
       divergence_factor: A run diverges when its training loss turns non-finite or exceeds this
         times its training loss at step 0 (``inf``: only non-finite losses).
+      layer_records: Also record, at every evaluation, each layer's kernel norm
+        (``weight_norm``) and the mean norm of its kernel's gradient over the steps since the last
+        evaluation (``grad_norm``), as rows with the layer's module path in ``layer``.
     """
 
     optimizer: str = "sgd"
@@ -283,6 +302,7 @@ class TrainSpec:
     warmup_steps: int | None = None
     label_smoothing: float = 0.0
     divergence_factor: float = 100.0
+    layer_records: bool = False
 
     def __post_init__(self) -> None:
         # resolves defaults without judging values (validate() does, with one line per bad value)
@@ -291,6 +311,14 @@ class TrainSpec:
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
+        for name in ("lr", "momentum", "weight_decay", "clip_norm", "label_smoothing", "divergence_factor"):
+            value = getattr(self, name)
+            if _number(value) and not isinstance(value, float):  # numpy and int: one form, one run_id
+                put(name, float(value))
+        for name in ("steps", "eval_every", "warmup_steps"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_ | int):
+                put(name, int(value))
         entry = OPTIMIZERS.get(self.optimizer) if isinstance(self.optimizer, str) else None
         if entry is not None and entry.momentum and self.momentum is None:
             put("momentum", 0.9)
@@ -305,7 +333,11 @@ class TrainSpec:
             if isinstance(getattr(self, name), dict):
                 put(name, tuple(sorted(getattr(self, name).items())))
         if _number(self.weight_decay) and self.weight_decay == 0:
-            put("wd_scale", ())  # no decay to scale: the same run
+            try:  # no decay to scale: the same run (its values are checked first: validate() names a bad one)
+                check_lr_scale(self.wd_scale, "wd_scale", zero=True)
+                put("wd_scale", ())
+            except UsageError:
+                pass
         if self.schedule == "cosine" and isinstance(self.warmup_steps, int) and self.warmup_steps > 0:
             put("schedule", "warmup_cosine")
         if self.schedule == "warmup_cosine" and self.warmup_steps == 0:
@@ -317,7 +349,9 @@ class TrainSpec:
     def _default_warmup(self) -> int | None:
         if self.schedule != "warmup_cosine":
             return 0
-        return max(1, self.steps // 20) if isinstance(self.steps, int) and not isinstance(self.steps, bool) else None
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool):
+            return None
+        return max(1, self.steps // 20) if self.steps > 1 else 0  # a one-step run has no room to warm up
 
     @property
     def warmup(self) -> int:
@@ -342,6 +376,7 @@ class TrainSpec:
             self.weight_decay > 0,
             self.clip_norm > 0,
             self.label_smoothing,
+            self.layer_records,
         )
 
     def hyper(self) -> dict[str, float]:
@@ -362,28 +397,35 @@ class TrainSpec:
                 raise UsageError(f"{name} must be at most {STEP_LIMIT} (the int32 step counter), got {value}")
         if not (_number(self.lr) and math.isfinite(self.lr) and self.lr > 0):
             raise UsageError(f"lr must be a finite positive number, got {self.lr!r}")
+        _float32("lr", self.lr)
         if self.momentum is not None and not entry.momentum:
             with_momentum = ", ".join(n for n, o in OPTIMIZERS.items() if o.momentum)
             raise UsageError(
                 f"momentum is an argument of optimizer {with_momentum}; {self.optimizer} has none "
                 f"(got momentum = {self.momentum!r}; Adam-like optimizers take optimizer_args.b1)"
             )
-        if self.momentum is not None and not (_number(self.momentum) and 0 <= self.momentum < 1):
-            raise UsageError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.momentum is not None and not (
+            _number(self.momentum) and 0 <= self.momentum < 1 and np.float32(self.momentum) < 1
+        ):  # 0.99999999999 is 1.0 in float32: no decay at all
+            raise UsageError(f"momentum must be in [0, 1) (in float32), got {self.momentum!r}")
         wd = self.weight_decay
         if not (_number(wd) and math.isfinite(wd) and wd >= 0):
             raise UsageError(f"weight_decay must be a finite number >= 0, got {wd!r}")
+        _float32("weight_decay", wd)
         check_lr_scale(self.lr_scale)
         check_lr_scale(self.wd_scale, "wd_scale", zero=True)
         if not (_number(self.clip_norm) and math.isfinite(self.clip_norm) and self.clip_norm >= 0):
             raise UsageError(f"clip_norm must be a finite number >= 0 (0: no clipping), got {self.clip_norm!r}")
+        _float32("clip_norm", self.clip_norm)
         if self.warmup_steps is not None:
             w = self.warmup_steps
-            if not (isinstance(w, int) and not isinstance(w, bool) and 0 <= w < self.steps):
+            if not (isinstance(w, numbers.Integral) and not isinstance(w, bool | np.bool_) and 0 <= w < self.steps):
                 raise UsageError(f"warmup_steps must be an integer in [0, steps = {self.steps}), got {w!r}")
         ls = self.label_smoothing
         if not (_number(ls) and 0 <= ls < 1):
             raise UsageError(f"label_smoothing must be in [0, 1), got {ls!r}")
+        if not isinstance(self.layer_records, bool):
+            raise UsageError(f"layer_records must be true or false, got {self.layer_records!r}")
         df = self.divergence_factor
         if not (_number(df) and not math.isnan(df) and df > 1):
             raise UsageError(f"divergence_factor must be a number > 1 (inf: only non-finite losses), got {df!r}")
@@ -466,6 +508,7 @@ class RunSpec:
             "clip_norm": float(t.clip_norm),
             "label_smoothing": float(t.label_smoothing),
             "divergence_factor": float(t.divergence_factor),
+            "layer_records": bool(t.layer_records),
             "schedule": t.schedule,
             "warmup_steps": t.warmup,
             "steps": t.steps,

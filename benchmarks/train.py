@@ -133,6 +133,7 @@ def make_optimizer(
     """
     from initbench.benchmarks import optimizers
 
+    train.validate()  # every value, one line each: this builds what the spec says or nothing
     h: Mapping[str, Any]
     if hyper is None:
         h = train.hyper()
@@ -297,10 +298,11 @@ class TrainState(NamedTuple):
       model_state: Non-parameter collections (batch statistics); empty for most models.
       opt_state: The optimizer's state.
       data_key: The member's data-order key (its seed's second key).
-      diverged_at: First step whose loss was non-finite or above ``loss_bound``, -1 before.
+      diverged_at: First step whose minibatch loss was non-finite, -1 before (the bound on the
+        evaluated loss is checked at evaluations, on the host: :func:`_train_chunk`).
       grad_norm_sum: Sum of gradient global norms over the current segment.
-      loss_bound: The member's divergence bound: ``divergence_factor`` times its training loss
-        at step 0 (inf until that evaluation).
+      layer_grad_sum: With ``TrainSpec.layer_records``, per layer (:func:`layer_norms`' keys) the
+        sum of its kernel gradient's norms over the current segment; empty otherwise.
       hyper: The member's optimizer data, read by every update (not constants of the program):
         ``HYPER_PARAMETERS`` -> 0-d arrays, and ``lr_scale`` -> a tree like ``params`` of
         per-parameter multipliers (:func:`member_hyper`).
@@ -313,7 +315,7 @@ class TrainState(NamedTuple):
     diverged_at: jax.Array
     grad_norm_sum: jax.Array
     hyper: dict[str, jax.Array]
-    loss_bound: jax.Array
+    layer_grad_sum: dict[str, jax.Array]
 
 
 def _init_key(spec: RunSpec, dataset: Dataset) -> tuple:
@@ -412,6 +414,7 @@ class _Program:
     segment: Callable
     evaluate: Callable
     init_opt: Callable  # (stacked params, per-member hyper) -> stacked optimizer states
+    layer_norms: Callable  # stacked params -> {layer: per-member kernel norms}
 
 
 MemberMap = Literal["vmap", "map"]
@@ -439,6 +442,7 @@ def _make_program(
         return model.apply(variables, x, train=train), state
 
     smoothing = train.label_smoothing
+    records = train.layer_records
 
     def loss_fn(params, state, x, y):
         logits, new_state = apply(params, state, x, True)
@@ -475,10 +479,9 @@ def _make_program(
                 params=optax.apply_updates(c.params, updates),
                 model_state=model_state,
                 opt_state=opt_state,
-                diverged_at=jnp.where(
-                    (c.diverged_at < 0) & ~(jnp.isfinite(loss) & (loss <= c.loss_bound)), step, c.diverged_at
-                ),
+                diverged_at=jnp.where((c.diverged_at < 0) & ~jnp.isfinite(loss), step, c.diverged_at),
                 grad_norm_sum=c.grad_norm_sum + _global_norm(grads),
+                layer_grad_sum=({k: c.layer_grad_sum[k] + v for k, v in layer_norms(grads).items()} if records else {}),
             )
             return (c, order), None
 
@@ -512,7 +515,40 @@ def _make_program(
     segment = jax.jit(members_segment, donate_argnums=(0,))
     evaluate = jax.jit(jax.vmap(member_evaluate, in_axes=(0, 0, None, None, None)))
     init_opt = jax.jit(jax.vmap(lambda params, hyper: make_optimizer(train, hyper).init(params)))
-    return _Program(segment, evaluate, init_opt)
+    return _Program(segment, evaluate, init_opt, jax.jit(jax.vmap(layer_norms)))
+
+
+def layer_norms(params: Any) -> dict[str, jax.Array]:
+    """The Frobenius norm of every layer's kernel, keyed by the layer's module path (``head/dense``).
+
+    A layer is a module owning a ``kernel`` (or ``embedding``). A scanned stack's kernel
+    (``stack_k``, a leading layer axis) gives one norm per layer, named ``layer_name(k + j)``
+    in place of the stack and its scan body (``stack_001/layer/dense`` -> ``layer_001/dense``,
+    ``layer_002/dense``, ...), the names of the same layers unscanned.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> norms = layer_norms({"layer_000": {"dense": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}}})
+      >>> {k: float(v) for k, v in norms.items()}
+      {'layer_000/dense': 2.0}
+    """
+    from initbench.benchmarks.groups import param_path
+    from initbench.models.catalog import layer_name, stack_start
+
+    out: dict[str, jax.Array] = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        parts = param_path(path).split("/")
+        if parts[-1] not in ("kernel", "embedding"):
+            continue
+        starts = [(i, stack_start(p)) for i, p in enumerate(parts) if stack_start(p) is not None]
+        if starts:
+            i, start = starts[0]
+            norms = jnp.sqrt(jnp.sum(jnp.square(leaf), axis=tuple(range(1, leaf.ndim))))
+            for j in range(leaf.shape[0]):  # the scan body's own module (stack_001/layer/dense) is the layer
+                out["/".join([*parts[:i], layer_name(start + j), *parts[i + 2 : -1]])] = norms[j]
+        else:
+            out["/".join(parts[:-1])] = jnp.sqrt(jnp.sum(jnp.square(leaf)))
+    return out
 
 
 def _global_norm(tree: Any) -> jax.Array:
@@ -635,7 +671,7 @@ def segment_bytes(spec: RunSpec, dataset: Dataset, program: _Program, members: i
         jax.ShapeDtypeStruct((members,), jnp.int32, sharding=sharded),
         per_member,
         hyper,
-        per_member,
+        {k: per_member for k in jax.eval_shape(layer_norms, params)} if spec.train.layer_records else {},
     )
     n = len(dataset.y_train)
     data = (
@@ -857,43 +893,67 @@ def _train_chunk(
             jnp.full((m,), -1, jnp.int32),
             jnp.zeros((m,), jnp.float32),
             hyper,
-            jnp.full((m,), jnp.inf, jnp.float32),
+            _zero_layer_sums(params, m) if train.layer_records else {},
         ),
         sharding,
     )
     (train_batches, test_batches) = eval_data
     records: list[tuple[int, dict[str, np.ndarray]]] = []
+    per_layer: list[tuple[int, str, dict[str, np.ndarray]]] = []  # (step, metric, {layer: per member})
 
-    def evaluate(step: int, carry: TrainState, grad_norm: np.ndarray | None) -> None:
+    def evaluate(step: int, carry: TrainState, grad_norm: np.ndarray | None, length: int = 1) -> None:
         tr = program.evaluate(carry.params, carry.model_state, *train_batches)
         te = program.evaluate(carry.params, carry.model_state, *test_batches)
         values = _gather({"train_loss": tr[0], "train_accuracy": tr[1], "test_loss": te[0], "test_accuracy": te[1]})
         if grad_norm is not None:
             values["grad_norm"] = grad_norm
         records.append((step, values))
+        if train.layer_records:
+            per_layer.append((step, "weight_norm", _gather(program.layer_norms(carry.params))))
+            if grad_norm is not None:
+                sums = _gather(carry.layer_grad_sum)
+                per_layer.append((step, "grad_norm", {k: np.asarray(v) / length for k, v in sums.items()}))
+
+    # Divergence: a non-finite minibatch loss at step d (inside the loop, TrainState.diverged_at),
+    # or, at an evaluation at step s, a non-finite evaluated loss (the last update's too) or a
+    # training loss above divergence_factor x its step-0 value: the same examples compared with
+    # themselves (a minibatch's loss is noisier than the bound a factor near 1 sets)
+    factors = np.asarray([s.train.divergence_factor for s in padded], np.float64)
+    flagged = np.full(len(padded), -1, np.int64)
+
+    def judge(step: int) -> None:
+        values = records[-1][1]
+        train_loss = np.asarray(values["train_loss"], np.float64)
+        bad = ~np.isfinite(train_loss) | ~np.isfinite(np.asarray(values["test_loss"], np.float64))
+        if step > 0:
+            with np.errstate(invalid="ignore", over="ignore"):
+                bad |= train_loss > factors * start_loss
+        flagged[(flagged < 0) & bad] = step
 
     evaluate(0, carry, None)
-    # the divergence bound: divergence_factor x the training loss at step 0 (a non-finite step-0
-    # loss gives a NaN bound, which no loss passes: such a member diverges at its first step)
-    factors = np.asarray([s.train.divergence_factor for s in padded], np.float64)
-    bound = (factors * np.asarray(records[0][1]["train_loss"], np.float64)).astype(np.float32)
-    carry = carry._replace(loss_bound=_put(jnp.asarray(np.where(np.isinf(factors), np.inf, bound)), sharding))
+    start_loss = np.asarray(records[0][1]["train_loss"], np.float64)
+    judge(0)
     step = 0
     compile_s = None
     while step < train.steps:
         length = min(train.eval_every, train.steps - step)
         t_seg = time.perf_counter()
-        carry = carry._replace(grad_norm_sum=jnp.zeros_like(carry.grad_norm_sum))
+        carry = carry._replace(
+            grad_norm_sum=jnp.zeros_like(carry.grad_norm_sum),
+            layer_grad_sum=jax.tree_util.tree_map(jnp.zeros_like, carry.layer_grad_sum),
+        )
         carry = program.segment(carry, *train_data, jnp.arange(step, step + length, dtype=jnp.int32))
         step += length
         grad_norm = np.asarray(_gather(carry.grad_norm_sum)) / length
-        evaluate(step, carry, grad_norm)
+        evaluate(step, carry, grad_norm, length)
+        judge(step)
         if compile_s is None:
             compile_s = time.perf_counter() - t_seg
         if progress:
             progress(length, f"{chunk[0].model.label} {chunk[0].model.activation} {len(chunk)} runs")
-    diverged_at = np.asarray(_gather(carry.diverged_at))
-    rows = _rows(chunk, records, diverged_at)
+    in_loop = np.asarray(_gather(carry.diverged_at)).astype(np.int64)
+    diverged_at = np.where((in_loop >= 0) & (flagged >= 0), np.minimum(in_loop, flagged), np.maximum(in_loop, flagged))
+    rows = _rows(chunk, records, diverged_at, per_layer)
     wall = time.perf_counter() - t0
     info = {
         "members": len(chunk),
@@ -910,7 +970,12 @@ def _train_chunk(
     return rows, info
 
 
-def _rows(chunk: Sequence[RunSpec], records, diverged_at: np.ndarray) -> pd.DataFrame:
+def _zero_layer_sums(params: Any, members: int) -> dict[str, jax.Array]:
+    shapes = jax.eval_shape(lambda p: layer_norms(jax.tree_util.tree_map(lambda a: a[0], p)), params)
+    return {k: jnp.zeros((members,), jnp.float32) for k in shapes}
+
+
+def _rows(chunk: Sequence[RunSpec], records, diverged_at: np.ndarray, per_layer=()) -> pd.DataFrame:
     # A member whose training loss turned non-finite at step d has garbage weights after it: every
     # evaluation after step d is recorded as NaN (not the accuracy of argmax over NaN logits), so
     # curves end at the divergence and no metric of a diverged run can pass for a measurement.
@@ -946,4 +1011,18 @@ def _rows(chunk: Sequence[RunSpec], records, diverged_at: np.ndarray) -> pd.Data
                     "status": status,
                 }
             )
+        for step, metric, layers in per_layer:
+            for layer, array in layers.items():
+                value = math.nan if diverged and step > diverged_at[i] else float(array[i])
+                out.append(
+                    {
+                        **ident,
+                        "step": step,
+                        "split": "train",
+                        "layer": layer,
+                        "metric": metric,
+                        "value": value,
+                        "status": status,
+                    }
+                )
     return pd.DataFrame(out)

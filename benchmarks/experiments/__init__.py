@@ -106,6 +106,7 @@ _TRAIN = {
     "warmup_steps": int,
     "label_smoothing": float,
     "divergence_factor": float,  # inf allowed: only non-finite losses diverge
+    "layer_records": bool,
 }
 _TABLE_VALUES = frozenset(k for k, kind in _TRAIN.items() if kind is dict)  # replaced whole by merge()
 # model fields that the initialization sets, not the experiment's model section
@@ -542,6 +543,9 @@ def _table_axis(source: str, key: str, value: Any) -> list[Any]:
     out = []
     for table in tables:
         if key == "optimizer_args":
+            for name, v in table.items():
+                if isinstance(v, dict | list):
+                    raise UsageError(f"{source}: train.optimizer_args.{name} takes one value, got {v!r}")
             out.append(tuple(sorted(table.items())))
             continue
         try:

@@ -322,7 +322,11 @@ BAD = [
     ("[data]\neval_examples = 0\n", "exp.toml: eval_examples must be a positive integer, got 0", ""),
     ("name = 'a/b'\n", "exp.toml: experiment name 'a/b' must be letters", ""),
     ("[train]\nlr = inf\n", "exp.toml: train.lr must be a finite number, got inf", ""),
-    ("[train]\noptimizer = 'momentum'\nmomentum = -1\n", "exp.toml: momentum must be in [0, 1), got -1.0", ""),
+    (
+        "[train]\noptimizer = 'momentum'\nmomentum = -1\n",
+        "exp.toml: momentum must be in [0, 1) (in float32), got -1.0",
+        "",
+    ),
     ("[model]\nuse_bias = 'False'\n", "exp.toml: model.use_bias must be true or false, got 'False'", ""),
     ("[model]\nfamily = 'lenet5'\npooling = 'bogus'\n", "unknown value of model.pooling 'bogus'; valid: avg, max", ""),
     (
@@ -380,6 +384,13 @@ def test_bad_files_fail_in_one_line_before_any_work(text, message, hint, tmp_pat
         (["--steps", "99999999999999999999"], "steps must be at most 2147483647 (the int32 step counter)"),
         (["--optimizer", "adam", "--momentum", "0.5"], "momentum is an argument of optimizer momentum; adam has"),
         (["--lr-scale", "scalar=0.1"], "lr_scale selector 'scalar' selects no parameter of any model of the grid"),
+        (["--optimizer", "adam", "--optimizer-args", "b2=[0.9,0.95]"], "train.optimizer_args.b2 takes one value"),
+        (["--lr-scale", "bias=0.5", "--lr-scale", "input=0.5"], "--lr-scale given 2 times; put every entry in one"),
+        (["--weight-decay", "1e300"], "weight_decay must fit in float32 (|x| <= 3.4e+38), got 1e+300"),
+        (["--optimizer", "momentum", "--momentum", "0.99999999999"], "momentum must be in [0, 1) (in float32)"),
+        (["--optimizer", "adafactor", "--optimizer-args", "clipping_threshold=0"], "must be a finite number > 0"),
+        (["--wd-scale", "nosuch=0", "--weight-decay", "0.1"], "wd_scale selector 'nosuch' selects no parameter of"),
+        (["--wd-scale", "bias=-1"], "train.wd_scale.bias must be a finite number >= 0, got -1"),
         (["nope.toml"], "cannot read experiment file 'nope.toml'"),
         (["--scale", "cpu"], "command line: defines no scales"),
     ],
@@ -473,3 +484,17 @@ def test_a_table_valued_field_is_replaced_whole_not_merged():
     assert merged == {"train": {"lr_scale": {}, "lr": 0.1}, "model": {"depth": 2, "width": 8}}
     merged = experiments.merge(base, {"train": {"lr_scale": {"readout": 0.5}}})
     assert merged["train"]["lr_scale"] == {"readout": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--lr-scale", "scalar=0.1"], "lr_scale selector 'scalar' selects no parameter of any model of the grid"),
+        (["--wd-scale", "nosuch=0", "--weight-decay", "0.1"], "wd_scale selector 'nosuch' selects no parameter of"),
+        (["--model", "lenet5", "--dataset", "gaussian"], "lenet5 needs (height, width, channels) inputs"),
+    ],
+)
+def test_show_checks_what_run_checks(argv, message, capsys):
+    assert cli.main(["show", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err

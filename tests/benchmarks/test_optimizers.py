@@ -167,7 +167,7 @@ def test_one_run_has_one_form():
         ("adam", {"beta1": 0.9}, "optimizer adam takes no argument 'beta1'; it takes: b1, b2, eps, eps_root"),
         ("sgd", {"nesterov": True}, "optimizer sgd takes no argument 'nesterov'; it takes: no arguments"),
         ("adam", {"b1": 1.0}, "optimizer_args.b1 of adam must be a finite number >= 0 and < 1, got 1.0"),
-        ("adam", {"eps": float("nan")}, "optimizer_args.eps of adam must be a finite number >= 0, got nan"),
+        ("adam", {"eps": float("nan")}, "optimizer_args.eps of adam must be a finite number > 0, got nan"),
         ("momentum", {"nesterov": "yes"}, "optimizer_args.nesterov of momentum must be true or false, got 'yes'"),
         ("adafactor", {"min_dim_size_to_factor": 0}, "must be an integer > 0, got 0"),
         ("adamm", {}, "unknown optimizer 'adamm'"),
@@ -191,3 +191,18 @@ def test_the_table_s_defaults_are_optax_s(name):
     signature = inspect.signature(getattr(optax, entry.direction)).parameters
     for arg, default in entry.args.items():
         assert signature[arg].default == default, (name, arg)
+
+
+def test_a_one_step_warmup_cosine_has_no_warmup_and_builds():
+    spec = TrainSpec(schedule="warmup_cosine", steps=1, eval_every=1)
+    assert spec.warmup == 0 and spec.validate() is None
+    tx = make_optimizer(spec)
+    p = {"w": jnp.zeros(())}
+    updates, _ = tx.update({"w": jnp.ones(())}, tx.init(p), p)
+    assert float(updates["w"]) == pytest.approx(-0.1)  # cosine at step 0: the peak
+
+
+def test_make_optimizer_builds_only_what_validates():
+    for bad in (TrainSpec("adam", momentum=0.5), TrainSpec(lr=-1.0), TrainSpec(clip_norm=-1.0)):
+        with pytest.raises(UsageError):
+            make_optimizer(bad)
