@@ -521,10 +521,10 @@ def _make_program(
 def layer_norms(params: Any) -> dict[str, jax.Array]:
     """The Frobenius norm of every layer's kernel, keyed by the layer's module path (``head/dense``).
 
-    A layer is a module owning a ``kernel`` (or ``embedding``). A scanned stack's kernel
-    (``stack_k``, a leading layer axis) gives one norm per layer, named ``layer_name(k + j)``
-    in place of the stack and its scan body (``stack_001/layer/dense`` -> ``layer_001/dense``,
-    ``layer_002/dense``, ...), the names of the same layers unscanned.
+    A layer is a module owning a ``kernel`` (or ``embedding``). A scanned stack's kernel (a
+    leading layer axis) gives one norm per layer under its unscanned name
+    (``models.catalog.unstacked_path``: ``stack_001/layer/dense`` -> ``layer_001/dense``,
+    ``layer_002/dense``, ...; ``blocks_01/block/conv_a/conv`` -> ``block_01/conv_a/conv``, ...).
 
     Example:
       >>> import jax.numpy as jnp
@@ -533,21 +533,19 @@ def layer_norms(params: Any) -> dict[str, jax.Array]:
       {'layer_000/dense': 2.0}
     """
     from initbench.benchmarks.groups import param_path
-    from initbench.models.catalog import layer_name, stack_start
+    from initbench.models.catalog import unstacked_path
 
     out: dict[str, jax.Array] = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         parts = param_path(path).split("/")
         if parts[-1] not in ("kernel", "embedding"):
             continue
-        starts = [(i, stack_start(p)) for i, p in enumerate(parts) if stack_start(p) is not None]
-        if starts:
-            i, start = starts[0]
-            norms = jnp.sqrt(jnp.sum(jnp.square(leaf), axis=tuple(range(1, leaf.ndim))))
-            for j in range(leaf.shape[0]):  # the scan body's own module (stack_001/layer/dense) is the layer
-                out["/".join([*parts[:i], layer_name(start + j), *parts[i + 2 : -1]])] = norms[j]
-        else:
+        if unstacked_path(parts[:-1], 0) is None:
             out["/".join(parts[:-1])] = jnp.sqrt(jnp.sum(jnp.square(leaf)))
+            continue
+        norms = jnp.sqrt(jnp.sum(jnp.square(leaf), axis=tuple(range(1, leaf.ndim))))
+        for j in range(leaf.shape[0]):
+            out["/".join(unstacked_path(parts[:-1], j) or ())] = norms[j]
     return out
 
 

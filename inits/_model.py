@@ -59,11 +59,14 @@ class LayerOutputs(Protocol):
     apply: Callable[[Any, dict[str, Any], Any], dict[str, jax.Array]]  # the same, other collections and batch given
     in_axes: dict[str, int]  # leading kernel axes that are the layer's input
     conv: dict[str, bool]  # whether the layer is a convolution
+    stacked: dict[str, int]  # layers inside a scan (allow_stacked): the stack's length; 1 otherwise
 
     def __call__(self, params: Any) -> dict[str, jax.Array]: ...
 
 
-def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tuple[list[str], LayerOutputs]:
+def capture(
+    what: str, model: Any, variables: dict[str, Any], batch: Any, *, allow_stacked: bool = False
+) -> tuple[list[str], LayerOutputs]:
     """The layers of a linen model in call order, and a pure ``params -> {layer: output}``.
 
     A layer is a module that owns a ``kernel`` parameter (``nn.Dense``, ``nn.Conv``, initbench's
@@ -75,9 +78,14 @@ def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tup
     Collections other than ``params`` (batch statistics of a BatchNorm in training mode) are
     passed in and their updates dropped.
 
+    With ``allow_stacked``, a layer called inside ``nn.scan`` (its kernel stored with a leading
+    axis of the stack's length, ``outputs.stacked[layer]``) is one entry standing for the whole
+    stack: for schemes that set kernels by structure alone (Fixup, SkipInit, ZerO), never for
+    those that read a layer's output (its captured output is one scan step's).
+
     Raises:
       UsageError: the model calls a layer inside ``nn.scan`` (stacked kernels: no layer owns its
-        kernel) or calls no layer at all.
+        kernel) when not ``allow_stacked``, or calls no layer at all.
     """
     import flax.linen as nn
 
@@ -116,6 +124,7 @@ def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tup
 
     result.in_axes = in_axes
     result.conv = conv
+    result.stacked = {}
 
     abstract = jax.tree_util.tree_map(
         lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), variables["params"]
@@ -126,7 +135,10 @@ def capture(what: str, model: Any, variables: dict[str, Any], batch: Any) -> tup
         raise UsageError(f"{what}: the model calls no Dense/Conv layer on this batch: nothing to initialize")
     for layer in order:
         stored = get_path(abstract, kernel_path(what, abstract, layer)).shape
-        if tuple(stored) != seen[layer]:
+        result.stacked[layer] = 1
+        if allow_stacked and len(stored) == len(seen[layer]) + 1 and tuple(stored[1:]) == seen[layer]:
+            result.stacked[layer] = int(stored[0])
+        elif tuple(stored) != seen[layer]:
             raise UsageError(
                 f"{what}: layer {layer!r} sees a {seen[layer]} kernel stored as {tuple(stored)}: the model calls its "
                 f"layers inside a scan (stacked kernels); {what} sets each layer's own kernel: build it with scan=False"

@@ -62,11 +62,6 @@ def _leaf_paths(params: Any, keep: Any, prefix: tuple[str, ...] = ()) -> list[tu
     return out
 
 
-def _scalar_params(params: Any) -> list[tuple[str, ...]]:
-    """Paths of every 0-d parameter."""
-    return _leaf_paths(params, lambda name, v: jnp.ndim(v) == 0)
-
-
 def _norm_modules(variables: dict[str, Any]) -> list[str]:
     """Normalization found in the variables: batch statistics, or modules named ``*norm*`` holding only scale/bias."""
     found = ["batch_stats"] if "batch_stats" in variables else []
@@ -84,18 +79,47 @@ def _norm_modules(variables: dict[str, Any]) -> list[str]:
     return found
 
 
-_Structure = tuple[dict[str, Any], list[str], dict[str, list[str]], LayerOutputs]
+# (variables, layers in call order, {branch: its layers}, capture outputs, {branch: blocks it stands for})
+_Structure = tuple[dict[str, Any], list[str], dict[str, list[str]], LayerOutputs, dict[str, int]]
+
+
+def _branch_scales(params: Any) -> dict[str, int]:
+    """Residual branches (modules owning ``branch_scale``) -> how many blocks each stands for.
+
+    A scalar ``branch_scale`` is one block; one of shape ``(n,)`` is a scanned stack of ``n``
+    identical blocks (``nn.scan`` stores their parameters with a leading axis).
+    """
+    out = {}
+    for p in _leaf_paths(params, lambda name, v: name == BRANCH_SCALE and jnp.ndim(v) in (0, 1)):
+        out["/".join(map(str, p[:-1]))] = int(jnp.shape(get_path(params, p))[0]) if jnp.ndim(get_path(params, p)) else 1
+    return out
+
+
+def _branch_scalars(params: Any, branches: dict[str, int]) -> list[tuple[str, ...]]:
+    """Every scalar parameter: 0-d ones, and in a scanned branch the ``(n,)`` ones (a scalar per block)."""
+    stacks = [b for b, n in branches.items() if n > 1]
+
+    def keep(path: tuple[str, ...], v: Any) -> bool:
+        if jnp.ndim(v) == 0:
+            return True
+        joined = "/".join(map(str, path))
+        return jnp.ndim(v) == 1 and any(
+            joined.startswith(b + "/") and jnp.shape(v)[0] == branches[b] and joined.count("/") == b.count("/") + 1
+            for b in stacks
+        )
+
+    return [p for p in _leaf_paths(params, lambda name, v: True) if keep(p, get_path(params, p))]
 
 
 def _structure(
     what: str, model: Any, variables: Any, batch: Any, shortcut_names: Sequence[str], *, need_branches: bool
 ) -> _Structure:
-    """``(variables, layers in call order, {branch path: its layers in call order}, capture outputs)``."""
+    """``(variables, layers in call order, {branch: its layers in call order}, outputs, {branch: blocks})``."""
     variables = linen_variables(what, model, variables)
     if isinstance(shortcut_names, str):
         shortcut_names = (shortcut_names,)
-    scalars = _scalar_params(variables["params"])
-    branch_paths = ["/".join(p[:-1]) for p in scalars if p[-1] == BRANCH_SCALE]
+    multiplicity = _branch_scales(variables["params"])
+    branch_paths = list(multiplicity)
     if need_branches:
         if not branch_paths:
             raise UsageError(
@@ -109,7 +133,7 @@ def _structure(
                 f"{what} is for residual nets without normalization, found {', '.join(norms[:3])}: remove it "
                 "(initbench's resnet: normalization='none')"
             )
-    order, outputs = capture(what, model, variables, batch)
+    order, outputs = capture(what, model, variables, batch, allow_stacked=True)
     branches: dict[str, list[str]] = {}
     for b in branch_paths:
         prefix = b + "/" if b else ""  # a branch at the root: the model is one residual block
@@ -121,12 +145,30 @@ def _structure(
     for b, inside in branches.items():
         if not inside:
             raise UsageError(f"{what}: residual branch {b!r} calls no Dense/Conv layer")
-    return variables, order, branches, outputs
+        if any(outputs.stacked[layer] != multiplicity[b] for layer in inside):
+            raise UsageError(
+                f"{what}: residual branch {b!r} stands for {multiplicity[b]} blocks but its layers are stacked "
+                f"{sorted({outputs.stacked[layer] for layer in inside})} deep: a branch is one scan body"
+            )
+    outside = [layer for layer in order if not any(layer in inside for inside in branches.values())]
+    if any(outputs.stacked[layer] > 1 for layer in outside):
+        raise UsageError(
+            f"{what}: layers inside a scan outside any residual branch (no '{BRANCH_SCALE}'): {what} sets each "
+            "layer's own kernel: build it with scan=False"
+        )
+    return variables, order, branches, outputs, multiplicity
 
 
 def _set_kernel(what: str, params: Any, layer: str, fn: Any) -> Any:
     path = kernel_path(what, params, layer)
     return set_path(params, path, fn(get_path(params, path)))
+
+
+def _per_block(outputs: LayerOutputs, layer: str, fn: Any) -> Any:
+    """``fn(w)`` of one block's kernel, applied to each block of a scanned stack (a leading axis)."""
+    if outputs.stacked.get(layer, 1) == 1:
+        return fn
+    return lambda w: jnp.stack([fn(w[j]) for j in range(w.shape[0])])
 
 
 def _zero_layer(what: str, params: Any, layer: str) -> Any:
@@ -145,9 +187,15 @@ def _he_redraw(what: str, params: Any, order: list[str], key: jax.Array | None, 
     from initbench.inits._variance import he_normal
 
     for layer, k in zip(order, jax.random.split(key, len(order)), strict=True):
+        blocks = outputs.stacked.get(layer, 1)
 
-        def draw(w, k=k, layer=layer):
-            return he_normal()(k, matrix_shape(w.shape, outputs.in_axes[layer]), w.dtype).reshape(w.shape)
+        def draw(w, k=k, layer=layer, blocks=blocks):
+            one = w.shape[1:] if blocks > 1 else w.shape
+            keys = jax.random.split(k, blocks) if blocks > 1 else k[None]
+            out = jnp.stack(
+                [he_normal()(kk, matrix_shape(one, outputs.in_axes[layer]), w.dtype).reshape(one) for kk in keys]
+            )
+            return out if blocks > 1 else out[0]
 
         params = _set_kernel(what, params, layer, draw)
     return params
@@ -187,7 +235,7 @@ def fixup(
       ValueError: no ``branch_scale`` (e.g. a plain MLP), normalization layers, branches of
         different depths or of one layer, branches without scalar biases.
     """
-    variables, order, branches, outputs = _structure(
+    variables, order, branches, outputs, multiplicity = _structure(
         "fixup", model, variables, batch, shortcut_names, need_branches=True
     )
     sizes = sorted({len(v) for v in branches.values()})
@@ -197,14 +245,14 @@ def fixup(
             f"of {sizes} layers (a projection on the skip path counts unless its name is in shortcut_names="
             f"{tuple(shortcut_names) if not isinstance(shortcut_names, str) else (shortcut_names,)})"
         )
-    scalars = _scalar_params(variables["params"])
+    scalars = _branch_scalars(variables["params"], multiplicity)
     for b in branches:
         if not any("/".join(p).startswith(b + "/" if b else "") and p[-1].startswith("bias") for p in scalars):
             raise UsageError(
                 f"fixup: residual branch {b!r} has no scalar biases (Fixup's rule 3): build the resnet with "
                 "branch_biases=True"
             )
-    n_branches, m = len(branches), sizes[0]
+    n_branches, m = sum(multiplicity[b] for b in branches), sizes[0]  # a scanned stack counts its blocks
     scale = n_branches ** (-1.0 / (2 * m - 2))
     params = _he_redraw("fixup", variables["params"], order, key, outputs)
     zeroed, scaled = [order[-1]], []
@@ -256,14 +304,14 @@ def skipinit(
     """
     if not (isinstance(alpha, int | float) and math.isfinite(alpha)):
         raise UsageError(f"skipinit: alpha must be a finite number, got {alpha!r}")
-    variables, order, branches, outputs = _structure(
+    variables, order, _, outputs, multiplicity = _structure(
         "skipinit", model, variables, batch, shortcut_names, need_branches=True
     )
     params = _he_redraw("skipinit", variables["params"], order, key, outputs)
-    for p in _scalar_params(params):
+    for p in _branch_scalars(params, multiplicity):
         if p[-1] == BRANCH_SCALE:
             params = set_path(params, p, jnp.full_like(get_path(params, p), alpha))
-    return {**variables, "params": params}, {"branches": len(branches), "alpha": float(alpha)}
+    return {**variables, "params": params}, {"branches": sum(multiplicity.values()), "alpha": float(alpha)}
 
 
 def zero_init(
@@ -294,12 +342,12 @@ def zero_init(
       ``(variables, record)``: record ``{"hadamard": [layers], "identity": [layers], "zeroed": [layers]}``.
 
     Raises:
-      ValueError: a model with no Dense/Conv layer, a scanned stack.
+      ValueError: a model with no Dense/Conv layer, a scanned stack outside a residual branch.
     """
     from initbench.inits._structured import zero_hadamard, zero_hadamard_matrix
 
     del key
-    variables, order, branches, outputs = _structure(
+    variables, order, branches, outputs, multiplicity = _structure(
         "zero_init", model, variables, batch, shortcut_names, need_branches=False
     )
     params = variables["params"]
@@ -310,19 +358,19 @@ def zero_init(
             params = _zero_layer("zero_init", params, layer)
             continue
         w = get_path(params, kernel_path("zero_init", params, layer))
+        one = w.shape[1:] if outputs.stacked.get(layer, 1) > 1 else w.shape  # a block's kernel
         if outputs.conv[layer]:  # the ZerO matrix on the centre tap (Algorithm 2)
-            n_in, n_out = w.shape[-2], w.shape[-1]
-            params = _set_kernel(
-                "zero_init", params, layer, lambda w: zero_hadamard()(jax.random.key(0), w.shape, w.dtype)
-            )
+            n_in, n_out = one[-2], one[-1]
+            fn = _per_block(outputs, layer, lambda w: zero_hadamard()(jax.random.key(0), w.shape, w.dtype))
         else:  # Dense, DenseGeneral: the matrix it applies, (inputs, outputs)
-            n_in, n_out = matrix_shape(w.shape, outputs.in_axes[layer])
+            n_in, n_out = matrix_shape(one, outputs.in_axes[layer])
             matrix = jnp.asarray(zero_hadamard_matrix(n_in, n_out), w.dtype)
-            params = _set_kernel("zero_init", params, layer, lambda w, m=matrix: m.reshape(w.shape))
+            fn = _per_block(outputs, layer, lambda w, m=matrix: m.reshape(w.shape))
+        params = _set_kernel("zero_init", params, layer, fn)
         record["hadamard" if n_out > n_in else "identity"].append(layer)
     for path in _leaf_paths(params, lambda name, v: name.startswith("bias")):
         params = set_path(params, path, jnp.zeros_like(get_path(params, path)))
-    for p in _scalar_params(params):
+    for p in _branch_scalars(params, multiplicity):
         if p[-1] == BRANCH_SCALE:
             params = set_path(params, p, jnp.ones_like(get_path(params, p)))
     return {**variables, "params": params}, record

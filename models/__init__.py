@@ -19,9 +19,13 @@ _EXPORTS: dict[str, str] = {
     "FAMILIES": "catalog",
     "HEAD": "catalog",
     "PLAIN_CNN_PRESETS": "catalog",
+    "block_name": "catalog",
+    "block_stack_name": "catalog",
     "layer_name": "catalog",
     "stack_name": "catalog",
     "stack_start": "catalog",
+    "unstacked": "catalog",
+    "unstacked_path": "catalog",
     "LeNet5": "lenet",
     "MLP": "mlp",
     "PlainCNN": "plain_cnn",
@@ -41,9 +45,13 @@ if TYPE_CHECKING:
     from initbench.models.catalog import FAMILIES as FAMILIES
     from initbench.models.catalog import HEAD as HEAD
     from initbench.models.catalog import PLAIN_CNN_PRESETS as PLAIN_CNN_PRESETS
+    from initbench.models.catalog import block_name as block_name
+    from initbench.models.catalog import block_stack_name as block_stack_name
     from initbench.models.catalog import layer_name as layer_name
     from initbench.models.catalog import stack_name as stack_name
     from initbench.models.catalog import stack_start as stack_start
+    from initbench.models.catalog import unstacked as unstacked
+    from initbench.models.catalog import unstacked_path as unstacked_path
     from initbench.models.lenet import LeNet5 as LeNet5
     from initbench.models.mlp import MLP as MLP
     from initbench.models.plain_cnn import PlainCNN as PlainCNN

@@ -13,7 +13,7 @@ import jax
 from initbench import inits
 from initbench.inits.errors import UsageError, UsageTypeError, positive_int, unknown_choice
 from initbench.models.activations import parse
-from initbench.models.catalog import FAMILIES, PLAIN_CNN_PRESETS, layer_name, stack_start
+from initbench.models.catalog import FAMILIES, PLAIN_CNN_PRESETS, unstacked
 from initbench.models.layers import NORMALIZATIONS
 
 _KERNEL_INIT_FIELDS = ("kernel_init", "first_kernel_init", "head_kernel_init")
@@ -77,6 +77,14 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
             inits.entry(config[name])
     if isinstance(config.get("bias_init"), str):
         inits.get_bias(config["bias_init"], fan_in=1)
+    for name in ("scan", "use_bias", "branch_biases"):  # 'no' and 'yes' are both truthy
+        if name in config and not isinstance(config[name], bool):
+            raise UsageTypeError(f"{family} {name} must be true or false, got {config[name]!r}")
+    scale = config.get("residual_scale")
+    if scale is not None and not (
+        isinstance(scale, int | float) and not isinstance(scale, bool) and math.isfinite(scale)
+    ):
+        raise UsageError(f"{family} residual_scale must be None or a finite number, got {scale!r}")
     if config.get("normalization", "none") not in NORMALIZATIONS:
         raise unknown_choice("normalization", config["normalization"], NORMALIZATIONS)
     for name in ("depth", "width"):
@@ -128,8 +136,9 @@ def per_layer(intermediates: Any) -> list[dict[str, Any]]:
 
     Walks the ``intermediates`` collection (nested by module path, joined with ``/``); a
     module that sowed ``pre_activation`` is a layer (the same walk reads a ``perturbations``
-    tree or its gradient, whose leaves are arrays). Scanned stacks (``stack_name``) are
-    unstacked into their layers (``layer_name``). ``activation`` is None for layers
+    tree or its gradient, whose leaves are arrays). Scanned stacks (``stack_name``,
+    ``block_stack_name``) are unstacked into their layers under their unscanned names
+    (:func:`models.catalog.unstacked_path`: ``layer_001``, ``block_01/conv_a``). ``activation`` is None for layers
     without one (the head).
 
     Execution order is the insertion order of the ``intermediates`` dicts, so pass the output
@@ -138,15 +147,34 @@ def per_layer(intermediates: Any) -> list[dict[str, Any]]:
     """
     layers: list[dict[str, Any]] = []
 
-    def walk(node: Any, path: tuple[str, ...]) -> None:
-        emitted = False
-        for key, value in node.items():
-            if key in ("pre_activation", "activation"):
-                if not emitted:
-                    emitted = True
-                    emit(node, path)
-            elif isinstance(value, dict) or hasattr(value, "items"):
-                walk(value, (*path, key))
+    def walk(node: Any, path: tuple[str, ...], stacked: bool = False) -> None:
+        # A module's sown values follow its children's in execution order (it sows its output).
+        # Unscanned trees keep that insertion order; a stack's element does not (scan collects
+        # its collections anew), so there a module's children come first.
+        own = [k for k in node if k in ("pre_activation", "activation")]
+        order: list[Any] = []
+        for key in node:
+            if key not in own:
+                order.append(key)
+            elif not stacked and None not in order:
+                order.append(None)  # the module itself, where its first sown value was inserted
+        if stacked and own:
+            order.append(None)
+        for key in order:
+            if key is None:
+                emit(node, path)
+                continue
+            value = node[key]
+            if not (isinstance(value, dict) or hasattr(value, "items")):
+                continue
+            if unstacked(str(key), 0) is None:
+                walk(value, (*path, key), stacked)
+                continue
+            # a scanned stack: its scan body's tree, one element at a time, under the unscanned names
+            (body,) = value.values()
+            for j in range(jax.tree_util.tree_leaves(body)[0].shape[0]):
+                member = jax.tree_util.tree_map(lambda a, j=j: _member(a, j), body)
+                walk(member, (*path, unstacked(str(key), j) or ""), True)
 
     def last(value: Any) -> Any:
         return value[-1] if isinstance(value, tuple) else value  # sown tuples, or perturbation arrays
@@ -154,18 +182,7 @@ def per_layer(intermediates: Any) -> list[dict[str, Any]]:
     def emit(node: Any, path: tuple[str, ...]) -> None:
         pre = last(node["pre_activation"])
         act = last(node["activation"]) if "activation" in node else None
-        start = next((s for s in map(stack_start, path) if s is not None), None)
-        if start is None:
-            layers.append({"layer": "/".join(path), "pre_activation": pre, "activation": act})
-            return
-        for j in range(pre.shape[0]):
-            layers.append(
-                {
-                    "layer": layer_name(start + j),
-                    "pre_activation": _member(pre, j),
-                    "activation": None if act is None else _member(act, j),
-                }
-            )
+        layers.append({"layer": "/".join(path), "pre_activation": pre, "activation": act})
 
     walk(intermediates, ())
     return layers

@@ -3,19 +3,26 @@
 Layer names are a contract between the models (which write them) and every probe (which reads
 them): hidden layers are ``layer_000, layer_001, ...`` in execution order, the classifier is
 ``head``, and a scanned stack of identical layers starting at layer ``k`` is one module named
-``stack_k`` (``stack_001``) whose parameters carry a leading layer axis. :func:`layer_name`,
-:func:`stack_name` and :func:`stack_start` are the only places these strings are built or parsed.
+``stack_k`` (``stack_001``) whose parameters carry a leading layer axis. Residual blocks are
+``block_00, block_01, ...``; a scanned run of identical blocks starting at block ``k`` is one
+module ``blocks_k`` (``blocks_01``). Inside a stack, the scan body is one child module (``layer``,
+``block``); element ``j`` of the stack stands for the unscanned module :func:`unstacked` names
+(``stack_001/layer`` -> ``layer_001 + j``, ``blocks_01/block`` -> ``block_01 + j``).
+:func:`layer_name`, :func:`stack_name`, :func:`stack_start`, :func:`block_name`,
+:func:`block_stack_name` and :func:`unstacked` are the only places these strings are built or parsed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from initbench.inits.registry import Registry, resolve
 
 HEAD = "head"
 _LAYER, _STACK = "layer_", "stack_"
+_BLOCK, _BLOCKS = "block_", "blocks_"
 
 
 def layer_name(index: int) -> str:
@@ -33,6 +40,41 @@ def stack_start(name: str) -> int | None:
     if not name.startswith(_STACK) or not name[len(_STACK) :].isdigit():
         return None
     return int(name[len(_STACK) :])
+
+
+def block_name(index: int) -> str:
+    """The name of residual block ``index`` (0-based, execution order): ``block_07``."""
+    return f"{_BLOCK}{index:02d}"
+
+
+def block_stack_name(start: int) -> str:
+    """The name of a scanned run of identical blocks whose first is ``block_name(start)``: ``blocks_01``."""
+    return f"{_BLOCKS}{start:02d}"
+
+
+def unstacked(name: str, j: int) -> str | None:
+    """The unscanned name of element ``j`` of the stack module ``name``; None if ``name`` is no stack.
+
+    ``unstacked("stack_001", 2) == "layer_003"``, ``unstacked("blocks_01", 0) == "block_01"``.
+    """
+    start = stack_start(name)
+    if start is not None:
+        return layer_name(start + j)
+    if name.startswith(_BLOCKS) and name[len(_BLOCKS) :].isdigit():
+        return block_name(int(name[len(_BLOCKS) :]) + j)
+    return None
+
+
+def unstacked_path(parts: Sequence[str], j: int) -> list[str] | None:
+    """A path through a stack (``blocks_01/block/conv_a``) as element ``j``'s unscanned path, or None.
+
+    The stack module and its scan body become the unscanned module (``block_01/conv_a``).
+    """
+    for i, part in enumerate(parts):
+        name = unstacked(part, j)
+        if name is not None:
+            return [*parts[:i], name, *parts[i + 2 :]]
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 
 from initbench.models.activations import Activate, ActivationSpec
-from initbench.models.catalog import HEAD
+from initbench.models.catalog import HEAD, block_name, block_stack_name
 from initbench.models.layers import (
     ConvLayer,
     DenseLayer,
@@ -78,13 +78,44 @@ class BasicBlock(nn.Module):
         return sow_and_activate(self, y + shortcut, self.activation)
 
 
+class _BlockScanBody(nn.Module):
+    """One residual block as a scan body (carry in, carry out): the module named ``block`` in a stack."""
+
+    features: int
+    activation: ActivationSpec
+    kernel_init: InitLike
+    bias_init: InitLike
+    normalization: Normalization
+    residual_scale: float | None
+    branch_biases: bool
+    train: bool
+
+    @nn.compact
+    def __call__(self, x: jax.Array, _: None) -> tuple[jax.Array, None]:
+        block = BasicBlock(
+            self.features,
+            1,
+            self.activation,
+            self.kernel_init,
+            self.bias_init,
+            self.normalization,
+            self.residual_scale,
+            self.branch_biases,
+            name="block",
+        )
+        return block(x, self.train), None
+
+
 class ResNet(nn.Module):
     """CIFAR ResNet (He et al. 2016, section 4.2): stem, 3 stages of basic blocks, pool, head.
 
     Stage ``s`` has ``blocks[s]`` blocks of ``width * 2**s`` channels; stages after the first
     start with stride 2. ``blocks=(3, 3, 3), width=16`` is ResNet-20; ``(1, 1, 1), width=8``
     a CPU smoke size. Blocks are named ``block_00, block_01, ...``; inside each, ``conv_a``
-    and ``conv_b`` sow their pre-activations and the block its output.
+    and ``conv_b`` sow their pre-activations and the block its output. With ``scan``, the
+    identical blocks of a stage (all but its first, which may change shape) are one
+    ``nn.scan`` named ``blocks_k`` (``k`` its first block's index) whose parameters carry a
+    leading block axis: the same function, and a compile time that does not grow with depth.
 
     Attributes:
       blocks: Blocks per stage.
@@ -96,6 +127,7 @@ class ResNet(nn.Module):
       normalization: ``none``, ``batchnorm`` or ``layernorm``.
       residual_scale: None for no branch multiplier, else its initial value (1 Fixup, 0 SkipInit).
       branch_biases: Fixup's four scalar biases per block.
+      scan: Run each stage's identical blocks as one ``nn.scan`` (``blocks_k``).
     """
 
     blocks: tuple[int, ...]
@@ -107,6 +139,7 @@ class ResNet(nn.Module):
     normalization: Normalization = "batchnorm"
     residual_scale: float | None = None
     branch_biases: bool = False
+    scan: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -121,20 +154,24 @@ class ResNet(nn.Module):
             name="stem",
         )(x, train)
         index = 0
+        common = (self.activation, self.kernel_init, self.bias_init, self.normalization)
+        fixup = (self.residual_scale, self.branch_biases)
         for stage, n_blocks in enumerate(self.blocks):
-            for b in range(n_blocks):
-                x = BasicBlock(
-                    self.width * 2**stage,
-                    2 if (stage > 0 and b == 0) else 1,
-                    self.activation,
-                    self.kernel_init,
-                    self.bias_init,
-                    self.normalization,
-                    self.residual_scale,
-                    self.branch_biases,
-                    name=f"block_{index:02d}",
-                )(x, train)
+            features = self.width * 2**stage
+            scanned = self.scan and n_blocks > 2  # a run of one block is just that block
+            for b in range(1 if scanned else n_blocks):
+                strides = 2 if (stage > 0 and b == 0) else 1
+                x = BasicBlock(features, strides, *common, *fixup, name=block_name(index))(x, train)
                 index += 1
+            if scanned:
+                stack = nn.scan(
+                    _BlockScanBody,
+                    variable_axes={"params": 0, "intermediates": 0, "batch_stats": 0, "perturbations": 0},
+                    split_rngs={"params": True},
+                    length=n_blocks - 1,
+                )
+                x, _ = stack(features, *common, *fixup, train=train, name=block_stack_name(index))(x, None)
+                index += n_blocks - 1
         x = global_average_pool(x)
         if self.branch_biases:
             x = x + self.param("head_bias_in", nn.initializers.zeros, ()).astype(x.dtype)

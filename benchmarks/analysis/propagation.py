@@ -74,35 +74,24 @@ def _kernel_paths(params: Any) -> dict[tuple[str, ...], Any]:
         keys = tuple(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
         if keys[-1] == "value" and len(keys) > 1:  # an nnx Variable's array
             keys = keys[:-1]
-        if keys[-1] == "kernel":
+        if keys[-1] != "kernel":
+            continue
+        if models.unstacked_path(keys[:-1], 0) is None:
             flat[keys[:-1]] = leaf
+            continue
+        # a scanned stack's kernel (a leading layer/block axis): each element under its unscanned path
+        for j in range(leaf.shape[0]):
+            flat[tuple(models.unstacked_path(keys[:-1], j) or ())] = leaf[j]
     return flat
 
 
-def _layer_kernel(kernels: dict, layer: str, index_in_stack: dict[str, tuple[tuple[str, ...], int]]) -> Any:
-    if layer in index_in_stack:
-        prefix, j = index_in_stack[layer]
-        for path, k in kernels.items():
-            if path[: len(prefix)] == prefix:
-                return k[j]
-        return None
+def _layer_kernel(kernels: dict, layer: str) -> Any:
     parts = tuple(layer.split("/"))
     # a layer module holds its linear map as a child ("dense"/"conv"), or is the linear module itself
     for path, k in kernels.items():
         if path[:-1] == parts or path == parts:
             return k
     return None
-
-
-def _stack_index(params: Any) -> dict[str, tuple[tuple[str, ...], int]]:
-    index = {}
-    for name, sub in (params or {}).items():
-        start = models.stack_start(name)
-        if start is not None:
-            depth = jax.tree_util.tree_leaves(sub)[0].shape[0]
-            for j in range(depth):
-                index[models.layer_name(start + j)] = ((name,), j)
-    return index
 
 
 def is_nnx(model: Any) -> bool:
@@ -291,8 +280,6 @@ def make_probe(
     act_name = _activation_name(model, activation)
     act_fn = resolve(activation) if activation is not None else None
     sown = not isinstance(model, _Nnx) and _uses_sow(model, variables, x)
-    params0 = variables.get("params", {})
-    stack_index = _stack_index(params0) if not isinstance(model, _Nnx) else {}
     out_shape = jax.eval_shape(lambda v: model.apply(v, x), variables).shape
 
     if sown:
@@ -357,7 +344,7 @@ def make_probe(
     def probe(v: Any, key: jax.Array) -> dict[str, Any]:
         k_cot, k_jac = jax.random.split(key)
         cotangent = jax.random.normal(k_cot, out_shape)
-        head = _layer_kernel(_kernel_paths(v["params"]), names[-1], stack_index) if len(names) >= 2 else None
+        head = _layer_kernel(_kernel_paths(v["params"]), names[-1]) if len(names) >= 2 else None
 
         def loss_fn(params, pert):
             logits, layers = forward({**v, "params": params}, pert)
@@ -384,7 +371,7 @@ def make_probe(
         for layer in layers:
             stats = _layer_stats(layer["pre_activation"], layer["activation"], act_name)
             stats["gradient_variance"] = jnp.var(grads[layer["layer"]])
-            wgrad = _layer_kernel(kernels, layer["layer"], stack_index)
+            wgrad = _layer_kernel(kernels, layer["layer"])
             if wgrad is not None:
                 stats["weight_gradient_variance"] = jnp.var(wgrad)
             result[layer["layer"]] = stats

@@ -211,3 +211,18 @@ def test_metainit_reads_a_template_of_each_runs_batch_size():
         want = jax.jit(scheme_init(r, first))(run_keys(0)[0], *(jnp.asarray(v) for v in (first.x_train, first.y_train)))
         for u, w in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(want), strict=True):
             np.testing.assert_array_equal(np.asarray(u), np.asarray(w))
+
+
+def test_a_scanned_resnet_trains_with_fixup_from_ln_10(digits, tmp_path):
+    # through the runner: scan=True on the resnet, Fixup's scheme on its stacked blocks (the zero
+    # classifier: step-0 loss exactly ln 10), layer records per block under unscanned names
+    out = tmp_path / "out"
+    argv = ["run", "--model", "resnet", "--model-args", "blocks=[6],width=4,normalization='none',scan=true"]
+    argv += ["--init", "fixup", "--steps", "4", "--eval-every", "2", "--layer-records", "--out", str(out), "--quiet"]
+    assert cli.main(argv) == 0
+    rows = ResultStore(out).read()
+    start = rows[(rows["step"] == 0) & (rows["split"] == "train") & (rows["metric"] == "loss")]["value"]
+    assert float(start.iloc[0]) == pytest.approx(math.log(10), abs=1e-6)
+    layers = set(rows["layer"].dropna())
+    assert {"block_00/conv_a/conv", "block_01/conv_b/conv", "block_05/conv_a/conv", "head/dense"} <= layers
+    assert (rows["status"] == "ok").all()

@@ -305,6 +305,18 @@ def test_deep_scanned_mlp_builds_and_runs():
             ValueError,
             r"resnet needs \(height, width, channels\) inputs",
         ),
+        ({"family": "mlp", "depth": 2, "scan": "yes"}, TypeError, "mlp scan must be true or false, got 'yes'"),
+        ({"family": "mlp", "depth": 2, "use_bias": "no"}, TypeError, "mlp use_bias must be true or false"),
+        (
+            {"family": "resnet", "depth": None, "width": 8, "blocks": (1,), "residual_scale": float("nan")},
+            ValueError,
+            "resnet residual_scale must be None or a finite number, got nan",
+        ),
+        (
+            {"family": "resnet", "depth": None, "width": 8, "blocks": (1,), "residual_scale": "one"},
+            ValueError,
+            "resnet residual_scale must be None or a finite number, got 'one'",
+        ),
     ],
 )
 def test_build_errors(kwargs, error, match):
@@ -352,3 +364,109 @@ def test_im2col_convolution_equals_lax_convolution(shape, kernel, strides, paddi
     )(k)
     g_got = jax.grad(lambda k: jnp.sum(jnp.tanh(conv2d(x, k, strides, padding))))(k)
     np.testing.assert_allclose(np.asarray(g_got), np.asarray(g_ref), rtol=1e-4, atol=1e-4)
+
+
+def _resnets(**extra):
+    kw = dict(input_shape=(8, 8, 1), num_classes=10, blocks=(4, 3), width=4, activation="relu", kernel_init="he_normal")
+    return models.build("resnet", **kw, **extra), models.build("resnet", scan=True, **kw, **extra)
+
+
+def _restack(params):
+    """An unscanned (4, 3) ResNet's params in the scanned layout: blocks 1-3 and 5-6 stacked."""
+    params = dict(params)
+
+    def stack(names):
+        return {"block": jax.tree_util.tree_map(lambda *t: jnp.stack(t), *[params.pop(n) for n in names])}
+
+    params["blocks_01"] = stack(["block_01", "block_02", "block_03"])
+    params["blocks_05"] = stack(["block_05", "block_06"])
+    return params
+
+
+@pytest.mark.parametrize("normalization", ["none", "batchnorm"])
+def test_scanned_resnet_is_the_unrolled_one_with_stacked_blocks(normalization):
+    # the same function (the unrolled net's params restacked give its outputs within float32
+    # rounding, both jitted), the same probe names in the same order, and its stacks are named
+    # blocks_k: each stage's blocks after the first, under one nn.scan
+    plain, scanned = _resnets(normalization=normalization)
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
+    variables = plain.init(jax.random.key(1), x)
+    params = variables["params"]
+    shapes = jax.eval_shape(lambda: scanned.init(jax.random.key(1), x))["params"]
+    assert sorted(shapes) == ["block_00", "block_04", "blocks_01", "blocks_05", "head", "stem"]
+    restacked = _restack(params)
+    assert jax.tree_util.tree_map(jnp.shape, restacked) == jax.tree_util.tree_map(lambda s: s.shape, shapes)
+    others = {k: v for k, v in variables.items() if k != "params"}
+    if others:  # batch statistics stack like the params
+        others = {k: _restack(v) for k, v in others.items()}
+    (y1, s1), (y2, s2) = (
+        jax.jit(lambda v, net=net: net.apply(v, x, mutable=["intermediates"]))(v)
+        for net, v in ((plain, variables), (scanned, {"params": restacked, **others}))
+    )
+    np.testing.assert_allclose(np.asarray(y1), np.asarray(y2), rtol=2e-5, atol=2e-5)
+    # per_layer reads dicts in execution order: the un-jitted apply's
+    _, s1 = plain.apply(variables, x, mutable=["intermediates"])
+    _, s2 = scanned.apply({"params": restacked, **others}, x, mutable=["intermediates"])
+    a, b = models.per_layer(s1["intermediates"]), models.per_layer(s2["intermediates"])
+    assert [layer["layer"] for layer in a] == [layer["layer"] for layer in b]
+    assert [layer["layer"] for layer in b][:5] == [
+        "stem",
+        "block_00/conv_a",
+        "block_00/conv_b",
+        "block_00",
+        "block_01/conv_a",
+    ]
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_allclose(np.asarray(u["pre_activation"]), np.asarray(v["pre_activation"]), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "extra"),
+    [
+        ("fixup", {"residual_scale": 1.0, "branch_biases": True, "normalization": "none"}),
+        ("skipinit", {"residual_scale": 0.0, "normalization": "none"}),
+        ("zero_init", {"residual_scale": 1.0, "normalization": "none"}),
+    ],
+)
+def test_residual_schemes_on_a_scanned_resnet_are_bitwise_the_unrolled_ones(scheme, extra):
+    # a scanned stack of n blocks counts as n branches (Fixup's L), each block's kernel is set
+    # as its unrolled twin's, bitwise; with a key (He redraw) the draws differ by design, the
+    # structure (zeroed, scaled) does not
+    plain, scanned = _resnets(**extra)
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 1))
+    variables = plain.init(jax.random.key(1), x)
+    fn = getattr(inits, scheme)
+    (after_plain, record_plain), (after_scanned, record_scanned) = (
+        fn(plain, variables, x),
+        fn(scanned, {"params": _restack(variables["params"])}, x),
+    )
+    same = jax.tree_util.tree_map(
+        lambda u, v: bool(jnp.array_equal(u, v)), _restack(after_plain["params"]), after_scanned["params"]
+    )
+    assert all(jax.tree_util.tree_leaves(same))
+    numbers = {k: v for k, v in record_plain.items() if not isinstance(v, list)}
+    assert numbers == {k: v for k, v in record_scanned.items() if not isinstance(v, list)}
+    if scheme == "fixup":
+        assert record_scanned["branches"] == 7 and record_scanned["scale"] == pytest.approx(7**-0.5)
+        redrawn, _ = fn(scanned, {"params": _restack(variables["params"])}, x, key=jax.random.key(5))
+        conv_b = redrawn["params"]["blocks_01"]["block"]["conv_b"]["conv"]["kernel"]
+        conv_a = redrawn["params"]["blocks_01"]["block"]["conv_a"]["conv"]["kernel"]
+        assert not jnp.any(conv_b) and bool(jnp.all(jnp.std(conv_a, axis=(1, 2, 3, 4)) > 0))
+        assert not bool(jnp.array_equal(conv_a[0], conv_a[1]))  # each block its own draw
+
+
+def test_the_propagation_probe_reads_a_scanned_resnet_per_block():
+    # the same weights, scanned or not: every per-block statistic of the probe agrees (names,
+    # order, values within float32 rounding), so `check` and the reproductions read either
+    from initbench.benchmarks.analysis import propagation
+
+    plain, scanned = _resnets(normalization="none", residual_scale=1.0)
+    x = jax.random.normal(jax.random.key(0), (16, 8, 8, 1))
+    params = plain.init(jax.random.key(1), x)["params"]
+    a = propagation.propagation(plain, {"params": params}, x, activation="relu")
+    b = propagation.propagation(scanned, {"params": _restack(params)}, x, activation="relu")
+    keys = ["layer", "metric"]
+    a, b = a.set_index(keys)["value"], b.set_index(keys)["value"]
+    assert list(a.index) == list(b.index) and "block_02/conv_b" in set(a.index.get_level_values("layer"))
+    finite = np.isfinite(a.to_numpy())
+    np.testing.assert_allclose(b.to_numpy()[finite], a.to_numpy()[finite], rtol=1e-3, atol=1e-6)
