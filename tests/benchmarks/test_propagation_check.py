@@ -303,9 +303,9 @@ def test_check_cli_prints_three_verdicts_and_the_phase(tmp_path, capsys):
         (["--tolerance", "0.5"], "tolerance must be > 1, got 0.5"),
         (["--model", "resnet", "--init", "identity"], "identity cannot initialize this resnet"),
         (["--blocks", "2,2"], "--blocks and --norm are ResNet options"),
-        (["--weight-variance", "-1"], "--weight-variance must be > 0"),
+        (["--weight-variance", "-1"], "--weight-variance must be a finite number > 0, got -1.0"),
         (["--bias-init", "normal(sd=0.1)"], "normal() got unexpected argument(s) sd"),
-        (["--input-variance", "0"], "--input-variance must be > 0"),
+        (["--input-variance", "0"], "--input-variance must be a finite number > 0, got 0.0"),
         (["--dtype", "float16"], "invalid choice: 'float16'"),
     ],
 )

@@ -398,7 +398,13 @@ def test_a_hyper_parameter_sweep_is_one_cohort_and_each_member_equals_its_run_al
     ("optimizer", "schedule", "weight_decay", "knobs"),
     [
         ("momentum", "constant", 1e-3, {}),
-        ("adamw", "constant", 1e-2, {"clip_norm": 1.0, "label_smoothing": 0.1, "warmup_steps": 5}),
+        pytest.param(
+            "adamw",
+            "constant",
+            1e-2,
+            {"clip_norm": 1.0, "label_smoothing": 0.1, "warmup_steps": 5},
+            marks=pytest.mark.slow,
+        ),
         pytest.param("adam", "warmup_cosine", 0.0, {}, marks=pytest.mark.slow),
         pytest.param("sgd", "cosine", 1e-2, {}, marks=pytest.mark.slow),
         pytest.param(

@@ -383,7 +383,7 @@ def _restack(params):
     return params
 
 
-@pytest.mark.parametrize("normalization", ["none", "batchnorm"])
+@pytest.mark.parametrize("normalization", ["none", pytest.param("batchnorm", marks=pytest.mark.slow)])
 def test_scanned_resnet_is_the_unrolled_one_with_stacked_blocks(normalization):
     # the same function (the unrolled net's params restacked give its outputs within float32
     # rounding, both jitted), the same probe names in the same order, and its stacks are named
@@ -455,6 +455,7 @@ def test_residual_schemes_on_a_scanned_resnet_are_bitwise_the_unrolled_ones(sche
         assert not bool(jnp.array_equal(conv_a[0], conv_a[1]))  # each block its own draw
 
 
+@pytest.mark.slow  # ~20 s: two probes of a 7-block ResNet
 def test_the_propagation_probe_reads_a_scanned_resnet_per_block():
     # the same weights, scanned or not: every per-block statistic of the probe agrees (names,
     # order, values within float32 rounding), so `check` and the reproductions read either
