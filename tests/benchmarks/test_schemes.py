@@ -213,6 +213,7 @@ def test_metainit_reads_a_template_of_each_runs_batch_size():
             np.testing.assert_array_equal(np.asarray(u), np.asarray(w))
 
 
+@pytest.mark.slow  # ~3 s
 def test_a_scanned_resnet_trains_with_fixup_from_ln_10(digits, tmp_path):
     # through the runner: scan=True on the resnet, Fixup's scheme on its stacked blocks (the zero
     # classifier: step-0 loss exactly ln 10), layer records per block under unscanned names

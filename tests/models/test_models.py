@@ -424,8 +424,8 @@ def test_scanned_resnet_is_the_unrolled_one_with_stacked_blocks(normalization):
     ("scheme", "extra"),
     [
         ("fixup", {"residual_scale": 1.0, "branch_biases": True, "normalization": "none"}),
-        ("skipinit", {"residual_scale": 0.0, "normalization": "none"}),
-        ("zero_init", {"residual_scale": 1.0, "normalization": "none"}),
+        pytest.param("skipinit", {"residual_scale": 0.0, "normalization": "none"}, marks=pytest.mark.slow),
+        pytest.param("zero_init", {"residual_scale": 1.0, "normalization": "none"}, marks=pytest.mark.slow),
     ],
 )
 def test_residual_schemes_on_a_scanned_resnet_are_bitwise_the_unrolled_ones(scheme, extra):
