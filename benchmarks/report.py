@@ -279,6 +279,25 @@ def _atomic(path: Path, write: Any) -> None:
             tmp.unlink()
 
 
+def _check_out(results: Path, out: Path) -> None:
+    """A report folder inside the results directory must start with ``_`` or ``.`` (what readers skip)."""
+    try:
+        inside = out.resolve().relative_to(results.resolve())
+    except ValueError:
+        inside = None
+    if inside is not None and inside.parts and not inside.parts[0].startswith(("_", ".")):
+        raise UsageError(
+            f"--out {str(out)!r} is inside the results directory {str(results)!r}: pandas and pyarrow would read the "
+            f"report's files as results; name it starting with '_' (the default is {str(results / '_report')!r})"
+        )
+    if inside is not None and not inside.parts:
+        raise UsageError(
+            f"--out {str(out)!r} is the results directory itself; the default is {str(results / '_report')!r}"
+        )
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file, not a directory")
+
+
 def report(results_dir: str | Path, out_dir: str | Path | None = None, target_accuracy: float = 0.9) -> dict[str, Any]:
     """Writes ``report.md``, ``summary.csv``, ``runs.csv`` and PNG figures; returns their paths.
 
@@ -292,8 +311,10 @@ def report(results_dir: str | Path, out_dir: str | Path | None = None, target_ac
       IncompatibleResults: the directory holds another kind of result.
       UsageError: target_accuracy outside (0, 1]; an unreadable or inconsistent results file.
     """
-    if not 0 < target_accuracy <= 1:
+    if not (isinstance(target_accuracy, int | float) and 0 < target_accuracy <= 1):
         raise UsageError(f"--target-accuracy must be in (0, 1], got {target_accuracy}")
+    if out_dir is not None:
+        _check_out(Path(results_dir), Path(out_dir))
     store = ResultStore(results_dir)
     if not store.files():
         hint = f"run `initbench run EXPERIMENT --out {results_dir}` first"

@@ -222,9 +222,22 @@ class ResultStore:
 
     # -- layout ----------------------------------------------------------------------------------
     def files(self) -> list[Path]:
-        """Complete result files (hidden temporary files of interrupted writes are not listed)."""
+        """Complete result files: exactly the ``*.parquet`` files pandas and pyarrow read.
+
+        Hidden temporary files of interrupted writes (``.*`` + the temp suffix) are not listed.
+
+        Raises:
+          UsageError: a ``.parquet`` file whose name starts with ``.`` or ``_`` (pyarrow and pandas
+            skip those, initbench never writes them: the two readers would see different tables).
+        """
         if not self.root.is_dir():
             return []
+        skipped = sorted(p.name for p in self.root.glob("*.parquet") if p.name.startswith(("_", ".")))
+        if skipped:
+            raise UsageError(
+                f"{str(self.root)!r} holds {skipped[0]}, a parquet file pandas and pyarrow skip (its name starts with "
+                f"'{skipped[0][0]}') and initbench did not write: move it out of the results directory"
+            )
         return sorted(p for p in self.root.glob("*.parquet") if p.is_file())
 
     def manifest(self) -> dict[str, Any] | None:
@@ -386,6 +399,28 @@ class ResultStore:
             return {}
 
     def _read_file(self, path: Path, columns: list[str] | None = None) -> pa.Table:
+        try:
+            stored = pq.read_schema(path)
+        except (pa.ArrowException, OSError) as err:
+            raise UsageError(
+                f"results file {str(path)!r} is not a readable parquet file ({type(err).__name__}); move it away"
+            ) from None
+        expected = self.kind.schema
+        if stored.remove_metadata() != expected.remove_metadata():  # never cast or fill a foreign file
+            names, want = stored.names, expected.names
+            if names != want:
+                missing = [n for n in want if n not in names][:3]
+                extra = [n for n in names if n not in want][:3]
+                why = (
+                    f"columns missing: {missing}, unknown: {extra}" if missing or extra else "columns in another order"
+                )
+            else:
+                bad = next(f for f, g in zip(stored, expected, strict=True) if f.type != g.type)
+                why = f"column {bad.name} is {bad.type}, not {expected.field(bad.name).type}"
+            raise UsageError(
+                f"results file {str(path)!r} is not of this directory's schema ({why}): "
+                "a file initbench did not write; move it out of the results directory"
+            )
         try:
             return pq.read_table(path, columns=columns, schema=self.kind.schema)
         except (pa.ArrowException, OSError) as err:

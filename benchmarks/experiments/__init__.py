@@ -242,9 +242,16 @@ def from_doc(doc: Mapping[str, Any], source: str, *, default_name: str = ADHOC_N
 
 
 def check_name(name: str, source: str = "command line") -> str:
-    """An experiment name is a file-name prefix: letters, digits, ``.``, ``_``, ``-`` (not leading ``.``)."""
-    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}", str(name)):
-        raise UsageError(f"{source}: experiment name {name!r} must be letters, digits, '.', '_' or '-' (no '/')")
+    """An experiment name is a file-name prefix: letters, digits, ``.``, ``_``, ``-`` (not leading ``.`` or ``_``).
+
+    Its results are ``NAME-....parquet``; pandas and pyarrow skip files whose names start with
+    ``.`` or ``_``, so such a name would be invisible to them.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9-][A-Za-z0-9._-]{0,99}", str(name)):
+        raise UsageError(
+            f"{source}: experiment name {name!r} must be letters, digits, '.', '_' or '-' (no '/'), "
+            "not starting with '.' or '_' (pandas skips such files)"
+        )
     return str(name)
 
 

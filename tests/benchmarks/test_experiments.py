@@ -391,6 +391,7 @@ def test_bad_files_fail_in_one_line_before_any_work(text, message, hint, tmp_pat
         (["--optimizer", "adafactor", "--optimizer-args", "clipping_threshold=0"], "must be a finite number > 0"),
         (["--wd-scale", "nosuch=0", "--weight-decay", "0.1"], "wd_scale selector 'nosuch' selects no parameter of"),
         (["--wd-scale", "bias=-1"], "train.wd_scale.bias must be a finite number >= 0, got -1"),
+        (["--name", "_under"], "experiment name '_under' must be letters"),
         (["nope.toml"], "cannot read experiment file 'nope.toml'"),
         (["--scale", "cpu"], "command line: defines no scales"),
     ],

@@ -275,3 +275,42 @@ def test_progress_without_a_terminal_logs_lines(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("initbench: ")]
     assert lines and lines[-1].startswith("initbench: 20/20 run-steps (100%)") and "run-steps/s" in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("intruder", "message"),
+    [
+        ("foreign", "is not of this directory's schema (columns missing: ['run_id', 'numerics_version', 'suite']"),
+        ("retyped", "is not of this directory's schema (column depth is string, not int64)"),
+        ("hidden", "holds .copy.parquet, a parquet file pandas and pyarrow skip"),
+        ("underscore", "holds _copy.parquet, a parquet file pandas and pyarrow skip"),
+    ],
+)
+def test_a_file_initbench_did_not_write_is_refused_by_name(runs_dir, tmp_path, intruder, message, capsys):
+    # never merged as null rows, never cast, never read by one reader and skipped by the other
+    out = tmp_path / "copy"
+    shutil.copytree(runs_dir, out, ignore=shutil.ignore_patterns("_report"))
+    table = pq.read_table(sorted(out.glob("*.parquet"))[0])
+    if intruder == "foreign":
+        pq.write_table(pa.table({"a": [1, 2]}), out / "other.parquet")
+    elif intruder == "retyped":
+        i = table.schema.get_field_index("depth")
+        pq.write_table(table.set_column(i, "depth", table.column("depth").cast(pa.string())), out / "zz.parquet")
+    else:
+        pq.write_table(table, out / (".copy.parquet" if intruder == "hidden" else "_copy.parquet"))
+    for argv in (["report", str(out)], ["run", *RUN[1:], "--out", str(out)]):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len([e for e in err if e.startswith("initbench: error")]) == 1 and message in err[-1], err
+
+
+def test_a_report_inside_the_results_directory_must_be_skipped_by_readers(runs_dir, capsys):
+    for out, message in (
+        (runs_dir / "sub", "is inside the results directory"),
+        (runs_dir, "is the results directory itself"),
+    ):
+        assert cli.main(["report", str(runs_dir), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert not (runs_dir / "sub").exists()
+    assert cli.main(["report", str(runs_dir), "--out", str(runs_dir / "_mine")]) == 0
+    assert len(pd.read_parquet(runs_dir)) == len(ResultStore(runs_dir).read())
