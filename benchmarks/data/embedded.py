@@ -10,20 +10,29 @@ from initbench.benchmarks.data.base import Dataset, standardize
 from initbench.inits.errors import UsageError, positive_int
 
 
-def digits() -> Dataset:
+def digits(per_feature: bool = False) -> Dataset:
     """scikit-learn's digits: 8x8 grey images in 0..16, 10 classes, 1,797 examples.
 
     The split is deterministic, with no random state: example ``i`` is a test example when
     ``i % 5 == 0`` (360 test, 1,437 train, every class in both).
+
+    Args:
+      per_feature: Standardize each pixel with its own training-set mean and standard
+        deviation (the inputs self-normalizing networks assume; constant pixels stay 0)
+        instead of one mean and deviation over all pixels.
     """
     from sklearn.datasets import load_digits
 
+    if not isinstance(per_feature, bool):
+        raise UsageError(f"digits: per_feature must be true or false, got {per_feature!r}")
     bunch = load_digits()
     x = bunch.images.astype(np.float32)[..., None]
     y = bunch.target.astype(np.int32)
     test = np.arange(len(y)) % 5 == 0
-    x_train, x_test = standardize(x[~test], x[test], per_feature=False)
-    return Dataset("digits", x_train, y[~test], x_test, y[test], 10, "sklearn digits 8x8x1, 1437 train / 360 test")
+    x_train, x_test = standardize(x[~test], x[test], per_feature=per_feature)
+    how = "per-pixel standardized" if per_feature else "standardized"
+    about = f"sklearn digits 8x8x1 {how}, 1437 train / 360 test"
+    return Dataset("digits", x_train, y[~test], x_test, y[test], 10, about)
 
 
 def gaussian(

@@ -38,8 +38,9 @@ Claims:
   (whose :math:`2l\,q^l \to 1`);
 * self-normalization under training (Klambauer et al. Theorem 1's domain): a deep SELU MLP
   (``lecun_normal``, zero biases; cpu: 32 layers of 128) trained with plain SGD (learning rate
-  0.01, batch 128, 400 steps; ``jit`` + ``lax.scan``) on digits standardized per feature (as
-  SNN inputs are); the training loss must fall below half its initial value, and afterwards
+  0.01, batch 128, 400 steps) by initbench's trainer (``train_cohort``, seed 0, the trained
+  weights returned) on digits standardized per pixel (``per_feature``, as SNN inputs are); the
+  evaluated training loss must fall below half its value at step 0, and afterwards
   every hidden layer's unit-averaged activation mean :math:`\bar\mu` and variance
   :math:`\bar\nu` (per unit over the training set) must lie in
   :math:`[-0.1, 0.1] \times [0.8, 1.5]`, the domain the theorem maps into itself (it assumes
@@ -56,7 +57,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
 
 from initbench import inits, models
@@ -326,7 +326,8 @@ def claims(prop: pd.DataFrame, train: pd.DataFrame) -> list[Claim]:
 
 def _training_claim(train: pd.DataFrame) -> Claim:
     selu = train[train["activation"] == "selu"]
-    loss = selu[selu["metric"] == "loss"].sort_values("step")["value"].to_numpy()
+    curve = selu[selu["metric"] == "loss"].sort_values("step")
+    loss, last_step = curve["value"].to_numpy(), int(curve["step"].max()) if len(curve) else 0
     after = selu[(selu["phase"] == "after")].pivot_table(index="layer", columns="metric", values="value")
     mu, nu = after["mean"].to_numpy(), after["variance"].to_numpy()
     (mlo, mhi), (vlo, vhi) = DOMAIN["mean"], DOMAIN["variance"]
@@ -342,7 +343,7 @@ def _training_claim(train: pd.DataFrame) -> Claim:
         "into itself)",
         f"training loss below half its initial value; after training every hidden layer's unit-averaged "
         f"(mean, variance) in [{mlo}, {mhi}] x [{vlo}, {vhi}]",
-        f"loss {loss[0]:.3f} -> {loss[-1]:.3f} over {len(loss)} steps; after training mean in "
+        f"loss {loss[0]:.3f} -> {loss[-1]:.3f} over {last_step} steps; after training mean in "
         f"[{mu.min():.3f}, {mu.max():.3f}], variance in [{nu.min():.3f}, {nu.max():.3f}] ({where} of {len(mu)}); "
         f"unit-averaged omega = sum w in [{np.nanmin(omega):.3f}, {np.nanmax(omega):.3f}] (the theorem assumes"
         f" [-0.1, 0.1]), tau = sum w^2 in [{np.nanmin(tau):.3f}, {np.nanmax(tau):.3f}]",
@@ -370,52 +371,38 @@ def _layer_stats(net, params, x: jax.Array) -> list[dict[str, jax.Array]]:
 
 
 def measure_training(scale: str) -> pd.DataFrame:
-    """Trains the SELU (and ReLU, tanh) MLP with SGD; per-layer stats before/after and the loss curve."""
+    """Trains the SELU (and ReLU, tanh) MLP with initbench's trainer; per-layer stats before/after, the loss curve.
+
+    One run per activation (seed 0) through :func:`initbench.benchmarks.train.train_cohort`:
+    ``lecun_normal`` kernels, zero biases, plain SGD, digits standardized per pixel
+    (``per_feature``); the trained variables come back (``keep_variables``) for the per-layer
+    statistics over the whole training set. The loss curve is the trainer's evaluated training
+    loss (every ``steps // 20`` steps).
+    """
     from initbench.benchmarks import data
+    from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+    from initbench.benchmarks.train import build_model, initial_variables, train_cohort
 
     depth, width, steps, batch, lr, dataset, activations = SIZES[scale]["training"]
-    ds = data.load(dataset)
-    x = ds.x_train.reshape(len(ds.y_train), -1).astype(np.float64)
-    # SNNs take inputs standardized per feature (every input unit at mean 0, variance 1); constant pixels stay 0
-    mean, std = x.mean(0), x.std(0)
-    x = jnp.asarray(((x - mean) / np.where(std > 0, std, 1.0)).astype(np.float32))
-    y = jnp.asarray(ds.y_train)
+    ds = data.load(dataset, per_feature=True)
+    x = jnp.asarray(ds.x_train.reshape(len(ds.y_train), -1))
     rows = []
     for activation in activations:
-        net = models.build(
-            "mlp",
-            input_shape=(x.shape[1],),
-            num_classes=ds.num_classes,
-            depth=depth,
-            width=width,
-            activation=activation,
-            kernel_init="lecun_normal",
-            bias_init="zeros",
-            scan=True,
+        spec = RunSpec(
+            "lecun-selu",
+            "training",
+            ModelSpec("mlp", activation, depth, width, options(scan=True)),
+            InitSpec("lecun_normal"),
+            DataSpec(dataset, batch, options(per_feature=True)),
+            TrainSpec("sgd", lr=lr, steps=steps, eval_every=max(1, steps // 20)),
+            0,
         )
-        params = net.init(jax.random.key(0), x[:1])["params"]
-        tx = optax.sgd(lr)
-
-        def loss_fn(p, idx, net=net):
-            logits = net.apply({"params": p}, x[idx])
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y[idx]).mean()
-
-        @jax.jit
-        def train(params, key, loss_fn=loss_fn, tx=tx):
-            def step(carry, k):
-                p, opt = carry
-                idx = jax.random.choice(k, len(y), (batch,), replace=False)
-                value, grads = jax.value_and_grad(loss_fn)(p, idx)
-                updates, opt = tx.update(grads, opt, p)
-                return (optax.apply_updates(p, updates), opt), value
-
-            (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(key, steps))
-            return params, losses
-
+        spec.validate()
+        net = build_model(spec, ds)
         stats = jax.jit(functools.partial(_layer_stats, net, x=x))
-        before = stats(params)
-        trained, losses = train(params, jax.random.key(1))
-        after = stats(trained)
+        before = stats(initial_variables(spec, ds)["params"])
+        ((curves, info),) = list(train_cohort([spec], ds, keep_variables=True))
+        after = stats(info["variables"][spec.run_id]["params"])
         for phase, per_layer in (("before", before), ("after", after)):
             for layer, values in enumerate(per_layer, 1):
                 for metric, v in values.items():
@@ -431,7 +418,8 @@ def measure_training(scale: str) -> pd.DataFrame:
                             "value": float(v),
                         }
                     )
-        for i, v in enumerate(np.asarray(losses, np.float64)):
+        loss = curves[(curves["split"] == "train") & (curves["metric"] == "loss")].sort_values("step")
+        for step, v in zip(loss["step"], loss["value"], strict=True):
             rows.append(
                 {
                     "part": "training",
@@ -439,7 +427,7 @@ def measure_training(scale: str) -> pd.DataFrame:
                     "seed": 0,
                     "phase": "train",
                     "layer": None,
-                    "step": i,
+                    "step": int(step),
                     "metric": "loss",
                     "value": float(v),
                 }

@@ -3,6 +3,7 @@ import pytest
 
 from initbench.benchmarks import data
 from initbench.benchmarks.data.shapeset import CLASSES, generate
+from initbench.inits.errors import UsageError
 
 
 def test_digits_split_and_standardization():
@@ -82,3 +83,14 @@ def test_prepare_without_tensorflow_is_a_clear_error():
 
     with pytest.raises(data.DataUnavailable, match=r"needs TensorFlow: pip install 'initbench\[tfds\]'"):
         prepare("mnist")
+
+
+def test_digits_per_feature_standardizes_each_pixel():
+    pixels = data.load("digits", per_feature=True).x_train.reshape(1437, -1)
+    mean, std = pixels.mean(0), pixels.std(0)
+    constant = std == 0  # pixels that are 0 in every training image stay 0
+    assert constant.any() and np.all(pixels[:, constant] == 0)
+    np.testing.assert_allclose(mean[~constant], 0, atol=1e-5)
+    np.testing.assert_allclose(std[~constant], 1, atol=1e-4)
+    with pytest.raises(UsageError, match="digits: per_feature must be true or false, got 'yes'"):
+        data.load("digits", per_feature="yes")
