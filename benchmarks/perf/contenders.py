@@ -147,9 +147,23 @@ def _loss(apply: Callable, params: Any, x: jax.Array, y: jax.Array) -> jax.Array
     return -jnp.mean(jnp.take_along_axis(log_probs, y[:, None], axis=1))
 
 
-def handwritten(w: Workload, x: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
-    """The hand-written ``jit(vmap(scan))``: returns a function that trains every member once."""
+def handwritten(
+    w: Workload, x: np.ndarray, y: np.ndarray, evaluate: tuple[np.ndarray, ...] | None = None
+) -> Callable[[], Any]:
+    """The hand-written ``jit(vmap(scan))``: returns a function that trains every member once.
+
+    With ``evaluate = (x_a, y_a, x_b, y_b)``, each member also computes its mean loss and
+    accuracy on both sets before the first step and after the last (the evaluations initbench's
+    trainer does at step 0 and at the end), in the same program: the same work as initbench.
+    """
     init, apply = _model(w)
+
+    def measure(p: Any, xs: jax.Array, ys: jax.Array) -> jax.Array:
+        logits = apply(p, xs)
+        loss = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), ys[:, None], axis=1))
+        return jnp.stack([loss, jnp.mean((jnp.argmax(logits, -1) == ys).astype(jnp.float32))])
+
+    sets = tuple(jax.device_put(a) for a in evaluate) if evaluate is not None else ()
     n, batch = len(y), w.batch_size
     per_epoch = n // batch
     n_epochs = math.ceil(w.steps / per_epoch)
@@ -165,8 +179,10 @@ def handwritten(w: Workload, x: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
             loss, grads = jax.value_and_grad(lambda q: _loss(apply, q, x_all[idx], y_all[idx]))(p)
             return jax.tree_util.tree_map(lambda a, g: a - w.lr * g, p, grads), loss
 
+        start = [measure(params, *pair) for pair in zip(sets[::2], sets[1::2], strict=True)]
         params, losses = jax.lax.scan(step, params, jnp.arange(w.steps))
-        return losses[-1]
+        end = [measure(params, *pair) for pair in zip(sets[::2], sets[1::2], strict=True)]
+        return jnp.concatenate([losses[-1:], *start, *end])
 
     if w.model != "mlp" and jax.default_backend() == "cpu":  # XLA:CPU: conv nets run faster one member at a time
         program = jax.jit(lambda seeds, x_all, y_all: jax.lax.map(lambda s: member(s, x_all, y_all), seeds))

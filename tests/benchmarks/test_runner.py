@@ -283,6 +283,7 @@ def test_console_error_has_no_traceback(tmp_path):
 
 
 @pytest.mark.slow  # a few seconds: in the slow run, which CI makes
+@pytest.mark.slow  # ~20 s: every contender compiles
 def test_throughput_benchmark_runs_every_contender(tmp_path):
     from initbench.benchmarks.perf import throughput
 
@@ -308,8 +309,9 @@ def test_throughput_benchmark_runs_every_contender(tmp_path):
         == 0
     )
     rows = pd.read_csv(out).set_index("contender")
-    assert list(rows.index) == ["initbench", "handwritten", "jax_loop"]
+    assert list(rows.index) == ["initbench", "handwritten", "hw_evaluating", "jax_loop"]
     assert (rows["run_steps_per_s"] > 0).all() and rows.loc["handwritten", "ratio_to_handwritten"] == 1.0
+    assert rows.loc["hw_evaluating", "ratio_to_evaluating"] == 1.0
     assert (rows["gflops"] > 0).all() and (rows["matmul_limit_gflops"] > 0).all()
     assert throughput.main(["--members", "0"]) == 2
 
@@ -703,3 +705,22 @@ def test_divergence_compares_the_evaluated_loss_with_itself_and_sees_the_last_up
     assert (rows["status"] == "diverged").all()
     assert rows[rows["metric"] == "diverged_at_step"]["value"].tolist() == [1.0]
     assert len(cohorts([careful, make(1e-4, 100.0, 4)])) == 1
+
+
+def test_the_evaluating_contender_evaluates_what_it_trains():
+    # the hand-written program with evaluations returns, per member, the last step's loss, then
+    # (loss, accuracy) on each set before training and after it: the loss before training is
+    # the plain cross-entropy of the initial network on that set, and training lowers it
+    from initbench.benchmarks.perf import contenders
+
+    w = contenders.Workload(
+        name="t", model="mlp", input_shape=(8,), depth=1, width=16, n_train=256, steps=50, members=2, lr=0.5
+    )
+    key = jax.random.key(0)
+    x = np.asarray(jax.random.normal(key, (256, 8)), np.float32)
+    y = np.asarray((x[:, 0] > 0).astype(np.int32))
+    out = np.asarray(contenders.handwritten(w, x, y, (x[:64], y[:64], x[64:128], y[64:128]))())
+    assert out.shape == (2, 1 + 4 + 4)
+    start, end = out[:, 1:5], out[:, 5:9]
+    assert np.all(end[:, 0] < start[:, 0]) and np.all(end[:, 1] > 0.8)  # training set: loss down, accuracy up
+    assert np.all((start[:, 1::2] >= 0) & (start[:, 1::2] <= 1))
