@@ -145,7 +145,8 @@ def markdown(summary: pd.DataFrame, provenance: list[dict], target_accuracy: flo
         lines += [f"- numerics version: {', '.join(versions)}", ""]
     lines += [
         "One row per configuration (every field of the run but its seed). Seeds whose training loss "
-        "turned non-finite are counted as diverged and left out of every mean: each metric is the mean "
+        "turned non-finite or exceeded divergence_factor x its step-0 value are counted as diverged and "
+        "left out of every mean: each metric is the mean "
         "over the same non-diverged seeds, with its 95% Student-t confidence interval (— when no seed is "
         f"left). Steps to target: first evaluation with test accuracy >= {target_accuracy}, median over "
         "the seeds that reached it; reached target is the fraction of all seeds.",

@@ -139,8 +139,10 @@ class InitSpec:
             raise UsageError(
                 f"init {scheme.name} is for {', '.join(scheme.families)} models (residual branches), got {family}"
             )
-        if family == "mlp" and config.get("scan"):
-            config["scan"] = False  # a scheme sets each layer's own kernel (unscanned is the default: same cohort)
+        if config.get("scan") and (family == "mlp" or not scheme.stacks):
+            # a scheme sets each layer's own kernel (unscanned is the default: same cohort); Fixup,
+            # SkipInit and ZerO handle a ResNet's scanned residual stacks block by block
+            config["scan"] = False
         if scheme.families and config.get("normalization", "batchnorm") != "none":
             raise UsageError(
                 f"init {scheme.name} replaces normalization: set the {family}'s normalization = 'none' "

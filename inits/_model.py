@@ -53,6 +53,10 @@ def linen_variables(what: str, model: Any, variables: Any) -> dict[str, Any]:
     return dict(variables) if "params" in variables else {"params": variables}
 
 
+class StackedKernels(UsageError):
+    """A layer called inside ``nn.scan``: its kernel is one slice of a stacked array."""
+
+
 class LayerOutputs(Protocol):
     """What :func:`capture` returns: ``params -> {layer: output}``, with the capture's other parts as attributes."""
 
@@ -139,7 +143,7 @@ def capture(
         if allow_stacked and len(stored) == len(seen[layer]) + 1 and tuple(stored[1:]) == seen[layer]:
             result.stacked[layer] = int(stored[0])
         elif tuple(stored) != seen[layer]:
-            raise UsageError(
+            raise StackedKernels(
                 f"{what}: layer {layer!r} sees a {seen[layer]} kernel stored as {tuple(stored)}: the model calls its "
                 f"layers inside a scan (stacked kernels); {what} sets each layer's own kernel: build it with scan=False"
             )

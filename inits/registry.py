@@ -308,6 +308,9 @@ class Scheme:
       architecture: Model fields the scheme needs, per family (``{"resnet": {"residual_scale": 1.0}}``).
       families: Model families it applies to (empty: any model).
       random: Whether it draws randomness of its own (a key), beyond the model's initial weights.
+      stacks: Whether it handles scanned residual stacks (``ResNet(scan=True)``: a block's kernels
+        stored with a leading block axis). ``initbench run``/``check`` build the model unscanned
+        for a scheme that does not.
       run_options: Options ``initbench run`` gives it unless the init sets them.
     """
 
@@ -322,6 +325,7 @@ class Scheme:
     families: tuple[str, ...] = ()
     random: bool = False
     run_options: tuple[tuple[str, Any], ...] = ()
+    stacks: bool = False
 
     @property
     def function(self) -> Any:
@@ -368,6 +372,7 @@ SCHEMES: Registry[Scheme] = Registry(
             "Zhang, Dauphin & Ma 2019, Fixup Initialization, ICLR",
             architecture=(("resnet", (("branch_biases", True), ("residual_scale", 1.0))),),
             families=("resnet",),
+            stacks=True,
         ),
         Scheme(
             "skipinit",
@@ -377,6 +382,7 @@ SCHEMES: Registry[Scheme] = Registry(
             "De & Smith 2020, Batch Normalization Biases Residual Blocks Towards the Identity, NeurIPS",
             architecture=(("resnet", (("residual_scale", 0.0),)),),
             families=("resnet",),
+            stacks=True,
         ),
         Scheme(
             "zero_init",
@@ -385,6 +391,7 @@ SCHEMES: Registry[Scheme] = Registry(
             "every layer I, partial I or c I* H_m I* (centre tap for convs); branch last layers, classifier 0",
             "Zhao, Schaefer & Anandkumar 2021, ZerO Initialization, TMLR 2022",
             architecture=(("resnet", (("residual_scale", 1.0),)),),
+            stacks=True,
         ),
         Scheme(
             "metainit",

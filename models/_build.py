@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
+import numpy as np
 
 from initbench import inits
 from initbench.inits.errors import UsageError, UsageTypeError, positive_int, unknown_choice
@@ -78,13 +80,15 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
     if isinstance(config.get("bias_init"), str):
         inits.get_bias(config["bias_init"], fan_in=1)
     for name in ("scan", "use_bias", "branch_biases"):  # 'no' and 'yes' are both truthy
-        if name in config and not isinstance(config[name], bool):
-            raise UsageTypeError(f"{family} {name} must be true or false, got {config[name]!r}")
+        if name in config:
+            if not isinstance(config[name], bool | np.bool_):
+                raise UsageTypeError(f"{family} {name} must be true or false, got {config[name]!r}")
+            config[name] = bool(config[name])
     scale = config.get("residual_scale")
-    if scale is not None and not (
-        isinstance(scale, int | float) and not isinstance(scale, bool) and math.isfinite(scale)
-    ):
-        raise UsageError(f"{family} residual_scale must be None or a finite number, got {scale!r}")
+    if scale is not None:
+        if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool | np.bool_) and math.isfinite(scale)):
+            raise UsageError(f"{family} residual_scale must be None or a finite number, got {scale!r}")
+        config["residual_scale"] = float(scale)
     if config.get("normalization", "none") not in NORMALIZATIONS:
         raise unknown_choice("normalization", config["normalization"], NORMALIZATIONS)
     for name in ("depth", "width"):

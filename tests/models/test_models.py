@@ -471,3 +471,22 @@ def test_the_propagation_probe_reads_a_scanned_resnet_per_block():
     assert list(a.index) == list(b.index) and "block_02/conv_b" in set(a.index.get_level_values("layer"))
     finite = np.isfinite(a.to_numpy())
     np.testing.assert_allclose(b.to_numpy()[finite], a.to_numpy()[finite], rtol=1e-3, atol=1e-6)
+
+
+def test_schemes_that_set_one_scale_per_layer_refuse_a_scanned_stack_and_run_builds_it_unscanned():
+    # MetaInit and GradInit learn one scale per kernel array: on a stack that would be one scale
+    # shared by its blocks (and its stacked biases taken for kernels); they refuse it in one line,
+    # and run/check build the ResNet unscanned for them (Fixup, SkipInit, ZerO keep the scan)
+    from initbench.benchmarks.spec import InitSpec
+
+    _, scanned = _resnets(normalization="none")
+    x = jnp.ones((4, 8, 8, 1))
+    variables = scanned.init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match="inside a scan"):
+        inits.metainit(scanned, variables, x, key=jax.random.key(1))
+    with pytest.raises(ValueError, match="inside a scan"):
+        inits.gradinit(scanned, variables, x, key=jax.random.key(1), labels=jnp.zeros(4, jnp.int32))
+    config = {"blocks": (4,), "width": 4, "normalization": "none", "scan": True}
+    assert InitSpec("metainit").architecture("resnet", config)["scan"] is False
+    assert InitSpec("gradinit").architecture("resnet", config)["scan"] is False
+    assert InitSpec("fixup").architecture("resnet", config)["scan"] is True
