@@ -58,7 +58,7 @@ def test_shapeset_registry_split():
 
 
 def test_bad_dataset_options():
-    with pytest.raises(ValueError, match=r"dataset digits has no option\(s\) n_train; valid options: $"):
+    with pytest.raises(ValueError, match=r"dataset digits has no option\(s\) n_train; valid options: per_feature$"):
         data.load("digits", n_train=5)
     with pytest.raises(ValueError, match="n_train must be a positive integer, got 0"):
         data.load("gaussian", n_train=0)

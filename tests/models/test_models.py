@@ -383,7 +383,8 @@ def _restack(params):
     return params
 
 
-@pytest.mark.parametrize("normalization", ["none", pytest.param("batchnorm", marks=pytest.mark.slow)])
+@pytest.mark.slow  # 3-5 s each
+@pytest.mark.parametrize("normalization", ["none", "batchnorm"])
 def test_scanned_resnet_is_the_unrolled_one_with_stacked_blocks(normalization):
     # the same function (the unrolled net's params restacked give its outputs within float32
     # rounding, both jitted), the same probe names in the same order, and its stacks are named
@@ -420,12 +421,13 @@ def test_scanned_resnet_is_the_unrolled_one_with_stacked_blocks(normalization):
         np.testing.assert_allclose(np.asarray(u["pre_activation"]), np.asarray(v["pre_activation"]), atol=1e-4)
 
 
+@pytest.mark.slow  # 3-6 s each
 @pytest.mark.parametrize(
     ("scheme", "extra"),
     [
         ("fixup", {"residual_scale": 1.0, "branch_biases": True, "normalization": "none"}),
-        pytest.param("skipinit", {"residual_scale": 0.0, "normalization": "none"}, marks=pytest.mark.slow),
-        pytest.param("zero_init", {"residual_scale": 1.0, "normalization": "none"}, marks=pytest.mark.slow),
+        ("skipinit", {"residual_scale": 0.0, "normalization": "none"}),
+        ("zero_init", {"residual_scale": 1.0, "normalization": "none"}),
     ],
 )
 def test_residual_schemes_on_a_scanned_resnet_are_bitwise_the_unrolled_ones(scheme, extra):
