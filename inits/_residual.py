@@ -187,15 +187,15 @@ def _he_redraw(what: str, params: Any, order: list[str], key: jax.Array | None, 
     from initbench.inits._variance import he_normal
 
     for layer, k in zip(order, jax.random.split(key, len(order)), strict=True):
-        blocks = outputs.stacked.get(layer, 1)
 
-        def draw(w, k=k, layer=layer, blocks=blocks):
-            one = w.shape[1:] if blocks > 1 else w.shape
-            keys = jax.random.split(k, blocks) if blocks > 1 else k[None]
-            out = jnp.stack(
-                [he_normal()(kk, matrix_shape(one, outputs.in_axes[layer]), w.dtype).reshape(one) for kk in keys]
-            )
-            return out if blocks > 1 else out[0]
+        def one(w, k, layer=layer):
+            return he_normal()(k, matrix_shape(w.shape, outputs.in_axes[layer]), w.dtype).reshape(w.shape)
+
+        def draw(w, k=k, layer=layer, one=one):
+            if outputs.stacked.get(layer, 1) == 1:
+                return one(w, k)
+            # a scanned stack: each block its own draw
+            return jnp.stack([one(w[j], kj) for j, kj in enumerate(jax.random.split(k, w.shape[0]))])
 
         params = _set_kernel(what, params, layer, draw)
     return params
