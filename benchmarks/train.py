@@ -41,6 +41,7 @@ from initbench.inits.errors import UsageError, positive_int
 
 EVAL_BATCH = 1024
 Progress = Callable[[int, str], None]
+Probe = Callable[[dict[str, Any]], dict[str, Any]]  # one member's variables -> {metric: scalar or {layer: scalar}}
 
 
 def build_model(spec: RunSpec, dataset: Dataset) -> Any:
@@ -759,6 +760,7 @@ def train_cohort(
     member_map: MemberMap | None = None,
     progress: Progress | None = None,
     keep_variables: bool = False,
+    probe: Probe | None = None,
 ) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
     """Trains a cohort; yields ``(rows, chunk_info)`` after each chunk of members.
 
@@ -781,6 +783,12 @@ def train_cohort(
       keep_variables: Also return each member's trained variables: ``chunk_info["variables"]``
         maps each run_id of the chunk to its variables after the last step (``params`` and any
         batch statistics, as numpy arrays on the host): what ``model.apply`` takes.
+      probe: ``probe(variables) -> {metric: scalar}`` or ``{metric: {layer: scalar}}``, evaluated
+        on every member at every evaluation (step 0, each ``eval_every``, the end), outside the
+        training loop (``jit(vmap(probe))``, so it never changes the trained numbers). ``variables``
+        is one member's ``{"params": ..., **model_state}``; the probe closes over whatever data it
+        reads (a fixed batch). Its values come back as rows with ``split = "probe"`` (``layer``
+        set for nested dicts), NaN after a member's divergence like every evaluation.
 
     Raises:
       ValueError: the specs are not one cohort, or the batch is larger than the training set.
@@ -821,6 +829,7 @@ def train_cohort(
         return _make_program(model, first.train, first.data.batch_size, n_train, member_map, mesh)
 
     program = _PROGRAM_CACHE.get(program_key, make)
+    probe_fn = _check_probe(probe, first, dataset) if probe is not None else None
     x_train, y_train = _put((dataset.x_train, dataset.y_train), replicated)
     test_batches = _put(_eval_batches(dataset.x_test, dataset.y_test, first.data.eval_examples), replicated)
     train_cap = first.data.eval_examples or len(dataset.y_test)
@@ -844,6 +853,7 @@ def train_cohort(
                 sharding=members_sharding,
                 progress=progress,
                 keep_variables=keep_variables,
+                probe=probe_fn,
             )
         except Exception as err:
             if _is_oom(err):
@@ -866,6 +876,7 @@ def _train_chunk(
     sharding: NamedSharding,
     progress: Progress | None,
     keep_variables: bool = False,
+    probe: Callable[..., Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     t0 = time.perf_counter()
     train = chunk[0].train
@@ -898,6 +909,7 @@ def _train_chunk(
     (train_batches, test_batches) = eval_data
     records: list[tuple[int, dict[str, np.ndarray]]] = []
     per_layer: list[tuple[int, str, dict[str, np.ndarray]]] = []  # (step, metric, {layer: per member})
+    probes: list[tuple[int, dict[str, Any]]] = []  # (step, {metric: per member or {layer: per member}})
 
     def evaluate(step: int, carry: TrainState, grad_norm: np.ndarray | None, length: int = 1) -> None:
         tr = program.evaluate(carry.params, carry.model_state, *train_batches)
@@ -906,6 +918,8 @@ def _train_chunk(
         if grad_norm is not None:
             values["grad_norm"] = grad_norm
         records.append((step, values))
+        if probe is not None:
+            probes.append((step, _gather(probe({"params": carry.params, **carry.model_state}))))
         if train.layer_records:
             per_layer.append((step, "weight_norm", _gather(program.layer_norms(carry.params))))
             if grad_norm is not None:
@@ -951,7 +965,7 @@ def _train_chunk(
             progress(length, f"{chunk[0].model.label} {chunk[0].model.activation} {len(chunk)} runs")
     in_loop = np.asarray(_gather(carry.diverged_at)).astype(np.int64)
     diverged_at = np.where((in_loop >= 0) & (flagged >= 0), np.minimum(in_loop, flagged), np.maximum(in_loop, flagged))
-    rows = _rows(chunk, records, diverged_at, per_layer)
+    rows = _rows(chunk, records, diverged_at, per_layer, probes)
     wall = time.perf_counter() - t0
     info = {
         "members": len(chunk),
@@ -968,12 +982,34 @@ def _train_chunk(
     return rows, info
 
 
+def _check_probe(probe: Any, spec: RunSpec, dataset: Dataset) -> Callable[..., Any]:
+    """``jit(vmap(probe))`` after checking, without work, that it maps a member's variables to scalars."""
+    if not callable(probe):
+        raise UsageError(f"probe must be a function of one member's variables, got {type(probe).__name__}")
+    one = jax.eval_shape(scheme_init(spec, dataset), run_keys(spec.seed)[0], *init_data(spec, dataset))
+    try:
+        out = jax.eval_shape(probe, one)
+    except Exception as err:
+        raise UsageError(f"probe failed on a member's variables ({type(err).__name__}: {err})") from err
+    if not isinstance(out, dict) or not out:
+        raise UsageError(f"probe must return a non-empty dict {{metric: scalar}}, got {type(out).__name__}")
+    for metric, value in out.items():
+        leaves = value.items() if isinstance(value, dict) else [(None, value)]
+        for layer, leaf in leaves:
+            where = metric if layer is None else f"{metric}[{layer!r}]"
+            if not isinstance(metric, str) or getattr(leaf, "shape", None) != ():
+                raise UsageError(
+                    f"probe: {where!r} must be a scalar under a str key, got {getattr(leaf, 'shape', type(leaf))}"
+                )
+    return jax.jit(jax.vmap(probe))
+
+
 def _zero_layer_sums(params: Any, members: int) -> dict[str, jax.Array]:
     shapes = jax.eval_shape(lambda p: layer_norms(jax.tree_util.tree_map(lambda a: a[0], p)), params)
     return {k: jnp.zeros((members,), jnp.float32) for k in shapes}
 
 
-def _rows(chunk: Sequence[RunSpec], records, diverged_at: np.ndarray, per_layer=()) -> pd.DataFrame:
+def _rows(chunk: Sequence[RunSpec], records, diverged_at: np.ndarray, per_layer=(), probes=()) -> pd.DataFrame:
     # A member whose training loss turned non-finite at step d has garbage weights after it: every
     # evaluation after step d is recorded as NaN (not the accuracy of argmax over NaN logits), so
     # curves end at the divergence and no metric of a diverged run can pass for a measurement.
@@ -1009,14 +1045,19 @@ def _rows(chunk: Sequence[RunSpec], records, diverged_at: np.ndarray, per_layer=
                     "status": status,
                 }
             )
-        for step, metric, layers in per_layer:
+        probed = [
+            (step, metric, {None: value} if not isinstance(value, dict) else value)
+            for step, values in probes
+            for metric, value in values.items()
+        ]
+        for (step, metric, layers), split in [(r, "train") for r in per_layer] + [(r, "probe") for r in probed]:
             for layer, array in layers.items():
                 value = math.nan if diverged and step > diverged_at[i] else float(array[i])
                 out.append(
                     {
                         **ident,
                         "step": step,
-                        "split": "train",
+                        "split": split,
                         "layer": layer,
                         "metric": metric,
                         "value": value,

@@ -41,7 +41,9 @@ Claims at initialization (criteria fixed from the theory above):
   under 1.5 (the theory says 1).
 
 **During training (Fig. 2).** The same 5-hidden-layer net with the logistic sigmoid and the
-standard init, trained with SGD (minibatches of 10) on Shapeset-3x2: the top hidden layer's
+standard init, trained with SGD (minibatches of 10, learning rate 0.1) on Shapeset-3x2 by
+initbench's trainer (a probe reads the activations on 500 held-out images every 1/30 of the
+budget): the top hidden layer's
 mean activation drops toward 0 (saturation) early in training while the lower layers stay near
 0.5. Claim: the top layer's mean (over 500 held-out inputs and all units) falls below 0.1 within
 the budget while the first layer's stays within [0.3, 0.7] throughout.
@@ -61,6 +63,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -68,8 +71,11 @@ import numpy as np
 import optax
 import pandas as pd
 
-from initbench import inits
+from initbench import inits, models
 from initbench.benchmarks.reproduce import Claim, Reproduction
+
+if TYPE_CHECKING:
+    from initbench.benchmarks.spec import RunSpec
 
 # width of the hidden layers, examples probed at init, width / steps of the sigmoid training run
 SIZES = {"smoke": (64, 64, 32, 40), "cpu": (1000, 500, 1000, 1500), "paper": (1000, 1000, 1000, 30000)}
@@ -85,6 +91,7 @@ PAPER_TABLE1 = {
     ("softsign", "standard"): 16.27,
     ("softsign", "normalized"): 16.06,
 }
+SATURATION_PROBE = 500  # held-out Shapeset images whose activations Fig. 2 tracks
 INIT_NAMES = {"glorot_standard": "standard", "glorot_uniform": "normalized"}
 
 
@@ -182,52 +189,52 @@ def histograms(scale: str) -> dict[tuple[str, str], list[np.ndarray]]:
     return out
 
 
-def saturation(scale: str) -> pd.DataFrame:
-    """Fig. 2: per-layer mean and std of the sigmoid activations on 500 held-out inputs during training."""
-    from initbench.benchmarks.data.shapeset import shapeset
+def saturation_spec(scale: str) -> RunSpec:
+    """Fig. 2's run: the 5-layer sigmoid MLP, standard init, plain SGD (lr 0.1, minibatches of 10) on Shapeset."""
+    from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
 
     _, _, width, steps = SIZES[scale]
-    data = shapeset(n_train=20000 if scale != "smoke" else 500, n_test=500)
-    x = jnp.asarray(data.x_train.reshape(len(data.x_train), -1))
-    y = jnp.asarray(data.y_train)
-    probe = jnp.asarray(data.x_test.reshape(len(data.x_test), -1))
-    params = init_params(jax.random.key(0), inits.glorot_standard(), (x.shape[1], *([width] * DEPTH), 9))
-    tx = optax.sgd(0.1)
-    record = max(steps // 30, 1)
+    n_train = 20000 if scale != "smoke" else 500
+    return RunSpec(
+        "glorot2010",
+        "saturation",
+        ModelSpec("mlp", "sigmoid", DEPTH, width),
+        InitSpec("glorot_standard"),
+        DataSpec("shapeset", 10, options(n_test=SATURATION_PROBE, n_train=n_train)),
+        TrainSpec("sgd", lr=0.1, steps=steps, eval_every=max(steps // 30, 1)),
+        0,
+    )
 
-    def stats(p):
-        _, _, post = forward(p, probe, jax.nn.sigmoid)
-        return jnp.stack([jnp.mean(z) for z in post]), jnp.stack([jnp.std(jnp.mean(z, axis=0)) for z in post])
 
-    def step(carry, idx):
-        p, opt = carry
-        grads = jax.grad(lambda q: _loss_sum(q, None, x[idx], y[idx], jax.nn.sigmoid) / idx.shape[0])(p)
-        updates, opt = tx.update(grads, opt, p)
-        return (optax.apply_updates(p, updates), opt), None
+def saturation(scale: str) -> pd.DataFrame:
+    """Fig. 2: per-layer mean and std of the sigmoid activations on 500 held-out inputs during training.
 
-    @jax.jit
-    def chunk(carry, key):
-        idx = jax.random.randint(key, (record, 10), 0, x.shape[0])
-        carry, _ = jax.lax.scan(step, carry, idx)
-        return carry, stats(carry[0])
+    :func:`saturation_spec` trained by initbench's trainer; a probe (``train_cohort(probe=...)``) reads
+    the hidden activations on the 500 test images at every evaluation: per layer, the mean over
+    examples and units, and the standard deviation over units of the per-unit mean.
+    """
+    from initbench.benchmarks import data
+    from initbench.benchmarks.reproduce._training import train_runs
+    from initbench.benchmarks.train import build_model
 
-    carry = (params, tx.init(params))
-    rows = []
-    mean, spread = stats(params)
-    for n, key in enumerate(jax.random.split(jax.random.key(1), steps // record + 1)):
-        for layer in range(DEPTH):
-            rows.append(
-                {
-                    "step": n * record,
-                    "layer": layer + 1,
-                    "mean": float(mean[layer]),
-                    "unit_mean_std": float(spread[layer]),
-                }
-            )
-        if n * record >= steps:
-            break
-        carry, (mean, spread) = chunk(carry, key)
-    return pd.DataFrame(rows)
+    spec = saturation_spec(scale)
+    ds = data.load(spec.data.name, **dict(spec.data.extra))
+    net = build_model(spec, ds)
+    held_out = jnp.asarray(ds.x_test)
+
+    def probe(variables: dict) -> dict:
+        _, state = net.apply(variables, held_out, mutable=["intermediates"])
+        acts = [layer["activation"] for layer in models.per_layer(state["intermediates"])][:DEPTH]
+        return {
+            "mean": {str(i + 1): jnp.mean(z) for i, z in enumerate(acts)},
+            "unit_mean_std": {str(i + 1): jnp.std(jnp.mean(z, axis=0)) for i, z in enumerate(acts)},
+        }
+
+    curves, _ = train_runs([spec], ds, probe=probe)
+    probed = curves[curves["split"] == "probe"]
+    wide = probed.pivot_table(index=["step", "layer"], columns="metric", values="value").reset_index()
+    wide["layer"] = wide["layer"].astype(int)
+    return wide[["step", "layer", "mean", "unit_mean_std"]].sort_values(["step", "layer"], ignore_index=True)
 
 
 def table1(scale: str) -> pd.DataFrame:

@@ -6,8 +6,9 @@ as :math:`\mathcal{N}(0, 0.01^2)`, :math:`\mathcal{N}(0, 1)`, Xavier
 with tanh and ReLU (CS231n's "Neural Networks Part 2"; Glorot & Bengio 2010; He et al. 2015).
 The signal is propagated exactly as the lecture does, one plain matrix product per layer, with
 kernels from ``initbench.inits``. Then the symmetry problem: a net whose hidden weights all start
-equal (zeros, or a constant) is trained with SGD, and every hidden unit of a layer is still the
-same function afterwards.
+equal (zeros, or a constant) is trained with SGD by initbench's trainer (a 2x32 tanh MLP on digits,
+learning rate 0.1, batch 64, the trained variables returned), and every hidden unit of a layer is
+still the same function afterwards.
 
 Claims and their criteria (std = standard deviation of a layer's activations over all units and
 examples; the per-layer factor is fitted by least squares on log std over layers 2-10):
@@ -25,15 +26,18 @@ examples; the per-layer factor is fitted by least squares on log std over layers
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
 
 from initbench import inits, models
 from initbench.benchmarks.reproduce import Claim, Reproduction
+
+if TYPE_CHECKING:
+    from initbench.benchmarks.spec import RunSpec
 
 SIZES = {"smoke": (200, 100, 20), "cpu": (1000, 500, 200), "paper": (1000, 500, 200)}  # batch, width, train steps
 DEPTH = 10
@@ -63,59 +67,52 @@ def _factor(stds: np.ndarray) -> float:
     return float(np.exp(np.polyfit(layers, logs, 1)[0]))
 
 
+def symmetry_spec(init_name: str, steps: int) -> RunSpec:
+    """The symmetry run: a 2x32 tanh MLP on digits whose kernels all start at ``init_name``, plain SGD."""
+    from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+
+    init = InitSpec("zeros") if init_name == "zeros" else InitSpec("constant", options(value=0.05))
+    return RunSpec(
+        "init-histograms",
+        "symmetry",
+        ModelSpec("mlp", "tanh", 2, 32),
+        init,
+        DataSpec("digits", 64, eval_examples=1 << 20),
+        TrainSpec("sgd", lr=0.1, steps=steps, eval_every=steps),
+        0,
+    )
+
+
 def symmetry(init_name: str, steps: int) -> dict[str, float]:
-    """Trains a 2x32 tanh MLP on digits from equal hidden weights; how different its hidden units end up."""
+    """Trains :func:`symmetry_spec` with initbench's trainer; how different its hidden units end up.
+
+    ``unit_spread``: the largest difference between a hidden layer's units (kernel columns, biases)
+    after training; ``weights_moved``: the largest change of a hidden parameter; the losses are the
+    trainer's evaluations on the whole training set at step 0 and at the end.
+    """
     from initbench.benchmarks import data
+    from initbench.benchmarks.reproduce._training import final_values, train_runs
+    from initbench.benchmarks.train import initial_variables
 
     digits = data.load("digits")
-    x = jnp.asarray(digits.x_train.reshape(len(digits.y_train), -1))
-    y = jnp.asarray(digits.y_train)
-    kernel = inits.zeros() if init_name == "zeros" else inits.constant(0.05)
-    net = models.build(
-        "mlp",
-        input_shape=(x.shape[1],),
-        num_classes=10,
-        depth=2,
-        width=32,
-        activation="tanh",
-        kernel_init=kernel,
-        bias_init="zeros",
-    )
-    params = net.init(jax.random.key(0), x[:1])["params"]
-    tx = optax.sgd(0.1)
-
-    @jax.jit
-    def step(params, opt_state, idx):
-        def loss(p):
-            logits = net.apply({"params": p}, x[idx])
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y[idx]).mean()
-
-        value, grads = jax.value_and_grad(loss)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
-
-    start = params
-    opt_state = tx.init(params)
-    losses = []
-    for i, key in enumerate(jax.random.split(jax.random.key(1), steps)):
-        params, opt_state, value = step(params, opt_state, jax.random.choice(key, len(y), (64,), replace=False))
-        if i in (0, steps - 1):
-            losses.append(float(value))
+    spec = symmetry_spec(init_name, steps)
+    curves, variables = train_runs([spec], digits, keep_variables=True)
+    start, params = initial_variables(spec, digits)["params"], variables[spec.run_id]["params"]
     spread = moved = 0.0
     for name in (models.layer_name(0), models.layer_name(1)):
-        for leaf in jax.tree_util.tree_leaves(params[name]):
-            leaf = np.asarray(leaf)
+        for leaf, leaf0 in zip(
+            jax.tree_util.tree_leaves(params[name]), jax.tree_util.tree_leaves(start[name]), strict=True
+        ):
+            leaf, leaf0 = np.asarray(leaf), np.asarray(leaf0)
             spread = max(spread, float(np.max(np.abs(leaf - leaf[..., :1]))))  # every unit (column) equal?
-        moved = max(
-            moved,
-            max(
-                float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-                for a, b in zip(
-                    jax.tree_util.tree_leaves(params[name]), jax.tree_util.tree_leaves(start[name]), strict=True
-                )
-            ),
-        )
-    return {"unit_spread": spread, "weights_moved": moved, "first_loss": losses[0], "last_loss": losses[-1]}
+            moved = max(moved, float(np.max(np.abs(leaf - leaf0))))
+    first, last = final_values(curves, spec.run_id, 0), final_values(curves, spec.run_id, steps)
+    return {
+        "unit_spread": spread,
+        "weights_moved": moved,
+        "first_loss": first["train_loss"],
+        "last_loss": last["train_loss"],
+    }
 
 
 def run(scale: str) -> Reproduction:

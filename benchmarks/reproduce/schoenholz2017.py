@@ -8,8 +8,8 @@ the order-to-chaos line :math:`\chi_1 = \sigma_w^2 \mathbb{E}[\phi'(\sqrt{q^*}z)
 :math:`c^l \to 1`; chaotic: :math:`c^l \to c^* < 1`) and the depth scales :math:`\xi_q` and
 :math:`\xi_c = -1/\ln \chi_c` over which :math:`q^l` and :math:`c^l` reach their fixed points; :math:`\xi_c`
 diverges on the line. The paper's claim: a net can be trained only where its depth is below about
-:math:`6\xi_c`. Every net here is plain matrix products; kernels are ``inits.lecun_normal`` draws
-(variance :math:`1/n_{in}`) times :math:`\sigma_w`, biases ``inits.normal(1.0)`` draws times
+:math:`6\xi_c`. The random nets of parts 1-2 are plain matrix products; kernels are ``inits.lecun_normal``
+draws (variance :math:`1/n_{in}`) times :math:`\sigma_w`, biases ``inits.normal(1.0)`` draws times
 :math:`\sigma_b`, and one draw of those standard weights serves every :math:`(\sigma_w^2, \sigma_b^2)` of a
 grid (common random numbers), so the grid points differ only in the variances.
 
@@ -28,9 +28,12 @@ grid (common random numbers), so the grid points differ only in the variances.
    same inputs scaled to :math:`q^1 = (1 \pm 0.3) q^*`.
 3. Trainability (paper Figs. 5-6; there MNIST and CIFAR-10 to depth 300): at :math:`\sigma_b^2 = 0.05`,
    tanh MLPs of width 64 with depth (hidden layers) 10..100 and 9 values of :math:`\sigma_w^2 \in [1, 4]`
-   are trained on digits with plain SGD (learning rate 0.003, batch 32, 1,000 steps, one seed; every
-   :math:`\sigma_w^2` of a depth in one ``jit(vmap(scan))``); "trained" = training accuracy of at least
-   :data:`TRAINED_ACCURACY` = 0.5 (chance is 0.1), drawn against the :math:`6\xi_c` curve.
+   are trained on digits with plain SGD by initbench's trainer (``models.MLP`` with scanned layers, kernels
+   ``variance_scaling(sigma_w^2, "fan_in", "normal")``, biases ``normal(sigma_b)``; learning rate 0.003,
+   batch 32, 1,000 steps, seed 0 for every run, so the :math:`\sigma_w^2` of a depth share their standard
+   draws, their batch order and one program); "trained" = training accuracy (whole training set) of at
+   least :data:`TRAINED_ACCURACY` = 0.5 (chance is 0.1), drawn against the :math:`6\xi_c` curve. A diverged
+   run counts as not trained.
 
 Claims and their criteria (fixed from the paper and the theory before measuring):
 
@@ -52,15 +55,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
 
 from initbench import inits
 from initbench.benchmarks.reproduce import Claim, Reproduction
+
+if TYPE_CHECKING:
+    from initbench.benchmarks.spec import RunSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +171,7 @@ TRAINED_ACCURACY = 0.5
 TRAIN_AGREEMENT = 0.8
 TRAINABLE_MULTIPLE = 6.0  # the paper: trainable iff depth < 6 xi_c
 BOUNDARY_BAND = (2 / 3, 3 / 2)  # cells with depth / (6 xi_c) in this band are not counted
+TRAIN_EVAL_EXAMPLES = 1 << 20  # evaluate on the whole training set (any size up to this)
 COLUMNS = ["part", "sigma_w2", "sigma_b2", "depth", "layer", "metric", "value"]
 
 
@@ -371,81 +378,58 @@ def measure_depth_scales(scale: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _train_program(depth: int, width: int, steps: int, batch: int, learning_rate: float, n_in: int, n_out: int):
-    """``f(key, weight_variances, x, y, x_test, y_test)``: SGD on one tanh MLP per sigma_w^2, jitted and vmapped."""
-    kernel, bias = inits.lecun_normal(), inits.normal(1.0)
+def trainability_specs(scale: str) -> dict[tuple[int, float], RunSpec]:
+    r"""The trainability runs by ``(depth, sigma_w^2)``: tanh MLPs with Gaussian weights and biases.
 
-    def init(key, sw):
-        k = jax.random.split(key, 6)
-        s, sb = jnp.sqrt(sw), math.sqrt(BIAS_VARIANCE)
-        return {
-            "w_in": s * kernel(k[0], (n_in, width)),
-            "b_in": sb * bias(k[1], (width,)),
-            "w": s * jax.vmap(lambda kk: kernel(kk, (width, width)))(jax.random.split(k[2], depth - 1)),
-            "b": sb * jax.vmap(lambda kk: bias(kk, (width,)))(jax.random.split(k[3], depth - 1)),
-            "w_out": s * kernel(k[4], (width, n_out)),
-            "b_out": sb * bias(k[5], (n_out,)),
-        }
+    Kernels ``variance_scaling(sigma_w^2, "fan_in", "normal")`` (the paper's
+    :math:`\mathcal{N}(0, \sigma_w^2/N)`, the readout too), biases ``normal(sigma_b)``; seed 0 for
+    every run, so all :math:`\sigma_w^2` of a depth share their standard draws and batch order (common
+    random numbers) and one compiled program. Training accuracy is evaluated on the whole training set.
+    """
+    from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
 
-    def apply(p, x):
-        def body(h, wb):
-            return jnp.tanh(h) @ wb[0] + wb[1][None], None
-
-        h, _ = jax.lax.scan(body, x @ p["w_in"] + p["b_in"][None], (p["w"], p["b"]))
-        return jnp.tanh(h) @ p["w_out"] + p["b_out"][None]
-
-    def loss(p, x, y):
-        return optax.softmax_cross_entropy_with_integer_labels(apply(p, x), y).mean()
-
-    def program(key, weight_variances, x, y, x_test, y_test):
-        k_init, k_data = jax.random.split(key)
-        params = jax.vmap(lambda sw: init(k_init, sw))(weight_variances)  # same standard draws for every sw
-
-        def step(params, k):
-            idx = jax.random.randint(k, (batch,), 0, x.shape[0])
-            grads = jax.vmap(jax.grad(loss), in_axes=(0, None, None))(params, x[idx], y[idx])
-            return jax.tree.map(lambda p, g: p - learning_rate * g, params, grads), None
-
-        params, _ = jax.lax.scan(step, params, jax.random.split(k_data, steps))
-
-        def evaluate(p):
-            logits, logits_test = apply(p, x), apply(p, x_test)
-            return (
-                jnp.mean(jnp.argmax(logits, -1) == y),
-                jnp.mean(jnp.argmax(logits_test, -1) == y_test),
-                optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(),
+    s = SIZES[scale]
+    out = {}
+    for depth in s.train_depths:
+        for v in s.train_weight_variances:
+            out[(depth, v)] = RunSpec(
+                "schoenholz2017",
+                "trainability",
+                ModelSpec("mlp", "tanh", depth, s.train_width, options(scan=True)),
+                InitSpec(
+                    "variance_scaling",
+                    options(scale=float(v), mode="fan_in", distribution="normal"),
+                    "normal",
+                    options(stddev=math.sqrt(BIAS_VARIANCE)),
+                ),
+                DataSpec(s.train_dataset, s.train_batch, eval_examples=TRAIN_EVAL_EXAMPLES),
+                TrainSpec("sgd", lr=s.train_learning_rate, steps=s.train_steps, eval_every=s.train_steps),
+                0,
             )
-
-        return jax.vmap(evaluate)(params)
-
-    return jax.jit(program)
+    return out
 
 
 def measure_trainability(scale: str) -> pd.DataFrame:
-    """Training and test accuracy over (sigma_w^2, depth) at sigma_b^2 = 0.05 after a fixed SGD budget."""
+    """Training and test accuracy over (sigma_w^2, depth) at sigma_b^2 = 0.05 after a fixed SGD budget.
+
+    The runs of :func:`trainability_specs`, trained by initbench's trainer (plain SGD, one program per
+    depth); a run that diverged has NaN accuracies (never "trained").
+    """
     from initbench.benchmarks import data
+    from initbench.benchmarks.reproduce._training import final_values, train_runs
 
     s = SIZES[scale]
     ds = data.load(s.train_dataset)
-    x, x_test = (jnp.asarray(a.reshape(len(a), -1)) for a in (ds.x_train, ds.x_test))
-    y, y_test = jnp.asarray(ds.y_train), jnp.asarray(ds.y_test)
-    sw = np.asarray(s.train_weight_variances)
+    specs = trainability_specs(scale)
+    curves, _ = train_runs(list(specs.values()), ds)
     rows = []
-    for depth in s.train_depths:
-        program = _train_program(
-            depth, s.train_width, s.train_steps, s.train_batch, s.train_learning_rate, x.shape[1], ds.num_classes
-        )
-        key = jax.random.key(depth)
-        accuracy, test_accuracy, loss = program(key, jnp.asarray(sw, jnp.float32), x, y, x_test, y_test)
-        for i, v in enumerate(sw):
-            for metric, value in (
-                ("train_accuracy", accuracy[i]),
-                ("test_accuracy", test_accuracy[i]),
-                ("train_loss", loss[i]),
-            ):
-                rows += _rows(
-                    "trainability", sigma_w2=v, sigma_b2=BIAS_VARIANCE, depth=depth, metric=metric, value=float(value)
-                )
+    for (depth, v), spec in specs.items():
+        final = final_values(curves, spec.run_id, s.train_steps)
+        for metric in ("train_accuracy", "test_accuracy", "train_loss"):
+            rows += _rows(
+                "trainability", sigma_w2=v, sigma_b2=BIAS_VARIANCE, depth=depth, metric=metric, value=final[metric]
+            )
+    sw = np.asarray(s.train_weight_variances)
     for v, fp in zip(sw, _fixed_points(sw, np.full_like(sw, BIAS_VARIANCE)), strict=True):
         rows += _rows("trainability", sigma_w2=v, sigma_b2=BIAS_VARIANCE, metric="theory_xi_c", value=fp.xi_c)
     return pd.DataFrame(rows, columns=COLUMNS)

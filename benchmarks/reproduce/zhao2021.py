@@ -19,7 +19,8 @@ and breaks this. Setup (a deviation: CPU sizes on embedded digits instead of the
 MNIST/CIFAR nets): digits projected onto their top :math:`d` principal components (whitened; a
 deterministic SVD of the training set), a ReLU MLP of ``depth`` layers of width :math:`n`
 (layer 0 widens :math:`d \to n`, layers 1..depth-1 are :math:`n \times n`, the head narrows
-to 10), momentum SGD (0.9) on minibatches of 64, both inits on the same data orders; every
+to 10), momentum SGD (0.9) on minibatches of 64 through initbench's trainer (epoch-wise data
+orders, one per seed, shared by both inits; a probe takes the ranks); every
 ``record`` steps the singular values of :math:`W_l - I` of each square layer and of the last
 hidden layer's activations on the 360 test images. Numerical rank: singular values above
 :math:`10^{-3}` times the largest (fixed before measuring; under partial identity the extra
@@ -73,15 +74,18 @@ from __future__ import annotations
 import functools
 import math
 import tempfile
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
 
 from initbench import inits, models
 from initbench.benchmarks.reproduce import Claim, Reproduction
+
+if TYPE_CHECKING:
+    from initbench.benchmarks.spec import RunSpec
 
 # degeneracy: input dim d, width n, depth, steps, record every, data-order seeds, lr;
 # determinism: the model families checked (the runner part's sizes are in experiments/zhao2021.toml)
@@ -137,63 +141,72 @@ def _numerical_rank(s: jax.Array) -> jax.Array:
     return jnp.sum(s > RANK_TOL * jnp.max(s))
 
 
+def degeneracy_specs(scale: str) -> dict[tuple[str, int], RunSpec]:
+    """The degeneracy runs by ``(init, seed)``: the ReLU MLP, partial identity or ZerO, momentum SGD (0.9)."""
+    from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec
+
+    _, width, depth, steps, record, seeds, lr = SIZES[scale]["degeneracy"]
+    init = {"partial_identity": InitSpec("identity"), "zero": InitSpec("zero_init")}
+    return {
+        (label, seed): RunSpec(
+            "zhao2021",
+            "degeneracy",
+            ModelSpec("mlp", "relu", depth, width),
+            init[label],
+            DataSpec("digits", BATCH, eval_examples=1 << 20),
+            TrainSpec("momentum", lr=lr, steps=steps, eval_every=record),
+            seed,
+        )
+        for label in DEGENERACY_INITS
+        for seed in seeds
+    }
+
+
 def measure_degeneracy(scale: str) -> pd.DataFrame:
     """Per (init, seed, step, layer): numerical and stable rank of ``W - I`` and of the hidden representation.
 
-    Square layers ``layer_001...``; ``"hidden"`` is the last hidden layer's activations on the test
-    images; ``"network"`` rows hold the train and test loss.
+    The runs of :func:`degeneracy_specs` on the projected digits, trained by initbench's trainer (both
+    inits of a seed share its data order; identity and ZerO draw no random numbers); a probe
+    (``train_cohort(probe=...)``) takes the singular values at every evaluation. Square layers
+    ``layer_001...``; ``"hidden"`` is the last hidden layer's activations on the test images;
+    ``"network"`` rows hold the trainer's train and test loss (whole splits).
     """
-    d, width, depth, steps, record, seeds, lr = SIZES[scale]["degeneracy"]
-    x, y, x_test, y_test = _projected_digits(d)
-    net = degeneracy_model(d, width, depth)
+    from initbench.benchmarks.data import Dataset
+    from initbench.benchmarks.reproduce._training import train_runs
+    from initbench.benchmarks.train import build_model
+
+    d, width, depth = SIZES[scale]["degeneracy"][:3]
+    x, y, x_test, y_test = (np.asarray(a) for a in _projected_digits(d))
+    ds = Dataset("digits", x, y, x_test, y_test, 10, f"digits on their top {d} principal components, whitened")
+    specs = degeneracy_specs(scale)
+    net = build_model(next(iter(specs.values())), ds)
     square = [models.layer_name(i) for i in range(1, depth)]
-    eye = jnp.eye(width)
-    tx = optax.sgd(lr, momentum=0.9)
+    eye, probe_x = jnp.eye(width), jnp.asarray(x_test)
 
-    def loss_fn(params, xb, yb):
-        logits = net.apply({"params": params}, xb)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+    def probe(variables: dict) -> dict:
+        params = variables["params"]
+        sv = {name: jnp.linalg.svd(params[name]["dense"]["kernel"] - eye, compute_uv=False) for name in square}
+        _, state = net.apply({"params": params}, probe_x, mutable=["intermediates"])
+        sv["hidden"] = jnp.linalg.svd(
+            models.per_layer(state["intermediates"])[depth - 1]["activation"], compute_uv=False
+        )
+        return {
+            "rank": {k: _numerical_rank(s).astype(jnp.float32) for k, s in sv.items()},
+            "stable_rank": {k: jnp.sum(s**2) / jnp.maximum(jnp.max(s) ** 2, 1e-30) for k, s in sv.items()},
+        }
 
-    def stats(params):
-        sv = [jnp.linalg.svd(params[name]["dense"]["kernel"] - eye, compute_uv=False) for name in square]
-        _, state = net.apply({"params": params}, x_test, mutable=["intermediates"])
-        hidden = models.per_layer(state["intermediates"])[depth - 1]["activation"]
-        sv.append(jnp.linalg.svd(hidden, compute_uv=False))
-        ranks = jnp.stack([_numerical_rank(s) for s in sv])
-        stable = jnp.stack([jnp.sum(s**2) / jnp.maximum(jnp.max(s) ** 2, 1e-30) for s in sv])
-        return ranks, stable, loss_fn(params, x, y), loss_fn(params, x_test, y_test)
-
-    def step(carry, idx):
-        params, opt = carry
-        grads = jax.grad(loss_fn)(params, x[idx], y[idx])
-        updates, opt = tx.update(grads, opt, params)
-        return (optax.apply_updates(params, updates), opt), None
-
-    @jax.jit
-    def chunk(carry, key):
-        idx = jax.random.randint(key, (record, BATCH), 0, x.shape[0])
-        carry, _ = jax.lax.scan(step, carry, idx)
-        return carry, stats(carry[0])
-
-    stats_jit = jax.jit(stats)
-    layers = [*square, "hidden"]
+    curves, _ = train_runs(list(specs.values()), ds, probe=probe)
     rows = []
-    for label in DEGENERACY_INITS:
-        params = degeneracy_init(label, d, width, depth)["params"]
-        for seed in seeds:
-            carry = (params, tx.init(params))
-            result = stats_jit(params)
-            keys = jax.random.split(jax.random.key(seed), steps // record)
-            for n in range(steps // record + 1):
-                ranks, stable, train_loss, test_loss = (np.asarray(v) for v in result)
-                base = {"init": label, "seed": seed, "step": n * record, "input_dim": d, "width": width}
-                for i, layer in enumerate(layers):
-                    rows.append({**base, "layer": layer, "metric": "rank", "value": float(ranks[i])})
-                    rows.append({**base, "layer": layer, "metric": "stable_rank", "value": float(stable[i])})
-                rows.append({**base, "layer": "network", "metric": "train_loss", "value": float(train_loss)})
-                rows.append({**base, "layer": "network", "metric": "test_loss", "value": float(test_loss)})
-                if n < len(keys):
-                    carry, result = chunk(carry, keys[n])
+    for (label, seed), spec in specs.items():
+        mine = curves[curves["run_id"] == spec.run_id]
+        base = {"init": label, "seed": seed, "input_dim": d, "width": width}
+        for r in mine[mine["split"] == "probe"].itertuples():
+            rows.append({**base, "step": int(r.step), "layer": r.layer, "metric": r.metric, "value": float(r.value)})
+        losses = mine[(mine["metric"] == "loss") & mine["split"].isin(["train", "test"])]
+        for r in losses.itertuples():
+            rows.append(
+                {**base, "step": int(r.step), "layer": "network", "metric": f"{r.split}_loss", "value": float(r.value)}
+            )
     return pd.DataFrame(rows)
 
 

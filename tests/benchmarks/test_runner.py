@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from initbench.benchmarks.report import mean_ci
 from initbench.benchmarks.results import COLUMNS, ResultStore
 from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
 from initbench.benchmarks.train import _stack, build_model, initial_variables, run_keys, train_cohort
+from initbench.inits.errors import UsageError
 
 RUN = ["run", "quick", "--init", "he_normal,zeros", "--activation", "relu", "--quiet"]
 KEYS = ["run_id", "step", "split", "metric"]
@@ -684,6 +686,56 @@ def test_layer_records_are_the_kernels_norms_and_their_gradients(digits, scan):
     total = rows[(rows["metric"] == "grad_norm") & rows["layer"].isna() & (rows["step"] == 1)]["value"].iloc[0]
     per_layer = np.sqrt(sum(got[1, "grad_norm", layer] ** 2 for layer in expected))
     assert per_layer <= total * (1 + 1e-6)  # kernels only: the global norm also holds the biases
+
+
+@pytest.mark.slow
+def test_a_probe_measures_every_member_at_every_evaluation_and_never_changes_training(digits):
+    # the probe's last rows are the probe applied to the returned trained variables; with and
+    # without a probe the curves are bitwise equal; per-layer values land in the layer column
+    model = ModelSpec("mlp", "tanh", 2, 16)
+    train = TrainSpec("sgd", lr=0.1, steps=6, eval_every=3)
+    specs = [RunSpec("t", "probe", model, InitSpec("he_normal"), DataSpec("digits", 32), train, i) for i in (0, 1)]
+    x = jnp.asarray(digits.x_test[:50])
+
+    def probe(variables):
+        kernel = variables["params"]["layer_000"]["dense"]["kernel"]
+        return {"kernel_sum": jnp.sum(kernel), "abs_mean": {"a": jnp.mean(jnp.abs(kernel)), "x": jnp.mean(x)}}
+
+    one = jax.devices()[:1]
+    (rows, info), *_ = list(train_cohort(specs, digits, devices=one, keep_variables=True, probe=probe))
+    (plain, _), *_ = list(train_cohort(specs, digits, devices=one))
+    probed = rows[rows["split"] == "probe"]
+    assert sorted(set(probed["step"])) == [0, 3, 6]
+    assert len(probed) == 2 * 3 * 3  # members x evaluations x values
+    trained = rows[rows["split"] != "probe"].reset_index(drop=True)
+    assert trained["layer"].isna().all() and plain["layer"].isna().all()
+    pd.testing.assert_frame_equal(trained.drop(columns="layer"), plain.reset_index(drop=True).drop(columns="layer"))
+    for s in specs:
+        mine = probed[(probed["run_id"] == s.run_id) & (probed["step"] == 6)].set_index(["metric", "layer"])
+        want = probe(jax.tree_util.tree_map(jnp.asarray, info["variables"][s.run_id]))
+        assert mine.loc[("kernel_sum", None), "value"] == pytest.approx(float(want["kernel_sum"]), rel=1e-5)
+        assert mine.loc[("abs_mean", "a"), "value"] == pytest.approx(float(want["abs_mean"]["a"]), rel=1e-6)
+        start = probe(jax.tree_util.tree_map(jnp.asarray, initial_variables(s, digits)))
+        first = probed[(probed["run_id"] == s.run_id) & (probed["step"] == 0) & (probed["metric"] == "kernel_sum")]
+        assert first["value"].iloc[0] == pytest.approx(float(start["kernel_sum"]), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("probe", "message"),
+    [
+        ("mean", "probe must be a function"),
+        (lambda v: [1.0], "non-empty dict"),
+        (lambda v: {}, "non-empty dict"),
+        (lambda v: {"k": v["params"]["head"]["dense"]["kernel"]}, "'k' must be a scalar"),
+        (lambda v: {"k": {"a": jnp.ones(2)}}, "k['a']"),
+        (lambda v: {"k": v["params"]["no_such_layer"]}, "probe failed"),
+    ],
+)
+def test_a_bad_probe_is_one_line_before_any_training(digits, probe, message):
+    train = TrainSpec("sgd", lr=0.1, steps=10**6, eval_every=10**6)  # would take hours if it started
+    s = RunSpec("t", "probe", ModelSpec("mlp", "tanh", 1, 8), InitSpec("he_normal"), DataSpec("digits", 32), train, 0)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        next(iter(train_cohort([s], digits, devices=jax.devices()[:1], probe=probe)))
 
 
 def test_divergence_compares_the_evaluated_loss_with_itself_and_sees_the_last_update(digits):
