@@ -155,6 +155,14 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init", type=csv, help="initializers, e.g. he_normal,normal(stddev=0.01)")
     g.add_argument("--init-args", type=kwargs, help="arguments added to every --init, e.g. stddev=0.01")
     g.add_argument("--bias-init", type=csv, help="bias initializers, e.g. zeros or normal(stddev=0.2236)")
+    g.add_argument(
+        "--init-scale",
+        type=kwargs,
+        action="append",
+        metavar="SELECTOR=X,...",
+        help="init_scale: multipliers (>= 0) of the initial parameters by layer class or path pattern, "
+        "e.g. input=1.41 or readout=0 (per-tensor initializers; a sweep: --set 'init_scale=[{...},{...}]')",
+    )
     g.add_argument("--dataset-args", type=kwargs, help="dataset options, e.g. dim=784,n_train=4096")
     g.add_argument("--seeds", type=_number_list(int), help="number of seeds (0..N-1)")
     g.add_argument(
@@ -221,13 +229,13 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is not None:
             ov[field] = _one(value)
-    for name in ("lr_scale", "wd_scale", "optimizer_args"):
+    for name in ("lr_scale", "wd_scale", "optimizer_args", "init_scale"):
         tables = getattr(args, name)
         if tables is not None:
             if len(tables) > 1:  # a second one would silently replace the first
                 flag = f"--{name.replace('_', '-')}"
                 raise UsageError(f"{flag} given {len(tables)} times; put every entry in one: {flag} a=1,b=2")
-            ov[f"train.{name}"] = tables[0]
+            ov[name if name == "init_scale" else f"train.{name}"] = tables[0]
     if args.layer_records:
         ov["train.layer_records"] = True
     if args.seeds is not None:
@@ -236,7 +244,7 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
         ov["seeds"] = args.seeds[0]
     flags = {field: flag for flag, (field, _, _) in FIELD_FLAGS.items()}
     flags.update({f"train.{n}": f"--{n.replace('_', '-')}" for n in ("lr_scale", "wd_scale", "optimizer_args")})
-    flags.update(seeds="--seeds", init="--init", bias="--bias-init")
+    flags.update(seeds="--seeds", init="--init", bias="--bias-init", init_scale="--init-scale")
     flags["train.layer_records"] = "--layer-records"
 
     def put(key: str, value: Any, source: str) -> None:

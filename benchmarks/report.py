@@ -33,7 +33,7 @@ def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, int]:
     return float(x.mean()), float(half), n
 
 
-ROW_FIELDS = ("activation", "init", "init_args", "bias_init", "bias_args")
+ROW_FIELDS = ("activation", "init", "init_args", "bias_init", "bias_args", "init_scale")
 CONFIG = RUNS.config_columns
 SECTION = tuple(c for c in CONFIG if c not in ROW_FIELDS)
 METRICS = ("final_test_accuracy", "best_test_accuracy", "final_train_loss", "initial_train_loss")
@@ -48,6 +48,8 @@ def _label(row: Any) -> str:
     if row.get("bias_init") not in (None, "zeros") or row.get("bias_args"):
         bias = f"{row['bias_init']}({row['bias_args']})" if row.get("bias_args") else row["bias_init"]
         label += f", bias {bias}"
+    if row.get("init_scale") not in (None, "", "{}"):
+        label += f", x {row['init_scale']}"
     return label
 
 

@@ -39,8 +39,8 @@ import pyarrow.parquet as pq
 
 from initbench.inits.errors import UsageError, unknown_choice
 
-SCHEMA_VERSION = 4  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
-# divergence_factor, layer_records, warmup_steps (momentum is null for optimizers without one)
+SCHEMA_VERSION = 5  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
+# divergence_factor, layer_records, warmup_steps (momentum is null for optimizers without one); 5: init_scale
 MANIFEST = "_initbench.json"
 LOCK = ".lock"
 _META_KEY = b"initbench"
@@ -103,6 +103,7 @@ RUNS = Kind(
         ("init_args", _S),
         ("bias_init", _S),
         ("bias_args", _S),
+        ("init_scale", _S),
         ("dataset", _S),
         ("dataset_options", _S),
         ("batch_size", _I),

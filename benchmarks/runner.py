@@ -19,7 +19,7 @@ from initbench.benchmarks import distributed, experiments
 from initbench.benchmarks.experiments import Experiment, Plan
 from initbench.benchmarks.groups import CLASSES, classes_present, lr_scale_tree
 from initbench.benchmarks.results import ResultStore, provenance
-from initbench.benchmarks.spec import NUMERICS_VERSION, RunSpec
+from initbench.benchmarks.spec import NUMERICS_VERSION, Options, RunSpec
 from initbench.benchmarks.train import init_data, member_bytes, members_per_device, scheme_init, train_cohort
 from initbench.inits.errors import UsageError, first_line
 
@@ -240,9 +240,13 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
 
     Catches a field or size the family refuses, a model that does not fit its inputs, an
     initializer whose arguments do not fit a kernel, a batch larger than the training set, an
-    ``lr_scale``/``wd_scale`` path pattern that selects no parameter of a model, or a layer class
-    that selects none in any model of the grid.
+    ``lr_scale``/``wd_scale``/``init_scale`` path pattern that selects no parameter of a model, or
+    a layer class that selects none in any model of the grid.
     """
+
+    def rules_of(spec: RunSpec, field: str) -> Options:
+        return spec.init.scale if field == "init_scale" else getattr(spec.train, field)
+
     seen: set = set()
     classes: dict[tuple[str, str], set[str]] = {}  # (field, class selector) -> the classes the grid's models have
     for spec in specs:
@@ -263,8 +267,8 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
             x, y = (jax.ShapeDtypeStruct(a.shape, a.dtype) for a in data)
             shapes = jax.eval_shape(init, jax.random.key(0), x, y)
             present = classes_present(shapes["params"])
-            for field in ("lr_scale", "wd_scale"):
-                rules = getattr(t, field)
+            for field in ("lr_scale", "wd_scale", "init_scale"):
+                rules = rules_of(spec, field)
                 lr_scale_tree(shapes["params"], rules, spec.model.label, field=field)  # every path pattern selects
                 for selector, _ in rules:
                     if selector in CLASSES:
@@ -274,7 +278,7 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
             raise UsageError(f"{source}: {spec.model.label} with {spec.init.label}: {first_line(err)}") from err
     for (field, selector), present in classes.items():
         if selector not in present:
-            models = sorted({s.model.label for s in specs if selector in dict(getattr(s.train, field))})
+            models = sorted({s.model.label for s in specs if selector in dict(rules_of(s, field))})
             named = ", ".join(models[:3]) + (", ..." if len(models) > 3 else "")
             raise UsageError(
                 f"{source}: {field} selector {selector!r} selects no parameter of any model of the grid "

@@ -19,6 +19,7 @@ SHOWN = (
     "init_args",
     "bias_init",
     "bias_args",
+    "init_scale",
     "dataset",
     "dataset_options",
     "batch_size",

@@ -92,12 +92,29 @@ class InitSpec:
       args: Its arguments as sorted pairs.
       bias: Registry name of the bias initializer (``torch_default`` for PyTorch's).
       bias_args: Its arguments as sorted pairs (``options(stddev=0.2236)`` for sigma_b^2 = 0.05).
+      scale: Per-parameter multipliers of the initial values as sorted ``(selector, multiplier)``
+        pairs, selected like ``TrainSpec.lr_scale`` (layer class or path pattern; multipliers
+        compose; >= 0): ``{input = 1.41}`` rescales the first kernel, ``{readout = 0}`` starts
+        the classifier at zero. Applied to the drawn variables: the parameters no rule selects
+        keep their exact draws, the selected ones are multiplier x draw (within one float
+        rounding: XLA may fold the multiplier into the init's own scale); refused for
+        model-level schemes (they set their own scales). The TOML key ``init_scale``,
+        ``--init-scale`` on the command line.
     """
 
     name: str
     args: Options = ()
     bias: str = "zeros"
     bias_args: Options = ()
+    scale: Options = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scale, dict):
+            object.__setattr__(self, "scale", tuple(sorted(self.scale.items())))
+        try:  # numpy or int multipliers: one form, one run_id (validate() names a bad one)
+            object.__setattr__(self, "scale", check_lr_scale(self.scale, "init_scale", zero=True))
+        except UsageError:
+            pass
 
     @property
     def scheme(self) -> Any:
@@ -198,6 +215,17 @@ class InitSpec:
                 )
         self.kernel()
         inits.get_bias(self.bias, fan_in=1, **dict(self.bias_args))
+        check_lr_scale(self.scale, "init_scale", zero=True)
+        if self.scale and self.scheme is not None:
+            raise UsageError(
+                f"init_scale multiplies a per-tensor initializer's draws; {self.name} is a model-level "
+                "scheme that sets its own scales (use its base, or a per-tensor init)"
+            )
+
+    @property
+    def scale_label(self) -> str:
+        """``input=1.41, readout=0`` (empty when no multipliers)."""
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in self.scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -458,9 +486,10 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         """Stable hash of the resolved spec and the numerics version."""
-        payload = json.dumps(
-            {"spec": dataclasses.asdict(self), "numerics": NUMERICS_VERSION}, sort_keys=True, default=str
-        )
+        spec = dataclasses.asdict(self)
+        if not self.init.scale:  # the field came later: a run without multipliers keeps its run_id
+            del spec["init"]["scale"]
+        payload = json.dumps({"spec": spec, "numerics": NUMERICS_VERSION}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @property
@@ -496,6 +525,7 @@ class RunSpec:
             "init_args": i.args_label,
             "bias_init": i.bias,
             "bias_args": i.bias_args_label,
+            "init_scale": _json(i.scale),
             "dataset": d.name,
             "dataset_options": _json(d.extra),
             "batch_size": d.batch_size,

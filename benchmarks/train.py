@@ -67,14 +67,24 @@ def scheme_init(spec: RunSpec, dataset: Dataset, *, record: bool = False) -> Cal
     ``batch_size`` rows, whose shape is all they read), the labels if it reads them, a key
     ``fold_in(init_key, 2)`` if it draws randomness of its own, and the init's arguments over
     the registry's ``run_options``. ``x``/``y`` are arguments, not constants of the program.
+
+    ``spec.init.scale`` multiplies the drawn parameters (per-tensor initializers only): each
+    parameter by the product of its selected multipliers (``groups.lr_scale_tree``), those with
+    none left untouched, so their bits are the plain init's.
     """
     model = build_model(spec, dataset)
     example = jnp.zeros((1, *dataset.input_shape), jnp.float32)
     scheme = spec.init.scheme
+    rules = spec.init.scale
 
     def init(key: jax.Array, x: jax.Array, y: jax.Array) -> dict[str, Any]:
         variables = model.init(key, example)
         variables = {k: v for k, v in variables.items() if k != "intermediates"}
+        if rules:
+            scales = lr_scale_tree(variables["params"], rules, spec.model.label, field="init_scale")
+            variables["params"] = jax.tree_util.tree_map(
+                lambda p, m: p if m == 1.0 else p * jnp.asarray(m, p.dtype), variables["params"], scales
+            )
         if scheme is None:
             return (variables, variables, {}) if record else variables
         if scheme.data:

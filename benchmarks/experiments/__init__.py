@@ -42,6 +42,9 @@ Rules:
 - ``init`` and ``bias`` are a registry name, a table ``{name = ..., arg = ...}`` (any argument may
   be a list: an axis), or a list of those. An ``init`` table may carry its own ``bias``
   (PyTorch's default pairs ``torch_default`` kernels with ``torch_default`` biases).
+- ``init_scale`` is a table ``selector = multiplier`` (layer classes ``input``, ``hidden``,
+  ``readout``, ``bias``, ``scalar`` or parameter-path patterns, as ``train.lr_scale``) that
+  multiplies the initial parameters, or a list of tables (an axis): ``init_scale = {readout = 0}``.
 - ``model`` fields: ``family``, ``activation``, ``depth``, ``width`` and the family's own
   options (``use_bias``, ``normalization``, ``scan``, ``preset``, ``stages``, ``blocks``,
   ``pooling``, ...; ``initbench list models``). ``data`` fields: ``name``, ``batch_size``,
@@ -56,7 +59,7 @@ Rules:
 - Command-line overrides (``--depth 30``, ``--lr 0.01,0.1``, ``--set train.lr=[0.01,0.1]``) are
   merged last, by the same rule. Changing ``data.name`` drops the other dataset's options.
 
-Order of the product: model entries, init, bias, data entries, train entries, zips, seeds
+Order of the product: model entries, init, bias, init_scale, data entries, train entries, zips, seeds
 (innermost). Every name, type and argument is checked before any work, and an error names the
 source (file, packaged experiment or command line), the key and the valid choices.
 """
@@ -85,7 +88,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 SECTIONS = ("model", "data", "train")
-TOP_FIELDS = ("init", "bias", "seeds")
+TOP_FIELDS = ("init", "bias", "init_scale", "seeds")
 META = ("name", "description", "benchmark", "default_scale", "scale", "zip")
 SCALES_HINT = ("smoke", "cpu", "paper")
 
@@ -108,7 +111,8 @@ _TRAIN = {
     "divergence_factor": float,  # inf allowed: only non-finite losses diverge
     "layer_records": bool,
 }
-_TABLE_VALUES = frozenset(k for k, kind in _TRAIN.items() if kind is dict)  # replaced whole by merge()
+# replaced whole by merge()
+_TABLE_VALUES = frozenset({*(k for k, kind in _TRAIN.items() if kind is dict), "init_scale"})
 # model fields that the initialization sets, not the experiment's model section
 _SET_BY_INIT = {"num_classes", "kernel_init", "bias_init", "first_kernel_init", "head_kernel_init"}
 _INIT_RESERVED = ("name", "bias")
@@ -536,7 +540,7 @@ def _nesting(value: Any) -> int:
 
 
 def _table_axis(source: str, key: str, value: Any) -> list[Any]:
-    """``train.lr_scale``/``wd_scale``/``optimizer_args``: a table, or a list of tables (an axis).
+    """``train.lr_scale``/``wd_scale``/``optimizer_args`` or ``init_scale``: a table, or a list of tables (an axis).
 
     Multipliers of 1 are dropped (the same run as the rule left out: one run_id); an optimizer's
     arguments are checked (and defaults dropped) with the optimizer, by ``TrainSpec``.
@@ -545,8 +549,9 @@ def _table_axis(source: str, key: str, value: Any) -> list[Any]:
 
     tables = value if isinstance(value, list) else [value]
     example = "{b2 = 0.95}" if key == "optimizer_args" else "{scalar = 0.1, readout = 0.5}"
+    where = key if key == "init_scale" else f"train.{key}"
     if not tables or not all(isinstance(t, dict) for t in tables):
-        raise UsageError(f"{source}: train.{key} takes a table like {example} or a list of tables, got {value!r}")
+        raise UsageError(f"{source}: {where} takes a table like {example} or a list of tables, got {value!r}")
     out = []
     for table in tables:
         if key == "optimizer_args":
@@ -556,9 +561,9 @@ def _table_axis(source: str, key: str, value: Any) -> list[Any]:
             out.append(tuple(sorted(table.items())))
             continue
         try:
-            rules = check_lr_scale(table, key, zero=key == "wd_scale")
+            rules = check_lr_scale(table, key, zero=key in ("wd_scale", "init_scale"))
         except UsageError as err:
-            raise UsageError(f"{source}: train.{first_line(err)}") from err
+            raise UsageError(f"{source}: {'' if key == 'init_scale' else 'train.'}{first_line(err)}") from err
         out.append(tuple((k, v) for k, v in rules if v != 1.0))
     return out
 
@@ -750,6 +755,7 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
     sections = {s: _section_axis(source, s, doc.get(s, {})) for s in SECTIONS}
     inits_ = _init_items(source, "init", doc.get("init", "he_normal"))
     biases = _init_items(source, "bias", doc.get("bias", "zeros"))
+    init_scales = _table_axis(source, "init_scale", doc["init_scale"]) if "init_scale" in doc else [()]
     groups = doc.get("zip") or []
     if not isinstance(groups, list):
         raise UsageError(f"{source}: zip takes [[zip]] tables (a list of tables), got {groups!r}")
@@ -771,6 +777,7 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
             len(sections["model"]),
             len(inits_),
             len(biases),
+            len(init_scales),
             len(sections["data"]),
             len(sections["train"]),
             len(seeds),
@@ -780,8 +787,10 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
     if size > MAX_RUNS:
         raise UsageError(f"{source}: the grid has {size:,} runs, more than {MAX_RUNS:,}; split the experiment")
     specs, seen = [], set()
-    product = itertools.product(sections["model"], inits_, biases, sections["data"], sections["train"], *zips, seeds)
-    for model, (i_name, i_args, own_bias), (b_name, b_args, _), data, train, *rest in product:
+    product = itertools.product(
+        sections["model"], inits_, biases, init_scales, sections["data"], sections["train"], *zips, seeds
+    )
+    for model, (i_name, i_args, own_bias), (b_name, b_args, _), init_scale, data, train, *rest in product:
         *zipped, seed = rest
         model, data, train = dict(model), dict(data), dict(train)
         for z in zipped:
@@ -815,7 +824,7 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
             suite=name,
             benchmark=benchmark,
             model=ModelSpec(family, activation, depth, width, options(**model)),
-            init=InitSpec(i_name, i_args, b_name, b_args),
+            init=InitSpec(i_name, i_args, b_name, b_args, init_scale),
             data=DataSpec(dname, batch, options(**data), evals),
             train=TrainSpec(**train),
             seed=seed,

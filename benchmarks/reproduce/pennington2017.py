@@ -24,9 +24,10 @@ value near 1 at any depth: dynamical isometry. ReLU's :math:`\phi' \in \{0, 1\}`
 2. Training (paper Fig. 4 trains depth 200 on CIFAR-10): a critical tanh MLP at :math:`q^* = 1/64` with 64
    hidden layers of 128 units, orthogonal vs Gaussian weights at the same :math:`(\sigma_w^2, \sigma_b^2)`,
    inputs scaled so that :math:`q^1 = q^*` (the input layer's orthogonal kernel times
-   :math:`\sqrt{n_{out}/n_{in}}`, so that both give the same :math:`q^1`), plain SGD on digits (learning rate
-   0.01, batch 32, 800 steps, 2 seeds, both inits in one ``jit(vmap(scan))``), training loss on the whole
-   training set every 25 steps.
+   :math:`\sqrt{n_{out}/n_{in}}` through ``init_scale``, so that both give the same :math:`q^1`), Gaussian
+   kernels ``variance_scaling(sigma_w^2, "fan_in", "normal")``, plain SGD on digits by initbench's trainer
+   (learning rate 0.01, batch 32, 800 steps, 2 seeds shared by both kinds, one program), training loss on
+   the whole training set every 25 steps.
 
 Claims and their criteria (fixed from the paper and the theory before measuring):
 
@@ -53,15 +54,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
 
 from initbench import inits
 from initbench.benchmarks.reproduce import Claim, Reproduction
+
+if TYPE_CHECKING:
+    from initbench.benchmarks.spec import RunSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,92 +240,80 @@ def _row(part: str, config: dict | None = None, weights: str | None = None, **co
     return {**base, "part": part, "weights": weights, **cols}
 
 
-def init_mlp(key: jax.Array, orthogonal: bool, sizes: tuple[int, ...], sigma_w2: float, sigma_b2: float) -> dict:
-    """Parameters of a tanh MLP with layer sizes ``(n_in, width, ..., width, n_out)``: see :func:`_kernel`."""
-    n_in, width, n_out, depth = sizes[0], sizes[1], sizes[-1], len(sizes) - 2
-    k = jax.random.split(key, 6)
-    bias = inits.normal(math.sqrt(sigma_b2))
+def training_specs(scale: str, n_in: int) -> dict[tuple[str, int], RunSpec]:
+    r"""The training runs by ``(weights, seed)``: critical tanh MLPs at :data:`TRAIN_Q_STAR`, plain SGD.
 
-    def kernel(kk, shape):
-        return _kernel(kk, shape, sigma_w2, orthogonal)
+    Gaussian: kernels ``variance_scaling(sigma_w^2, "fan_in", "normal")``. Orthogonal:
+    ``orthogonal(sigma_w)`` with the input kernel times :math:`\sqrt{\max(n_{in}, N)/n_{in}}`
+    (``init_scale``), so that every kernel has :math:`n_{in}\mathrm{Var}[W] = \sigma_w^2` as the Gaussian
+    ones (a wide orthogonal matrix has entry variance :math:`1/\max(n_{in}, n_{out})`). Biases
+    ``normal(sigma_b)``; both kinds share the seeds (so their data orders).
+    """
+    from initbench.benchmarks.analysis import theory
+    from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
 
+    s = SIZES[scale]
+    sw, sb = theory.critical_point_for_q_star("tanh", TRAIN_Q_STAR)
+    bias = options(stddev=math.sqrt(sb))
+    widen = math.sqrt(max(n_in, s.train_width) / n_in)
+    init = {
+        "orthogonal": InitSpec(
+            "orthogonal", options(scale=math.sqrt(sw)), "normal", bias, options(input=widen) if widen != 1 else ()
+        ),
+        "gaussian": InitSpec(
+            "variance_scaling", options(scale=sw, mode="fan_in", distribution="normal"), "normal", bias
+        ),
+    }
     return {
-        "w_in": kernel(k[0], (n_in, width)),
-        "b_in": bias(k[1], (width,)),
-        "w": jax.vmap(lambda kk: kernel(kk, (width, width)))(jax.random.split(k[2], depth - 1)),
-        "b": jax.vmap(lambda kk: bias(kk, (width,)))(jax.random.split(k[3], depth - 1)),
-        "w_out": kernel(k[4], (width, n_out)),
-        "b_out": bias(k[5], (n_out,)),
+        (w, seed): RunSpec(
+            "pennington2017",
+            "training",
+            ModelSpec("mlp", "tanh", s.train_depth, s.train_width, options(scan=True)),
+            init[w],
+            DataSpec(s.train_dataset, s.train_batch, eval_examples=1 << 20),
+            TrainSpec("sgd", lr=s.train_learning_rate, steps=s.train_steps, eval_every=s.eval_every),
+            100 + seed,
+        )
+        for w in WEIGHTS
+        for seed in range(s.train_seeds)
     }
 
 
-def apply_mlp(params: dict, x: jax.Array) -> jax.Array:
-    r"""Logits: :math:`h^1 = x W + b`, :math:`h^{l+1} = \tanh(h^l) W + b`, output :math:`\tanh(h^L) W + b`."""
-
-    def body(h, wb):
-        return jnp.tanh(h) @ wb[0] + wb[1][None], None
-
-    h, _ = jax.lax.scan(body, x @ params["w_in"] + params["b_in"][None], (params["w"], params["b"]))
-    return jnp.tanh(h) @ params["w_out"] + params["b_out"][None]
-
-
-def _train_program(steps: int, batch: int, learning_rate: float, eval_every: int):
-    """``f(params, key, x, y) -> (members, evaluations)`` training losses of SGD on stacked MLPs."""
-
-    def loss(p, x, y):
-        return optax.softmax_cross_entropy_with_integer_labels(apply_mlp(p, x), y).mean()
-
-    def program(params, key, x, y):
-        def step(params, k):
-            idx = jax.random.randint(k, (batch,), 0, x.shape[0])  # one batch order for every member
-            grads = jax.vmap(jax.grad(loss), in_axes=(0, None, None))(params, x[idx], y[idx])
-            return jax.tree.map(lambda p, g: p - learning_rate * g, params, grads), None
-
-        def block(params, k):
-            params, _ = jax.lax.scan(step, params, jax.random.split(k, eval_every))
-            return params, jax.vmap(loss, in_axes=(0, None, None))(params, x, y)
-
-        first = jax.vmap(loss, in_axes=(0, None, None))(params, x, y)
-        _, losses = jax.lax.scan(block, params, jax.random.split(key, steps // eval_every))
-        return jnp.concatenate([first[None], losses]).T
-
-    return jax.jit(program)
-
-
 def measure_training(scale: str) -> pd.DataFrame:
-    """Training loss (whole training set) per step of orthogonal and Gaussian critical tanh MLPs."""
+    """Training loss (whole training set) per evaluation of orthogonal and Gaussian critical tanh MLPs.
+
+    The runs of :func:`training_specs`, trained by initbench's trainer (one program for both kinds and
+    every seed) on the training data scaled so that :math:`q^1 = q^*`; a diverged run's losses are NaN.
+    """
     from initbench.benchmarks import data
     from initbench.benchmarks.analysis import theory
+    from initbench.benchmarks.reproduce._training import train_runs
 
     s = SIZES[scale]
     ds = data.load(s.train_dataset)
     sw, sb = theory.critical_point_for_q_star("tanh", TRAIN_Q_STAR)
     x_scale = math.sqrt((TRAIN_Q_STAR - sb) / sw / float(np.mean(ds.x_train.astype(np.float64) ** 2)))
-    x = jnp.asarray(ds.x_train.reshape(len(ds.x_train), -1) * x_scale)
-    y = jnp.asarray(ds.y_train)
-    sizes = (x.shape[1], *([s.train_width] * s.train_depth), ds.num_classes)
-    keys = jnp.stack([jax.random.key(100 + seed) for seed in range(s.train_seeds)])  # same seeds for both inits
-    stacked = [
-        jax.jit(
-            jax.vmap(functools.partial(init_mlp, orthogonal=w == "orthogonal", sizes=sizes, sigma_w2=sw, sigma_b2=sb))
-        )(keys)
-        for w in WEIGHTS
-    ]
-    params = jax.tree.map(lambda *a: jnp.concatenate(a), *stacked)
-    program = _train_program(s.train_steps, s.train_batch, s.train_learning_rate, s.eval_every)
-    losses = np.asarray(program(params, jax.random.key(99), x, y))
-    members = [(w, seed) for w in WEIGHTS for seed in range(s.train_seeds)]
+    scaled = dataclasses.replace(
+        ds,
+        x_train=(ds.x_train * x_scale).astype(np.float32),
+        x_test=(ds.x_test * x_scale).astype(np.float32),
+        description=f"{ds.description}; scaled by {x_scale:.4g} so that q^1 = q*",
+    )
+    specs = training_specs(scale, int(np.prod(ds.input_shape)))
+    curves, _ = train_runs(list(specs.values()), scaled)
+    loss = curves[(curves["split"] == "train") & (curves["metric"] == "loss") & curves["layer"].isna()]
     config = {"activation": "tanh", "q_star": TRAIN_Q_STAR, "sigma_w2": sw, "sigma_b2": sb}
     rows = []
-    for i, (w, seed) in enumerate(members):
-        for j, value in enumerate(losses[i]):
+    for (w, seed), spec in specs.items():
+        mine = loss[loss["run_id"] == spec.run_id].sort_values("step")
+        for step, value in zip(mine["step"], mine["value"], strict=True):
             rows.append(
                 _row(
                     "training",
                     config,
                     w,
                     depth=s.train_depth,
-                    step=j * s.eval_every,
+                    step=int(step),
                     seed=seed,
                     metric="train_loss",
                     value=float(value),

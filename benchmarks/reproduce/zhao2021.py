@@ -32,7 +32,7 @@ singular values are exactly 0, so the bound is exact, not a threshold effect).
   square layer, and so does the rank of the hidden representation (smallest over seeds).
 
 A finding, shown in the figure but not a claim: ZerO exceeds :math:`d` only modestly (25-26
-of 128 at ``cpu`` scale, hidden representation 21). With :math:`d \le n/2` the first :math:`d`
+of 128 at ``cpu`` scale, hidden representation 21-22). With :math:`d \le n/2` the first :math:`d`
 columns of the Sylvester :math:`H_m` are :math:`n/2^{\lceil\log_2 d\rceil}` stacked copies of
 one :math:`2^{\lceil\log_2 d\rceil} \times d` block, so the widening layer writes identical
 copies of a rank-:math:`d` signal; only the narrowing head (reading the first 10 units) and the

@@ -1,6 +1,9 @@
 """Experiments as data: TOML files and command-line grids -> RunSpecs -> rows, and every bad input."""
 
+import dataclasses
+import hashlib
 import itertools
+import json
 import textwrap
 
 import numpy as np
@@ -8,7 +11,7 @@ import pytest
 
 from initbench.benchmarks import cli, experiments
 from initbench.benchmarks.results import ResultStore
-from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+from initbench.benchmarks.spec import NUMERICS_VERSION, DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
 from initbench.inits.errors import UsageError
 
 SWEEP = """
@@ -318,6 +321,9 @@ BAD = [
     ("[train]\nlr_scale = 0.1\n", "exp.toml: train.lr_scale takes a table like {scalar = 0.1", ""),
     ("[train]\nlr_scale = {bias = true}\n", "exp.toml: train.lr_scale.bias must be a finite number > 0, got True", ""),
     ("init = {name = 'normal', stddev = {a = 1}}\n", "exp.toml: init.stddev takes a value or a list", ""),
+    ("init_scale = {readout = -1}\n", "exp.toml: init_scale.readout must be a finite number >= 0, got -1", ""),
+    ("init_scale = 2\n", "exp.toml: init_scale takes a table like {scalar = 0.1", ""),
+    ("init = 'lsuv'\ninit_scale = {readout = 0}\n", "lsuv is a model-level scheme that sets its own scales", ""),
     ("[data]\nbatch_size = [16, 0]\n", "exp.toml: batch_size must be a positive integer, got 0", ""),
     ("[data]\neval_examples = 0\n", "exp.toml: eval_examples must be a positive integer, got 0", ""),
     ("name = 'a/b'\n", "exp.toml: experiment name 'a/b' must be letters", ""),
@@ -391,6 +397,10 @@ def test_bad_files_fail_in_one_line_before_any_work(text, message, hint, tmp_pat
         (["--optimizer", "adafactor", "--optimizer-args", "clipping_threshold=0"], "must be a finite number > 0"),
         (["--wd-scale", "nosuch=0", "--weight-decay", "0.1"], "wd_scale selector 'nosuch' selects no parameter of"),
         (["--wd-scale", "bias=-1"], "train.wd_scale.bias must be a finite number >= 0, got -1"),
+        (["--init-scale", "scalar=0"], "init_scale selector 'scalar' selects no parameter of any model of the grid"),
+        (["--init-scale", "nohead/*=0"], "init_scale selector 'nohead/*' selects no parameter of mlp"),
+        (["--init-scale", "input=2", "--init-scale", "bias=1"], "--init-scale given 2 times; put every entry in one"),
+        (["--init-scale", "input=2", "--set", "init_scale={input=3}"], "both set init_scale"),
         (["--name", "_under"], "experiment name '_under' must be letters"),
         (["nope.toml"], "cannot read experiment file 'nope.toml'"),
         (["--scale", "cpu"], "command line: defines no scales"),
@@ -485,6 +495,22 @@ def test_a_table_valued_field_is_replaced_whole_not_merged():
     assert merged == {"train": {"lr_scale": {}, "lr": 0.1}, "model": {"depth": 2, "width": 8}}
     merged = experiments.merge(base, {"train": {"lr_scale": {"readout": 0.5}}})
     assert merged["train"]["lr_scale"] == {"readout": 0.5}
+    merged = experiments.merge({"init_scale": {"input": 2.0, "readout": 0.0}}, {"init_scale": {"bias": 0.5}})
+    assert merged == {"init_scale": {"bias": 0.5}}
+
+
+def test_init_scale_is_an_axis_in_the_identity_and_a_run_without_it_keeps_its_run_id(tmp_path):
+    # a list of tables is an axis; multipliers of 1 drop out (the same run as no rule); the run
+    # without multipliers hashes as before the field existed
+    specs = resolve(tmp_path, "init_scale = [{}, {readout = 0}, {readout = 1}, {input = 2, hidden = 1}]\n" + SMALL).full
+    assert [s.init.scale for s in specs] == [(), (("readout", 0.0),), (("input", 2.0),)]
+    assert [s.identity()["init_scale"] for s in specs] == ["{}", '{"readout": 0.0}', '{"input": 2.0}']
+    plain = specs[0]
+    payload = dataclasses.asdict(plain)
+    del payload["init"]["scale"]
+    old = json.dumps({"spec": payload, "numerics": NUMERICS_VERSION}, sort_keys=True, default=str)
+    assert plain.run_id == hashlib.sha256(old.encode()).hexdigest()[:16]
+    assert len({s.run_id for s in specs}) == 3
 
 
 @pytest.mark.parametrize(

@@ -171,3 +171,28 @@ def test_pennington2017_end_to_end_at_smoke_scale(tmp_path):
     assert set(rows["part"]) >= {"spectrum", "theory", "singular_values", "training"}
     for name in ("spread_vs_depth", "singular_value_histograms", "training"):
         assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow  # compiles two 64-layer inits
+@pytest.mark.parametrize("scale", ["smoke", "cpu"])  # a tall input kernel (64 -> 16), a wide one (64 -> 128)
+def test_both_kinds_of_training_kernel_have_the_critical_fan_in_variance(scale):
+    # orthogonal: exactly sigma_w^2 / n_in per entry (the input kernel widened by init_scale);
+    # Gaussian: in expectation, within 5 standard errors of the mean of squares
+    from initbench.benchmarks import data
+    from initbench.benchmarks.analysis import theory
+    from initbench.benchmarks.train import initial_variables
+
+    ds = data.load("digits")
+    n_in = int(np.prod(ds.input_shape))
+    sw, _ = theory.critical_point_for_q_star("tanh", p17.TRAIN_Q_STAR)
+    specs = p17.training_specs(scale, n_in)
+    for (weights, _), spec in specs.items():
+        kernel = np.asarray(initial_variables(spec, ds)["params"]["layer_000"]["dense"]["kernel"], np.float64)
+        n_out = kernel.shape[1]
+        if weights == "orthogonal":
+            gram = kernel @ kernel.T if n_in < n_out else kernel.T @ kernel
+            np.testing.assert_allclose(gram, sw * max(n_in, n_out) / n_in * np.eye(min(n_in, n_out)), atol=1e-5)
+        else:
+            squares = kernel.ravel() ** 2 * n_in
+            se = squares.std(ddof=1) / math.sqrt(squares.size)
+            assert abs(squares.mean() - sw) < 5 * se

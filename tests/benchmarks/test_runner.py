@@ -20,7 +20,7 @@ from initbench.benchmarks import cli, data
 from initbench.benchmarks.report import mean_ci
 from initbench.benchmarks.results import COLUMNS, ResultStore
 from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
-from initbench.benchmarks.train import _stack, build_model, initial_variables, run_keys, train_cohort
+from initbench.benchmarks.train import _stack, build_model, initial_stack, initial_variables, run_keys, train_cohort
 from initbench.inits.errors import UsageError
 
 RUN = ["run", "quick", "--init", "he_normal,zeros", "--activation", "relu", "--quiet"]
@@ -686,6 +686,30 @@ def test_layer_records_are_the_kernels_norms_and_their_gradients(digits, scan):
     total = rows[(rows["metric"] == "grad_norm") & rows["layer"].isna() & (rows["step"] == 1)]["value"].iloc[0]
     per_layer = np.sqrt(sum(got[1, "grad_norm", layer] ** 2 for layer in expected))
     assert per_layer <= total * (1 + 1e-6)  # kernels only: the global norm also holds the biases
+
+
+def test_init_scale_multiplies_the_selected_initial_parameters_and_leaves_the_rest_bitwise(digits):
+    # multipliers compose (class x path pattern); a member initialized in a batch with others is
+    # bitwise the member alone; unselected parameters are the plain init's bits
+    def spec(scale):
+        init = InitSpec("he_normal", bias="normal", bias_args=options(stddev=0.1), scale=scale)
+        return RunSpec("t", "scale", ModelSpec("mlp", "tanh", 3, 16), init, DataSpec("digits", 32), TrainSpec(), 0)
+
+    rules = {"input": 2.0, "readout": 0.0, "bias": 0.5, "layer_001/*": 3.0}
+    plain, scaled = (initial_variables(spec(r), digits)["params"] for r in ({}, rules))
+    np.testing.assert_array_equal(scaled["layer_000"]["dense"]["kernel"], 2 * plain["layer_000"]["dense"]["kernel"])
+    np.testing.assert_array_equal(scaled["head"]["dense"]["kernel"], 0 * plain["head"]["dense"]["kernel"])
+    # x 3 and x 1.5 are one float32 rounding each, which XLA may fold into the init's own scaling
+    ulp2 = 2 * float(np.finfo(np.float32).eps)
+    k1, b1 = scaled["layer_001"]["dense"]["kernel"], scaled["layer_001"]["dense"]["bias"]
+    np.testing.assert_allclose(k1, 3 * plain["layer_001"]["dense"]["kernel"], rtol=ulp2, atol=0)
+    np.testing.assert_allclose(b1, 1.5 * plain["layer_001"]["dense"]["bias"], rtol=ulp2, atol=0)
+    np.testing.assert_array_equal(scaled["layer_002"]["dense"]["kernel"], plain["layer_002"]["dense"]["kernel"])
+    np.testing.assert_array_equal(scaled["layer_002"]["dense"]["bias"], 0.5 * plain["layer_002"]["dense"]["bias"])
+    stack = initial_stack([spec(rules), spec({})], digits)["params"]
+    for one, i in ((scaled, 0), (plain, 1)):
+        for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(stack), strict=True):
+            np.testing.assert_array_equal(a, b[i])
 
 
 @pytest.mark.slow
