@@ -447,11 +447,14 @@ def test_traced_rates_train_as_an_independent_loop_with_constant_rates(
             targets = (1 - smoothing) * jax.nn.one_hot(yb, 10) + smoothing / 10
             return -jnp.mean(jnp.sum(targets * logp, axis=-1))
 
+        @jax.jit  # the rates are Python constants of this program, not data
+        def step(params, opt_state, xb, yb, tx=tx, objective=smoothed if smoothing else loss):
+            updates, opt_state = tx.update(jax.grad(objective)(params, xb, yb), opt_state, params)
+            return optax.apply_updates(params, updates), opt_state
+
         idx = batch_indices(run_keys(s.seed)[1], jnp.arange(20, dtype=jnp.int32), n_train=len(y), batch_size=32)
         for t in range(20):
-            grads = jax.grad(smoothed if smoothing else loss)(params, x[idx[t]], y[idx[t]])
-            updates, opt_state = tx.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
+            params, opt_state = step(params, opt_state, x[idx[t]], y[idx[t]])
         n = len(digits.y_test)  # the trainer's train loss reads as many training examples as the test set has
         expected = float(loss(params, x[:n], y[:n]))
         mine = rows[(rows["run_id"] == s.run_id) & (rows["step"] == 20) & (rows["split"] == "train")]
