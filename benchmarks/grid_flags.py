@@ -18,6 +18,12 @@ FIELD_FLAGS: dict[str, tuple[str, str, str]] = {
     "--depth": ("model.depth", "int", "hidden layers (mlp) or identical convs"),
     "--width": ("model.width", "int", "units (mlp) or channels"),
     "--activation": ("model.activation", "str", "activations, e.g. relu,tanh"),
+    "--parametrization": (
+        "parametrization",
+        "str",
+        "width parametrization: sp, ntk or mup (init and lr multipliers per layer class; needs --base-width)",
+    ),
+    "--base-width": ("base_width", "int", "the width at which a parametrization equals the plain run (m = width/base)"),
     "--dataset": ("data.name", "str", "dataset (initbench list datasets); drops the other dataset's options"),
     "--batch-size": ("data.batch_size", "int", "examples per step"),
     "--eval-examples": ("data.eval_examples", "int", "cap on examples evaluated at each eval point"),

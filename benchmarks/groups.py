@@ -98,3 +98,57 @@ def classes_present(params: Any) -> set[str]:
     """The layer classes of a model's parameters (arrays or shapes)."""
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     return {param_class(param_path(p), len(np.shape(leaf))) for p, leaf in leaves}
+
+
+def structural_classes(params: Any, wider: Any) -> dict[str, str]:
+    """Each parameter's layer class from how its shape changes with width, as microsoft/mup's base shapes.
+
+    ``params`` and ``wider`` are the same model's parameters (or shapes) at two widths. A kernel
+    (``kernel``/``embedding``, >= 2 dims; the last is the output, the others the fan-in) whose
+    fan-in and output both grow is ``hidden``, whose output alone grows ``input``, whose fan-in
+    alone grows ``readout``; a 0-d parameter is a ``scalar``; any other parameter is vector-like
+    (``bias``). A kernel that does not change with width is ``fixed``.
+
+    Example:
+      >>> import numpy as np
+      >>> def mlp(n):
+      ...     return {"layer_000": {"dense": {"kernel": np.zeros((4, n)), "bias": np.zeros(n)}},
+      ...             "head": {"dense": {"kernel": np.zeros((n, 3)), "bias": np.zeros(3)}}}
+      >>> structural_classes(mlp(8), mlp(16))["head/dense/kernel"]
+      'readout'
+    """
+    small = jax.tree_util.tree_flatten_with_path(params)[0]
+    big = jax.tree_util.tree_flatten_with_path(wider)[0]
+    if [p for p, _ in small] != [p for p, _ in big]:
+        raise UsageError("the model's parameters at the two widths are not the same tree")
+    out = {}
+    for (path, a), (_, b) in zip(small, big, strict=True):
+        name, sa, sb = param_path(path), tuple(np.shape(a)), tuple(np.shape(b))
+        if len(sa) == 0:
+            out[name] = "scalar"
+        elif name.split("/")[-1] in _KERNELS and len(sa) >= 2:
+            fan_in, fan_out = sa[:-1] != sb[:-1], sa[-1] != sb[-1]
+            out[name] = {(True, True): "hidden", (False, True): "input", (True, False): "readout"}.get(
+                (fan_in, fan_out), "fixed"
+            )
+        else:
+            out[name] = "bias"
+    return out
+
+
+def check_structure(params: Any, wider: Any, what: str) -> None:
+    """Raises a one-line UsageError unless every parameter's class by name equals its class by shape.
+
+    A width parametrization goes by layer class; a model whose names and shapes disagree (or a
+    kernel that does not change with width) cannot be classified.
+    """
+    by_shape = structural_classes(params, wider)
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    for path, leaf in leaves:
+        name = param_path(path)
+        named = param_class(name, len(np.shape(leaf)))
+        if by_shape[name] != named:
+            raise UsageError(
+                f"{what}: cannot classify {name}: {named!r} by its name but {by_shape[name]!r} by how its shape "
+                "changes with width"
+            )

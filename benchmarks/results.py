@@ -40,7 +40,8 @@ import pyarrow.parquet as pq
 from initbench.inits.errors import UsageError, unknown_choice
 
 SCHEMA_VERSION = 5  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
-# divergence_factor, layer_records, warmup_steps (momentum is null for optimizers without one); 5: init_scale
+# divergence_factor, layer_records, warmup_steps (momentum is null for optimizers without one); 5: init_scale,
+# parametrization, base_width
 MANIFEST = "_initbench.json"
 LOCK = ".lock"
 _META_KEY = b"initbench"
@@ -104,6 +105,8 @@ RUNS = Kind(
         ("bias_init", _S),
         ("bias_args", _S),
         ("init_scale", _S),
+        ("parametrization", _S),
+        ("base_width", _I),
         ("dataset", _S),
         ("dataset_options", _S),
         ("batch_size", _I),

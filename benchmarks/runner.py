@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import sys
@@ -17,7 +18,7 @@ import numpy as np
 from initbench.benchmarks import data as data_lib
 from initbench.benchmarks import distributed, experiments
 from initbench.benchmarks.experiments import Experiment, Plan
-from initbench.benchmarks.groups import CLASSES, classes_present, lr_scale_tree
+from initbench.benchmarks.groups import CLASSES, check_structure, classes_present, lr_scale_tree
 from initbench.benchmarks.results import ResultStore, provenance
 from initbench.benchmarks.spec import NUMERICS_VERSION, Options, RunSpec
 from initbench.benchmarks.train import init_data, member_bytes, members_per_device, scheme_init, train_cohort
@@ -267,6 +268,11 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
             x, y = (jax.ShapeDtypeStruct(a.shape, a.dtype) for a in data)
             shapes = jax.eval_shape(init, jax.random.key(0), x, y)
             present = classes_present(shapes["params"])
+            name = dict(spec.parametrization).get("name", "sp")
+            if name != "sp":  # its rules go by layer class: the names must agree with the shapes
+                wide = dataclasses.replace(spec, model=dataclasses.replace(spec.model, width=2 * spec.model.width))
+                wider = jax.eval_shape(scheme_init(wide, dataset), jax.random.key(0), x, y)
+                check_structure(shapes["params"], wider["params"], f"{spec.model.label} ({name})")
             for field in ("lr_scale", "wd_scale", "init_scale"):
                 rules = rules_of(spec, field)
                 lr_scale_tree(shapes["params"], rules, spec.model.label, field=field)  # every path pattern selects

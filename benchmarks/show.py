@@ -20,6 +20,8 @@ SHOWN = (
     "bias_init",
     "bias_args",
     "init_scale",
+    "parametrization",
+    "base_width",
     "dataset",
     "dataset_options",
     "batch_size",

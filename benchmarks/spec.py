@@ -473,6 +473,11 @@ class RunSpec:
       data: The data.
       train: The optimization.
       seed: Seed of the run: its initial weights and its data order.
+      parametrization: ``(("base_width", n), ("name", preset))`` or empty: how the init scale
+        and the learning rate of each layer class move with the model's width
+        (:mod:`initbench.benchmarks.parametrization`; the TOML keys ``parametrization`` and
+        ``base_width``). Its multipliers compose with ``init.scale``, ``train.lr_scale`` and
+        ``train.wd_scale`` (:meth:`scale_rules`).
     """
 
     suite: str
@@ -482,6 +487,32 @@ class RunSpec:
     data: DataSpec
     train: TrainSpec
     seed: int
+    parametrization: Options = ()
+
+    def __post_init__(self) -> None:
+        p = self.parametrization
+        if isinstance(p, dict):
+            p = tuple(sorted(p.items()))
+        if isinstance(p, tuple) and all(isinstance(e, tuple) and len(e) == 2 for e in p) and ("name", "sp") in p:
+            p = (("name", "sp"),)  # SP at any base width is one run
+        object.__setattr__(self, "parametrization", p)
+
+    def scale_rules(self, field: str) -> Options:
+        """``init_scale``, ``lr_scale`` or ``wd_scale`` rules: the spec's own, then its parametrization's.
+
+        Rules compose by product (:func:`initbench.benchmarks.groups.lr_scale_tree`), so a class
+        named by both gets both multipliers.
+        """
+        own = self.init.scale if field == "init_scale" else getattr(self.train, field)
+        if not self.parametrization or (field == "wd_scale" and self.train.weight_decay == 0):
+            return own
+        from initbench.benchmarks import parametrization
+
+        p = dict(self.parametrization)
+        extra = parametrization.rules(
+            p.get("name"), width=self.model.width, base_width=p.get("base_width"), optimizer=self.train.optimizer
+        )[field]
+        return tuple(own) + tuple(sorted(extra.items()))
 
     @property
     def run_id(self) -> str:
@@ -489,6 +520,8 @@ class RunSpec:
         spec = dataclasses.asdict(self)
         if not self.init.scale:  # the field came later: a run without multipliers keeps its run_id
             del spec["init"]["scale"]
+        if not self.parametrization:  # likewise
+            del spec["parametrization"]
         payload = json.dumps({"spec": spec, "numerics": NUMERICS_VERSION}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -526,6 +559,8 @@ class RunSpec:
             "bias_init": i.bias,
             "bias_args": i.bias_args_label,
             "init_scale": _json(i.scale),
+            "parametrization": dict(self.parametrization).get("name", ""),
+            "base_width": dict(self.parametrization).get("base_width"),
             "dataset": d.name,
             "dataset_options": _json(d.extra),
             "batch_size": d.batch_size,
@@ -555,6 +590,19 @@ class RunSpec:
         parse_activation(self.model.activation)
         self.init.validate()
         self.train.validate()
+        if self.parametrization:
+            from initbench.benchmarks import parametrization
+
+            p = dict(self.parametrization)
+            if set(p) - {"name", "base_width"} or "name" not in p:
+                raise UsageError(f"parametrization takes a name and a base_width, got {p!r}")
+            parametrization.check(
+                p["name"],
+                p.get("base_width"),
+                width=self.model.width,
+                optimizer=self.train.optimizer,
+                scheme=self.init.name if self.init.scheme is not None else None,
+            )
         positive_int("batch_size", self.data.batch_size)
         if self.data.eval_examples is not None:
             positive_int("eval_examples", self.data.eval_examples)

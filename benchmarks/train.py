@@ -68,14 +68,15 @@ def scheme_init(spec: RunSpec, dataset: Dataset, *, record: bool = False) -> Cal
     ``fold_in(init_key, 2)`` if it draws randomness of its own, and the init's arguments over
     the registry's ``run_options``. ``x``/``y`` are arguments, not constants of the program.
 
-    ``spec.init.scale`` multiplies the drawn parameters (per-tensor initializers only): each
+    ``spec.init.scale`` and the parametrization's init multipliers (``spec.scale_rules``)
+    multiply the drawn parameters (per-tensor initializers only): each
     parameter by the product of its selected multipliers (``groups.lr_scale_tree``), those with
     none left untouched, so their bits are the plain init's.
     """
     model = build_model(spec, dataset)
     example = jnp.zeros((1, *dataset.input_shape), jnp.float32)
     scheme = spec.init.scheme
-    rules = spec.init.scale
+    rules = spec.scale_rules("init_scale")
 
     def init(key: jax.Array, x: jax.Array, y: jax.Array) -> dict[str, Any]:
         variables = model.init(key, example)
@@ -245,7 +246,7 @@ def member_hyper(specs: Sequence[RunSpec], params: Any, dtype: Any = jnp.float32
         name: jnp.asarray([s.train.hyper()[name] for s in specs], dtype) for name in HYPER_PARAMETERS
     }
     for name in ("lr_scale", "wd_scale"):
-        trees = [lr_scale_tree(params, getattr(s.train, name), s.model.label, field=name) for s in specs]
+        trees = [lr_scale_tree(params, s.scale_rules(name), s.model.label, field=name) for s in specs]
         out[name] = jax.tree_util.tree_map(lambda *m: jnp.asarray(m, dtype), *trees)
     return out
 
@@ -335,6 +336,7 @@ def _init_key(spec: RunSpec, dataset: Dataset) -> tuple:
     return (
         spec.model,
         spec.init,
+        spec.scale_rules("init_scale"),  # a parametrization's init multipliers (width-dependent)
         dataset.name,
         dataset.input_shape,
         dataset.num_classes,

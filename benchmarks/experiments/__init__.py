@@ -45,6 +45,9 @@ Rules:
 - ``init_scale`` is a table ``selector = multiplier`` (layer classes ``input``, ``hidden``,
   ``readout``, ``bias``, ``scalar`` or parameter-path patterns, as ``train.lr_scale``) that
   multiplies the initial parameters, or a list of tables (an axis): ``init_scale = {readout = 0}``.
+- ``parametrization`` (``sp``, ``ntk``, ``mup``) and ``base_width`` scale each layer class's init
+  and learning rate with the model's width (:mod:`initbench.benchmarks.parametrization`); each
+  may be a list (an axis).
 - ``model`` fields: ``family``, ``activation``, ``depth``, ``width`` and the family's own
   options (``use_bias``, ``normalization``, ``scan``, ``preset``, ``stages``, ``blocks``,
   ``pooling``, ...; ``initbench list models``). ``data`` fields: ``name``, ``batch_size``,
@@ -59,7 +62,8 @@ Rules:
 - Command-line overrides (``--depth 30``, ``--lr 0.01,0.1``, ``--set train.lr=[0.01,0.1]``) are
   merged last, by the same rule. Changing ``data.name`` drops the other dataset's options.
 
-Order of the product: model entries, init, bias, init_scale, data entries, train entries, zips, seeds
+Order of the product: model entries, init, bias, init_scale, parametrization x base_width, data
+entries, train entries, zips, seeds
 (innermost). Every name, type and argument is checked before any work, and an error names the
 source (file, packaged experiment or command line), the key and the valid choices.
 """
@@ -88,7 +92,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 SECTIONS = ("model", "data", "train")
-TOP_FIELDS = ("init", "bias", "init_scale", "seeds")
+TOP_FIELDS = ("init", "bias", "init_scale", "parametrization", "base_width", "seeds")
 META = ("name", "description", "benchmark", "default_scale", "scale", "zip")
 SCALES_HINT = ("smoke", "cpu", "paper")
 
@@ -711,6 +715,23 @@ def _init_defaults(name: str) -> dict[str, Any]:
     return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
 
 
+def _parametrizations(source: str, doc: Mapping[str, Any]) -> list[Any]:
+    """The ``parametrization`` x ``base_width`` axis (empty options when neither is set)."""
+    if "parametrization" not in doc:
+        if "base_width" in doc:
+            raise UsageError(f"{source}: base_width needs a parametrization (sp, ntk, mup)")
+        return [()]
+    names = _axis(source, "parametrization", doc["parametrization"])
+    widths = _axis(source, "base_width", doc["base_width"]) if "base_width" in doc else [None]
+    out = []
+    for name in names:
+        for width in widths:
+            pairs = (("base_width", width), ("name", name)) if width is not None else (("name", name),)
+            if pairs not in out:
+                out.append(pairs)
+    return out
+
+
 def _seeds(source: str, value: Any) -> list[int]:
     if isinstance(value, bool) or not isinstance(value, int | list):
         raise UsageError(f"{source}: seeds must be a count (3: seeds 0, 1, 2) or a list of seeds, got {value!r}")
@@ -756,6 +777,7 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
     inits_ = _init_items(source, "init", doc.get("init", "he_normal"))
     biases = _init_items(source, "bias", doc.get("bias", "zeros"))
     init_scales = _table_axis(source, "init_scale", doc["init_scale"]) if "init_scale" in doc else [()]
+    parametrizations = _parametrizations(source, doc)
     groups = doc.get("zip") or []
     if not isinstance(groups, list):
         raise UsageError(f"{source}: zip takes [[zip]] tables (a list of tables), got {groups!r}")
@@ -778,6 +800,7 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
             len(inits_),
             len(biases),
             len(init_scales),
+            len(parametrizations),
             len(sections["data"]),
             len(sections["train"]),
             len(seeds),
@@ -788,9 +811,17 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
         raise UsageError(f"{source}: the grid has {size:,} runs, more than {MAX_RUNS:,}; split the experiment")
     specs, seen = [], set()
     product = itertools.product(
-        sections["model"], inits_, biases, init_scales, sections["data"], sections["train"], *zips, seeds
+        sections["model"],
+        inits_,
+        biases,
+        init_scales,
+        parametrizations,
+        sections["data"],
+        sections["train"],
+        *zips,
+        seeds,
     )
-    for model, (i_name, i_args, own_bias), (b_name, b_args, _), init_scale, data, train, *rest in product:
+    for model, (i_name, i_args, own_bias), (b_name, b_args, _), init_scale, par, data, train, *rest in product:
         *zipped, seed = rest
         model, data, train = dict(model), dict(data), dict(train)
         for z in zipped:
@@ -828,6 +859,7 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
             data=DataSpec(dname, batch, options(**data), evals),
             train=TrainSpec(**train),
             seed=seed,
+            parametrization=par,
         )
         if spec.run_id not in seen:
             seen.add(spec.run_id)

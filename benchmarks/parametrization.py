@@ -1,0 +1,135 @@
+r"""Width parametrizations: how the init scale and the learning rate of each layer class move with width.
+
+A parametrization says, per layer class (:data:`initbench.benchmarks.groups.CLASSES`: ``input``,
+``hidden``, ``readout``, ``bias``, ``scalar``), how a layer's initial standard deviation and its
+learning rate scale with the width multiplier :math:`m = \text{width} / \text{base\_width}`:
+``std x m^e_init`` and ``lr x m^e_lr`` (one exponent per optimizer family, SGD-like or Adam-like),
+on top of the run's own init and learning rate. Every preset equals the run without it at the
+base width (:math:`m = 1`), as microsoft/mup's models equal their PyTorch-default base model.
+
+The presets are written in the multiplier-free form: by the abc symmetry (Yang & Hu 2021, "TP4",
+Sec. 3; Everett et al. 2024, Sec. 2) a layer multiplier :math:`n^{-a}` on :math:`W = n^{-a} w` is
+the same training dynamics as no multiplier with the init std times :math:`n^{-a}` and the
+learning rate times :math:`n^{-2a}` (SGD) or :math:`n^{-a}` (Adam). So a layer's forward
+multiplier is folded into its init and learning rate, and the model is unchanged:
+
+===========  =========================  ==================  =================
+class        init std x                 SGD lr x            Adam lr x
+===========  =========================  ==================  =================
+``sp``       1 everywhere               1                   1
+``ntk``      input, bias, scalar: 1     1                   1
+             hidden, readout: 1         1/m                 1/m
+``mup``      input, bias, scalar: 1     m                   1
+             hidden: 1                  1                   1/m
+             readout: m^(-1/2)          1/m                 1/m
+===========  =========================  ==================  =================
+
+``mup`` is Yang et al. 2022 ("Tensor Programs V", Table 3, biases and other vector-like
+parameters as input weights); in this form it is also Table 8 (microsoft/mup's ``MuReadout`` with
+its 1/m output multiplier, ``MuSGD``, ``MuAdam``) and TP4's mean-field parametrization: these
+differ only through Adam's epsilon, which is not rescaled here (Everett et al.'s "epsilon
+underflow"; a known gap). ``ntk`` is Jacot et al. 2018's :math:`n^{-1/2}` multipliers on the
+hidden and readout layers (TP4 Table; Everett et al.'s NTK with full alignment). With decoupled
+weight decay (AdamW, Lion) a layer's decay multiplier is divided by its learning-rate
+multiplier, so the decay per step, ``lr x weight_decay``, does not change with width (decay is
+not rescaled with the learning rate unless asked: ``wd_scale``).
+
+Example:
+  >>> rules("mup", width=256, base_width=64, optimizer="sgd")["lr_scale"]["input"]
+  4.0
+  >>> rules("mup", width=256, base_width=64, optimizer="adam")["init_scale"]["readout"]
+  0.5
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from initbench.benchmarks.optimizers import OPTIMIZERS
+from initbench.inits.errors import UsageError, unknown_choice
+
+# optimizer family of each optimizer a run can name: how its update scales with the gradient
+FAMILIES = {
+    "sgd": "sgd",
+    "momentum": "sgd",
+    "adam": "adam",
+    "adamw": "adam",
+    "nadam": "adam",
+    "adamax": "adam",
+    "rmsprop": "adam",
+    "adagrad": "adam",
+    "lion": "adam",  # sign updates: scale-free like Adam's
+}
+_ONE = {"init": 0.0, "sgd": 0.0, "adam": 0.0}
+_VECTOR = {"init": 0.0, "sgd": 1.0, "adam": 0.0}
+# name -> class -> exponents of m: init std, SGD-like lr, Adam-like lr
+PRESETS: dict[str, dict[str, dict[str, float]]] = {
+    "sp": dict.fromkeys(("input", "hidden", "readout", "bias", "scalar"), _ONE),
+    "ntk": {
+        "input": _ONE,
+        "hidden": {"init": 0.0, "sgd": -1.0, "adam": -1.0},
+        "readout": {"init": 0.0, "sgd": -1.0, "adam": -1.0},
+        "bias": _ONE,
+        "scalar": _ONE,
+    },
+    "mup": {
+        "input": _VECTOR,
+        "hidden": {"init": 0.0, "sgd": 0.0, "adam": -1.0},
+        "readout": {"init": -0.5, "sgd": -1.0, "adam": -1.0},
+        "bias": _VECTOR,
+        "scalar": _VECTOR,
+    },
+}
+
+
+def check(name: Any, base_width: Any, *, width: Any, optimizer: Any, scheme: str | None = None) -> None:
+    """Raises a one-line UsageError unless ``name`` applies to a model of ``width`` trained by ``optimizer``."""
+    if not isinstance(name, str) or name not in PRESETS:
+        raise unknown_choice("parametrization", name, PRESETS)
+    if name == "sp":
+        return
+    if not isinstance(base_width, int) or isinstance(base_width, bool) or base_width < 1:
+        raise UsageError(
+            f"parametrization {name} needs base_width, a positive integer (the tuned width), got {base_width!r}"
+        )
+    if width is None:
+        raise UsageError(f"parametrization {name} scales with the model's width; this model has none")
+    if optimizer not in FAMILIES:
+        raise UsageError(
+            f"parametrization {name} has no learning-rate rule for optimizer {optimizer!r}; "
+            f"it has one for: {', '.join(FAMILIES)}"
+        )
+    if scheme is not None:
+        raise UsageError(
+            f"parametrization {name} rescales a per-tensor initializer's draws; {scheme} is a model-level "
+            "scheme that sets its own scales"
+        )
+
+
+def rules(name: str, *, width: int | None, base_width: int | None, optimizer: str) -> dict[str, dict[str, float]]:
+    """The per-class multipliers of ``name`` at ``width``: ``{"init_scale": ..., "lr_scale": ..., "wd_scale": ...}``.
+
+    Multipliers of 1 are left out (an empty table for ``sp`` and at the base width); ``wd_scale``
+    is set for decoupled-decay optimizers only (the inverse of the learning-rate multiplier).
+    """
+    check(name, base_width, width=width, optimizer=optimizer)
+    out: dict[str, dict[str, float]] = {"init_scale": {}, "lr_scale": {}, "wd_scale": {}}
+    if name == "sp":
+        return out
+    assert width is not None and base_width is not None  # check() raised otherwise
+    m = width / base_width
+    family = FAMILIES[optimizer]
+    for cls, exponents in PRESETS[name].items():
+        init, lr = m ** exponents["init"], m ** exponents[family]
+        if init != 1.0:
+            out["init_scale"][cls] = init
+        if lr != 1.0:
+            out["lr_scale"][cls] = lr
+            if OPTIMIZERS[optimizer].decay == "decoupled":
+                out["wd_scale"][cls] = 1.0 / lr
+    for table in out.values():
+        for cls, value in table.items():
+            if not math.isfinite(value) or value <= 0:
+                raise UsageError(f"parametrization {name}: the {cls} multiplier at width {width} is {value!r}")
+    return out

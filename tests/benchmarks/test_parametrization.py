@@ -1,0 +1,200 @@
+"""Width parametrizations: the rules, their plumbing into init and learning rates, and the coordinate check."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from initbench import models
+from initbench.benchmarks import cli, data, parametrization
+from initbench.benchmarks.groups import check_structure, structural_classes
+from initbench.benchmarks.optimizers import OPTIMIZERS
+from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+from initbench.benchmarks.train import build_model, initial_variables, member_hyper, train_cohort
+from initbench.inits.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits")
+
+
+def run(width, name="mup", optimizer="sgd", seed=0, steps=3, wd=0.0, family="mlp", **model):
+    par = {"name": name, "base_width": 64} if name else ()
+    return RunSpec(
+        "p",
+        "p",
+        ModelSpec(family, "relu", 3 if family == "mlp" else None, width, options(**model)),
+        InitSpec("he_normal"),
+        DataSpec("digits", 64),
+        TrainSpec(optimizer, lr=0.1 if optimizer == "sgd" else 0.01, steps=steps, eval_every=1, weight_decay=wd),
+        seed,
+        parametrization=par,
+    )
+
+
+def test_the_presets_multipliers_and_their_identity_at_the_base_width():
+    # muP (TP5 Table 3 relative to SP at the base width): SGD input/bias lr x m, readout lr / m and
+    # init std x m^-1/2; Adam hidden and readout lr / m; every preset is the plain run at m = 1
+    sgd = parametrization.rules("mup", width=256, base_width=64, optimizer="momentum")
+    assert sgd == {
+        "init_scale": {"readout": 0.5},
+        "lr_scale": {"input": 4.0, "readout": 0.25, "bias": 4.0, "scalar": 4.0},
+        "wd_scale": {},
+    }
+    adamw = parametrization.rules("mup", width=256, base_width=64, optimizer="adamw")
+    assert adamw["lr_scale"] == {"hidden": 0.25, "readout": 0.25}
+    assert adamw["wd_scale"] == {"hidden": 4.0, "readout": 4.0}  # decoupled decay per step stays lr x wd
+    ntk = parametrization.rules("ntk", width=32, base_width=64, optimizer="sgd")
+    assert ntk == {"init_scale": {}, "lr_scale": {"hidden": 2.0, "readout": 2.0}, "wd_scale": {}}
+    for name in parametrization.PRESETS:
+        for optimizer in parametrization.FAMILIES:
+            assert parametrization.rules(name, width=64, base_width=64, optimizer=optimizer) == {
+                "init_scale": {},
+                "lr_scale": {},
+                "wd_scale": {},
+            }
+    # every optimizer but adafactor (relative updates: no rule yet) has a family
+    assert set(OPTIMIZERS) - set(parametrization.FAMILIES) == {"adafactor"}
+
+
+@pytest.mark.slow  # two trainings
+def test_mup_at_the_base_width_is_the_plain_run_bitwise(digits):
+    plain, mup = run(64, name=None), run(64)
+    assert plain.run_id != mup.run_id  # a parametrized run is named as one
+    (a, _), *_ = list(train_cohort([plain], digits, devices=jax.devices()[:1]))
+    (b, _), *_ = list(train_cohort([mup], digits, devices=jax.devices()[:1]))
+    np.testing.assert_array_equal(a["value"].to_numpy(), b["value"].to_numpy())
+
+
+@pytest.mark.slow  # two inits of a width-256 MLP
+def test_the_multipliers_reach_the_initial_weights_and_the_member_rates(digits):
+    plain, mup = run(256, name=None), run(256)
+    p0, p1 = initial_variables(plain, digits)["params"], initial_variables(mup, digits)["params"]
+    np.testing.assert_allclose(p1["head"]["dense"]["kernel"], 0.5 * p0["head"]["dense"]["kernel"], rtol=2.5e-7)
+    np.testing.assert_array_equal(p1["layer_001"]["dense"]["kernel"], p0["layer_001"]["dense"]["kernel"])
+    hyper = member_hyper([plain, mup], jax.eval_shape(lambda: p0))
+    lr = hyper["lr_scale"]
+    assert float(lr["layer_000"]["dense"]["kernel"][1]) == 4.0 and float(lr["head"]["dense"]["kernel"][1]) == 0.25
+    assert float(lr["layer_001"]["dense"]["kernel"][1]) == 1.0 and float(lr["head"]["dense"]["bias"][1]) == 4.0
+    assert all(float(v[0]) == 1.0 for v in jax.tree_util.tree_leaves(lr))
+
+
+def test_sp_at_any_base_width_is_one_run_and_an_empty_parametrization_keeps_the_run_id():
+    a = RunSpec(*run(64, name=None).__dict__.values())
+    sp1 = run(64, name="sp")
+    sp2 = RunSpec(*list(run(64, name=None).__dict__.values())[:-1], parametrization={"name": "sp", "base_width": 8})
+    assert sp1.parametrization == sp2.parametrization == (("name", "sp"),) and sp1.run_id == sp2.run_id
+    assert a.run_id == run(64, name=None).run_id
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (dict(name="mupp"), "unknown parametrization 'mupp'"),
+        (dict(optimizer="adafactor"), "no learning-rate rule for optimizer 'adafactor'"),
+        (dict(width=None), "scales with the model's width; this model has none"),
+    ],
+)
+def test_bad_parametrizations_are_one_line(spec, message):
+    width = spec.pop("width", 128)
+    with pytest.raises(UsageError, match=message):
+        run(width, **spec).validate()
+
+
+def test_a_scheme_refuses_a_parametrization():
+    s = run(128)
+    s = RunSpec(s.suite, s.benchmark, s.model, InitSpec("lsuv"), s.data, s.train, 0, s.parametrization)
+    with pytest.raises(UsageError, match="lsuv is a model-level scheme"):
+        s.validate()
+
+
+@pytest.mark.parametrize(
+    ("family", "fields"),
+    [("mlp", {}), ("mlp", {"scan": True}), ("resnet", {"blocks": (1, 2)}), ("resnet", {"blocks": (3,), "scan": True})],
+)
+def test_layer_classes_by_shape_agree_with_the_names_on_initbench_models(digits, family, fields):
+    # two abstract inits, no work: the classes a parametrization uses are the model's structure
+    specs = [run(w, family=family, **fields) for w in (8, 16)]
+    shapes = [
+        jax.eval_shape(lambda s=s: build_model(s, digits).init(jax.random.key(0), jnp.zeros((1, 8, 8, 1))))["params"]
+        for s in specs
+    ]
+    classes = structural_classes(*shapes)
+    assert {"input", "hidden", "readout", "bias"} <= set(classes.values())
+    check_structure(*shapes, "m")
+
+
+def test_a_model_whose_names_and_shapes_disagree_cannot_be_classified():
+    def params(n):  # "head" whose fan-in does not grow: a readout by name, an input layer by shape
+        return {"layer_000": {"dense": {"kernel": np.zeros((4, n))}}, "head": {"dense": {"kernel": np.zeros((4, n))}}}
+
+    with pytest.raises(UsageError, match="cannot classify head/dense/kernel: 'readout' by its name but 'input'"):
+        check_structure(params(8), params(16), "m")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--parametrization", "mup"], "parametrization mup needs base_width"),
+        (["--base-width", "8"], "base_width needs a parametrization"),
+        (["--parametrization", "nt", "--base-width", "8"], "unknown parametrization 'nt'"),
+        (["--parametrization", "mup", "--base-width", "8", "--model", "lenet5"], "this model has none"),
+    ],
+)
+def test_bad_command_lines_are_one_line(argv, message, tmp_path, capsys):
+    assert cli.main(["run", *argv, "--steps", "2", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # a run through the runner
+def test_the_runner_records_the_parametrization_and_checks_the_structure(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["run", "--parametrization", "mup,sp", "--base-width", "8", "--width", "16", "--depth", "2"]
+    assert cli.main([*argv, "--steps", "2", "--eval-every", "1", "--out", str(out)]) == 0
+    df = pd.read_parquet(out)
+    runs = df.drop_duplicates("run_id").set_index("parametrization")["base_width"]
+    assert runs["mup"] == 8 and pd.isna(runs["sp"]) and len(runs) == 2
+
+
+def _coordinates(digits, name, optimizer, widths, seeds):
+    """Mean |activation| per hidden layer and |logits| on a fixed batch at steps 0..3, mean over seeds."""
+    x = jnp.asarray(digits.x_test[:64])
+    out = {}
+    for width in widths:
+        specs = [run(width, name=name, optimizer=optimizer, seed=s) for s in range(seeds)]
+        net = build_model(specs[0], digits)
+
+        def probe(variables, net=net):
+            logits, state = net.apply(variables, x, mutable=["intermediates"])
+            acts = [layer["activation"] for layer in models.per_layer(state["intermediates"])][:-1]
+            return {"logits": jnp.mean(jnp.abs(logits)), **{f"h{i}": jnp.mean(jnp.abs(a)) for i, a in enumerate(acts)}}
+
+        rows = pd.concat([r for r, _ in train_cohort(specs, digits, devices=jax.devices()[:1], probe=probe)])
+        out[width] = rows[rows["split"] == "probe"].groupby(["step", "metric"])["value"].mean()
+    frame = pd.DataFrame(out)
+    logw = np.log(np.asarray(widths, np.float64))
+    return {key: float(np.polyfit(logw, np.log(frame.loc[key].to_numpy()), 1)[0]) for key in frame.index}
+
+
+@pytest.mark.slow  # 2 parametrizations x 3 widths x 3 seeds x 2 optimizers, 3 steps each
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_coordinate_check_sp_blows_up_with_width_and_mup_does_not(digits, optimizer):
+    # microsoft/mup's coordinate check: after 3 steps at one learning rate, the logits' coordinates
+    # grow ~ width^1 under SP and stay ~ width^0 under muP (theory); the hidden layers' stay flat
+    # under muP. Bounds: the theory's slopes 1 and 0 with margins set from a first measurement
+    # (widths 64..1024, 4 seeds: SP logits 0.90 / 1.21, muP logits -0.08 / 0.06, muP hidden <= 0.11
+    # / 0.18 for SGD / Adam); at init muP's readout std x m^-1/2 gives the logits slope -1/2.
+    widths = (64, 256, 1024)
+    sp = _coordinates(digits, "sp", optimizer, widths, 3)
+    mup = _coordinates(digits, "mup", optimizer, widths, 3)
+    assert sp[3, "logits"] > 0.6, sp
+    assert abs(mup[3, "logits"]) < 0.25, mup
+    assert abs(mup[0, "logits"] + 0.5) < 0.1, mup
+    assert all(mup[3, f"h{i}"] < 0.3 for i in range(3)), mup
+    assert math.isfinite(sp[3, "h2"])
