@@ -150,6 +150,72 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise
 
 
+def _cmd_coord(args: argparse.Namespace) -> int:
+    from initbench.benchmarks import coord, experiments
+    from initbench.benchmarks.results import ResultStore, provenance
+    from initbench.benchmarks.runner import _check_models, _load_datasets
+    from initbench.benchmarks.spec import NUMERICS_VERSION
+
+    for flag, value in (("--width", args.width), ("--steps", args.steps), ("--eval-every", args.eval_every)):
+        if value is not None:
+            raise UsageError(f"coord-check sets the widths (--widths) and the steps (--coord-steps); drop {flag}")
+    experiment, scale, overrides, only = grid_from_args(args)
+    widths = args.widths or list(coord.WIDTHS)
+    if len(set(widths)) < 2:
+        raise UsageError(f"coord-check compares widths: --widths needs at least two different ones, got {widths}")
+    overrides.setdefault("train.lr", coord.LR)
+    if "parametrization" in overrides and "base_width" not in overrides:
+        overrides["base_width"] = min(widths)  # the parametrization equals the plain run at the smallest width
+    overrides.setdefault("seeds", coord.SEEDS)
+    if overrides["seeds"] < 2:
+        raise UsageError(f"coord-check needs at least 2 seeds for the slopes' uncertainty, got {overrides['seeds']}")
+    overrides.update({"model.width": widths, "train.steps": args.coord_steps, "train.eval_every": 1})
+    plan = experiments.resolve(experiment, scale, overrides, only)
+    specs = list(plan.full)
+    kinds = {(s.model.family, s.model.depth, s.model.activation, s.init, s.train, s.parametrization) for s in specs}
+    if len(kinds) != 1 or len({s.data for s in specs}) != 1:
+        raise UsageError("coord-check judges one configuration over widths: give one value of every other field")
+    store = None
+    if args.out:
+        store = ResultStore(args.out, kind="coord")
+        store.check_writable()
+        store.check_compatible(NUMERICS_VERSION)
+    datasets = _load_datasets(specs, None)
+    _check_models(specs, datasets, plan.experiment.source)
+    _enable_compilation_cache()
+    rows = coord.measure(specs, next(iter(datasets.values())))
+    table = coord.verdicts(rows)
+    first = specs[0]
+    par = dict(first.parametrization).get("name", "none")
+    print(
+        f"coord-check: {first.model.family} {first.model.activation}, {first.init.label}, {first.train.optimizer} "
+        f"lr {first.train.lr:g}, parametrization {par}; widths {', '.join(map(str, sorted(set(widths))))}; "
+        f"{overrides['seeds']} seeds; mean |x| on a fixed batch after steps 1..{args.coord_steps}"
+    )
+    for r in table.itertuples():
+        print(f"  step {r.step}  {r.layer:<24} slope {r.slope:+.3f} +- {r.half_width:.3f}  {r.verdict}")
+    code = coord.exit_code(table)
+    bad = table[table["verdict"].str.startswith(("grows", "shrinks", "diverged"))]
+    summary = {0: "every layer width-stable", 3: "inconclusive (more seeds or widths narrow the intervals)"}
+    if code == 1:
+        named = ", ".join(f"{r.layer} (step {r.step}: {r.verdict})" for r in bad.itertuples())
+        print(f"not width-stable: {named}")
+    else:
+        print(summary[code])
+    if store is not None:
+        with store.writing(NUMERICS_VERSION):
+            store.write(rows, f"coord-{first.run_id}", {**provenance(), "verdicts": table.to_dict("records")})
+        fig = coord.figure(rows)
+        fig.savefig(Path(args.out) / "_coord.png", dpi=110)
+        lines = ["| layer | step | slope | +- (95%) | seeds | verdict |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"| {r.layer} | {r.step} | {r.slope:+.3f} | {r.half_width:.3f} | {r.seeds} | {r.verdict} |"
+            for r in table.itertuples()
+        ]
+        (Path(args.out) / "_verdicts.md").write_text("\n".join(lines) + "\n")
+    return code
+
+
 def _run(args: argparse.Namespace, proc) -> int:
     from initbench.benchmarks.runner import progress_mode, run_experiment
 
@@ -432,6 +498,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- run EXPERIMENT [options]")
     p.set_defaults(func=_cmd_launch)
+
+    p = sub.add_parser(
+        "coord-check",
+        help="microsoft/mup's coordinate check: each layer's activation size over widths after k steps "
+        "(exit 0 width-stable, 1 some layer grows or shrinks, 3 inconclusive)",
+    )
+    add_grid_flags(p)
+    p.add_argument(
+        "--widths", type=positive_ints, help="widths to compare (default 128,256,512,1024,2048; replaces --width)"
+    )
+    p.add_argument("--coord-steps", type=_positive, default=3, help="training steps, each judged (default 3)")
+    p.add_argument("--out", type=_directory, help="also write the rows (a `coord` results directory) and a figure")
+    p.set_defaults(func=_cmd_coord)
 
     p = sub.add_parser("show", help="print an experiment's resolved grid: runs, cohorts, what varies, work")
     add_grid_flags(p)

@@ -1,7 +1,7 @@
 """Tidy results: one typed Arrow schema per kind, provenance, and the append-only ResultStore.
 
 A results directory holds one **kind** of result (:data:`KINDS`: training ``runs``, variance
-``check``), recorded in its manifest ``_initbench.json`` with the schema and numerics versions.
+``check``, ``coord``-inate checks), recorded in its manifest ``_initbench.json`` with the schema and numerics versions.
 Every parquet file in it has exactly the kind's schema (typed, nullable), so
 ``pandas.read_parquet(dir)``, ``pyarrow.dataset.dataset(dir)``, ``polars.read_parquet(dir + "/*.parquet")``
 and DuckDB's ``read_parquet('dir/*.parquet')`` read the whole directory directly. Nothing else
@@ -155,7 +155,14 @@ CHECK = Kind(
     key=("layer", "metric"),
     description="variance-preservation checks at initialization (initbench check)",
 )
-KINDS: dict[str, Kind] = {k.name: k for k in (RUNS, CHECK)}
+COORD = Kind(
+    "coord",
+    identity=RUNS.identity,
+    observation=RUNS.observation,
+    key=RUNS.key,
+    description="coordinate checks (initbench coord-check)",
+)
+KINDS: dict[str, Kind] = {k.name: k for k in (RUNS, CHECK, COORD)}
 # columns of the runs kind, kept for callers that build rows by hand
 COLUMNS = RUNS.columns
 ID_COLUMNS = tuple(name for name, _ in RUNS.identity)

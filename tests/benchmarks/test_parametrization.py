@@ -198,3 +198,75 @@ def test_the_coordinate_check_sp_blows_up_with_width_and_mup_does_not(digits, op
     assert abs(mup[0, "logits"] + 0.5) < 0.1, mup
     assert all(mup[3, f"h{i}"] < 0.3 for i in range(3)), mup
     assert math.isfinite(sp[3, "h2"])
+
+
+def _rows(slopes_by_seed, widths=(128, 256, 512, 1024), layer="head", step=1):
+    return pd.DataFrame(
+        [
+            {"layer": layer, "step": step, "seed": s, "width": w, "value": 0.5 * w**slope}
+            for s, slope in enumerate(slopes_by_seed)
+            for w in widths
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("slopes", "verdict", "code"),
+    [
+        ((0.01, -0.02, 0.0, 0.02), "width-stable", 0),
+        ((1.0, 1.02, 0.98, 1.01), "grows as width^1.00", 1),
+        ((-0.5, -0.52, -0.49, -0.5), "shrinks as width^-0.50", 1),
+        ((0.1, 0.4, -0.2, 0.3), "inconclusive", 3),  # mean 0.15, but the seeds disagree
+        ((0.24, 0.26, 0.25, 0.25), "inconclusive", 3),  # on the band's edge
+    ],
+)
+def test_coord_verdicts_from_the_slopes_and_their_student_t_interval(slopes, verdict, code):
+    from initbench.benchmarks import coord
+
+    table = coord.verdicts(_rows(slopes))
+    assert table["verdict"].tolist() == [verdict]
+    assert coord.exit_code(table) == code
+    assert table["slope"].iloc[0] == pytest.approx(np.mean(slopes), abs=1e-9)
+
+
+def test_coord_step_zero_is_not_judged_and_a_diverged_width_fails():
+    from initbench.benchmarks import coord
+
+    rows = pd.concat([_rows((1.0, 1.0), step=0), _rows((0.0, 0.01), step=1)])
+    rows.loc[(rows["step"] == 1) & (rows["width"] == 1024) & (rows["seed"] == 1), "value"] = np.nan
+    table = coord.verdicts(rows)
+    assert table["step"].tolist() == [1] and table["verdict"].tolist() == ["diverged at width 1024"]
+    assert coord.exit_code(table) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--width", "64"], "drop --width"),
+        (["--steps", "5"], "drop --steps"),
+        (["--seeds", "1"], "at least 2 seeds"),
+        (["--widths", "64,64"], "at least two different ones"),
+        (["--widths", "64,128", "--lr", "0.1,0.2"], "one value of every other field"),
+        (["--widths", "64,128", "--parametrization", "mup", "--model", "lenet5"], "lenet5 has no field(s) width"),
+    ],
+)
+def test_coord_check_bad_input_is_one_line(argv, message, tmp_path, capsys):
+    assert cli.main(["coord-check", *argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # two coordinate checks at the default widths (128..2048) and seeds (5): ~30 s each
+def test_coord_check_passes_mup_and_fails_sp_with_adam(tmp_path, capsys):
+    # issue 24's acceptance commands: muP exits 0; SP exits 1 naming the growing layers
+    out = tmp_path / "coord"
+    argv = ["coord-check", "--model", "mlp", "--optimizer", "adam"]
+    assert cli.main([*argv, "--parametrization", "mup", "--out", str(out)]) == 0
+    assert "every layer width-stable" in capsys.readouterr().out
+    rows = pd.read_parquet(out)  # a coord results directory: pandas reads it whole (figure and table are _-named)
+    assert set(rows["width"]) == {128, 256, 512, 1024, 2048} and set(rows["split"]) == {"probe"}
+    assert (out / "_coord.png").exists() and (out / "_verdicts.md").exists()
+    assert cli.main([*argv, "--parametrization", "sp"]) == 1
+    printed = capsys.readouterr().out
+    assert "not width-stable: head (step 1: grows as width^" in printed
