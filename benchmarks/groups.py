@@ -107,7 +107,8 @@ def structural_classes(params: Any, wider: Any) -> dict[str, str]:
     (``kernel``/``embedding``, >= 2 dims; the last is the output, the others the fan-in) whose
     fan-in and output both grow is ``hidden``, whose output alone grows ``input``, whose fan-in
     alone grows ``readout``; a 0-d parameter is a ``scalar``; any other parameter is vector-like
-    (``bias``). A kernel that does not change with width is ``fixed``.
+    (``bias``). A kernel that does not change with width is ``fixed``. Works on linen parameter
+    dicts and on nnx states (``nnx.state(model, nnx.Param)``, whose leaves end in ``value``).
 
     Example:
       >>> import numpy as np
@@ -126,7 +127,7 @@ def structural_classes(params: Any, wider: Any) -> dict[str, str]:
         name, sa, sb = param_path(path), tuple(np.shape(a)), tuple(np.shape(b))
         if len(sa) == 0:
             out[name] = "scalar"
-        elif name.split("/")[-1] in _KERNELS and len(sa) >= 2:
+        elif _leaf_name(name) in _KERNELS and len(sa) >= 2:
             fan_in, fan_out = sa[:-1] != sb[:-1], sa[-1] != sb[-1]
             out[name] = {(True, True): "hidden", (False, True): "input", (True, False): "readout"}.get(
                 (fan_in, fan_out), "fixed"
@@ -134,6 +135,12 @@ def structural_classes(params: Any, wider: Any) -> dict[str, str]:
         else:
             out[name] = "bias"
     return out
+
+
+def _leaf_name(path: str) -> str:
+    """A parameter's own name: the last key, or the one before an nnx Variable's ``value``."""
+    parts = path.split("/")
+    return parts[-2] if parts[-1] == "value" and len(parts) > 1 else parts[-1]
 
 
 def check_structure(params: Any, wider: Any, what: str) -> None:

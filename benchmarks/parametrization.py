@@ -133,3 +133,57 @@ def rules(name: str, *, width: int | None, base_width: int | None, optimizer: st
             if not math.isfinite(value) or value <= 0:
                 raise UsageError(f"parametrization {name}: the {cls} multiplier at width {width} is {value!r}")
     return out
+
+
+def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimizer: str) -> dict[str, Any]:
+    r"""Per-parameter init and learning-rate multipliers of ``name`` for any model, from its structure.
+
+    The layer classes come from the parameter shapes at two widths
+    (:func:`initbench.benchmarks.groups.structural_classes`, as microsoft/mup's base shapes), not
+    from names, so this works on one's own linen or nnx model: pass its parameters at the width
+    used and at another width (``jax.eval_shape`` of the init is enough). A kernel that does not
+    change with width (``fixed``) keeps multiplier 1.
+
+    Args:
+      params: The parameters (arrays or shapes) at the width used.
+      wider: The same model's parameters (or shapes) at another width.
+      name: A preset of :data:`PRESETS`.
+      width_mult: :math:`m` = the width used / the base width (the width the hyper-parameters were
+        tuned at).
+      optimizer: An optimizer of :data:`FAMILIES` (its family picks the learning-rate exponent).
+
+    Returns:
+      ``{"init": tree, "lr": tree}``, trees like ``params`` of floats: multiply the initial
+      parameters by ``init`` and each parameter's update by ``lr`` (e.g.
+      ``optax.chain(optax.adam(lr), scale_by_tree(lr_tree))``).
+
+    Example:
+      >>> import numpy as np
+      >>> def mlp(n):
+      ...     return {"in": {"kernel": np.zeros((8, n)), "bias": np.zeros(n)},
+      ...             "out": {"kernel": np.zeros((n, 10))}}
+      >>> m = multipliers(mlp(256), mlp(512), "mup", width_mult=4.0, optimizer="adam")
+      >>> m["init"]["out"]["kernel"], m["lr"]["out"]["kernel"], m["lr"]["in"]["kernel"]
+      (0.5, 0.25, 1.0)
+    """
+    import jax
+
+    from initbench.benchmarks.groups import param_path, structural_classes
+
+    if not isinstance(name, str) or name not in PRESETS:
+        raise unknown_choice("parametrization", name, PRESETS)
+    if optimizer not in FAMILIES:
+        raise UsageError(f"parametrization {name} has no learning-rate rule for optimizer {optimizer!r}")
+    if isinstance(width_mult, bool) or not isinstance(width_mult, int | float) or not width_mult > 0:
+        raise UsageError(f"width_mult must be a number > 0, got {width_mult!r}")
+    classes = structural_classes(params, wider)
+    family = FAMILIES[optimizer]
+
+    def factor(path: Any, kind: str) -> float:
+        exponents = PRESETS[name].get(classes[param_path(path)])
+        return 1.0 if exponents is None else float(width_mult ** exponents[kind])
+
+    return {
+        "init": jax.tree_util.tree_map_with_path(lambda p, _: factor(p, "init"), params),
+        "lr": jax.tree_util.tree_map_with_path(lambda p, _: factor(p, family), params),
+    }

@@ -270,3 +270,37 @@ def test_coord_check_passes_mup_and_fails_sp_with_adam(tmp_path, capsys):
     assert cli.main([*argv, "--parametrization", "sp"]) == 1
     printed = capsys.readouterr().out
     assert "not width-stable: head (step 1: grows as width^" in printed
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_multipliers_by_structure_equal_the_runners_by_name_on_initbench_models(digits, optimizer):
+    # the public function for one's own model (classes from shapes) and the runner (classes from
+    # names, checked against the shapes) give the same per-parameter rates and init scales
+    from initbench.benchmarks.groups import lr_scale_tree
+
+    spec = run(256, optimizer=optimizer)
+
+    def shapes(width):
+        s = run(width, optimizer=optimizer)
+        return jax.eval_shape(lambda: build_model(s, digits).init(jax.random.key(0), jnp.zeros((1, 8, 8, 1))))["params"]
+
+    m = parametrization.multipliers(shapes(256), shapes(512), "mup", width_mult=4.0, optimizer=optimizer)
+    for field, kind in (("lr_scale", "lr"), ("init_scale", "init")):
+        by_name = lr_scale_tree(shapes(256), spec.scale_rules(field))
+        assert jax.tree_util.tree_leaves(by_name) == jax.tree_util.tree_leaves(m[kind]), field
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": "mupp"}, "unknown parametrization 'mupp'"),
+        ({"width_mult": 0.0}, "width_mult must be a number > 0"),
+        ({"width_mult": True}, "width_mult must be a number > 0"),
+        ({"optimizer": "adafactor"}, "no learning-rate rule for optimizer 'adafactor'"),
+    ],
+)
+def test_multipliers_bad_input_is_one_line(kwargs, message):
+    p = {"w": {"kernel": np.zeros((4, 8))}}
+    args = {"name": "mup", "width_mult": 2.0, "optimizer": "adam", **kwargs}
+    with pytest.raises(UsageError, match=message):
+        parametrization.multipliers(p, p, args.pop("name"), **args)
