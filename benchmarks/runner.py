@@ -253,6 +253,7 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
     for spec in specs:
         t = spec.train
         key = (spec.model, spec.init, spec.data.name, spec.data.extra, spec.data.batch_size, t.lr_scale, t.wd_scale)
+        key += (spec.parametrization, t.optimizer, t.weight_decay > 0)  # its multipliers and their classes
         if key in seen:
             continue
         seen.add(key)

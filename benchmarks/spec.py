@@ -492,9 +492,12 @@ class RunSpec:
     def __post_init__(self) -> None:
         p = self.parametrization
         if isinstance(p, dict):
-            p = tuple(sorted(p.items()))
-        if isinstance(p, tuple) and all(isinstance(e, tuple) and len(e) == 2 for e in p) and ("name", "sp") in p:
-            p = (("name", "sp"),)  # SP at any base width is one run
+            p = tuple(p.items())
+        if isinstance(p, tuple | list) and all(isinstance(e, tuple | list) and len(e) == 2 for e in p):
+            pairs = [(k, int(v) if isinstance(v, np.integer) else v) for k, v in p]  # numpy ints: one run_id
+            p = tuple(sorted(pairs, key=lambda kv: str(kv[0])))
+            if ("name", "sp") in p:
+                p = (("name", "sp"),)  # SP at any base width is one run
         object.__setattr__(self, "parametrization", p)
 
     def scale_rules(self, field: str) -> Options:
@@ -590,19 +593,29 @@ class RunSpec:
         parse_activation(self.model.activation)
         self.init.validate()
         self.train.validate()
-        if self.parametrization:
-            from initbench.benchmarks import parametrization
+        self.check_parametrization()
 
-            p = dict(self.parametrization)
-            if set(p) - {"name", "base_width"} or "name" not in p:
-                raise UsageError(f"parametrization takes a name and a base_width, got {p!r}")
-            parametrization.check(
-                p["name"],
-                p.get("base_width"),
-                width=self.model.width,
-                optimizer=self.train.optimizer,
-                scheme=self.init.name if self.init.scheme is not None else None,
+    def check_parametrization(self) -> None:
+        """Raises a one-line UsageError unless the parametrization applies to this model, init and optimizer."""
+        p = self.parametrization
+        if not p:
+            return
+        from initbench.benchmarks import parametrization
+
+        if not (isinstance(p, tuple) and all(isinstance(e, tuple) and len(e) == 2 for e in p)):
+            raise UsageError(
+                f"parametrization takes a name and a base_width, e.g. {{name = 'mup', base_width = 64}}; got {p!r}"
             )
+        fields = dict(p)
+        if set(fields) - {"name", "base_width"} or "name" not in fields:
+            raise UsageError(f"parametrization takes a name and a base_width, got {fields!r}")
+        parametrization.check(
+            fields["name"],
+            fields.get("base_width"),
+            width=self.model.width,
+            optimizer=self.train.optimizer,
+            scheme=self.init.name if self.init.scheme is not None else None,
+        )
         positive_int("batch_size", self.data.batch_size)
         if self.data.eval_examples is not None:
             positive_int("eval_examples", self.data.eval_examples)

@@ -37,7 +37,7 @@ from initbench import models
 from initbench.benchmarks.data import Dataset
 from initbench.benchmarks.groups import lr_scale_tree
 from initbench.benchmarks.spec import HYPER_PARAMETERS, RunSpec, TrainSpec
-from initbench.inits.errors import UsageError, positive_int
+from initbench.inits.errors import UsageError, first_line, positive_int
 
 EVAL_BATCH = 1024
 Progress = Callable[[int, str], None]
@@ -995,25 +995,35 @@ def _train_chunk(
 
 
 def _check_probe(probe: Any, spec: RunSpec, dataset: Dataset) -> Callable[..., Any]:
-    """``jit(vmap(probe))`` after checking, without work, that it maps a member's variables to scalars."""
+    """``jit(vmap(probe))`` after checking, without work, that it maps members' variables to real scalars.
+
+    Traced abstractly under ``vmap`` over two members, as the trainer calls it, so a probe that
+    cannot be batched fails here, before any training.
+    """
     if not callable(probe):
         raise UsageError(f"probe must be a function of one member's variables, got {type(probe).__name__}")
     one = jax.eval_shape(scheme_init(spec, dataset), run_keys(spec.seed)[0], *init_data(spec, dataset))
+    two = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((2, *a.shape), a.dtype), one)
+    batched = jax.vmap(probe)
     try:
-        out = jax.eval_shape(probe, one)
+        out = jax.eval_shape(batched, two)
     except Exception as err:
-        raise UsageError(f"probe failed on a member's variables ({type(err).__name__}: {err})") from err
+        raise UsageError(f"probe failed on the members' variables ({type(err).__name__}: {first_line(err)})") from err
     if not isinstance(out, dict) or not out:
         raise UsageError(f"probe must return a non-empty dict {{metric: scalar}}, got {type(out).__name__}")
     for metric, value in out.items():
+        if isinstance(value, dict) and not value:
+            raise UsageError(f"probe: {metric!r} is an empty dict; give {{layer: scalar}} or a scalar")
         leaves = value.items() if isinstance(value, dict) else [(None, value)]
         for layer, leaf in leaves:
             where = metric if layer is None else f"{metric}[{layer!r}]"
-            if not isinstance(metric, str) or getattr(leaf, "shape", None) != ():
-                raise UsageError(
-                    f"probe: {where!r} must be a scalar under a str key, got {getattr(leaf, 'shape', type(leaf))}"
-                )
-    return jax.jit(jax.vmap(probe))
+            keys_ok = isinstance(metric, str) and (layer is None or isinstance(layer, str))
+            shape, dtype = getattr(leaf, "shape", None), getattr(leaf, "dtype", None)
+            real = dtype is not None and not jnp.issubdtype(dtype, jnp.complexfloating)
+            if not keys_ok or shape != (2,) or not real:
+                got = f"shape {shape[1:]} {dtype}" if shape else type(leaf).__name__
+                raise UsageError(f"probe: {where!r} must be a real scalar under str keys, got {got}")
+    return jax.jit(batched)
 
 
 def _zero_layer_sums(params: Any, members: int) -> dict[str, jax.Array]:

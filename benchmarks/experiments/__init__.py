@@ -874,13 +874,17 @@ def _validate(specs: Sequence[Any], source: str) -> None:
     checked: set = set()
     for spec in specs:
         rest = (spec.model.activation, spec.data, spec.train)  # everything validate() checks but the init and seed
-        for what, key in (("init", spec.init), ("rest", rest)):
+        # the parametrization against the model's width, the optimizer and the init (a scheme refuses it)
+        par = (spec.parametrization, spec.model.width, spec.train.optimizer, spec.init.name)
+        for what, key in (("init", spec.init), ("rest", rest), ("par", par)):
             if (what, key) in checked:
                 continue
             checked.add((what, key))
             try:
                 if what == "init":
                     spec.init.validate()
+                elif what == "par":
+                    spec.check_parametrization()
                 else:
                     spec.validate()
             except UsageError as err:
@@ -896,6 +900,8 @@ FIELD_OF = {
     "init": lambda s: (s.init.name, s.init.label),
     "bias": lambda s: (s.init.bias, f"{s.init.bias}({s.init.bias_args_label})" if s.init.bias_args else s.init.bias),
     "activation": lambda s: (s.model.activation,),
+    "parametrization": lambda s: (dict(s.parametrization).get("name", ""),),
+    "base_width": lambda s: (str(dict(s.parametrization).get("base_width")),),
     "family": lambda s: (s.model.family,),
     "model": lambda s: (s.model.family, s.model.label),
     "depth": lambda s: (str(s.model.depth),),

@@ -182,6 +182,12 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             " net to within the accuracy of a good init",
         ),
         Entry(
+            "yang2022-coord",
+            "initbench.benchmarks.reproduce.yang2022_coord:run",
+            "Yang et al. 2022 (muP): the coordinate check with Adam: every layer width-stable under muP, some"
+            " growing with width under SP (MLP and ResNet)",
+        ),
+        Entry(
             "zhu2021",
             "initbench.benchmarks.reproduce.zhu2021:run",
             "Zhu et al. 2021: GradInit's learned scales rescue a badly scaled deep net to within the accuracy of a"

@@ -105,6 +105,22 @@ def test_bad_parametrizations_are_one_line(spec, message):
         run(width, **spec).validate()
 
 
+@pytest.mark.parametrize("bad", ["mup", 42, (("name",),), (("name", "mup"), ("width", 8))])
+def test_a_malformed_parametrization_is_one_line(bad):
+    s = run(64, name=None)
+    s = RunSpec(s.suite, s.benchmark, s.model, s.init, s.data, s.train, 0, parametrization=bad)
+    with pytest.raises(UsageError, match="parametrization takes a name and a base_width"):
+        s.validate()
+
+
+def test_a_list_of_pairs_and_numpy_widths_are_the_same_run_as_a_dict():
+    s = run(64, name=None)
+    a = RunSpec(s.suite, s.benchmark, s.model, s.init, s.data, s.train, 0, {"name": "mup", "base_width": 16})
+    pairs = [["base_width", np.int64(16)], ["name", "mup"]]
+    b = RunSpec(s.suite, s.benchmark, s.model, s.init, s.data, s.train, 0, pairs)
+    assert a.parametrization == b.parametrization and a.run_id == b.run_id and hash(b)
+
+
 def test_a_scheme_refuses_a_parametrization():
     s = run(128)
     s = RunSpec(s.suite, s.benchmark, s.model, InitSpec("lsuv"), s.data, s.train, 0, s.parametrization)
@@ -143,6 +159,23 @@ def test_a_model_whose_names_and_shapes_disagree_cannot_be_classified():
         (["--base-width", "8"], "base_width needs a parametrization"),
         (["--parametrization", "nt", "--base-width", "8"], "unknown parametrization 'nt'"),
         (["--parametrization", "mup", "--base-width", "8", "--model", "lenet5"], "this model has none"),
+        # a bad value later in an axis is found before any work too
+        (["--init", "he_normal,lsuv", "--parametrization", "mup", "--base-width", "8"], "lsuv is a model-level"),
+        (["--parametrization", "sp,mup"], "parametrization mup needs base_width"),
+        (["--parametrization", "mup", "--set", "base_width=[16,0]"], "a positive integer (the tuned width), got 0"),
+        (["--parametrization", "sp,foo", "--base-width", "8"], "unknown parametrization 'foo'"),
+        (["--optimizer", "adafactor", "--parametrization", "sp,mup", "--base-width", "8"], "'adafactor'"),
+        (
+            [
+                "--set",
+                'model=[{family="mlp",depth=2,width=32},{family="lenet5"}]',
+                "--parametrization",
+                "sp,mup",
+                "--base-width",
+                "8",
+            ],
+            "this model has none",
+        ),
     ],
 )
 def test_bad_command_lines_are_one_line(argv, message, tmp_path, capsys):

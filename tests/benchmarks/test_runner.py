@@ -753,9 +753,12 @@ def test_a_probe_measures_every_member_at_every_evaluation_and_never_changes_tra
         ("mean", "probe must be a function"),
         (lambda v: [1.0], "non-empty dict"),
         (lambda v: {}, "non-empty dict"),
-        (lambda v: {"k": v["params"]["head"]["dense"]["kernel"]}, "'k' must be a scalar"),
+        (lambda v: {"k": v["params"]["head"]["dense"]["kernel"]}, "'k' must be a real scalar"),
         (lambda v: {"k": {"a": jnp.ones(2)}}, "k['a']"),
         (lambda v: {"k": v["params"]["no_such_layer"]}, "probe failed"),
+        (lambda v: {"k": {}}, "'k' is an empty dict"),
+        (lambda v: {"k": {0: jnp.sum(v["params"]["head"]["dense"]["bias"])}}, "k[0]' must be a real scalar under str"),
+        (lambda v: {"k": jnp.sum(v["params"]["head"]["dense"]["bias"]).astype(jnp.complex64)}, "complex64"),
     ],
 )
 def test_a_bad_probe_is_one_line_before_any_training(digits, probe, message):
