@@ -593,6 +593,12 @@ class RunSpec:
         parse_activation(self.model.activation)
         self.init.validate()
         self.train.validate()
+        positive_int("batch_size", self.data.batch_size)
+        if self.data.eval_examples is not None:
+            positive_int("eval_examples", self.data.eval_examples)
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            # the trainer draws every member's data key in one call on uint32 seeds
+            raise UsageError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         self.check_parametrization()
 
     def check_parametrization(self) -> None:
@@ -616,9 +622,3 @@ class RunSpec:
             optimizer=self.train.optimizer,
             scheme=self.init.name if self.init.scheme is not None else None,
         )
-        positive_int("batch_size", self.data.batch_size)
-        if self.data.eval_examples is not None:
-            positive_int("eval_examples", self.data.eval_examples)
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            # the trainer draws every member's data key in one call on uint32 seeds
-            raise UsageError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
