@@ -136,6 +136,21 @@ DATASETS: Registry[DatasetEntry] = Registry(
             "Glorot & Bengio 2010's Shapeset-3x2: 32x32 grey images, 1-2 shapes, 9 classes (generated)",
             True,
         ),
+        DatasetEntry(
+            "mnist",
+            "initbench.benchmarks.data.idx:load_idx",
+            "MNIST 28x28x1, 10 classes: IDX files (--data-dir) or a prepared TFDS copy",
+            False,
+            (("name", "mnist"),),
+        ),
+        DatasetEntry(
+            "fashion_mnist",
+            "initbench.benchmarks.data.idx:load_idx",
+            "Fashion-MNIST 28x28x1, 10 classes, 60k/10k: IDX files (apt install dataset-fashion-mnist, or"
+            " --data-dir) or a prepared TFDS copy",
+            False,
+            (("name", "fashion_mnist"),),
+        ),
         *(
             DatasetEntry(
                 name,
@@ -145,6 +160,7 @@ DATASETS: Registry[DatasetEntry] = Registry(
                 (("name", name),),
             )
             for name, description in TFDS_IMAGE_DATASETS.items()
+            if name not in ("mnist", "fashion_mnist")
         ),
     ),
 )
