@@ -95,16 +95,26 @@ def check(name: Any, base_width: Any, *, width: Any, optimizer: Any, scheme: str
         )
     if width is None:
         raise UsageError(f"parametrization {name} scales with the model's width; this model has none")
-    if optimizer not in FAMILIES:
-        raise UsageError(
-            f"parametrization {name} has no learning-rate rule for optimizer {optimizer!r}; "
-            f"it has one for: {', '.join(FAMILIES)}"
-        )
+    _check_optimizer(name, optimizer)
     if scheme is not None:
         raise UsageError(
             f"parametrization {name} rescales a per-tensor initializer's draws; {scheme} is a model-level "
             "scheme that sets its own scales"
         )
+
+
+def _check_optimizer(name: str, optimizer: Any) -> None:
+    if optimizer not in FAMILIES:
+        raise UsageError(
+            f"parametrization {name} has no learning-rate rule for optimizer {optimizer!r}; "
+            f"it has one for: {', '.join(FAMILIES)}"
+        )
+
+
+def _factors(name: str, m: float, optimizer: str) -> dict[str, tuple[float, float]]:
+    """Per layer class of ``name``: ``(init std multiplier, learning-rate multiplier)`` at width multiplier ``m``."""
+    family = FAMILIES[optimizer]
+    return {cls: (m ** e["init"], m ** e[family]) for cls, e in PRESETS[name].items()}
 
 
 def rules(name: str, *, width: int | None, base_width: int | None, optimizer: str) -> dict[str, dict[str, float]]:
@@ -118,10 +128,7 @@ def rules(name: str, *, width: int | None, base_width: int | None, optimizer: st
     if name == "sp":
         return out
     assert width is not None and base_width is not None  # check() raised otherwise
-    m = width / base_width
-    family = FAMILIES[optimizer]
-    for cls, exponents in PRESETS[name].items():
-        init, lr = m ** exponents["init"], m ** exponents[family]
+    for cls, (init, lr) in _factors(name, width / base_width, optimizer).items():
         if init != 1.0:
             out["init_scale"][cls] = init
         if lr != 1.0:
@@ -172,18 +179,16 @@ def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimi
 
     if not isinstance(name, str) or name not in PRESETS:
         raise unknown_choice("parametrization", name, PRESETS)
-    if optimizer not in FAMILIES:
-        raise UsageError(f"parametrization {name} has no learning-rate rule for optimizer {optimizer!r}")
+    _check_optimizer(name, optimizer)
     if isinstance(width_mult, bool) or not isinstance(width_mult, int | float) or not width_mult > 0:
         raise UsageError(f"width_mult must be a number > 0, got {width_mult!r}")
     classes = structural_classes(params, wider)
-    family = FAMILIES[optimizer]
+    table = _factors(name, float(width_mult), optimizer)
 
-    def factor(path: Any, kind: str) -> float:
-        exponents = PRESETS[name].get(classes[param_path(path)])
-        return 1.0 if exponents is None else float(width_mult ** exponents[kind])
+    def factor(path: Any, kind: str) -> float:  # a "fixed" kernel (no class of the preset) keeps 1
+        return float(table.get(classes[param_path(path)], (1.0, 1.0))[kind == "lr"])
 
     return {
         "init": jax.tree_util.tree_map_with_path(lambda p, _: factor(p, "init"), params),
-        "lr": jax.tree_util.tree_map_with_path(lambda p, _: factor(p, family), params),
+        "lr": jax.tree_util.tree_map_with_path(lambda p, _: factor(p, "lr"), params),
     }
