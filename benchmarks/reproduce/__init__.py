@@ -188,6 +188,18 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             " growing with width under SP (MLP and ResNet)",
         ),
         Entry(
+            "yang2022-transfer",
+            "initbench.benchmarks.reproduce.yang2022_transfer:run",
+            "Yang et al. 2022 (muTransfer): training loss against Adam's learning rate at widths 64..1024 on"
+            " Fashion-MNIST: the optimum moves with width under SP and stays under muP",
+        ),
+        Entry(
+            "wider-is-better",
+            "initbench.benchmarks.reproduce.yang2022_transfer:run_wider",
+            "Yang et al. 2022: the learning rate tuned at width 64 transferred to widths up to 2048: under muP"
+            " wider is better throughout training, under SP the widest is worse",
+        ),
+        Entry(
             "zhu2021",
             "initbench.benchmarks.reproduce.zhu2021:run",
             "Zhu et al. 2021: GradInit's learned scales rescue a badly scaled deep net to within the accuracy of a"
