@@ -8,6 +8,9 @@ A rule is ``selector -> multiplier``. A selector is a **layer class** or a **pat
   (the classifier's kernel, ``head``), ``hidden`` (every other kernel), ``scalar`` (0-d
   parameters: ResNet's ``branch_scale`` multipliers and Fixup's scalar biases) and ``bias``
   (every other parameter: biases, normalization scales and offsets, PReLU slopes);
+* ``vector`` selects the ``bias`` class outside the classifier: the vector-like parameters whose
+  size is the width (microsoft/mup's vector-like parameters; the classifier's bias has the
+  number of classes as its size, a "fixed" parameter that a width parametrization leaves alone);
 * any other selector is a glob (``fnmatch``) over the parameter's path, its keys joined by
   ``/`` (``head/dense/bias``, ``block_00/conv_a/conv/kernel``): ``head/*``, ``*/branch_scale``.
 
@@ -42,7 +45,10 @@ import numpy as np
 from initbench.inits.errors import UsageError
 
 CLASSES = ("input", "hidden", "readout", "bias", "scalar")
+VECTOR = "vector"  # a selector: the bias class outside the classifier (the width-sized vectors)
+SELECTORS = (*CLASSES, VECTOR)
 _KERNELS = ("kernel", "embedding")
+_HEAD = "head"  # models.catalog.HEAD (benchmarks may not need models to read a path)
 
 
 def param_path(path: Sequence[Any]) -> str:
@@ -81,11 +87,13 @@ def lr_scale_tree(
     for selector, multiplier in rules:
         if selector in CLASSES:
             hits = [i for i, c in enumerate(classes) if c == selector]
+        elif selector == VECTOR:
+            hits = [i for i, (c, p) in enumerate(zip(classes, paths, strict=True)) if _vector(c, p)]
         else:
             hits = [i for i, p in enumerate(paths) if fnmatch.fnmatchcase(p, selector)]
-        if not hits and selector not in CLASSES:
+        if not hits and selector not in SELECTORS:
             raise UsageError(
-                f"{field} selector {selector!r} selects no parameter of {what}; classes: {', '.join(CLASSES)} "
+                f"{field} selector {selector!r} selects no parameter of {what}; classes: {', '.join(SELECTORS)} "
                 f"(present: {', '.join(sorted(set(classes)))}), or a path pattern over: {', '.join(paths[:8])}"
                 + (", ..." if len(paths) > 8 else "")
             )
@@ -94,10 +102,20 @@ def lr_scale_tree(
     return jax.tree_util.tree_unflatten(treedef, scales)
 
 
+def _vector(cls: str, path: str) -> bool:
+    """A ``bias``-class parameter outside the classifier: one whose size is the width."""
+    return cls == "bias" and path.split("/")[0] != _HEAD
+
+
 def classes_present(params: Any) -> set[str]:
-    """The layer classes of a model's parameters (arrays or shapes)."""
+    """The layer classes of a model's parameters (arrays or shapes), ``vector`` included."""
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-    return {param_class(param_path(p), len(np.shape(leaf))) for p, leaf in leaves}
+    out = set()
+    for p, leaf in leaves:
+        path = param_path(p)
+        cls = param_class(path, len(np.shape(leaf)))
+        out |= {cls, VECTOR} if _vector(cls, path) else {cls}
+    return out
 
 
 def structural_classes(params: Any, wider: Any) -> dict[str, str]:
@@ -106,8 +124,9 @@ def structural_classes(params: Any, wider: Any) -> dict[str, str]:
     ``params`` and ``wider`` are the same model's parameters (or shapes) at two widths. A kernel
     (``kernel``/``embedding``, >= 2 dims; the last is the output, the others the fan-in) whose
     fan-in and output both grow is ``hidden``, whose output alone grows ``input``, whose fan-in
-    alone grows ``readout``; a 0-d parameter is a ``scalar``; any other parameter is vector-like
-    (``bias``). A kernel that does not change with width is ``fixed``. Works on linen parameter
+    alone grows ``readout``; a 0-d parameter is a ``scalar``; any other parameter is ``vector``
+    when its shape grows (vector-like: biases, norm scales) and ``fixed`` when it does not (the
+    classifier's bias), as is a kernel that does not change with width. Works on linen parameter
     dicts and on nnx states (``nnx.state(model, nnx.Param)``, whose leaves end in ``value``).
 
     Example:
@@ -133,7 +152,7 @@ def structural_classes(params: Any, wider: Any) -> dict[str, str]:
                 (fan_in, fan_out), "fixed"
             )
         else:
-            out[name] = "bias"
+            out[name] = VECTOR if sa != sb else "fixed"
     return out
 
 
@@ -147,13 +166,16 @@ def check_structure(params: Any, wider: Any, what: str) -> None:
     """Raises a one-line UsageError unless every parameter's class by name equals its class by shape.
 
     A width parametrization goes by layer class; a model whose names and shapes disagree (or a
-    kernel that does not change with width) cannot be classified.
+    kernel that does not change with width) cannot be classified. By name, a ``bias``-class
+    parameter is ``vector`` outside the classifier and ``fixed`` in it.
     """
     by_shape = structural_classes(params, wider)
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     for path, leaf in leaves:
         name = param_path(path)
         named = param_class(name, len(np.shape(leaf)))
+        if named == "bias":
+            named = VECTOR if _vector(named, name) else "fixed"
         if by_shape[name] != named:
             raise UsageError(
                 f"{what}: cannot classify {name}: {named!r} by its name but {by_shape[name]!r} by how its shape "

@@ -1,7 +1,7 @@
 r"""Width parametrizations: how the init scale and the learning rate of each layer class move with width.
 
-A parametrization says, per layer class (:data:`initbench.benchmarks.groups.CLASSES`: ``input``,
-``hidden``, ``readout``, ``bias``, ``scalar``), how a layer's initial standard deviation and its
+A parametrization says, per layer class (:mod:`initbench.benchmarks.groups`: ``input``,
+``hidden``, ``readout``, ``vector``, ``scalar``), how a layer's initial standard deviation and its
 learning rate scale with the width multiplier :math:`m = \text{width} / \text{base\_width}`:
 ``std x m^e_init`` and ``lr x m^e_lr`` (one exponent per optimizer family, SGD-like or Adam-like),
 on top of the run's own init and learning rate. Every preset equals the run without it at the
@@ -17,15 +17,20 @@ multiplier is folded into its init and learning rate, and the model is unchanged
 class        init std x                 SGD lr x            Adam lr x
 ===========  =========================  ==================  =================
 ``sp``       1 everywhere               1                   1
-``ntk``      input, bias, scalar: 1     1                   1
+``ntk``      input, vector: 1           1                   1
              hidden, readout: 1         1/m                 1/m
-``mup``      input, bias, scalar: 1     m                   1
+``mup``      input, vector: 1           m                   1
              hidden: 1                  1                   1/m
              readout: m^(-1/2)          1/m                 1/m
 ===========  =========================  ==================  =================
 
-``mup`` is Yang et al. 2022 ("Tensor Programs V", Table 3, biases and other vector-like
-parameters as input weights); in this form it is also Table 8 (microsoft/mup's ``MuReadout`` with
+``vector`` is the width-sized vector-like parameters (biases, normalization scales and offsets,
+PReLU slopes; not the classifier's bias, whose size is the number of classes); the classifier's
+bias and 0-d scalars (ResNet's ``branch_scale``, Fixup's scalar biases) have no dimension that
+grows with width and keep multiplier 1 in every preset (microsoft/mup's ``MuSGD`` leaves such
+"fixed" parameters alone; TP5 Table 3's "fan_out" of the classifier's bias is the number of
+classes). ``mup`` is Yang et al. 2022 ("Tensor Programs V", Table 3, width-sized biases and other
+vector-like parameters as input weights); in this form it is also Table 8 (microsoft/mup's ``MuReadout`` with
 its 1/m output multiplier, ``MuSGD``, ``MuAdam``) and TP4's mean-field parametrization: these
 differ only through Adam's epsilon, which is not rescaled here (Everett et al.'s "epsilon
 underflow"; a known gap). ``ntk`` is Jacot et al. 2018's :math:`n^{-1/2}` multipliers on the
@@ -64,21 +69,22 @@ FAMILIES = {
 _ONE = {"init": 0.0, "sgd": 0.0, "adam": 0.0}
 _VECTOR = {"init": 0.0, "sgd": 1.0, "adam": 0.0}
 # name -> class -> exponents of m: init std, SGD-like lr, Adam-like lr
+# (``fixed`` parameters, which no dimension of grows with width, are in no table: multiplier 1)
 PRESETS: dict[str, dict[str, dict[str, float]]] = {
-    "sp": dict.fromkeys(("input", "hidden", "readout", "bias", "scalar"), _ONE),
+    "sp": dict.fromkeys(("input", "hidden", "readout", "vector", "scalar"), _ONE),
     "ntk": {
         "input": _ONE,
         "hidden": {"init": 0.0, "sgd": -1.0, "adam": -1.0},
         "readout": {"init": 0.0, "sgd": -1.0, "adam": -1.0},
-        "bias": _ONE,
+        "vector": _ONE,
         "scalar": _ONE,
     },
     "mup": {
         "input": _VECTOR,
         "hidden": {"init": 0.0, "sgd": 0.0, "adam": -1.0},
         "readout": {"init": -0.5, "sgd": -1.0, "adam": -1.0},
-        "bias": _VECTOR,
-        "scalar": _VECTOR,
+        "vector": _VECTOR,
+        "scalar": _ONE,  # 0-d: nothing grows with width (microsoft/mup's "fixed" parameters)
     },
 }
 

@@ -18,7 +18,7 @@ import numpy as np
 from initbench.benchmarks import data as data_lib
 from initbench.benchmarks import distributed, experiments
 from initbench.benchmarks.experiments import Experiment, Plan
-from initbench.benchmarks.groups import CLASSES, check_structure, classes_present, lr_scale_tree
+from initbench.benchmarks.groups import SELECTORS, check_structure, classes_present, lr_scale_tree
 from initbench.benchmarks.results import ResultStore, provenance
 from initbench.benchmarks.spec import NUMERICS_VERSION, Options, RunSpec
 from initbench.benchmarks.train import init_data, member_bytes, members_per_device, scheme_init, train_cohort
@@ -278,7 +278,7 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
                 rules = rules_of(spec, field)
                 lr_scale_tree(shapes["params"], rules, spec.model.label, field=field)  # every path pattern selects
                 for selector, _ in rules:
-                    if selector in CLASSES:
+                    if selector in SELECTORS:
                         classes.setdefault((field, selector), set()).update(present)
         except UsageError as err:  # raised by a validator (an init's, the family's, a scheme's): bad input
             # anything else raised while tracing is a bug in a model or scheme: it keeps its traceback

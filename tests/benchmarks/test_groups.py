@@ -61,6 +61,36 @@ def test_rules_compose_by_product_and_a_selector_must_select():
             lr_scale_tree(params, ((bad, 2.0),), "m")
     # a class this model lacks selects nothing here (the runner refuses it only if no model of the grid has it)
     assert lr_scale_tree(params, (("scalar", 2.0),), "m") == lr_scale_tree(params, (), "m")
+    # "vector": the bias class outside the classifier (the width-sized vectors a parametrization scales)
+    assert lr_scale_tree(params, (("vector", 4.0),), "m") == {
+        "layer_000": {"kernel": 1.0, "bias": 4.0},
+        "head": {"kernel": 1.0, "bias": 1.0},
+    }
+    from initbench.benchmarks.groups import classes_present
+
+    assert classes_present(params) == {"input", "readout", "bias", "vector"}
+    assert "vector" not in classes_present({"head": {"kernel": np.zeros((8, 3)), "bias": np.zeros(3)}})
+
+
+def test_a_vector_rule_selects_every_width_sized_vector_of_a_resnet():
+    net = models.build(
+        "resnet",
+        input_shape=(8, 8, 1),
+        num_classes=3,
+        activation="relu",
+        kernel_init="he_normal",
+        blocks=(1, 1),
+        width=8,
+    )
+    shapes = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
+    got = {
+        param_path(p): float(v)
+        for p, v in jax.tree_util.tree_flatten_with_path(lr_scale_tree(shapes, (("vector", 2.0),)))[0]
+    }
+    vectors = {p for p, v in got.items() if v == 2.0}
+    assert vectors and all(not p.startswith("head/") and not p.endswith("kernel") for p in vectors)
+    assert all(got[p] == 1.0 for p in got if p.startswith("head/"))
+    assert {p.rsplit("/", 1)[-1] for p in vectors} >= {"scale", "bias"}  # BatchNorm's scale and offset
 
 
 def spec(lr_scale, *, seed=0, optimizer="sgd", lr=0.1):

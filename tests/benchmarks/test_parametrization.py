@@ -42,7 +42,7 @@ def test_the_presets_multipliers_and_their_identity_at_the_base_width():
     sgd = parametrization.rules("mup", width=256, base_width=64, optimizer="momentum")
     assert sgd == {
         "init_scale": {"readout": 0.5},
-        "lr_scale": {"input": 4.0, "readout": 0.25, "bias": 4.0, "scalar": 4.0},
+        "lr_scale": {"input": 4.0, "readout": 0.25, "vector": 4.0},  # 0-d scalars: nothing grows
         "wd_scale": {},
     }
     adamw = parametrization.rules("mup", width=256, base_width=64, optimizer="adamw")
@@ -79,7 +79,8 @@ def test_the_multipliers_reach_the_initial_weights_and_the_member_rates(digits):
     hyper = member_hyper([plain, mup], jax.eval_shape(lambda: p0))
     lr = hyper["lr_scale"]
     assert float(lr["layer_000"]["dense"]["kernel"][1]) == 4.0 and float(lr["head"]["dense"]["kernel"][1]) == 0.25
-    assert float(lr["layer_001"]["dense"]["kernel"][1]) == 1.0 and float(lr["head"]["dense"]["bias"][1]) == 4.0
+    assert float(lr["layer_001"]["dense"]["kernel"][1]) == 1.0 and float(lr["layer_001"]["dense"]["bias"][1]) == 4.0
+    assert float(lr["head"]["dense"]["bias"][1]) == 1.0  # the classifier's bias: size 10 at every width
     assert all(float(v[0]) == 1.0 for v in jax.tree_util.tree_leaves(lr))
 
 
@@ -140,7 +141,8 @@ def test_layer_classes_by_shape_agree_with_the_names_on_initbench_models(digits,
         for s in specs
     ]
     classes = structural_classes(*shapes)
-    assert {"input", "hidden", "readout", "bias"} <= set(classes.values())
+    assert {"input", "hidden", "readout", "vector", "fixed"} <= set(classes.values())
+    assert [c for p, c in classes.items() if p.startswith("head/") and p.endswith("bias")] == ["fixed"]
     check_structure(*shapes, "m")
 
 
@@ -337,3 +339,120 @@ def test_multipliers_bad_input_is_one_line(kwargs, message):
     args = {"name": "mup", "width_mult": 2.0, "optimizer": "adam", **kwargs}
     with pytest.raises(UsageError, match=message):
         parametrization.multipliers(p, p, args.pop("name"), **args)
+
+
+# --- the multiplier-free presets against the forms with multipliers (exact identities of the dynamics) ---
+
+D_IN, D_OUT, BASE, BATCH_N = 6, 3, 16, 32
+
+
+def _mlp_params(n, z):
+    """A 2-hidden-layer MLP's parameters from standard-normal draws ``z`` (std 1/sqrt(fan_in); biases 0.1)."""
+    shapes = {"layer_000": (D_IN, n), "layer_001": (n, n), "head": (n, D_OUT)}
+    return {
+        name: {"dense": {"kernel": z[name]["kernel"] / math.sqrt(s[0]), "bias": 0.1 * z[name]["bias"]}}
+        for name, s in shapes.items()
+    }
+
+
+def _draws(n, key):
+    shapes = {"layer_000": (D_IN, n), "layer_001": (n, n), "head": (n, D_OUT)}
+    keys = jax.random.split(key, 6)
+    return {
+        name: {"kernel": jax.random.normal(keys[2 * i], s), "bias": jax.random.normal(keys[2 * i + 1], (s[1],))}
+        for i, (name, s) in enumerate(shapes.items())
+    }
+
+
+def _forward(params, x, mult):
+    """``mult[layer]`` multiplies the layer's input (microsoft/mup's MuReadout: ``x * output_mult / width_mult``)."""
+    for name in ("layer_000", "layer_001", "head"):
+        d = params[name]["dense"]
+        x = (x * mult.get(name, 1.0)) @ d["kernel"] + d["bias"][None, :]
+        if name != "head":
+            x = jnp.tanh(x)
+    return x
+
+
+def _train(params, lr_tree, mult, optimizer, x, y, steps=5, lr=0.05):
+    """Full-batch steps of SGD or Adam (epsilon 0: the symmetry is exact only without it); outputs after each."""
+    import optax
+
+    def loss(p):
+        return jnp.mean((_forward(p, x, mult) - y) ** 2)
+
+    base = optax.scale_by_adam(eps=0.0) if optimizer == "adam" else optax.identity()
+
+    def step(carry, _):
+        params, state = carry
+        with jax.numpy_dtype_promotion("standard"):  # optax's bias correction: a float power of an int count
+            u, state = base.update(jax.grad(loss)(params), state, params)
+        params = jax.tree_util.tree_map(lambda p, u, s: p - lr * s * u, params, u, lr_tree)
+        return (params, state), _forward(params, x, mult)
+
+    _, outs = jax.jit(lambda p: jax.lax.scan(step, (p, base.init(p)), None, length=steps))(params)
+    return np.asarray(outs)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("n", [256])
+def test_mup_multiplier_free_equals_microsoft_mups_table8_form(optimizer, n):
+    # TP5 Table 8 as microsoft/mup implements it: the readout's input times 1/m (MuReadout), its
+    # init at the base width's std; MuSGD: vector-like (one width-sized dim: input kernel, hidden
+    # biases, readout kernel) lr x m, hidden lr x 1, fixed (the classifier's bias) lr x 1; MuAdam:
+    # hidden lr / m, the rest x 1. initbench's mup: no multiplier, the rules of `multipliers`.
+    m = n / BASE
+    z = _draws(n, jax.random.key(0))
+    kx, ky = jax.random.split(jax.random.key(1))
+    x, y = jax.random.normal(kx, (BATCH_N, D_IN)), jax.random.normal(ky, (BATCH_N, D_OUT))
+
+    table8 = _mlp_params(n, z)
+    table8["head"]["dense"]["kernel"] = z["head"]["kernel"] / math.sqrt(BASE)  # constant init std
+    one = jax.tree_util.tree_map(lambda _: 1.0, table8)
+    lr8 = jax.tree_util.tree_map(lambda _: 1.0, table8)
+    if optimizer == "sgd":
+        for name, leaf in (("layer_000", "kernel"), ("layer_000", "bias"), ("layer_001", "bias"), ("head", "kernel")):
+            lr8[name]["dense"][leaf] = m
+    else:
+        lr8["layer_001"]["dense"]["kernel"] = 1.0 / m
+    want = _train(table8, lr8, {"head": 1.0 / m}, optimizer, x, y)
+
+    plain = _mlp_params(n, z)
+    shapes = jax.eval_shape(lambda: _mlp_params(2 * n, _draws(2 * n, jax.random.key(0))))
+    rules = parametrization.multipliers(plain, shapes, "mup", width_mult=m, optimizer=optimizer)
+    ours = jax.tree_util.tree_map(lambda p, s: p * s, plain, rules["init"])
+    got = _train(ours, rules["lr"], {}, optimizer, x, y)
+    assert rules["lr"]["head"]["dense"]["bias"] == 1.0 and one  # the classifier's bias is "fixed"
+    # float32 rounding of a few products per step: relative 1e-5 of the outputs' scale
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+    assert np.abs(got[-1] - got[0]).max() > 100 * 1e-5 * float(np.abs(want).max())  # it trained
+
+
+@pytest.mark.parametrize(("optimizer", "c_shift"), [("sgd", 2.0), ("adam", 1.0)])
+def test_the_abc_symmetry_leaves_training_unchanged(optimizer, c_shift):
+    # Yang & Hu 2021 (TP4) / Everett et al. 2024 Sec. 2: W = n^-a w, w ~ N(0, n^-2b), lr n^-c; the
+    # map (a, b, c) -> (a + t, b - t, c - 2t) (SGD) or (c - t) (Adam) gives the same function at
+    # every step: the reason the presets can fold multipliers into init and learning rate
+    n = 128
+    z = _draws(n, jax.random.key(2))
+    kx, ky = jax.random.split(jax.random.key(3))
+    x, y = jax.random.normal(kx, (BATCH_N, D_IN)), jax.random.normal(ky, (BATCH_N, D_OUT))
+    layers = ("layer_000", "layer_001", "head")
+    abc = {"layer_000": (-0.5, 0.5, 0.0), "layer_001": (0.0, 0.5, 0.0), "head": (0.5, 0.5, 0.0)}  # TP4's muP
+    theta = {"layer_000": 0.5, "layer_001": -0.25, "head": -0.5}
+
+    def arm(shift):
+        params, lr, mult = {}, {}, {}
+        for name in layers:
+            a, b, c = abc[name]
+            t = theta[name] if shift else 0.0
+            a, b, c = a + t, b - t, c - c_shift * t
+            # the multiplier n^-a on the kernel: on the layer's input; the bias keeps its own scale
+            params[name] = {"dense": {"kernel": z[name]["kernel"] * n**-b, "bias": 0.1 * z[name]["bias"]}}
+            lr[name] = {"dense": {"kernel": n**-c, "bias": 1.0}}
+            mult[name] = n**-a
+        return _train(params, lr, mult, optimizer, x, y, lr=0.01)
+
+    base, moved = arm(False), arm(True)
+    np.testing.assert_allclose(moved, base, rtol=0, atol=1e-5 * float(np.abs(base).max()))
+    assert np.abs(base[-1] - base[0]).max() > 100 * 1e-5 * float(np.abs(base).max())  # it trained
