@@ -47,7 +47,8 @@ class Optimizer:
     Attributes:
       name: The name runs use (``train.optimizer``).
       direction: The optax factory of the optimizer's own transformation (``"scale_by_adam"``),
-        or None for plain SGD (the gradient itself).
+        or one of initbench's (:data:`initbench.benchmarks.train.DIRECTIONS`:
+        ``scale_by_adam_atan2``), or None for plain SGD (the gradient itself).
       args: Its structural arguments and their defaults (``optimizer_args`` takes these names).
       fixed: Arguments always passed (``nesterov=True`` for ``nadam``).
       decay: ``coupled`` (weight decay added to the gradient) or ``decoupled`` (to the update).
@@ -99,6 +100,15 @@ OPTIMIZERS: dict[str, Optimizer] = {
             {"nesterov": True},
             slots=2,
             summary="Adam with Nesterov momentum (Dozat 2016)",
+        ),
+        Optimizer(
+            "adam_atan2",
+            "scale_by_adam_atan2",
+            {"b1": 0.9, "b2": 0.999, "a": 1.27, "b": 1.0},
+            decay="decoupled",
+            slots=2,
+            summary="Adam-atan2 (Everett et al. 2024): a atan2(m, b sqrt(v)), no epsilon, scale-invariant; "
+            "decoupled weight decay",
         ),
         Optimizer(
             "adamax",
@@ -153,7 +163,7 @@ def get(name: str) -> Optimizer:
     return OPTIMIZERS[name]
 
 
-_POSITIVE = frozenset({"eps", "clipping_threshold"})  # in a denominator or a clip: 0 is not a value
+_POSITIVE = frozenset({"eps", "clipping_threshold", "a", "b"})  # in a denominator or a clip: 0 is not a value
 _BELOW_ONE = frozenset({"b1", "b2", "decay", "decay_rate"})
 
 

@@ -60,6 +60,7 @@ FAMILIES = {
     "momentum": "sgd",
     "adam": "adam",
     "adamw": "adam",
+    "adam_atan2": "adam",
     "nadam": "adam",
     "adamax": "adam",
     "rmsprop": "adam",

@@ -288,7 +288,7 @@ class TrainSpec:
 
     Attributes:
       optimizer: A name of :data:`initbench.benchmarks.optimizers.OPTIMIZERS` (``sgd``,
-        ``momentum``, ``adam``, ``adamw``, ``nadam``, ``adamax``, ``lion``, ``rmsprop``,
+        ``momentum``, ``adam``, ``adamw``, ``adam_atan2``, ``nadam``, ``adamax``, ``lion``, ``rmsprop``,
         ``adagrad``, ``adafactor``).
       lr: Peak learning rate.
       steps: Training steps.

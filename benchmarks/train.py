@@ -187,7 +187,8 @@ def make_optimizer(
         kwargs = optimizers.kwargs(train.optimizer, train.optimizer_args)
         if entry.momentum:
             kwargs["decay"] = h["momentum"]
-        parts.append(_standard_promotion(getattr(optax, entry.direction)(**kwargs)))
+        factory = DIRECTIONS.get(entry.direction) or getattr(optax, entry.direction)
+        parts.append(_standard_promotion(factory(**kwargs)))
         if entry.descends:
             parts.append(optax.scale(-1.0))  # back to the ascent direction (an exact sign flip)
     if decay is not None and entry.decay == "decoupled":
@@ -197,6 +198,52 @@ def make_optimizer(
     if "lr_scale" in h:
         tx = optax.chain(tx, _scale_per_parameter(h["lr_scale"]))
     return tx
+
+
+def scale_by_adam_atan2(
+    b1: float = 0.9, b2: float = 0.999, a: float = 1.27, b: float = 1.0
+) -> optax.GradientTransformation:
+    r"""Adam-atan2's direction (Everett et al. 2024, "Scaling Exponents Across Parameterizations and Optimizers").
+
+    Adam's moments and bias corrections, with the division by :math:`\sqrt{\hat v} + \epsilon`
+    replaced by
+
+    .. math:: u = a \operatorname{atan2}(\hat m, b \sqrt{\hat v}),
+
+    which has no epsilon and is invariant to the gradient's scale (:math:`g \to c g`, :math:`c > 0`,
+    gives the same update), so per-layer gradient scales that shrink with width cannot fall under an
+    epsilon ("epsilon underflow"). Where :math:`|\hat m| \ll b \sqrt{\hat v}` it is Adam's
+    update times :math:`a/b`; it is bounded by :math:`a \pi / 2`. Defaults ``a = 1.27``, ``b = 1``
+    as in the public implementations.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> tx = scale_by_adam_atan2()
+      >>> g = {"w": jnp.array([1e-12, -3.0])}
+      >>> u, _ = tx.update(g, tx.init(g))
+      >>> [round(float(v), 4) for v in u["w"]]  # first step: a atan2(g, |g|) = +-a pi/4 at any scale
+      [0.9975, -0.9975]
+    """
+    adam = optax.scale_by_adam(b1=b1, b2=b2, eps=0.0)  # its moments and bias corrections; the update below
+
+    def init(params: Any) -> Any:
+        return adam.init(params)
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        del params
+        mu = optax.tree_utils.tree_update_moment(updates, state.mu, b1, 1)
+        nu = optax.tree_utils.tree_update_moment_per_elem_norm(updates, state.nu, b2, 2)
+        count = optax.safe_increment(state.count)
+        mu_hat = optax.tree_utils.tree_bias_correction(mu, b1, count)
+        nu_hat = optax.tree_utils.tree_bias_correction(nu, b2, count)
+        out = jax.tree_util.tree_map(lambda m, v: a * jnp.arctan2(m, b * jnp.sqrt(v)), mu_hat, nu_hat)
+        return out, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+# initbench's own optimizer directions (the rest are optax's factories by name)
+DIRECTIONS: dict[str, Callable[..., optax.GradientTransformation]] = {"scale_by_adam_atan2": scale_by_adam_atan2}
 
 
 def _decay(rate: Any, scales: Any) -> optax.GradientTransformation:
