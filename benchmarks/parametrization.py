@@ -39,6 +39,16 @@ weight decay (AdamW, Lion) a layer's decay multiplier is divided by its learning
 multiplier, so the decay per step, ``lr x weight_decay``, does not change with width (decay is
 not rescaled with the learning rate unless asked: ``wd_scale``).
 
+``mfp`` is TP4's mean-field parametrization, muP's dynamics in this form. Everett et al. 2024's
+per-layer Adam exponents are the presets ``{sp,mup,ntk,mfp}_{full,no}_align``
+(:data:`EVERETT`: their (a, b) per layer and Adam's c under full alignment or no alignment,
+brought to this form by the symmetry): ``sp_full_align`` is SP's init with Adam rates / m for
+hidden and readout (the same as ``ntk``), ``sp_no_align`` / sqrt(m); ``mup_full_align`` is
+``mup``, ``mup_no_align`` keeps muP's readout init with Adam rates / sqrt(m) for hidden and
+readout; NTK's rows equal SP's and MFP's equal muP's (the symmetry; in the paper they differ
+through Adam's epsilon). These take Adam-like optimizers only (the paper's SGD exponents assume
+an alignment this table does not pick).
+
 Example:
   >>> rules("mup", width=256, base_width=64, optimizer="sgd")["lr_scale"]["input"]
   4.0
@@ -90,6 +100,38 @@ PRESETS: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
+# Everett et al. 2024 ("Scaling Exponents Across Parameterizations and Optimizers", Table 1 and
+# Sec. 3), Adam: per layer (embedding = input, hidden, readout) the multiplier W = n^-a w, the init
+# w ~ N(0, n^-2b) and Adam's learning rate n^-c, under full alignment and under no alignment of the
+# updates with the activations. The multiplier-free form (the abc symmetry, Adam: a -> a + t,
+# b -> b - t, c -> c - t) relative to SP at the base width: init std x m^-(a+b) / m^-(a+b)_SP and
+# Adam lr x m^-(a+c). Vector-like parameters and scalars keep their rates (exponent 0).
+EVERETT: dict[str, dict[str, tuple[float, float, float]]] = {
+    # param: layer -> (a, b), then c under "full" and "no" alignment, in the order input, hidden, readout
+    "sp": {"ab": ((0.0, 0.0), (0.0, 0.5), (0.0, 0.5)), "full": (0.0, 1.0, 1.0), "no": (0.0, 0.5, 0.5)},
+    "mup": {"ab": ((-0.5, 0.5), (0.0, 0.5), (0.5, 0.5)), "full": (0.5, 1.0, 0.5), "no": (0.5, 0.5, 0.0)},
+    "ntk": {"ab": ((0.0, 0.0), (0.5, 0.0), (0.5, 0.0)), "full": (0.0, 0.5, 0.5), "no": (0.0, 0.0, 0.0)},
+    "mfp": {"ab": ((0.0, 0.0), (0.5, 0.0), (1.0, 0.0)), "full": (0.0, 0.5, 0.0), "no": (0.0, 0.0, -0.5)},
+}
+_LAYERS = ("input", "hidden", "readout")
+
+
+def _everett(param: str, alignment: str) -> dict[str, dict[str, float]]:
+    """One row of :data:`EVERETT` in the multiplier-free form (Adam-like optimizers only: no ``sgd`` key)."""
+    row, sp = EVERETT[param], EVERETT["sp"]["ab"]
+    out = {cls: {"init": 0.0, "adam": 0.0} for cls in ("vector", "scalar")}
+    for k, cls in enumerate(_LAYERS):
+        (a, b), (a0, b0), c = row["ab"][k], sp[k], row[alignment][k]
+        out[cls] = {"init": -(a + b) + (a0 + b0), "adam": -(a + c)}
+    return out
+
+
+PRESETS["mfp"] = PRESETS["mup"]  # TP4's mean-field parametrization: muP's dynamics by the abc symmetry
+for _param in EVERETT:
+    for _alignment in ("full", "no"):
+        PRESETS[f"{_param}_{_alignment}_align"] = _everett(_param, _alignment)
+
+
 def check(name: Any, base_width: Any, *, width: Any, optimizer: Any, scheme: str | None = None) -> None:
     """Raises a one-line UsageError unless ``name`` applies to a model of ``width`` trained by ``optimizer``."""
     if not isinstance(name, str) or name not in PRESETS:
@@ -115,6 +157,12 @@ def _check_optimizer(name: str, optimizer: Any) -> None:
         raise UsageError(
             f"parametrization {name} has no learning-rate rule for optimizer {optimizer!r}; "
             f"it has one for: {', '.join(FAMILIES)}"
+        )
+    if FAMILIES[optimizer] not in PRESETS[name]["hidden"]:
+        takes = [o for o, family in FAMILIES.items() if family in PRESETS[name]["hidden"]]
+        raise UsageError(
+            f"parametrization {name} has exponents for Adam-like optimizers only (Everett et al. 2024's "
+            f"table), not for {optimizer}; it takes: {', '.join(takes)}"
         )
 
 

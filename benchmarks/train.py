@@ -214,7 +214,8 @@ def scale_by_adam_atan2(
     gives the same update), so per-layer gradient scales that shrink with width cannot fall under an
     epsilon ("epsilon underflow"). Where :math:`|\hat m| \ll b \sqrt{\hat v}` it is Adam's
     update times :math:`a/b`; it is bounded by :math:`a \pi / 2`. Defaults ``a = 1.27``, ``b = 1``
-    as in the public implementations.
+    as in lucidrains' adam-atan2-pytorch (muGPT's JAX loop uses ``a = b = 1``; the paper's appendix C.5
+    tunes both).
 
     Example:
       >>> import jax.numpy as jnp
@@ -234,9 +235,16 @@ def scale_by_adam_atan2(
         mu = optax.tree_utils.tree_update_moment(updates, state.mu, b1, 1)
         nu = optax.tree_utils.tree_update_moment_per_elem_norm(updates, state.nu, b2, 2)
         count = optax.safe_increment(state.count)
-        mu_hat = optax.tree_utils.tree_bias_correction(mu, b1, count)
-        nu_hat = optax.tree_utils.tree_bias_correction(nu, b2, count)
-        out = jax.tree_util.tree_map(lambda m, v: a * jnp.arctan2(m, b * jnp.sqrt(v)), mu_hat, nu_hat)
+
+        def direction(m: jax.Array, v: jax.Array) -> jax.Array:
+            # bias corrections 1 - beta^t in the moment's dtype (beta may be a Python float or a
+            # traced per-member array; the count is int32): no implicit promotion
+            t = count.astype(m.dtype)
+            m_hat = m / (1 - jnp.asarray(b1, m.dtype) ** t)
+            v_hat = v / (1 - jnp.asarray(b2, v.dtype) ** t)
+            return jnp.asarray(a, m.dtype) * jnp.arctan2(m_hat, jnp.asarray(b, v.dtype) * jnp.sqrt(v_hat))
+
+        out = jax.tree_util.tree_map(direction, mu, nu)
         return out, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
 
     return optax.GradientTransformation(init, update)

@@ -51,7 +51,10 @@ def test_the_presets_multipliers_and_their_identity_at_the_base_width():
     ntk = parametrization.rules("ntk", width=32, base_width=64, optimizer="sgd")
     assert ntk == {"init_scale": {}, "lr_scale": {"hidden": 2.0, "readout": 2.0}, "wd_scale": {}}
     for name in parametrization.PRESETS:
-        for optimizer in parametrization.FAMILIES:
+        for optimizer, family in parametrization.FAMILIES.items():
+            if family not in parametrization.PRESETS[name]["hidden"]:  # Everett's rows: Adam-like only
+                assert name.endswith("_align") and family == "sgd"
+                continue
             assert parametrization.rules(name, width=64, base_width=64, optimizer=optimizer) == {
                 "init_scale": {},
                 "lr_scale": {},
@@ -456,3 +459,33 @@ def test_the_abc_symmetry_leaves_training_unchanged(optimizer, c_shift):
     base, moved = arm(False), arm(True)
     np.testing.assert_allclose(moved, base, rtol=0, atol=1e-5 * float(np.abs(base).max()))
     assert np.abs(base[-1] - base[0]).max() > 100 * 1e-5 * float(np.abs(base).max())  # it trained
+
+
+def test_everetts_table_in_the_multiplier_free_form_is_the_symmetry_s():
+    # the presets are derived from Everett et al. 2024's (a, b, c) rows; by the abc symmetry NTK must
+    # equal SP and MFP must equal muP, and full alignment must give the hand-written ntk/mup Adam rules
+    def table(name):
+        return {w: parametrization.rules(name, width=w, base_width=64, optimizer="adam") for w in (16, 64, 256, 1024)}
+
+    assert table("mup_full_align") == table("mup") == table("mfp") == table("mfp_full_align")
+    assert table("sp_full_align") == table("ntk_full_align") == table("ntk")
+    assert table("sp_no_align") == table("ntk_no_align") and table("mup_no_align") == table("mfp_no_align")
+    assert table("mup_no_align")[256] == {
+        "init_scale": {"readout": 0.5},
+        "lr_scale": {"hidden": 0.5, "readout": 0.5},  # 1/sqrt(m): no alignment
+        "wd_scale": {},
+    }
+    assert table("sp_no_align")[1024]["init_scale"] == {}  # SP's init at every width
+    assert parametrization.rules("mfp", width=256, base_width=64, optimizer="sgd") == parametrization.rules(
+        "mup", width=256, base_width=64, optimizer="sgd"
+    )
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_everetts_adam_presets_refuse_sgd_in_one_line(optimizer):
+    with pytest.raises(
+        UsageError, match=f"mup_no_align has exponents for Adam-like optimizers only.*not for {optimizer}"
+    ):
+        parametrization.rules("mup_no_align", width=128, base_width=64, optimizer=optimizer)
+    with pytest.raises(UsageError, match="Adam-like optimizers only"):
+        run(128, name="sp_full_align", optimizer=optimizer).validate()
