@@ -69,6 +69,7 @@ def test_a_sweep_is_exactly_the_product(tmp_path):
     }
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_file_round_trip_to_rows_with_every_swept_field_as_a_column(tmp_path):
     path = write(tmp_path, SWEEP.replace('"lecun_normal"]', '"lecun_normal"]\nbias = {name = "normal", stddev = 0.1}'))
     out = tmp_path / "out"

@@ -77,6 +77,7 @@ def test_dead_units_and_histograms():
     assert hist.sort_values("metric")["value"].iloc[0] == pytest.approx(1.0)  # all below -4: the first bin
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_over_seeds_equals_each_seed_alone():
     model = mlp("tanh", "orthogonal")
     together = propagation.propagation_over_seeds(model, X, [3, 7])
@@ -122,6 +123,7 @@ class UserMLP(nn.Module):
         return nn.Dense(10)(x)
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_generic_capture_on_a_users_model_matches_our_mlp():
     user = UserMLP(depth=12, width=64, std=math.sqrt(2 / 32))
     variables = user.init(jax.random.key(0), X[:1])
@@ -220,6 +222,7 @@ def test_resnet_without_normalization(residual_scale, expected):
     assert not any("/conv_" in n for n in judged)  # the residual stream, not the branches
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_users_linen_and_nnx_models_give_the_same_numbers():
     from flax import nnx
 
@@ -258,6 +261,7 @@ def test_users_linen_and_nnx_models_give_the_same_numbers():
         assert a.verdicts[signal].rate == pytest.approx(b.verdicts[signal].rate, rel=1e-4, abs=1e-7)
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_check_cli_prints_three_verdicts_and_the_phase(tmp_path, capsys):
     from initbench.benchmarks import cli
 

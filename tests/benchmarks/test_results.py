@@ -128,6 +128,7 @@ def test_identical_copies_collapse_and_disagreeing_copies_name_both_files(runs_d
 
 
 # 4. divergence is counted, excluded, and ends the curves
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_divergence_is_nan_after_the_step_counted_and_excluded(digits):
     blowup, he = InitSpec("normal", options(stddev=100.0)), InitSpec("he_normal")
     cohort = [spec(blowup, s, lr=0.5, depth=4) for s in range(3)] + [spec(he, s, lr=0.5, depth=4) for s in range(3)]
@@ -173,6 +174,7 @@ def test_summary_statistics_use_the_same_non_diverged_seeds_for_every_metric():
 
 
 # 5. chunking never changes a run's numbers silently
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_same_width_is_bitwise_whatever_the_chunk_composition(digits):
     cohort = [spec(InitSpec(n), s) for n in ("he_normal", "glorot_uniform") for s in range(3)]
     one = jax.devices()[:1]
@@ -209,6 +211,7 @@ def test_a_corrupt_file_is_named(runs_dir, tmp_path, damage, capsys):
         assert victim.name in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_kinds_do_not_mix(runs_dir, tmp_path, capsys):
     checks = tmp_path / "checks"
     # a narrow check is inconclusive (exit 3); what matters here is the kind of directory it writes

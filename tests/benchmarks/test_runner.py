@@ -158,6 +158,7 @@ def test_cohort_member_matches_the_run_alone(digits):
         np.testing.assert_allclose(mine["value"], alone["value"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_sharded_and_chunked_cohorts_match_one_device(digits):
     assert len(jax.devices()) == 4  # tests/conftest.py forces 4 CPU devices
     cohort = [spec(InitSpec("he_normal"), s, steps=20) for s in range(5)]
@@ -171,6 +172,7 @@ def test_sharded_and_chunked_cohorts_match_one_device(digits):
     np.testing.assert_allclose(chunked["value"], one["value"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_a_diverging_member_is_recorded_and_the_others_finish(digits):
     blowup = InitSpec("normal", options(stddev=100.0))
     cohort = [spec(blowup, 0, lr=0.5, depth=4), spec(InitSpec("he_normal"), 0, lr=0.5, depth=4)]
@@ -185,6 +187,7 @@ def test_a_diverging_member_is_recorded_and_the_others_finish(digits):
     assert np.isfinite(final).all()
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_tfds_adapter_on_mock_data(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=96):
@@ -520,6 +523,7 @@ def test_a_finite_but_absurd_loss_is_a_divergence(digits):
     assert (of(sane)["status"] == "ok").all()
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_out_of_memory_is_one_line_naming_the_width_that_fits(digits, monkeypatch, tmp_path, capsys):
     # a device that runs out of memory: one line naming how many members per device fit (measured
     # from the compiled segment's memory analysis), never a silently smaller chunk (other numbers)
@@ -565,6 +569,7 @@ def _leaves_equal(a, b):
     return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb, strict=True))
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_one_vmapped_init_call_per_group_gives_each_member_its_own_weights(digits):
     from initbench.benchmarks.train import batched_init, initial_stack
 
@@ -657,6 +662,7 @@ def test_the_sweep_benchmark_compiles_one_program_and_each_rate_alone_is_bitwise
     assert sweep.main(["--lrs", "0"]) == 2
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 @pytest.mark.parametrize("scan", [False, True])
 def test_layer_records_are_the_kernels_norms_and_their_gradients(digits, scan):
     # SGD: p1 = p0 - lr g, so one step's kernel gradient norm is |p1 - p0| / lr, per layer; a
@@ -691,6 +697,7 @@ def test_layer_records_are_the_kernels_norms_and_their_gradients(digits, scan):
     assert per_layer <= total * (1 + 1e-6)  # kernels only: the global norm also holds the biases
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_init_scale_multiplies_the_selected_initial_parameters_and_leaves_the_rest_bitwise(digits):
     # multipliers compose (class x path pattern); a member initialized in a batch with others is
     # bitwise the member alone; unselected parameters are the plain init's bits

@@ -201,6 +201,7 @@ def test_torch_default_bias_uses_each_layers_fan_in():
     assert np.abs(bh).max() <= 1 / math.sqrt(300)
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_vmap_over_stacked_params_equals_per_member():
     model = models.build("lenet5", input_shape=(28, 28, 1), num_classes=10, activation="relu", kernel_init="he_normal")
     x = jax.random.normal(jax.random.key(2), (4, 28, 28, 1))
@@ -475,6 +476,7 @@ def test_the_propagation_probe_reads_a_scanned_resnet_per_block():
     np.testing.assert_allclose(b.to_numpy()[finite], a.to_numpy()[finite], rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_schemes_that_set_one_scale_per_layer_refuse_a_scanned_stack_and_run_builds_it_unscanned():
     # MetaInit and GradInit learn one scale per kernel array: on a stack that would be one scale
     # shared by its blocks (and its stacked biases taken for kernels); they refuse it in one line,
