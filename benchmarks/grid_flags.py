@@ -21,9 +21,15 @@ FIELD_FLAGS: dict[str, tuple[str, str, str]] = {
     "--parametrization": (
         "parametrization",
         "str",
-        "width parametrization: sp, ntk or mup (init and lr multipliers per layer class; needs --base-width)",
+        "width parametrization: sp, ntk, mup, mfp, Everett's *_align (init/lr multipliers per class; --base-width)",
     ),
     "--base-width": ("base_width", "int", "the width at which a parametrization equals the plain run (m = width/base)"),
+    "--depth-alpha": (
+        "depth_alpha",
+        "float",
+        "depth rule of a resnet: branches x (L/base_depth)^-alpha, their lr to match (0.5 Depth-muP, 1 CompleteP)",
+    ),
+    "--base-depth": ("base_depth", "int", "the depth in blocks at which the depth rule equals the plain run"),
     "--dataset": ("data.name", "str", "dataset (initbench list datasets); drops the other dataset's options"),
     "--batch-size": ("data.batch_size", "int", "examples per step"),
     "--eval-examples": ("data.eval_examples", "int", "cap on examples evaluated at each eval point"),

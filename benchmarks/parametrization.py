@@ -49,6 +49,19 @@ readout; NTK's rows equal SP's and MFP's equal muP's (the symmetry; in the paper
 through Adam's epsilon). These take Adam-like optimizers only (the paper's SGD exponents assume
 an alignment this table does not pick).
 
+**Depth** (:func:`depth_rules`; the keys ``depth_alpha`` and ``base_depth`` beside the name):
+a residual network of :math:`L` blocks multiplies every branch's output by the fixed constant
+:math:`(L/L_0)^{-\alpha}` (``models.ResNet``'s ``branch_multiplier``) and the learning rate of
+the parameters inside the branches (``conv_a``, ``conv_b``, and Fixup's branch scalars where the
+model has them) by :math:`(L/L_0)^{2\alpha - 1}` (SGD-like) or :math:`(L/L_0)^{\alpha - 1}`
+(Adam-like), so each block's contribution to the output moves by :math:`O(1/L)` per step
+whatever the depth. :math:`\alpha = 1/2` is Depth-muP (Yang, Yu, Zhu & Hayou 2023, "Tensor
+Programs VI": branch :math:`a/\sqrt{L}`, SGD lr constant, Adam lr :math:`\propto L^{-1/2}`;
+Bordelon et al. 2023), :math:`\alpha = 1` CompleteP (Dey et al. 2025: branch :math:`1/L`, Adam
+hidden lr constant in depth). It composes with any width preset (depth-muP is ``mup`` with
+``depth_alpha = 0.5``) and equals the plain run at :math:`L = L_0`. Adam's epsilon is not
+rescaled with depth (CompleteP's :math:`\epsilon \propto L^{-\alpha}`; a known gap).
+
 Example:
   >>> rules("mup", width=256, base_width=64, optimizer="sgd")["lr_scale"]["input"]
   4.0
@@ -247,3 +260,86 @@ def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimi
         "init": jax.tree_util.tree_map_with_path(lambda p, _: factor(p, "init"), params),
         "lr": jax.tree_util.tree_map_with_path(lambda p, _: factor(p, "lr"), params),
     }
+
+
+# depth: the parameters of a residual branch (``models.ResNet``'s block naming; a scanned stack's
+# ``blocks_k/block/...`` matches too, since ``*`` crosses ``/``)
+BRANCH_PATTERNS = ("block*/conv_a/*", "block*/conv_b/*")
+_FIXUP_BRANCH_PATTERNS = ("block*/bias_1a", "block*/bias_1b", "block*/bias_2a")  # before the multiplier
+_DEPTH_FAMILIES = ("resnet",)
+
+
+def check_depth(alpha: Any, base_depth: Any, *, family: str, depth: int | None, optimizer: Any) -> None:
+    """Raises a one-line UsageError unless the depth rule applies (a residual model, alpha in [0, 1])."""
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
+        raise UsageError(f"depth_alpha must be a number in [0, 1] (0.5 Depth-muP, 1 CompleteP), got {alpha!r}")
+    if isinstance(base_depth, bool) or not isinstance(base_depth, int) or base_depth < 1:
+        raise UsageError(
+            f"depth_alpha needs base_depth, a positive integer (the tuned depth in blocks), got {base_depth!r}"
+        )
+    if family not in _DEPTH_FAMILIES or depth is None:
+        raise UsageError(
+            f"depth_alpha scales residual branches; model {family} has none (it takes: {', '.join(_DEPTH_FAMILIES)})"
+        )
+    if optimizer not in FAMILIES:
+        raise UsageError(
+            f"depth_alpha has no learning-rate rule for optimizer {optimizer!r}; it has one for: {', '.join(FAMILIES)}"
+        )
+
+
+def depth_rules(
+    alpha: float,
+    *,
+    depth: int,
+    base_depth: int,
+    optimizer: str,
+    residual_scale: bool = False,
+    branch_biases: bool = False,
+) -> dict[str, Any]:
+    r"""The depth rule at ``depth`` blocks: the branch multiplier and the branch parameters' rates.
+
+    With :math:`r = L / L_0`: branch multiplier :math:`r^{-lpha}`, learning rate of every
+    parameter inside a branch :math:`	imes r^{2lpha - 1}` (SGD-like) or :math:`r^{lpha - 1}`
+    (Adam-like): a branch's update moves its block's output by :math:`\eta g` (Adam: :math:`\eta`)
+    times the multiplier, and the gradient reaching it carries the multiplier once more (SGD only),
+    so :math:`L` blocks move the output by :math:`L r^{-2lpha} \eta` (SGD) or :math:`L r^{-lpha}
+    \eta` (Adam) per step; the rates keep that at its base-depth value (TP6's :math:`\gamma = 0`
+    for SGD and :math:`1/2` for Adam at :math:`lpha = 1/2`).
+
+    Args:
+      alpha: The branch exponent (0.5 Depth-muP, 1 CompleteP).
+      depth: :math:`L`, the model's residual blocks (all stages).
+      base_depth: :math:`L_0`, the depth the hyper-parameters were tuned at.
+      optimizer: Its family picks the learning-rate exponent.
+      residual_scale: The model has a learned ``branch_scale`` per block (inside the multiplier).
+      branch_biases: The model has Fixup's scalar biases (three of four inside the multiplier).
+
+    Returns:
+      ``{"branch_multiplier": float, "lr_scale": {pattern: x}, "wd_scale": {pattern: x}}``
+      (multipliers of 1 left out; ``wd_scale`` for decoupled decay only, the inverse of the rate's).
+
+    Example:
+      >>> r = depth_rules(0.5, depth=16, base_depth=4, optimizer="adam")
+      >>> r["branch_multiplier"], r["lr_scale"]["block*/conv_a/*"]
+      (0.5, 0.5)
+      >>> depth_rules(0.5, depth=16, base_depth=4, optimizer="sgd")["lr_scale"]  # TP6: SGD's rate stays
+      {}
+    """
+    check_depth(alpha, base_depth, family="resnet", depth=depth, optimizer=optimizer)
+    r = depth / base_depth
+    exponent = (2 * alpha - 1) if FAMILIES[optimizer] == "sgd" else (alpha - 1)
+    lr = r**exponent
+    patterns = (
+        BRANCH_PATTERNS
+        + (_FIXUP_BRANCH_PATTERNS if branch_biases else ())
+        + (("block*/branch_scale",) if residual_scale else ())
+    )
+    out: dict[str, Any] = {"branch_multiplier": r ** (-alpha), "lr_scale": {}, "wd_scale": {}}
+    if lr != 1.0:
+        out["lr_scale"] = dict.fromkeys(patterns, lr)
+        if OPTIMIZERS[optimizer].decay == "decoupled":
+            out["wd_scale"] = dict.fromkeys(patterns, 1.0 / lr)
+    for value in (out["branch_multiplier"], lr):
+        if not math.isfinite(value) or value <= 0:
+            raise UsageError(f"depth_alpha {alpha}: a multiplier at depth {depth} is {value!r}")
+    return out

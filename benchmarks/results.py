@@ -39,9 +39,9 @@ import pyarrow.parquet as pq
 
 from initbench.inits.errors import UsageError, unknown_choice
 
-SCHEMA_VERSION = 5  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
+SCHEMA_VERSION = 6  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
 # divergence_factor, layer_records, warmup_steps (momentum is null for optimizers without one); 5: init_scale,
-# parametrization, base_width
+# parametrization, base_width; 6: depth_alpha, base_depth
 MANIFEST = "_initbench.json"
 LOCK = ".lock"
 _META_KEY = b"initbench"
@@ -107,6 +107,8 @@ RUNS = Kind(
         ("init_scale", _S),
         ("parametrization", _S),
         ("base_width", _I),
+        ("depth_alpha", _F),
+        ("base_depth", _I),
         ("dataset", _S),
         ("dataset_options", _S),
         ("batch_size", _I),

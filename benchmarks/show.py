@@ -22,6 +22,8 @@ SHOWN = (
     "init_scale",
     "parametrization",
     "base_width",
+    "depth_alpha",
+    "base_depth",
     "dataset",
     "dataset_options",
     "batch_size",

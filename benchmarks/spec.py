@@ -461,6 +461,13 @@ class TrainSpec:
             raise UsageError(f"divergence_factor must be a number > 1 (inf: only non-finite losses), got {df!r}")
 
 
+def residual_depth(family: str, config: dict[str, Any]) -> int | None:
+    """A residual model's number of blocks, all stages (the depth rule's L); None for other families."""
+    if family != "resnet" or "blocks" not in config:
+        return None
+    return int(sum(config["blocks"]))
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     """One training run.
@@ -495,9 +502,18 @@ class RunSpec:
             p = tuple(p.items())
         if isinstance(p, tuple | list) and all(isinstance(e, tuple | list) and len(e) == 2 for e in p):
             pairs = [(k, int(v) if isinstance(v, np.integer) else v) for k, v in p]  # numpy ints: one run_id
+            pairs = [  # depth_alpha 1 and 1.0 are one run
+                (
+                    k,
+                    float(v)
+                    if k == "depth_alpha" and isinstance(v, int | np.floating) and not isinstance(v, bool)
+                    else v,
+                )
+                for k, v in pairs
+            ]
             p = tuple(sorted(pairs, key=lambda kv: str(kv[0])))
             if ("name", "sp") in p:
-                p = (("name", "sp"),)  # SP at any base width is one run
+                p = tuple(kv for kv in p if kv[0] != "base_width")  # SP at any base width is one run
         object.__setattr__(self, "parametrization", p)
 
     def scale_rules(self, field: str) -> Options:
@@ -515,7 +531,26 @@ class RunSpec:
         extra = parametrization.rules(
             p.get("name"), width=self.model.width, base_width=p.get("base_width"), optimizer=self.train.optimizer
         )[field]
-        return tuple(own) + tuple(sorted(extra.items()))
+        depth = self._depth_rules()
+        deep = depth[field] if depth is not None and field != "init_scale" else {}
+        return tuple(own) + tuple(sorted(extra.items())) + tuple(sorted(deep.items()))
+
+    def _depth_rules(self) -> dict[str, Any] | None:
+        """The parametrization's depth rule at this model's depth (None without ``depth_alpha``)."""
+        p = dict(self.parametrization)
+        if "depth_alpha" not in p:
+            return None
+        from initbench.benchmarks import parametrization
+
+        config = self.init.architecture(self.model.family, self.model.config())
+        return parametrization.depth_rules(
+            p["depth_alpha"],
+            depth=residual_depth(self.model.family, config),
+            base_depth=p.get("base_depth"),
+            optimizer=self.train.optimizer,
+            residual_scale=config.get("residual_scale") is not None,
+            branch_biases=bool(config.get("branch_biases")),
+        )
 
     @property
     def run_id(self) -> str:
@@ -530,8 +565,12 @@ class RunSpec:
 
     @property
     def architecture(self) -> tuple[tuple[str, Any], ...]:
-        """The model's fields as built: its own, with those its init's scheme sets (sorted pairs)."""
-        return tuple(sorted(self.init.architecture(self.model.family, self.model.config()).items()))
+        """The model's fields as built: its own, those its init's scheme sets, the depth rule's branch multiplier."""
+        config = self.init.architecture(self.model.family, self.model.config())
+        depth = self._depth_rules()
+        if depth is not None and depth["branch_multiplier"] != 1.0:
+            config["branch_multiplier"] = depth["branch_multiplier"]
+        return tuple(sorted(config.items()))
 
     @property
     def cohort_key(self) -> tuple:
@@ -564,6 +603,8 @@ class RunSpec:
             "init_scale": _json(i.scale),
             "parametrization": dict(self.parametrization).get("name", ""),
             "base_width": dict(self.parametrization).get("base_width"),
+            "depth_alpha": dict(self.parametrization).get("depth_alpha"),
+            "base_depth": dict(self.parametrization).get("base_depth"),
             "dataset": d.name,
             "dataset_options": _json(d.extra),
             "batch_size": d.batch_size,
@@ -613,8 +654,11 @@ class RunSpec:
                 f"parametrization takes a name and a base_width, e.g. {{name = 'mup', base_width = 64}}; got {p!r}"
             )
         fields = dict(p)
-        if set(fields) - {"name", "base_width"} or "name" not in fields:
-            raise UsageError(f"parametrization takes a name and a base_width, got {fields!r}")
+        if set(fields) - {"name", "base_width", "depth_alpha", "base_depth"} or "name" not in fields:
+            raise UsageError(
+                f"parametrization takes a name and a base_width (and optionally depth_alpha, base_depth), "
+                f"got {fields!r}"
+            )
         parametrization.check(
             fields["name"],
             fields.get("base_width"),
@@ -622,3 +666,21 @@ class RunSpec:
             optimizer=self.train.optimizer,
             scheme=self.init.name if self.init.scheme is not None else None,
         )
+        if "base_depth" in fields and "depth_alpha" not in fields:
+            raise UsageError(
+                f"base_depth needs depth_alpha (0.5 Depth-muP, 1 CompleteP), got base_depth {fields['base_depth']!r}"
+            )
+        if "depth_alpha" in fields:
+            config = self.init.architecture(self.model.family, self.model.config())
+            if "branch_multiplier" in config:
+                raise UsageError(
+                    f"depth_alpha sets the branch multiplier; drop the model's branch_multiplier "
+                    f"({config['branch_multiplier']!r})"
+                )
+            parametrization.check_depth(
+                fields["depth_alpha"],
+                fields.get("base_depth"),
+                family=self.model.family,
+                depth=residual_depth(self.model.family, config),
+                optimizer=self.train.optimizer,
+            )

@@ -45,14 +45,14 @@ Probe = Callable[[dict[str, Any]], dict[str, Any]]  # one member's variables -> 
 
 
 def build_model(spec: RunSpec, dataset: Dataset) -> Any:
-    """The Flax module of a run, with its initializers (a scheme's base, and the architecture it needs)."""
+    """The Flax module of a run, with its initializers and architecture (its scheme's fields, the depth rule's)."""
     return models.build(
         spec.model.family,
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,
         kernel_init=spec.init.kernel(),
         bias_init=spec.init.bias_init(),
-        **spec.init.architecture(spec.model.family, spec.model.config()),
+        **dict(spec.architecture),
     )
 
 

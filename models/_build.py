@@ -89,6 +89,16 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
         if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool | np.bool_) and math.isfinite(scale)):
             raise UsageError(f"{family} residual_scale must be None or a finite number, got {scale!r}")
         config["residual_scale"] = float(scale)
+    multiplier = config.get("branch_multiplier")
+    if multiplier is not None:
+        if not (
+            isinstance(multiplier, numbers.Real)
+            and not isinstance(multiplier, bool | np.bool_)
+            and math.isfinite(multiplier)
+            and float(multiplier) > 0
+        ):
+            raise UsageError(f"{family} branch_multiplier must be a finite number > 0, got {multiplier!r}")
+        config["branch_multiplier"] = float(multiplier)
     if config.get("normalization", "none") not in NORMALIZATIONS:
         raise unknown_choice("normalization", config["normalization"], NORMALIZATIONS)
     for name in ("depth", "width"):

@@ -1,4 +1,4 @@
-"""Small CIFAR-style residual networks with hooks for Fixup and SkipInit."""
+"""Small CIFAR-style residual networks with hooks for Fixup, SkipInit and depth-muP."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from initbench.models.activations import Activate, ActivationSpec
 from initbench.models.catalog import HEAD, block_name, block_stack_name
@@ -22,12 +23,14 @@ from initbench.models.layers import (
 
 
 class BasicBlock(nn.Module):
-    """``act(shortcut(x) + b2b + scale * conv_b(act(conv_a(x + b1a) + b1b) + b2a))``.
+    r"""``act(shortcut(x) + b2b + scale * c * conv_b(act(conv_a(x + b1a) + b1b) + b2a))``.
 
     ``scale`` exists when ``residual_scale`` is a number (a learned scalar initialised to it:
     1 for Fixup, 0 for SkipInit); the scalar biases ``b*`` exist when ``branch_biases`` (Fixup,
-    Zhang, Dauphin & Ma 2019, Fig. 1). The shortcut is the identity, or a 1x1 projection
-    (with normalization) when the shape changes.
+    Zhang, Dauphin & Ma 2019, Fig. 1). ``c = branch_multiplier`` is a fixed constant, not a
+    parameter: depth-muP's :math:`L^{-\alpha}` (Yang et al. 2023, "Tensor Programs VI"; Bordelon
+    et al. 2023), 1 (no multiplication) by default. The shortcut is the identity, or a 1x1
+    projection (with normalization) when the shape changes.
     """
 
     features: int
@@ -38,6 +41,7 @@ class BasicBlock(nn.Module):
     normalization: Normalization
     residual_scale: float | None
     branch_biases: bool
+    branch_multiplier: float = 1.0
 
     def _bias(self, name: str, x: jax.Array) -> jax.Array:
         if not self.branch_biases:
@@ -61,6 +65,8 @@ class BasicBlock(nn.Module):
         y = ConvLayer(self.features, (3, 3), None, normalization=self.normalization, name="conv_b", **common)(
             self._bias("bias_2a", y), train
         )
+        if self.branch_multiplier != 1.0:  # at 1 the plain block, bitwise
+            y = y * jnp.asarray(self.branch_multiplier, y.dtype)
         if self.residual_scale is not None:
             y = y * self.param("branch_scale", nn.initializers.constant(self.residual_scale), ()).astype(y.dtype)
         y = self._bias("bias_2b", y)
@@ -88,6 +94,7 @@ class _BlockScanBody(nn.Module):
     normalization: Normalization
     residual_scale: float | None
     branch_biases: bool
+    branch_multiplier: float
     train: bool
 
     @nn.compact
@@ -101,13 +108,14 @@ class _BlockScanBody(nn.Module):
             self.normalization,
             self.residual_scale,
             self.branch_biases,
+            self.branch_multiplier,
             name="block",
         )
         return block(x, self.train), None
 
 
 class ResNet(nn.Module):
-    """CIFAR ResNet (He et al. 2016, section 4.2): stem, 3 stages of basic blocks, pool, head.
+    r"""CIFAR ResNet (He et al. 2016, section 4.2): stem, 3 stages of basic blocks, pool, head.
 
     Stage ``s`` has ``blocks[s]`` blocks of ``width * 2**s`` channels; stages after the first
     start with stride 2. ``blocks=(3, 3, 3), width=16`` is ResNet-20; ``(1, 1, 1), width=8``
@@ -127,6 +135,9 @@ class ResNet(nn.Module):
       normalization: ``none``, ``batchnorm`` or ``layernorm``.
       residual_scale: None for no branch multiplier, else its initial value (1 Fixup, 0 SkipInit).
       branch_biases: Fixup's four scalar biases per block.
+      branch_multiplier: A fixed constant on every residual branch's output (not trained):
+        depth-muP's :math:`L^{-\alpha}` with :math:`L` the number of blocks (the
+        parametrization's ``depth_alpha`` sets it). 1 by default.
       scan: Run each stage's identical blocks as one ``nn.scan`` (``blocks_k``).
     """
 
@@ -139,6 +150,7 @@ class ResNet(nn.Module):
     normalization: Normalization = "batchnorm"
     residual_scale: float | None = None
     branch_biases: bool = False
+    branch_multiplier: float = 1.0
     scan: bool = False
 
     @nn.compact
@@ -155,7 +167,7 @@ class ResNet(nn.Module):
         )(x, train)
         index = 0
         common = (self.activation, self.kernel_init, self.bias_init, self.normalization)
-        fixup = (self.residual_scale, self.branch_biases)
+        fixup = (self.residual_scale, self.branch_biases, self.branch_multiplier)
         for stage, n_blocks in enumerate(self.blocks):
             features = self.width * 2**stage
             scanned = self.scan and n_blocks > 2  # a run of one block is just that block

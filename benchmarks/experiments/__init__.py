@@ -45,9 +45,10 @@ Rules:
 - ``init_scale`` is a table ``selector = multiplier`` (layer classes ``input``, ``hidden``,
   ``readout``, ``bias``, ``scalar`` or parameter-path patterns, as ``train.lr_scale``) that
   multiplies the initial parameters, or a list of tables (an axis): ``init_scale = {readout = 0}``.
-- ``parametrization`` (``sp``, ``ntk``, ``mup``) and ``base_width`` scale each layer class's init
-  and learning rate with the model's width (:mod:`initbench.benchmarks.parametrization`); each
-  may be a list (an axis).
+- ``parametrization`` (``sp``, ``ntk``, ``mup``, ...) and ``base_width`` scale each layer class's
+  init and learning rate with the model's width (:mod:`initbench.benchmarks.parametrization`);
+  ``depth_alpha`` and ``base_depth`` add the depth rule (a ResNet's branch multiplier
+  ``(L/base_depth)^-depth_alpha`` and its branches' learning rates); each may be a list (an axis).
 - ``model`` fields: ``family``, ``activation``, ``depth``, ``width`` and the family's own
   options (``use_bias``, ``normalization``, ``scan``, ``preset``, ``stages``, ``blocks``,
   ``pooling``, ...; ``initbench list models``). ``data`` fields: ``name``, ``batch_size``,
@@ -62,7 +63,8 @@ Rules:
 - Command-line overrides (``--depth 30``, ``--lr 0.01,0.1``, ``--set train.lr=[0.01,0.1]``) are
   merged last, by the same rule. Changing ``data.name`` drops the other dataset's options.
 
-Order of the product: model entries, init, bias, init_scale, parametrization x base_width, data
+Order of the product: model entries, init, bias, init_scale, parametrization x base_width x
+depth_alpha x base_depth, data
 entries, train entries, zips, seeds
 (innermost). Every name, type and argument is checked before any work, and an error names the
 source (file, packaged experiment or command line), the key and the valid choices.
@@ -92,7 +94,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 SECTIONS = ("model", "data", "train")
-TOP_FIELDS = ("init", "bias", "init_scale", "parametrization", "base_width", "seeds")
+TOP_FIELDS = ("init", "bias", "init_scale", "parametrization", "base_width", "depth_alpha", "base_depth", "seeds")
 META = ("name", "description", "benchmark", "default_scale", "scale", "zip")
 SCALES_HINT = ("smoke", "cpu", "paper")
 
@@ -716,17 +718,19 @@ def _init_defaults(name: str) -> dict[str, Any]:
 
 
 def _parametrizations(source: str, doc: Mapping[str, Any]) -> list[Any]:
-    """The ``parametrization`` x ``base_width`` axis (empty options when neither is set)."""
+    """The ``parametrization`` x ``base_width`` x ``depth_alpha`` x ``base_depth`` axis (empty when none is set)."""
     if "parametrization" not in doc:
-        if "base_width" in doc:
-            raise UsageError(f"{source}: base_width needs a parametrization (sp, ntk, mup)")
+        for key in ("base_width", "depth_alpha", "base_depth"):
+            if key in doc:
+                raise UsageError(f"{source}: {key} needs a parametrization (sp, ntk, mup, ...; sp for depth alone)")
         return [()]
     names = _axis(source, "parametrization", doc["parametrization"])
-    widths = _axis(source, "base_width", doc["base_width"]) if "base_width" in doc else [None]
+    axes = {k: _axis(source, k, doc[k]) if k in doc else [None] for k in ("base_width", "depth_alpha", "base_depth")}
     out = []
     for name in names:
-        for width in widths:
-            pairs = (("base_width", width), ("name", name)) if width is not None else (("name", name),)
+        for values in itertools.product(*axes.values()):
+            given = [(k, v) for k, v in zip(axes, values, strict=True) if v is not None]
+            pairs = tuple(sorted([("name", name), *given]))
             if pairs not in out:
                 out.append(pairs)
     return out
@@ -902,6 +906,8 @@ FIELD_OF = {
     "activation": lambda s: (s.model.activation,),
     "parametrization": lambda s: (dict(s.parametrization).get("name", ""),),
     "base_width": lambda s: (str(dict(s.parametrization).get("base_width")),),
+    "depth_alpha": lambda s: (str(dict(s.parametrization).get("depth_alpha")),),
+    "base_depth": lambda s: (str(dict(s.parametrization).get("base_depth")),),
     "family": lambda s: (s.model.family,),
     "model": lambda s: (s.model.family, s.model.label),
     "depth": lambda s: (str(s.model.depth),),

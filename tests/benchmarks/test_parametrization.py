@@ -489,3 +489,124 @@ def test_everetts_adam_presets_refuse_sgd_in_one_line(optimizer):
         parametrization.rules("mup_no_align", width=128, base_width=64, optimizer=optimizer)
     with pytest.raises(UsageError, match="Adam-like optimizers only"):
         run(128, name="sp_full_align", optimizer=optimizer).validate()
+
+
+# ---------------------------------------------------------------------------- depth (TP6, CompleteP)
+
+
+def resnet_run(blocks, alpha=0.5, base_depth=1, optimizer="adam", name="sp", scan=False, **model):
+    par = {"name": name, "base_width": 8}
+    if alpha is not None:
+        par |= {"depth_alpha": alpha, "base_depth": base_depth}
+    return RunSpec(
+        "p",
+        "p",
+        ModelSpec("resnet", "relu", None, 8, options(blocks=tuple(blocks), normalization="none", scan=scan, **model)),
+        InitSpec("he_normal"),
+        DataSpec("digits", 32),
+        TrainSpec(optimizer, lr=0.01, steps=2, eval_every=1, weight_decay=0.1 if optimizer == "adamw" else 0.0),
+        0,
+        parametrization=par,
+    )
+
+
+@pytest.mark.parametrize(
+    ("alpha", "optimizer", "depth", "multiplier", "lr"),
+    [
+        (0.5, "adam", 16, 0.5, 0.5),  # Depth-muP, Adam: lr x L^-1/2 (TP6's gamma = 1/2)
+        (0.5, "sgd", 16, 0.5, 1.0),  # Depth-muP, SGD: lr unchanged (gamma = 0)
+        (1.0, "adam", 16, 0.25, 1.0),  # CompleteP, Adam: hidden lr constant in depth
+        (1.0, "momentum", 16, 0.25, 4.0),  # SGD with branch 1/L: lr x L
+        (0.5, "adamw", 64, 0.25, 0.25),
+        (0.0, "adam", 16, 1.0, 0.25),  # no branch scaling: every branch's rate / L
+        (0.5, "adam", 4, 1.0, 1.0),  # the base depth: the plain run
+    ],
+)
+def test_the_depth_rule_table(alpha, optimizer, depth, multiplier, lr):
+    r = parametrization.depth_rules(alpha, depth=depth, base_depth=4, optimizer=optimizer, residual_scale=True)
+    assert r["branch_multiplier"] == multiplier
+    patterns = (*parametrization.BRANCH_PATTERNS, "block*/branch_scale")
+    assert r["lr_scale"] == (dict.fromkeys(patterns, lr) if lr != 1.0 else {})
+    decoupled = OPTIMIZERS[optimizer].decay == "decoupled"
+    assert r["wd_scale"] == (dict.fromkeys(patterns, 1 / lr) if lr != 1.0 and decoupled else {})
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_the_depth_rule_reaches_the_branch_multiplier_and_exactly_the_branch_parameters_rates(digits, scan):
+    spec = resnet_run((1, 3), alpha=0.5, base_depth=1, scan=scan)  # L = 4: multiplier 1/2, Adam rates x 1/2
+    assert dict(spec.architecture)["branch_multiplier"] == 0.5
+    assert build_model(spec, digits).branch_multiplier == 0.5
+    params = jax.eval_shape(lambda: initial_variables(spec, digits))["params"]
+    lr = member_hyper([spec], params)["lr_scale"]
+    branch = 0
+    for path, value in jax.tree_util.tree_flatten_with_path(lr)[0]:
+        text = "/".join(str(k.key) for k in path)
+        inside = text.startswith("block") and ("/conv_a/" in text or "/conv_b/" in text)
+        branch += inside
+        assert float(value[0]) == (0.5 if inside else 1.0), text  # stem, shortcut, head: untouched
+    # two convs' kernels and biases per block: 4 blocks, or 2 blocks and a stack of 2
+    assert branch == (12 if scan else 16)
+
+
+def test_the_depth_rule_at_the_base_depth_is_the_plain_runs_program():
+    ruled, plain = resnet_run((2, 2), base_depth=4), resnet_run((2, 2), alpha=None)
+    assert ruled.architecture == plain.architecture and ruled.cohort_key == plain.cohort_key
+    for field in ("init_scale", "lr_scale", "wd_scale"):
+        assert ruled.scale_rules(field) == plain.scale_rules(field)
+    assert ruled.run_id != plain.run_id
+    assert ruled.identity()["depth_alpha"] == 0.5 and ruled.identity()["base_depth"] == 4
+    assert resnet_run((2,), alpha=1).run_id == resnet_run((2,), alpha=1.0).run_id  # one run
+
+
+def test_the_depth_rule_composes_with_mup_and_fixups_branch_scalars():
+    spec = resnet_run((4,), base_depth=1, name="mup", optimizer="adamw", residual_scale=1.0, branch_biases=True)
+    rules = dict(spec.scale_rules("lr_scale"))
+    assert rules["block*/conv_a/*"] == rules["block*/branch_scale"] == rules["block*/bias_1a"] == 0.5
+    assert "block*/bias_2b" not in rules  # added after the multiplier
+    assert dict(spec.scale_rules("wd_scale"))["block*/conv_b/*"] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            lambda: RunSpec(
+                *list(run(64).__dict__.values())[:-1],
+                {"name": "mup", "base_width": 64, "depth_alpha": 0.5, "base_depth": 2},
+            ),
+            "model mlp has none",
+        ),
+        (lambda: resnet_run((2,), alpha=1.5), r"depth_alpha must be a number in \[0, 1\]"),
+        (lambda: resnet_run((2,), alpha=True), r"depth_alpha must be a number in \[0, 1\]"),
+        (lambda: resnet_run((2,), base_depth=None), "needs base_depth, a positive integer"),
+        (lambda: resnet_run((2,), optimizer="adafactor"), "no learning-rate rule for optimizer 'adafactor'"),
+        (lambda: resnet_run((2,), branch_multiplier=0.5), "drop the model's branch_multiplier"),
+        (
+            lambda: RunSpec(*list(resnet_run((2,)).__dict__.values())[:-1], {"name": "sp", "base_depth": 2}),
+            "base_depth needs depth_alpha",
+        ),
+    ],
+)
+def test_bad_depth_rules_are_one_line(spec, message):
+    with pytest.raises(UsageError, match=message):
+        spec().validate()
+
+
+@pytest.mark.slow  # two ResNet trainings
+def test_the_depth_flags_train_and_are_columns_of_the_table(tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["run", "--model", "resnet", "--model-args", "blocks=[[1],[4]]", "--width", "4", "--steps", "1"]
+    argv += ["--optimizer", "adam", "--parametrization", "sp", "--depth-alpha", "0.5", "--base-depth", "1"]
+    assert cli.main([*argv, "--out", str(out), "--eval-every", "1"]) == 0
+    rows = pd.read_parquet(out)
+    assert set(rows["depth_alpha"]) == {0.5} and set(rows["base_depth"]) == {1} and rows["run_id"].nunique() == 2
+    assert cli.main(["run", "--depth-alpha", "0.5", "--out", str(tmp_path / "x")]) == 2
+    assert "depth_alpha needs a parametrization" in capsys.readouterr().err
+
+
+def test_depth_alpha_is_an_axis_and_the_base_depth_shares_the_plain_program(capsys):
+    argv = ["show", "--model", "resnet", "--model-args", "blocks=[[1],[4]]", "--width", "4", "--optimizer", "adam"]
+    assert cli.main([*argv, "--parametrization", "sp", "--depth-alpha", "0.5,1", "--base-depth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "runs: 4; cohorts: 3; compiled training programs: 3" in out  # 1 block: multiplier 1 for both alphas
+    assert "depth_alpha = 0.5, 1.0" in out

@@ -494,3 +494,39 @@ def test_schemes_that_set_one_scale_per_layer_refuse_a_scanned_stack_and_run_bui
     assert InitSpec("metainit").architecture("resnet", config)["scan"] is False
     assert InitSpec("gradinit").architecture("resnet", config)["scan"] is False
     assert InitSpec("fixup").architecture("resnet", config)["scan"] is True
+
+
+@pytest.mark.slow  # four ResNets built and applied
+def test_the_branch_multiplier_is_a_fixed_constant_on_every_branch():
+    # c x branch equals a learned branch_scale initialised to c (the same product, bitwise); 1 is the
+    # plain model bitwise; a scanned stack gets it in every block
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
+
+    def out(**cfg):
+        net = models.build("resnet", input_shape=(8, 8, 1), num_classes=3, blocks=(3,), width=4, activation="relu",
+                           kernel_init="he_normal", normalization="none", **cfg)  # fmt: skip
+        variables = net.init(jax.random.key(1), x)
+        return variables, net.apply(variables, x)
+
+    plain_vars, plain = out()
+    np.testing.assert_array_equal(out(branch_multiplier=1.0)[1], plain)
+    fixed_vars, fixed = out(branch_multiplier=0.25, residual_scale=1.0)
+    learned_vars, learned = out(residual_scale=0.25)
+    np.testing.assert_array_equal(fixed, learned)
+    assert not np.allclose(fixed, plain)
+    assert jax.tree_util.tree_structure(fixed_vars) == jax.tree_util.tree_structure(learned_vars)  # no new parameter
+    assert jax.tree_util.tree_structure(out(branch_multiplier=0.25)[0]) == jax.tree_util.tree_structure(plain_vars)
+    scanned_net = models.build("resnet", input_shape=(8, 8, 1), num_classes=3, blocks=(3,), width=4,
+                               activation="relu", kernel_init="he_normal", normalization="none",
+                               branch_multiplier=0.25, residual_scale=1.0, scan=True)  # fmt: skip
+    params = dict(fixed_vars["params"])
+    stacked = [params.pop(n) for n in ("block_01", "block_02")]
+    params["blocks_01"] = {"block": jax.tree_util.tree_map(lambda *t: jnp.stack(t), *stacked)}
+    np.testing.assert_allclose(scanned_net.apply({"params": params}, x), fixed, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), True, "0.5"])
+def test_a_bad_branch_multiplier_is_one_line(bad):
+    with pytest.raises(ValueError, match="branch_multiplier must be a finite number > 0"):
+        models.build("resnet", input_shape=(8, 8, 1), num_classes=3, blocks=(1,), width=4, activation="relu",
+                     kernel_init="he_normal", branch_multiplier=bad)  # fmt: skip
