@@ -163,9 +163,13 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
     parsers = {"str": csv, "int": _number_list(int), "count": _number_list(int, 0), "float": _number_list(float)}
     for flag, (field, kind, help_) in FIELD_FLAGS.items():
         g.add_argument(flag, type=parsers[kind], help=f"{field}: {help_}")
-    g.add_argument("--model-args", type=kwargs, help="model options, e.g. normalization=layernorm,use_bias=false")
+    g.add_argument(
+        "--model-args", type=kwargs, action="append", help="model options, e.g. normalization=layernorm,use_bias=false"
+    )
     g.add_argument("--init", type=csv, help="initializers, e.g. he_normal,normal(stddev=0.01)")
-    g.add_argument("--init-args", type=kwargs, help="arguments added to every --init, e.g. stddev=0.01")
+    g.add_argument(
+        "--init-args", type=kwargs, action="append", help="arguments added to every --init, e.g. stddev=0.01"
+    )
     g.add_argument("--bias-init", type=csv, help="bias initializers, e.g. zeros or normal(stddev=0.2236)")
     g.add_argument(
         "--init-scale",
@@ -175,7 +179,7 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
         help="init_scale: multipliers (>= 0) of the initial parameters by layer class or path pattern, "
         "e.g. input=1.41 or readout=0 (per-tensor initializers; a sweep: --set 'init_scale=[{...},{...}]')",
     )
-    g.add_argument("--dataset-args", type=kwargs, help="dataset options, e.g. dim=784,n_train=4096")
+    g.add_argument("--dataset-args", type=kwargs, action="append", help="dataset options, e.g. dim=784,n_train=4096")
     g.add_argument("--seeds", type=_number_list(int), help="number of seeds (0..N-1)")
     g.add_argument(
         "--lr-scale",
@@ -241,13 +245,19 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is not None:
             ov[field] = _one(value)
-    for name in ("lr_scale", "wd_scale", "optimizer_args", "init_scale"):
+
+    def single(name: str) -> Any:  # a repeated table flag would silently replace the first
         tables = getattr(args, name)
-        if tables is not None:
-            if len(tables) > 1:  # a second one would silently replace the first
-                flag = f"--{name.replace('_', '-')}"
-                raise UsageError(f"{flag} given {len(tables)} times; put every entry in one: {flag} a=1,b=2")
-            ov[name if name == "init_scale" else f"train.{name}"] = tables[0]
+        if tables is not None and len(tables) > 1:
+            flag = f"--{name.replace('_', '-')}"
+            raise UsageError(f"{flag} given {len(tables)} times; put every entry in one: {flag} a=1,b=2")
+        return tables[0] if tables is not None else None
+
+    model_args, dataset_args, init_args = single("model_args"), single("dataset_args"), single("init_args")
+    for name in ("lr_scale", "wd_scale", "optimizer_args", "init_scale"):
+        table = single(name)
+        if table is not None:
+            ov[name if name == "init_scale" else f"train.{name}"] = table
     if args.layer_records:
         ov["train.layer_records"] = True
     if args.seeds is not None:
@@ -266,20 +276,20 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
         ov[key] = value
         flags[key] = source
 
-    for key, value in (args.model_args or {}).items():
+    for key, value in (model_args or {}).items():
         put(f"model.{key}", value, f"--model-args {key}")
-    for key, value in (args.dataset_args or {}).items():
+    for key, value in (dataset_args or {}).items():
         put(f"data.{key}", value, f"--dataset-args {key}")
-    if args.init_args and not args.init:
+    if init_args and not args.init:
         raise UsageError("--init-args needs --init (the initializers they apply to)")
     if args.init:
         items = [init_item(x) for x in args.init]
-        if args.init_args:
+        if init_args:
             for item in items:
-                clash = sorted(set(args.init_args) & set(item if isinstance(item, dict) else {}))
+                clash = sorted(set(init_args) & set(item if isinstance(item, dict) else {}))
                 if clash:
                     raise UsageError(f"--init {item['name']}(...) and --init-args both set {', '.join(clash)}")
-            items = [{**({"name": i} if isinstance(i, str) else i), **args.init_args} for i in items]
+            items = [{**({"name": i} if isinstance(i, str) else i), **init_args} for i in items]
         ov["init"] = _one(items)
     if args.bias_init:
         ov["bias"] = _one([init_item(x) for x in args.bias_init])

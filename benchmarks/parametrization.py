@@ -277,7 +277,9 @@ def check_depth(alpha: Any, base_depth: Any, *, family: str, depth: int | None, 
         raise UsageError(
             f"depth_alpha needs base_depth, a positive integer (the tuned depth in blocks), got {base_depth!r}"
         )
-    if family not in _DEPTH_FAMILIES or depth is None:
+    if family in _DEPTH_FAMILIES and depth is None:
+        raise UsageError(f"depth_alpha needs the {family}'s blocks (its depth L); the model sets none")
+    if family not in _DEPTH_FAMILIES:
         raise UsageError(
             f"depth_alpha scales residual branches; model {family} has none (it takes: {', '.join(_DEPTH_FAMILIES)})"
         )

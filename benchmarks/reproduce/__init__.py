@@ -200,6 +200,12 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             " wider is better throughout training, under SP the widest is worse",
         ),
         Entry(
+            "depth-mup",
+            "initbench.benchmarks.reproduce.depth_mup:run",
+            "Yang et al. 2023 (TP6, Depth-muP): Adam's optimal learning rate across ResNet depths 1..8 on digits:"
+            " stable with branches x L^-1/2, drifting without",
+        ),
+        Entry(
             "zhu2021",
             "initbench.benchmarks.reproduce.zhu2021:run",
             "Zhu et al. 2021: GradInit's learned scales rescue a badly scaled deep net to within the accuracy of a"
