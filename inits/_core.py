@@ -85,6 +85,7 @@ class Init:
             )
         # as jax: the call's dtype defaults to the factory's; an explicit None is JAX's default float
         dt = self._dtype(self.dtype if dtype is _FACTORY_DTYPE else dtype)
+        _check_representable(self.name, self.params, dt)
         out = jnp.zeros(shape, dt) if 0 in shape else self.sample(key, shape, dt)  # an empty kernel, as jax
         if out_sharding is not None:  # the jax.nn.initializers keyword: lay the result out as asked
             out = jax.sharding.reshard(out, out_sharding)
@@ -110,6 +111,26 @@ class Init:
 
 
 TRACED = "<traced>"
+
+
+def _check_representable(name: str, params: Sequence[tuple[str, Any]], dtype: Any) -> None:
+    """Raises a one-line UsageError when a concrete number among ``params`` overflows ``dtype``.
+
+    Such a parameter (``normal(1e6)`` in float16, ``normal(1e300)`` in float32) would give infinite
+    weights without a word; jax's own initializers return them.
+    """
+    if not np.issubdtype(dtype, np.inexact):
+        return
+    largest = float(np.finfo(dtype).max)
+    for key, value in params:
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            continue
+        v = complex(value) if isinstance(value, complex | np.complexfloating) else float(value)
+        if math.isfinite(abs(v)) and abs(v) > largest:
+            raise UsageError(
+                f"{name}: {key} = {value:g} overflows {np.dtype(dtype).name} (largest finite {largest:g}): "
+                f"its weights would be infinite; use a smaller {key} or a wider dtype"
+            )
 
 
 def hyper(name: str, value: Any, what: str, *, nonnegative: bool = True) -> tuple[Any, float | None]:

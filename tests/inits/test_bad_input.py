@@ -117,3 +117,21 @@ def test_errors_raise_before_sampling_under_jit():
     # Validation is static (shapes and dtypes), so it fires at trace time, not as a NaN later.
     with pytest.raises(ValueError, match="at least 2 dims"):
         jax.jit(lambda k: inits.he_normal()(k, (5,)))(KEY)
+
+
+@pytest.mark.parametrize(
+    ("init", "dtype", "match"),
+    [
+        (lambda: inits.normal(1e6), jnp.float16, r"normal: stddev = 1e\+06 overflows float16 \(largest finite 65504\)"),
+        (lambda: inits.normal(1e300), jnp.float32, r"stddev = 1e\+300 overflows float32"),
+        (lambda: inits.uniform(low=-1e39, high=0.0), jnp.float32, r"uniform: low = -1e\+39 overflows float32"),
+        (lambda: inits.constant(7e4), jnp.bfloat16, None),  # bfloat16 reaches 3.4e38: representable
+        (lambda: inits.normal(1e6), jnp.float32, None),
+    ],
+)
+def test_a_parameter_that_overflows_the_dtype_is_refused_not_sampled_as_inf(init, dtype, match):
+    if match is None:
+        assert bool(jnp.isfinite(init()(KEY, (4, 4), dtype)).all())
+        return
+    with pytest.raises(ValueError, match=match):
+        init()(KEY, (4, 4), dtype)
