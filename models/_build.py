@@ -74,6 +74,11 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
         raise UsageError(f"input_shape must be non-empty with positive dims, got {input_shape}")
     if isinstance(config.get("activation"), str):
         parse(config["activation"])
+    elif "activation" in config and not callable(config["activation"]):
+        raise UsageTypeError(
+            f"{family} activation must be a name (initbench list activations) or a callable, "
+            f"got {config['activation']!r}"
+        )
     for name in _KERNEL_INIT_FIELDS:
         if isinstance(config.get(name), str):
             inits.entry(config[name])

@@ -530,3 +530,9 @@ def test_a_bad_branch_multiplier_is_one_line(bad):
     with pytest.raises(ValueError, match="branch_multiplier must be a finite number > 0"):
         models.build("resnet", input_shape=(8, 8, 1), num_classes=3, blocks=(1,), width=4, activation="relu",
                      kernel_init="he_normal", branch_multiplier=bad)  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [None, 3, ("relu",)])
+def test_an_activation_that_is_neither_a_name_nor_a_callable_is_one_line(bad):
+    with pytest.raises(TypeError, match=r"mlp activation must be a name .* or a callable, got"):
+        models.build("mlp", input_shape=(4,), num_classes=2, depth=2, width=4, activation=bad, kernel_init="he_normal")
