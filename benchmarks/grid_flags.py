@@ -196,6 +196,16 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
         metavar="SELECTOR=X,...",
         help="train.wd_scale: per-parameter weight-decay multipliers (>= 0), e.g. bias=0,scalar=0",
     )
+    (
+        g.add_argument(
+            "--eps-scale",
+            type=kwargs,
+            action="append",
+            metavar="SELECTOR=X,...",
+            help="train.eps_scale: per-parameter multipliers (> 0) of Adam's epsilon (adam, adamw, nadam, adamax), "
+            "e.g. hidden=0.25,input=0.25",
+        ),
+    )
     g.add_argument(
         "--optimizer-args",
         type=kwargs,
@@ -254,7 +264,7 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
         return tables[0] if tables is not None else None
 
     model_args, dataset_args, init_args = single("model_args"), single("dataset_args"), single("init_args")
-    for name in ("lr_scale", "wd_scale", "optimizer_args", "init_scale"):
+    for name in ("lr_scale", "wd_scale", "eps_scale", "optimizer_args", "init_scale"):
         table = single(name)
         if table is not None:
             ov[name if name == "init_scale" else f"train.{name}"] = table
@@ -265,7 +275,8 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str,
             raise UsageError(f"--seeds is a count (3: seeds 0, 1, 2), got {args.seeds}; for a list: --set seeds=[0,5]")
         ov["seeds"] = args.seeds[0]
     flags = {field: flag for flag, (field, _, _) in FIELD_FLAGS.items()}
-    flags.update({f"train.{n}": f"--{n.replace('_', '-')}" for n in ("lr_scale", "wd_scale", "optimizer_args")})
+    names = ("lr_scale", "wd_scale", "eps_scale", "optimizer_args")
+    flags.update({f"train.{n}": f"--{n.replace('_', '-')}" for n in names})
     flags.update(seeds="--seeds", init="--init", bias="--bias-init", init_scale="--init-scale")
     flags["train.layer_records"] = "--layer-records"
 

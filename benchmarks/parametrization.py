@@ -49,6 +49,14 @@ readout; NTK's rows equal SP's and MFP's equal muP's (the symmetry; in the paper
 through Adam's epsilon). These take Adam-like optimizers only (the paper's SGD exponents assume
 an alignment this table does not pick).
 
+``NAME+eps`` (every preset above: ``mup+eps``, ``sp+eps``, ...) adds Adam's epsilon per layer
+class, scaled like that class's gradient at initialization (:data:`EPS_SUFFIX`): input, hidden and
+vector parameters :math:`m^{r - 1/2}` with :math:`r` the preset's readout init exponent
+(:math:`1/m` for ``mup``, :math:`m^{-1/2}` for ``sp``), readout and fixed parameters 1, so no
+layer's gradient falls under its epsilon as the width grows (Everett et al. 2024's "epsilon
+underflow"; lucaslingle/mu_transformer and CompleteP scale it too). For the optimizers that add an
+epsilon to :math:`\sqrt{v}`: ``adam``, ``adamw``, ``nadam``, ``adamax``.
+
 **Depth** (:func:`depth_rules`; the keys ``depth_alpha`` and ``base_depth`` beside the name):
 a residual network of :math:`L` blocks multiplies every branch's output by the fixed constant
 :math:`(L/L_0)^{-\alpha}` (``models.ResNet``'s ``branch_multiplier``) and the learning rate of
@@ -144,6 +152,24 @@ for _param in EVERETT:
     for _alignment in ("full", "no"):
         PRESETS[f"{_param}_{_alignment}_align"] = _everett(_param, _alignment)
 
+# "+eps": the same rules with Adam's epsilon scaled per layer class like the gradient at init. In this
+# multiplier-free form input and hidden layers keep SP's init, so the back-propagated signal at the last
+# hidden layer is the readout's weights times O(1): entries ~ n^-1/2 x m^r, r the readout's init
+# exponent; the gradients of input, hidden and vector parameters scale with it (m^(r - 1/2) relative to
+# the base width: m^-1 under muP, m^-1/2 under SP), the readout's and the fixed parameters' not.
+EPS_SUFFIX = "+eps"
+EPS_OPTIMIZERS = ("adam", "adamw", "nadam", "adamax")  # spec.EPS_OPTIMIZERS: an epsilon added to sqrt(v)
+
+
+def _with_eps(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    grad = table["readout"]["init"] - 0.5
+    eps = {"input": grad, "hidden": grad, "vector": grad, "readout": 0.0, "scalar": 0.0}
+    return {cls: {**e, "eps": eps[cls]} for cls, e in table.items()}
+
+
+for _name in list(PRESETS):
+    PRESETS[_name + EPS_SUFFIX] = _with_eps(PRESETS[_name])
+
 
 def check(name: Any, base_width: Any, *, width: Any, optimizer: Any, scheme: str | None = None) -> None:
     """Raises a one-line UsageError unless ``name`` applies to a model of ``width`` trained by ``optimizer``."""
@@ -166,6 +192,11 @@ def check(name: Any, base_width: Any, *, width: Any, optimizer: Any, scheme: str
 
 
 def _check_optimizer(name: str, optimizer: Any) -> None:
+    if name.endswith(EPS_SUFFIX) and optimizer not in EPS_OPTIMIZERS:
+        raise UsageError(
+            f"parametrization {name} scales Adam's epsilon; optimizer {optimizer!r} adds none to sqrt(v) "
+            f"(it takes: {', '.join(EPS_OPTIMIZERS)})"
+        )
     if optimizer not in FAMILIES:
         raise UsageError(
             f"parametrization {name} has no learning-rate rule for optimizer {optimizer!r}; "
@@ -179,10 +210,10 @@ def _check_optimizer(name: str, optimizer: Any) -> None:
         )
 
 
-def _factors(name: str, m: float, optimizer: str) -> dict[str, tuple[float, float]]:
-    """Per layer class of ``name``: ``(init std multiplier, learning-rate multiplier)`` at width multiplier ``m``."""
+def _factors(name: str, m: float, optimizer: str) -> dict[str, tuple[float, float, float]]:
+    """Per layer class of ``name``: ``(init std, learning-rate, epsilon multiplier)`` at width multiplier ``m``."""
     family = FAMILIES[optimizer]
-    return {cls: (m ** e["init"], m ** e[family]) for cls, e in PRESETS[name].items()}
+    return {cls: (m ** e["init"], m ** e[family], m ** e.get("eps", 0.0)) for cls, e in PRESETS[name].items()}
 
 
 def rules(name: str, *, width: int | None, base_width: int | None, optimizer: str) -> dict[str, dict[str, float]]:
@@ -192,11 +223,13 @@ def rules(name: str, *, width: int | None, base_width: int | None, optimizer: st
     is set for decoupled-decay optimizers only (the inverse of the learning-rate multiplier).
     """
     check(name, base_width, width=width, optimizer=optimizer)
-    out: dict[str, dict[str, float]] = {"init_scale": {}, "lr_scale": {}, "wd_scale": {}}
+    out: dict[str, dict[str, float]] = {"init_scale": {}, "lr_scale": {}, "wd_scale": {}, "eps_scale": {}}
     if name == "sp":
         return out
     assert width is not None and base_width is not None  # check() raised otherwise
-    for cls, (init, lr) in _factors(name, width / base_width, optimizer).items():
+    for cls, (init, lr, eps) in _factors(name, width / base_width, optimizer).items():
+        if eps != 1.0:
+            out["eps_scale"][cls] = eps
         if init != 1.0:
             out["init_scale"][cls] = init
         if lr != 1.0:
@@ -230,7 +263,9 @@ def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimi
     Returns:
       ``{"init": tree, "lr": tree}``, trees like ``params`` of floats: multiply the initial
       parameters by ``init`` and each parameter's update by ``lr`` (e.g.
-      ``optax.chain(optax.adam(lr), scale_by_tree(lr_tree))``).
+      ``optax.chain(optax.adam(lr), scale_by_tree(lr_tree))``); a ``+eps`` preset adds ``"eps"``,
+      each parameter's epsilon multiplier (Adam with ``eps x s`` is Adam fed the gradient divided
+      by ``s``: ``optax.chain(scale_by_tree(1 / eps_tree), optax.adam(lr), ...)``).
 
     Example:
       >>> import numpy as np
@@ -253,13 +288,11 @@ def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimi
     classes = structural_classes(params, wider)
     table = _factors(name, float(width_mult), optimizer)
 
-    def factor(path: Any, kind: str) -> float:  # a "fixed" kernel (no class of the preset) keeps 1
-        return float(table.get(classes[param_path(path)], (1.0, 1.0))[kind == "lr"])
+    def factor(path: Any, kind: int) -> float:  # a "fixed" kernel (no class of the preset) keeps 1
+        return float(table.get(classes[param_path(path)], (1.0, 1.0, 1.0))[kind])
 
-    return {
-        "init": jax.tree_util.tree_map_with_path(lambda p, _: factor(p, "init"), params),
-        "lr": jax.tree_util.tree_map_with_path(lambda p, _: factor(p, "lr"), params),
-    }
+    kinds = {"init": 0, "lr": 1} | ({"eps": 2} if name.endswith(EPS_SUFFIX) else {})
+    return {k: jax.tree_util.tree_map_with_path(lambda p, _, i=i: factor(p, i), params) for k, i in kinds.items()}
 
 
 # depth: the parameters of a residual branch (``models.ResNet``'s block naming; a scanned stack's

@@ -41,7 +41,7 @@ from initbench.inits.errors import UsageError, unknown_choice
 
 SCHEMA_VERSION = 6  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
 # divergence_factor, layer_records, warmup_steps (momentum is null for optimizers without one); 5: init_scale,
-# parametrization, base_width; 6: depth_alpha, base_depth
+# parametrization, base_width; 6: depth_alpha, base_depth, eps_scale
 MANIFEST = "_initbench.json"
 LOCK = ".lock"
 _META_KEY = b"initbench"
@@ -120,6 +120,7 @@ RUNS = Kind(
         ("weight_decay", _F),
         ("lr_scale", _S),
         ("wd_scale", _S),
+        ("eps_scale", _S),
         ("clip_norm", _F),
         ("label_smoothing", _F),
         ("divergence_factor", _F),

@@ -253,6 +253,7 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
     for spec in specs:
         t = spec.train
         key = (spec.model, spec.init, spec.data.name, spec.data.extra, spec.data.batch_size, t.lr_scale, t.wd_scale)
+        key += (t.eps_scale,)
         key += (spec.parametrization, t.optimizer, t.weight_decay > 0)  # its multipliers and their classes
         if key in seen:
             continue
@@ -274,7 +275,7 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
                 wide = dataclasses.replace(spec, model=dataclasses.replace(spec.model, width=2 * spec.model.width))
                 wider = jax.eval_shape(scheme_init(wide, dataset), jax.random.key(0), x, y)
                 check_structure(shapes["params"], wider["params"], f"{spec.model.label} ({name})")
-            for field in ("lr_scale", "wd_scale", "init_scale"):
+            for field in ("lr_scale", "wd_scale", "eps_scale", "init_scale"):
                 rules = rules_of(spec, field)
                 lr_scale_tree(shapes["params"], rules, spec.model.label, field=field)  # every path pattern selects
                 for selector, _ in rules:

@@ -35,6 +35,7 @@ SHOWN = (
     "weight_decay",
     "lr_scale",
     "wd_scale",
+    "eps_scale",
     "clip_norm",
     "label_smoothing",
     "divergence_factor",
@@ -114,8 +115,8 @@ def show(
         f"runs: {len(plan.specs)}"
         + (f" of the grid's {len(plan.full)} (--only)" if len(plan.specs) != len(plan.full) else "")
         + f"; cohorts: {len(groups)}; compiled training programs: {programs(plan.specs)}"
-        + " (runs that differ only in init, seed, lr, momentum, weight decay, clip norm, lr_scale, wd_scale "
-        "or divergence factor share one)"
+        + " (runs that differ only in init, seed, lr, momentum, weight decay, clip norm, lr_scale, wd_scale, "
+        "eps_scale or divergence factor share one)"
     )
     implied = ("family", "depth", "width", "model_options")  # parts of the model label
     shown = [k for k in SHOWN if k not in implied]

@@ -316,6 +316,10 @@ class TrainSpec:
       layer_records: Also record, at every evaluation, each layer's kernel norm
         (``weight_norm``) and the mean norm of its kernel's gradient over the steps since the last
         evaluation (``grad_norm``), as rows with the layer's module path in ``layer``.
+      eps_scale: Per-parameter multipliers (> 0) of the optimizer's epsilon, selected like
+        ``lr_scale``, for the optimizers whose update divides by ``sqrt(v) + eps``
+        (:data:`EPS_OPTIMIZERS`): a parameter's epsilon is ``eps x`` its multipliers (Everett et
+        al. 2024's "epsilon underflow": scale it with the gradient). Per-member data like ``lr``.
     """
 
     optimizer: str = "sgd"
@@ -333,6 +337,7 @@ class TrainSpec:
     label_smoothing: float = 0.0
     divergence_factor: float = 100.0
     layer_records: bool = False
+    eps_scale: Options = ()
 
     def __post_init__(self) -> None:
         # resolves defaults without judging values (validate() does, with one line per bad value)
@@ -359,7 +364,7 @@ class TrainSpec:
                 put("optimizer_args", check_args(self.optimizer, self.optimizer_args))
             except UsageError:
                 pass  # validate() says what is wrong
-        for name in ("lr_scale", "wd_scale"):
+        for name in ("lr_scale", "wd_scale", "eps_scale"):
             if isinstance(getattr(self, name), dict):
                 put(name, tuple(sorted(getattr(self, name).items())))
         if _number(self.weight_decay) and self.weight_decay == 0:
@@ -392,8 +397,8 @@ class TrainSpec:
     def program(self) -> tuple:
         """What the compiled training program depends on: every field but the per-member data.
 
-        Per-member data: ``HYPER_PARAMETERS``' values, ``lr_scale``, ``wd_scale`` and
-        ``divergence_factor``. Whether weight decay and clipping are on at all is part of the
+        Per-member data: ``HYPER_PARAMETERS``' values, ``lr_scale``, ``wd_scale``, ``eps_scale``
+        and ``divergence_factor``. Whether weight decay and clipping are on at all is part of the
         program (the update has one more term); their values are data.
         """
         return (
@@ -444,6 +449,12 @@ class TrainSpec:
         _float32("weight_decay", wd)
         check_lr_scale(self.lr_scale)
         check_lr_scale(self.wd_scale, "wd_scale", zero=True)
+        check_lr_scale(self.eps_scale, "eps_scale")
+        if self.eps_scale and self.optimizer not in EPS_OPTIMIZERS:
+            raise UsageError(
+                f"eps_scale multiplies an epsilon added to sqrt(v); optimizer {self.optimizer} has none "
+                f"(it applies to: {', '.join(EPS_OPTIMIZERS)})"
+            )
         if not (_number(self.clip_norm) and math.isfinite(self.clip_norm) and self.clip_norm >= 0):
             raise UsageError(f"clip_norm must be a finite number >= 0 (0: no clipping), got {self.clip_norm!r}")
         _float32("clip_norm", self.clip_norm)
@@ -459,6 +470,10 @@ class TrainSpec:
         df = self.divergence_factor
         if not (_number(df) and not math.isnan(df) and df > 1):
             raise UsageError(f"divergence_factor must be a number > 1 (inf: only non-finite losses), got {df!r}")
+
+
+# the optimizers whose update divides by sqrt(v) + eps (scaling the gradient by 1/s is eps x s: eps_scale)
+EPS_OPTIMIZERS = ("adam", "adamw", "nadam", "adamax")
 
 
 def residual_depth(family: str, config: dict[str, Any]) -> int | None:
@@ -517,7 +532,7 @@ class RunSpec:
         object.__setattr__(self, "parametrization", p)
 
     def scale_rules(self, field: str) -> Options:
-        """``init_scale``, ``lr_scale`` or ``wd_scale`` rules: the spec's own, then its parametrization's.
+        """``field``'s rules (``init_scale``, ``lr_scale``, ``wd_scale``, ``eps_scale``): own, then parametrization's.
 
         Rules compose by product (:func:`initbench.benchmarks.groups.lr_scale_tree`), so a class
         named by both gets both multipliers.
@@ -532,7 +547,7 @@ class RunSpec:
             p.get("name"), width=self.model.width, base_width=p.get("base_width"), optimizer=self.train.optimizer
         )[field]
         depth = self._depth_rules()
-        deep = depth[field] if depth is not None and field != "init_scale" else {}
+        deep = depth.get(field, {}) if depth is not None else {}
         return tuple(own) + tuple(sorted(extra.items())) + tuple(sorted(deep.items()))
 
     def _depth_rules(self) -> dict[str, Any] | None:
@@ -560,6 +575,8 @@ class RunSpec:
             del spec["init"]["scale"]
         if not self.parametrization:  # likewise
             del spec["parametrization"]
+        if not self.train.eps_scale:  # likewise
+            del spec["train"]["eps_scale"]
         payload = json.dumps({"spec": spec, "numerics": NUMERICS_VERSION}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -616,6 +633,7 @@ class RunSpec:
             "weight_decay": float(t.weight_decay),
             "lr_scale": _json(t.lr_scale),
             "wd_scale": _json(t.wd_scale),
+            "eps_scale": _json(t.eps_scale),
             "clip_norm": float(t.clip_norm),
             "label_smoothing": float(t.label_smoothing),
             "divergence_factor": float(t.divergence_factor),

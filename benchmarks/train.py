@@ -36,7 +36,7 @@ from jax.sharding import PartitionSpec as P
 from initbench import models
 from initbench.benchmarks.data import Dataset
 from initbench.benchmarks.groups import lr_scale_tree
-from initbench.benchmarks.spec import HYPER_PARAMETERS, RunSpec, TrainSpec
+from initbench.benchmarks.spec import EPS_OPTIMIZERS, HYPER_PARAMETERS, RunSpec, TrainSpec
 from initbench.inits.errors import UsageError, first_line, positive_int
 
 EVAL_BATCH = 1024
@@ -149,7 +149,7 @@ def make_optimizer(
     h: Mapping[str, Any]
     if hyper is None:
         h = train.hyper()
-        for name in ("lr_scale", "wd_scale"):
+        for name in ("lr_scale", "wd_scale", "eps_scale"):
             rules = getattr(train, name)
             if rules:
                 if params is None:
@@ -183,6 +183,10 @@ def make_optimizer(
         parts.append(optax.clip_by_global_norm(h["clip_norm"]))
     if decay is not None and entry.decay == "coupled":
         parts.append(decay)
+    if "eps_scale" in h and train.optimizer in EPS_OPTIMIZERS:
+        # Adam with epsilon eps x s is Adam fed the gradient / s (u = m/(sqrt(v) + eps) is otherwise
+        # invariant to the gradient's scale); s = 1 divides exactly: the plain optimizer bitwise
+        parts.append(_divide_per_parameter(h["eps_scale"]))
     if entry.direction is not None:
         kwargs = optimizers.kwargs(train.optimizer, train.optimizer_args)
         if entry.momentum:
@@ -276,6 +280,15 @@ def _scale_per_parameter(scales: Any) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
+def _divide_per_parameter(scales: Any) -> optax.GradientTransformation:
+    """Divides each parameter's update by its entry of ``scales`` (a tree like the parameters)."""
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        return jax.tree_util.tree_map(lambda u, s: u / jnp.asarray(s, u.dtype), updates, scales), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTransformation:
     """``tx`` with its update traced under JAX's standard dtype promotion.
 
@@ -295,12 +308,14 @@ def member_hyper(specs: Sequence[RunSpec], params: Any, dtype: Any = jnp.float32
     """Each run's optimizer data, stacked over the runs: ``HYPER_PARAMETERS``, ``lr_scale``, ``wd_scale``.
 
     ``lr_scale`` and ``wd_scale`` are trees like one member's ``params`` (arrays or shapes) of
-    per-run multipliers (all ones for a run without rules: ``x * 1`` is exact).
+    per-run multipliers (all ones for a run without rules: ``x * 1`` is exact); ``eps_scale`` too
+    for the optimizers with an epsilon (:data:`~initbench.benchmarks.spec.EPS_OPTIMIZERS`).
     """
     out: dict[str, Any] = {
         name: jnp.asarray([s.train.hyper()[name] for s in specs], dtype) for name in HYPER_PARAMETERS
     }
-    for name in ("lr_scale", "wd_scale"):
+    names = ("lr_scale", "wd_scale") + (("eps_scale",) if specs and specs[0].train.optimizer in EPS_OPTIMIZERS else ())
+    for name in names:
         trees = [lr_scale_tree(params, s.scale_rules(name), s.model.label, field=name) for s in specs]
         out[name] = jax.tree_util.tree_map(lambda *m: jnp.asarray(m, dtype), *trees)
     return out

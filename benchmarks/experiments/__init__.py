@@ -111,6 +111,7 @@ _TRAIN = {
     "lr_scale": dict,  # a table selector = multiplier (a list of tables is an axis)
     "optimizer_args": dict,  # a table argument = value (a list of tables is an axis)
     "wd_scale": dict,
+    "eps_scale": dict,  # a table selector = multiplier of the optimizer's epsilon
     "clip_norm": float,
     "warmup_steps": int,
     "label_smoothing": float,

@@ -249,3 +249,49 @@ def test_adam_atan2_is_invariant_to_the_gradients_scale_where_adam_is_not(scale)
         # float32 rounding of the moments moves an update by about 1e-7 of its size (lr = 0.01)
         close = all(np.allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-8) for x, y in zip(a, b, strict=True))
         assert close is invariant, name
+
+
+EPS_REFERENCE = {
+    "adam": lambda wd, eps: optax.chain(optax.add_decayed_weights(wd), optax.adam(LR, eps=eps)),
+    "adamw": lambda wd, eps: optax.adamw(LR, eps=eps, weight_decay=wd),
+    "nadam": lambda wd, eps: optax.chain(optax.add_decayed_weights(wd), optax.nadam(LR, eps=eps)),
+    "adamax": lambda wd, eps: optax.chain(optax.add_decayed_weights(wd), optax.adamax(LR, eps=eps)),
+}
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, WD])
+@pytest.mark.parametrize("name", list(EPS_REFERENCE))
+def test_eps_scale_is_each_parameters_epsilon_times_its_multiplier(name, weight_decay):
+    # gradients of 1e-8: the epsilon (1e-8) matters; per leaf, optax's optimizer with eps x s is the reference
+    from initbench.benchmarks.spec import EPS_OPTIMIZERS
+
+    assert set(EPS_REFERENCE) == set(EPS_OPTIMIZERS)
+    params, grads = params_and_grads()
+    grads = [jax.tree_util.tree_map(lambda g: 1e-8 * g, g) for g in grads]
+    rules = {"layer/kernel": 0.01, "scale": 30.0}  # the bias keeps 1
+    spec = TrainSpec(name, lr=LR, weight_decay=weight_decay, eps_scale=rules)
+    spec.validate()
+    mine = trajectory(make_optimizer(spec, params=params), params, grads)
+    plain = trajectory(make_optimizer(TrainSpec(name, lr=LR, weight_decay=weight_decay)), params, grads)
+    eps = {"kernel": 1e-8 * 0.01, "bias": 1e-8, "scale": 1e-8 * 30.0}
+    for leaf, get in (
+        ("kernel", lambda t: t["layer"]["kernel"]),
+        ("bias", lambda t: t["layer"]["bias"]),
+        ("scale", lambda t: t["scale"]),
+    ):
+        ref = trajectory(EPS_REFERENCE[name](weight_decay, eps[leaf]), get(params), [get(g) for g in grads])
+        for a, b in zip(mine, ref, strict=True):  # the gradient / s in place of eps x s: float32 rounding
+            np.testing.assert_allclose(np.asarray(get(a)), np.asarray(b), rtol=2e-6, atol=1e-7)
+        moved = [np.abs(np.asarray(get(a)) - np.asarray(get(b))).max() for a, b in zip(mine, plain, strict=True)]
+        if leaf == "bias":  # multiplier 1: bitwise the plain optimizer
+            assert max(moved) == 0.0
+        elif weight_decay == 0 or name == "adamw":  # the epsilon changed the trajectory (the test could fail);
+            assert max(moved) > 1e-4  # with coupled decay the gradient is the decay's, far above epsilon
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "lion", "adam_atan2", "rmsprop", "adafactor"])
+def test_eps_scale_for_an_optimizer_without_an_added_epsilon_is_one_line(name):
+    with pytest.raises(
+        UsageError, match=f"eps_scale multiplies an epsilon added to sqrt.v.; optimizer {name} has none"
+    ):
+        TrainSpec(name, eps_scale={"hidden": 0.5}).validate()

@@ -44,29 +44,34 @@ def test_the_presets_multipliers_and_their_identity_at_the_base_width():
         "init_scale": {"readout": 0.5},
         "lr_scale": {"input": 4.0, "readout": 0.25, "vector": 4.0},  # 0-d scalars: nothing grows
         "wd_scale": {},
+        "eps_scale": {},
     }
     adamw = parametrization.rules("mup", width=256, base_width=64, optimizer="adamw")
     assert adamw["lr_scale"] == {"hidden": 0.25, "readout": 0.25}
     assert adamw["wd_scale"] == {"hidden": 4.0, "readout": 4.0}  # decoupled decay per step stays lr x wd
     ntk = parametrization.rules("ntk", width=32, base_width=64, optimizer="sgd")
-    assert ntk == {"init_scale": {}, "lr_scale": {"hidden": 2.0, "readout": 2.0}, "wd_scale": {}}
+    assert ntk == {"init_scale": {}, "lr_scale": {"hidden": 2.0, "readout": 2.0}, "wd_scale": {}, "eps_scale": {}}
     for name in parametrization.PRESETS:
         for optimizer, family in parametrization.FAMILIES.items():
             if family not in parametrization.PRESETS[name]["hidden"]:  # Everett's rows: Adam-like only
-                assert name.endswith("_align") and family == "sgd"
+                assert "_align" in name and family == "sgd"
                 continue
+            if name.endswith("+eps") and optimizer not in parametrization.EPS_OPTIMIZERS:
+                continue  # refused: no epsilon to scale
             assert parametrization.rules(name, width=64, base_width=64, optimizer=optimizer) == {
                 "init_scale": {},
                 "lr_scale": {},
                 "wd_scale": {},
+                "eps_scale": {},
             }
     # every optimizer but adafactor (relative updates: no rule yet) has a family
     assert set(OPTIMIZERS) - set(parametrization.FAMILIES) == {"adafactor"}
 
 
 @pytest.mark.slow  # two trainings
-def test_mup_at_the_base_width_is_the_plain_run_bitwise(digits):
-    plain, mup = run(64, name=None), run(64)
+@pytest.mark.parametrize(("name", "optimizer"), [("mup", "sgd"), ("mup+eps", "adam")])
+def test_mup_at_the_base_width_is_the_plain_run_bitwise(digits, name, optimizer):
+    plain, mup = run(64, name=None, optimizer=optimizer), run(64, name=name, optimizer=optimizer)
     assert plain.run_id != mup.run_id  # a parametrized run is named as one
     (a, _), *_ = list(train_cohort([plain], digits, devices=jax.devices()[:1]))
     (b, _), *_ = list(train_cohort([mup], digits, devices=jax.devices()[:1]))
@@ -474,6 +479,7 @@ def test_everetts_table_in_the_multiplier_free_form_is_the_symmetry_s():
         "init_scale": {"readout": 0.5},
         "lr_scale": {"hidden": 0.5, "readout": 0.5},  # 1/sqrt(m): no alignment
         "wd_scale": {},
+        "eps_scale": {},
     }
     assert table("sp_no_align")[1024]["init_scale"] == {}  # SP's init at every width
     assert parametrization.rules("mfp", width=256, base_width=64, optimizer="sgd") == parametrization.rules(
@@ -536,7 +542,7 @@ def test_the_depth_rule_reaches_the_branch_multiplier_and_exactly_the_branch_par
     spec = resnet_run((1, 3), alpha=0.5, base_depth=1, scan=scan)  # L = 4: multiplier 1/2, Adam rates x 1/2
     assert dict(spec.architecture)["branch_multiplier"] == 0.5
     assert build_model(spec, digits).branch_multiplier == 0.5
-    params = jax.eval_shape(lambda: initial_variables(spec, digits))["params"]
+    params = initial_variables(spec, digits)["params"]  # concrete: a call inside a trace would cache its tracers
     lr = member_hyper([spec], params)["lr_scale"]
     branch = 0
     for path, value in jax.tree_util.tree_flatten_with_path(lr)[0]:
@@ -610,3 +616,77 @@ def test_depth_alpha_is_an_axis_and_the_base_depth_shares_the_plain_program(caps
     out = capsys.readouterr().out
     assert "runs: 4; cohorts: 3; compiled training programs: 3" in out  # 1 block: multiplier 1 for both alphas
     assert "depth_alpha = 0.5, 1.0" in out
+
+
+# ---------------------------------------------------------------------------- Adam's epsilon (+eps)
+
+
+def test_eps_presets_scale_the_epsilon_like_the_gradient_and_refuse_optimizers_without_one(digits):
+    mup = parametrization.rules("mup+eps", width=256, base_width=64, optimizer="adamw")
+    assert mup["eps_scale"] == {"input": 0.25, "hidden": 0.25, "vector": 0.25}  # m^-1; readout, fixed: 1
+    assert {k: v for k, v in mup.items() if k != "eps_scale"} == {
+        k: v for k, v in parametrization.rules("mup", width=256, base_width=64, optimizer="adamw").items()
+        if k != "eps_scale"
+    }  # fmt: skip
+    assert parametrization.rules("sp+eps", width=256, base_width=64, optimizer="adam")["eps_scale"] == {
+        "input": 0.5,
+        "hidden": 0.5,
+        "vector": 0.5,
+    }
+    for optimizer in ("lion", "adam_atan2", "sgd"):
+        with pytest.raises(UsageError, match=f"mup\\+eps scales Adam's epsilon; optimizer '{optimizer}' adds none"):
+            run(256, name="mup+eps", optimizer=optimizer).validate()
+    spec = run(256, name="mup+eps", optimizer="adam")
+    params = initial_variables(spec, digits)["params"]  # concrete: a call inside a trace would cache its tracers
+    eps = member_hyper([spec], params)["eps_scale"]
+    assert float(eps["layer_000"]["dense"]["kernel"][0]) == 0.25 and float(eps["head"]["dense"]["kernel"][0]) == 1.0
+    assert "eps_scale" not in member_hyper([run(256, name="mup", optimizer="lion")], params)  # no epsilon: no tree
+    m = parametrization.multipliers(params, params, "mup+eps", width_mult=4.0, optimizer="adam")
+    assert set(m) == {"init", "lr", "eps"}
+
+
+@pytest.mark.slow  # 18 gradients of MLPs up to width 1024
+def test_the_gradients_scale_with_width_as_the_eps_exponents_say(digits):
+    # theory (this module's form): input, hidden and vector gradients ~ m^(r - 1/2), r the readout's
+    # init exponent (SP 0, muP -1/2); the readout kernel's ~ m^0. Measured: the slope of log2 RMS
+    # gradient against log2 width over widths 64..1024, mean of 3 seeds, within 0.3 (the two
+    # presets' predictions differ by 0.5: the bands do not overlap); finite-width slopes drift by 0.1-0.2
+    from initbench.benchmarks.groups import param_class, param_path
+
+    x, y = jnp.asarray(digits.x_train[:512]), jnp.asarray(digits.y_train[:512])
+    widths = (64, 256, 1024)
+
+    def rms(spec):
+        net = build_model(spec, digits)
+        params = initial_variables(spec, digits)["params"]
+        grads = jax.grad(lambda p: jnp.mean(-jax.nn.log_softmax(net.apply({"params": p}, x))[jnp.arange(512), y]))(
+            params
+        )
+        out = {}
+        for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
+            text = param_path(path)
+            cls = param_class(text, g.ndim)
+            if cls == "bias" and not text.startswith("head"):
+                out.setdefault("vector", []).append(float(jnp.sqrt(jnp.mean(g**2))))
+            elif cls in ("input", "hidden", "readout"):
+                out.setdefault(cls, []).append(float(jnp.sqrt(jnp.mean(g**2))))
+        return {k: float(np.mean(v)) for k, v in out.items()}
+
+    for name in ("sp", "mup"):
+        table = {(w, s): rms(run(w, name=name, optimizer="adam", seed=s)) for w in widths for s in range(3)}
+        exponents = parametrization.rules(name + "+eps", width=128, base_width=64, optimizer="adam")["eps_scale"]
+        for cls in ("input", "hidden", "vector", "readout"):
+            theory = math.log2(exponents.get(cls, 1.0))  # m = 2: the exponent itself
+            slopes = [
+                np.polyfit(np.log2(widths), np.log2([table[(w, s)][cls] for w in widths]), 1)[0] for s in range(3)
+            ]
+            assert abs(float(np.mean(slopes)) - theory) < 0.3, (name, cls, slopes, theory)
+
+
+def test_eps_scale_on_the_command_line_is_member_data_and_refused_without_an_epsilon(tmp_path, capsys):
+    argv = ["show", "--optimizer", "adam", "--lr", "0.01,0.001", "--parametrization", "mup+eps,mup"]
+    assert cli.main([*argv, "--base-width", "32", "--width", "64", "--eps-scale", "readout=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "runs: 4; cohorts: 1; compiled training programs: 1" in out  # rates and epsilons are data
+    assert cli.main(["run", "--optimizer", "lion", "--eps-scale", "hidden=0.5", "--out", str(tmp_path / "x")]) == 2
+    assert "eps_scale multiplies an epsilon added to sqrt(v); optimizer lion has none" in capsys.readouterr().err
