@@ -15,6 +15,7 @@ sizes, for accelerators).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import time
 from collections.abc import Callable
@@ -243,8 +244,12 @@ def write(result: Reproduction, out: str | Path) -> Path:
     result.measurements.to_parquet(folder / "measurements.parquet", index=False)
     from initbench.benchmarks.results import provenance
 
+    meta = provenance()
+    finished = datetime.datetime.fromisoformat(meta["started_utc"])  # provenance() is taken now, at the end
+    meta["started_utc"] = (finished - datetime.timedelta(seconds=round(result.seconds))).isoformat()
     meta = {
-        **provenance(),
+        **meta,
+        "finished_utc": finished.isoformat(),
         "reproduction": result.name,
         "scale": result.scale,
         "wall_s": round(result.seconds, 2),

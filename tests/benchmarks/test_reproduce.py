@@ -20,6 +20,12 @@ def test_init_histograms_end_to_end(tmp_path, capsys):
     assert set(rows["init"]) >= {"normal(0.01)", "normal(1.0)", "xavier", "he", "zeros", "constant(0.05)"}
     for name in ("histograms_tanh", "histograms_relu", "std_per_layer"):
         assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    import datetime
+    import json
+
+    meta = json.loads((folder / "provenance.json").read_text())  # the start is the start, not the write
+    started, finished = (datetime.datetime.fromisoformat(meta[k]) for k in ("started_utc", "finished_utc"))
+    assert abs((finished - started).total_seconds() - meta["wall_s"]) <= 1
     from initbench.benchmarks.reproduce import write_gallery
 
     gallery = write_gallery(tmp_path).read_text()
