@@ -18,7 +18,7 @@ at the base width).
 
 ``yang2022-transfer``: widths 64..1024 (16x), learning rates 2^-14..2^-4 (one grid step = a factor
 2), 4 seeds. The optimum of one (parametrization, width, seed) is the vertex of the least-squares
-parabola through the grid's lowest loss and two points on each side (:func:`optimum`; in log2
+parabola through the grid's lowest loss and two points on each side (``_transfer.optimum``; in log2
 learning rate; a diverged run counts as an infinite loss); an optimum at the grid's edge stays
 there. Its *shift* is the optimum minus the same seed's optimum at the base width. Claims (95%
 Student-t intervals over seeds, fixed before the cpu scale first ran; the one-grid-step margin is
@@ -56,7 +56,6 @@ says so (:data:`REVISED`).
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from typing import Any
 
@@ -64,6 +63,9 @@ import numpy as np
 import pandas as pd
 
 from initbench.benchmarks.reproduce import Claim, Reproduction
+from initbench.benchmarks.reproduce._transfer import Arms, ci, colors, fmt, loss_against_lr_figure
+from initbench.benchmarks.reproduce._transfer import train as _train
+from initbench.benchmarks.reproduce._transfer import transfer_claims as _transfer_claims
 
 BASE = {"smoke": 16, "cpu": 64, "paper": 128}
 SETUP: dict[str, dict[str, Any]] = {
@@ -101,7 +103,6 @@ SETUP: dict[str, dict[str, Any]] = {
 ARMS = ("sp", "mup")
 BATCH, EVAL_EXAMPLES, DEPTH = 128, 2000, 2
 REVISED = "setup revised after the first cpu run (cosine decay, 5-point fit; see the module docstring)"
-FIT_HALF = 2  # the optimum's parabola: the grid minimum and up to 2 points on each side
 WIDE_SEED0 = 100  # the transfer runs' seeds are not the tuning runs' (no winner's curse at the base width)
 
 
@@ -130,185 +131,34 @@ def specs(scale: str, arm: str, widths: Any, log2_lrs: Any, seeds: Any, eval_eve
 
 def train(runs: list, dataset: Any) -> pd.DataFrame:
     """Trains ``runs``; one row per (run, evaluation): arm, width, log2_lr, seed, step, the losses."""
-    from initbench.benchmarks.reproduce._training import train_runs
-
-    curves, _ = train_runs(runs, dataset)
-    curves = curves[curves["layer"].isna() & curves["split"].isin(["train", "test"])]
-    wide = curves.pivot_table(
-        index=["run_id", "step"], columns=["split", "metric"], values="value", aggfunc="first", dropna=False
+    return _train(
+        runs,
+        dataset,
+        lambda r: {
+            "arm": dict(r.parametrization).get("name", "sp"),
+            "width": r.model.width,
+            "log2_lr": round(math.log2(r.train.lr)),
+            "seed": r.seed,
+        },
     )
-    wide.columns = [f"{split}_{metric}" for split, metric in wide.columns]
-    wide = wide.reset_index()
-    info = pd.DataFrame(
-        [
-            {
-                "run_id": r.run_id,
-                "arm": dict(r.parametrization).get("name", "sp"),
-                "width": r.model.width,
-                "log2_lr": round(math.log2(r.train.lr)),
-                "seed": r.seed,
-            }
-            for r in runs
-        ]
-    )
-    out = info.merge(wide, on="run_id", how="left", validate="one_to_many")
-    return out.drop(columns="run_id").sort_values(["arm", "width", "log2_lr", "seed", "step"], ignore_index=True)
 
 
-def optimum(log2_lrs: Any, losses: Any) -> tuple[float, bool]:
-    """The optimal log2 learning rate of one curve over the grid and whether it sits at the grid's edge.
-
-    The vertex of the least-squares parabola through the grid's lowest loss and up to two points on
-    each side (:data:`FIT_HALF`; finite losses only), kept inside those points; a non-finite loss (a
-    diverged run) counts as infinite; an edge minimum stays at the edge; with fewer than 3 finite
-    points, or no upward curvature, the grid point itself.
-
-    Example:
-      >>> x, edge = optimum([-4, -3, -2, -1, 0], [2.8225, 1.7225, 1.1225, 1.0225, 1.4225])  # 1 + (x + 1.3)^2 / 4
-      >>> round(x, 6), edge
-      (-1.3, False)
-      >>> optimum([-3, -2, -1], [0.5, 1.0, float("nan")])
-      (-3.0, True)
-    """
-    x = np.asarray(log2_lrs, np.float64)
-    f = np.asarray(losses, np.float64)
-    f = np.where(np.isfinite(f), f, np.inf)
-    if not np.isfinite(f).any():
-        return math.nan, True
-    i = int(np.argmin(f))
-    if i == 0 or i == len(f) - 1:
-        return float(x[i]), True
-    window = slice(max(0, i - FIT_HALF), min(len(f), i + FIT_HALF + 1))
-    xs, fs = x[window], f[window]
-    ok = np.isfinite(fs)
-    if ok.sum() < 3:
-        return float(x[i]), False
-    c2, c1, _ = np.polyfit(xs[ok], fs[ok], 2)
-    if not c2 > 0:
-        return float(x[i]), False
-    return float(np.clip(-c1 / (2 * c2), xs[ok].min(), xs[ok].max())), False
-
-
-def optima(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (arm, width, seed) at the last step: the optimal log2 lr, whether at the edge, its shift from the base."""
-    last = rows[rows["step"] == rows["step"].max()]
-    out = []
-    for (arm, width, seed), g in last.groupby(["arm", "width", "seed"], sort=True):
-        g = g.sort_values("log2_lr")
-        opt, edge = optimum(g["log2_lr"], g["train_loss"])
-        out.append({"arm": arm, "width": int(width), "seed": int(seed), "optimum": opt, "at_edge": edge})
-    table = pd.DataFrame(out)
-    base = table[table["width"] == table["width"].min()].set_index(["arm", "seed"])["optimum"]
-    table["shift"] = table["optimum"] - [base[(a, s)] for a, s in zip(table["arm"], table["seed"], strict=True)]
-    return table
-
-
-def _ci(values: Any) -> tuple[float, float]:
-    """Mean and 95% Student-t half-width over seeds; an infinite value (a diverged run) makes the mean infinite.
-
-    Example:
-      >>> _ci([1.0, 2.0, 3.0])
-      (2.0, 2.484...)
-      >>> _ci([1.0, float("inf")]), _ci([1.0, float("nan")])
-      ((inf, 0.0), (nan, inf))
-    """
-    from initbench.benchmarks.report import mean_ci
-
-    x = np.asarray(values, np.float64)
-    if np.isnan(x).any() or (np.isposinf(x).any() and np.isneginf(x).any()):
-        return math.nan, math.inf
-    if np.isinf(x).any():
-        return float(x[np.isinf(x)][0]), 0.0
-    mean, half, n = mean_ci(x)
-    return mean, (half if n > 1 else math.inf)
-
-
-def _fmt(mean: float, half: float) -> str:
-    return f"{mean:+.2f} +- {half:.2f}"
+WIDTH = Arms(
+    "width",
+    ("sp", "SP"),
+    ("mup", "muP"),
+    "under SP with Adam the optimal learning rate shifts as the width grows (TP5 Fig. 1, left)",
+    "under muP the optimal learning rate is stable across width (TP5 Fig. 1, right; Fig. 3)",
+    "muP transfers the learning rate where SP does not",
+    "the learning rate tuned small transfers under muP and not under SP",
+    "wider is never worse at the shared optimum (muP)",
+    "under muP, at the transferred learning rate a wider model is never worse (TP5 Fig. 1, right)",
+)
 
 
 def transfer_claims(rows: pd.DataFrame, scale: str) -> list[Claim]:
     """The four claims of ``yang2022-transfer`` on its rows (see the module docstring)."""
-    opt = optima(rows)
-    widths = sorted(opt["width"].unique())
-    base, widest = widths[0], widths[-1]
-    span = f"widths {base}..{widest}, {opt['seed'].nunique()} seeds"
-    out = []
-
-    sp = opt[(opt["arm"] == "sp") & (opt["width"] == widest)].sort_values("seed")
-    m, h = _ci(sp["shift"])
-    out.append(
-        Claim(
-            "SP: the optimal learning rate moves with width",
-            "under SP with Adam the optimal learning rate shifts as the width grows (TP5 Fig. 1, left)",
-            f"shift of the optimal log2 lr from width {base} to {widest}: 95% interval below 0 and mean <= -1 "
-            f"grid step ({span})",
-            f"shift {_fmt(m, h)} grid steps"
-            + (f"; {int(sp['at_edge'].sum())} seed(s) at the grid's edge (a bound)" if sp["at_edge"].any() else ""),
-            bool(m + h < 0 and m <= -1),
-        )
-    )
-
-    mup = opt[opt["arm"] == "mup"]
-    cells, inside = [], True
-    for w in widths[1:]:
-        mw, hw = _ci(mup[mup["width"] == w]["shift"])
-        cells.append(f"{w}: {_fmt(mw, hw)}")
-        inside &= -1 <= mw - hw and mw + hw <= 1
-    edges = int(mup["at_edge"].sum())
-    out.append(
-        Claim(
-            "muP: the optimal learning rate stays within one grid step",
-            "under muP the optimal learning rate is stable across width (TP5 Fig. 1, right; Fig. 3)",
-            f"every width's shift vs width {base}: 95% interval inside +-1 grid step, no optimum at the grid's "
-            f"edge ({span})",
-            "shifts " + ", ".join(cells) + (f"; {edges} optima at the grid's edge" if edges else ""),
-            bool(inside and edges == 0),
-        )
-    )
-
-    both = opt[opt["width"] == widest].pivot(index="seed", columns="arm", values="shift").dropna()
-    m, h = _ci(both["mup"] - both["sp"])
-    out.append(
-        Claim(
-            "muP transfers the learning rate where SP does not",
-            "the learning rate tuned small transfers under muP and not under SP",
-            f"per seed, muP's shift minus SP's at width {widest}: 95% interval above 0",
-            f"{_fmt(m, h)} grid steps over {len(both)} seeds",
-            bool(len(both) > 1 and m - h > 0),
-        )
-    )
-
-    shared = round(mup["optimum"].mean()) if mup["optimum"].notna().any() else None
-    last = rows[(rows["step"] == rows["step"].max()) & (rows["arm"] == "mup") & (rows["log2_lr"] == shared)]
-    loss = last.pivot(index="seed", columns="width", values="train_loss").fillna(np.inf)  # NaN: diverged
-    worse, cells = [], []
-    for narrow, wide in itertools.pairwise(widths):
-        d = (loss[wide] - loss[narrow]) if wide in loss and narrow in loss else pd.Series(dtype=float)
-        md, hd = _ci(d) if len(d) else (math.nan, math.inf)
-        cells.append(f"{wide} vs {narrow}: {_fmt(md, hd)}")
-        if not (md - hd <= 0):  # also NaN (a diverged wider run)
-            worse.append(f"{wide}")
-    means = loss.mean().to_dict() if len(loss) else {}
-    out.append(
-        Claim(
-            "wider is never worse at the shared optimum (muP)",
-            "under muP, at the transferred learning rate a wider model is never worse (TP5 Fig. 1, right)",
-            "at the grid lr nearest the mean muP optimum, each doubling's paired training-loss difference is not "
-            "entirely above 0 (95% interval)",
-            (
-                f"lr 2^{shared}: loss "
-                + ", ".join(f"{w} {v:.3f}" for w, v in sorted(means.items()))
-                + "; differences "
-                + "; ".join(cells)
-                + (f"; worse: {', '.join(worse)}" if worse else "")
-                if shared is not None
-                else "no finite muP optimum"
-            ),
-            bool(shared is not None and len(loss) > 1 and not worse),
-        )
-    )
-    return _revised(out)
+    return _revised(_transfer_claims(rows, WIDTH))
 
 
 def best_rate(tune: pd.DataFrame) -> int:
@@ -332,7 +182,7 @@ def wider_claims(rows: pd.DataFrame, scale: str) -> list[Claim]:
     cells, ok = [], not mup.empty
     for step, g in mup.groupby("step", sort=True):
         slopes = [_slope(s.sort_values("width")) for _, s in g.groupby("seed")]
-        m, h = _ci(np.nan_to_num(slopes, nan=np.inf))
+        m, h = ci(np.nan_to_num(slopes, nan=np.inf))
         cells.append(f"step {step}: {m:+.4f} +- {h:.4f}")
         ok &= bool(m + h < 0)
     out = [
@@ -353,9 +203,9 @@ def wider_claims(rows: pd.DataFrame, scale: str) -> list[Claim]:
     narrower = means.drop(widest, errors="ignore")
     if len(narrower) and widest in loss:
         best = int(narrower.idxmin())
-        m, h = _ci(loss[widest] - loss[best])
+        m, h = ci(loss[widest] - loss[best])
         measured = (
-            "loss " + ", ".join(f"{w} {v:.3f}" for w, v in means.items()) + f"; {widest} minus {best}: {_fmt(m, h)}"
+            "loss " + ", ".join(f"{w} {v:.3f}" for w, v in means.items()) + f"; {widest} minus {best}: {fmt(m, h)}"
         )
         passed = bool(m - h > 0)
     else:
@@ -378,37 +228,9 @@ def _revised(claims: list[Claim]) -> list[Claim]:
     return [dataclasses.replace(c, measured=f"{c.measured} ({REVISED})") for c in claims]
 
 
-def _colors(n: int) -> Any:
-    import matplotlib
-
-    return matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, n))
-
-
 def transfer_figure(rows: pd.DataFrame) -> Any:
     """TP5 Fig. 1's form: training loss against log2 learning rate, one line per width, SP and muP side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    last = rows[rows["step"] == rows["step"].max()]
-    widths = sorted(last["width"].unique())
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4), sharey=True)
-    top = float(np.nanmax(np.where(np.isfinite(last["train_loss"]), last["train_loss"], np.nan)))
-    for ax, arm in zip(axes, ARMS, strict=True):
-        a = last[last["arm"] == arm]
-        for color, w in zip(_colors(len(widths)), widths, strict=True):
-            g = a[a["width"] == w].groupby("log2_lr")["train_loss"].mean()
-            ax.plot(g.index, g.to_numpy(), marker="o", ms=3, color=color, label=f"width {w}")
-            x, _ = optimum(g.index, g.to_numpy())
-            ax.axvline(x, color=color, lw=0.6, ls=":")
-        ax.set_title("SP" if arm == "sp" else "muP", fontsize=9)
-        ax.set_xlabel("log2 learning rate (Adam)")
-        ax.set_ylim(top=min(top, 2.5))
-    axes[0].set_ylabel("training loss (mean over seeds)")
-    axes[1].legend(fontsize=6)
-    fig.tight_layout()
-    return fig
+    return loss_against_lr_figure(rows, "width", (("sp", "SP"), ("mup", "muP")), "width {}")
 
 
 def wider_figure(rows: pd.DataFrame) -> Any:
@@ -423,7 +245,7 @@ def wider_figure(rows: pd.DataFrame) -> Any:
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.4), sharey=True)
     for ax, arm in zip(axes, ARMS, strict=True):
         a = rows[rows["arm"] == arm]
-        for color, step in zip(_colors(len(steps)), steps, strict=True):
+        for color, step in zip(colors(len(steps)), steps, strict=True):
             g = a[a["step"] == step].groupby("width")["train_loss"]
             ax.errorbar(
                 np.log2(g.mean().index), g.mean(), yerr=g.sem(), marker="o", ms=3, color=color, label=f"step {step}"

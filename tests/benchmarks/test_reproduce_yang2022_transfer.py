@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from initbench.benchmarks.reproduce import _transfer
 from initbench.benchmarks.reproduce import yang2022_transfer as t
 
 WIDTHS = (64, 128, 256, 512, 1024)
@@ -15,16 +16,16 @@ GRID = range(-14, -3)
 @pytest.mark.parametrize("center", [-9.0, -8.7, -8.3, -11.5, -5.01])
 def test_optimum_is_the_vertex_of_an_exact_parabola(center):
     x = np.arange(-14, -3)
-    got, edge = t.optimum(x, 0.3 + 0.01 * (x - center) ** 2)
+    got, edge = _transfer.optimum(x, 0.3 + 0.01 * (x - center) ** 2)
     assert not edge and got == pytest.approx(center, abs=1e-9)
 
 
 def test_optimum_at_the_edge_and_with_diverged_runs():
     x = [-4, -3, -2, -1]
-    assert t.optimum(x, [1.0, 2.0, 3.0, 4.0]) == (-4.0, True)
-    assert t.optimum(x, [4.0, 3.0, 2.0, 1.0]) == (-1.0, True)
-    assert t.optimum(x, [3.0, 1.0, math.nan, math.nan]) == (-3.0, False)  # diverged neighbour: the grid point
-    assert math.isnan(t.optimum(x, [math.nan] * 4)[0])
+    assert _transfer.optimum(x, [1.0, 2.0, 3.0, 4.0]) == (-4.0, True)
+    assert _transfer.optimum(x, [4.0, 3.0, 2.0, 1.0]) == (-1.0, True)
+    assert _transfer.optimum(x, [3.0, 1.0, math.nan, math.nan]) == (-3.0, False)  # diverged neighbour: the grid point
+    assert math.isnan(_transfer.optimum(x, [math.nan] * 4)[0])
 
 
 def grid_rows(sp_center, mup_center, *, seeds=4, noise=0.05, widths=WIDTHS, mup_gain=0.01, diverge_above=None):
