@@ -175,12 +175,15 @@ def check(name: Any, base_width: Any, *, width: Any, optimizer: Any, scheme: str
     """Raises a one-line UsageError unless ``name`` applies to a model of ``width`` trained by ``optimizer``."""
     if not isinstance(name, str) or name not in PRESETS:
         raise unknown_choice("parametrization", name, PRESETS)
-    if name == "sp":
+    if name == "sp" and base_width is None:
         return
-    if not isinstance(base_width, int) or isinstance(base_width, bool) or base_width < 1:
+    if not isinstance(base_width, int) or isinstance(base_width, bool) or not 1 <= base_width < 2**31:
         raise UsageError(
-            f"parametrization {name} needs base_width, a positive integer (the tuned width), got {base_width!r}"
+            f"parametrization {name} needs base_width, a positive integer below 2**31 (the tuned width), "
+            f"got {base_width!r}"
         )
+    if name == "sp":  # a valid base width: SP ignores it
+        return
     if width is None:
         raise UsageError(f"parametrization {name} scales with the model's width; this model has none")
     _check_optimizer(name, optimizer)
@@ -306,9 +309,10 @@ def check_depth(alpha: Any, base_depth: Any, *, family: str, depth: int | None, 
     """Raises a one-line UsageError unless the depth rule applies (a residual model, alpha in [0, 1])."""
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
         raise UsageError(f"depth_alpha must be a number in [0, 1] (0.5 Depth-muP, 1 CompleteP), got {alpha!r}")
-    if isinstance(base_depth, bool) or not isinstance(base_depth, int) or base_depth < 1:
+    if isinstance(base_depth, bool) or not isinstance(base_depth, int) or not 1 <= base_depth < 2**31:
         raise UsageError(
-            f"depth_alpha needs base_depth, a positive integer (the tuned depth in blocks), got {base_depth!r}"
+            f"depth_alpha needs base_depth, a positive integer below 2**31 (the tuned depth in blocks), "
+            f"got {base_depth!r}"
         )
     if family in _DEPTH_FAMILIES and depth is None:
         raise UsageError(f"depth_alpha needs the {family}'s blocks (its depth L); the model sets none")

@@ -262,6 +262,14 @@ def check_lr_scale(rules: Any, field: str = "lr_scale", *, zero: bool = False) -
                 f"{field}.{selector} must be a finite number {'>=' if zero else '>'} 0, got {multiplier!r}"
             )
         _float32(f"{field}.{selector}", float(multiplier))
+        if multiplier != 0 and abs(multiplier) < _FLOAT32_TINY:  # it would flush to 0 in float32
+            raise UsageError(
+                f"{field}.{selector} must be 0 or at least float32's smallest normal number "
+                f"{_FLOAT32_TINY:.3g}, got {multiplier!r}"
+                if zero
+                else f"{field}.{selector} must be at least float32's smallest normal number {_FLOAT32_TINY:.3g} "
+                f"(a smaller one is 0 in float32), got {multiplier!r}"
+            )
     return tuple(sorted((str(k), float(v)) for k, v in pairs))
 
 
@@ -271,6 +279,7 @@ def _number(value: Any) -> bool:
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)  # the trainer computes in float32
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # below it CPUs flush to zero
 
 
 def _float32(name: str, value: float) -> None:
@@ -520,15 +529,17 @@ class RunSpec:
             pairs = [  # depth_alpha 1 and 1.0 are one run
                 (
                     k,
-                    float(v)
-                    if k == "depth_alpha" and isinstance(v, int | np.floating) and not isinstance(v, bool)
+                    float(v) + 0.0  # -0.0 is 0.0: one run_id
+                    if k == "depth_alpha" and isinstance(v, float | int | np.floating) and not isinstance(v, bool)
                     else v,
                 )
                 for k, v in pairs
             ]
             p = tuple(sorted(pairs, key=lambda kv: str(kv[0])))
-            if ("name", "sp") in p:
-                p = tuple(kv for kv in p if kv[0] != "base_width")  # SP at any base width is one run
+            if ("name", "sp") in p:  # SP at any base width is one run (a bad one is kept: validate() names it)
+                width = dict(p).get("base_width")
+                if isinstance(width, int) and not isinstance(width, bool) and 1 <= width < 2**31:
+                    p = tuple(kv for kv in p if kv[0] != "base_width")
         object.__setattr__(self, "parametrization", p)
 
     def scale_rules(self, field: str) -> Options:

@@ -94,15 +94,18 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
         if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool | np.bool_) and math.isfinite(scale)):
             raise UsageError(f"{family} residual_scale must be None or a finite number, got {scale!r}")
         config["residual_scale"] = float(scale)
-    multiplier = config.get("branch_multiplier")
-    if multiplier is not None:
+    if "branch_multiplier" in config:
+        multiplier = config["branch_multiplier"]
+        tiny, largest = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
         if not (
             isinstance(multiplier, numbers.Real)
             and not isinstance(multiplier, bool | np.bool_)
-            and math.isfinite(multiplier)
-            and float(multiplier) > 0
-        ):
-            raise UsageError(f"{family} branch_multiplier must be a finite number > 0, got {multiplier!r}")
+            and tiny <= float(multiplier) <= largest
+        ):  # nan fails the comparison; below tiny it is 0 in float32
+            raise UsageError(
+                f"{family} branch_multiplier must be a finite number > 0 (in float32: {tiny:.3g} to "
+                f"{largest:.3g}), got {multiplier!r}"
+            )
         config["branch_multiplier"] = float(multiplier)
     if config.get("normalization", "none") not in NORMALIZATIONS:
         raise unknown_choice("normalization", config["normalization"], NORMALIZATIONS)

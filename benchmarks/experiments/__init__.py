@@ -924,6 +924,7 @@ FIELD_OF = {
     "weight_decay": lambda s: (s.train.weight_decay,),
 }
 _NUMERIC_FILTERS = ("depth", "width", "seed", "lr", "batch_size", "steps", "momentum", "weight_decay")
+_NUMERIC_FILTERS += ("base_width", "depth_alpha", "base_depth")
 
 
 def _filter(specs: list[Any], only: Mapping[str, Sequence[str]], source: str) -> list[Any]:

@@ -295,3 +295,14 @@ def test_eps_scale_for_an_optimizer_without_an_added_epsilon_is_one_line(name):
         UsageError, match=f"eps_scale multiplies an epsilon added to sqrt.v.; optimizer {name} has none"
     ):
         TrainSpec(name, eps_scale={"hidden": 0.5}).validate()
+
+
+@pytest.mark.parametrize("tiny", [1e-40, 1e-50])
+def test_a_multiplier_that_is_zero_in_float32_is_refused(tiny):
+    # below float32's smallest normal number a multiplier flushes to 0: the epsilon would vanish
+    # (the run diverges) and a rate would silently freeze the parameter
+    for field in ("eps_scale", "lr_scale"):
+        with pytest.raises(UsageError, match=f"{field}.hidden must be at least float32's smallest normal number"):
+            TrainSpec("adam", **{field: {"hidden": tiny}}).validate()
+    with pytest.raises(UsageError, match=r"wd_scale.hidden must be 0 or at least float32's smallest normal"):
+        TrainSpec("adamw", weight_decay=0.1, wd_scale={"hidden": tiny}).validate()

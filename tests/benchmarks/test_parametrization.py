@@ -172,7 +172,7 @@ def test_a_model_whose_names_and_shapes_disagree_cannot_be_classified():
         # a bad value later in an axis is found before any work too
         (["--init", "he_normal,lsuv", "--parametrization", "mup", "--base-width", "8"], "lsuv is a model-level"),
         (["--parametrization", "sp,mup"], "parametrization mup needs base_width"),
-        (["--parametrization", "mup", "--set", "base_width=[16,0]"], "a positive integer (the tuned width), got 0"),
+        (["--parametrization", "mup", "--set", "base_width=[16,0]"], "below 2**31 (the tuned width), got 0"),
         (["--parametrization", "sp,foo", "--base-width", "8"], "unknown parametrization 'foo'"),
         (["--optimizer", "adafactor", "--parametrization", "sp,mup", "--base-width", "8"], "'adafactor'"),
         (
@@ -500,8 +500,8 @@ def test_everetts_adam_presets_refuse_sgd_in_one_line(optimizer):
 # ---------------------------------------------------------------------------- depth (TP6, CompleteP)
 
 
-def resnet_run(blocks, alpha=0.5, base_depth=1, optimizer="adam", name="sp", scan=False, **model):
-    par = {"name": name, "base_width": 8}
+def resnet_run(blocks, alpha=0.5, base_depth=1, optimizer="adam", name="sp", scan=False, base_width=8, **model):
+    par = {"name": name, "base_width": base_width}
     if alpha is not None:
         par |= {"depth_alpha": alpha, "base_depth": base_depth}
     return RunSpec(
@@ -562,6 +562,7 @@ def test_the_depth_rule_at_the_base_depth_is_the_plain_runs_program():
     assert ruled.run_id != plain.run_id
     assert ruled.identity()["depth_alpha"] == 0.5 and ruled.identity()["base_depth"] == 4
     assert resnet_run((2,), alpha=1).run_id == resnet_run((2,), alpha=1.0).run_id  # one run
+    assert resnet_run((2,), alpha=-0.0).run_id == resnet_run((2,), alpha=0).run_id
 
 
 def test_the_depth_rule_composes_with_mup_and_fixups_branch_scalars():
@@ -585,6 +586,9 @@ def test_the_depth_rule_composes_with_mup_and_fixups_branch_scalars():
         (lambda: resnet_run((2,), alpha=1.5), r"depth_alpha must be a number in \[0, 1\]"),
         (lambda: resnet_run((2,), alpha=True), r"depth_alpha must be a number in \[0, 1\]"),
         (lambda: resnet_run((2,), base_depth=None), "needs base_depth, a positive integer"),
+        (lambda: resnet_run((2,), base_depth=10**22), "needs base_depth, a positive integer below 2..31"),
+        (lambda: resnet_run((2,), name="mup", base_width=10**22), "needs base_width, a positive integer below 2..31"),
+        (lambda: RunSpec(*list(run(64).__dict__.values())[:-1], {"name": "sp", "base_width": "abc"}), "needs base_w"),
         (lambda: resnet_run((2,), optimizer="adafactor"), "no learning-rate rule for optimizer 'adafactor'"),
         (lambda: resnet_run((2,), branch_multiplier=0.5), "drop the model's branch_multiplier"),
         (
@@ -616,6 +620,13 @@ def test_depth_alpha_is_an_axis_and_the_base_depth_shares_the_plain_program(caps
     out = capsys.readouterr().out
     assert "runs: 4; cohorts: 3; compiled training programs: 3" in out  # 1 block: multiplier 1 for both alphas
     assert "depth_alpha = 0.5, 1.0" in out
+    assert (
+        cli.main(
+            [*argv, "--parametrization", "sp", "--depth-alpha", "0.5,1", "--base-depth", "1", "--only", "depth_alpha=1"]
+        )
+        == 0
+    )
+    assert "runs: 2 of the grid's 4 (--only)" in capsys.readouterr().out  # compared as numbers: 1 is 1.0
 
 
 # ---------------------------------------------------------------------------- Adam's epsilon (+eps)

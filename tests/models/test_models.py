@@ -525,7 +525,7 @@ def test_the_branch_multiplier_is_a_fixed_constant_on_every_branch():
     np.testing.assert_allclose(scanned_net.apply({"params": params}, x), fixed, rtol=2e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), True, "0.5"])
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), True, "0.5", None, 1e-50, 1e39])
 def test_a_bad_branch_multiplier_is_one_line(bad):
     with pytest.raises(ValueError, match="branch_multiplier must be a finite number > 0"):
         models.build("resnet", input_shape=(8, 8, 1), num_classes=3, blocks=(1,), width=4, activation="relu",
