@@ -79,7 +79,7 @@ def programs(specs: Sequence[Any]) -> int:
     (``TrainSpec.program``), never on the init, the seed or the values of ``HYPER_PARAMETERS``.
     Cohorts of different experiments or benchmarks can share one.
     """
-    return len({(s.model, s.architecture, s.data, s.train.program) for s in specs})
+    return len({(s.model, s.architecture, s.data, s.train.program, s.scales_eps) for s in specs})
 
 
 def _check(specs: Sequence[Any], source: str) -> None:

@@ -606,9 +606,26 @@ class RunSpec:
 
         Everything but the init, the seed and the optimizer's hyper-parameter values
         (``TrainSpec.program``), plus the architecture an init's scheme changes (Fixup's
-        multipliers and scalar biases).
+        multipliers and scalar biases), and whether the run scales Adam's epsilon (:attr:`scales_eps`).
         """
-        return (self.suite, self.benchmark, self.model, self.architecture, self.data, self.train.program)
+        return (
+            self.suite,
+            self.benchmark,
+            self.model,
+            self.architecture,
+            self.data,
+            self.train.program,
+            self.scales_eps,
+        )
+
+    @property
+    def scales_eps(self) -> bool:
+        """Whether the run has ``eps_scale`` rules (its own or its parametrization's) for an optimizer with an epsilon.
+
+        Part of the program: only such runs carry the per-parameter epsilon step, so every other
+        run's program, and its numbers, are exactly what they were without the feature.
+        """
+        return self.train.optimizer in EPS_OPTIMIZERS and bool(self.scale_rules("eps_scale"))
 
     def identity(self) -> dict[str, Any]:
         """The identity columns of this run's result rows (``results.RUNS``): every field that makes runs differ."""

@@ -309,12 +309,13 @@ def member_hyper(specs: Sequence[RunSpec], params: Any, dtype: Any = jnp.float32
 
     ``lr_scale`` and ``wd_scale`` are trees like one member's ``params`` (arrays or shapes) of
     per-run multipliers (all ones for a run without rules: ``x * 1`` is exact); ``eps_scale`` too
-    for the optimizers with an epsilon (:data:`~initbench.benchmarks.spec.EPS_OPTIMIZERS`).
+    for runs that scale Adam's epsilon (``RunSpec.scales_eps``, part of the cohort key: every
+    member of a cohort agrees).
     """
     out: dict[str, Any] = {
         name: jnp.asarray([s.train.hyper()[name] for s in specs], dtype) for name in HYPER_PARAMETERS
     }
-    names = ("lr_scale", "wd_scale") + (("eps_scale",) if specs and specs[0].train.optimizer in EPS_OPTIMIZERS else ())
+    names = ("lr_scale", "wd_scale") + (("eps_scale",) if specs and specs[0].scales_eps else ())
     for name in names:
         trees = [lr_scale_tree(params, s.scale_rules(name), s.model.label, field=name) for s in specs]
         out[name] = jax.tree_util.tree_map(lambda *m: jnp.asarray(m, dtype), *trees)
@@ -896,6 +897,7 @@ def train_cohort(
         first.model,
         first.architecture,
         first.train.program,
+        first.scales_eps,  # the hyper-parameters' structure: with or without the epsilon tree
         first.data.batch_size,
         dataset.input_shape,
         dataset.num_classes,

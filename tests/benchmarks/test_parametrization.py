@@ -1,5 +1,6 @@
 """Width parametrizations: the rules, their plumbing into init and learning rates, and the coordinate check."""
 
+import dataclasses
 import math
 
 import jax
@@ -701,3 +702,13 @@ def test_eps_scale_on_the_command_line_is_member_data_and_refused_without_an_eps
     assert "runs: 4; cohorts: 1; compiled training programs: 1" in out  # rates and epsilons are data
     assert cli.main(["run", "--optimizer", "lion", "--eps-scale", "hidden=0.5", "--out", str(tmp_path / "x")]) == 2
     assert "eps_scale multiplies an epsilon added to sqrt(v); optimizer lion has none" in capsys.readouterr().err
+
+
+def test_only_runs_that_scale_the_epsilon_carry_its_step_so_other_adam_programs_are_unchanged(digits):
+    # the epsilon step is its own program: a plain Adam run's program has no eps tree, as before the feature
+    plain, ruled = run(64, name="mup", optimizer="adam"), run(256, name="mup+eps", optimizer="adam")
+    assert not plain.scales_eps and ruled.scales_eps and not run(64, name="mup+eps", optimizer="adam").scales_eps
+    params = initial_variables(plain, digits)["params"]
+    assert "eps_scale" not in member_hyper([plain], params)
+    eps = dataclasses.replace(plain, train=dataclasses.replace(plain.train, eps_scale=(("hidden", 0.5),)))
+    assert eps.scales_eps and eps.cohort_key != plain.cohort_key
