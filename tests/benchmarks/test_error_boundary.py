@@ -105,6 +105,7 @@ def test_debug_flag_shows_the_usage_error_traceback_and_its_cause(tmp_path, caps
     assert "Traceback" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_debug_environment_variable_in_a_console_process(tmp_path):
     argv = [sys.executable, "-m", "initbench.benchmarks.cli", "run", "quick", "--init", "nope", "--out", str(tmp_path)]
     plain = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "INITBENCH_DEBUG": "0"})

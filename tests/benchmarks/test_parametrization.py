@@ -615,6 +615,7 @@ def test_the_depth_flags_train_and_are_columns_of_the_table(tmp_path, capsys):
     assert "depth_alpha needs a parametrization" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_depth_alpha_is_an_axis_and_the_base_depth_shares_the_plain_program(capsys):
     argv = ["show", "--model", "resnet", "--model-args", "blocks=[[1],[4]]", "--width", "4", "--optimizer", "adam"]
     assert cli.main([*argv, "--parametrization", "sp", "--depth-alpha", "0.5,1", "--base-depth", "1"]) == 0
@@ -695,6 +696,7 @@ def test_the_gradients_scale_with_width_as_the_eps_exponents_say(digits):
             assert abs(float(np.mean(slopes)) - theory) < 0.3, (name, cls, slopes, theory)
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_eps_scale_on_the_command_line_is_member_data_and_refused_without_an_epsilon(tmp_path, capsys):
     argv = ["show", "--optimizer", "adam", "--lr", "0.01,0.001", "--parametrization", "mup+eps,mup"]
     assert cli.main([*argv, "--base-width", "32", "--width", "64", "--eps-scale", "readout=0.5"]) == 0

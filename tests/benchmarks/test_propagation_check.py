@@ -29,6 +29,7 @@ def mlp(activation="relu", init="he_normal", depth=4, width=32, **kw):
     )
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_forward_statistics_match_a_direct_computation():
     model = mlp("tanh", "glorot_uniform")
     variables = model.init(jax.random.key(0), X[:1])
@@ -45,6 +46,7 @@ def test_forward_statistics_match_a_direct_computation():
             assert row.saturated_fraction == pytest.approx((np.abs(act) > 0.99).mean())
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_backward_statistics_match_autodiff_through_the_layers():
     model = mlp("relu", "he_normal", depth=2)
     variables = model.init(jax.random.key(0), X[:1])

@@ -25,6 +25,7 @@ def spec(init, model, *, seed=0, steps=20, batch=32):
     return RunSpec("test", "schemes", model, init, DataSpec("digits", batch), TrainSpec("sgd", 0.05, steps, 10), seed)
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_an_lsuv_run_starts_at_unit_variance_on_its_seeded_batch(digits):
     s = spec(InitSpec("lsuv"), ModelSpec("mlp", "tanh", 6, 48))
     variables = initial_variables(s, digits)

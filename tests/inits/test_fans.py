@@ -65,6 +65,7 @@ def test_flax_dense_general_flattens_batch_into_fan_in():
     assert seen == [(18, 20)]
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_flax_conv_kernel_layout_is_window_in_per_group_out():
     params = nn.Conv(32, (3, 3), feature_group_count=4).init(jax.random.key(0), jnp.ones((1, 8, 8, 16)))
     assert params["params"]["kernel"].shape == (3, 3, 4, 32)

@@ -133,6 +133,7 @@ def test_scanned_mlp_equals_unrolled_in_structure_and_names():
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_resnet_blocks_and_fixup_hooks():
     kw = {
         "input_shape": (16, 16, 3),
@@ -238,6 +239,7 @@ def test_activation_specs():
     np.testing.assert_allclose(layer["activation"], jnp.sin(layer["pre_activation"]), rtol=1e-6)
 
 
+@pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_deep_scanned_mlp_builds_and_runs():
     model = models.build(
         "mlp",
