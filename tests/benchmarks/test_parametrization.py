@@ -638,9 +638,10 @@ def test_eps_presets_scale_the_epsilon_like_the_gradient_and_refuse_optimizers_w
     mup = parametrization.rules("mup+eps", width=256, base_width=64, optimizer="adamw")
     assert mup["eps_scale"] == {"input": 0.25, "hidden": 0.25, "vector": 0.25}  # m^-1; readout, fixed: 1
     assert {k: v for k, v in mup.items() if k != "eps_scale"} == {
-        k: v for k, v in parametrization.rules("mup", width=256, base_width=64, optimizer="adamw").items()
+        k: v
+        for k, v in parametrization.rules("mup", width=256, base_width=64, optimizer="adamw").items()
         if k != "eps_scale"
-    }  # fmt: skip
+    }
     assert parametrization.rules("sp+eps", width=256, base_width=64, optimizer="adam")["eps_scale"] == {
         "input": 0.5,
         "hidden": 0.5,

@@ -505,8 +505,17 @@ def test_the_branch_multiplier_is_a_fixed_constant_on_every_branch():
     x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
 
     def out(**cfg):
-        net = models.build("resnet", input_shape=(8, 8, 1), num_classes=3, blocks=(3,), width=4, activation="relu",
-                           kernel_init="he_normal", normalization="none", **cfg)  # fmt: skip
+        net = models.build(
+            "resnet",
+            input_shape=(8, 8, 1),
+            num_classes=3,
+            blocks=(3,),
+            width=4,
+            activation="relu",
+            kernel_init="he_normal",
+            normalization="none",
+            **cfg,
+        )
         variables = net.init(jax.random.key(1), x)
         return variables, net.apply(variables, x)
 
@@ -518,9 +527,19 @@ def test_the_branch_multiplier_is_a_fixed_constant_on_every_branch():
     assert not np.allclose(fixed, plain)
     assert jax.tree_util.tree_structure(fixed_vars) == jax.tree_util.tree_structure(learned_vars)  # no new parameter
     assert jax.tree_util.tree_structure(out(branch_multiplier=0.25)[0]) == jax.tree_util.tree_structure(plain_vars)
-    scanned_net = models.build("resnet", input_shape=(8, 8, 1), num_classes=3, blocks=(3,), width=4,
-                               activation="relu", kernel_init="he_normal", normalization="none",
-                               branch_multiplier=0.25, residual_scale=1.0, scan=True)  # fmt: skip
+    scanned_net = models.build(
+        "resnet",
+        input_shape=(8, 8, 1),
+        num_classes=3,
+        blocks=(3,),
+        width=4,
+        activation="relu",
+        kernel_init="he_normal",
+        normalization="none",
+        branch_multiplier=0.25,
+        residual_scale=1.0,
+        scan=True,
+    )
     params = dict(fixed_vars["params"])
     stacked = [params.pop(n) for n in ("block_01", "block_02")]
     params["blocks_01"] = {"block": jax.tree_util.tree_map(lambda *t: jnp.stack(t), *stacked)}
@@ -530,8 +549,16 @@ def test_the_branch_multiplier_is_a_fixed_constant_on_every_branch():
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), True, "0.5", None, 1e-50, 1e39])
 def test_a_bad_branch_multiplier_is_one_line(bad):
     with pytest.raises(ValueError, match="branch_multiplier must be a finite number > 0"):
-        models.build("resnet", input_shape=(8, 8, 1), num_classes=3, blocks=(1,), width=4, activation="relu",
-                     kernel_init="he_normal", branch_multiplier=bad)  # fmt: skip
+        models.build(
+            "resnet",
+            input_shape=(8, 8, 1),
+            num_classes=3,
+            blocks=(1,),
+            width=4,
+            activation="relu",
+            kernel_init="he_normal",
+            branch_multiplier=bad,
+        )
 
 
 @pytest.mark.parametrize("bad", [None, 3, ("relu",)])
