@@ -504,8 +504,8 @@ def test_the_branch_multiplier_is_a_fixed_constant_on_every_branch():
     # plain model bitwise; a scanned stack gets it in every block
     x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
 
-    def out(**cfg):
-        net = models.build(
+    def build(**cfg):
+        return models.build(
             "resnet",
             input_shape=(8, 8, 1),
             num_classes=3,
@@ -516,6 +516,9 @@ def test_the_branch_multiplier_is_a_fixed_constant_on_every_branch():
             normalization="none",
             **cfg,
         )
+
+    def out(**cfg):
+        net = build(**cfg)
         variables = net.init(jax.random.key(1), x)
         return variables, net.apply(variables, x)
 
@@ -527,19 +530,7 @@ def test_the_branch_multiplier_is_a_fixed_constant_on_every_branch():
     assert not np.allclose(fixed, plain)
     assert jax.tree_util.tree_structure(fixed_vars) == jax.tree_util.tree_structure(learned_vars)  # no new parameter
     assert jax.tree_util.tree_structure(out(branch_multiplier=0.25)[0]) == jax.tree_util.tree_structure(plain_vars)
-    scanned_net = models.build(
-        "resnet",
-        input_shape=(8, 8, 1),
-        num_classes=3,
-        blocks=(3,),
-        width=4,
-        activation="relu",
-        kernel_init="he_normal",
-        normalization="none",
-        branch_multiplier=0.25,
-        residual_scale=1.0,
-        scan=True,
-    )
+    scanned_net = build(branch_multiplier=0.25, residual_scale=1.0, scan=True)
     params = dict(fixed_vars["params"])
     stacked = [params.pop(n) for n in ("block_01", "block_02")]
     params["blocks_01"] = {"block": jax.tree_util.tree_map(lambda *t: jnp.stack(t), *stacked)}
