@@ -32,7 +32,36 @@ from initbench.inits.errors import UsageError, first_line
 __all__ = ["build_parser", "main", "split_top_level"]
 
 
+_SEEN = "_initbench_options_seen"  # namespace attribute: the single-value options given so far
+
+
+class _StoreOnce(argparse._StoreAction):
+    """argparse's ``store``, refusing a second occurrence (``--steps 2 --steps 3`` silently kept 3)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        if option_string is not None:
+            seen = getattr(namespace, _SEEN, None)
+            if seen is None:
+                seen = set()
+                setattr(namespace, _SEEN, seen)
+            if self.dest in seen:
+                raise argparse.ArgumentError(self, "given more than once; give it once")
+            seen.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        parsed, rest = super().parse_known_args(args, namespace)
+        if hasattr(parsed, _SEEN):
+            delattr(parsed, _SEEN)
+        return parsed, rest
+
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
         self.exit(2, f"initbench: error: {message}\n")
 
@@ -141,6 +170,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.process_id,
         auto=not args.single_process,
         heartbeat_timeout_s=args.heartbeat_timeout,
+        init_timeout_s=args.join_timeout,
     )
     try:
         return _run(args, proc)
@@ -479,6 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=60,
         help="seconds of silence after which a process counts as dead (default 60)",
+    )
+    g.add_argument(
+        "--join-timeout",
+        type=_positive,
+        default=300,
+        help="seconds to wait for every process to join the job (default 300)",
     )
     p.set_defaults(func=_cmd_run)
 

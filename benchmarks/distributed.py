@@ -162,13 +162,62 @@ def initialize(
     kwargs = dict(heartbeat_timeout_seconds=int(heartbeat_timeout_s), initialization_timeout=int(init_timeout_s))
     if explicit:
         kwargs.update(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+    where = coordinator or source
+    who = f"process {process_id} of {num_processes}" if explicit else f"a process of the {source} job"
+    resume = "completed chunks are saved, rerun the same command to resume"
+    _abort_line(  # JAX aborts the process when the job never forms (a peer that never joins)
+        f"initbench: error ({who}): the job at {where} did not form within {init_timeout_s}s: a process never "
+        "joined or stopped answering (JAX aborted: its log above); nothing was trained: start every process "
+        "of the job (the same command)"
+    )
     try:
         jax.distributed.initialize(**kwargs)
     except (RuntimeError, ValueError) as err:  # JaxRuntimeError is a RuntimeError
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        where = coordinator or source
         raise UsageError(f"could not join the multi-process job at {where} within {init_timeout_s}s: {first}") from err
-    return ProcessInfo(jax.process_index(), jax.process_count(), source)
+    info = ProcessInfo(jax.process_index(), jax.process_count(), source)
+    _abort_line(  # ... and when the coordination service reports a lost process (process 0 lost, above all)
+        f"initbench: error (process {info.index} of {info.count}): another process of this job failed or "
+        f"stopped answering (JAX's coordination service aborted this one: its log above); {resume}"
+    )
+    return info
+
+
+_ABORT: dict[str, object] = {}  # the SIGABRT handler (kept alive) and its line: one per process, like the signal
+
+
+def _abort_line(text: str, code: int = PEER_FAILURE_EXIT) -> None:
+    """Makes a C++ abort of this process end with ``text`` on stderr and exit ``code`` (not SIGABRT).
+
+    JAX's coordination client ends the process with a fatal log (``client.h: Terminating process
+    because the JAX distributed service detected fatal errors``) and ``abort()`` when it loses the
+    coordination service (process 0 died) or the job never forms; no Python exception is raised,
+    so only a signal handler can say so. The handler is C-callable (ctypes) and takes the GIL to
+    print the line, then leaves with ``os._exit``. Called again, it replaces the line. Without a
+    libc to install it (not Linux or macOS) the abort stays JAX's.
+    """
+    import ctypes
+    import signal
+
+    _ABORT["text"], _ABORT["code"] = text, code
+    if "handler" in _ABORT:
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        install = libc.signal
+    except (OSError, AttributeError):
+        return
+    install.restype, install.argtypes = ctypes.c_void_p, [ctypes.c_int, ctypes.c_void_p]
+
+    def on_abort(signum: int) -> None:
+        try:
+            os.write(2, f"\n{_ABORT['text']}\n".encode())
+        finally:
+            os._exit(int(_ABORT["code"]))  # type: ignore[call-overload]
+
+    handler = ctypes.CFUNCTYPE(None, ctypes.c_int)(on_abort)
+    install(signal.SIGABRT, ctypes.cast(handler, ctypes.c_void_p))
+    _ABORT["handler"] = handler
 
 
 def current() -> ProcessInfo:

@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from initbench.inits.errors import UsageError, unknown_choice
+from initbench.inits.errors import UsageError, first_line, unknown_choice
 
 SCHEMA_VERSION = 6  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
 # divergence_factor, layer_records, warmup_steps (momentum is null for optimizers without one); 5: init_scale,
@@ -339,7 +339,8 @@ class ResultStore:
             os.write(fd, holder.encode())
             self._lock_fd = fd
             self.check_compatible(numerics_version)  # the directory may have changed before we got the lock
-            for stale in self.root.glob(f".*{_TMP_SUFFIX}"):
+            # a kill -9 mid-write leaves a temporary file: a results file's or the manifest's
+            for stale in [*self.root.glob(f".*{_TMP_SUFFIX}"), *self.root.glob(f".{MANIFEST}.*.tmp")]:
                 stale.unlink()
             if self.manifest() is None:
                 self._write_atomic(
@@ -364,6 +365,10 @@ class ResultStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
+        except OSError as err:
+            raise UsageError(
+                f"cannot write {str(path)!r}: {os.strerror(err.errno) if err.errno else first_line(err)}"
+            ) from err
         finally:
             if tmp.exists():
                 tmp.unlink()
@@ -392,6 +397,12 @@ class ResultStore:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
+        except OSError as err:  # disk full, quota, a directory gone: the machine's, not a bug
+            why = os.strerror(err.errno) if err.errno else first_line(err)
+            raise UsageError(
+                f"cannot write results to {str(self.root)!r}: {why}; completed chunks are saved: make room and "
+                "rerun the same command to resume"
+            ) from err
         finally:
             if tmp.exists():
                 tmp.unlink()

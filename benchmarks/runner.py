@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import math
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,7 +30,8 @@ class Progress:
     """Progress of a job in run-steps: a tqdm bar on a terminal, periodic log lines otherwise.
 
     Off a terminal (nohup, SLURM, ``| tee``) a line ``initbench: done/total run-steps (x%),
-    R run-steps/s, ETA h:mm:ss`` goes to stderr every ``every_s`` seconds and at the end.
+    R run-steps/s, ETA h:mm:ss WHAT`` goes to stderr every ``every_s`` seconds, also while
+    nothing advances (a long compile: WHAT then says ``compiling``), and at the end.
 
     Args:
       total: Run-steps of the job.
@@ -41,19 +43,35 @@ class Progress:
         self.total, self.done, self.mode, self.every_s = max(1, total), 0, mode, every_s
         self.start = self._last = time.perf_counter()
         self._bar = None
+        self._message = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
         if mode == "bar":
             from tqdm import tqdm
 
             self._bar = tqdm(total=self.total, unit="run-step", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
+        elif mode == "log":  # a line every every_s even when no step completes (compiling, a long segment)
+            self._heartbeat = threading.Thread(target=self._beat, name="initbench-progress", daemon=True)
+            self._heartbeat.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every_s / 4):
+            with self._lock:
+                if time.perf_counter() - self._last >= self.every_s:
+                    self._log(self._message)
 
     def update(self, n: int, message: str = "") -> None:
-        """Adds ``n`` run-steps."""
-        self.done += n
-        if self._bar is not None:
-            self._bar.set_postfix_str(message[:50], refresh=False)
-            self._bar.update(n)
-        elif self.mode == "log" and time.perf_counter() - self._last >= self.every_s:
-            self._log(message)
+        """Adds ``n`` run-steps; ``message`` says what runs now (``n`` 0: a phase such as compiling)."""
+        with self._lock:
+            self.done += n
+            self._message = message
+            if self._bar is not None:
+                self._bar.set_postfix_str(message[:50], refresh=n == 0)
+                if n:
+                    self._bar.update(n)
+            elif self.mode == "log" and time.perf_counter() - self._last >= self.every_s:
+                self._log(message)
 
     def _log(self, message: str = "") -> None:
         self._last = now = time.perf_counter()
@@ -70,6 +88,9 @@ class Progress:
 
     def close(self) -> None:
         """Ends the bar, or logs the final line."""
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
         if self._bar is not None:
             self._bar.close()
         elif self.mode == "log":
@@ -176,6 +197,7 @@ def run_experiment(
     done = store.completed_run_ids() if proc.is_writer and proc.count == 1 else set()
     datasets = _load_datasets([s for s in specs if s.run_id not in done], data_dir)
     _check_models([s for s in specs if s.run_id not in done], datasets, resolved.experiment.source)
+    _check_one_member_fits([s for s in specs if s.run_id not in done], datasets, device_list)
     full_sizes = {key: len(group) for key, group in ((g[0].cohort_key, g) for g in cohorts(full))}
     meta = {**provenance(), "processes": proc.count}
     t0 = time.perf_counter()
@@ -234,6 +256,29 @@ def run_experiment(
         "processes": proc.count,
         "process_index": proc.index,
     }
+
+
+def _check_one_member_fits(
+    specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Dataset], devices: Sequence[jax.Device]
+) -> None:
+    """Refuses, before any work, a run whose one member alone needs more than a device's whole memory.
+
+    The estimate (:func:`member_bytes`: weights, gradients, optimizer state, activations) is judged
+    against the device's full memory, not the chunk budget: only a run that cannot fit at all is refused.
+    """
+    from initbench.benchmarks.train import _device_limit
+
+    local = [d for d in devices if d.process_index == jax.process_index()] or list(devices)
+    limit = _device_limit(local[0])
+    for group in cohorts(specs):
+        first = group[0]
+        need = member_bytes(first, datasets[(first.data.name, first.data.extra)])
+        if need > limit:
+            raise UsageError(
+                f"{first.model.label}: one run needs about {need / 2**30:.3g} GiB (weights, gradients, optimizer "
+                f"state, activations at batch {first.data.batch_size}), more than the {limit / 2**30:.3g} GiB of "
+                f"{local[0].platform} device {local[0].id}: use a smaller model or batch"
+            )
 
 
 def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Dataset], source: str) -> None:

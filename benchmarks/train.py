@@ -74,7 +74,7 @@ def scheme_init(spec: RunSpec, dataset: Dataset, *, record: bool = False) -> Cal
     none left untouched, so their bits are the plain init's.
     """
     model = build_model(spec, dataset)
-    example = jnp.zeros((1, *dataset.input_shape), jnp.float32)
+    example = np.zeros((1, *dataset.input_shape), np.float32)  # numpy: a constant of every trace, never a tracer
     scheme = spec.init.scheme
     rules = spec.scale_rules("init_scale")
 
@@ -108,7 +108,12 @@ def init_data(spec: RunSpec, dataset: Dataset) -> tuple[jax.Array, jax.Array]:
     """
     if spec.init.scheme is None:
         return jnp.zeros((0, *dataset.input_shape), jnp.float32), jnp.zeros((0,), jnp.int32)
-    entry = _DEVICE_DATA.get(id(dataset), lambda: (dataset, jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)))
+
+    def put() -> tuple[Dataset, jax.Array, jax.Array]:
+        with jax.ensure_compile_time_eval():  # concrete even when first asked inside a trace (eval_shape)
+            return dataset, jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
+
+    entry = _DEVICE_DATA.get(id(dataset), put)
     return entry[1], entry[2]
 
 
@@ -862,7 +867,8 @@ def train_cohort(
       width: Members per device per chunk (default: :func:`members_per_device` of these specs).
       member_map: ``vmap`` or ``map`` (default: :func:`default_member_map`); numbers agree within
         float rounding.
-      progress: Called with ``(steps_done_in_chunk, message)`` after each segment.
+      progress: Called with ``(steps_done_in_chunk, message)`` after each segment, and with
+        ``(0, message)`` when a chunk starts (initializing, compiling).
       keep_variables: Also return each member's trained variables: ``chunk_info["variables"]``
         maps each run_id of the chunk to its variables after the last step (``params`` and any
         batch statistics, as numpy arrays on the host): what ``model.apply`` takes.
@@ -964,6 +970,9 @@ def _train_chunk(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     t0 = time.perf_counter()
     train = chunk[0].train
+    what = f"{chunk[0].model.label} {chunk[0].model.activation} {len(chunk)} runs"
+    if progress:  # a program's first chunk compiles first (minutes for a deep unscanned net)
+        progress(0, f"{what}: initializing, compiling")
     padded = list(chunk) + [chunk[0]] * (slots - len(chunk))
     # each process initializes only the members its own devices hold (all of them in one process);
     # the other slots are zeros that never leave this host (see _put)
@@ -1046,7 +1055,7 @@ def _train_chunk(
         if compile_s is None:
             compile_s = time.perf_counter() - t_seg
         if progress:
-            progress(length, f"{chunk[0].model.label} {chunk[0].model.activation} {len(chunk)} runs")
+            progress(length, what)
     in_loop = np.asarray(_gather(carry.diverged_at)).astype(np.int64)
     diverged_at = np.where((in_loop >= 0) & (flagged >= 0), np.minimum(in_loop, flagged), np.maximum(in_loop, flagged))
     rows = _rows(chunk, records, diverged_at, per_layer, probes)

@@ -25,6 +25,7 @@ from initbench.inits._core import (
     concrete,
     hyper,
     is_complex,
+    normal_reach,
     provenance,
     real_dtype,
     standardized_truncated_normal,
@@ -145,8 +146,11 @@ def normal(stddev: Any = 1e-2, dtype: Any = None, *, mean: Any = 0.0) -> Init:
         assert sd is not None and mu is not None  # concrete() raised otherwise
         return mu, sd**2
 
+    def reach(dtype: np.dtype) -> float | None:  # the Gaussian's tails as drawn (in the wide dtype)
+        return None if sd is None or mu is None else normal_reach(wide(dtype)) * sd + abs(mu)
+
     params = (("stddev", provenance(sd)), ("mean", provenance(mu)))
-    return Init("normal", params, sample, moments, dtype=dtype, complex_ok=True)
+    return Init("normal", params, sample, moments, dtype=dtype, complex_ok=True, reach=reach)
 
 
 def uniform(scale: Any = 1e-2, dtype: Any = None, *, low: Any = None, high: Any = None) -> Init:

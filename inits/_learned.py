@@ -25,6 +25,7 @@ from typing import Any, Literal, cast
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
@@ -84,6 +85,15 @@ def _prepare(what: str, model: Any, variables: Any, batch: Any, labels: Any, bat
             raise UsageError(f"{what}: labels must have shape ({rows},) (one per row of batch), got {lshape!r}")
         if not jnp.issubdtype(labels.dtype, jnp.integer):
             raise UsageError(f"{what}: labels must be integer class indices, got dtype {labels.dtype}")
+        if not isinstance(labels, jax.core.Tracer):  # concrete labels: each a class of the model's output
+            out = jax.eval_shape(lambda v, x: model.apply(v, x), variables, batch[:1])
+            classes = getattr(out, "shape", (None,))[-1]
+            values = np.asarray(labels)
+            if classes is not None and values.size and (values.min() < 0 or values.max() >= classes):
+                raise UsageError(
+                    f"{what}: labels must be classes 0..{classes - 1} of the model's {classes} outputs, got values "
+                    f"{int(values.min())}..{int(values.max())}"
+                )
     if batch_size is not None:
         batch_size = positive_int(f"{what}: batch_size", batch_size)
         if batch_size > rows:

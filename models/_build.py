@@ -130,7 +130,43 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
         _check_downsampling(family, input_shape, len(blocks) - 1)
     if "head_widths" in config:
         config["head_widths"] = tuple(config["head_widths"])
+    _check_size(family, config, input_shape, num_classes)
     return cls(num_classes=num_classes, **config)
+
+
+MAX_LAYERS = 100_000
+"""Most weight layers a model may have (Xiao et al. 2018 trained 10,000-layer CNNs)."""
+MAX_PARAMETERS = 2**34
+"""Most parameters a model may have (about 1.7e10: 64 GiB in float32, before optimizer state)."""
+
+
+def _check_size(family: str, config: dict[str, Any], input_shape: tuple[int, ...], num_classes: int) -> None:
+    """Refuses a model too large to trace or hold, from its fields alone (no tracing)."""
+    channels = input_shape[-1]
+    if family == "mlp":
+        d, w = config["depth"], config["width"]
+        layers, weights = d, math.prod(input_shape) * w + (d - 1) * w * w + w * num_classes
+    elif family == "resnet":
+        widths = [config["width"] * 2**i for i in range(len(config["blocks"]))]
+        layers = 2 * sum(config["blocks"])
+        weights = 9 * channels * widths[0] + sum(18 * b * c * c for b, c in zip(config["blocks"], widths, strict=True))
+    elif family == "plain_cnn":
+        k = config.get("kernel_size", 3)
+        layers, weights, before = 0, 0, channels
+        for c, n in config["stages"]:
+            layers += n
+            weights += k * k * c * (before + (n - 1) * c)
+            before = c
+        for h in config.get("head_widths", ()):
+            layers, weights, before = layers + 1, weights + before * h, h
+    else:
+        return  # lenet5: fixed sizes
+    if layers > MAX_LAYERS:
+        raise UsageError(f"{family} has {layers:,} weight layers, more than the {MAX_LAYERS:,} initbench builds")
+    if weights > MAX_PARAMETERS:
+        raise UsageError(
+            f"{family} has about {weights:.3g} weights, more than the {MAX_PARAMETERS:.3g} (2**34) initbench builds"
+        )
 
 
 def _check_downsampling(family: str, input_shape: tuple[int, ...], halvings: int) -> None:

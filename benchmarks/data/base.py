@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -178,3 +179,25 @@ def check_options(name: str, options: dict[str, Any]) -> DatasetEntry:
 def load(name: str, **options: Any) -> Dataset:
     """Loads a registered dataset (``initbench.benchmarks.data.DATASETS`` lists them)."""
     return check_options(name, options).loader(**options)
+
+
+#: Float32 copies of the largest array a generator holds at once (the draw, its noise, their sum).
+_COPIES = 4
+
+
+def check_fits(name: str, rows: int, cols: int, what: str, field: str | None = None) -> None:
+    """Refuses a generated dataset of ``rows x cols`` float32 values needing over half the host's memory.
+
+    Called before drawing, so an absurd size is one line, not an abort or a swapping machine.
+    """
+    need = _COPIES * 4 * rows * cols
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        ram = 8 << 30
+    if need > ram // 2:
+        raise UsageError(
+            f"{name}: {what} ({rows:,} x {cols:,}) need about {need / 2**30:.3g} GiB to generate, more than "
+            f"half of this machine's {ram / 2**30:.3g} GiB: use fewer examples (n_train, n_test)"
+            + (f" or a smaller {field}" if field else "")
+        )

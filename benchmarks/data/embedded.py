@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench.benchmarks.data.base import Dataset, standardize
+from initbench.benchmarks.data.base import Dataset, check_fits, standardize
 from initbench.inits.errors import UsageError, positive_int
 
 
@@ -57,6 +57,7 @@ def gaussian(
         dim = int(np.prod(shape))
     for name, value in (("dim", dim), ("num_classes", num_classes), ("n_train", n_train), ("n_test", n_test)):
         positive_int(name, value)
+    check_fits("gaussian", n_train + n_test, dim, "the inputs (examples x dim)", "dim")
     key = jax.random.key(data_seed)
     k_mu, k_y, k_z = jax.random.split(key, 3)
     mu = jax.random.normal(k_mu, (num_classes, dim)) * (separation / np.sqrt(dim))
@@ -93,6 +94,14 @@ def teacher(
         ("teacher_depth", teacher_depth),
     ):
         positive_int(name, value)
+    check_fits(
+        "teacher",
+        n_train + n_test,
+        dim + teacher_width,
+        "the inputs and activations (examples x dim + teacher_width)",
+        "dim or teacher_width",
+    )
+    check_fits("teacher", max(dim, teacher_width), teacher_width, "the teacher's weights", "dim or teacher_width")
     key = jax.random.key(data_seed)
     k_x, *k_w = jax.random.split(key, teacher_depth + 2)
     x = jax.random.normal(k_x, (n_train + n_test, dim))
@@ -131,6 +140,7 @@ def sparse(
         positive_int(name, value)
     if not 0.0 < float(density) <= 1.0:
         raise UsageError(f"density must be in (0, 1], got {density!r}")
+    check_fits("sparse", n_train + n_test, dim, "the inputs (examples x dim)", "dim")
     k_b, k_u, k_t = jax.random.split(jax.random.key(data_seed), 3)
     n = n_train + n_test
     mask = jax.random.bernoulli(k_b, float(density), (n, dim))

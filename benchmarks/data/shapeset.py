@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench.benchmarks.data.base import Dataset, standardize
+from initbench.benchmarks.data.base import Dataset, check_fits, standardize
 from initbench.inits.errors import positive_int
 
 SIZE = 32
@@ -84,6 +84,7 @@ def shapeset(n_train: int = 10000, n_test: int = 2000, data_seed: int = 0) -> Da
     """Shapeset-3x2 with ``n_train``/``n_test`` images drawn from ``data_seed`` (test from a disjoint stream)."""
     for name, value in (("n_train", n_train), ("n_test", n_test)):
         positive_int(name, value)
+    check_fits("shapeset", n_train + n_test, 32 * 32, "the images (examples x 32x32)")
     x_train, y_train = generate(n_train, data_seed)
     x_test, y_test = generate(n_test, data_seed + 1_000_003)
     x_train, x_test = standardize(x_train, x_test, per_feature=False)

@@ -66,6 +66,25 @@ def test_bad_dataset_options():
         data.load("digts")
 
 
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [  # sizes no machine holds (petabytes): refused before drawing, not an abort or a swapping host
+        ("gaussian", {"dim": 10**11}, r"gaussian: the inputs \(examples x dim\) \(5,120 x 100,000,000,000\) need"),
+        ("sparse", {"n_train": 10**12}, r"sparse: the inputs \(examples x dim\) \(1,000,000,001,024 x 300\)"),
+        ("teacher", {"dim": 10**7, "teacher_width": 10**7}, r"teacher: the inputs and activations"),
+        (
+            "teacher",
+            {"dim": 10**6, "teacher_width": 10**6, "n_train": 1, "n_test": 1},
+            r"teacher: the teacher's weights",
+        ),
+        ("shapeset", {"n_train": 10**12}, r"shapeset: the images \(examples x 32x32\) \(1,000,000,002,000 x 1,024\)"),
+    ],
+)
+def test_a_dataset_too_large_to_generate_is_refused_before_drawing(name, options, message):
+    with pytest.raises(ValueError, match=message + r".*more than half of this machine's .* GiB: use fewer examples"):
+        data.load(name, **options)
+
+
 def test_unprepared_tfds_dataset_says_how_to_prepare(tmp_path):
     with pytest.raises(data.DataUnavailable, match=r"initbench prepare fashion_mnist --data-dir"):
         data.load("fashion_mnist", data_dir=str(tmp_path))

@@ -144,6 +144,60 @@ def test_killed_process_stops_the_other_and_the_rerun_resumes(tmp_path):
     assert store.read()["run_id"].nunique() == 24
 
 
+@pytest.mark.slow
+def test_losing_process_0_ends_the_survivor_in_one_line(tmp_path):
+    # process 0 serves the coordination service: JAX aborts the survivor (SIGABRT) when it goes;
+    # initbench's abort handler makes that one line and exit 3
+    out = tmp_path / "r"
+    argv = ["run", "quick", "--steps", "400", "--out", str(out), "--quiet"]
+    procs = [
+        subprocess.Popen(cmd, env=one_device_env(), stderr=subprocess.PIPE, text=True)
+        for cmd in launch.commands(2, argv, launch.free_port())
+    ]
+    try:
+        store = ResultStore(out)
+        deadline = time.monotonic() + BOUND_S
+        while not (out.exists() and store.files()):  # mid-run: after the first chunk
+            assert time.monotonic() < deadline and procs[1].poll() is None
+            time.sleep(0.2)
+        procs[0].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        _, err = procs[1].communicate(timeout=60)
+        assert procs[1].returncode == distributed.PEER_FAILURE_EXIT, err[-2000:]
+        assert time.monotonic() - killed_at < 30
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("initbench: error (process 1 of 2): another process of this job failed"), last
+        assert last.endswith("rerun the same command to resume")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("process_id", [0, 1])  # the coordinator alone; a process whose coordinator never starts
+def test_a_job_that_never_forms_ends_in_one_line_after_the_join_timeout(process_id, tmp_path):
+    out = tmp_path / "never"
+    port = launch.free_port()
+    flags = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(process_id)]
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "initbench.benchmarks.cli", *RUN, "--out", str(out), *flags, "--join-timeout", "3"],
+        env=one_device_env(),
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S,
+    )
+    assert done.returncode == distributed.PEER_FAILURE_EXIT, done.stderr[-2000:]
+    assert time.monotonic() - started < 3 + 60  # the join timeout, JAX's last registration attempt, start-up
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"initbench: error (process {process_id} of 2): the job at 127.0.0.1:{port} did not form")
+    assert "within 3s" in last and not out.exists()
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

@@ -406,6 +406,8 @@ def test_bad_files_fail_in_one_line_before_any_work(text, message, hint, tmp_pat
         (["--init", "normal", "--init-args", "stddev=1", "--init-args", "mean=0"], "--init-args given 2 times"),
         (["--init-scale", "input=2", "--set", "init_scale={input=3}"], "both set init_scale"),
         (["--name", "_under"], "experiment name '_under' must be letters"),
+        (["--steps", "2", "--steps", "3"], "argument --steps: given more than once; give it once"),
+        (["--init", "he_normal", "--init", "lecun_normal"], "argument --init: given more than once"),
         (["nope.toml"], "cannot read experiment file 'nope.toml'"),
         (["--scale", "cpu"], "command line: defines no scales"),
     ],
@@ -431,6 +433,8 @@ def test_more_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
         (["run", "--out", ""], "expected a directory path, got an empty string"),
         (["launch", "-n", "2", "--", "run", "--init", "nope"], "unknown initializer 'nope'"),
         (["launch", "-n", "2", "--grace", "nan", "--", "run"], "--grace must be a finite number"),
+        (["launch", "-n", "2", "--", "run", "--lr", "0.1", "--lr", "0.2"], "argument --lr: given more than once"),
+        (["check", "--depth", "3", "--depth", "4"], "argument --depth: given more than once"),
     ]:
         argv = [*argv, "--out", str(out)] if argv[0] == "run" and "--out" not in argv else argv
         if argv[0] == "launch":

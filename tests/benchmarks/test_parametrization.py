@@ -543,7 +543,7 @@ def test_the_depth_rule_reaches_the_branch_multiplier_and_exactly_the_branch_par
     spec = resnet_run((1, 3), alpha=0.5, base_depth=1, scan=scan)  # L = 4: multiplier 1/2, Adam rates x 1/2
     assert dict(spec.architecture)["branch_multiplier"] == 0.5
     assert build_model(spec, digits).branch_multiplier == 0.5
-    params = initial_variables(spec, digits)["params"]  # concrete: a call inside a trace would cache its tracers
+    params = initial_variables(spec, digits)["params"]
     lr = member_hyper([spec], params)["lr_scale"]
     branch = 0
     for path, value in jax.tree_util.tree_flatten_with_path(lr)[0]:
@@ -651,7 +651,7 @@ def test_eps_presets_scale_the_epsilon_like_the_gradient_and_refuse_optimizers_w
         with pytest.raises(UsageError, match=f"mup\\+eps scales Adam's epsilon; optimizer '{optimizer}' adds none"):
             run(256, name="mup+eps", optimizer=optimizer).validate()
     spec = run(256, name="mup+eps", optimizer="adam")
-    params = initial_variables(spec, digits)["params"]  # concrete: a call inside a trace would cache its tracers
+    params = initial_variables(spec, digits)["params"]
     eps = member_hyper([spec], params)["eps_scale"]
     assert float(eps["layer_000"]["dense"]["kernel"][0]) == 0.25 and float(eps["head"]["dense"]["kernel"][0]) == 1.0
     assert "eps_scale" not in member_hyper([run(256, name="mup", optimizer="lion")], params)  # no epsilon: no tree

@@ -5,6 +5,8 @@ import math
 import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -14,7 +16,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from initbench.benchmarks import cli, data
+from initbench.benchmarks import cli, data, runner
 from initbench.benchmarks.report import per_run, summarize
 from initbench.benchmarks.results import CHECK, RUNS, ResultStore
 from initbench.benchmarks.spec import NUMERICS_VERSION, DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
@@ -76,8 +78,32 @@ def test_stale_temporary_files_are_cleaned_by_the_next_writer(tmp_path):
     with store.writing(NUMERICS_VERSION):
         pass
     (tmp_path / ".old.parquet.tmp").write_bytes(b"x")
+    (tmp_path / "._initbench.json.0a1b2c3d.tmp").write_bytes(b"{")  # a manifest write killed midway
+    (tmp_path / ".notes.tmp").write_bytes(b"mine")  # not initbench's: kept
     with store.writing(NUMERICS_VERSION):
         assert not (tmp_path / ".old.parquet.tmp").exists()
+        assert not (tmp_path / "._initbench.json.0a1b2c3d.tmp").exists()
+    assert (tmp_path / ".notes.tmp").read_bytes() == b"mine"
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    store = ResultStore(tmp_path, kind="runs")
+
+    def full(table, where, **kw):
+        Path(where).write_bytes(b"PAR1 half")
+        raise OSError(28, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full)
+    rows = pd.DataFrame(
+        {c: pd.Series(dtype=t.to_pandas_dtype()) for c, t in zip(RUNS.columns, RUNS.schema.types, strict=True)}
+    )
+    with store.writing(NUMERICS_VERSION), pytest.raises(UsageError) as err:
+        store.write(rows, "x", {})
+    assert str(err.value) == (
+        f"cannot write results to {str(tmp_path)!r}: No space left on device; completed chunks are saved: make "
+        "room and rerun the same command to resume"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "_initbench.json"]
 
 
 # 2. the report never pools different experiments; numerics versions never mix
@@ -278,6 +304,24 @@ def test_progress_without_a_terminal_logs_lines(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("initbench: ")]
     assert lines and lines[-1].startswith("initbench: 20/20 run-steps (100%)") and "run-steps/s" in lines[-1]
+
+
+def test_progress_logs_while_nothing_advances(capsys):
+    # a long compile reports itself: lines keep coming with the phase, not silence until the first step
+    bar = runner.Progress(100, "log", every_s=0.05)
+    bar.update(0, "mlp relu 4 runs: initializing, compiling")
+    lines: list[str] = []
+    deadline = time.monotonic() + 30  # twice in 0.1 s when idle; a loaded machine gets time
+    while len(lines) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        lines += capsys.readouterr().err.splitlines()
+    bar.update(100, "mlp relu 4 runs")
+    bar.close()
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert len(lines) >= 2 and all(line.startswith("initbench: 0/100 run-steps (0%)") for line in lines), lines
+    assert all(line.endswith("mlp relu 4 runs: initializing, compiling") for line in lines), lines
+    assert last.startswith("initbench: 100/100 run-steps (100%)")
+    assert not bar._heartbeat.is_alive()
 
 
 @pytest.mark.parametrize(

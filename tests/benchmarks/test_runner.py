@@ -20,7 +20,15 @@ from initbench.benchmarks import cli, data
 from initbench.benchmarks.report import mean_ci
 from initbench.benchmarks.results import COLUMNS, ResultStore
 from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
-from initbench.benchmarks.train import _stack, build_model, initial_stack, initial_variables, run_keys, train_cohort
+from initbench.benchmarks.train import (
+    _stack,
+    build_model,
+    clear_caches,
+    initial_stack,
+    initial_variables,
+    run_keys,
+    train_cohort,
+)
 from initbench.inits.errors import UsageError
 
 RUN = ["run", "quick", "--init", "he_normal,zeros", "--activation", "relu", "--quiet"]
@@ -158,6 +166,18 @@ def test_cohort_member_matches_the_run_alone(digits):
         np.testing.assert_allclose(mine["value"], alone["value"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("init", [InitSpec("he_normal"), InitSpec("lsuv")])
+def test_initial_variables_asked_inside_a_trace_first_leave_no_tracer_in_the_caches(init, digits):
+    # eval_shape first: the cached init program and device data must not hold that trace's values
+    s = spec(init, 0, depth=1, width=8)
+    clear_caches()
+    shapes = jax.eval_shape(lambda: initial_variables(s, digits))
+    concrete = initial_variables(s, digits)  # raised UnexpectedTracerError before
+    assert jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), concrete) == jax.tree_util.tree_map(
+        lambda a: (a.shape, a.dtype), shapes
+    )
+
+
 @pytest.mark.slow  # several seconds: out of the default suite's time (CI runs it)
 def test_sharded_and_chunked_cohorts_match_one_device(digits):
     assert len(jax.devices()) == 4  # tests/conftest.py forces 4 CPU devices
@@ -247,6 +267,10 @@ def write_old_schema(path):
         ),
         (["run", "quick", "--json", "{tmp}/missing/summary.json"], "argument --json: cannot write"),
         (["run", "quick", "--json", "{tmp}"], "is a directory; give a file path"),
+        (  # 1.3e10 weights with Adam: ~240 GiB for one run, refused before the lock (was an XLA traceback)
+            ["run", "--depth", "4", "--width", "65536", "--optimizer", "adam"],
+            "mlp(depth=4, width=65536): one run needs about",
+        ),
         (["report", "{tmp}/old"], "written by an older initbench"),
     ],
 )

@@ -1,10 +1,14 @@
 """Every bad input raises before sampling, with a message naming the value and the choices."""
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from initbench import inits
+from initbench.inits._core import normal_reach
 
 KEY = jax.random.key(0)
 
@@ -127,6 +131,10 @@ def test_errors_raise_before_sampling_under_jit():
         (lambda: inits.uniform(low=-1e39, high=0.0), jnp.float32, r"uniform: low = -1e\+39 overflows float32"),
         (lambda: inits.constant(7e4), jnp.bfloat16, None),  # bfloat16 reaches 3.4e38: representable
         (lambda: inits.normal(1e6), jnp.float32, None),
+        # the Gaussian's tails: 60000 x 5.42 (float32 draws, rounded to float16) overflows 65504
+        (lambda: inits.normal(6e4), jnp.float16, r"normal: with stddev = 60000, mean = 0 draws reach about 3.26e\+05"),
+        (lambda: inits.normal(100.0, mean=6.5e4), jnp.float16, r"draws reach about 6.55e\+04, beyond float16's"),
+        (lambda: inits.normal(1.2e4), jnp.float16, None),  # 12000 x 5.43 < 65504
     ],
 )
 def test_a_parameter_that_overflows_the_dtype_is_refused_not_sampled_as_inf(init, dtype, match):
@@ -135,3 +143,12 @@ def test_a_parameter_that_overflows_the_dtype_is_refused_not_sampled_as_inf(init
         return
     with pytest.raises(ValueError, match=match):
         init()(KEY, (4, 4), dtype)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16])  # initbench draws 16-bit floats in float32
+def test_normal_reach_bounds_the_draws_jax_can_make(dtype):
+    # jax.random.normal is sqrt(2) erfinv(u), u >= nextafter(-1, 0): its most extreme draw, computed by jax
+    lo = np.nextafter(np.array(-1, dtype), np.array(0, dtype))
+    extreme = abs(float(jax.scipy.special.erfinv(jnp.asarray(lo, dtype)))) * math.sqrt(2)
+    reach = normal_reach(np.dtype(dtype))
+    assert extreme <= reach <= extreme * 1.003, (extreme, reach)  # 0.1% margin plus the inverse's rounding

@@ -250,6 +250,7 @@ VARS = NET.init(jax.random.key(0), X[:1])
         ({"batch_size": 129}, r"batch_size must be <= the batch's 128 rows, got 129"),
         ({"labels": Y[:10]}, r"labels must have shape \(128,\).*got \(10,\)"),
         ({"labels": jnp.zeros(128)}, r"labels must be integer class indices, got dtype float32"),
+        ({"labels": Y * 3}, r"labels must be classes 0..3 of the model's 4 outputs, got values 0..9"),
     ],
 )
 def test_metainit_bad_arguments(kwargs, match):
@@ -271,6 +272,8 @@ def test_metainit_bad_arguments(kwargs, match):
         ({"batch_size": 1}, r"batch_size must be >= 2 .*got 1"),
         ({"batch_size": 256}, r"batch_size must be <= the batch's 128 rows, got 256"),
         ({"labels": Y[:, None]}, r"labels must have shape \(128,\).*got \(128, 1\)"),
+        ({"labels": Y + 4}, r"labels must be classes 0..3 of the model's 4 outputs, got values 4..7"),
+        ({"labels": Y - 1}, r"labels must be classes 0..3 of the model's 4 outputs, got values -1..2"),
         ({"normalize_grad": 1}, r"normalize_grad must be True or False, got 1"),
     ],
 )

@@ -320,6 +320,22 @@ def test_deep_scanned_mlp_builds_and_runs():
             ValueError,
             "resnet residual_scale must be None or a finite number, got 'one'",
         ),
+        ({"family": "mlp", "depth": 10**9}, ValueError, "mlp has 1,000,000,000 weight layers, more than the 100,000"),
+        (
+            {"family": "mlp", "depth": 2, "width": 2**20},  # 768 x 2**20 + 2**40 + 10 x 2**20
+            ValueError,
+            r"mlp has about 1.1e\+12 weights, more than the 1.72e\+10 \(2\*\*34\) initbench builds",
+        ),
+        (
+            {"family": "resnet", "depth": None, "width": 8, "blocks": (50_000, 1)},
+            ValueError,
+            "resnet has 100,002 weight layers",
+        ),
+        (
+            {"family": "plain_cnn", "depth": None, "width": None, "stages": ((2**17, 2),)},
+            ValueError,
+            r"plain_cnn has about 1.55e\+11 weights",  # 9 x 2**17 x (3 + 2**17)
+        ),
     ],
 )
 def test_build_errors(kwargs, error, match):
