@@ -228,3 +228,52 @@ def test_a_scanned_resnet_trains_with_fixup_from_ln_10(digits, tmp_path):
     layers = set(rows["layer"].dropna())
     assert {"block_00/conv_a/conv", "block_01/conv_b/conv", "block_05/conv_a/conv", "head/dense"} <= layers
     assert (rows["status"] == "ok").all()
+
+
+_EVERY_SCHEME_UNDER_JIT_VMAP = """
+import jax, jax.numpy as jnp
+import flax.linen as nn
+from initbench import inits
+from initbench.benchmarks import data
+from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec
+from initbench.benchmarks.train import scheme_init
+from initbench.inits.registry import SCHEMES
+
+digits = data.load("digits")
+resnet = ModelSpec("resnet", "relu", None, 4, extra=(("blocks", (2,)), ("normalization", "none")))
+x, y = jnp.asarray(digits.x_train[:256]), jnp.asarray(digits.y_train[:256])
+keys = jax.random.split(jax.random.key(0), 4)
+for name in SCHEMES.names():
+    model = resnet if name in ("fixup", "skipinit", "zero_init") else ModelSpec("mlp", "tanh", 3, 16)
+    s = RunSpec("t", "vm", model, InitSpec(name), DataSpec("digits", 32), TrainSpec("sgd", 0.05, 2, 1), 0)
+    jax.block_until_ready(jax.jit(jax.vmap(scheme_init(s, digits), (0, None, None)))(keys, x, y))
+    print(name, flush=True)
+
+
+class Res(nn.Module):  # a user's residual MLP, LSUV's orthonormal draw batched over keys (issue 27's hang)
+    @nn.compact
+    def __call__(self, x):
+        h = nn.Dense(128)(x)
+        for _ in range(4):
+            h = h + nn.Dense(128)(jax.nn.relu(h))
+        return nn.Dense(4)(h)
+
+
+m, u = Res(), jax.random.normal(jax.random.key(1), (64, 8))
+jax.block_until_ready(jax.jit(jax.vmap(lambda k: inits.lsuv(m, m.init(k, u), u, key=k)[0]))(keys))
+print("user lsuv", flush=True)
+"""
+
+
+@pytest.mark.slow  # ~45 s: every scheme compiled under jit(vmap)
+def test_every_scheme_runs_under_jit_vmap_over_keys_without_hanging():
+    # in a subprocess with a timeout: a deadlock (both XLA CPU pool threads blocked in batched QR,
+    # seen once on a 2-core machine) fails the test instead of stalling the suite
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _EVERY_SCHEME_UNDER_JIT_VMAP], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [*inits.registry.SCHEMES.names(), "user", "lsuv"]
