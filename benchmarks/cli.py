@@ -1,17 +1,21 @@
 """initbench: benchmarks of neural-network weight initialization.
 
 initbench list [inits|models|datasets|optimizers|experiments|reproductions]
-initbench run [EXPERIMENT | FILE.toml] [--scale smoke|cpu|paper] [field flags: --model --depth --width
-              --activation --init --init-args --bias-init --dataset --dataset-args --batch-size --optimizer
-              --optimizer-args --lr --momentum --weight-decay --lr-scale --wd-scale --clip-norm --schedule
-              --warmup-steps --label-smoothing --divergence-factor --steps --eval-every --seeds;
-              --set FIELD=VALUE]
-              [--only FIELD=a,b] [--out DIR] [--devices N]
-              [--coordinator HOST:PORT --num-processes N --process-id I]
+initbench run [EXPERIMENT | FILE.toml] [--scale smoke|cpu|paper] [--name NAME] [field flags: --model --depth
+              --width --activation --model-args --parametrization --base-width --depth-alpha --base-depth --init
+              --init-args --bias-init --init-scale --dataset --dataset-args --batch-size --eval-examples
+              --optimizer --optimizer-args --lr --momentum --weight-decay --lr-scale --wd-scale --eps-scale
+              --clip-norm --schedule --warmup-steps --label-smoothing --divergence-factor --steps --eval-every
+              --seeds --layer-records; --set FIELD=VALUE]
+              [--only FIELD=a,b] [--out DIR] [--data-dir DIR] [--devices N] [--max-members N] [--json FILE] [--quiet]
+              [--coordinator HOST:PORT --num-processes N --process-id I] [--heartbeat-timeout S]
+              [--join-timeout S] [--single-process]
 initbench show [EXPERIMENT | FILE.toml] [--scale S] [field flags]
+initbench check [--model M --depth L --width N --activation A --init I ...] [--no-write]
+initbench coord-check [EXPERIMENT | FILE.toml] [field flags] [--widths 64,...] [--coord-steps K] [--out DIR]
 initbench reproduce NAME|all [--scale smoke|cpu|paper] [--out DIR]
 initbench launch -n N -- run EXPERIMENT [options]
-initbench report DIR
+initbench report DIR [--out DIR/_NAME]
 initbench prepare DATASET [--data-dir DIR] [--manual-dir DIR]
 initbench variance-table
 """
@@ -554,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="tables and figures from a results directory")
     p.add_argument("results_dir")
-    p.add_argument("--out", help="output directory (default: RESULTS_DIR/report)")
+    p.add_argument("--out", help="output directory (default: RESULTS_DIR/_report)")
     p.add_argument("--target-accuracy", type=float, default=0.9)
     p.set_defaults(func=_cmd_report)
 

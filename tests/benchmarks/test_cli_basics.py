@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -33,3 +34,16 @@ def test_console_script_bad_input_is_one_line_exit_2():
     assert proc.returncode == 2
     assert "invalid int value: 'x'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_top_level_usage_names_every_command_and_run_flag():
+    # the usage text is written by hand: it must not fall behind the parser
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, cli.argparse._SubParsersAction))
+    usage = cli.__doc__
+    for name, command in sub.choices.items():
+        assert f"initbench {name}" in usage, name
+        if name == "run":
+            flags = {o for a in command._actions for o in a.option_strings if o.startswith("--")}
+            missing = sorted(f for f in flags - {"--help", "--debug"} if not re.search(rf"{f}(?![\w-])", usage))
+            assert not missing, missing
