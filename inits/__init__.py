@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "truncated_normal": "_basic",
     "uniform": "_basic",
     "zeros": "_basic",
+    "zeros_init": "_basic",
+    "ones_init": "_basic",
     "Init": "_core",
     "DENSE": "_fans",
     "LAYOUTS": "_fans",
@@ -97,9 +99,11 @@ if TYPE_CHECKING:
     from initbench.inits._basic import constant as constant
     from initbench.inits._basic import normal as normal
     from initbench.inits._basic import ones as ones
+    from initbench.inits._basic import ones_init as ones_init
     from initbench.inits._basic import truncated_normal as truncated_normal
     from initbench.inits._basic import uniform as uniform
     from initbench.inits._basic import zeros as zeros
+    from initbench.inits._basic import zeros_init as zeros_init
     from initbench.inits._core import Init as Init
     from initbench.inits._fans import DENSE as DENSE
     from initbench.inits._fans import LAYOUTS as LAYOUTS

@@ -28,6 +28,7 @@ from initbench.inits._core import (
     normal_reach,
     provenance,
     real_dtype,
+    recipe,
     standardized_truncated_normal,
     unit_disk,
     wide,
@@ -45,6 +46,7 @@ def _constant_or_array(init: Init, key: jax.Array | None, shape: Sequence[int] |
     return init(key, shape, dtype, out_sharding)  # type: ignore[arg-type]  # zeros/ones ignore the key (as jax's)
 
 
+@recipe
 def zeros(
     key: jax.Array | None = None, shape: Sequence[int] | None = None, dtype: Any = None, out_sharding: Any = None
 ) -> Any:
@@ -70,6 +72,7 @@ def zeros(
     return _constant_or_array(init, key, shape, dtype, out_sharding)
 
 
+@recipe
 def ones(
     key: jax.Array | None = None, shape: Sequence[int] | None = None, dtype: Any = None, out_sharding: Any = None
 ) -> Any:
@@ -85,6 +88,19 @@ def ones(
     return _constant_or_array(init, key, shape, dtype, out_sharding)
 
 
+@recipe
+def zeros_init() -> Init:
+    """Flax's name for :func:`zeros`: ``flax.linen.initializers.zeros_init()``, all zeros."""
+    return zeros()
+
+
+@recipe
+def ones_init() -> Init:
+    """Flax's name for :func:`ones`: ``flax.linen.initializers.ones_init()``, all ones."""
+    return ones()
+
+
+@recipe
 def constant(value: Any, dtype: Any = None) -> Init:
     """Every entry equal to ``value`` (``jax.nn.initializers.constant``).
 
@@ -121,6 +137,7 @@ def constant(value: Any, dtype: Any = None) -> Init:
     )
 
 
+@recipe
 def normal(stddev: Any = 1e-2, dtype: Any = None, *, mean: Any = 0.0) -> Init:
     r"""Gaussian entries :math:`w \sim \mathcal{N}(\text{mean}, \text{stddev}^2)`.
 
@@ -153,6 +170,7 @@ def normal(stddev: Any = 1e-2, dtype: Any = None, *, mean: Any = 0.0) -> Init:
     return Init("normal", params, sample, moments, dtype=dtype, complex_ok=True, reach=reach)
 
 
+@recipe
 def uniform(scale: Any = 1e-2, dtype: Any = None, *, low: Any = None, high: Any = None) -> Init:
     r"""Uniform entries :math:`w \sim U[\text{low}, \text{high})`, by default :math:`U[0, \text{scale})`.
 
@@ -200,6 +218,7 @@ def uniform(scale: Any = 1e-2, dtype: Any = None, *, low: Any = None, high: Any 
     return Init("uniform", params, sample, moments, dtype=dtype, complex_ok=True)
 
 
+@recipe
 def truncated_normal(
     stddev: Any = 1e-2, dtype: Any = None, lower: float = -2.0, upper: float = 2.0, *, mean: Any = 0.0
 ) -> Init:

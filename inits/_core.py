@@ -66,6 +66,7 @@ class Init:
     complex_ok: bool = False
     any_dtype: bool = False
     reach: Callable[[np.dtype], float | None] | None = None
+    _call: Any = dataclasses.field(default=None, repr=False)  # (factory, args, kwargs): see :func:`recipe`
 
     def __post_init__(self) -> None:
         if self.dtype is not None:  # a bad default dtype fails when the factory is called, not later
@@ -121,6 +122,39 @@ class Init:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params)
         return f"{self.name}({args})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as the factory call that made it (the sampler is a closure): pickle, copy, multiprocessing."""
+        if self._call is None:
+            raise TypeError(f"{self!r} cannot be pickled: it was built with Init(...), not by an initbench factory")
+        factory, args, kwargs = self._call
+        return (_remake, (factory, args, kwargs))
+
+
+def _remake(factory: Callable[..., Init], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Init:
+    return factory(*args, **kwargs)
+
+
+def recipe(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorates a public factory so that each :class:`Init` it returns remembers the call (picklable).
+
+    The outermost decorated call wins (``he_normal()`` pickles as ``he_normal()``, not as the
+    ``variance_scaling`` call inside it). Example:
+
+      >>> import pickle
+      >>> from initbench import inits
+      >>> pickle.loads(pickle.dumps(inits.normal(0.1)))
+      normal(stddev=0.1, mean=0.0)
+    """
+
+    @functools.wraps(factory)
+    def make(*args: Any, **kwargs: Any) -> Any:
+        out = factory(*args, **kwargs)
+        if isinstance(out, Init):
+            object.__setattr__(out, "_call", (make, args, kwargs))
+        return out
+
+    return make
 
 
 TRACED = "<traced>"

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench.inits._core import Init, concrete, hyper, provenance
+from initbench.inits._core import Init, concrete, hyper, provenance, recipe
 from initbench.inits.errors import UsageError, check_nonnegative, positive_int
 
 _FACTORIZABLE = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
@@ -36,6 +36,7 @@ def _scale_or_gain(scale: Any, gain: Any, what: str) -> tuple[Any, float | None]
     return hyper("scale", scale, what)
 
 
+@recipe
 def orthogonal(scale: Any = 1.0, column_axis: int = -1, dtype: Any = None, *, gain: Any = None) -> Init:
     r"""Haar-random (semi-)orthogonal matrix times ``scale`` (Saxe et al. 2014).
 
@@ -92,6 +93,7 @@ def _center(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple((k - 1) // 2 for k in shape[:-2])
 
 
+@recipe
 def delta_orthogonal(scale: Any = 1.0, column_axis: int = -1, dtype: Any = None, *, gain: Any = None) -> Init:
     """Delta-orthogonal convolution kernel (Xiao et al. 2018).
 
@@ -144,6 +146,7 @@ def _dirac_matrix(shape: tuple[int, ...], groups: int, gain: float, dtype) -> ja
     return jnp.asarray(m, dtype)
 
 
+@recipe
 def identity(gain: float = 1.0) -> Init:
     """Identity map times ``gain`` for Dense kernels: ``torch.nn.init.eye_``.
 
@@ -159,6 +162,7 @@ def identity(gain: float = 1.0) -> Init:
     return dataclasses.replace(dirac(1, gain), name="identity", params=(("gain", gain),), min_ndim=2, max_ndim=2)
 
 
+@recipe
 def dirac(groups: int = 1, gain: float = 1.0) -> Init:
     """Dirac delta conv kernel: the convolution is the identity map (``torch.nn.init.dirac_``).
 
@@ -180,6 +184,7 @@ def dirac(groups: int = 1, gain: float = 1.0) -> Init:
     return Init("dirac", (("groups", groups), ("gain", gain)), sample, None, min_ndim=2)
 
 
+@recipe
 def sparse(sparsity: float = 0.9, stddev: float = 0.01) -> Init:
     r"""Sparse initialization (Martens 2010, "Deep learning via Hessian-free optimization").
 
@@ -239,6 +244,7 @@ def zero_hadamard_matrix(n_in: int, n_out: int) -> np.ndarray:
     return w.T
 
 
+@recipe
 def zero_hadamard() -> Init:
     """ZerO initialization: only zeros, ones and a Hadamard transform (Zhao et al. 2021).
 

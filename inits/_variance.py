@@ -34,6 +34,7 @@ from initbench.inits._core import (
     hyper,
     is_complex,
     provenance,
+    recipe,
     standardized_truncated_normal,
     unit_disk,
     wide,
@@ -57,6 +58,7 @@ def _denominator(mode: str, fan_in: float, fan_out: float) -> float:
     return math.sqrt(fan_in * fan_out)
 
 
+@recipe
 def variance_scaling(
     scale: float,
     mode: Mode,
@@ -143,6 +145,7 @@ def variance_scaling(
     return Init(name, tuple(params), sample, moments, min_ndim=lay.min_ndim, dtype=dtype, complex_ok=True)
 
 
+@recipe
 def lecun_normal(
     in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
 ) -> Init:
@@ -157,6 +160,7 @@ def lecun_normal(
     )
 
 
+@recipe
 def lecun_uniform(
     in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
 ) -> Init:
@@ -166,6 +170,7 @@ def lecun_uniform(
     )
 
 
+@recipe
 def lecun_truncated_normal(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
@@ -192,6 +197,7 @@ def lecun_truncated_normal(
     )
 
 
+@recipe
 def glorot_normal(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
@@ -222,6 +228,7 @@ def glorot_normal(
     )
 
 
+@recipe
 def glorot_truncated_normal(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
@@ -255,6 +262,7 @@ def glorot_truncated_normal(
     )
 
 
+@recipe
 def glorot_uniform(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
@@ -282,6 +290,7 @@ def glorot_uniform(
     )
 
 
+@recipe
 def glorot_standard(
     in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
 ) -> Init:
@@ -306,6 +315,7 @@ def _he_scale(negative_slope: float, what: str) -> float:
     return 2.0 / (1.0 + a * a)
 
 
+@recipe
 def he_normal(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
@@ -338,6 +348,7 @@ def he_normal(
     )
 
 
+@recipe
 def he_uniform(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
@@ -355,6 +366,7 @@ def he_uniform(
     )
 
 
+@recipe
 def he_truncated_normal(
     in_axis: AxisSpec = -2,
     out_axis: AxisSpec = -1,
@@ -384,6 +396,7 @@ def he_truncated_normal(
     )
 
 
+@recipe
 def torch_default(
     in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
 ) -> Init:
@@ -399,6 +412,7 @@ def torch_default(
     )
 
 
+@recipe
 def torch_default_bias(fan_in: int) -> Init:
     r"""PyTorch's default bias init: :math:`b \sim U[-1/\sqrt{n_{in}}, 1/\sqrt{n_{in}}]`.
 
@@ -418,6 +432,7 @@ def torch_default_bias(fan_in: int) -> Init:
     )
 
 
+@recipe
 def keras_default(
     in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
 ) -> Init:
@@ -427,6 +442,7 @@ def keras_default(
     )
 
 
+@recipe
 def flax_default(
     in_axis: AxisSpec = -2, out_axis: AxisSpec = -1, batch_axis: AxisSpec = (), dtype: Any = None, *, layout=None
 ) -> Init:

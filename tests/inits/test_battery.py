@@ -138,3 +138,32 @@ def test_moments_hold_over_many_keys(name):
     tol_mean, tol_var = moment_bounds(draws)
     assert abs(draws.mean() - mean) < tol_mean
     assert abs(draws.var() - var) < tol_var
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_initializer_pickles_as_the_call_that_made_it(name):
+    # pickle, copy and multiprocessing: an Init travels as its factory call and draws bitwise the same
+    import copy
+    import pickle
+
+    init = make(name)
+    shape = shapes_for(name)[0]
+    for back in (pickle.loads(pickle.dumps(init)), copy.deepcopy(init)):
+        assert repr(back) == repr(init)
+        np.testing.assert_array_equal(np.asarray(back(KEY, shape)), np.asarray(init(KEY, shape)))
+
+
+def test_flax_names_zeros_init_and_ones_init():
+    from flax.linen import initializers as flax_inits
+
+    for ours, theirs in ((inits.zeros_init(), flax_inits.zeros_init()), (inits.ones_init(), flax_inits.ones_init())):
+        np.testing.assert_array_equal(np.asarray(ours(KEY, (3, 4))), np.asarray(theirs(KEY, (3, 4))))
+    assert repr(inits.zeros_init()) == "zeros()" and repr(inits.ones_init()) == "ones()"
+
+
+def test_an_init_built_by_hand_refuses_pickling_in_one_line():
+    import pickle
+
+    hand = inits.Init("mine", (), lambda key, shape, dtype: jnp.zeros(shape, dtype))
+    with pytest.raises(TypeError, match=r"mine\(\) cannot be pickled: it was built with Init\(...\), not by an"):
+        pickle.dumps(hand)
