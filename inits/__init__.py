@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "gaussian_quadrature": "_gains",
     "get_activation": "_gains",
     "lsuv": "_model",
+    "reinit": "_reinit",
     "fixup": "_residual",
     "skipinit": "_residual",
     "zero_init": "_residual",
@@ -122,6 +123,7 @@ if TYPE_CHECKING:
     from initbench.inits._learned import gradinit as gradinit
     from initbench.inits._learned import metainit as metainit
     from initbench.inits._model import lsuv as lsuv
+    from initbench.inits._reinit import reinit as reinit
     from initbench.inits._residual import fixup as fixup
     from initbench.inits._residual import skipinit as skipinit
     from initbench.inits._residual import zero_init as zero_init
