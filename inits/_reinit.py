@@ -64,10 +64,10 @@ def reinit(tree: Any, key: jax.Array, rules: Mapping[str, Callable[..., jax.Arra
         shown = ", ".join(paths[:6]) + (", ..." if len(paths) > 6 else "")
         raise UsageError(f"reinit: pattern(s) {', '.join(map(repr, unused))} match no leaf; the paths are: {shown}")
     leaves = []
-    for path, (_, leaf), pattern in zip(paths, flat, chosen, strict=True):
-        if pattern is None:
+    for path, (_, leaf), rule in zip(paths, flat, chosen, strict=True):
+        if rule is None:
             leaves.append(leaf)
             continue
         k = jax.random.fold_in(key, zlib.crc32(path.encode()) & 0x7FFFFFFF)
-        leaves.append(rules[pattern](k, leaf.shape, leaf.dtype))
+        leaves.append(rules[rule](k, leaf.shape, leaf.dtype))
     return jax.tree_util.tree_unflatten(treedef, leaves)
