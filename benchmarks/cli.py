@@ -8,6 +8,7 @@ initbench run [EXPERIMENT | FILE.toml] [--scale smoke|cpu|paper] [--name NAME] [
               --clip-norm --schedule --warmup-steps --label-smoothing --divergence-factor --steps --eval-every
               --seeds --layer-records; --set FIELD=VALUE]
               [--only FIELD=a,b] [--out DIR] [--data-dir DIR] [--devices N] [--max-members N] [--json FILE] [--quiet]
+              [--checkpoint-every S|off]
               [--coordinator HOST:PORT --num-processes N --process-id I] [--heartbeat-timeout S]
               [--join-timeout S] [--single-process]
 initbench show [EXPERIMENT | FILE.toml] [--scale S] [field flags]
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import traceback
@@ -98,6 +100,19 @@ _positive = _int_at_least(1, "positive")
 
 
 _nonnegative = _int_at_least(0, "non-negative")
+
+
+def _seconds_or_off(value: str) -> float | None:
+    """A finite number of seconds >= 0, or ``off`` (None)."""
+    if value.strip().lower() == "off":
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 or off, got {value!r}")
+    return seconds
 
 
 def _directory(value: str) -> str:
@@ -265,6 +280,7 @@ def _run(args: argparse.Namespace, proc) -> int:
         max_members=args.max_members,
         data_dir=args.data_dir,
         progress=progress_mode(args.quiet),
+        checkpoint_every_s=args.checkpoint_every,
     )
     if not proc.is_writer:
         return 0
@@ -272,7 +288,9 @@ def _run(args: argparse.Namespace, proc) -> int:
     print(
         f"{summary['experiment']} ({summary['scale'] or 'base grid'}): {summary['trained']} runs trained in "
         f"{summary['cohorts']} cohorts, "
-        f"{summary['skipped']} already complete; {summary['wall_s']:.1f}s, "
+        f"{summary['skipped']} already complete"
+        + (f", {summary['resumed_chunks']} chunk(s) resumed from a checkpoint" if summary["resumed_chunks"] else "")
+        + f"; {summary['wall_s']:.1f}s, "
         f"{summary['member_steps_per_s']:.0f} run-steps/s on {where} -> {args.out}"
     )
     if args.json:
@@ -499,6 +517,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="TFDS data directory")
     p.add_argument("--json", type=_output_file, help="also write the run summary as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else log lines)")
+    p.add_argument(
+        "--checkpoint-every",
+        type=_seconds_or_off,
+        default=60.0,
+        help="save each chunk's training state in OUT/_checkpoints at most every S seconds, at evaluations "
+        "(0: every evaluation; off: never); an interrupted chunk resumes there, bitwise (default 60)",
+    )
     g = p.add_argument_group(
         "multi-process (jax.distributed)",
         "run the same command in every process; with none of these flags, a multi-process SLURM step, Open MPI "
@@ -649,7 +674,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(
-            "initbench: interrupted; completed cohort chunks are saved, rerun the same command to resume",
+            "initbench: interrupted; completed chunks are saved and chunks in training checkpointed: rerun the same "
+            "command to resume",
             file=sys.stderr,
         )
         return 130

@@ -340,7 +340,8 @@ class ResultStore:
             self._lock_fd = fd
             self.check_compatible(numerics_version)  # the directory may have changed before we got the lock
             # a kill -9 mid-write leaves a temporary file: a results file's or the manifest's
-            for stale in [*self.root.glob(f".*{_TMP_SUFFIX}"), *self.root.glob(f".{MANIFEST}.*.tmp")]:
+            leftovers = [*self.root.glob(f".*{_TMP_SUFFIX}"), *self.root.glob(f".{MANIFEST}.*.tmp")]
+            for stale in [*leftovers, *self.root.glob("_checkpoints/.chunk-*.npz.tmp")]:
                 stale.unlink()
             if self.manifest() is None:
                 self._write_atomic(

@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from initbench.benchmarks import checkpoint as ckpt
 from initbench.benchmarks import data as data_lib
 from initbench.benchmarks import distributed, experiments
 from initbench.benchmarks.experiments import Experiment, Plan
@@ -168,6 +169,7 @@ def run_experiment(
     max_members: int | None = None,
     data_dir: str | None = None,
     progress: str = "off",
+    checkpoint_every_s: float | None = 60.0,
 ) -> dict[str, Any]:
     """Runs an experiment into ``out``; returns a summary (runs, skipped, wall time, steps/s).
 
@@ -187,7 +189,13 @@ def run_experiment(
       max_members: Cap on the members trained together.
       data_dir: TFDS data directory.
       progress: ``bar``, ``log`` or ``off`` (see :class:`Progress`).
+      checkpoint_every_s: A chunk's state is saved in ``out/_checkpoints`` at evaluation boundaries,
+        at most this often (0: every evaluation; None: never), so an interrupted chunk resumes
+        mid-training, bitwise (single-process jobs; :func:`train_cohort`). Checkpoints of chunks
+        whose runs are all in the directory are removed at the end.
     """
+    if checkpoint_every_s is not None and not (checkpoint_every_s >= 0 and math.isfinite(checkpoint_every_s)):
+        raise UsageError(f"checkpoint_every_s must be a finite number >= 0 or None, got {checkpoint_every_s!r}")
     proc = distributed.current()
     resolved, store = plan(experiment, scale, out, overrides=overrides, only=only, writer=proc.is_writer)
     specs, full, name = resolved.specs, resolved.full, resolved.experiment.name
@@ -201,7 +209,7 @@ def run_experiment(
     full_sizes = {key: len(group) for key, group in ((g[0].cohort_key, g) for g in cohorts(full))}
     meta = {**provenance(), "processes": proc.count}
     t0 = time.perf_counter()
-    member_steps, files, groups = 0, [], []
+    member_steps, files, groups, resumed = 0, [], [], 0
     with contextlib.ExitStack() as stack:
         locked: UsageError | None = None
         todo = None
@@ -233,12 +241,24 @@ def run_experiment(
                 def report_progress(n: int, message: str, size: int = len(group)) -> None:
                     bar.update(n * size, message)
 
-                chunks = train_cohort(group, dataset_, devices=device_list, width=width, progress=report_progress)
+                saving = checkpoint_every_s is not None and proc.count == 1
+                chunks = train_cohort(
+                    group,
+                    dataset_,
+                    devices=device_list,
+                    width=width,
+                    progress=report_progress,
+                    checkpoint_dir=store.root / ckpt.DIRECTORY if saving else None,
+                    checkpoint_every_s=checkpoint_every_s or 0.0,
+                )
                 for rows, info in distributed.guard(chunks):
                     info["processes"] = proc.count
                     if proc.is_writer:
                         files.append(store.write(rows, f"{name}-{digest}", {**meta, "chunk": info}))
-                    member_steps += info["members"] * info["steps"]
+                    member_steps += info["members"] * (info["steps"] - info["resumed_at_step"])
+                    resumed += info["resumed_at_step"] > 0
+            if proc.is_writer:
+                _drop_spent_checkpoints(store)
         finally:
             bar.close()
     wall = time.perf_counter() - t0
@@ -248,6 +268,7 @@ def run_experiment(
         "runs": len(specs),
         "skipped": len(specs) - trained,
         "trained": trained,
+        "resumed_chunks": resumed,
         "cohorts": len(groups),
         "files": [str(f) for f in files],
         "wall_s": wall,
@@ -256,6 +277,20 @@ def run_experiment(
         "processes": proc.count,
         "process_index": proc.index,
     }
+
+
+def _drop_spent_checkpoints(store: ResultStore) -> None:
+    """Removes the checkpoints whose runs are all in the directory (a kill between write and removal)."""
+    where = store.root / ckpt.DIRECTORY
+    if not where.is_dir():
+        return
+    done = store.completed_run_ids()
+    for path in where.glob("chunk-*.npz"):
+        run_ids = ckpt.read(path, only="run_ids")
+        if run_ids is None or set(run_ids) <= done:
+            path.unlink(missing_ok=True)
+    if not any(where.iterdir()):
+        where.rmdir()
 
 
 def _check_one_member_fits(

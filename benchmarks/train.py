@@ -18,11 +18,13 @@ device memory is one line naming the width that fits (:class:`OutOfMemory`).
 from __future__ import annotations
 
 import collections
+import hashlib
 import math
 import os
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -34,9 +36,10 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from initbench import models
+from initbench.benchmarks import checkpoint as ckpt
 from initbench.benchmarks.data import Dataset
 from initbench.benchmarks.groups import lr_scale_tree
-from initbench.benchmarks.spec import EPS_OPTIMIZERS, HYPER_PARAMETERS, RunSpec, TrainSpec
+from initbench.benchmarks.spec import EPS_OPTIMIZERS, HYPER_PARAMETERS, NUMERICS_VERSION, RunSpec, TrainSpec
 from initbench.inits.errors import UsageError, first_line, positive_int
 
 EVAL_BATCH = 1024
@@ -849,6 +852,8 @@ def train_cohort(
     progress: Progress | None = None,
     keep_variables: bool = False,
     probe: Probe | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every_s: float = 60.0,
 ) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
     """Trains a cohort; yields ``(rows, chunk_info)`` after each chunk of members.
 
@@ -878,6 +883,13 @@ def train_cohort(
         is one member's ``{"params": ..., **model_state}``; the probe closes over whatever data it
         reads (a fixed batch). Its values come back as rows with ``split = "probe"`` (``layer``
         set for nested dicts), NaN after a member's divergence like every evaluation.
+      checkpoint_dir: Save each chunk's state (weights, optimizer state, data keys, the records
+        so far) there at evaluation boundaries, at most every ``checkpoint_every_s`` seconds (0:
+        every segment), and resume a chunk from its checkpoint: an interrupted chunk loses at most
+        that much, and the resumed rows are bitwise the uninterrupted ones. A chunk's file is
+        named by a digest of its runs, layout and numerics version and removed once the chunk's
+        rows were taken (after the ``yield``). Single-process only (ignored in a multi-process job).
+      checkpoint_every_s: Least seconds between two checkpoints of a chunk.
 
     Raises:
       ValueError: the specs are not one cohort, or the batch is larger than the training set.
@@ -929,9 +941,18 @@ def train_cohort(
     if width is None:
         width = members_per_device(len(specs), member_bytes(first, dataset), devices, max_members)
     width = positive_int("width", width)
+    every_s = float(checkpoint_every_s)
+    if not (every_s >= 0 and math.isfinite(every_s)):
+        raise UsageError(f"checkpoint_every_s must be a finite number >= 0, got {checkpoint_every_s!r}")
+    saving = checkpoint_dir is not None and jax.process_count() == 1
     start = 0
     while start < len(specs):
         chunk = specs[start : start + width * n_dev]
+        where = None
+        if saving:
+            identity = (NUMERICS_VERSION, [s.run_id for s in chunk], width * n_dev, program_key[-2:])
+            digest = hashlib.sha256(repr(identity).encode()).hexdigest()[:20]
+            where = Path(str(checkpoint_dir)) / f"chunk-{digest}.npz"
         try:
             rows, info = _train_chunk(
                 chunk,
@@ -944,6 +965,8 @@ def train_cohort(
                 progress=progress,
                 keep_variables=keep_variables,
                 probe=probe_fn,
+                checkpoint=where,
+                checkpoint_every_s=every_s,
             )
         except Exception as err:
             if _is_oom(err):
@@ -952,6 +975,8 @@ def train_cohort(
             raise
         info.update(members_per_device=width, devices=n_dev, chunk_size=width * n_dev, member_map=member_map)
         yield rows, info
+        if where is not None:  # the consumer has the rows (written them): the checkpoint is spent
+            where.unlink(missing_ok=True)
         start += len(chunk)
 
 
@@ -967,6 +992,8 @@ def _train_chunk(
     progress: Progress | None,
     keep_variables: bool = False,
     probe: Callable[..., Any] | None = None,
+    checkpoint: Path | None = None,
+    checkpoint_every_s: float = 60.0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     t0 = time.perf_counter()
     train = chunk[0].train
@@ -1035,11 +1062,23 @@ def _train_chunk(
                 bad |= train_loss > factors * start_loss
         flagged[(flagged < 0) & bad] = step
 
-    evaluate(0, carry, None)
-    start_loss = np.asarray(records[0][1]["train_loss"], np.float64)
-    judge(0)
     step = 0
+    saved = _resume(checkpoint, carry, chunk, sharding) if checkpoint is not None else None
+    resumed_at = saved["step"] if saved is not None else 0
+    if saved is not None:  # the state at the checkpoint's evaluation boundary, records up to it
+        carry, step = saved["carry"], saved["step"]
+        records[:] = [(int(k), v) for k, v in saved["records"]]
+        per_layer[:] = [(int(k), str(metric), v) for k, metric, v in saved["per_layer"]]
+        probes[:] = [(int(k), v) for k, v in saved["probes"]]
+        flagged[:] = saved["flagged"]
+        if progress:
+            progress(step, f"{what}: resumed at step {step}")
+    else:
+        evaluate(0, carry, None)
+        judge(0)
+    start_loss = np.asarray(records[0][1]["train_loss"], np.float64)
     compile_s = None
+    last_save = time.perf_counter()
     while step < train.steps:
         length = min(train.eval_every, train.steps - step)
         t_seg = time.perf_counter()
@@ -1054,6 +1093,9 @@ def _train_chunk(
         judge(step)
         if compile_s is None:
             compile_s = time.perf_counter() - t_seg
+        if checkpoint is not None and step < train.steps and time.perf_counter() - last_save >= checkpoint_every_s:
+            _save(checkpoint, carry, chunk, step, records, per_layer, probes, flagged)
+            last_save = time.perf_counter()
         if progress:
             progress(length, what)
     in_loop = np.asarray(_gather(carry.diverged_at)).astype(np.int64)
@@ -1066,6 +1108,7 @@ def _train_chunk(
         "wall_s": round(wall, 3),
         "first_segment_s": round(compile_s or 0.0, 3),
         "member_steps_per_s": round(len(chunk) * train.steps / wall, 1),
+        "resumed_at_step": resumed_at,
     }
     if keep_variables:
         final = _gather({"params": carry.params, **carry.model_state})
@@ -1073,6 +1116,56 @@ def _train_chunk(
             s.run_id: jax.tree_util.tree_map(lambda a, i=i: np.asarray(a[i]), final) for i, s in enumerate(chunk)
         }
     return rows, info
+
+
+def _host_leaf(x: Any) -> np.ndarray:
+    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)  # typed keys have no host form: their raw data
+    return np.asarray(x)
+
+
+def _save(
+    where: Path,
+    carry: TrainState,
+    chunk: Sequence[RunSpec],
+    step: int,
+    records: list[Any],
+    per_layer: list[Any],
+    probes: list[Any],
+    flagged: np.ndarray,
+) -> None:
+    """Writes a chunk's state after ``step`` (an evaluation boundary) to ``where``, atomically."""
+    ckpt.write(
+        where,
+        {
+            "run_ids": [s.run_id for s in chunk],
+            "step": step,
+            "leaves": [_host_leaf(x) for x in jax.tree_util.tree_leaves(carry)],
+            "records": records,
+            "per_layer": per_layer,
+            "probes": probes,
+            "flagged": flagged,
+        },
+    )
+
+
+def _resume(where: Path, fresh: TrainState, chunk: Sequence[RunSpec], sharding: NamedSharding) -> dict | None:
+    """The saved state of this chunk, its carry on the devices; None when absent or not this chunk's."""
+    saved = ckpt.read(where)
+    if saved is None or saved.get("run_ids") != [s.run_id for s in chunk]:
+        return None
+    leaves, treedef = jax.tree_util.tree_flatten(fresh)
+    if len(saved["leaves"]) != len(leaves):
+        return None
+    restored = []
+    for new, old in zip(saved["leaves"], leaves, strict=True):
+        if jnp.issubdtype(old.dtype, jax.dtypes.prng_key):
+            new = jax.random.wrap_key_data(jnp.asarray(new), impl=jax.random.key_impl(old))
+        if new.shape != old.shape or new.dtype != old.dtype:
+            return None
+        restored.append(new)
+    saved["carry"] = jax.device_put(jax.tree_util.tree_unflatten(treedef, restored), sharding)
+    return saved
 
 
 def _check_probe(probe: Any, spec: RunSpec, dataset: Dataset) -> Callable[..., Any]:

@@ -407,6 +407,8 @@ def test_bad_files_fail_in_one_line_before_any_work(text, message, hint, tmp_pat
         (["--init-scale", "input=2", "--set", "init_scale={input=3}"], "both set init_scale"),
         (["--name", "_under"], "experiment name '_under' must be letters"),
         (["--steps", "2", "--steps", "3"], "argument --steps: given more than once; give it once"),
+        (["--checkpoint-every", "-1"], "argument --checkpoint-every: expected seconds >= 0 or off, got '-1'"),
+        (["--checkpoint-every", "nan"], "argument --checkpoint-every: expected seconds >= 0 or off, got 'nan'"),
         (["--init", "he_normal", "--init", "lecun_normal"], "argument --init: given more than once"),
         (["nope.toml"], "cannot read experiment file 'nope.toml'"),
         (["--scale", "cpu"], "command line: defines no scales"),

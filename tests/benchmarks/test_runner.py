@@ -6,6 +6,7 @@ import math
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -837,3 +838,90 @@ def test_the_evaluating_contender_evaluates_what_it_trains():
     start, end = out[:, 1:5], out[:, 5:9]
     assert np.all(end[:, 0] < start[:, 0]) and np.all(end[:, 1] > 0.8)  # training set: loss down, accuracy up
     assert np.all((start[:, 1::2] >= 0) & (start[:, 1::2] <= 1))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_an_interrupted_chunk_resumes_from_its_checkpoint_bitwise(digits, tmp_path):
+    specs = [spec(InitSpec(name), 0, steps=40, lr=0.01) for name in ("he_normal", "lecun_normal")]
+    whole = sorted_rows(run_rows(specs, digits))
+    where = tmp_path / "_checkpoints"
+    done: list[int] = []
+
+    def stop_after_20(n, message):
+        done.append(n)
+        if sum(done) >= 20:  # the state after step 20 is saved (every segment), then the run dies
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        run_rows(specs, digits, checkpoint_dir=where, checkpoint_every_s=0, progress=stop_after_20)
+    (saved,) = where.iterdir()
+    calls: list[tuple[int, str]] = []
+    resumed = list(
+        train_cohort(specs, digits, checkpoint_dir=where, checkpoint_every_s=0, progress=lambda *a: calls.append(a))
+    )
+    assert calls[1] == (20, f"{specs[0].model.label} relu 2 runs: resumed at step 20")  # after 'initializing'
+    assert resumed[0][1]["resumed_at_step"] == 20
+    pd.testing.assert_frame_equal(sorted_rows(pd.concat([rows for rows, _ in resumed])), whole)  # bitwise
+    assert not saved.exists()  # spent once the rows were taken
+
+
+@pytest.mark.slow  # ~6 s
+def test_a_damaged_checkpoint_is_ignored(digits, tmp_path):
+    specs = [spec(InitSpec("he_normal"), seed, steps=20, lr=0.01) for seed in (0, 1)]
+    whole = sorted_rows(run_rows(specs, digits))
+    where = tmp_path / "_checkpoints"
+
+    def stop(n, message):
+        if n:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        run_rows(specs, digits, checkpoint_dir=where, checkpoint_every_s=0, progress=stop)
+    (saved,) = where.iterdir()
+    saved.write_bytes(saved.read_bytes()[:100])  # truncated by a crash of the disk: not an npz
+    rows = list(train_cohort(specs, digits, checkpoint_dir=where, checkpoint_every_s=0))
+    assert rows[0][1]["resumed_at_step"] == 0
+    pd.testing.assert_frame_equal(sorted_rows(pd.concat([r for r, _ in rows])), whole)
+
+
+def test_checkpoint_files_round_trip_without_pickle(tmp_path):
+    from initbench.benchmarks import checkpoint
+
+    obj = {"step": 3, "ids": ["a", "b"], "rows": [(1, {"x": np.arange(3.0)}), (2, {"x": np.float32(2)})], "n": None}
+    checkpoint.write(tmp_path / "c.npz", obj)
+    back = checkpoint.read(tmp_path / "c.npz")
+    assert back["step"] == 3 and back["ids"] == ["a", "b"] and back["n"] is None
+    np.testing.assert_array_equal(back["rows"][0][1]["x"], np.arange(3.0))
+    assert back["rows"][1][1]["x"].dtype == np.float32
+    assert checkpoint.read(tmp_path / "c.npz", only="ids") == ["a", "b"]
+    assert checkpoint.read(tmp_path / "missing.npz") is None
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary file left
+
+
+@pytest.mark.slow  # a kill -9 mid-cohort, then the rerun: ~1 min
+def test_kill_9_mid_cohort_resumes_from_the_checkpoint_to_the_uninterrupted_table(tmp_path):
+    argv = [sys.executable, "-m", "initbench.benchmarks.cli", "run", "--depth", "2", "--width", "64", "--steps"]
+    argv += ["20000", "--eval-every", "500", "--seeds", "2", "--quiet", "--checkpoint-every", "0", "--out"]
+    killed = subprocess.Popen([*argv, str(tmp_path / "killed")], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not list((tmp_path / "killed" / "_checkpoints").glob("chunk-*.npz")):
+            assert killed.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(2)  # a few more segments
+        assert killed.poll() is None, "finished before the kill: give it more steps"
+        killed.kill()
+    finally:
+        killed.wait()
+    assert not ResultStore(tmp_path / "killed").files()  # one chunk: nothing was written before the kill
+    rerun = subprocess.run([*argv, str(tmp_path / "killed")], capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0 and "1 chunk(s) resumed from a checkpoint" in rerun.stdout, rerun.stderr
+    assert not (tmp_path / "killed" / "_checkpoints").exists()
+    argv[argv.index("--checkpoint-every") + 1] = "off"  # the uninterrupted run, saving nothing
+    assert subprocess.run([*argv, str(tmp_path / "whole")], capture_output=True, timeout=600).returncode == 0
+    pd.testing.assert_frame_equal(
+        sorted_rows(ResultStore(tmp_path / "killed").read()), sorted_rows(ResultStore(tmp_path / "whole").read())
+    )
