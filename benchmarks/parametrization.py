@@ -337,13 +337,13 @@ def depth_rules(
 ) -> dict[str, Any]:
     r"""The depth rule at ``depth`` blocks: the branch multiplier and the branch parameters' rates.
 
-    With :math:`r = L / L_0`: branch multiplier :math:`r^{-lpha}`, learning rate of every
-    parameter inside a branch :math:`	imes r^{2lpha - 1}` (SGD-like) or :math:`r^{lpha - 1}`
+    With :math:`r = L / L_0`: branch multiplier :math:`r^{-\alpha}`, learning rate of every
+    parameter inside a branch :math:`\times r^{2\alpha - 1}` (SGD-like) or :math:`r^{\alpha - 1}`
     (Adam-like): a branch's update moves its block's output by :math:`\eta g` (Adam: :math:`\eta`)
     times the multiplier, and the gradient reaching it carries the multiplier once more (SGD only),
-    so :math:`L` blocks move the output by :math:`L r^{-2lpha} \eta` (SGD) or :math:`L r^{-lpha}
+    so :math:`L` blocks move the output by :math:`L r^{-2\alpha} \eta` (SGD) or :math:`L r^{-\alpha}
     \eta` (Adam) per step; the rates keep that at its base-depth value (TP6's :math:`\gamma = 0`
-    for SGD and :math:`1/2` for Adam at :math:`lpha = 1/2`).
+    for SGD and :math:`1/2` for Adam at :math:`\alpha = 1/2`).
 
     Args:
       alpha: The branch exponent (0.5 Depth-muP, 1 CompleteP).
