@@ -32,8 +32,8 @@ grows with width and keep multiplier 1 in every preset (microsoft/mup's ``MuSGD`
 classes). ``mup`` is Yang et al. 2022 ("Tensor Programs V", Table 3, width-sized biases and other
 vector-like parameters as input weights); in this form it is also Table 8 (microsoft/mup's ``MuReadout`` with
 its 1/m output multiplier, ``MuSGD``, ``MuAdam``) and TP4's mean-field parametrization: these
-differ only through Adam's epsilon, which is not rescaled here (Everett et al.'s "epsilon
-underflow"; a known gap). ``ntk`` is Jacot et al. 2018's :math:`n^{-1/2}` multipliers on the
+differ only through Adam's epsilon, which the plain presets do not rescale (Everett et al.'s
+"epsilon underflow"; the ``+eps`` presets below do). ``ntk`` is Jacot et al. 2018's :math:`n^{-1/2}` multipliers on the
 hidden and readout layers (TP4 Table; Everett et al.'s NTK with full alignment). With decoupled
 weight decay (AdamW, Lion) a layer's decay multiplier is divided by its learning-rate
 multiplier, so the decay per step, ``lr x weight_decay``, does not change with width (decay is
@@ -67,8 +67,9 @@ whatever the depth. :math:`\alpha = 1/2` is Depth-muP (Yang, Yu, Zhu & Hayou 202
 Programs VI": branch :math:`a/\sqrt{L}`, SGD lr constant, Adam lr :math:`\propto L^{-1/2}`;
 Bordelon et al. 2023), :math:`\alpha = 1` CompleteP (Dey et al. 2025: branch :math:`1/L`, Adam
 hidden lr constant in depth). It composes with any width preset (depth-muP is ``mup`` with
-``depth_alpha = 0.5``) and equals the plain run at :math:`L = L_0`. Adam's epsilon is not
-rescaled with depth (CompleteP's :math:`\epsilon \propto L^{-\alpha}`; a known gap).
+``depth_alpha = 0.5``) and equals the plain run at :math:`L = L_0`. With a ``+eps`` preset the
+branch parameters' Adam epsilon is multiplied by :math:`(L/L_0)^{-\alpha}` as well, like their
+gradient (CompleteP's :math:`\epsilon \propto L^{-\alpha}`).
 
 Example:
   >>> rules("mup", width=256, base_width=64, optimizer="sgd")["lr_scale"]["input"]
@@ -334,6 +335,7 @@ def depth_rules(
     optimizer: str,
     residual_scale: bool = False,
     branch_biases: bool = False,
+    eps: bool = False,
 ) -> dict[str, Any]:
     r"""The depth rule at ``depth`` blocks: the branch multiplier and the branch parameters' rates.
 
@@ -352,10 +354,15 @@ def depth_rules(
       optimizer: Its family picks the learning-rate exponent.
       residual_scale: The model has a learned ``branch_scale`` per block (inside the multiplier).
       branch_biases: The model has Fixup's scalar biases (three of four inside the multiplier).
+      eps: Also scale Adam's epsilon (a ``+eps`` preset): a branch parameter's gradient carries the
+        multiplier :math:`r^{-\alpha}` (the residual stream's gradient stays :math:`O(1)` in depth),
+        so its epsilon is multiplied by :math:`r^{-\alpha}` too (CompleteP's :math:`\epsilon
+        \propto L^{-\alpha}`; Dey et al. 2025), for optimizers with an epsilon (:data:`EPS_OPTIMIZERS`).
 
     Returns:
-      ``{"branch_multiplier": float, "lr_scale": {pattern: x}, "wd_scale": {pattern: x}}``
-      (multipliers of 1 left out; ``wd_scale`` for decoupled decay only, the inverse of the rate's).
+      ``{"branch_multiplier": float, "lr_scale": {pattern: x}, "wd_scale": {pattern: x},
+      "eps_scale": {pattern: x}}`` (multipliers of 1 left out; ``wd_scale`` for decoupled decay
+      only, the inverse of the rate's).
 
     Example:
       >>> r = depth_rules(0.5, depth=16, base_depth=4, optimizer="adam")
@@ -373,7 +380,9 @@ def depth_rules(
         + (_FIXUP_BRANCH_PATTERNS if branch_biases else ())
         + (("block*/branch_scale",) if residual_scale else ())
     )
-    out: dict[str, Any] = {"branch_multiplier": r ** (-alpha), "lr_scale": {}, "wd_scale": {}}
+    out: dict[str, Any] = {"branch_multiplier": r ** (-alpha), "lr_scale": {}, "wd_scale": {}, "eps_scale": {}}
+    if eps and optimizer in EPS_OPTIMIZERS and r ** (-alpha) != 1.0:
+        out["eps_scale"] = dict.fromkeys(patterns, r ** (-alpha))
     if lr != 1.0:
         out["lr_scale"] = dict.fromkeys(patterns, lr)
         if OPTIMIZERS[optimizer].decay == "decoupled":

@@ -576,6 +576,7 @@ class RunSpec:
             optimizer=self.train.optimizer,
             residual_scale=config.get("residual_scale") is not None,
             branch_biases=bool(config.get("branch_biases")),
+            eps=str(p.get("name", "")).endswith(parametrization.EPS_SUFFIX),
         )
 
     @property

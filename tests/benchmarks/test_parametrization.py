@@ -538,6 +538,55 @@ def test_the_depth_rule_table(alpha, optimizer, depth, multiplier, lr):
     assert r["wd_scale"] == (dict.fromkeys(patterns, 1 / lr) if lr != 1.0 and decoupled else {})
 
 
+def test_eps_presets_scale_the_branch_epsilon_with_depth_as_completep():
+    # CompleteP's eps x (L/L0)^-alpha on the branch parameters, with a +eps preset and an epsilon optimizer only
+    patterns = parametrization.BRANCH_PATTERNS
+    assert parametrization.depth_rules(1.0, depth=16, base_depth=4, optimizer="adam", eps=True)["eps_scale"] == (
+        dict.fromkeys(patterns, 0.25)
+    )
+    assert parametrization.depth_rules(0.5, depth=16, base_depth=4, optimizer="adamw", eps=True)["eps_scale"] == (
+        dict.fromkeys(patterns, 0.5)
+    )
+    assert parametrization.depth_rules(0.5, depth=4, base_depth=4, optimizer="adam", eps=True)["eps_scale"] == {}
+    assert parametrization.depth_rules(0.5, depth=16, base_depth=4, optimizer="adam")["eps_scale"] == {}
+    assert parametrization.depth_rules(0.5, depth=16, base_depth=4, optimizer="lion", eps=True)["eps_scale"] == {}
+    ruled = resnet_run((4,), alpha=1.0, base_depth=1, name="sp+eps")  # L = 4: branch eps x 1/4
+    assert ruled.scales_eps and dict(ruled.scale_rules("eps_scale")) == dict.fromkeys(patterns, 0.25)
+    assert not resnet_run((4,), alpha=1.0, base_depth=1, name="sp").scales_eps
+
+
+@pytest.mark.slow  # 18 gradients of ResNets up to 32 blocks
+def test_the_branch_gradients_at_init_against_depth_as_the_readme_states(digits):
+    # the README's numbers: slope of log2 RMS branch-kernel gradient (conv_a, conv_b, mean over blocks) against
+    # log2 L, L = 2, 8, 32 blocks of 32 channels, no normalization, base depth 2, at initialization, 3 seeds.
+    # alpha = 1 follows CompleteP's L^-1 (within 0.35); alpha = 1/2 does not follow L^-1/2 in this model
+    # (the unnormalized stream grows with depth: logit std 2.0 at L = 2, 4.6 at L = 32)
+    from initbench.benchmarks.groups import param_path
+
+    x, y = jnp.asarray(digits.x_train[:512]), jnp.asarray(digits.y_train[:512])
+    depths = (2, 8, 32)
+
+    def rms(alpha, depth, seed):
+        base = resnet_run((depth,), alpha=alpha, base_depth=2, name="sp+eps", base_width=32)
+        spec = dataclasses.replace(base, seed=seed, model=dataclasses.replace(base.model, width=32))
+        net, params = build_model(spec, digits), initial_variables(spec, digits)["params"]
+        grads = jax.grad(lambda p: jnp.mean(-jax.nn.log_softmax(net.apply({"params": p}, x))[jnp.arange(512), y]))(
+            params
+        )
+        flat = jax.tree_util.tree_flatten_with_path(grads)[0]
+        return np.mean([float(jnp.sqrt(jnp.mean(g**2))) for path, g in flat if "/conv_" in param_path(path)])
+
+    slopes = {
+        alpha: float(
+            np.mean([np.polyfit(np.log2(depths), np.log2([rms(alpha, d, s) for d in depths]), 1)[0] for s in range(3)])
+        )
+        for alpha in (0.5, 1.0)
+    }
+    print(f"branch-gradient slopes against log2 depth: {slopes}")
+    assert abs(slopes[1.0] + 1.0) < 0.35, slopes
+    assert slopes[0.5] > -0.35, slopes  # not -1/2: the README says so
+
+
 @pytest.mark.parametrize("scan", [False, True])
 def test_the_depth_rule_reaches_the_branch_multiplier_and_exactly_the_branch_parameters_rates(digits, scan):
     spec = resnet_run((1, 3), alpha=0.5, base_depth=1, scan=scan)  # L = 4: multiplier 1/2, Adam rates x 1/2
