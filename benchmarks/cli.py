@@ -372,7 +372,37 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     from initbench.benchmarks.analysis.check import run_check
     from initbench.benchmarks.grid_flags import init_item
+    from initbench.inits.registry import SCHEMES
+    from initbench.models.catalog import FAMILIES
 
+    FAMILIES[args.model]  # an unknown family: one line naming the choices, before the other checks
+    # every option that is given is used: one that this model or another option makes moot is refused
+    moot = []
+    if args.model != "mlp" and args.depth is not None:
+        moot.append(f"--depth (an MLP's; a {args.model} sets its own depth)")
+    if args.model not in ("mlp", "resnet") and args.width is not None:
+        moot.append(f"--width (an MLP's or a ResNet's; a {args.model} sets its own widths)")
+    if args.weight_variance is not None and args.init is not None and args.init not in SCHEMES:
+        moot.append("--init (--weight-variance sets the initializer N(0, sigma_w^2 / fan_in))")
+    if args.weight_variance is not None and args.init_args and (args.init not in SCHEMES or "base" in args.init_args):
+        moot.append("--init-args (--weight-variance sets the initializer)")
+    if args.bias_variance is not None and args.bias_init is not None:
+        moot.append("--bias-init (--bias-variance sets the biases N(0, sigma_b^2))")
+    if args.no_write and args.out is not None:
+        moot.append("--out (--no-write writes nothing)")
+    if moot:
+        raise UsageError(f"check: drop {moot[0]}")
+    args.init = args.init or "he_normal"
+    item = init_item(args.init)  # `normal(stddev=0.1)` as `run` takes it
+    if isinstance(item, dict):
+        args.init = item.pop("name")
+        both = sorted(set(item) & set(args.init_args or {}))
+        if both:
+            raise UsageError(f"check: --init and --init-args both set {', '.join(both)}; set each once")
+        args.init_args = {**item, **(args.init_args or {})}
+    args.depth = args.depth or 50
+    args.width = args.width or 512
+    args.out = args.out or "results/check"
     extra: dict = {"preset": args.preset} if args.preset else {}
     if args.model == "resnet":
         extra.update(blocks=tuple(args.blocks or (1, 1, 1)), normalization=args.norm or "batchnorm")
@@ -592,12 +622,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="variance-preservation check: forward, backward, Jacobian (exit 0 preserved, 1 not, 3 inconclusive)",
     )
     p.add_argument("--model", default="mlp", help="mlp, lenet5, plain_cnn or resnet")
-    p.add_argument("--depth", type=_positive, default=50, help="MLP hidden layers")
-    p.add_argument("--width", type=_positive, default=512, help="MLP units, ResNet base channels")
+    p.add_argument("--depth", type=_positive, help="MLP hidden layers (default 50)")
+    p.add_argument("--width", type=_positive, help="MLP units, ResNet base channels (default 512)")
     p.add_argument("--blocks", type=positive_ints, help="ResNet blocks per stage, e.g. 3,3,3 (default 1,1,1)")
     p.add_argument("--norm", choices=["none", "batchnorm", "layernorm"], help="ResNet normalization")
     p.add_argument("--activation", default="relu")
-    p.add_argument("--init", default="he_normal")
+    p.add_argument("--init", help="initializer or scheme (default he_normal)")
     p.add_argument("--init-args", type=kwargs, help="initializer arguments, e.g. stddev=0.01")
     p.add_argument("--bias-init", help="bias initializer, e.g. zeros or normal(stddev=0.2236)")
     p.add_argument(
@@ -617,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="float32",
         help="float64 separates real explosion from float32 overflow",
     )
-    p.add_argument("--out", default="results/check")
+    p.add_argument("--out", help="results directory (default results/check)")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.set_defaults(func=_cmd_check)
 

@@ -54,6 +54,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -340,6 +341,11 @@ def check_variance(
             phase = mean_field_phase(activation, weight_variance, bias_variance, float(np.mean(x**2)), depth)
         except (ValueError, ZeroDivisionError, OverflowError):  # degenerate theory (e.g. no signal at all)
             phase = {}
+    if transient is not None and transient > max(0, depth - 3):  # never a silently smaller transient
+        raise UsageError(
+            f"transient {transient} leaves fewer than 3 of the {depth} judged layers to fit: "
+            f"at most {max(0, depth - 3)}"
+        )
     if transient is None:
         # five layers (a fifth of a shallow net), or three length-map depth scales where theory knows it
         transient = min(5, depth // 5)
@@ -632,6 +638,27 @@ def check_identity(model: Any, init: Any, input_shape: tuple[int, ...], batch_si
     return {"run_id": run_id, **ident}
 
 
+def _check_fits_memory(net: Any, x0: jax.Array, batch_size: int, seeds: int, dtype: str) -> None:
+    """Refuses, before any work, a check whose activations (every layer, every seed) exceed half the host's memory."""
+    try:
+        shapes = jax.eval_shape(lambda: net.init_with_output(jax.random.key(0), x0, mutable=True))
+    except UsageError:
+        return  # an initializer that cannot initialize this model: the validation that follows says so
+
+    per_example = sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(shapes))
+    need = 3 * per_example * batch_size * seeds * (8 if dtype == "float64" else 4)  # forward, backward, probes
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        ram = 8 << 30
+    if need > ram // 2:
+        raise UsageError(
+            f"the check needs about {need / 2**30:.3g} GiB ({seeds:,} seeds x batch {batch_size:,} through every "
+            f"layer), more than half of this machine's {ram / 2**30:.3g} GiB: use fewer --seeds or a smaller "
+            "--batch-size"
+        )
+
+
 def run_check(
     *,
     model: str = "mlp",
@@ -689,6 +716,8 @@ def run_check(
             number and math.isfinite(value) and (value > 0 if least == "> 0" else value >= 0)
         ):
             raise UsageError(f"{flag} must be a finite number {least}, got {value!r}")
+        if value is not None and value > float(np.finfo(np.float32).max):
+            raise UsageError(f"{flag} must fit in float32 (at most 3.4e+38), got {value!r}")
     if transient is not None and model == "mlp" and isinstance(transient, int) and transient >= depth:
         raise UsageError(f"--transient {transient} leaves no layer to fit: it must be below --depth {depth}")
     if weight_variance is not None:
@@ -728,6 +757,7 @@ def run_check(
         **config,
     )
     x0 = jnp.zeros((1, *input_shape), jnp.float32)
+    _check_fits_memory(net, x0, batch_size, seeds, dtype)
     x = math.sqrt(input_variance) * jax.random.normal(jax.random.key(10_000), (batch_size, *input_shape))
     init_variables = None if scheme is None else _scheme_init(net, init_spec, x, x0)
     try:  # every kernel of this model through the initializer (and the scheme), abstractly: no work yet

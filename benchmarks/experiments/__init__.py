@@ -743,6 +743,8 @@ def _seeds(source: str, value: Any) -> list[int]:
     if isinstance(value, int):
         if value < 1:
             raise UsageError(f"{source}: seeds must be a positive count, got {value!r}")
+        if value > MAX_RUNS:  # before building the list (a huge count overflowed range's C size)
+            raise UsageError(f"{source}: seeds is {value:,} runs per configuration, more than {MAX_RUNS:,}")
         return list(range(value))
     seeds = _axis(source, "seeds", value, kind=int)
     bad = [s for s in seeds if not 0 <= s < 2**32]

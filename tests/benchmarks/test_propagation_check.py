@@ -310,6 +310,17 @@ def test_check_cli_prints_three_verdicts_and_the_phase(tmp_path, capsys):
         (["--model", "vgg"], "unknown model family 'vgg'"),
         (["--tolerance", "0.5"], "tolerance must be > 1, got 0.5"),
         (["--model", "resnet", "--init", "identity"], "identity cannot initialize this resnet"),
+        (["--model", "resnet", "--depth", "5"], "check: drop --depth (an MLP's; a resnet sets its own depth)"),
+        (["--model", "lenet5", "--width", "4"], "check: drop --width (an MLP's or a ResNet's; a lenet5 sets its own"),
+        (["--weight-variance", "2", "--init", "he_normal"], "check: drop --init (--weight-variance sets the"),
+        (["--weight-variance", "2", "--init-args", "stddev=0.1"], "check: drop --init-args (--weight-variance"),
+        (["--bias-variance", "0.1", "--bias-init", "zeros"], "check: drop --bias-init (--bias-variance sets the"),
+        (["--no-write"], "check: drop --out (--no-write writes nothing)"),
+        (["--input-variance", "1e39"], "--input-variance must fit in float32 (at most 3.4e+38), got 1e+39"),
+        (["--seeds", "99999999999999999999"], "(99,999,999,999,999,999,999 seeds x batch 16 through every layer)"),
+        (["--seeds", "100000000"], "(100,000,000 seeds x batch 16 through every layer), more than half of this"),
+        (["--transient", "2"], "transient 2 leaves fewer than 3 of the 4 judged layers to fit: at most 1"),
+        (["--init", "normal(stddev=0.1)", "--init-args", "stddev=0.2"], "--init and --init-args both set stddev"),
         (["--blocks", "2,2"], "--blocks and --norm are ResNet options"),
         (["--weight-variance", "-1"], "--weight-variance must be a finite number > 0, got -1.0"),
         (["--bias-init", "normal(sd=0.1)"], "normal() got unexpected argument(s) sd"),
@@ -326,7 +337,9 @@ def test_check_bad_input_is_one_line(extra, message, tmp_path, capsys):
     from initbench.benchmarks import cli
 
     out = tmp_path / "never"
-    argv = ["check", "--depth", "4", "--width", "16", "--batch-size", "16", "--out", str(out), *extra]
+    model = extra[extra.index("--model") + 1] if "--model" in extra else "mlp"
+    sizes = {"mlp": ["--depth", "4", "--width", "16"], "resnet": ["--width", "16"]}.get(model, [])
+    argv = ["check", *sizes, "--batch-size", "16", "--out", str(out), *extra]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
