@@ -20,6 +20,8 @@ from initbench.inits._core import (
     TRACED,
     Init,
     check_bounds,
+    check_resolvable,
+    check_scale,
     check_symmetric_bounds,
     complex_truncated_normal,
     concrete,
@@ -30,6 +32,7 @@ from initbench.inits._core import (
     real_dtype,
     recipe,
     standardized_truncated_normal,
+    truncated_standard_normal_moments,
     unit_disk,
     wide,
 )
@@ -166,8 +169,11 @@ def normal(stddev: Any = 1e-2, dtype: Any = None, *, mean: Any = 0.0) -> Init:
     def reach(dtype: np.dtype) -> float | None:  # the Gaussian's tails as drawn (in the wide dtype)
         return None if sd is None or mu is None else normal_reach(wide(dtype)) * sd + abs(mu)
 
+    def limits(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        check_scale("normal", "stddev", sd, dtype)
+
     params = (("stddev", provenance(sd)), ("mean", provenance(mu)))
-    return Init("normal", params, sample, moments, dtype=dtype, complex_ok=True, reach=reach)
+    return Init("normal", params, sample, moments, dtype=dtype, complex_ok=True, reach=reach, limits=limits)
 
 
 @recipe
@@ -214,8 +220,17 @@ def uniform(scale: Any = 1e-2, dtype: Any = None, *, low: Any = None, high: Any 
         assert lo is not None and hi is not None  # concrete() raised otherwise
         return (lo + hi) / 2, (hi - lo) ** 2 / 12
 
+    def limits(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        w = real_dtype(dtype) if is_complex(dtype) else wide(dtype)
+        if lo is not None and hi is not None and hi - lo > float(jnp.finfo(w).max):
+            raise UsageError(
+                f"uniform: the interval's width high - low = {hi - lo:g} overflows {np.dtype(w).name}, in which it is "
+                "drawn: its weights would be infinite; use a narrower interval or a wider dtype"
+            )
+        check_scale("uniform", "high - low", None if lo is None or hi is None else hi - lo, dtype)
+
     params = (("low", provenance(lo)), ("high", provenance(hi)))
-    return Init("uniform", params, sample, moments, dtype=dtype, complex_ok=True)
+    return Init("uniform", params, sample, moments, dtype=dtype, complex_ok=True, limits=limits)
 
 
 @recipe
@@ -258,5 +273,16 @@ def truncated_normal(
         assert sd is not None and mu is not None  # concrete() raised otherwise
         return mu, sd**2
 
+    def reach(dtype: np.dtype) -> float | None:  # the bounds, rescaled to the samples' stddev
+        if sd is None or mu is None or is_complex(dtype):
+            return None
+        m, sigma = truncated_standard_normal_moments(lower, upper)
+        return max(abs(lower - m), abs(upper - m)) * sd / sigma + abs(mu)
+
+    def limits(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        check_scale("truncated_normal", "stddev", sd, dtype)
+        if not is_complex(dtype):
+            check_resolvable(lower, upper, "truncated_normal", wide(dtype))
+
     params = (("stddev", provenance(sd)), ("lower", lower), ("upper", upper), ("mean", provenance(mu)))
-    return Init("truncated_normal", params, sample, moments, dtype=dtype, complex_ok=True)
+    return Init("truncated_normal", params, sample, moments, dtype=dtype, complex_ok=True, reach=reach, limits=limits)

@@ -54,6 +54,9 @@ class Init:
       reach: ``dtype -> bound`` on the magnitude a draw in ``dtype`` can take, for samplers
         whose range is wider than their parameters (a Gaussian's tails), or None. A draw
         that could overflow the dtype is refused (infinite weights are not the distribution).
+      limits: ``(shape, dtype) -> None``, raising a one-line UsageError when this shape and
+        dtype cannot carry the distribution (an internal overflow, a scale that underflows to
+        zero, truncation bounds the dtype cannot resolve), or None.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Init:
     complex_ok: bool = False
     any_dtype: bool = False
     reach: Callable[[np.dtype], float | None] | None = None
+    limits: Callable[[tuple[int, ...], np.dtype], None] | None = None
     _call: Any = dataclasses.field(default=None, repr=False)  # (factory, args, kwargs): see :func:`recipe`
 
     def __post_init__(self) -> None:
@@ -92,8 +96,10 @@ class Init:
         # as jax: the call's dtype defaults to the factory's; an explicit None is JAX's default float
         dt = self._dtype(self.dtype if dtype is _FACTORY_DTYPE else dtype)
         _check_representable(self.name, self.params, dt)
-        if self.reach is not None and np.issubdtype(dt, np.inexact):
-            bound, largest = self.reach(dt), float(np.finfo(dt).max)
+        if self.limits is not None and jnp.issubdtype(dt, jnp.inexact):
+            self.limits(shape, dt)
+        if self.reach is not None and jnp.issubdtype(dt, jnp.inexact):
+            bound, largest = self.reach(dt), float(jnp.finfo(dt).max)
             if bound is not None and bound > largest:
                 shown = ", ".join(f"{k} = {v:g}" for k, v in self.params if isinstance(v, int | float))
                 raise UsageError(
@@ -166,9 +172,9 @@ def _check_representable(name: str, params: Sequence[tuple[str, Any]], dtype: An
     Such a parameter (``normal(1e6)`` in float16, ``normal(1e300)`` in float32) would give infinite
     weights without a word; jax's own initializers return them.
     """
-    if not np.issubdtype(dtype, np.inexact):
+    if not jnp.issubdtype(dtype, jnp.inexact):  # jnp: bfloat16 is no numpy inexact type
         return
-    largest = float(np.finfo(dtype).max)
+    largest = float(jnp.finfo(dtype).max)
     for key, value in params:
         if isinstance(value, bool) or not isinstance(value, int | float | np.number):
             continue
@@ -351,6 +357,34 @@ def check_bounds(lower: float, upper: float, what: str) -> tuple[float, float]:
             f"{what}: bounds [{lower}, {upper}] hold almost no mass of N(0, 1); keep the interval overlapping [-8, 8]"
         )
     return lower, upper
+
+
+def check_scale(what: str, name: str, value: float | None, dtype: np.dtype) -> None:
+    """Refuses a positive scale below ``dtype``'s smallest normal number: its draws would round to zero."""
+    tiny = float(jnp.finfo(dtype).tiny)
+    if value is not None and 0 < value < tiny:
+        raise UsageError(
+            f"{what}: {name} {value:g} is below {np.dtype(dtype).name}'s smallest normal number ({tiny:.3g}): "
+            "the weights would be zero or denormal; use a larger scale, a wider dtype, or zeros"
+        )
+
+
+def check_resolvable(lower: float, upper: float, what: str, dtype: np.dtype, steps: int = 256) -> None:
+    r"""Refuses truncation bounds whose interval the draw dtype cannot resolve.
+
+    JAX draws a truncated normal as :math:`\sqrt 2\,\mathrm{erf}^{-1}(u)`, :math:`u` uniform
+    between :math:`\mathrm{erf}(l/\sqrt 2)` and :math:`\mathrm{erf}(h/\sqrt 2)` in ``dtype``: far
+    in a tail both round to (nearly) the same number, and every draw is (nearly) one value.
+    Fewer than ``steps`` representable values between them is refused.
+    """
+    real = np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
+    a, b = (float(np.asarray(math.erf(v / math.sqrt(2)), real)) for v in (lower, upper))  # rounded to real
+    if b - a < steps * float(np.spacing(np.asarray(max(abs(a), abs(b)), real))):
+        raise UsageError(
+            f"{what}: {real.name} cannot resolve the truncated normal on [{lower:g}, {upper:g}] standard deviations "
+            f"(erf at the bounds is {a:.9g} and {b:.9g}): its draws would be a few values; move the bounds "
+            "toward the centre"
+        )
 
 
 def check_symmetric_bounds(lower: float, upper: float, what: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Any
 
 import jax
@@ -198,9 +199,11 @@ def sparse(sparsity: float = 0.9, stddev: float = 0.01) -> Init:
       sparsity: Fraction of zero incoming weights per unit, in [0, 1).
       stddev: Standard deviation of the nonzero weights (>= 0).
     """
+    if isinstance(sparsity, bool | np.bool_) or not isinstance(sparsity, numbers.Real) or not 0 <= sparsity < 1:
+        raise UsageError(f"sparse: sparsity must be a number in [0, 1), got {sparsity!r}")  # nan fails too
     sparsity = float(sparsity)
-    if not 0.0 <= sparsity < 1.0:
-        raise UsageError(f"sparse: sparsity must be in [0, 1), got {sparsity}")
+    if isinstance(stddev, bool | np.bool_) or not isinstance(stddev, numbers.Real):  # True is no stddev of 1
+        raise UsageError(f"sparse: stddev must be a number, got {stddev!r}")
     stddev = check_nonnegative("stddev", stddev, "sparse")
 
     def zeros_per_unit(n_in: int) -> int:

@@ -24,18 +24,23 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from initbench.inits._core import (
     Init,
     check_bounds,
+    check_resolvable,
+    check_scale,
     check_symmetric_bounds,
     complex_truncated_normal,
     concrete,
     hyper,
     is_complex,
+    normal_reach,
     provenance,
     recipe,
     standardized_truncated_normal,
+    truncated_standard_normal_moments,
     unit_disk,
     wide,
 )
@@ -142,7 +147,30 @@ def variance_scaling(
         params.append(
             ("layout", lay.name if lay.name not in ("custom", "axes") else (lay.in_axis, lay.out_axis, lay.batch_axis))
         )
-    return Init(name, tuple(params), sample, moments, min_ndim=lay.min_ndim, dtype=dtype, complex_ok=True)
+
+    def limits(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if fixed is None or is_complex(dtype) or 0 in shape:
+            return
+        w, variance = wide(dtype), float(variance_of(shape))
+        largest = float(jnp.finfo(w).max)
+        if distribution == "normal":
+            bound = normal_reach(w) * math.sqrt(variance)
+        elif distribution == "uniform":
+            bound = math.sqrt(3 * variance) if 3 * variance <= largest else math.inf  # sqrt(3 v) drawn in w
+        else:
+            m, sigma = truncated_standard_normal_moments(lower, upper)
+            bound = max(abs(lower - m), abs(upper - m)) * math.sqrt(variance) / sigma
+            check_resolvable(lower, upper, name, w)
+        if bound > float(jnp.finfo(dtype).max) or 3 * variance > largest:
+            raise UsageError(
+                f"{name}: scale {fixed:g} gives variance {variance:.3g} for shape {shape}, whose draws reach about "
+                f"{bound:.3g}, beyond {np.dtype(dtype).name}'s largest finite {float(jnp.finfo(dtype).max):g}"
+            )
+        check_scale(name, f"variance scale / fan for shape {shape},", variance, w)
+
+    return Init(
+        name, tuple(params), sample, moments, min_ndim=lay.min_ndim, dtype=dtype, complex_ok=True, limits=limits
+    )
 
 
 @recipe

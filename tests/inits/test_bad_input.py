@@ -135,6 +135,21 @@ def test_errors_raise_before_sampling_under_jit():
         (lambda: inits.normal(6e4), jnp.float16, r"normal: with stddev = 60000, mean = 0 draws reach about 3.26e\+05"),
         (lambda: inits.normal(100.0, mean=6.5e4), jnp.float16, r"draws reach about 6.55e\+04, beyond float16's"),
         (lambda: inits.normal(1.2e4), jnp.float16, None),  # 12000 x 5.43 < 65504
+        # bfloat16 is no numpy inexact type: checked all the same
+        (lambda: inits.normal(1e38), jnp.bfloat16, r"draws reach about 5.43e\+38, beyond bfloat16's largest finite"),
+        (lambda: inits.uniform(low=-1.8e38, high=1.8e38), jnp.float32, r"high - low = 3.6e\+38 overflows float32"),
+        (lambda: inits.truncated_normal(3e38), jnp.float32, r"truncated_normal: with stddev = 3e\+38.*reach about 6.8"),
+        (
+            lambda: inits.truncated_normal(1.0, None, 7.9, 9.0),
+            jnp.float32,
+            r"float32 cannot resolve the truncated normal",
+        ),
+        (lambda: inits.truncated_normal(1.0, None, 4.0, 5.0), jnp.float32, None),  # ~1000 float32 steps: drawn
+        # scales that underflow: every weight 0 (or denormal), with no word
+        (lambda: inits.normal(1e-40), jnp.float32, r"normal: stddev 1e-40 is below float32's smallest normal number"),
+        (lambda: inits.normal(1e-10), jnp.float16, r"stddev 1e-10 is below float16's smallest normal number"),
+        (lambda: inits.he_normal(negative_slope=1e20), jnp.float32, r"he_normal: variance scale / fan for shape"),
+        (lambda: inits.uniform(low=0.0, high=1e-45), jnp.float32, r"uniform: high - low 1e-45 is below float32's"),
     ],
 )
 def test_a_parameter_that_overflows_the_dtype_is_refused_not_sampled_as_inf(init, dtype, match):
@@ -152,3 +167,25 @@ def test_normal_reach_bounds_the_draws_jax_can_make(dtype):
     extreme = abs(float(jax.scipy.special.erfinv(jnp.asarray(lo, dtype)))) * math.sqrt(2)
     reach = normal_reach(np.dtype(dtype))
     assert extreme <= reach <= extreme * 1.003, (extreme, reach)  # 0.1% margin plus the inverse's rounding
+
+
+def test_variance_scaling_whose_variance_overflows_for_a_shape_is_refused():
+    # scale 3e38 over a fan of 1: sqrt(3 x 3e38) is computed from an infinite 3v in float32
+    with pytest.raises(ValueError, match=r"variance_scaling: scale 3e\+38 gives variance 3e\+38 for shape \(1, 1\)"):
+        inits.variance_scaling(3e38, "fan_in", "uniform")(KEY, (1, 1))
+    assert bool(jnp.isfinite(inits.variance_scaling(3e38, "fan_in", "uniform")(KEY, (4, 4))).all())  # 3 x 7.5e37
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("0.5",), r"sparse: sparsity must be a number in \[0, 1\), got '0.5'"),
+        ((True,), r"sparse: sparsity must be a number in \[0, 1\), got True"),
+        ((float("nan"),), r"sparsity must be a number in \[0, 1\), got nan"),
+        ((0.5, "0.1"), r"sparse: stddev must be a number, got '0.1'"),
+        ((0.5, True), r"sparse: stddev must be a number, got True"),  # was stddev 1.0
+    ],
+)
+def test_sparse_takes_numbers_only(args, match):
+    with pytest.raises(ValueError, match=match):
+        inits.sparse(*args)
