@@ -91,7 +91,7 @@ def test_scale_must_be_a_real_scalar(value):
         (lambda: inits.he_truncated_normal(lower=2.0, upper=-2.0), ValueError, "lower < upper"),
         (lambda: inits.truncated_normal(lower=9.0, upper=10.0), ValueError, "almost no mass"),
         (lambda: inits.uniform(low=1.0, high=0.0), ValueError, "need low <= high, got low=1.0, high=0.0"),
-        (lambda: inits.sparse(sparsity=1.0), ValueError, r"sparsity must be in \[0, 1\), got 1.0"),
+        (lambda: inits.sparse(sparsity=1.0), ValueError, r"sparsity must be a number in \[0, 1\), got 1.0"),
         (lambda: inits.dirac(groups=0), ValueError, "groups must be a positive integer, got 0"),
         (lambda: inits.torch_default_bias(0), ValueError, "fan_in must be a positive integer, got 0"),
         (
