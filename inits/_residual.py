@@ -28,7 +28,6 @@ gets the same treatment by naming its multiplier ``branch_scale``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -302,8 +301,8 @@ def skipinit(
     Raises:
       ValueError: no ``branch_scale`` (a plain MLP), normalization layers, a non-finite alpha.
     """
-    if not (isinstance(alpha, int | float) and math.isfinite(alpha)):
-        raise UsageError(f"skipinit: alpha must be a finite number, got {alpha!r}")
+    if isinstance(alpha, bool) or not (isinstance(alpha, int | float) and abs(alpha) <= 3.4028234663852886e38):
+        raise UsageError(f"skipinit: alpha must be a finite number (in float32), got {alpha!r}")  # nan fails too
     variables, order, _, outputs, multiplicity = _structure(
         "skipinit", model, variables, batch, shortcut_names, need_branches=True
     )

@@ -49,7 +49,7 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
     config = dict(config)
     if family == "plain_cnn" and "preset" in config:
         preset = config.pop("preset")
-        if preset not in PLAIN_CNN_PRESETS:
+        if not isinstance(preset, str) or preset not in PLAIN_CNN_PRESETS:
             raise unknown_choice("plain_cnn preset", preset, PLAIN_CNN_PRESETS)
         config = {**PLAIN_CNN_PRESETS[preset], **config}
     fields = _fields(cls)
@@ -69,9 +69,10 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
     if missing:
         raise UsageError(f"{family} needs field(s) {', '.join(missing)}")
     positive_int("num_classes", num_classes)
-    input_shape = tuple(int(d) for d in input_shape)
-    if not input_shape or any(d < 1 for d in input_shape):
-        raise UsageError(f"input_shape must be non-empty with positive dims, got {input_shape}")
+    shape = _int_tuple("input_shape", input_shape)
+    if not shape or any(d < 1 for d in shape):  # 8.7 is not a size (int() truncated it to 8)
+        raise UsageError(f"input_shape must be non-empty with positive dims, got {input_shape!r}")
+    input_shape = shape
     if isinstance(config.get("activation"), str):
         parse(config["activation"])
     elif "activation" in config and not callable(config["activation"]):
@@ -91,8 +92,12 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
             config[name] = bool(config[name])
     scale = config.get("residual_scale")
     if scale is not None:
-        if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool | np.bool_) and math.isfinite(scale)):
-            raise UsageError(f"{family} residual_scale must be None or a finite number, got {scale!r}")
+        if not (
+            isinstance(scale, numbers.Real)
+            and not isinstance(scale, bool | np.bool_)
+            and abs(float(scale)) <= float(np.finfo(np.float32).max)  # nan fails; 1e39 is inf in float32
+        ):
+            raise UsageError(f"{family} residual_scale must be None or a finite number (in float32), got {scale!r}")
         config["residual_scale"] = float(scale)
     if "branch_multiplier" in config:
         multiplier = config["branch_multiplier"]
@@ -116,22 +121,43 @@ def build(family: str, *, input_shape: Sequence[int], num_classes: int, **config
         raise UsageError(f"{family} needs (height, width, channels) inputs, got input_shape {input_shape}")
     if family == "lenet5" and min(input_shape[:2]) < 8:
         raise UsageError(f"lenet5 needs inputs of at least 8x8, got {input_shape[:2]}")
+    for name, choices in (("pooling", ("avg", "max")), ("downsample", ("pool", "stride"))):
+        if name in config and config[name] not in choices:  # anything else silently meant the other choice
+            raise unknown_choice(f"{family} {name}", config[name], choices)
     if family == "plain_cnn":
-        stages = tuple(tuple(s) for s in config["stages"])
+        given = config["stages"]
+        if isinstance(given, str) or not isinstance(given, Sequence | np.ndarray):
+            raise UsageError(f"plain_cnn stages must be ((channels, n_convs), ...), got {given!r}")
+        stages = tuple(_int_tuple("plain_cnn stages' (channels, n_convs)", s) for s in given)
         if not stages or any(len(s) != 2 or s[0] < 1 or s[1] < 1 for s in stages):
-            raise UsageError(f"plain_cnn stages must be ((channels >= 1, n_convs >= 1), ...), got {stages}")
+            raise UsageError(f"plain_cnn stages must be ((channels >= 1, n_convs >= 1), ...), got {config['stages']!r}")
         config["stages"] = stages
         _check_downsampling(family, input_shape, len(stages) - 1)
     if family == "resnet":
-        blocks = tuple(config["blocks"])
-        if not blocks or any(not isinstance(b, int) or b < 1 for b in blocks):
-            raise UsageError(f"resnet blocks must be positive integers per stage, got {blocks}")
+        blocks = _int_tuple("resnet blocks", config["blocks"])
+        if not blocks or any(b < 1 for b in blocks):
+            raise UsageError(f"resnet blocks must be positive integers per stage, got {config['blocks']!r}")
         config["blocks"] = blocks
         _check_downsampling(family, input_shape, len(blocks) - 1)
     if "head_widths" in config:
-        config["head_widths"] = tuple(config["head_widths"])
+        widths = _int_tuple(f"{family} head_widths", config["head_widths"])
+        if any(h < 1 for h in widths):
+            raise UsageError(f"{family} head_widths must be positive integers, got {config['head_widths']!r}")
+        config["head_widths"] = widths
+    if "kernel_size" in config:
+        config["kernel_size"] = positive_int(f"{family} kernel_size", config["kernel_size"])
     _check_size(family, config, input_shape, num_classes)
-    return cls(num_classes=num_classes, **config)
+    model = cls(num_classes=num_classes, **config)
+    if family == "lenet5":  # fixed convolutions, but its first dense layer grows with the input's area
+        x = jax.ShapeDtypeStruct((1, *input_shape), np.float32)
+        shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+        weights = sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(shapes))
+        if weights > MAX_PARAMETERS:
+            raise UsageError(
+                f"lenet5 on {input_shape} inputs has about {weights:.3g} weights, more than the {MAX_PARAMETERS:.3g} "
+                "(2**34) initbench builds"
+            )
+    return model
 
 
 MAX_LAYERS = 100_000
@@ -167,6 +193,15 @@ def _check_size(family: str, config: dict[str, Any], input_shape: tuple[int, ...
         raise UsageError(
             f"{family} has about {weights:.3g} weights, more than the {MAX_PARAMETERS:.3g} (2**34) initbench builds"
         )
+
+
+def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
+    """``value`` as a tuple of ints when it is a sequence of integers (numpy's too); else one line naming ``name``."""
+    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
+        raise UsageError(f"{name} must be a sequence of integers, got {value!r}")
+    if any(isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer) for v in value):
+        raise UsageError(f"{name} must be a sequence of integers, got {value!r}")
+    return tuple(int(v) for v in value)
 
 
 def _check_downsampling(family: str, input_shape: tuple[int, ...], halvings: int) -> None:

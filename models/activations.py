@@ -14,6 +14,7 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from initbench.inits import ACTIVATIONS, get_activation
 from initbench.inits.errors import UsageError, unknown_choice
@@ -38,9 +39,12 @@ def parse(spec: str) -> tuple[str, float | None]:
     if ACTIVATIONS[name].param_name is None:
         raise UsageError(f"activation {name!r} takes no parameter, got {spec!r}")
     try:
-        return name, float(param)
+        value = float(param)
     except ValueError:
         raise UsageError(f"activation parameter must be a number, got {spec!r}") from None
+    if not abs(value) <= float(np.finfo(np.float32).max):  # nan fails the comparison
+        raise UsageError(f"activation parameter must be a finite number (in float32), got {spec!r}")
+    return name, value
 
 
 def resolve(spec: ActivationSpec) -> Callable[[jax.Array], jax.Array]:

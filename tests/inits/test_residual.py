@@ -121,6 +121,14 @@ def test_skipinit_sets_every_multiplier_to_alpha_and_leaves_kernels():
     )
 
 
+@pytest.mark.parametrize("alpha", [1e39, float("nan"), True, "0"])
+def test_skipinit_refuses_an_alpha_that_is_no_float32_number(alpha):
+    net = resnet(blocks=(1,), residual_scale=0.0, branch_biases=False)
+    v = net.init(jax.random.key(1), X[:1])
+    with pytest.raises(ValueError, match=r"skipinit: alpha must be a finite number \(in float32\)"):
+        inits.skipinit(net, v, X, alpha=alpha)  # 1e39 gave infinite multipliers
+
+
 def test_zero_init_is_its_closed_form_and_deterministic():
     net = models.build(
         "mlp",

@@ -313,14 +313,61 @@ def test_deep_scanned_mlp_builds_and_runs():
         (
             {"family": "resnet", "depth": None, "width": 8, "blocks": (1,), "residual_scale": float("nan")},
             ValueError,
-            "resnet residual_scale must be None or a finite number, got nan",
+            r"resnet residual_scale must be None or a finite number \(in float32\), got nan",
         ),
         (
             {"family": "resnet", "depth": None, "width": 8, "blocks": (1,), "residual_scale": "one"},
             ValueError,
-            "resnet residual_scale must be None or a finite number, got 'one'",
+            r"resnet residual_scale must be None or a finite number \(in float32\), got 'one'",
         ),
         ({"family": "mlp", "depth": 10**9}, ValueError, "mlp has 1,000,000,000 weight layers, more than the 100,000"),
+        (
+            {"family": "plain_cnn", "depth": None, "width": None, "stages": ((4, 1),), "kernel_size": 0},
+            ValueError,
+            "plain_cnn kernel_size must be a positive integer, got 0",  # was a traceback at init
+        ),
+        (
+            {"family": "lenet5", "depth": None, "width": None, "pooling": "median"},
+            ValueError,
+            "unknown lenet5 pooling 'median'; valid choices: avg, max",  # was max pooling, silently
+        ),
+        (
+            {"family": "plain_cnn", "depth": None, "width": None, "stages": ((4, 1),), "downsample": "avg"},
+            ValueError,
+            "unknown plain_cnn downsample 'avg'; valid choices: pool, stride",
+        ),
+        (
+            {"family": "plain_cnn", "depth": None, "width": None, "stages": ((4, 1),), "head_widths": (0,)},
+            ValueError,
+            r"plain_cnn head_widths must be positive integers, got \(0,\)",
+        ),
+        (
+            {"family": "plain_cnn", "depth": None, "width": None, "stages": ((8, 2.5),)},
+            ValueError,
+            r"plain_cnn stages' \(channels, n_convs\) must be a sequence of integers, got \(8, 2.5\)",
+        ),
+        (
+            {"family": "mlp", "input_shape": (8.7,)},
+            ValueError,
+            r"input_shape must be a sequence of integers, got \(8.7,\)",
+        ),
+        ({"family": "mlp", "input_shape": "ab"}, ValueError, "input_shape must be a sequence of integers, got 'ab'"),
+        (
+            {"family": "resnet", "depth": None, "width": 8, "blocks": (1,), "residual_scale": 1e39},
+            ValueError,
+            r"resnet residual_scale must be None or a finite number \(in float32\), got 1e\+39",
+        ),
+        ({"family": "mlp", "activation": "leaky_relu:nan"}, ValueError, "activation parameter must be a finite number"),
+        (
+            {"family": "lenet5", "depth": None, "width": None, "input_shape": (100000, 100000, 1)},
+            ValueError,
+            r"lenet5 on \(100000, 100000, 1\) inputs has about 1.2e\+12 weights",
+        ),
+        (
+            {"family": "plain_cnn", "depth": None, "width": None, "preset": ["he22"]},
+            ValueError,
+            r"unknown plain_cnn preset \['he22'\]",
+        ),
         (
             {"family": "mlp", "depth": 2, "width": 2**20},  # 768 x 2**20 + 2**40 + 10 x 2**20
             ValueError,
