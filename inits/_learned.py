@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from initbench.inits.errors import UsageError, positive_int
+from initbench.inits.errors import UsageError, loop_count, positive_int
 
 # A kernel collapsing to zero norm cannot be rescaled back (w * new / 0): MetaInit's norm is kept
 # at least this fraction of the kernel's initial norm.
@@ -79,6 +79,8 @@ def _prepare(what: str, model: Any, variables: Any, batch: Any, labels: Any, bat
     except UsageError:
         pass  # a model without Dense/Conv layers: the scheme's own checks speak
     rows = int(shape[0])
+    if not isinstance(batch, jax.core.Tracer) and not np.isfinite(np.asarray(batch)).all():
+        raise UsageError(f"{what}: batch holds non-finite values (nan or inf); its scales would be nan")
     if labels is not None:
         lshape = getattr(labels, "shape", None)
         if lshape != (rows,):
@@ -236,7 +238,7 @@ def metainit(
         or dtype; a model without kernels.
     """
     what = "metainit"
-    steps = positive_int(f"{what}: steps", steps)
+    steps = loop_count(f"{what}: steps", steps)
     lr = _finite(what, "lr", lr, low=0.0, inclusive=False)
     momentum = _finite(what, "momentum", momentum, low=0.0, inclusive=True, high=1.0)
     eps = _finite(what, "eps", eps, low=0.0, inclusive=False)
@@ -400,7 +402,7 @@ def gradinit(
         raise UsageError(f"{what}: unknown alg {alg!r}; valid choices: adam, sgd")
     if not isinstance(normalize_grad, bool):
         raise UsageError(f"{what}: normalize_grad must be True or False, got {normalize_grad!r}")
-    steps = positive_int(f"{what}: steps", steps)
+    steps = loop_count(f"{what}: steps", steps)
     lr = _finite(what, "lr", lr, low=0.0, inclusive=False)
     eta = _finite(what, "eta", eta, low=0.0, inclusive=False)
     gamma = _finite(what, "gamma", gamma, low=0.0, inclusive=False)

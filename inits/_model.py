@@ -30,7 +30,7 @@ from typing import Any, Protocol, cast
 import jax
 import jax.numpy as jnp
 
-from initbench.inits.errors import UsageError, positive_int
+from initbench.inits.errors import UsageError, loop_count, positive_int
 
 _NNX_LINEAR = ("Linear", "LinearGeneral", "Conv", "ConvTranspose")
 
@@ -250,9 +250,14 @@ def lsuv(
     """
     if not (isinstance(tol, int | float) and math.isfinite(tol) and tol > 0):
         raise UsageError(f"lsuv: tol must be a number > 0, got {tol!r}")
-    if not (isinstance(target_variance, int | float) and math.isfinite(target_variance) and target_variance > 0):
-        raise UsageError(f"lsuv: target_variance must be a number > 0, got {target_variance!r}")
-    max_iters = positive_int("lsuv: max_iters", max_iters)
+    if isinstance(target_variance, bool) or not (
+        isinstance(target_variance, int | float) and 0 < target_variance <= 3.4028234663852886e38
+    ):
+        raise UsageError(f"lsuv: target_variance must be a number > 0 (in float32), got {target_variance!r}")
+    max_iters = loop_count("lsuv: max_iters", max_iters)
+    rows = getattr(batch, "shape", (0,))
+    if not rows or rows[0] < 1:
+        raise UsageError(f"lsuv: batch must be an array of inputs (B, ...) with B >= 1, got shape {rows!r}")
     batch = subsample("lsuv", batch, batch_size, key)[0]
     if is_nnx(model):
         return _lsuv_nnx(model, batch, key, tol, max_iters, target_variance)

@@ -49,6 +49,14 @@ def positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+def loop_count(name: str, value: object) -> int:
+    """A positive integer that fits the int32 counter of a jitted loop (``lax.scan``/``while_loop``)."""
+    n = positive_int(name, value)
+    if n > 2**31 - 1:
+        raise UsageError(f"{name} must be at most 2147483647 (an int32 loop counter), got {value!r}")
+    return n
+
+
 def check_nonnegative(name: str, value: float, what: str) -> float:
     """Returns ``value`` as a float; raises UsageError for a negative or non-finite scalar."""
     if type(value).__name__.endswith("Tracer"):  # jax tracers (jit/grad/vmap), without importing jax here

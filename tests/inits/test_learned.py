@@ -275,6 +275,7 @@ def test_metainit_bad_arguments(kwargs, match):
         ({"labels": Y + 4}, r"labels must be classes 0..3 of the model's 4 outputs, got values 4..7"),
         ({"labels": Y - 1}, r"labels must be classes 0..3 of the model's 4 outputs, got values -1..2"),
         ({"normalize_grad": 1}, r"normalize_grad must be True or False, got 1"),
+        ({"steps": 10**11}, r"steps must be at most 2147483647 \(an int32 loop counter\), got 100000000000"),
     ],
 )
 def test_gradinit_bad_arguments(kwargs, match):
@@ -290,3 +291,20 @@ def test_nnx_modules_are_refused(scheme):
     with pytest.raises(UsageError, match=r"takes a flax\.linen module") as err:
         scheme(layer, None, X, key=jax.random.key(0), labels=Y)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("scheme", [metainit, gradinit])
+def test_a_batch_with_nan_is_refused_before_any_step(scheme):
+    with pytest.raises(UsageError, match=r"batch holds non-finite values \(nan or inf\)"):
+        scheme(NET, VARS, X.at[3, 2].set(jnp.nan), key=jax.random.key(0), labels=Y, steps=2)  # gave nan weights
+
+
+def test_lsuv_refuses_an_empty_batch_and_an_iteration_count_beyond_int32():
+    with pytest.raises(
+        UsageError, match=r"lsuv: batch must be an array of inputs \(B, ...\) with B >= 1, got shape \(0, 16\)"
+    ):
+        inits.lsuv(NET, VARS, X[:0])  # was a ZeroDivisionError
+    with pytest.raises(UsageError, match=r"lsuv: max_iters must be at most 2147483647"):
+        inits.lsuv(NET, VARS, X, max_iters=10**11)  # was an OverflowError from jit
+    with pytest.raises(UsageError, match=r"lsuv: target_variance must be a number > 0 \(in float32\), got 1e\+39"):
+        inits.lsuv(NET, VARS, X, target_variance=1e39)
