@@ -31,8 +31,10 @@ import sys
 import traceback
 from pathlib import Path
 
-# Only light modules at import time: `initbench --help` and `initbench list` import no JAX.
 from initbench.benchmarks.grid_flags import add_grid_flags, grid_from_args, kwargs, positive_ints, split_top_level
+
+# Only light modules at import time: `initbench --help` and `initbench list` import no JAX.
+from initbench.benchmarks.paths import can_write_in
 from initbench.inits.errors import UsageError, first_line
 
 __all__ = ["build_parser", "main", "split_top_level"]
@@ -78,7 +80,7 @@ def _output_file(value: str) -> str:
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{value!r} is a directory; give a file path")
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir() or not can_write_in(parent):
         raise argparse.ArgumentTypeError(f"cannot write {value!r}: directory {str(parent)!r} missing or not writable")
     return value
 
@@ -267,6 +269,9 @@ def _cmd_coord(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, proc) -> int:
     from initbench.benchmarks.runner import progress_mode, run_experiment
+
+    if args.json and Path(args.json).resolve() == Path(args.out).resolve():
+        raise UsageError(f"--json {args.json!r} is the results directory (--out); give another file")
 
     experiment, scale, overrides, only = grid_from_args(args)
     _enable_compilation_cache()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from initbench.benchmarks.paths import can_write_in
 from initbench.benchmarks.results import RUNS, IncompatibleResults, ResultStore
 from initbench.inits.errors import UsageError
 
@@ -299,6 +300,8 @@ def _check_out(results: Path, out: Path) -> None:
         )
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a file, not a directory")
+    if not can_write_in(out):
+        raise UsageError(f"--out {str(out)!r} is not writable")
 
 
 def report(results_dir: str | Path, out_dir: str | Path | None = None, target_accuracy: float = 0.9) -> dict[str, Any]:
@@ -332,6 +335,8 @@ def report(results_dir: str | Path, out_dir: str | Path | None = None, target_ac
     runs = per_run(df, target_accuracy)
     summary = summarize(runs)
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "_report"
+    if out_dir is None and not can_write_in(out):
+        raise UsageError(f"cannot write the report to {str(out)!r}; give --out")
     out.mkdir(parents=True, exist_ok=True)
     figures: dict[str, list[tuple[str, Path]]] = {}
     for title, safe, rows in _sections(df):

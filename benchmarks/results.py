@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from initbench.benchmarks.paths import can_write_in
 from initbench.inits.errors import UsageError, first_line, unknown_choice
 
 SCHEMA_VERSION = 6  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
@@ -274,10 +275,7 @@ class ResultStore:
 
     def check_writable(self) -> None:
         """Raises UsageError unless the directory exists writable or can be created."""
-        probe = self.root
-        while not probe.exists():
-            probe = probe.parent
-        if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        if not can_write_in(self.root):
             raise UsageError(f"results directory {str(self.root)!r} is not writable")
 
     def check_compatible(self, numerics_version: str | None = None) -> None:

@@ -196,6 +196,9 @@ def run_experiment(
     """
     if checkpoint_every_s is not None and not (checkpoint_every_s >= 0 and math.isfinite(checkpoint_every_s)):
         raise UsageError(f"checkpoint_every_s must be a finite number >= 0 or None, got {checkpoint_every_s!r}")
+    _check_arguments(out, overrides, only, devices, max_members, progress)
+    if overrides is not None:  # numpy scalars as the Python numbers they are (np.int64(2) is a step count)
+        overrides = {k: v.item() if isinstance(v, np.generic) else v for k, v in overrides.items()}
     proc = distributed.current()
     resolved, store = plan(experiment, scale, out, overrides=overrides, only=only, writer=proc.is_writer)
     specs, full, name = resolved.specs, resolved.full, resolved.experiment.name
@@ -277,6 +280,27 @@ def run_experiment(
         "processes": proc.count,
         "process_index": proc.index,
     }
+
+
+def _check_arguments(out: Any, overrides: Any, only: Any, devices: Any, max_members: Any, progress: Any) -> None:
+    """The Python API's arguments, checked as the command line's are (one line, before any work)."""
+    from initbench.inits.errors import positive_int
+
+    if not isinstance(out, str | Path) or not str(out).strip():
+        raise UsageError(f"out must be a directory path (str or Path), got {out!r}")
+    if overrides is not None and not (isinstance(overrides, Mapping) and all(isinstance(k, str) for k in overrides)):
+        raise UsageError(f"overrides must be a mapping {{'dotted.field': value}}, got {overrides!r}")
+    if only is not None:
+        bad = not isinstance(only, Mapping) or any(
+            not isinstance(k, str) or isinstance(v, str) or not isinstance(v, Sequence) for k, v in only.items()
+        )
+        if bad:
+            raise UsageError(f"only must be a mapping {{field: [values, ...]}} (lists, not strings), got {only!r}")
+    for name, value in (("devices", devices), ("max_members", max_members)):
+        if value is not None:
+            positive_int(name, value)
+    if progress not in ("bar", "log", "off"):
+        raise UsageError(f"progress must be 'bar', 'log' or 'off', got {progress!r}")
 
 
 def _drop_spent_checkpoints(store: ResultStore) -> None:

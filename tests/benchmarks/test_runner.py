@@ -268,6 +268,11 @@ def write_old_schema(path):
         ),
         (["run", "quick", "--json", "{tmp}/missing/summary.json"], "argument --json: cannot write"),
         (["run", "quick", "--json", "{tmp}"], "is a directory; give a file path"),
+        # tried, not judged from permission bits (root passes os.access on /proc)
+        (["run", "quick", "--out", "/proc/initbench_never"], "results directory '/proc/initbench_never' is not"),
+        (["run", "quick", "--json", "/proc/initbench.json"], "cannot write '/proc/initbench.json': directory"),
+        (["run", "quick", "--out", "{tmp}/r", "--json", "{tmp}/r"], "is the results directory (--out); give another"),
+        (["report", "{tmp}", "--out", "/proc/initbench_report"], "--out '/proc/initbench_report' is not writable"),
         (  # 1.3e10 weights with Adam: ~240 GiB for one run, refused before the lock (was an XLA traceback)
             ["run", "--depth", "4", "--width", "65536", "--optimizer", "adam"],
             "mlp(depth=4, width=65536): one run needs about",
@@ -925,3 +930,25 @@ def test_kill_9_mid_cohort_resumes_from_the_checkpoint_to_the_uninterrupted_tabl
     pd.testing.assert_frame_equal(
         sorted_rows(ResultStore(tmp_path / "killed").read()), sorted_rows(ResultStore(tmp_path / "whole").read())
     )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_members": 0}, "max_members must be a positive integer, got 0"),
+        ({"max_members": 2.5}, "max_members must be a positive integer, got 2.5"),
+        ({"progress": "loud"}, "progress must be 'bar', 'log' or 'off', got 'loud'"),
+        ({"overrides": [("train.steps", 2)]}, "overrides must be a mapping {'dotted.field': value}"),
+        ({"out": None}, "out must be a directory path (str or Path), got None"),
+        ({"only": {"init": "he_normal"}}, "only must be a mapping {field: [values, ...]} (lists, not strings)"),
+        ({"checkpoint_every_s": -1.0}, "checkpoint_every_s must be a finite number >= 0 or None, got -1.0"),
+    ],
+)
+def test_the_python_run_api_checks_its_arguments_as_the_command_line_does(kwargs, message, tmp_path):
+    from initbench.benchmarks.runner import run_experiment
+
+    kwargs = {"out": tmp_path / "never", **kwargs}
+    with pytest.raises(UsageError) as err:
+        run_experiment("quick", **kwargs)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "never").exists()
