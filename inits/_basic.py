@@ -128,6 +128,13 @@ def constant(value: Any, dtype: Any = None) -> Init:
             raise UsageError(f"constant: target(shape) needs a finite real scalar value, got {value!r}")
         return fixed, 0.0
 
+    def limits(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if not isinstance(value, jax.core.Tracer) and np.iscomplexobj(value) and not is_complex(dtype):
+            raise UsageError(
+                f"constant: value {value!r} is complex and the dtype {np.dtype(dtype).name} is not "
+                "(its imaginary part would be dropped); use a complex dtype"
+            )
+
     shown = fixed if fixed is not None else (TRACED if isinstance(value, jax.core.Tracer) else repr(value))
     return Init(
         "constant",
@@ -137,6 +144,7 @@ def constant(value: Any, dtype: Any = None) -> Init:
         dtype=dtype,
         complex_ok=True,
         any_dtype=True,
+        limits=limits,
     )
 
 

@@ -96,7 +96,7 @@ class Init:
         # as jax: the call's dtype defaults to the factory's; an explicit None is JAX's default float
         dt = self._dtype(self.dtype if dtype is _FACTORY_DTYPE else dtype)
         _check_representable(self.name, self.params, dt)
-        if self.limits is not None and jnp.issubdtype(dt, jnp.inexact):
+        if self.limits is not None:
             self.limits(shape, dt)
         if self.reach is not None and jnp.issubdtype(dt, jnp.inexact):
             bound, largest = self.reach(dt), float(jnp.finfo(dt).max)

@@ -242,6 +242,8 @@ def metainit(
     lr = _finite(what, "lr", lr, low=0.0, inclusive=False)
     momentum = _finite(what, "momentum", momentum, low=0.0, inclusive=True, high=1.0)
     eps = _finite(what, "eps", eps, low=0.0, inclusive=False)
+    if isinstance(labels, list | tuple):  # a list of class indices is labels too
+        labels = jnp.asarray(labels)
     variables, rows = _prepare(what, model, variables, batch, labels, batch_size)
     params = variables["params"]
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
@@ -413,6 +415,8 @@ def gradinit(
     batch_size = positive_int(f"{what}: batch_size", batch_size)
     if batch_size < 2:
         raise UsageError(f"{what}: batch_size must be >= 2 (two halves of batch_size // 2 rows), got {batch_size}")
+    if isinstance(labels, list | tuple):  # a list of class indices is labels too
+        labels = jnp.asarray(labels)
     variables, rows = _prepare(what, model, variables, batch, labels, batch_size)
     params = variables["params"]
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)

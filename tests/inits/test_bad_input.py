@@ -189,3 +189,9 @@ def test_variance_scaling_whose_variance_overflows_for_a_shape_is_refused():
 def test_sparse_takes_numbers_only(args, match):
     with pytest.raises(ValueError, match=match):
         inits.sparse(*args)
+
+
+def test_a_complex_constant_in_a_real_dtype_is_refused():
+    with pytest.raises(ValueError, match=r"constant: value \(1\+1j\) is complex and the dtype float32 is not"):
+        inits.constant(1 + 1j)(KEY, (2, 2))  # was a ComplexWarning, then a TypeError from inside jax
+    np.testing.assert_array_equal(np.asarray(inits.constant(1 + 1j)(KEY, (2,), jnp.complex64)), [1 + 1j, 1 + 1j])

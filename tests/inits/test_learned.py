@@ -308,3 +308,9 @@ def test_lsuv_refuses_an_empty_batch_and_an_iteration_count_beyond_int32():
         inits.lsuv(NET, VARS, X, max_iters=10**11)  # was an OverflowError from jit
     with pytest.raises(UsageError, match=r"lsuv: target_variance must be a number > 0 \(in float32\), got 1e\+39"):
         inits.lsuv(NET, VARS, X, target_variance=1e39)
+
+
+def test_gradinit_takes_labels_as_a_list():
+    listed = gradinit(NET, VARS, X, key=jax.random.key(0), labels=[int(v) for v in Y], steps=2)
+    arrayed = gradinit(NET, VARS, X, key=jax.random.key(0), labels=Y, steps=2)
+    np.testing.assert_array_equal(np.asarray(listed[1]["loss"]), np.asarray(arrayed[1]["loss"]))
