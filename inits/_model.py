@@ -48,7 +48,7 @@ def linen_variables(what: str, model: Any, variables: Any) -> dict[str, Any]:
     """``variables`` as a linen variables dict (bare params are wrapped); one-line errors otherwise."""
     if is_nnx(model):
         raise UsageError(f"{what}: takes a Flax linen module and its variables, got an nnx module")
-    if variables is None or not hasattr(variables, "keys"):
+    if variables is None or not hasattr(variables, "keys") or not variables:
         raise UsageError(f"{what}: a linen model needs its variables (model.init(key, batch)), got {variables!r}")
     return dict(variables) if "params" in variables else {"params": variables}
 

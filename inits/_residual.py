@@ -117,6 +117,8 @@ def _structure(
     variables = linen_variables(what, model, variables)
     if isinstance(shortcut_names, str):
         shortcut_names = (shortcut_names,)
+    if not isinstance(shortcut_names, Sequence) or not all(isinstance(n, str) for n in shortcut_names):
+        raise UsageError(f"{what}: shortcut_names must be a name or a sequence of names, got {shortcut_names!r}")
     multiplicity = _branch_scales(variables["params"])
     branch_paths = list(multiplicity)
     if need_branches:

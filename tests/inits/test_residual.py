@@ -320,3 +320,14 @@ def test_schemes_vmapped_over_seeds_equal_each_seed_alone(scheme):
     for j, k in enumerate(keys):
         for a, b in zip(jax.tree_util.tree_leaves(init(k)), jax.tree_util.tree_leaves(batched), strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b[j]), rtol=2e-5, atol=1e-6)
+
+
+def test_schemes_name_a_bad_shortcut_list_and_empty_variables():
+    net = resnet(blocks=(1,), residual_scale=0.0, branch_biases=False)
+    v = net.init(jax.random.key(1), X[:1])
+    with pytest.raises(ValueError, match=r"fixup: shortcut_names must be a name or a sequence of names, got 5"):
+        inits.fixup(net, v, X, shortcut_names=5)  # was "argument of type 'int' is not iterable"
+    with pytest.raises(
+        ValueError, match=r"lsuv: a linen model needs its variables \(model.init\(key, batch\)\), got \{\}"
+    ):
+        inits.lsuv(net, {}, X)  # was flax's ScopeCollectionNotFound
