@@ -68,13 +68,13 @@ def _prepare(what: str, model: Any, variables: Any, batch: Any, labels: Any, bat
     shape = getattr(batch, "shape", None)
     if shape is None or len(shape) < 1 or shape[0] < 1:
         raise UsageError(f"{what}: batch must be an array of inputs (B, ...) with B >= 1, got shape {shape!r}")
-    from initbench.inits._model import StackedKernels, capture
+    from initbench.inits._model import BatchMismatch, StackedKernels, capture
 
     # one scale per layer: a scanned stack stores its layers' kernels as one array, whose scale
     # (and its stacked biases, taken for kernels) would be shared: refused in one line
     try:
         capture(what, model, variables, batch[:1])
-    except StackedKernels:
+    except (StackedKernels, BatchMismatch):
         raise
     except UsageError:
         pass  # a model without Dense/Conv layers: the scheme's own checks speak

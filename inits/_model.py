@@ -30,7 +30,7 @@ from typing import Any, Protocol, cast
 import jax
 import jax.numpy as jnp
 
-from initbench.inits.errors import UsageError, loop_count, positive_int
+from initbench.inits.errors import UsageError, first_line, loop_count, positive_int
 
 _NNX_LINEAR = ("Linear", "LinearGeneral", "Conv", "ConvTranspose")
 
@@ -55,6 +55,10 @@ def linen_variables(what: str, model: Any, variables: Any) -> dict[str, Any]:
 
 class StackedKernels(UsageError):
     """A layer called inside ``nn.scan``: its kernel is one slice of a stacked array."""
+
+
+class BatchMismatch(UsageError):
+    """The batch's examples are not the shape the model's variables were made for."""
 
 
 class LayerOutputs(Protocol):
@@ -91,6 +95,7 @@ def capture(
       UsageError: the model calls a layer inside ``nn.scan`` (stacked kernels: no layer owns its
         kernel) when not ``allow_stacked``, or calls no layer at all.
     """
+    import flax
     import flax.linen as nn
 
     others = {k: v for k, v in variables.items() if k != "params"}
@@ -133,7 +138,13 @@ def capture(
     abstract = jax.tree_util.tree_map(
         lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), variables["params"]
     )
-    order = list(jax.eval_shape(lambda p: {k: jnp.sum(v) for k, v in outputs(p).items()}, abstract))
+    try:
+        order = list(jax.eval_shape(lambda p: {k: jnp.sum(v) for k, v in outputs(p).items()}, abstract))
+    except flax.errors.ScopeParamShapeError as err:  # a batch of other features than the variables were made for
+        raise BatchMismatch(
+            f"{what}: the batch's examples {tuple(jnp.shape(batch)[1:])} do not fit the model's variables "
+            f"({first_line(err)})"
+        ) from err
     order.sort(key=list(seen).index)  # eval_shape returns dicts with sorted keys: call order is ``seen``'s
     if not order:
         raise UsageError(f"{what}: the model calls no Dense/Conv layer on this batch: nothing to initialize")

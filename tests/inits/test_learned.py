@@ -314,3 +314,13 @@ def test_gradinit_takes_labels_as_a_list():
     listed = gradinit(NET, VARS, X, key=jax.random.key(0), labels=[int(v) for v in Y], steps=2)
     arrayed = gradinit(NET, VARS, X, key=jax.random.key(0), labels=Y, steps=2)
     np.testing.assert_array_equal(np.asarray(listed[1]["loss"]), np.asarray(arrayed[1]["loss"]))
+
+
+@pytest.mark.parametrize("scheme", ["lsuv", "metainit", "gradinit"])
+def test_a_batch_of_other_features_than_the_variables_is_one_line(scheme):
+    kwargs = {"key": jax.random.key(0)} | ({"labels": Y} if scheme == "gradinit" else {})
+    with pytest.raises(
+        ValueError, match=rf"^{scheme}: the batch's examples \(8,\) do not fit the model's variables"
+    ) as e:
+        getattr(inits, scheme)(NET, VARS, X[:, :8], **kwargs)  # was flax's ScopeParamShapeError
+    assert "\n" not in str(e.value)
