@@ -604,6 +604,8 @@ def _axis(source: str, key: str, value: Any, *, kind: type | None = None, field:
             raise _unknown(source, v, field.choices, what=f"value of {key}")
         if kind is float:
             v = _map_leaves(float, v)
+        if _tuple(v) in out:  # two equal values would be one run: a typo, as for seeds
+            raise UsageError(f"{source}: {key} lists {v!r} twice: {values!r}")
         out.append(_tuple(v))
     return out
 
@@ -682,6 +684,8 @@ def _init_items(source: str, key: str, value: Any) -> list[tuple[str, tuple, Any
     out = []
     for item in items:
         if isinstance(item, str):
+            if (item, (), None) in out:  # the same initializer twice would be one run: a typo, as for seeds
+                raise UsageError(f"{source}: {key} lists {item} twice")
             out.append((item, (), None))
             continue
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
@@ -701,7 +705,11 @@ def _init_items(source: str, key: str, value: Any) -> list[tuple[str, tuple, Any
                 if isinstance(defaults.get(k), float) and isinstance(v, int) and not isinstance(v, bool):
                     v = float(v)
                 normal[k] = v
-            out.append((item["name"], options(**normal), own_bias))
+            entry = (item["name"], options(**normal), own_bias)
+            if entry in out:  # the same initializer twice would be one run: a typo, as for seeds
+                shown = item["name"] + (f"({', '.join(f'{k}={v!r}' for k, v in normal.items())})" if normal else "")
+                raise UsageError(f"{source}: {key} lists {shown} twice")
+            out.append(entry)
     return out
 
 

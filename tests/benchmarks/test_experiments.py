@@ -300,7 +300,7 @@ BAD = [
     ("[[zip]]\nmodel.depth = [1, 2]\nmodel.width = [8]\n", "exp.toml: [[zip]] lists differ in length", ""),
     ("seeds = 0\n", "exp.toml: seeds must be a positive count", ""),
     ("seeds = [0, -1]\n", "exp.toml: seeds must be integers in [0, 2**32), got -1", ""),
-    ("seeds = [3, 3]\n", "exp.toml: seeds lists a seed twice", ""),
+    ("seeds = [3, 3]\n", "exp.toml: seeds lists 3 twice: [3, 3]", ""),
     ("sedes = 3\n", "exp.toml: unknown field 'sedes'", "Did you mean 'seeds'?"),
     ("[model\n", "exp.toml: not valid TOML", ""),
     ("[train]\noptimizer = 'adamm'\n", "exp.toml: unknown optimizer 'adamm'", "Did you mean 'adam'?"),
@@ -407,6 +407,9 @@ def test_bad_files_fail_in_one_line_before_any_work(text, message, hint, tmp_pat
         (["--init-scale", "input=2", "--set", "init_scale={input=3}"], "both set init_scale"),
         (["--name", "_under"], "experiment name '_under' must be letters"),
         (["--steps", "2", "--steps", "3"], "argument --steps: given more than once; give it once"),
+        (["--lr", "0.1,0.1"], "command line: train.lr lists 0.1 twice: [0.1, 0.1]"),  # was merged into one run
+        (["--init", "he_normal,he_normal"], "command line: init lists he_normal twice"),
+        (["--init", "normal(stddev=1),normal(stddev=1.0)"], "command line: init lists normal(stddev=1.0) twice"),
         (["--checkpoint-every", "-1"], "argument --checkpoint-every: expected seconds >= 0 or off, got '-1'"),
         (["--checkpoint-every", "nan"], "argument --checkpoint-every: expected seconds >= 0 or off, got 'nan'"),
         (["--init", "he_normal", "--init", "lecun_normal"], "argument --init: given more than once"),
