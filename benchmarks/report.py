@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from initbench.benchmarks.paths import can_write_in
-from initbench.benchmarks.results import RUNS, IncompatibleResults, ResultStore
+from initbench.benchmarks.results import MANIFEST, RUNS, IncompatibleResults, ResultStore
 from initbench.inits.errors import UsageError
 
 
@@ -302,6 +302,11 @@ def _check_out(results: Path, out: Path) -> None:
         raise UsageError(f"--out {str(out)!r} is a file, not a directory")
     if not can_write_in(out):
         raise UsageError(f"--out {str(out)!r} is not writable")
+    if out.is_dir() and ((out / MANIFEST).exists() or any(out.glob("*.parquet"))):
+        raise UsageError(
+            f"--out {str(out)!r} is a results directory: the report's files would sit among its results; "
+            "give a folder of its own"
+        )
 
 
 def report(results_dir: str | Path, out_dir: str | Path | None = None, target_accuracy: float = 0.9) -> dict[str, Any]:

@@ -361,3 +361,12 @@ def test_a_report_inside_the_results_directory_must_be_skipped_by_readers(runs_d
     assert not (runs_dir / "sub").exists()
     assert cli.main(["report", str(runs_dir), "--out", str(runs_dir / "_mine")]) == 0
     assert len(pd.read_parquet(runs_dir)) == len(ResultStore(runs_dir).read())
+
+
+def test_a_report_is_not_written_into_another_results_directory(runs_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    shutil.copytree(runs_dir, other)
+    before = sorted(p.name for p in other.iterdir())
+    assert cli.main(["report", str(runs_dir), "--out", str(other)]) == 2
+    assert "is a results directory: the report's files would sit among its results" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == before
