@@ -92,6 +92,9 @@ class InitSpec:
       args: Its arguments as sorted pairs.
       bias: Registry name of the bias initializer (``torch_default`` for PyTorch's).
       bias_args: Its arguments as sorted pairs (``options(stddev=0.2236)`` for sigma_b^2 = 0.05).
+      plugin: For a plug-in initializer (``package.module:attribute`` as ``name`` or ``bias``), its
+        distribution version and module digest (set on construction): part of the run_id, so
+        results stay honest when the plug-in's code changes; empty for the built-ins.
       scale: Per-parameter multipliers of the initial values as sorted ``(selector, multiplier)``
         pairs, selected like ``TrainSpec.lr_scale`` (layer class or path pattern; multipliers
         compose; >= 0): ``{input = 1.41}`` rescales the first kernel, ``{readout = 0}`` starts
@@ -107,8 +110,18 @@ class InitSpec:
     bias: str = "zeros"
     bias_args: Options = ()
     scale: Options = ()
+    plugin: str = ""
 
     def __post_init__(self) -> None:
+        # a plug-in (``package.module:attribute``) is identified by its code too: version and file digest
+        from initbench.inits.registry import is_plugin, plugin_fingerprint
+
+        if not self.plugin and (is_plugin(self.name) or is_plugin(self.bias)):
+            try:
+                prints = [f"{t}={plugin_fingerprint(t)}" for t in (self.name, self.bias) if is_plugin(t)]
+            except ImportError:
+                prints = []  # validate() names the import failure in one line
+            object.__setattr__(self, "plugin", ";".join(prints))
         if isinstance(self.scale, dict):
             object.__setattr__(self, "scale", tuple(sorted(self.scale.items())))
         try:  # numpy or int multipliers: one form, one run_id (validate() names a bad one)
@@ -589,6 +602,8 @@ class RunSpec:
             del spec["parametrization"]
         if not self.train.eps_scale:  # likewise
             del spec["train"]["eps_scale"]
+        if not self.init.plugin:  # built-in initializers: run_ids as before plug-ins existed
+            del spec["init"]["plugin"]
         payload = json.dumps({"spec": spec, "numerics": NUMERICS_VERSION}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

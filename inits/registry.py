@@ -11,9 +11,14 @@ Experiments are TOML files, not a registry (``initbench.benchmarks.experiments``
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import importlib
+import importlib.metadata
 import inspect
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from initbench.inits.errors import UsageError, UsageTypeError, unknown_choice
@@ -431,13 +436,90 @@ def available(family: str | None = None) -> tuple[Entry, ...]:
     return tuple(e for e in _ENTRIES if e.family == family)
 
 
+PLUGIN = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+
+
+def is_plugin(name: object) -> bool:
+    """Whether ``name`` is a plug-in target ``package.module:attribute`` (a user's own initializer)."""
+    return isinstance(name, str) and PLUGIN.fullmatch(name) is not None
+
+
+def _attribute(target: str) -> Any:
+    module, _, path = target.partition(":")
+    try:
+        value: Any = importlib.import_module(module)
+    except ImportError as err:  # ModuleNotFoundError, or an import inside the user's module
+        raise UsageError(f"plug-in {target!r}: cannot import {module!r} ({type(err).__name__}: {err})") from err
+    for part in path.split("."):
+        if not hasattr(value, part):
+            raise UsageError(f"plug-in {target!r}: {module!r} has no attribute {path!r}")
+        value = getattr(value, part)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginEntry(Entry):
+    """A user's initializer factory named by its import target ``package.module:attribute``.
+
+    ``factory(**args)`` must return an initializer: an :class:`inits.Init`, or any
+    ``init(key, shape, dtype)`` (wrapped into an Init: shapes and dtypes checked as for the
+    built-ins; no target moments, so the variance check judges it as a structured init).
+    """
+
+    @property
+    def factory(self) -> Any:
+        """The user's factory, its result made an :class:`inits.Init` (imported on each use)."""
+        from initbench.inits._core import Init
+
+        original = _attribute(self.target)
+        if not callable(original):
+            raise UsageError(f"plug-in {self.target!r} is a {type(original).__name__}, not a factory of initializers")
+        target = self.target
+
+        @functools.wraps(original)
+        def make(*args: Any, **kwargs: Any) -> Any:
+            out = original(*args, **kwargs)
+            if isinstance(out, Init):
+                return out
+            if not callable(out):
+                raise UsageError(
+                    f"plug-in {target}(...) must return an initializer (an inits.Init or init(key, shape, dtype)), "
+                    f"got a {type(out).__name__}"
+                )
+            params = tuple(sorted(kwargs.items()))
+            return Init(target, params, lambda key, shape, dtype: out(key, shape, dtype))
+
+        return make
+
+
+def plugin_fingerprint(target: str) -> str:
+    """``version/sha`` of a plug-in: its distribution's version (``-`` if none) and its module file's digest.
+
+    Part of the run identity, so results stay honest when the plug-in's code changes.
+    """
+    module = importlib.import_module(target.partition(":")[0])
+    path = getattr(module, "__file__", None)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else "-"
+    top = module.__name__.split(".")[0]
+    try:
+        version = importlib.metadata.version(top)
+    except importlib.metadata.PackageNotFoundError:
+        version = "-"
+    return f"{version}/{digest}"
+
+
 def entry(name: str) -> Entry:
     """The registry entry for ``name``; unknown names list the choices and the closest match.
 
+    ``package.module:attribute`` names a user's factory (:class:`PluginEntry`), imported here.
+
     Raises:
       UsageError: unknown name, or the name of a model-level scheme (:data:`SCHEMES`), which no
-        per-tensor initializer can be.
+        per-tensor initializer can be; a plug-in that cannot be imported.
     """
+    if is_plugin(name):
+        _attribute(name)  # importable now, or one line
+        return PluginEntry(name, name, "plugin", "the plug-in's", name.partition(":")[0])
     if name in SCHEMES and name not in INITS:
         raise UsageError(
             f"{name} is {_SCHEME_NOTE}: call inits.{name}(model, variables, batch, ...), or give it as the init "

@@ -1,0 +1,103 @@
+"""A user's own initializer, named ``package.module:attribute``, through the registry, run, check and TOML."""
+
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from initbench import inits
+from initbench.benchmarks import cli
+from initbench.benchmarks.results import ResultStore
+from initbench.benchmarks.spec import InitSpec
+
+SOURCE = """
+import jax
+import jax.numpy as jnp
+from initbench import inits
+
+
+def scaled_orthogonal(gain=1.0):
+    return inits.orthogonal(gain=gain)
+
+
+def half_normal(stddev=0.1):
+    def init(key, shape, dtype=jnp.float32):
+        return jnp.abs(jax.random.normal(key, shape, dtype)) * stddev
+    return init
+
+
+def broken():
+    return 3
+
+
+not_a_factory = 3
+"""
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    name = f"userinits_{tmp_path.name.replace('-', '_')}"  # a fresh module per test (no stale import)
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(SOURCE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_a_plugin_factory_builds_an_init_or_wraps_a_jax_initializer(plugin):
+    ortho = inits.get(f"{plugin}:scaled_orthogonal", gain=2.0)
+    w = np.asarray(ortho(jax.random.key(0), (16, 16)))
+    np.testing.assert_allclose(w.T @ w, 4.0 * np.eye(16), atol=1e-4)  # the built-in's draws: an Init as returned
+    half = inits.get(f"{plugin}:half_normal", stddev=0.5)
+    assert isinstance(half, inits.Init) and repr(half) == f"{plugin}:half_normal(stddev=0.5)"
+    draw = half(jax.random.key(1), (64, 64))
+    assert draw.dtype == jnp.float32 and float(draw.min()) >= 0.0
+    np.testing.assert_array_equal(
+        np.asarray(draw), np.abs(np.asarray(jax.random.normal(jax.random.key(1), (64, 64)))) * 0.5
+    )
+    with pytest.raises(ValueError, match=r"takes kernels|shape must"):  # shapes checked as for the built-ins
+        half(jax.random.key(1), (3, -1))
+
+
+@pytest.mark.parametrize(
+    ("attribute", "message"),
+    [
+        (":nope", r"plug-in '{m}:nope': '{m}' has no attribute 'nope'"),
+        (":not_a_factory", r"plug-in '{m}:not_a_factory' is a int, not a factory of initializers"),
+        (":broken", r"plug-in {m}:broken\(...\) must return an initializer .* got a int"),
+    ],
+)
+def test_a_bad_plugin_is_one_line(plugin, attribute, message):
+    with pytest.raises(ValueError, match=message.format(m=plugin)) as err:
+        inits.get(plugin + attribute)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=r"plug-in 'no_such_module_anywhere:f': cannot import"):
+        inits.get("no_such_module_anywhere:f")
+
+
+def test_the_run_identity_follows_the_plugins_code(plugin, tmp_path):
+    before = InitSpec(f"{plugin}:half_normal")
+    (tmp_path / f"{plugin}.py").write_text(textwrap.dedent(SOURCE) + "\n# edited\n")
+    after = InitSpec(f"{plugin}:half_normal")
+    assert before.plugin.startswith(f"{plugin}:half_normal=-/") and before.plugin != after.plugin
+    assert InitSpec("he_normal").plugin == ""  # built-ins: no fingerprint, run_ids as before
+
+
+@pytest.mark.slow  # three short training runs and a check
+def test_a_plugin_runs_through_run_check_and_a_toml_experiment(plugin, tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["run", "--depth", "1", "--width", "8", "--steps", "2", "--seeds", "1", "--quiet", "--out", str(out)]
+    assert cli.main([*argv, "--init", f"{plugin}:half_normal(stddev=0.05),he_normal"]) == 0
+    table = ResultStore(out).read()
+    assert set(table["init"]) == {f"{plugin}:half_normal", "he_normal"}
+    assert cli.main(
+        ["check", "--no-write", "--depth", "6", "--width", "16", "--seeds", "2", "--init", f"{plugin}:half_normal"]
+    ) in (0, 1, 3)
+    toml = tmp_path / "exp.toml"
+    toml.write_text(
+        f'seeds = 1\ninit = [{{name = "{plugin}:scaled_orthogonal", gain = [1.0, 2.0]}}]\n'
+        '[model]\nfamily = "mlp"\ndepth = 1\nwidth = 8\nactivation = "tanh"\n'
+        '[data]\nname = "digits"\nbatch_size = 32\n[train]\noptimizer = "sgd"\nlr = 0.05\nsteps = 2\neval_every = 1\n'
+    )
+    assert cli.main(["run", str(toml), "--quiet", "--out", str(tmp_path / "t")]) == 0
+    assert len(set(ResultStore(tmp_path / "t").read()["run_id"])) == 2
