@@ -101,6 +101,14 @@ def _int_at_least(minimum: int, what: str):
 _positive = _int_at_least(1, "positive")
 
 
+def _seconds(value: str) -> int:
+    """A positive whole number of seconds that JAX's distributed runtime takes (an int32)."""
+    n = _positive(value)
+    if n > 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"expected at most 2147483647 seconds, got {value!r}")
+    return n
+
+
 _nonnegative = _int_at_least(0, "non-negative")
 
 
@@ -570,13 +578,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--single-process", action="store_true", help="ignore a detected cluster environment")
     g.add_argument(
         "--heartbeat-timeout",
-        type=_positive,
+        type=_seconds,
         default=60,
         help="seconds of silence after which a process counts as dead (default 60)",
     )
     g.add_argument(
         "--join-timeout",
-        type=_positive,
+        type=_seconds,
         default=300,
         help="seconds to wait for every process to join the job (default 300)",
     )

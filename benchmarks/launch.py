@@ -54,6 +54,10 @@ def _exit_code(code: int) -> int:
     return 128 - code if code < 0 else code  # killed by signal k: 128 + k, as a shell reports it
 
 
+MAX_PROCESSES = 256
+MAX_DEVICES_PER_PROCESS = 1024
+
+
 def launch(
     n: int,
     argv: Sequence[str],
@@ -78,6 +82,13 @@ def launch(
     """
     if n < 1:
         raise UsageError(f"launch needs at least 1 process, got {n}")
+    if n > MAX_PROCESSES:  # one machine's processes: a larger count is a typo (each starts a JAX runtime)
+        raise UsageError(f"launch starts at most {MAX_PROCESSES} local processes, got {n}")
+    if devices_per_process is not None and not 1 <= devices_per_process <= MAX_DEVICES_PER_PROCESS:
+        raise UsageError(
+            f"--devices-per-process must be in 1..{MAX_DEVICES_PER_PROCESS} (forced CPU devices), got "
+            f"{devices_per_process}"
+        )
     if port is not None and not 1 <= port <= 65535:
         raise UsageError(f"--port must be in 1..65535, got {port}")
     cmds = commands(n, argv, port or free_port(), python=python)

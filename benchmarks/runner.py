@@ -194,7 +194,12 @@ def run_experiment(
         mid-training, bitwise (single-process jobs; :func:`train_cohort`). Checkpoints of chunks
         whose runs are all in the directory are removed at the end.
     """
-    if checkpoint_every_s is not None and not (checkpoint_every_s >= 0 and math.isfinite(checkpoint_every_s)):
+    if checkpoint_every_s is not None and not (
+        isinstance(checkpoint_every_s, int | float)
+        and not isinstance(checkpoint_every_s, bool)
+        and math.isfinite(checkpoint_every_s)
+        and checkpoint_every_s >= 0
+    ):
         raise UsageError(f"checkpoint_every_s must be a finite number >= 0 or None, got {checkpoint_every_s!r}")
     _check_arguments(out, overrides, only, devices, max_members, progress)
     if overrides is not None:  # numpy scalars as the Python numbers they are (np.int64(2) is a step count)

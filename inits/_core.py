@@ -70,7 +70,9 @@ class Init:
     any_dtype: bool = False
     reach: Callable[[np.dtype], float | None] | None = None
     limits: Callable[[tuple[int, ...], np.dtype], None] | None = None
-    _call: Any = dataclasses.field(default=None, repr=False)  # (factory, args, kwargs): see :func:`recipe`
+    # (factory, args, kwargs): see :func:`recipe`; not an __init__ argument, so dataclasses.replace drops it
+    # (a replaced Init is not its factory's call any more: it refuses pickling instead of pickling stale)
+    _call: Any = dataclasses.field(default=None, repr=False, init=False)
 
     def __post_init__(self) -> None:
         if self.dtype is not None:  # a bad default dtype fails when the factory is called, not later
@@ -132,7 +134,10 @@ class Init:
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as the factory call that made it (the sampler is a closure): pickle, copy, multiprocessing."""
         if self._call is None:
-            raise TypeError(f"{self!r} cannot be pickled: it was built with Init(...), not by an initbench factory")
+            raise TypeError(
+                f"{self!r} cannot be pickled: it was built with Init(...) or changed by dataclasses.replace, "
+                "not made by an initbench factory"
+            )
         factory, args, kwargs = self._call
         return (_remake, (factory, args, kwargs))
 

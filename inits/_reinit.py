@@ -51,6 +51,8 @@ def reinit(tree: Any, key: jax.Array, rules: Mapping[str, Callable[..., jax.Arra
       UsageError: a rule that matches no leaf (named, with some of the paths there are), an
         initializer that is not callable, or no rules.
     """
+    if not isinstance(rules, Mapping):
+        raise UsageError(f"reinit: rules must be a mapping {{pattern: initializer}}, got {rules!r}")
     if not rules:
         raise UsageError("reinit: give at least one {pattern: initializer} rule")
     for pattern, init in rules.items():
@@ -60,6 +62,10 @@ def reinit(tree: Any, key: jax.Array, rules: Mapping[str, Callable[..., jax.Arra
     paths = [leaf_path(p) for p, _ in flat]
     chosen = [next((p for p in rules if fnmatch.fnmatchcase(path, p)), None) for path in paths]
     unused = [p for p in rules if p not in chosen]
+    for pattern in unused:
+        shadowed = [q for q in rules if q != pattern and any(fnmatch.fnmatchcase(path, pattern) for path in paths)]
+        if shadowed:
+            raise UsageError(f"reinit: pattern {pattern!r} is shadowed: every leaf it matches takes an earlier rule")
     if unused:
         shown = ", ".join(paths[:6]) + (", ..." if len(paths) > 6 else "")
         raise UsageError(f"reinit: pattern(s) {', '.join(map(repr, unused))} match no leaf; the paths are: {shown}")
@@ -68,6 +74,12 @@ def reinit(tree: Any, key: jax.Array, rules: Mapping[str, Callable[..., jax.Arra
         if rule is None:
             leaves.append(leaf)
             continue
+        if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+            raise UsageError(f"reinit: leaf {path!r} is a {type(leaf).__name__}, not an array: nothing to draw")
         k = jax.random.fold_in(key, zlib.crc32(path.encode()) & 0x7FFFFFFF)
-        leaves.append(rules[rule](k, leaf.shape, leaf.dtype))
+        new = rules[rule](k, leaf.shape, leaf.dtype)
+        if getattr(new, "shape", None) != leaf.shape or getattr(new, "dtype", None) != leaf.dtype:
+            got = f"{getattr(new, 'shape', None)} {getattr(new, 'dtype', type(new).__name__)}"
+            raise UsageError(f"reinit: rule {rule!r} drew {got} for leaf {path!r}, which is {leaf.shape} {leaf.dtype}")
+        leaves.append(new)
     return jax.tree_util.tree_unflatten(treedef, leaves)

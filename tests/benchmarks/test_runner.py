@@ -942,6 +942,8 @@ def test_kill_9_mid_cohort_resumes_from_the_checkpoint_to_the_uninterrupted_tabl
         ({"out": None}, "out must be a directory path (str or Path), got None"),
         ({"only": {"init": "he_normal"}}, "only must be a mapping {field: [values, ...]} (lists, not strings)"),
         ({"checkpoint_every_s": -1.0}, "checkpoint_every_s must be a finite number >= 0 or None, got -1.0"),
+        ({"checkpoint_every_s": "off"}, "checkpoint_every_s must be a finite number >= 0 or None, got 'off'"),
+        ({"checkpoint_every_s": True}, "checkpoint_every_s must be a finite number >= 0 or None, got True"),
     ],
 )
 def test_the_python_run_api_checks_its_arguments_as_the_command_line_does(kwargs, message, tmp_path):

@@ -165,5 +165,11 @@ def test_an_init_built_by_hand_refuses_pickling_in_one_line():
     import pickle
 
     hand = inits.Init("mine", (), lambda key, shape, dtype: jnp.zeros(shape, dtype))
-    with pytest.raises(TypeError, match=r"mine\(\) cannot be pickled: it was built with Init\(...\), not by an"):
+    with pytest.raises(TypeError, match=r"mine\(\) cannot be pickled: it was built with Init\(...\) or changed by"):
         pickle.dumps(hand)
+    # a factory's Init changed by dataclasses.replace is no longer its factory's call: refused, never stale
+    import dataclasses
+
+    changed = dataclasses.replace(inits.normal(0.1), dtype=jnp.float16)
+    with pytest.raises(TypeError, match=r"changed by dataclasses.replace, not made by an initbench factory"):
+        pickle.dumps(changed)

@@ -66,6 +66,12 @@ def test_an_nnx_state_round_trips_into_its_module():
         ({"kernel": inits.zeros()}, r"pattern\(s\) 'kernel' match no leaf"),  # a path is matched whole
         ({}, r"reinit: give at least one"),
         ({"*kernel": "he_normal"}, r"reinit: a rule is 'pattern': initializer, got '\*kernel': 'he_normal'"),
+        ([("*kernel", inits.zeros())], r"reinit: rules must be a mapping \{pattern: initializer\}"),
+        ({"*": inits.zeros(), "head/*": inits.ones()}, r"reinit: pattern 'head/\*' is shadowed: every leaf it matches"),
+        (
+            {"head/dense/kernel": lambda k, s, d: jnp.zeros((2, 2), jnp.int8)},
+            r"reinit: rule 'head/dense/kernel' drew \(2, 2\) int8 for leaf 'head/dense/kernel', which is \(16, 3\)",
+        ),
     ],
 )
 def test_bad_rules_are_one_line(params, rules, message):
@@ -78,3 +84,8 @@ def test_linen_variables_carry_the_collection_in_the_path():
     variables = nn.Dense(2).init(jax.random.key(0), jnp.ones((1, 3)))
     new = inits.reinit(variables, KEY, {"params/bias": inits.ones()})
     np.testing.assert_array_equal(np.asarray(new["params"]["bias"]), np.ones(2, np.float32))
+
+
+def test_a_leaf_that_is_no_array_is_named():
+    with pytest.raises(ValueError, match=r"reinit: leaf 'kernel' is a float, not an array: nothing to draw"):
+        inits.reinit({"kernel": 1.5}, KEY, {"kernel": inits.zeros()})
