@@ -645,8 +645,14 @@ def _check_fits_memory(net: Any, x0: jax.Array, batch_size: int, seeds: int, dty
     except UsageError:
         return  # an initializer that cannot initialize this model: the validation that follows says so
 
-    per_example = sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(shapes))
-    need = 3 * per_example * batch_size * seeds * (8 if dtype == "float64" else 4)  # forward, backward, probes
+    _, variables = shapes
+    sown = variables.get("intermediates", {})  # per example: every layer's pre-activation and activation
+    per_example = sum(math.prod(a.shape[1:]) for a in jax.tree_util.tree_leaves(sown))
+    weights = sum(
+        math.prod(a.shape) for k, v in variables.items() if k != "intermediates" for a in jax.tree_util.tree_leaves(v)
+    )
+    # forward, backward and the probes' copies of the activations, and each seed's weights and their gradients
+    need = (3 * per_example * batch_size + 2 * weights) * seeds * (8 if dtype == "float64" else 4)
     try:
         ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
