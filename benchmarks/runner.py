@@ -410,7 +410,7 @@ def _load_datasets(specs: Sequence[RunSpec], data_dir: str | None) -> dict[tuple
         key = (spec.data.name, spec.data.extra)
         if key not in datasets:
             opts = dict(spec.data.extra)
-            if not data_lib.DATASETS[spec.data.name].offline and data_dir:
+            if not data_lib.entry(spec.data.name).offline and data_dir:
                 opts["data_dir"] = data_dir
             datasets[key] = data_lib.load(spec.data.name, **opts)
     return datasets

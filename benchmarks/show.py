@@ -55,7 +55,7 @@ def _params(spec: Any, cache: dict) -> int | None:
     key = (spec.model, spec.architecture, spec.data.name, spec.data.extra)
     if key not in cache:
         rough = (spec.model.depth or 1) * (spec.model.width or 1) ** 2
-        if not data_lib.DATASETS[spec.data.name].offline or rough > 1e10:  # unprepared, or absurdly large
+        if not data_lib.entry(spec.data.name).offline or rough > 1e10:  # unprepared, or absurdly large
             cache[key] = None
         else:
             import jax
@@ -90,7 +90,7 @@ def _check(specs: Sequence[Any], source: str) -> None:
     from initbench.benchmarks import data as data_lib
     from initbench.benchmarks.runner import _check_models, _load_datasets
 
-    offline = [s for s in specs if data_lib.DATASETS[s.data.name].offline]
+    offline = [s for s in specs if data_lib.entry(s.data.name).offline]
     if offline:
         _check_models(offline, _load_datasets(offline, None), source)
 

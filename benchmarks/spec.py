@@ -250,12 +250,24 @@ class DataSpec:
       batch_size: Examples per step.
       extra: Loader options as sorted pairs (``options(n_train=2000)``).
       eval_examples: Cap on test examples evaluated at each eval point (None: all).
+      plugin: For a plug-in loader (``package.module:attribute``), its distribution version and
+        module digest (set on construction, part of the run_id); empty for the registered datasets.
     """
 
     name: str
     batch_size: int = 128
     extra: Options = ()
     eval_examples: int | None = None
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        from initbench.inits.registry import is_plugin, plugin_fingerprint
+
+        if not self.plugin and is_plugin(self.name):
+            try:
+                object.__setattr__(self, "plugin", plugin_fingerprint(self.name))
+            except ImportError:
+                pass  # the dataset check names the import failure in one line
 
 
 def check_lr_scale(rules: Any, field: str = "lr_scale", *, zero: bool = False) -> Options:
@@ -604,6 +616,8 @@ class RunSpec:
             del spec["train"]["eps_scale"]
         if not self.init.plugin:  # built-in initializers: run_ids as before plug-ins existed
             del spec["init"]["plugin"]
+        if not self.data.plugin:  # likewise for the registered datasets
+            del spec["data"]["plugin"]
         payload = json.dumps({"spec": spec, "numerics": NUMERICS_VERSION}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -10,5 +10,7 @@ from __future__ import annotations
 from initbench.benchmarks.data.base import DATASETS as DATASETS
 from initbench.benchmarks.data.base import Dataset as Dataset
 from initbench.benchmarks.data.base import DataUnavailable as DataUnavailable
+from initbench.benchmarks.data.base import as_dataset as as_dataset
 from initbench.benchmarks.data.base import check_options as check_options
+from initbench.benchmarks.data.base import entry as entry
 from initbench.benchmarks.data.base import load as load

@@ -167,13 +167,101 @@ DATASETS: Registry[DatasetEntry] = Registry(
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class PluginDatasetEntry(DatasetEntry):
+    """A user's dataset loader named by its import target ``package.module:attribute``.
+
+    ``loader(**options)`` returns a :class:`Dataset`, or a mapping with ``x_train``, ``y_train``,
+    ``x_test``, ``y_test``, ``num_classes`` (and optionally ``description``): checked and converted
+    by :func:`as_dataset` (float32 inputs, int32 labels in ``[0, num_classes)``, finite values).
+    """
+
+    @property
+    def loader(self) -> Callable[..., Dataset]:
+        """The user's loader, its result checked and made a :class:`Dataset`."""
+        from initbench.inits.registry import _attribute
+
+        original = _attribute(self.target)
+        if not callable(original):
+            raise UsageError(f"plug-in {self.target!r} is a {type(original).__name__}, not a dataset loader")
+        target = self.target
+
+        @functools.wraps(original)
+        def load(**options: Any) -> Dataset:
+            return as_dataset(target, original(**options))
+
+        return load
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Options the loader accepts (its keyword parameters)."""
+        from initbench.inits.registry import _attribute
+
+        return tuple(inspect.signature(_attribute(self.target)).parameters)
+
+
+def as_dataset(name: str, out: Any) -> Dataset:
+    """A plug-in loader's result as a checked :class:`Dataset` named ``name`` (one-line errors)."""
+    if isinstance(out, Dataset):
+        fields = {k: getattr(out, k) for k in ("x_train", "y_train", "x_test", "y_test", "num_classes")}
+        fields["description"] = out.description
+    elif isinstance(out, dict):
+        missing = [k for k in ("x_train", "y_train", "x_test", "y_test", "num_classes") if k not in out]
+        if missing:
+            raise UsageError(f"dataset plug-in {name}: its result lacks {', '.join(missing)}")
+        fields = {**out, "description": str(out.get("description", f"plug-in {name}"))}
+    else:
+        raise UsageError(
+            f"dataset plug-in {name} must return a Dataset or a dict of x_train, y_train, x_test, y_test, "
+            f"num_classes; got a {type(out).__name__}"
+        )
+    classes = fields["num_classes"]
+    if isinstance(classes, bool) or not isinstance(classes, int | np.integer) or classes < 2:
+        raise UsageError(f"dataset plug-in {name}: num_classes must be an integer >= 2, got {classes!r}")
+    arrays = {}
+    for split in ("train", "test"):
+        x, y = np.asarray(fields[f"x_{split}"]), np.asarray(fields[f"y_{split}"])
+        if x.ndim < 2 or x.shape[0] < 1 or y.shape != (x.shape[0],):
+            raise UsageError(
+                f"dataset plug-in {name}: x_{split} must be (n, ...) with n >= 1 and y_{split} (n,), got "
+                f"{x.shape} and {y.shape}"
+            )
+        if not (np.issubdtype(x.dtype, np.number) and np.isfinite(x).all()):
+            raise UsageError(f"dataset plug-in {name}: x_{split} must hold finite numbers")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= classes:
+            raise UsageError(f"dataset plug-in {name}: y_{split} must be integer classes in [0, {classes})")
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = x.astype(np.float32), y.astype(np.int32)
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise UsageError(
+            f"dataset plug-in {name}: train and test examples differ in shape: {arrays['x_train'].shape[1:]} vs "
+            f"{arrays['x_test'].shape[1:]}"
+        )
+    return Dataset(name=name, num_classes=int(classes), description=fields["description"], **arrays)
+
+
+def entry(name: str) -> DatasetEntry:
+    """The dataset registry's entry for ``name``, or a plug-in's (``package.module:attribute``, imported here)."""
+    from initbench.inits.registry import _attribute, is_plugin
+
+    if is_plugin(name):
+        _attribute(name)
+        return PluginDatasetEntry(name, name, f"plug-in {name}", True)
+    return DATASETS[name]
+
+
 def check_options(name: str, options: dict[str, Any]) -> DatasetEntry:
     """Validates a dataset name and its options before loading."""
-    entry = DATASETS[name]
-    bad = sorted(set(options) - set(entry.options))
+    found = entry(name)
+    if isinstance(found, PluginDatasetEntry):
+        from initbench.inits.registry import _attribute
+
+        params = inspect.signature(_attribute(name)).parameters
+        if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return found
+    bad = sorted(set(options) - set(found.options))
     if bad:
-        raise UsageError(f"dataset {name} has no option(s) {', '.join(bad)}; valid options: {', '.join(entry.options)}")
-    return entry
+        raise UsageError(f"dataset {name} has no option(s) {', '.join(bad)}; valid options: {', '.join(found.options)}")
+    return found
 
 
 def load(name: str, **options: Any) -> Dataset:

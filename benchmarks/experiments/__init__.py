@@ -434,7 +434,8 @@ def _check_override_keys(overrides: Mapping[str, Any]) -> None:
                 ),
             ]
             raise _unknown("command line", key, every)
-        _field_axis("command line", section, field, value, {})
+        owner = overrides.get("data.name") if section == "data" else None
+        _field_axis("command line", section, field, value, {"name": owner} if _is_plugin(owner) else {})
 
 
 def _check_zip_conflicts(doc: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
@@ -512,6 +513,30 @@ def _model_options() -> dict[str, dict[str, FieldType]]:
 
 
 @functools.lru_cache(maxsize=1)
+def _is_plugin(name: Any) -> bool:
+    from initbench.inits.registry import is_plugin
+
+    return is_plugin(name)
+
+
+def _plugin_data_options(source: str, target: str) -> dict[str, FieldType]:
+    """A plug-in dataset loader's options, typed from its signature (imported here: one line if it cannot be)."""
+    from initbench.benchmarks.data import entry
+
+    try:
+        entry(target)
+    except UsageError as err:
+        raise UsageError(f"{source}: {first_line(err)}") from None
+    from initbench.inits.registry import _attribute
+
+    params = inspect.signature(_attribute(target)).parameters
+    return {
+        n: _field_type(p.annotation, p.default if p.default is not inspect.Parameter.empty else NO_DEFAULT)
+        for n, p in params.items()
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
+
+
 def _data_options() -> dict[str, dict[str, FieldType]]:
     """Dataset -> {option: FieldType}."""
     from initbench.benchmarks.data import DATASETS
@@ -662,6 +687,8 @@ def _field_axis(source: str, section: str, key: str, value: Any, entry: Mapping[
         return _axis(source, path, value, kind=core[key])
     options = _model_options() if section == "model" else _data_options()
     owner = entry.get("family" if section == "model" else "name")
+    if section == "data" and _is_plugin(owner):  # a user's loader: its own keyword parameters
+        options = {**options, owner: _plugin_data_options(source, owner)}
     if isinstance(owner, str) and owner in options:  # the entry's own family or dataset decides
         if key not in options[owner]:
             what = f"model {owner}" if section == "model" else f"dataset {owner}"
@@ -858,6 +885,8 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
         # an option at its default is the same run as the option left out (one run_id)
         model = {k: v for k, v in model.items() if v != model_opts[family][k].default}
         dname = data.pop("name", "digits")
+        if dname not in data_opts and _is_plugin(dname):
+            data_opts = {**data_opts, dname: _plugin_data_options(source, dname)}
         if dname not in data_opts:
             raise _unknown(source, dname, data_opts, what="dataset")
         batch, evals = data.pop("batch_size", 128), data.pop("eval_examples", None)

@@ -1,4 +1,4 @@
-"""A user's own initializer, named ``package.module:attribute``, through the registry, run, check and TOML."""
+"""A user's own initializer and dataset (``package.module:attribute``) through the registries, run, check, TOML."""
 
 import textwrap
 
@@ -33,6 +33,23 @@ def broken():
 
 
 not_a_factory = 3
+
+
+def blobs(n: int = 60, dim: int = 6, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, dim)) + y[:, None]
+    half = n // 2
+    return {"x_train": x[:half], "y_train": y[:half], "x_test": x[half:], "y_test": y[half:], "num_classes": 3}
+
+
+def bad_labels():
+    import numpy as np
+
+    x, y = np.zeros((4, 2)), np.array([0, 1, 5, 0])
+    return {"x_train": x, "y_train": y, "x_test": x[:2], "y_test": y[:2], "num_classes": 3}
 """
 
 
@@ -101,3 +118,26 @@ def test_a_plugin_runs_through_run_check_and_a_toml_experiment(plugin, tmp_path,
     )
     assert cli.main(["run", str(toml), "--quiet", "--out", str(tmp_path / "t")]) == 0
     assert len(set(ResultStore(tmp_path / "t").read()["run_id"])) == 2
+
+
+def test_a_plugin_dataset_loads_checked_and_typed(plugin):
+    from initbench.benchmarks import data
+
+    ds = data.load(f"{plugin}:blobs", n=40, dim=5)
+    assert ds.name == f"{plugin}:blobs" and ds.input_shape == (5,) and ds.num_classes == 3
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32 and len(ds.y_test) == 20
+    with pytest.raises(ValueError, match=rf"dataset plug-in {plugin}:bad_labels: y_train must be integer classes in"):
+        data.load(f"{plugin}:bad_labels")
+    with pytest.raises(ValueError, match=rf"dataset {plugin}:blobs has no option\(s\) nope; valid options: n, dim"):
+        data.load(f"{plugin}:blobs", nope=1)
+
+
+@pytest.mark.slow  # a short training run on the plug-in's data
+def test_a_plugin_dataset_trains_from_the_command_line_with_its_options(plugin, tmp_path, capsys):
+    out = tmp_path / "d"
+    argv = ["run", "--depth", "1", "--width", "8", "--steps", "2", "--seeds", "1", "--batch-size", "8", "--quiet"]
+    assert cli.main([*argv, "--dataset", f"{plugin}:blobs", "--dataset-args", "n=50,dim=4", "--out", str(out)]) == 0
+    table = ResultStore(out).read()
+    assert set(table["dataset"]) == {f"{plugin}:blobs"}
+    assert cli.main([*argv, "--dataset", f"{plugin}:blobs", "--dataset-args", "bad=1", "--out", str(out)]) == 2
+    assert f"dataset {plugin}:blobs: unknown field 'bad'; valid: batch_size, dim" in capsys.readouterr().err
