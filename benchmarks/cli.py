@@ -198,9 +198,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.num_processes,
         args.process_id,
         auto=not args.single_process,
-        heartbeat_timeout_s=args.heartbeat_timeout,
-        init_timeout_s=args.join_timeout,
+        heartbeat_timeout_s=args.heartbeat_timeout or distributed.DEFAULT_HEARTBEAT_TIMEOUT_S,
+        init_timeout_s=args.join_timeout or 300,
     )
+    moot = [f for f, v in (("--heartbeat-timeout", args.heartbeat_timeout), ("--join-timeout", args.join_timeout)) if v]
+    if proc.count == 1 and moot:  # never a silently ignored option
+        raise UsageError(f"{moot[0]} applies to a multi-process job; this run is a single process")
     try:
         return _run(args, proc)
     except BaseException as err:
@@ -586,13 +589,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--heartbeat-timeout",
         type=_seconds,
-        default=60,
         help="seconds of silence after which a process counts as dead (default 60)",
     )
     g.add_argument(
         "--join-timeout",
         type=_seconds,
-        default=300,
         help="seconds to wait for every process to join the job (default 300)",
     )
     p.set_defaults(func=_cmd_run)

@@ -22,6 +22,7 @@ from initbench.inits._core import (
     check_bounds,
     check_resolvable,
     check_scale,
+    check_spread,
     check_symmetric_bounds,
     complex_truncated_normal,
     concrete,
@@ -120,6 +121,8 @@ def constant(value: Any, dtype: Any = None) -> Init:
             raise UsageError(f"constant: value must be a number or an array, got {value!r}") from None
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
             raise UsageError(f"constant: value must be a number or an array of numbers, got {value!r}")
+        if np.issubdtype(arr.dtype, np.inexact) and np.isnan(arr).any():  # inf is a value; nan is none
+            raise UsageError(f"constant: value must not be nan, got {value!r}")
         if arr.ndim == 0 and not np.iscomplexobj(arr) and math.isfinite(float(arr)):
             fixed = float(arr)
 
@@ -179,6 +182,7 @@ def normal(stddev: Any = 1e-2, dtype: Any = None, *, mean: Any = 0.0) -> Init:
 
     def limits(shape: tuple[int, ...], dtype: np.dtype) -> None:
         check_scale("normal", "stddev", sd, dtype)
+        check_spread("normal", sd, mu, dtype)
 
     params = (("stddev", provenance(sd)), ("mean", provenance(mu)))
     return Init("normal", params, sample, moments, dtype=dtype, complex_ok=True, reach=reach, limits=limits)
@@ -289,6 +293,7 @@ def truncated_normal(
 
     def limits(shape: tuple[int, ...], dtype: np.dtype) -> None:
         check_scale("truncated_normal", "stddev", sd, dtype)
+        check_spread("truncated_normal", sd, mu, dtype)
         if not is_complex(dtype):
             check_resolvable(lower, upper, "truncated_normal", wide(dtype))
 

@@ -374,6 +374,22 @@ def check_scale(what: str, name: str, value: float | None, dtype: np.dtype) -> N
         )
 
 
+def check_spread(what: str, stddev: float | None, mean: float | None, dtype: Any) -> None:
+    """Refuses a spread the dtype cannot resolve at the mean (``normal(0.1, mean=6.5e4)`` in float16: one value).
+
+    The draws are rounded to ``dtype`` around the mean; a spacing there above ``stddev / 8``
+    leaves a few distinct values and a variance off by more than about 0.1%.
+    """
+    if stddev is None or mean is None or stddev == 0 or is_complex(dtype) or not jnp.issubdtype(dtype, jnp.floating):
+        return
+    spacing = float(jnp.finfo(dtype).eps) * abs(mean)  # the gap between neighbouring numbers near the mean
+    if spacing > stddev / 8:
+        raise UsageError(
+            f"{what}: {np.dtype(dtype).name} resolves only {spacing:.3g} near the mean {mean:g}, more than "
+            f"stddev {stddev:g} / 8: the draws would lose their spread; use a wider dtype or a smaller mean"
+        )
+
+
 def check_resolvable(lower: float, upper: float, what: str, dtype: np.dtype, steps: int = 256) -> None:
     r"""Refuses truncation bounds whose interval the draw dtype cannot resolve.
 

@@ -442,6 +442,7 @@ def test_more_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
         (["launch", "-n", "1", "--devices-per-process", "100000000", "--", "run"], "--devices-per-process must be in"),
         (["launch", "-n", "100000", "--", "run"], "launch starts at most 256 local processes, got 100000"),
         (["run", "--join-timeout", "2147483648"], "argument --join-timeout: expected at most 2147483647 seconds"),
+        (["run", "--join-timeout", "5", "--single-process"], "--join-timeout applies to a multi-process job; this"),
         (["run", "--heartbeat-timeout", "99999999999999999999"], "argument --heartbeat-timeout: expected at most"),
         (["check", "--depth", "3", "--depth", "4"], "argument --depth: given more than once"),
     ]:

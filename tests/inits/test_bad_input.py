@@ -133,7 +133,7 @@ def test_errors_raise_before_sampling_under_jit():
         (lambda: inits.normal(1e6), jnp.float32, None),
         # the Gaussian's tails: 60000 x 5.42 (float32 draws, rounded to float16) overflows 65504
         (lambda: inits.normal(6e4), jnp.float16, r"normal: with stddev = 60000, mean = 0 draws reach about 3.26e\+05"),
-        (lambda: inits.normal(100.0, mean=6.5e4), jnp.float16, r"draws reach about 6.55e\+04, beyond float16's"),
+        (lambda: inits.normal(2000.0, mean=6e4), jnp.float16, r"draws reach about 7.09e\+04, beyond float16's"),
         (lambda: inits.normal(1.2e4), jnp.float16, None),  # 12000 x 5.43 < 65504
         # bfloat16 is no numpy inexact type: checked all the same
         (lambda: inits.normal(1e38), jnp.bfloat16, r"draws reach about 5.43e\+38, beyond bfloat16's largest finite"),
@@ -195,3 +195,16 @@ def test_a_complex_constant_in_a_real_dtype_is_refused():
     with pytest.raises(ValueError, match=r"constant: value \(1\+1j\) is complex and the dtype float32 is not"):
         inits.constant(1 + 1j)(KEY, (2, 2))  # was a ComplexWarning, then a TypeError from inside jax
     np.testing.assert_array_equal(np.asarray(inits.constant(1 + 1j)(KEY, (2,), jnp.complex64)), [1 + 1j, 1 + 1j])
+
+
+def test_a_spread_the_dtype_cannot_resolve_at_the_mean_and_a_nan_constant_are_refused():
+    with pytest.raises(
+        ValueError, match=r"normal: float16 resolves only 63.5 near the mean 65000, more than stddev 0.1"
+    ):
+        inits.normal(0.1, mean=6.5e4)(KEY, (4, 4), jnp.float16)  # every weight was 65000
+    with pytest.raises(ValueError, match=r"truncated_normal: bfloat16 resolves only"):
+        inits.truncated_normal(0.01, mean=1.0)(KEY, (4, 4), jnp.bfloat16)
+    assert float(jnp.std(inits.normal(0.1, mean=1.0)(KEY, (64, 64), jnp.float16).astype(jnp.float32))) > 0.09
+    with pytest.raises(ValueError, match=r"constant: value must not be nan, got nan"):
+        inits.constant(float("nan"))
+    assert bool(jnp.isinf(inits.constant(float("inf"))(KEY, (2,))).all())  # an infinite constant is a value
