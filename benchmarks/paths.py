@@ -1,4 +1,4 @@
-"""Filesystem checks made before any work (light: no JAX, no pandas)."""
+"""Machine facts checked before any work: writable folders, the host's memory (light: no JAX, no pandas)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,11 @@ def can_write_in(directory: str | Path) -> bool:
     os.close(fd)
     os.unlink(name)
     return True
+
+
+def host_memory() -> int:
+    """Bytes of physical memory of this host (8 GiB where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30

@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import hashlib
 import math
-import os
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from initbench import models
 from initbench.benchmarks import checkpoint as ckpt
 from initbench.benchmarks.data import Dataset
 from initbench.benchmarks.groups import lr_scale_tree
+from initbench.benchmarks.paths import host_memory
 from initbench.benchmarks.spec import EPS_OPTIMIZERS, HYPER_PARAMETERS, NUMERICS_VERSION, RunSpec, TrainSpec
 from initbench.inits.errors import UsageError, first_line, positive_int
 
@@ -686,11 +686,7 @@ def memory_budget(devices: Sequence[jax.Device]) -> int:
     stats = local[0].memory_stats() if local[0].platform != "cpu" else None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"] * 0.5)
-    try:
-        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        ram = 8 << 30
-    return int(ram * 0.25 / max(1, len(local)))
+    return int(host_memory() * 0.25 / max(1, len(local)))
 
 
 def members_per_device(
@@ -724,10 +720,7 @@ def _device_limit(device: jax.Device) -> int:
     stats = device.memory_stats() if device.platform != "cpu" else None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"])
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        return 8 << 30
+    return host_memory()
 
 
 def segment_bytes(spec: RunSpec, dataset: Dataset, program: _Program, members: int, mesh: Mesh) -> int:

@@ -54,7 +54,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from initbench.benchmarks.analysis import propagation, theory
+from initbench.benchmarks.paths import host_memory
 from initbench.inits.errors import UsageError, first_line, positive_int
 
 SIGNALS = ("forward", "backward", "jacobian")
@@ -653,10 +653,7 @@ def _check_fits_memory(net: Any, x0: jax.Array, batch_size: int, seeds: int, dty
     )
     # forward, backward and the probes' copies of the activations, and each seed's weights and their gradients
     need = (3 * per_example * batch_size + 2 * weights) * seeds * (8 if dtype == "float64" else 4)
-    try:
-        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        ram = 8 << 30
+    ram = host_memory()
     if need > ram // 2:
         raise UsageError(
             f"the check needs about {need / 2**30:.3g} GiB ({seeds:,} seeds x batch {batch_size:,} through every "

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from initbench.benchmarks.paths import host_memory
 from initbench.inits.errors import UsageError
 from initbench.inits.registry import Registry, resolve
 
@@ -279,10 +279,7 @@ def check_fits(name: str, rows: int, cols: int, what: str, field: str | None = N
     Called before drawing, so an absurd size is one line, not an abort or a swapping machine.
     """
     need = _COPIES * 4 * rows * cols
-    try:
-        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        ram = 8 << 30
+    ram = host_memory()
     if need > ram // 2:
         raise UsageError(
             f"{name}: {what} ({rows:,} x {cols:,}) need about {need / 2**30:.3g} GiB to generate, more than "

@@ -53,6 +53,16 @@ def table(path):
     return df.sort_values(KEYS).reset_index(drop=True)
 
 
+def reap(procs: list[subprocess.Popen]) -> None:
+    """Kills and waits for every process still running and closes its pipe (none outlives its test)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
 def launch_cmd(n: int, argv: list[str], **kw) -> list[str]:
     extra = [f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]
     return [sys.executable, "-m", "initbench.benchmarks.cli", "launch", "-n", str(n), *extra, "--", *argv]
@@ -123,12 +133,7 @@ def test_killed_process_stops_the_other_and_the_rerun_resumes(tmp_path):
         assert "rerun the same command to resume" in last
         procs[1].communicate()
     finally:  # a failed assertion must not leave a process behind (its warnings would fail the next test)
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            if proc.stderr:
-                proc.stderr.close()
+        reap(procs)
     partial = set(store.read()["run_id"])
     assert 0 < len(partial) < 24
     # rerun: trains only what is missing, and the table is whole
@@ -169,12 +174,7 @@ def test_losing_process_0_ends_the_survivor_in_one_line(tmp_path):
         assert last.startswith("initbench: error (process 1 of 2): another process of this job failed"), last
         assert last.endswith("rerun the same command to resume")
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            if proc.stderr:
-                proc.stderr.close()
+        reap(procs)
 
 
 @pytest.mark.slow
