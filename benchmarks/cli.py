@@ -503,7 +503,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if smoke:
         print(
             "smoke scale: each reproduction's pipeline on toy sizes in seconds; its pass/fail lines exercise the "
-            "checks and judge no claim (use --scale cpu for verdicts); exit 0 when it runs through"
+            "checks and judge no claim (use --scale cpu for verdicts)"
         )
     for name in names:
         result = reproduce(name, args.scale)
@@ -517,7 +517,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             failed.append(name)
     if args.name == "all":
         print(f"gallery: {write_gallery(args.out)}")
-    return 1 if failed and not smoke else 0
+    return 1 if failed else 0
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -672,9 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-write", action="store_true", help="print only")
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser(
-        "reproduce", help="reproduce a paper's figures and check its claims (exit 0 all hold, 1 not; smoke: 0)"
-    )
+    p = sub.add_parser("reproduce", help="reproduce a paper's figures and check its claims (exit 0 all hold, 1 not)")
     p.add_argument("name", help="a reproduction (initbench list reproductions) or all")
     p.add_argument("--scale", choices=["smoke", "cpu", "paper"], default="cpu")
     p.add_argument("--out", type=_directory, default="results/reproductions")

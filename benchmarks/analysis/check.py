@@ -721,11 +721,6 @@ def run_check(
             raise UsageError(f"{flag} must be a finite number {least}, got {value!r}")
         if value is not None and value > float(np.finfo(np.float32).max):
             raise UsageError(f"{flag} must fit in float32 (at most 3.4e+38), got {value!r}")
-    if isinstance(input_variance, int | float) and input_variance > 1e20:  # theory.py's _DIVERGED is 1e30
-        raise UsageError(
-            f"--input-variance must be at most 1e20: the mean-field predictions take variances past 1e30 for a "
-            f"divergence, got {input_variance!r}"
-        )
     if transient is not None and model == "mlp" and isinstance(transient, int) and transient >= depth:
         raise UsageError(f"--transient {transient} leaves no layer to fit: it must be below --depth {depth}")
     if weight_variance is not None:

@@ -39,7 +39,7 @@ def test_a_claim_that_should_fail_does_fail(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(init_histograms.INITS, "he", inits.lecun_normal)
     assert cli.main(["reproduce", "init-histograms", "--scale", "smoke", "--out", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  He keeps ReLU: factor 0." in out  # about 1/sqrt(2)
+    assert "fail (smoke)  He keeps ReLU: factor 0." in out  # about 1/sqrt(2); smoke marks its lines
     verdicts = pd.read_csv(tmp_path / "init-histograms" / "verdicts.csv").set_index("name")
     assert not verdicts.loc["He keeps ReLU", "passed"] and verdicts.drop("He keeps ReLU")["passed"].all()
 
