@@ -145,6 +145,13 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def _list_installed_plugins() -> None:
+    from initbench.inits.registry import PLUGIN_GROUP, installed_plugins
+
+    for name, target in installed_plugins().items():  # declared by installed distributions
+        print(f"{name:24s} {'plug-in':18s} {target} (entry point in {PLUGIN_GROUP})")
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     what = args.what
     if what == "inits":
@@ -156,6 +163,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for s in SCHEMES.values():
             print(f"{s.name:24s} {'model-level':18s} {s.formula} (base {s.base}) {s.reference}")
+        _list_installed_plugins()
     elif what == "models":
         from initbench.models.catalog import FAMILIES, PLAIN_CNN_PRESETS
 
@@ -168,6 +176,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for e in DATASETS.values():
             print(f"{e.name:14s} {'offline' if e.offline else 'tfds   '} {e.description}")
+        _list_installed_plugins()
     elif what == "optimizers":
         from initbench.benchmarks.optimizers import OPTIMIZERS
 

@@ -114,8 +114,11 @@ class InitSpec:
 
     def __post_init__(self) -> None:
         # a plug-in (``package.module:attribute``) is identified by its code too: version and file digest
-        from initbench.inits.registry import is_plugin, plugin_fingerprint
+        from initbench.inits.registry import FAN_IN_BIASES, INITS, SCHEMES, expand, is_plugin, plugin_fingerprint
 
+        builtin = (*INITS.names(), *SCHEMES.names(), *FAN_IN_BIASES)
+        for field in ("name", "bias"):  # an installed entry point's name is its target (one run_id for both)
+            object.__setattr__(self, field, expand(getattr(self, field), builtin))
         if not self.plugin and (is_plugin(self.name) or is_plugin(self.bias)):
             try:
                 prints = [f"{t}={plugin_fingerprint(t)}" for t in (self.name, self.bias) if is_plugin(t)]
@@ -261,8 +264,10 @@ class DataSpec:
     plugin: str = ""
 
     def __post_init__(self) -> None:
-        from initbench.inits.registry import is_plugin, plugin_fingerprint
+        from initbench.benchmarks.data.base import DATASETS
+        from initbench.inits.registry import expand, is_plugin, plugin_fingerprint
 
+        object.__setattr__(self, "name", expand(self.name, DATASETS))  # an entry point's name is its target
         if not self.plugin and is_plugin(self.name):
             try:
                 object.__setattr__(self, "plugin", plugin_fingerprint(self.name))

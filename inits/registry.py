@@ -444,6 +444,56 @@ def is_plugin(name: object) -> bool:
     return isinstance(name, str) and PLUGIN.fullmatch(name) is not None
 
 
+PLUGIN_GROUP = "initbench.plugins"
+
+
+def installed_plugins() -> dict[str, str]:
+    """The names that installed distributions declare in the ``initbench.plugins`` entry-point group.
+
+    A distribution declares ``NAME = "package.module:attribute"`` (in its ``pyproject.toml``:
+    ``[project.entry-points."initbench.plugins"]``); initbench then takes ``NAME`` wherever it
+    takes that target: an initializer, a bias initializer or a dataset loader (which one the name
+    is follows from where it is used). The metadata is read on each call (nothing is cached).
+
+    Returns:
+      ``{NAME: target}``, sorted by name.
+
+    Raises:
+      UsageError: A declared value that is not a ``package.module:attribute`` target, or one name
+        that two distributions declare with different targets (naming both).
+    """
+    out: dict[str, tuple[str, str]] = {}
+    for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        if not is_plugin(ep.value):
+            raise UsageError(
+                f"entry point {ep.name!r} of {dist} in {PLUGIN_GROUP} is {ep.value!r}, not package.module:attribute"
+            )
+        if ep.name in out and out[ep.name][0] != ep.value:
+            raise UsageError(
+                f"entry point {ep.name!r} in {PLUGIN_GROUP} is declared twice: {out[ep.name][0]} ({out[ep.name][1]}) "
+                f"and {ep.value} ({dist}); uninstall one or name the target itself"
+            )
+        out[ep.name] = (ep.value, dist)
+    return {name: out[name][0] for name in sorted(out)}
+
+
+def expand(name: Any, builtin: Any = ()) -> Any:
+    """``name``, or the target an installed ``initbench.plugins`` entry point declares for it.
+
+    Built-in names (``name in builtin``) and targets themselves stay as they are, without reading
+    any metadata: a built-in always wins over an entry point of the same name. An unknown name
+    also stays (the caller's lookup names the choices).
+
+    Example:
+      >>> expand("he_normal", INITS), expand("mymod:init")
+      ('he_normal', 'mymod:init')
+    """
+    if not isinstance(name, str) or name in builtin or is_plugin(name) or not name.isidentifier():
+        return name
+    return installed_plugins().get(name, name)
+
+
 def _attribute(target: str) -> Any:
     module, _, path = target.partition(":")
     try:
@@ -503,20 +553,24 @@ def plugin_fingerprint(target: str) -> str:
     top = module.__name__.split(".")[0]
     try:
         version = importlib.metadata.version(top)
-    except importlib.metadata.PackageNotFoundError:
-        version = "-"
+    except importlib.metadata.PackageNotFoundError:  # a distribution named unlike its package
+        dists = importlib.metadata.packages_distributions().get(top, [])
+        version = importlib.metadata.version(dists[0]) if dists else "-"
     return f"{version}/{digest}"
 
 
 def entry(name: str) -> Entry:
     """The registry entry for ``name``; unknown names list the choices and the closest match.
 
-    ``package.module:attribute`` names a user's factory (:class:`PluginEntry`), imported here.
+    ``package.module:attribute`` names a user's factory (:class:`PluginEntry`), imported here; so
+    does a name that an installed distribution declares in the ``initbench.plugins`` entry-point
+    group (:func:`installed_plugins`).
 
     Raises:
       UsageError: unknown name, or the name of a model-level scheme (:data:`SCHEMES`), which no
         per-tensor initializer can be; a plug-in that cannot be imported.
     """
+    name = expand(name, (*INITS.names(), *SCHEMES.names(), *FAN_IN_BIASES))
     if is_plugin(name):
         _attribute(name)  # importable now, or one line
         return PluginEntry(name, name, "plugin", "the plug-in's", name.partition(":")[0])
@@ -525,8 +579,8 @@ def entry(name: str) -> Entry:
             f"{name} is {_SCHEME_NOTE}: call inits.{name}(model, variables, batch, ...), or give it as the init "
             "of initbench run/check or an experiment"
         )
-    if name not in INITS:  # the choices, and the closest match, include the model-level schemes
-        raise unknown_choice("initializer", name, (*INITS.names(), *SCHEMES.names()))
+    if name not in INITS:  # the choices, and the closest match, include the model-level schemes and plug-ins
+        raise unknown_choice("initializer", name, (*INITS.names(), *SCHEMES.names(), *installed_plugins()))
     return INITS[name]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from initbench.benchmarks.paths import host_memory
-from initbench.inits.errors import UsageError
+from initbench.inits.errors import UsageError, unknown_choice
 from initbench.inits.registry import Registry, resolve
 
 
@@ -240,9 +240,16 @@ def as_dataset(name: str, out: Any) -> Dataset:
 
 
 def entry(name: str) -> DatasetEntry:
-    """The dataset registry's entry for ``name``, or a plug-in's (``package.module:attribute``, imported here)."""
-    from initbench.inits.registry import _attribute, is_plugin
+    """The dataset registry's entry for ``name``, or a plug-in's (``package.module:attribute``, imported here).
 
+    A name that an installed distribution declares in the ``initbench.plugins`` entry-point group
+    (``inits.registry.installed_plugins``) is its target; the registered datasets win.
+    """
+    from initbench.inits.registry import _attribute, expand, installed_plugins, is_plugin
+
+    name = expand(name, DATASETS)
+    if name not in DATASETS and not is_plugin(name):  # the choices include the installed plug-ins
+        raise unknown_choice("dataset", name, (*DATASETS.names(), *installed_plugins()))
     if is_plugin(name):
         _attribute(name)
         return PluginDatasetEntry(name, name, f"plug-in {name}", True)
@@ -255,7 +262,7 @@ def check_options(name: str, options: dict[str, Any]) -> DatasetEntry:
     if isinstance(found, PluginDatasetEntry):
         from initbench.inits.registry import _attribute
 
-        params = inspect.signature(_attribute(name)).parameters
+        params = inspect.signature(_attribute(found.target)).parameters
         if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
             return found
     bad = sorted(set(options) - set(found.options))

@@ -434,7 +434,7 @@ def _check_override_keys(overrides: Mapping[str, Any]) -> None:
                 ),
             ]
             raise _unknown("command line", key, every)
-        owner = overrides.get("data.name") if section == "data" else None
+        owner = _dataset_target(overrides.get("data.name")) if section == "data" else None
         _field_axis("command line", section, field, value, {"name": owner} if _is_plugin(owner) else {})
 
 
@@ -510,6 +510,14 @@ def _model_options() -> dict[str, dict[str, FieldType]]:
             fields["preset"] = FieldType(str, 0, tuple(PLAIN_CNN_PRESETS), NO_DEFAULT)
         out[fam.name] = fields
     return out
+
+
+def _dataset_target(name: Any) -> Any:
+    """A dataset name, or the target of an installed ``initbench.plugins`` entry point of that name."""
+    from initbench.benchmarks.data import DATASETS
+    from initbench.inits.registry import expand
+
+    return expand(name, DATASETS)
 
 
 @functools.lru_cache(maxsize=1)
@@ -686,7 +694,7 @@ def _field_axis(source: str, section: str, key: str, value: Any, entry: Mapping[
     if key in core:
         return _axis(source, path, value, kind=core[key])
     options = _model_options() if section == "model" else _data_options()
-    owner = entry.get("family" if section == "model" else "name")
+    owner = entry.get("family") if section == "model" else _dataset_target(entry.get("name"))
     if section == "data" and _is_plugin(owner):  # a user's loader: its own keyword parameters
         options = {**options, owner: _plugin_data_options(source, owner)}
     if isinstance(owner, str) and owner in options:  # the entry's own family or dataset decides
@@ -704,12 +712,17 @@ def _field_axis(source: str, section: str, key: str, value: Any, entry: Mapping[
 def _init_items(source: str, key: str, value: Any) -> list[tuple[str, tuple, Any]]:
     """``(name, args, own_bias)`` for every init an ``init``/``bias`` value expands to."""
     from initbench.benchmarks.spec import options
+    from initbench.inits.registry import FAN_IN_BIASES, INITS, SCHEMES, expand
 
+    builtin = (*INITS.names(), *SCHEMES.names(), *FAN_IN_BIASES)
     items = value if isinstance(value, list) else [value]
     if not items:
         raise UsageError(f"{source}: {key} is an empty axis (a list with no values)")
     out = []
-    for item in items:
+    for item in items:  # an installed entry point's name (initbench.plugins) is its target from here on
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            item = {**item, "name": expand(item["name"], builtin)}
+        item = expand(item, builtin)
         if isinstance(item, str):
             if (item, (), None) in out:  # the same initializer twice would be one run: a typo, as for seeds
                 raise UsageError(f"{source}: {key} lists {item} twice")
@@ -884,7 +897,7 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
             raise _unknown(f"{source}: model {family}", bad[0], model_opts[family], what="field")
         # an option at its default is the same run as the option left out (one run_id)
         model = {k: v for k, v in model.items() if v != model_opts[family][k].default}
-        dname = data.pop("name", "digits")
+        dname = _dataset_target(data.pop("name", "digits"))  # an installed entry point: its target
         if dname not in data_opts and _is_plugin(dname):
             data_opts = {**data_opts, dname: _plugin_data_options(source, dname)}
         if dname not in data_opts:

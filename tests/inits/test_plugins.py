@@ -141,3 +141,88 @@ def test_a_plugin_dataset_trains_from_the_command_line_with_its_options(plugin, 
     assert set(table["dataset"]) == {f"{plugin}:blobs"}
     assert cli.main([*argv, "--dataset", f"{plugin}:blobs", "--dataset-args", "bad=1", "--out", str(out)]) == 2
     assert f"dataset {plugin}:blobs: unknown field 'bad'; valid: batch_size, dim" in capsys.readouterr().err
+
+
+@pytest.fixture
+def installed(plugin, tmp_path):
+    """A distribution ``user-inits`` 2.5 installed on sys.path, declaring entry points in initbench.plugins."""
+
+    def install(lines):
+        info = tmp_path / "user_inits-2.5.dist-info"
+        info.mkdir(exist_ok=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: user-inits\nVersion: 2.5\n")
+        (info / "top_level.txt").write_text(plugin + "\n")
+        (info / "entry_points.txt").write_text("[initbench.plugins]\n" + "".join(f"{k} = {v}\n" for k, v in lines))
+        return plugin
+
+    return install
+
+
+def test_an_installed_entry_point_names_a_plugin_everywhere_its_target_would(installed, tmp_path):
+    from initbench.benchmarks import data, experiments
+    from initbench.inits.registry import installed_plugins
+
+    m = installed([("half", f"{plugin_of(installed)}:half_normal"), ("blobs", f"{plugin_of(installed)}:blobs")])
+    assert installed_plugins() == {"blobs": f"{m}:blobs", "half": f"{m}:half_normal"}
+    by_name, by_target = inits.get("half", stddev=0.5), inits.get(f"{m}:half_normal", stddev=0.5)
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(np.asarray(by_name(key, (8, 8))), np.asarray(by_target(key, (8, 8))))
+    # one run identity for the name and the target, with the distribution's version (named unlike its module)
+    assert InitSpec("half") == InitSpec(f"{m}:half_normal")
+    assert InitSpec("half").plugin.startswith(f"{m}:half_normal=2.5/")
+    assert data.load("blobs", n=20).num_classes == 3
+
+    def runs(init, dataset):
+        doc = {"seeds": 1, "init": init, "data": {"name": dataset, "n": 40}, "train": {"steps": 1}}
+        return experiments.resolve(experiments.from_doc(doc, "t")).specs
+
+    specs = runs(["half", "he_normal"], "blobs")
+    assert {s.init.name for s in specs} == {f"{m}:half_normal", "he_normal"}
+    assert {s.data.name for s in specs} == {f"{m}:blobs"}
+    targets = runs([f"{m}:half_normal", "he_normal"], f"{m}:blobs")
+    assert [s.run_id for s in specs] == [s.run_id for s in targets]
+
+
+def plugin_of(install):
+    return install([])
+
+
+def test_a_builtin_name_wins_over_an_entry_point_and_unknown_names_list_the_installed(installed):
+    from initbench.inits.registry import expand
+
+    m = installed([("he_normal", f"{plugin_of(installed)}:broken"), ("halfn", f"{plugin_of(installed)}:half_normal")])
+    assert expand("he_normal", inits.registry.INITS) == "he_normal" and repr(inits.get("he_normal")).startswith("he")
+    with pytest.raises(ValueError, match=r"unknown initializer 'halfm'.*halfn") as err:
+        inits.get("halfm")
+    assert "\n" not in str(err.value) and m
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([("odd", "not a target")], r"entry point 'odd' of user-inits in initbench.plugins is 'not a target', not"),
+    ],
+)
+def test_a_malformed_entry_point_is_one_line(installed, lines, message):
+    installed(lines)
+    with pytest.raises(ValueError, match=message) as err:
+        inits.get("odd")
+    assert "\n" not in str(err.value)
+
+
+def test_list_shows_the_installed_plugins(installed, capsys):
+    m = plugin_of(installed)
+    installed([("half", f"{m}:half_normal")])
+    assert cli.main(["list", "inits"]) == 0
+    assert f"half                     plug-in            {m}:half_normal (entry point in initbench.plugins)" in (
+        capsys.readouterr().out
+    )
+
+
+def test_the_command_line_takes_an_installed_name_for_init_and_dataset(installed, capsys):
+    m = plugin_of(installed)
+    installed([("half", f"{m}:half_normal"), ("blobs", f"{m}:blobs")])
+    argv = ["show", "--init", "half(stddev=0.05),he_normal", "--dataset", "blobs", "--dataset-args", "n=400"]
+    assert cli.main([*argv, "--depth", "1", "--width", "4", "--steps", "1", "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"{m}:half_normal" in out and f"{m}:blobs" in out
