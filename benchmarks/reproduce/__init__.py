@@ -95,16 +95,35 @@ class Reproduction:
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """A registered reproduction: name, ``"module:function"`` target, one-line description."""
+    """A registered reproduction.
+
+    Attributes:
+      name: Its registry name (``initbench reproduce NAME``, the gallery folder).
+      target: ``"module:function"`` of ``run(scale) -> Reproduction``.
+      description: One line.
+      judge: ``"module:function"`` of the pure ``claims(measurements, scale) -> list[Claim]`` that
+        ``run`` applies to the very frame it returns: the verdicts are a function of the stored
+        measurements, so :func:`rederive` can check a written folder against the code.
+    """
 
     name: str
     target: str
     description: str
+    judge: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.judge:  # the module's own ``claims``
+            object.__setattr__(self, "judge", self.target.split(":")[0] + ":claims")
 
     @property
     def run(self) -> Callable[[str], Reproduction]:
         """``run(scale) -> Reproduction``."""
         return resolve(self.target)
+
+    @property
+    def claims(self) -> Callable[[pd.DataFrame, str], list[Claim]]:
+        """``claims(measurements, scale) -> list[Claim]``: the verdicts from the measurements alone."""
+        return resolve(self.judge)
 
 
 REPRODUCTIONS: Registry[Entry] = Registry(
@@ -193,12 +212,14 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "initbench.benchmarks.reproduce.yang2022_transfer:run",
             "Yang et al. 2022 (muTransfer): training loss against Adam's learning rate at widths 64..1024 on"
             " Fashion-MNIST: the optimum moves with width under SP and stays under muP",
+            "initbench.benchmarks.reproduce.yang2022_transfer:transfer_claims",
         ),
         Entry(
             "wider-is-better",
             "initbench.benchmarks.reproduce.yang2022_transfer:run_wider",
             "Yang et al. 2022: the learning rate tuned at width 64 transferred to widths up to 2048: under muP"
             " wider is better throughout training, under SP the widest is worse",
+            "initbench.benchmarks.reproduce.yang2022_transfer:wider_claims",
         ),
         Entry(
             "depth-mup",
@@ -225,6 +246,34 @@ def reproduce(name: str, scale: str = "cpu") -> Reproduction:
     result = entry.run(scale)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def rederive(folder: str | Path) -> list[Claim]:
+    """The claims of a written reproduction folder, re-derived from its ``measurements.parquet``.
+
+    Applies the registered ``claims(measurements, scale)`` of the folder's reproduction (named in its
+    ``provenance.json``, with its scale) to the stored measurements. Equal to the folder's
+    ``verdicts.csv`` when the folder was written by this code: the gallery test checks every
+    committed folder this way.
+
+    Args:
+      folder: ``OUT/NAME`` as :func:`write` made it.
+
+    Raises:
+      UsageError: The folder lacks its provenance or measurements, or names no known reproduction.
+    """
+    import pandas as pd
+
+    folder = Path(folder)
+    meta_file, rows_file = folder / "provenance.json", folder / "measurements.parquet"
+    for f in (meta_file, rows_file):
+        if not f.is_file():
+            raise UsageError(f"{str(folder)!r} is not a written reproduction: it has no {f.name}")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("scale") not in SCALES:
+        raise unknown_choice("scale", meta.get("scale"), SCALES)
+    entry = REPRODUCTIONS[str(meta.get("reproduction"))]
+    return entry.claims(pd.read_parquet(rows_file), meta["scale"])
 
 
 def write(result: Reproduction, out: str | Path) -> Path:
@@ -261,7 +310,13 @@ def write(result: Reproduction, out: str | Path) -> Path:
 
 
 def write_gallery(out: str | Path) -> Path:
-    """``out/README.md``: every reproduction written under ``out`` (its verdicts beside its figures)."""
+    """``out/README.md``: every reproduction written under ``out``, indexed, with its criteria and figures.
+
+    The page opens with an index (one row per reproduction: scale, claims held, the failing claims,
+    wall time, commit), then one section per reproduction whose table shows each claim's criterion
+    beside what the paper says and what was measured. Only what the folders hold is read, so the
+    page can be rewritten at any time without measuring.
+    """
     import pandas as pd
 
     out = Path(out)
@@ -270,7 +325,9 @@ def write_gallery(out: str | Path) -> Path:
         "",
         f"Regenerate: `initbench reproduce all --scale cpu --out {out}`. Each folder holds the verdict table "
         "(`verdicts.md`, `verdicts.csv`), the tidy measurements (`measurements.parquet`), the provenance "
-        "(`provenance.json`: versions, commit, wall time, command) and the figures.",
+        "(`provenance.json`: versions, commit, wall time, command) and the figures. Every verdict is a "
+        "function of the folder's measurements (`initbench.benchmarks.reproduce.rederive`); a test "
+        "re-derives each committed one.",
         "",
     ]
     written = [e for e in REPRODUCTIONS.values() if (out / e.name / "verdicts.csv").is_file()]
@@ -285,23 +342,35 @@ def write_gallery(out: str | Path) -> Path:
             f" {sum(m.get('wall_s', 0.0) for m in metas.values()) / 60:.1f} min in all (the sum of the wall"
             " times below). A failed claim is a finding: its row says what was measured.",
             "",
+            "| reproduction | scale | claims held | failing claims | wall time (s) | commit |",
+            "|---|---|---|---|---|---|",
         ]
+        for entry in written:
+            claims, meta = tables[entry.name], metas[entry.name]
+            failing = "; ".join(str(n) for n in claims.loc[~claims["passed"].astype(bool), "name"]) or "-"
+            lines.append(
+                f"| [{entry.name}](#{entry.name}) | {meta.get('scale', '?')} | {int(claims['passed'].sum())}/"
+                f"{len(claims)} | {failing} | {meta.get('wall_s', '?')} | {str(meta.get('git_commit'))[:10]} |"
+            )
+        lines.append("")
     for entry in written:
         folder = out / entry.name
         claims, meta = tables[entry.name], metas[entry.name]
-        held = f"{int(claims['passed'].sum())}/{len(claims)} claims hold"
         lines += [
-            f"## {entry.name}: {held} ({meta.get('scale', '?')} scale, {meta.get('wall_s', '?')} s)",
+            f"## {entry.name}",
             "",
-            entry.description,
+            f"**{int(claims['passed'].sum())}/{len(claims)} claims hold** ({meta.get('scale', '?')} scale,"
+            f" {meta.get('wall_s', '?')} s). {entry.description}",
             "",
             f"`{meta.get('command', '')}`, commit {str(meta.get('git_commit'))[:10]}",
             "",
-            "| claim | paper says | we measure | verdict |",
-            "|---|---|---|---|",
+            "| claim | paper says | criterion | we measure | verdict |",
+            "|---|---|---|---|---|",
         ]
         for c in claims.itertuples():
-            lines.append(f"| {c.name} | {c.paper_says} | {c.measured} | {'pass' if c.passed else '**FAIL**'} |")
+            lines.append(
+                f"| {c.name} | {c.paper_says} | {c.criterion} | {c.measured} | {'pass' if c.passed else '**FAIL**'} |"
+            )
         lines += ["", *(f"![{p.stem}]({entry.name}/{p.name})" for p in sorted(folder.glob("*.png"))), ""]
     path = out / "README.md"
     path.write_text("\n".join(lines))

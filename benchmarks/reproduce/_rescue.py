@@ -36,10 +36,12 @@ import jax.numpy as jnp
 import pandas as pd
 
 from initbench.benchmarks.reproduce import Claim
+from initbench.inits.errors import UsageError
 
 BAD_SCALE = 0.25  # sigma_w^2 of the bad init (ordered phase of tanh)
 ARMS = ("bad", "good")  # plus the scheme's name
 ARM_LABELS = {"bad": "N(0, 0.25/fan_in) (bad)", "good": "LeCun normal (good)"}
+TRAINING_COLUMNS = ("arm", "seed", "step", "split", "metric", "value", "n_test")  # of training()'s rows
 
 
 def arm_of(init: str) -> str:
@@ -60,6 +62,21 @@ def training(experiment: str, scale: str) -> pd.DataFrame:
     n_test = _n_test(experiment, scale)
     rows = df[["arm", "seed", "step", "split", "metric", "value"]].assign(n_test=n_test)
     return rows.sort_values(["arm", "seed", "split", "metric", "step"]).reset_index(drop=True)
+
+
+def training_rows(measurements: pd.DataFrame) -> pd.DataFrame:
+    """The ``part == "training"`` rows of a reproduction's measurements, as :func:`training` returned them.
+
+    Raises:
+      UsageError: The rows lack ``n_test`` (written before the measurements carried it): regenerate them.
+    """
+    if "n_test" not in measurements:
+        raise UsageError(
+            "the measurements lack the n_test column the accuracy margins need (written by an older"
+            " initbench): regenerate the folder with `initbench reproduce NAME --scale SCALE`"
+        )
+    part = measurements[measurements["part"] == "training"]
+    return part[list(TRAINING_COLUMNS)].reset_index(drop=True)
 
 
 def _n_test(experiment: str, scale: str) -> int:

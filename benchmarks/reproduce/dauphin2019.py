@@ -114,8 +114,19 @@ def _geo_mean_tanh_layers(norms: pd.DataFrame, stage: str) -> tuple[float, float
     return float(np.exp(np.mean(np.log(per_seed)))), float(per_layer.min()), float(per_layer.max())
 
 
-def claims(train: pd.DataFrame, objective: pd.DataFrame, norms: pd.DataFrame) -> list[Claim]:
-    """The claims of the module docstring, on the measured frames."""
+def parts(measurements: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The measured frames back from the tidy rows: ``train``, ``objective`` and ``norms`` as measured."""
+    gq = measurements[measurements["part"] == "metainit"]
+    objective = gq.pivot(index=["seed", "step"], columns="metric", values="value").reset_index()
+    objective = objective.astype({"step": int}).rename_axis(columns=None)
+    scales = measurements[measurements["part"] == "scales"]
+    norms = scales[["seed", "layer", "path", "stage", "value"]].rename(columns={"value": "sigma_w2"})
+    return _rescue.training_rows(measurements), objective, norms.astype({"layer": int}).reset_index(drop=True)
+
+
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The four claims of the module docstring on the measurements alone; the same criteria at every scale."""
+    train, objective, norms = parts(measurements)
     out = _rescue.rescue_claims(_rescue.final_accuracy(train), SCHEME, "MetaInit")
     firsts, lasts = [], []
     for _, g in objective.sort_values("step").groupby("seed"):
@@ -200,22 +211,23 @@ def figures(train: pd.DataFrame, objective: pd.DataFrame, norms: pd.DataFrame, s
     return out
 
 
-def run(scale: str) -> Reproduction:
-    """Trains the three arms, records MetaInit, checks the claims, draws the figures."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-
-    train = measure_training(scale)
-    objective, norms = measure_metainit(scale)
-    rows = pd.concat(
+def tidy_rows(train: pd.DataFrame, objective: pd.DataFrame, norms: pd.DataFrame) -> pd.DataFrame:
+    """The measured frames as one tidy frame (a ``part`` per frame, ``metric, value`` rows); :func:`parts` undoes it."""
+    return pd.concat(
         [
-            train.drop(columns="n_test").assign(part="training"),
+            train.assign(part="training"),
             objective.melt(id_vars=["seed", "step"], var_name="metric", value_name="value").assign(part="metainit"),
             norms.rename(columns={"sigma_w2": "value"}).assign(metric="implied_sigma_w2", part="scales"),
         ],
         ignore_index=True,
     )
-    return Reproduction(
-        "dauphin2019", scale, claims(train, objective, norms), rows, figures(train, objective, norms, scale)
-    )
+
+
+def run(scale: str) -> Reproduction:
+    """Trains the three arms, records MetaInit, checks the claims on the rows, draws the figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    rows = tidy_rows(measure_training(scale), *measure_metainit(scale))
+    return Reproduction("dauphin2019", scale, claims(rows, scale), rows, figures(*parts(rows), scale))

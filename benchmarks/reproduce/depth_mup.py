@@ -122,8 +122,8 @@ DEPTH = Arms(
 )
 
 
-def claims(rows: pd.DataFrame) -> list[Claim]:
-    """The four claims of ``depth-mup`` on its rows (see the module docstring)."""
+def claims(rows: pd.DataFrame, scale: str) -> list[Claim]:
+    """The four claims of ``depth-mup`` on its rows (see the module docstring); the same at every scale."""
     return transfer_claims(rows, DEPTH)
 
 
@@ -141,4 +141,4 @@ def run(scale: str) -> Reproduction:
     ds = data.load(s["data"])
     runs = [r for arm in ARMS for r in specs(scale, arm, s["depths"], s["grid"], range(s["seeds"]))]
     rows = train(runs, ds)
-    return Reproduction("depth-mup", scale, claims(rows), rows, {"depth_transfer": figure(rows)})
+    return Reproduction("depth-mup", scale, claims(rows, scale), rows, {"depth_transfer": figure(rows)})

@@ -257,8 +257,37 @@ def _mean_se(values: pd.Series) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
 
 
-def claims(init_df: pd.DataFrame, sat: pd.DataFrame, table: pd.DataFrame) -> list[Claim]:
-    """The claims of the module docstring, on the measured frames."""
+def tidy(init_df: pd.DataFrame, sat: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The three parts' frames as the reproduction's tidy rows (``part``, identity columns, ``metric``, ``value``)."""
+    return pd.concat(
+        [
+            init_df.melt(id_vars=["init", "seed", "layer"], var_name="metric", value_name="value").assign(
+                part="at_init"
+            ),
+            sat.melt(id_vars=["step", "layer"], var_name="metric", value_name="value").assign(
+                part="sigmoid_saturation", init="standard"
+            ),
+            table.melt(id_vars=["activation", "init", "seed"], var_name="metric", value_name="value").assign(
+                part="table1"
+            ),
+        ],
+        ignore_index=True,
+    )
+
+
+def _part(measurements: pd.DataFrame, part: str, index: list[str]) -> pd.DataFrame:
+    """One part of the tidy rows back in its wide form: a column per metric, rows sorted by ``index``."""
+    rows = measurements[measurements["part"] == part]
+    wide = rows.pivot(index=index, columns="metric", values="value").reset_index()
+    wide.columns.name = None
+    return wide
+
+
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The claims of the module docstring, on the tidy rows of :func:`tidy` (no criterion depends on ``scale``)."""
+    init_df = _part(measurements, "at_init", ["init", "seed", "layer"])
+    sat = _part(measurements, "sigmoid_saturation", ["step", "layer"])
+    table = _part(measurements, "table1", ["activation", "init", "seed"])
     out = []
     mean = init_df.groupby(["init", "layer"]).mean(numeric_only=True)
     factors, expected = {}, {}
@@ -328,7 +357,7 @@ def claims(init_df: pd.DataFrame, sat: pd.DataFrame, table: pd.DataFrame) -> lis
     )
     errs = {key: _mean_se(g["test_error"]) for key, g in table.groupby(["activation", "init"])}
     paper = {k: errs[k][0] for k in PAPER_TABLE1 if k in errs}
-    worst = max(paper, key=paper.get)
+    worst = max(paper, key=lambda k: paper[k])
     listing = ", ".join(f"{a} {i[:4]}. {paper[a, i]:.1f}" for a, i in paper)
     out.append(
         Claim(
@@ -422,19 +451,6 @@ def run(scale: str) -> Reproduction:
     matplotlib.use("Agg")
 
     init_df, sat, table = at_init(scale), saturation(scale), table1(scale)
-    rows = pd.concat(
-        [
-            init_df.melt(id_vars=["init", "seed", "layer"], var_name="metric", value_name="value").assign(
-                part="at_init"
-            ),
-            sat.melt(id_vars=["step", "layer"], var_name="metric", value_name="value").assign(
-                part="sigmoid_saturation", init="standard"
-            ),
-            table.melt(id_vars=["activation", "init", "seed"], var_name="metric", value_name="value").assign(
-                part="table1"
-            ),
-        ],
-        ignore_index=True,
-    )
+    rows = tidy(init_df, sat, table)
     figures = _figures(histograms(scale), sat, table, SIZES[scale][0])
-    return Reproduction("glorot2010", scale, claims(init_df, sat, table), rows, figures)
+    return Reproduction("glorot2010", scale, claims(rows, scale), rows, figures)

@@ -89,21 +89,39 @@ def _leaves(curve: pd.DataFrame) -> float:
     return float(below["step"].min()) if len(below) else math.inf
 
 
-def run(scale: str) -> Reproduction:
-    """Measures both parts, checks the claims, draws the figures."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def measure(scale: str) -> pd.DataFrame:
+    """Both parts as tidy rows: init, layer (the step for ``convergence``), metric, value, part, depth."""
     deriv = derivation(scale)
-    claims = []
+    conv = convergence(scale)
+    rows = deriv.melt(id_vars=["init", "layer"], var_name="metric", value_name="value").assign(part="derivation")
+    rows = pd.concat([rows, conv.rename(columns={"step": "layer"}).assign(metric="train_loss", part="convergence")])
+    return rows.reset_index(drop=True)
+
+
+def _derivation_rows(measurements: pd.DataFrame) -> pd.DataFrame:
+    """The ``derivation`` part back in the form of :func:`derivation`: init, layer, forward, backward."""
+    sel = measurements[measurements["part"] == "derivation"]
+    wide = sel.pivot(index=["init", "layer"], columns="metric", values="value").reset_index()
+    return wide[["init", "layer", "forward", "backward"]].rename_axis(columns=None)
+
+
+def _convergence_rows(measurements: pd.DataFrame) -> pd.DataFrame:
+    """The ``convergence`` part back in the form of :func:`convergence`: depth, init, step, value."""
+    sel = measurements[measurements["part"] == "convergence"]
+    conv = sel.rename(columns={"layer": "step"})[["depth", "init", "step", "value"]]
+    return conv.astype({"depth": int}).sort_values(["depth", "init", "step"]).reset_index(drop=True)
+
+
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The claims of the module docstring, from the rows of :func:`measure` alone."""
+    deriv = _derivation_rows(measurements)
+    out = []
     for signal, what in (("forward", "pre-activation second moment"), ("backward", "gradient variance")):
         factors = {label: _rate(g[signal].to_numpy()) for label, g in deriv.groupby("init") if label in INITS}
         if signal == "backward":  # propagates from the top: its factor per layer toward the input
             factors = {k: 1 / v for k, v in factors.items()}
         x, h = factors["Xavier (1/n)"], factors["He (2/n)"]
-        claims.append(
+        out.append(
             Claim(
                 f"{signal}: Xavier halves, He keeps",
                 f"ReLU: Var w = 1/n multiplies the {what} by 1/2 per layer (2^-L after L layers), 2/n by 1",
@@ -114,7 +132,7 @@ def run(scale: str) -> Reproduction:
         )
     factors = {label: _rate(g["forward"].to_numpy()) for label, g in deriv.groupby("init") if label in LEAKY}
     plain, leaky = factors[f"leaky {SLOPE}: He (2/n)"], factors[f"leaky {SLOPE}: He 2/((1+a^2)n)"]
-    claims.append(
+    out.append(
         Claim(
             "PReLU/leaky: 2/((1+a^2) n) keeps",
             f"for a leaky ReLU/PReLU of slope a (here {SLOPE}), Var w = 2/((1+a^2) n)"
@@ -124,11 +142,11 @@ def run(scale: str) -> Reproduction:
             abs(leaky - 1.0) < 0.05 and abs(plain - (1 + SLOPE**2)) < 0.05,
         )
     )
-    conv = convergence(scale)
+    conv = _convergence_rows(measurements)
     steps = {(d, i): _leaves(g) for (d, i), g in conv.groupby(["depth", "init"])}
     he30, x30 = steps[30, "he_normal"], steps[30, "lecun_normal"]
     he22, x22 = steps[22, "he_normal"], steps[22, "lecun_normal"]
-    claims.append(
+    out.append(
         Claim(
             "30 layers: Xavier stalls",
             "at 30 layers Xavier init stalls (the loss does not decrease) where He's trains",
@@ -137,7 +155,7 @@ def run(scale: str) -> Reproduction:
             math.isfinite(he30) and x30 >= 3 * he30,
         )
     )
-    claims.append(
+    out.append(
         Claim(
             "22 layers: both converge, He first",
             "at 22 layers both converge; He's starts reducing the error earlier",
@@ -146,10 +164,18 @@ def run(scale: str) -> Reproduction:
             math.isfinite(he22) and math.isfinite(x22) and he22 <= x22,
         )
     )
-    rows = deriv.melt(id_vars=["init", "layer"], var_name="metric", value_name="value").assign(part="derivation")
-    rows = pd.concat([rows, conv.rename(columns={"step": "layer"}).assign(metric="train_loss", part="convergence")])
+    return out
 
-    figures = {}
+
+def figures(measurements: pd.DataFrame, scale: str) -> dict:
+    """The derivation (per-layer variance, both directions) and the convergence curves, from the rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    deriv, conv = _derivation_rows(measurements), _convergence_rows(measurements)
+    out = {}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, signal in zip(axes, ("forward", "backward"), strict=True):
         for label, g in deriv.groupby("init"):
@@ -168,7 +194,7 @@ def run(scale: str) -> Reproduction:
         ax.set_xlabel("layer")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    figures["derivation"] = fig
+    out["derivation"] = fig
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
     for ax, depth in zip(axes, (22, 30), strict=True):
         for init, g in conv[conv["depth"] == depth].groupby("init"):
@@ -178,5 +204,11 @@ def run(scale: str) -> Reproduction:
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    figures["convergence"] = fig
-    return Reproduction("he2015", scale, claims, rows.reset_index(drop=True), figures)
+    out["convergence"] = fig
+    return out
+
+
+def run(scale: str) -> Reproduction:
+    """Measures both parts, checks the claims on the rows, draws the figures."""
+    rows = measure(scale)
+    return Reproduction("he2015", scale, claims(rows, scale), rows, figures(rows, scale))

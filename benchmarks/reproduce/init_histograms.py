@@ -115,13 +115,22 @@ def symmetry(init_name: str, steps: int) -> dict[str, float]:
     }
 
 
-def run(scale: str) -> Reproduction:
-    """Measures, checks the claims and draws the histograms (see the module docstring)."""
-    import matplotlib
+SYMMETRY_INITS = ("zeros", "constant(0.05)")
+SYMMETRY_METRICS = {  # the measurements' metric for each number :func:`symmetry` returns
+    "unit_spread": "unit_spread_after_training",
+    "weights_moved": "weights_moved_in_training",
+    "first_loss": "train_loss_at_start",
+    "last_loss": "train_loss_after_training",
+}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def measure(scale: str) -> tuple[pd.DataFrame, dict[tuple[str, str], list[np.ndarray]]]:
+    """The tidy rows (per-layer mean, std and saturated fraction; the symmetry runs' numbers) and the activations.
+
+    Returns:
+      The rows (activation, init, layer, metric, value) and, for the histograms, the activations of every
+      layer by (activation, init).
+    """
     batch, width, steps = SIZES[scale]
     x = jax.random.normal(jax.random.key(0), (batch, width))
     rows, acts = [], {}
@@ -138,27 +147,54 @@ def run(scale: str) -> Reproduction:
                     rows.append(
                         {"activation": activation, "init": name, "layer": i, "metric": metric, "value": float(value)}
                     )
-    df = pd.DataFrame(rows)
+    for init_name in SYMMETRY_INITS:
+        s = symmetry(init_name, steps)
+        for key, metric in SYMMETRY_METRICS.items():
+            rows.append({"activation": "tanh", "init": init_name, "layer": None, "metric": metric, "value": s[key]})
+    return pd.DataFrame(rows), acts
 
-    def series(activation: str, init: str, metric: str) -> np.ndarray:
-        sel = df[(df["activation"] == activation) & (df["init"] == init) & (df["metric"] == metric)]
-        return sel.sort_values("layer")["value"].to_numpy()
 
-    claims = []
-    std = series("tanh", "normal(0.01)", "std")
+def _series(frame: pd.DataFrame, activation: str, init: str, metric: str) -> np.ndarray:
+    """The values of one metric of one (activation, init), in layer order."""
+    sel = frame[(frame["activation"] == activation) & (frame["init"] == init) & (frame["metric"] == metric)]
+    return sel.sort_values("layer")["value"].to_numpy()
+
+
+def _symmetry_values(frame: pd.DataFrame, init_name: str) -> dict[str, float]:
+    """The numbers of :func:`symmetry` for one init, from the rows (nan where a row is missing)."""
+    out = {}
+    for key, metric in SYMMETRY_METRICS.items():
+        values = _series(frame, "tanh", init_name, metric)
+        out[key] = float(values[0]) if len(values) else math.nan
+    return out
+
+
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The claims (module docstring), checked on the measurements and the scale's width and training steps.
+
+    Args:
+      measurements: The tidy rows :func:`measure` returns.
+      scale: The scale they were measured at: its :data:`SIZES` entry gives the width and the training steps.
+
+    Returns:
+      The seven claims, in the order of the module docstring (zero init, then constant init, last).
+    """
+    _, width, steps = SIZES[scale]
+    out = []
+    std = _series(measurements, "tanh", "normal(0.01)", "std")
     expected = 0.01 * math.sqrt(width)
     factor = _factor(std)
-    claims.append(
+    out.append(
         Claim(
             "std 0.01 collapses (tanh)",
             "activations shrink toward 0 layer after layer (geometrically)",
             f"per-layer factor within 10% of 0.01 sqrt(n) = {expected:.3f}; layer 10 < 1e-4 x layer 1",
             f"factor {factor:.4f}; std layer 1 {std[0]:.3g} -> layer 10 {std[-1]:.3g}",
-            abs(factor / expected - 1) < 0.1 and std[-1] < 1e-4 * std[0],
+            bool(abs(factor / expected - 1) < 0.1 and std[-1] < 1e-4 * std[0]),
         )
     )
-    sat = series("tanh", "normal(1.0)", "saturated_fraction")
-    claims.append(
+    sat = _series(measurements, "tanh", "normal(1.0)", "saturated_fraction")
+    out.append(
         Claim(
             "std 1 saturates (tanh)",
             "almost all tanh units saturate at -1 or +1",
@@ -167,18 +203,19 @@ def run(scale: str) -> Reproduction:
             bool(sat.min() >= 0.7),
         )
     )
-    std, sat = series("tanh", "xavier", "std"), series("tanh", "xavier", "saturated_fraction")
-    claims.append(
+    std = _series(measurements, "tanh", "xavier", "std")
+    sat = _series(measurements, "tanh", "xavier", "saturated_fraction")
+    out.append(
         Claim(
             "Xavier keeps tanh alive",
             "activations keep a healthy spread through all 10 layers",
             "layer-10 std in [0.1, 0.9]; under 5% saturated in every layer",
             f"std layer 1 {std[0]:.3f} -> layer 10 {std[-1]:.3f}; saturated at most {sat.max():.3f}",
-            0.1 <= std[-1] <= 0.9 and sat.max() < 0.05,
+            bool(0.1 <= std[-1] <= 0.9 and sat.max() < 0.05),
         )
     )
-    factor = _factor(series("relu", "xavier", "std"))
-    claims.append(
+    factor = _factor(_series(measurements, "relu", "xavier", "std"))
+    out.append(
         Claim(
             "Xavier shrinks ReLU",
             "with ReLU, Xavier halves the variance per layer (std x 1/sqrt(2))",
@@ -187,21 +224,21 @@ def run(scale: str) -> Reproduction:
             abs(factor - 1 / math.sqrt(2)) < 0.05,
         )
     )
-    std = series("relu", "he", "std")
+    std = _series(measurements, "relu", "he", "std")
     factor = _factor(std)
-    claims.append(
+    out.append(
         Claim(
             "He keeps ReLU",
             "He init (2/n) keeps the ReLU activations' scale through depth",
             "per-layer factor within 0.05 of 1; layer 10 / layer 1 in [0.7, 1.4]",
             f"factor {factor:.4f}; layer 10 / layer 1 = {std[-1] / std[0]:.3f}",
-            abs(factor - 1) < 0.05 and 0.7 <= std[-1] / std[0] <= 1.4,
+            bool(abs(factor - 1) < 0.05 and 0.7 <= std[-1] / std[0] <= 1.4),
         )
     )
-    for init_name in ("zeros", "constant(0.05)"):
-        s = symmetry(init_name, steps)
+    for init_name in SYMMETRY_INITS:
+        s = _symmetry_values(measurements, init_name)
         moved = init_name == "zeros" or s["weights_moved"] > 0  # a constant net does learn, symmetrically
-        claims.append(
+        out.append(
             Claim(
                 f"{init_name} init stays symmetric",
                 "units that start equal get equal gradients and stay equal",
@@ -211,18 +248,17 @@ def run(scale: str) -> Reproduction:
                 s["unit_spread"] == 0.0 and moved,
             )
         )
-        rows.append(
-            {
-                "activation": "tanh",
-                "init": init_name,
-                "layer": None,
-                "metric": "unit_spread_after_training",
-                "value": s["unit_spread"],
-            }
-        )
-    df = pd.DataFrame(rows)
+    return out
 
-    figures = {}
+
+def figures(measurements: pd.DataFrame, acts: dict[tuple[str, str], list[np.ndarray]]) -> dict:
+    """Activation histograms per layer (one figure per activation) and the std per layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = {}
     for activation in ACTIVATIONS:
         fig, axes = plt.subplots(len(INITS), DEPTH, figsize=(2.0 * DEPTH, 1.6 * len(INITS)), sharey="row")
         for r, name in enumerate(INITS):
@@ -233,16 +269,25 @@ def run(scale: str) -> Reproduction:
                 ax.set_title(f"layer {c + 1}: std {a.std():.2g}", fontsize=7)
                 if c == 0:
                     ax.set_ylabel(name, fontsize=8)
+        batch, width = acts[activation, next(iter(INITS))][0].shape
         fig.suptitle(f"{activation}: activation histograms, {DEPTH} layers of {width} units, {batch} inputs")
         fig.tight_layout()
-        figures[f"histograms_{activation}"] = fig
+        figs[f"histograms_{activation}"] = fig
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, activation in zip(axes, ACTIVATIONS, strict=True):
         for name in INITS:
-            ax.semilogy(range(1, DEPTH + 1), series(activation, name, "std"), "o-", label=name, markersize=3)
+            ax.semilogy(
+                range(1, DEPTH + 1), _series(measurements, activation, name, "std"), "o-", label=name, markersize=3
+            )
         ax.set_title(f"{activation}: activation std per layer")
         ax.set_xlabel("layer")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    figures["std_per_layer"] = fig
-    return Reproduction("init-histograms", scale, claims, df, figures)
+    figs["std_per_layer"] = fig
+    return figs
+
+
+def run(scale: str) -> Reproduction:
+    """Measures, checks the claims on the rows it returns and draws the histograms (see the module docstring)."""
+    rows, acts = measure(scale)
+    return Reproduction("init-histograms", scale, claims(rows, scale), rows, figures(rows, acts))

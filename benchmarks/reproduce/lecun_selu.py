@@ -246,8 +246,17 @@ def _finite(tol: pd.DataFrame) -> bool:
     return bool(np.isfinite(tol.filter(like="_measured").to_numpy()).all())
 
 
-def claims(prop: pd.DataFrame, train: pd.DataFrame) -> list[Claim]:
-    """The claims, checked on the measurements (see the module docstring for each criterion)."""
+def parts(measurements: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The measurements' propagation rows and training rows (their ``part`` column), in their stored order."""
+    return (
+        measurements[measurements["part"] == "propagation"],
+        measurements[measurements["part"] == "training"],
+    )
+
+
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The five claims on the measurements alone (see the module docstring); the rows carry the sizes, any scale."""
+    prop, train = parts(measurements)
     out = []
     depth = int(prop["layer"].max())
     n = int(prop["width"].iloc[0])
@@ -517,6 +526,5 @@ def figures(prop: pd.DataFrame, train: pd.DataFrame) -> dict:
 
 def run(scale: str) -> Reproduction:
     """Measures both parts, checks the claims, draws the figures."""
-    prop, train = measure_propagation(scale), measure_training(scale)
-    rows = pd.concat([prop, train], ignore_index=True)
-    return Reproduction("lecun-selu", scale, claims(prop, train), rows, figures(prop, train))
+    rows = pd.concat([measure_propagation(scale), measure_training(scale)], ignore_index=True)
+    return Reproduction("lecun-selu", scale, claims(rows, scale), rows, figures(*parts(rows)))

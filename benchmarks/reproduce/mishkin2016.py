@@ -244,8 +244,54 @@ def _nonfinite(lsuv_df: pd.DataFrame, column: str) -> str:
     return f"; non-finite in {len(bad)} layer(s): {where}"
 
 
-def claims(lsuv_df: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
-    """The claims of the module docstring, on the measured frames."""
+LSUV_KEYS = ("architecture", "activation", "seed", "layer", "name")
+LSUV_COLUMNS = (
+    "iterations",
+    "record_variance",
+    "converged",
+    "variance_before",
+    "variance_after",
+    "variance_held_out",
+)
+
+
+def tidy(lsuv_df: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
+    """Both parts' measurements as one tidy frame (``part``: lsuv, training).
+
+    :func:`measure_lsuv`'s columns melted into ``metric, value`` (``converged`` as 0/1) and
+    :func:`measure_training`'s rows as they are. :func:`split` inverts it.
+    """
+    return pd.concat(
+        [
+            lsuv_df.melt(id_vars=list(LSUV_KEYS), var_name="metric", value_name="value").assign(
+                part="lsuv", value=lambda d: d["value"].astype(float)
+            ),
+            training.assign(part="training"),
+        ],
+        ignore_index=True,
+    )
+
+
+def split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(lsuv_df, training)`` as :func:`measure_lsuv` and :func:`measure_training` give them, from :func:`tidy`'s rows.
+
+    The LSUV rows come back in their measured order (the worst layer named is the first of equals).
+    """
+    keys = list(LSUV_KEYS)
+    lsuv = rows[rows["part"] == "lsuv"]
+    wide = lsuv.pivot(index=keys, columns="metric", values="value").reindex(columns=list(LSUV_COLUMNS))
+    lsuv_df = wide.reindex(pd.MultiIndex.from_frame(lsuv[keys].drop_duplicates())).reset_index()
+    lsuv_df.columns.name = None
+    lsuv_df = lsuv_df.astype({"seed": int, "layer": int, "iterations": int, "converged": bool})
+    training = rows[rows["part"] == "training"][["init", "seed", "depth", "step", "metric", "value"]]
+    training = training.astype({"seed": int, "depth": int, "step": int}).reset_index(drop=True)
+    return lsuv_df, training
+
+
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The claims of the module docstring, from :func:`tidy`'s rows alone (every size they need is in the rows)."""
+    del scale  # the rows carry every size the claims use (layers, seeds, depth, steps)
+    lsuv_df, training = split(measurements)
     out = []
     deviation = (lsuv_df["variance_after"] - 1.0).abs()
     worst = lsuv_df.loc[deviation.idxmax()]
@@ -431,14 +477,5 @@ def run(scale: str) -> Reproduction:
 
     matplotlib.use("Agg")
 
-    lsuv_df, training = measure_lsuv(scale), measure_training(scale)
-    rows = pd.concat(
-        [
-            lsuv_df.melt(
-                id_vars=["architecture", "activation", "seed", "layer", "name"], var_name="metric", value_name="value"
-            ).assign(part="lsuv", value=lambda d: d["value"].astype(float)),
-            training.assign(part="training"),
-        ],
-        ignore_index=True,
-    )
-    return Reproduction("mishkin2016", scale, claims(lsuv_df, training), rows, figures(lsuv_df, training))
+    rows = tidy(measure_lsuv(scale), measure_training(scale))
+    return Reproduction("mishkin2016", scale, claims(rows, scale), rows, figures(*split(rows)))

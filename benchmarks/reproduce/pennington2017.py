@@ -191,11 +191,12 @@ def measure_spectra(scale: str) -> pd.DataFrame:
         eye = jnp.broadcast_to(jnp.eye(s.width), (len(members), s.width, s.width))
         carry = (x, eye, jnp.ones(len(members), bool), net_keys)
         step = _segment(s.width, 2, weights == "orthogonal")
-        spread, mean_s2 = [], []
+        spreads: list[np.ndarray] = []
+        means: list[np.ndarray] = []
         for depth in range(2, s.depth + 1, 2):
             carry, (sp, m) = step(carry, params)
-            spread.append(np.asarray(sp))
-            mean_s2.append(np.asarray(m))
+            spreads.append(np.asarray(sp))
+            means.append(np.asarray(m))
             if depth in s.histogram_depths:
                 sv = np.asarray(jnp.linalg.svd(carry[1], compute_uv=False))  # not via J J^T: keeps small s
                 for i, (c, seed) in enumerate(members):
@@ -203,7 +204,7 @@ def measure_spectra(scale: str) -> pd.DataFrame:
                         rows += [
                             _row("singular_values", c, weights, depth=depth, metric="s", value=float(v)) for v in sv[i]
                         ]
-        spread, mean_s2 = np.concatenate(spread, axis=1), np.concatenate(mean_s2, axis=1)  # (members, depth)
+        spread, mean_s2 = np.concatenate(spreads, axis=1), np.concatenate(means, axis=1)  # (members, depth)
         for i, (c, seed) in enumerate(members):
             for depth in range(1, s.depth + 1):
                 rows.append(
@@ -345,11 +346,20 @@ def _steps_to(curve: pd.DataFrame) -> float:
     return float(below.index.min()) if len(below) else math.inf
 
 
-def claims(spectra: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
-    """Checks the claims (module docstring) on the measurements."""
-    measured, predicted = _spread_table(spectra, "spectrum"), _spread_table(spectra, "theory")
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The claims (module docstring), checked on the measurements alone (the width is their ``setup`` row).
+
+    Args:
+      measurements: The tidy rows :func:`run` returns (spectra, theory, setup and training parts).
+      scale: The scale they were measured at (the criteria are the same at every scale).
+
+    Returns:
+      The five claims, in the order of the module docstring.
+    """
+    measured, predicted = _spread_table(measurements, "spectrum"), _spread_table(measurements, "theory")
     depth = int(measured["depth"].max())
-    width = int(spectra.loc[(spectra["part"] == "setup") & (spectra["metric"] == "width"), "value"].iloc[0])
+    setup = measurements[(measurements["part"] == "setup") & (measurements["metric"] == "width")]
+    width = int(setup["value"].iloc[0])
     out = []
     q0 = Q_STARS[0]
     orth, gauss = _at(measured, "tanh", "orthogonal", depth, q0), _at(measured, "tanh", "gaussian", depth, q0)
@@ -421,7 +431,7 @@ def claims(spectra: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
             bool(len(checked) and (used <= 1).all()),
         )
     )
-    curves = training[training["part"] == "training"]
+    curves = measurements[measurements["part"] == "training"]
     steps = {w: _steps_to(curves[curves["weights"] == w]) for w in WEIGHTS}
     train_depth = int(curves["depth"].max()) if len(curves) else 0
     out.append(
@@ -515,7 +525,7 @@ def figures(spectra: pd.DataFrame, training: pd.DataFrame) -> dict:
 
 
 def run(scale: str) -> Reproduction:
-    """Measures both parts, checks the claims, draws the figures."""
+    """Measures both parts, checks the claims on the rows it returns, draws the figures."""
     spectra, training = measure_spectra(scale), measure_training(scale)
     rows = pd.concat([spectra, training], ignore_index=True)
-    return Reproduction("pennington2017", scale, claims(spectra, training), rows, figures(spectra, training))
+    return Reproduction("pennington2017", scale, claims(rows, scale), rows, figures(spectra, training))

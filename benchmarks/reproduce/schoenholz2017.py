@@ -440,10 +440,16 @@ def _wide(df: pd.DataFrame, part: str, index: list[str]) -> pd.DataFrame:
     return sel.pivot_table(index=index, columns="metric", values="value", aggfunc="first").reset_index()
 
 
-def claims(phase: pd.DataFrame, scales: pd.DataFrame, training: pd.DataFrame) -> list[Claim]:
-    """Checks the claims (module docstring) on the measurements."""
+def _critical_line(measurements: pd.DataFrame) -> pd.DataFrame:
+    """The theory's critical line: the ``critical_line`` rows of every part, one per sigma_b^2, by sigma_b^2."""
+    line = measurements[measurements["part"] == "critical_line"]
+    return line.drop_duplicates("sigma_b2").sort_values("sigma_b2")
+
+
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The claims of the module docstring, from the rows of :func:`run` (all three parts) alone."""
     out = []
-    line = phase[phase["part"] == "critical_line"].sort_values("sigma_b2")
+    line = _critical_line(measurements)
     crit = line["value"].to_numpy()
     at_zero = crit[0] if len(line) and line["sigma_b2"].iloc[0] == 0 else math.nan
     rising = bool(np.all(np.diff(crit) > 0))
@@ -460,7 +466,7 @@ def claims(phase: pd.DataFrame, scales: pd.DataFrame, training: pd.DataFrame) ->
         )
     )
 
-    grid = _wide(phase, "phase", ["sigma_w2", "sigma_b2", "layer"])
+    grid = _wide(measurements, "phase", ["sigma_w2", "sigma_b2", "layer"])
     depth = float(grid["layer"].max())
     settled = grid[grid["theory_xi_c"] <= depth / SETTLED_DEPTH_SCALES]
     theory_ordered = settled["theory_chi1"] < 1
@@ -480,8 +486,8 @@ def claims(phase: pd.DataFrame, scales: pd.DataFrame, training: pd.DataFrame) ->
         )
     )
 
-    xi = _wide(scales, "depth_scales", ["sigma_w2"]).sort_values("sigma_w2")
-    xi_depth = float(scales.loc[scales["part"] == "gap", "layer"].max())
+    xi = _wide(measurements, "depth_scales", ["sigma_w2"]).sort_values("sigma_w2")
+    xi_depth = float(measurements.loc[measurements["part"] == "gap", "layer"].max())
     away = xi[xi["theory_xi_c"] <= xi_depth / FIT_DEPTH_SCALES]
     ratio = (away["xi_c"] / away["theory_xi_c"]).to_numpy()
     worst = float(np.nanmax(np.abs(ratio - 1))) if len(ratio) and not np.isnan(ratio).all() else math.nan
@@ -499,7 +505,7 @@ def claims(phase: pd.DataFrame, scales: pd.DataFrame, training: pd.DataFrame) ->
         )
     )
 
-    crit_b = scales[(scales["part"] == "critical_line")]["value"].iloc[0]
+    crit_b = line.loc[line["sigma_b2"] == BIAS_VARIANCE, "value"].iloc[0]
     step = float(np.min(np.diff(xi["sigma_w2"].to_numpy())))
     peak = xi.loc[xi["xi_c"].fillna(-1.0).replace(math.inf, 1e300).idxmax()]
     out.append(
@@ -526,7 +532,7 @@ def claims(phase: pd.DataFrame, scales: pd.DataFrame, training: pd.DataFrame) ->
         )
     )
 
-    cells = _trainability_cells(training)
+    cells = _trainability_cells(measurements)
     counted = cells[~cells["near_boundary"]]
     agree_t = float(np.mean(counted["trained"] == counted["predicted"])) if len(counted) else math.nan
     wrong = counted[counted["trained"] != counted["predicted"]]
@@ -648,6 +654,4 @@ def run(scale: str) -> Reproduction:
     """Measures the three parts, checks the claims, draws the figures."""
     phase, scales, training = measure_phase(scale), measure_depth_scales(scale), measure_trainability(scale)
     rows = pd.concat([phase, scales, training], ignore_index=True)
-    return Reproduction(
-        "schoenholz2017", scale, claims(phase, scales, training), rows, figures(phase, scales, training)
-    )
+    return Reproduction("schoenholz2017", scale, claims(rows, scale), rows, figures(phase, scales, training))

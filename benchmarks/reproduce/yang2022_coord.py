@@ -24,6 +24,8 @@ Claims (criteria = ``coord``'s verdicts, fixed in that module before this reprod
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from initbench.benchmarks.reproduce import Claim, Reproduction
@@ -46,7 +48,7 @@ def specs(scale: str, model: str, name: str) -> list:
         make = lambda w: ModelSpec("mlp", "relu", 3, w)  # noqa: E731
     else:
         make = lambda w: ModelSpec("resnet", "relu", None, w, options(blocks=(1, 1)))  # noqa: E731
-    par = {"name": name, "base_width": widths[0]} if name != "sp" else {"name": "sp"}
+    par: Any = {"name": name, "base_width": widths[0]} if name != "sp" else {"name": "sp"}  # RunSpec canonicalizes
     return [
         RunSpec(
             "yang2022-coord",
@@ -63,25 +65,42 @@ def specs(scale: str, model: str, name: str) -> list:
     ]
 
 
-def measure(scale: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The coordinate rows and the verdicts of every (model, parametrization)."""
+COLUMNS = ["model_kind", "arm", "width", "seed", "step", "layer", "value"]  # the stored measurements
+
+
+def measure(scale: str) -> pd.DataFrame:
+    """The coordinate rows of every (model, parametrization): ``coord.measure``'s rows with model_kind, arm."""
     from initbench.benchmarks import coord, data
 
     ds = data.load("digits")
-    rows, tables = [], []
+    rows = []
     for model in SIZES[scale]:
         for name in PARAMETRIZATIONS:
             arm = specs(scale, model, name)
             for s in arm:
                 s.validate()
-            r = coord.measure(arm, ds).assign(model_kind=model, arm=name)
-            rows.append(r)
-            tables.append(coord.verdicts(r).assign(model_kind=model, arm=name))
-    return pd.concat(rows, ignore_index=True), pd.concat(tables, ignore_index=True)
+            rows.append(coord.measure(arm, ds).assign(model_kind=model, arm=name))
+    return pd.concat(rows, ignore_index=True)
 
 
-def claims(table: pd.DataFrame, scale: str) -> list[Claim]:
-    """The claims of the module docstring, on the verdict table."""
+def verdict_table(measurements: pd.DataFrame) -> pd.DataFrame:
+    """``coord.verdicts`` of every (model, parametrization) in the measurements, with model_kind and arm."""
+    from initbench.benchmarks import coord
+
+    tables = [
+        coord.verdicts(g).assign(model_kind=model, arm=arm)
+        for (model, arm), g in measurements.groupby(["model_kind", "arm"], sort=False)
+    ]
+    return pd.concat(tables, ignore_index=True)
+
+
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The claims of the module docstring, from the measurements alone (judged by ``coord.verdicts``)."""
+    return verdict_claims(verdict_table(measurements), scale)
+
+
+def verdict_claims(table: pd.DataFrame, scale: str) -> list[Claim]:
+    """The claims of the module docstring, on the verdict table of :func:`verdict_table`."""
     out = []
     labels = {"mlp": "MLP", "resnet": "CNN (ResNet)"}
     for model, label in labels.items():
@@ -139,6 +158,6 @@ def figures(rows: pd.DataFrame) -> dict:
 
 def run(scale: str) -> Reproduction:
     """Measures, judges and draws; see the module docstring."""
-    rows, table = measure(scale)
-    measurements = rows[["model_kind", "arm", "width", "seed", "step", "layer", "value"]].copy()
-    return Reproduction("yang2022-coord", scale, claims(table, scale), measurements, figures(rows))
+    rows = measure(scale)
+    measurements = rows[COLUMNS].copy()
+    return Reproduction("yang2022-coord", scale, claims(measurements, scale), measurements, figures(measurements))

@@ -388,8 +388,45 @@ def _stat(sweep: pd.DataFrame, scheme: str, depth: int) -> tuple[float, float]:
     return float(a.mean()), se
 
 
-def claims(init_df: pd.DataFrame, sweep: pd.DataFrame) -> list[Claim]:
-    """The claims of the module docstring, on the measured frames."""
+SWEEP_COLUMNS = ("test_accuracy", "initial_loss", "final_loss", "diverged", "diverged_at")
+
+
+def tidy(init_df: pd.DataFrame, sweep: pd.DataFrame) -> pd.DataFrame:
+    """The measurements of both parts as one tidy frame: ``part, scheme, seed, block | depth, metric, value``.
+
+    The at-init rows as :func:`measure_at_init` gives them (``part = "at_init"``, ``depth`` NaN);
+    the depth sweep's columns melted into ``metric, value`` (``part = "depth_sweep"``, ``block``
+    NaN; ``diverged`` as 0/1). :func:`split` inverts it.
+    """
+    rows = pd.concat(
+        [
+            init_df.assign(part="at_init"),
+            sweep.melt(id_vars=["scheme", "depth", "seed"], var_name="metric", value_name="value").assign(
+                part="depth_sweep"
+            ),
+        ],
+        ignore_index=True,
+    )
+    rows["value"] = rows["value"].astype(float)
+    return rows
+
+
+def split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(init_df, sweep)`` of :func:`measure_at_init` and :func:`measure_depth_sweep` from :func:`tidy`'s rows."""
+    init_df = rows[rows["part"] == "at_init"][["scheme", "seed", "block", "metric", "value"]]
+    init_df = init_df.astype({"seed": int, "block": int}).reset_index(drop=True)
+    sweep_rows = rows[rows["part"] == "depth_sweep"]
+    wide = sweep_rows.pivot(index=["scheme", "depth", "seed"], columns="metric", values="value")
+    sweep = wide.reindex(columns=list(SWEEP_COLUMNS)).reset_index()
+    sweep.columns.name = None
+    sweep = sweep.astype({"depth": int, "seed": int, "diverged": bool, "diverged_at": int})
+    return init_df, sweep.sort_values(["depth", "scheme", "seed"], ignore_index=True)
+
+
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The claims of the module docstring, from :func:`tidy`'s rows alone (every size they need is in the rows)."""
+    del scale  # the rows carry every size the claims use (blocks, depths, seeds)
+    init_df, sweep = split(measurements)
     out = []
     blocks = int(init_df[init_df["metric"] == "second_moment"]["block"].max())
     he_factor, he_total, he_se = _growth(init_df, "he")
@@ -550,15 +587,5 @@ def run(scale: str) -> Reproduction:
     import matplotlib
 
     matplotlib.use("Agg")
-    init_df, sweep = measure_at_init(scale), measure_depth_sweep(scale)
-    rows = pd.concat(
-        [
-            init_df.assign(part="at_init"),
-            sweep.melt(id_vars=["scheme", "depth", "seed"], var_name="metric", value_name="value").assign(
-                part="depth_sweep"
-            ),
-        ],
-        ignore_index=True,
-    )
-    rows["value"] = rows["value"].astype(float)
-    return Reproduction("zhang2019", scale, claims(init_df, sweep), rows, figures(init_df, sweep))
+    rows = tidy(measure_at_init(scale), measure_depth_sweep(scale))
+    return Reproduction("zhang2019", scale, claims(rows, scale), rows, figures(*split(rows)))

@@ -267,8 +267,51 @@ def _mean_se(values: pd.Series) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
 
 
-def claims(degeneracy: pd.DataFrame, training: pd.DataFrame, determinism: pd.DataFrame) -> list[Claim]:
-    """The claims of the module docstring, on the measured frames."""
+DEGENERACY_COLUMNS = ("init", "seed", "input_dim", "width", "step", "layer", "metric", "value")
+
+
+def tidy(degeneracy: pd.DataFrame, training: pd.DataFrame, determinism: pd.DataFrame) -> pd.DataFrame:
+    """The three parts' measurements as one tidy frame (``part``: degeneracy, training, determinism).
+
+    The degeneracy rows as :func:`measure_degeneracy` gives them; the training and determinism
+    frames' columns melted into ``metric, value`` (``identical`` as 0/1). :func:`split` inverts it.
+    """
+    return pd.concat(
+        [
+            degeneracy.assign(part="degeneracy"),
+            training.melt(id_vars=["family", "init", "seed"], var_name="metric", value_name="value").assign(
+                part="training"
+            ),
+            determinism.melt(id_vars=["family", "init"], var_name="metric", value_name="value").assign(
+                part="determinism", value=lambda f: f["value"].astype(float)
+            ),
+        ],
+        ignore_index=True,
+    )
+
+
+def _widen(rows: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
+    """``rows``' ``metric, value`` pivoted back into ``columns``, one row per ``keys``, in the rows' order."""
+    wide = rows.pivot(index=keys, columns="metric", values="value").reindex(columns=columns)
+    wide = wide.reindex(pd.MultiIndex.from_frame(rows[keys].drop_duplicates())).reset_index()
+    wide.columns.name = None
+    return wide
+
+
+def split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(degeneracy, training, determinism)`` as the ``measure_*`` functions give them, from :func:`tidy`'s rows."""
+    degeneracy = rows[rows["part"] == "degeneracy"][list(DEGENERACY_COLUMNS)].reset_index(drop=True)
+    degeneracy = degeneracy.astype({"seed": int, "input_dim": int, "width": int, "step": int})
+    training = _widen(rows[rows["part"] == "training"], ["family", "init", "seed"], ["test_accuracy", "train_loss"])
+    training = training.astype({"seed": int})
+    determinism = _widen(rows[rows["part"] == "determinism"], ["family", "init"], ["identical", "max_abs_difference"])
+    return degeneracy, training, determinism.astype({"identical": bool})
+
+
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The claims of the module docstring, from :func:`tidy`'s rows alone (every size they need is in the rows)."""
+    del scale  # the rows carry every size the claims use (input dim, width, steps, seeds)
+    degeneracy, training, determinism = split(measurements)
     out = []
     ranks = degeneracy[degeneracy["metric"] == "rank"]
     d = int(degeneracy["input_dim"].iloc[0])
@@ -387,18 +430,6 @@ def run(scale: str) -> Reproduction:
     matplotlib.use("Agg")
 
     degeneracy, determinism, training = measure_degeneracy(scale), measure_determinism(scale), measure_training(scale)
-    rows = pd.concat(
-        [
-            degeneracy.assign(part="degeneracy"),
-            training.melt(id_vars=["family", "init", "seed"], var_name="metric", value_name="value").assign(
-                part="training"
-            ),
-            determinism.melt(id_vars=["family", "init"], var_name="metric", value_name="value").assign(
-                part="determinism", value=lambda f: f["value"].astype(float)
-            ),
-        ],
-        ignore_index=True,
-    )
-    return Reproduction(
-        "zhao2021", scale, claims(degeneracy, training, determinism), rows, figures(degeneracy, training)
-    )
+    rows = tidy(degeneracy, training, determinism)
+    degeneracy, training, _ = split(rows)  # the figures drawn from the stored rows too
+    return Reproduction("zhao2021", scale, claims(rows, scale), rows, figures(degeneracy, training))

@@ -146,8 +146,25 @@ def measure_gradinit(scale: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     return pd.DataFrame(trace), pd.DataFrame(scales), pd.DataFrame(first)
 
 
-def claims(train: pd.DataFrame, trace: pd.DataFrame, first: pd.DataFrame) -> list[Claim]:
-    """The claims of the module docstring, on the measured frames."""
+def parts(measurements: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The measured frames back from the tidy rows: ``train``, ``trace``, ``scales`` and ``first`` as measured."""
+
+    def wide(part: str, key: str, columns: tuple[str, ...]) -> pd.DataFrame:
+        rows = measurements[measurements["part"] == part]
+        table = rows.pivot(index=["seed", key], columns="metric", values="value").reset_index()
+        return table[["seed", key, *columns]].rename_axis(columns=None)
+
+    trace = wide("gradinit", "step", ("objective", "constraint", "gnorm", "loss"))
+    trace = trace.astype({"step": int, "constraint": bool})
+    first = wide("first_step", "stage", ("loss", "gnorm", "loss_after_step", "decrease"))
+    scales = measurements[measurements["part"] == "scales"][["seed", "path", "value"]]
+    scales = scales.rename(columns={"value": "alpha"}).reset_index(drop=True)
+    return _rescue.training_rows(measurements), trace, scales, first
+
+
+def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
+    """The four claims of the module docstring on the measurements alone; the same criteria at every scale."""
+    train, trace, _, first = parts(measurements)
     out = _rescue.rescue_claims(_rescue.final_accuracy(train), SCHEME, "GradInit")
     before = first[first["stage"] == "before"].set_index("seed").sort_index()
     after = first[first["stage"] == "after"].set_index("seed").sort_index()
@@ -234,17 +251,11 @@ def figures(train: pd.DataFrame, trace: pd.DataFrame, scales: pd.DataFrame, scal
     return out
 
 
-def run(scale: str) -> Reproduction:
-    """Trains the three arms, records GradInit, checks the claims, draws the figures."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-
-    train = measure_training(scale)
-    trace, scales, first = measure_gradinit(scale)
-    rows = pd.concat(
+def tidy_rows(train: pd.DataFrame, trace: pd.DataFrame, scales: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
+    """The measured frames as one tidy frame (a ``part`` per frame, ``metric, value`` rows); :func:`parts` undoes it."""
+    return pd.concat(
         [
-            train.drop(columns="n_test").assign(part="training"),
+            train.assign(part="training"),
             trace.astype({"constraint": float})
             .melt(id_vars=["seed", "step"], var_name="metric", value_name="value")
             .assign(part="gradinit"),
@@ -253,4 +264,13 @@ def run(scale: str) -> Reproduction:
         ],
         ignore_index=True,
     )
-    return Reproduction("zhu2021", scale, claims(train, trace, first), rows, figures(train, trace, scales, scale))
+
+
+def run(scale: str) -> Reproduction:
+    """Trains the three arms, records GradInit, checks the claims on the rows, draws the figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    rows = tidy_rows(measure_training(scale), *measure_gradinit(scale))
+    return Reproduction("zhu2021", scale, claims(rows, scale), rows, figures(*parts(rows)[:3], scale))

@@ -1,27 +1,26 @@
 """The committed gallery agrees with the code: claims re-derived from each folder's measurements equal its verdicts."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from initbench.benchmarks.reproduce import depth_mup, yang2022_transfer
+from initbench.benchmarks.reproduce import REPRODUCTIONS, Claim, Reproduction, rederive, write, write_gallery
+from initbench.inits.errors import UsageError
 
 GALLERY = Path(__file__).resolve().parents[2] / "results" / "reference"
 
-# reproductions whose claims are a pure function of their measurements.parquet
-REDERIVE = {
-    "yang2022-transfer": lambda m: yang2022_transfer.transfer_claims(m, "cpu"),
-    "wider-is-better": lambda m: yang2022_transfer.wider_claims(m, "cpu"),
-    "depth-mup": depth_mup.claims,
-}
+
+def test_every_reproduction_has_a_committed_folder():
+    assert sorted(p.name for p in GALLERY.iterdir() if p.is_dir()) == sorted(REPRODUCTIONS.names())
 
 
-@pytest.mark.parametrize("name", list(REDERIVE))
+@pytest.mark.parametrize("name", REPRODUCTIONS.names())
 def test_the_claims_rederived_from_the_committed_measurements_are_the_committed_verdicts(name):
     folder = GALLERY / name
     verdicts = pd.read_csv(folder / "verdicts.csv")
-    claims = REDERIVE[name](pd.read_parquet(folder / "measurements.parquet"))
+    claims = rederive(folder)
     assert len(claims) == len(verdicts)
     for claim, (_, row) in zip(claims, verdicts.iterrows(), strict=True):
         assert (claim.name, claim.paper_says, claim.criterion, claim.measured, claim.passed) == (
@@ -31,3 +30,42 @@ def test_the_claims_rederived_from_the_committed_measurements_are_the_committed_
             row["measured"],
             bool(row["passed"]),
         )
+
+
+def test_the_committed_gallery_page_is_the_one_its_folders_write(tmp_path):
+    # write_gallery over a copy of the folders gives the committed README, byte for byte
+    import shutil
+
+    copy = tmp_path / "reference"
+    shutil.copytree(GALLERY, copy)
+    assert write_gallery(copy).read_text() == (GALLERY / "README.md").read_text().replace(
+        "results/reference", str(copy)
+    )
+
+
+def test_rederive_names_a_folder_that_is_not_a_reproduction(tmp_path):
+    with pytest.raises(UsageError, match=r"has no provenance\.json"):
+        rederive(tmp_path)
+
+
+def test_a_folder_whose_measurements_changed_rederives_to_other_verdicts(tmp_path):
+    # the test above can fail: he2015's "22 layers" claim flips when He's curve never leaves ln 10
+    folder = tmp_path / "he2015"
+    folder.mkdir()
+    rows = pd.read_parquet(GALLERY / "he2015" / "measurements.parquet")
+    (folder / "provenance.json").write_text(json.dumps({"reproduction": "he2015", "scale": "cpu"}))
+    he = (rows["part"] == "convergence") & (rows["init"] == "he_normal")
+    rows.loc[he, "value"] = 3.0
+    rows.to_parquet(folder / "measurements.parquet", index=False)
+    claims = {c.name: c.passed for c in rederive(folder)}
+    assert not claims["22 layers: both converge, He first"] and not claims["30 layers: Xavier stalls"]
+
+
+def test_the_gallery_page_indexes_every_claim_with_its_criterion(tmp_path):
+    claims = [Claim("c1", "says", "within 0.1", "0.05", True), Claim("c2", "says too", "below 1", "3 units", False)]
+    write(Reproduction("zhu2021", "smoke", claims, pd.DataFrame({"x": [1.0]}), {}), tmp_path)
+    page = write_gallery(tmp_path).read_text()
+    index, body = page.split("## zhu2021", 1)
+    assert "| [zhu2021](#zhu2021) | smoke | 1/2 | c2 |" in index
+    assert "| c1 | says | within 0.1 | 0.05 | pass |" in body
+    assert "| c2 | says too | below 1 | 3 units | **FAIL** |" in body

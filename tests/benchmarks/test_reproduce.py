@@ -29,7 +29,8 @@ def test_init_histograms_end_to_end(tmp_path, capsys):
     from initbench.benchmarks.reproduce import write_gallery
 
     gallery = write_gallery(tmp_path).read_text()
-    assert "init-histograms: 7/7 claims hold" in gallery and "init-histograms/histograms_tanh.png" in gallery
+    assert "| [init-histograms](#init-histograms) | smoke | 7/7 | - |" in gallery
+    assert "init-histograms/histograms_tanh.png" in gallery
     assert "he2015" not in gallery  # only what was written
 
 
@@ -142,6 +143,7 @@ def test_he2015_claims_on_constructed_measurements(monkeypatch, derivation, conv
     monkeypatch.setattr(he2015, "convergence", lambda scale: constructed_convergence(scale, **convergence))
     result = he2015.run("smoke")
     assert {c.name for c in result.claims if not c.passed} == failing, result.claims
+    assert he2015.claims(result.measurements, "smoke") == result.claims  # a function of the stored rows
     assert set(result.figures) == {"derivation", "convergence"}
 
 

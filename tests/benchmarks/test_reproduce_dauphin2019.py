@@ -7,6 +7,7 @@ import pytest
 
 from initbench.benchmarks import cli, experiments
 from initbench.benchmarks.reproduce import dauphin2019
+from initbench.inits.errors import UsageError
 
 RESCUE = "metainit rescues the bad init"
 BAD = "bad init trains poorly"
@@ -69,7 +70,7 @@ def constructed_norms(after=(0.9, 1.1, 0.8), layers=12):
 def failing(**changes):
     frames = {"train": constructed_train(), "objective": constructed_objective(), "norms": constructed_norms()}
     frames.update(changes)
-    return {c.name for c in dauphin2019.claims(**frames) if not c.passed}
+    return {c.name for c in dauphin2019.claims(dauphin2019.tidy_rows(**frames), "cpu") if not c.passed}
 
 
 def test_every_claim_holds_on_a_successful_rescue():
@@ -101,6 +102,18 @@ def test_the_gradient_quotient_claim_needs_every_seed():
     objective = constructed_objective()
     rising = constructed_objective(first=0.3, last=0.6, seeds=1).assign(seed=3)
     assert failing(objective=pd.concat([objective, rising], ignore_index=True)) == {GQ}
+
+
+def test_the_tidy_rows_give_back_the_three_frames():
+    frames = (constructed_train(), constructed_objective(), constructed_norms())
+    for back, frame in zip(dauphin2019.parts(dauphin2019.tidy_rows(*frames)), frames, strict=True):
+        pd.testing.assert_frame_equal(back.reset_index(drop=True), frame, check_dtype=False)
+
+
+def test_rows_without_n_test_name_the_fix():
+    rows = dauphin2019.tidy_rows(constructed_train(), constructed_objective(), constructed_norms())
+    with pytest.raises(UsageError, match="regenerate"):
+        dauphin2019.claims(rows.drop(columns="n_test"), "cpu")
 
 
 @pytest.mark.parametrize("scale", ["smoke", "cpu", "paper"])

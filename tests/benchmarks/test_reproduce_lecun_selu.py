@@ -81,9 +81,14 @@ def constructed_training(top_variance=1.2, final_loss=0.1, depth=8):
     return pd.DataFrame(rows)
 
 
+def judged(prop, train):
+    """The claims on one measurements frame, as run() returns it."""
+    return lecun_selu.claims(pd.concat([prop, train], ignore_index=True), "cpu")
+
+
 @pytest.fixture(scope="module")
 def theory_ready():
-    lecun_selu.claims(constructed_propagation(), constructed_training())  # theory compiled once for the module
+    judged(constructed_propagation(), constructed_training())  # theory compiled once for the module
 
 
 def _halve_from_layer_40(v):
@@ -113,17 +118,17 @@ def _halve_from_layer_40(v):
     ],
 )
 def test_claims_on_constructed_measurements(theory_ready, prop, train, failing):
-    claims = lecun_selu.claims(constructed_propagation(prop), constructed_training(**train))
+    claims = judged(constructed_propagation(prop), constructed_training(**train))
     assert len(claims) == 5
     assert {c.name for c in claims if not c.passed} == failing, [(c.name, c.measured) for c in claims]
 
 
 def test_non_finite_measurement_fails_and_is_named(theory_ready):
     prop = constructed_propagation({"selu": {"variance": lambda v: np.where(np.arange(len(v)) == 10, np.nan, v)}})
-    claims = {c.name: c for c in lecun_selu.claims(prop, constructed_training())}
+    claims = {c.name: c for c in judged(prop, constructed_training())}
     assert not claims["SELU keeps mean 0, variance 1"].passed
     train = constructed_training(top_variance=math.inf)
-    claim = lecun_selu.claims(constructed_propagation(), train)[-1]
+    claim = judged(constructed_propagation(), train)[-1]
     assert not claim.passed and "8 outside" in claim.measured
 
 

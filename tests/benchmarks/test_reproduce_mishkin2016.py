@@ -71,15 +71,24 @@ def constructed_training(accuracy=None, loss=None):
 def failing(**changes):
     frames = {"lsuv_df": constructed_lsuv(), "training": constructed_training()}
     frames.update(changes)
-    return {c.name for c in mishkin2016.claims(**frames) if not c.passed}
+    return {c.name for c in mishkin2016.claims(mishkin2016.tidy(**frames), "cpu") if not c.passed}
 
 
 def test_every_claim_holds_on_the_papers_numbers():
     assert failing() == set()
 
 
+def test_the_tidy_rows_give_back_both_frames():
+    # reversed: the rows come back in the measured order, not sorted (the worst layer named is the first of equals)
+    lsuv_df, training = constructed_lsuv().iloc[::-1].reset_index(drop=True), constructed_training()
+    back_lsuv, back_training = mishkin2016.split(mishkin2016.tidy(lsuv_df, training))
+    pd.testing.assert_frame_equal(back_lsuv, lsuv_df)
+    pd.testing.assert_frame_equal(back_training, training)
+
+
 def test_claims_report_their_numbers():
-    by_name = {c.name: c for c in mishkin2016.claims(constructed_lsuv(), constructed_training())}
+    rows = mishkin2016.tidy(constructed_lsuv(), constructed_training())
+    by_name = {c.name: c for c in mishkin2016.claims(rows, "cpu")}
     assert "factor 0.500" in by_name["orthonormal alone loses the scale (ReLU)"].measured
     assert "LSUV 0.950 +- 0.006" in by_name["LSUV trains what orthonormal alone does not"].measured
 
@@ -112,7 +121,7 @@ def test_training_claims_can_fail():
     assert failing(training=behind) == {"LSUV as good as He"}
     # a missing init is a failure that says so, not an error
     missing = constructed_training(accuracy={"orthogonal": 0.10, "lsuv": 0.95})
-    claims = {c.name: c for c in mishkin2016.claims(constructed_lsuv(), missing)}
+    claims = {c.name: c for c in mishkin2016.claims(mishkin2016.tidy(constructed_lsuv(), missing), "cpu")}
     assert not claims["LSUV as good as He"].passed and claims["LSUV as good as He"].measured == "not measured"
 
 

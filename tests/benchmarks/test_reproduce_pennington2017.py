@@ -116,7 +116,10 @@ def q_order_swapped(q, weights, depth, value):
     ],
 )
 def test_claims_on_constructed_measurements(change, training, failing):
-    claims = p17.claims(constructed_spectra("smoke", change), constructed_training("smoke", **training))
+    rows = pd.concat(
+        [constructed_spectra("smoke", change), constructed_training("smoke", **training)], ignore_index=True
+    )
+    claims = p17.claims(rows, "smoke")
     assert {c.name for c in claims if not c.passed} == failing, claims
 
 

@@ -122,7 +122,8 @@ def constructed_training(times=None, budget=100):
     ],
 )
 def test_claims_on_constructed_measurements(spectra, times, failing):
-    claims = saxe2014.claims(constructed_spectra(**spectra), constructed_training(times))
+    rows = pd.concat([constructed_spectra(**spectra), constructed_training(times)], ignore_index=True)
+    claims = saxe2014.claims(rows, "cpu")
     assert len(claims) == 4
     assert {c.name for c in claims if not c.passed} == failing, [(c.name, c.measured) for c in claims]
 

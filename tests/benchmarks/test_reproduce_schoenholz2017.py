@@ -99,6 +99,7 @@ def test_claims_on_constructed_measurements(monkeypatch, phase, scales, training
     monkeypatch.setattr(s17, "measure_trainability", lambda scale: constructed_training(scale, **training))
     result = s17.run("smoke")
     assert {c.name for c in result.claims if not c.passed} == failing, result.claims
+    assert s17.claims(result.measurements, "smoke") == result.claims  # a function of the stored rows
     assert set(result.figures) == {"phase_diagram", "depth_scales", "trainability"}
     assert set(result.measurements["part"]) >= {"phase", "depth_scales", "trainability"}
     import matplotlib.pyplot as plt

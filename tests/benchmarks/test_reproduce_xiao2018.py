@@ -113,9 +113,11 @@ def theory_ready():
     ],
 )
 def test_claims_on_constructed_measurements(theory_ready, operator, jacobian, training, failing):
-    claims = xiao2018.claims(
-        constructed_operator(**operator), constructed_jacobian(**jacobian), constructed_training(training)
+    rows = pd.concat(
+        [constructed_operator(**operator), constructed_jacobian(**jacobian), constructed_training(training)],
+        ignore_index=True,
     )
+    claims = xiao2018.claims(rows, "smoke")
     assert len(claims) == 5
     assert {c.name for c in claims if not c.passed} == failing, [(c.name, c.measured) for c in claims]
 

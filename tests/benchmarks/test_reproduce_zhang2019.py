@@ -68,11 +68,19 @@ def constructed_sweep(acc=None, he_diverges=True):
 def failing(init_df=None, sweep=None):
     init_df = constructed_init() if init_df is None else init_df
     sweep = constructed_sweep() if sweep is None else sweep
-    return {c.name for c in zhang2019.claims(init_df, sweep) if not c.passed}
+    return {c.name for c in zhang2019.claims(zhang2019.tidy(init_df, sweep), "cpu") if not c.passed}
 
 
 def test_every_claim_holds_on_the_paper():
     assert failing() == set()
+
+
+def test_the_tidy_rows_give_back_both_frames():
+    init_df, sweep = constructed_init(), constructed_sweep()
+    back_init, back_sweep = zhang2019.split(zhang2019.tidy(init_df, sweep))
+    pd.testing.assert_frame_equal(back_init, init_df)
+    expected = sweep.sort_values(["depth", "scheme", "seed"], ignore_index=True)
+    pd.testing.assert_frame_equal(back_sweep, expected)  # dtypes too: diverged a bool again
 
 
 @pytest.mark.parametrize(

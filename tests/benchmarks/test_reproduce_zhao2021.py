@@ -52,11 +52,19 @@ def failing(**changes):
         "determinism": constructed_determinism(),
     }
     frames.update(changes)
-    return {c.name for c in zhao2021.claims(**frames) if not c.passed}
+    return {c.name for c in zhao2021.claims(zhao2021.tidy(**frames), "cpu") if not c.passed}
 
 
 def test_every_claim_holds_on_the_theory():
     assert failing() == set()
+
+
+def test_the_tidy_rows_give_back_the_three_frames():
+    degeneracy, training, determinism = constructed_degeneracy(), constructed_training(), constructed_determinism()
+    back = zhao2021.split(zhao2021.tidy(degeneracy, training, determinism))
+    pd.testing.assert_frame_equal(back[0], degeneracy[list(zhao2021.DEGENERACY_COLUMNS)])
+    pd.testing.assert_frame_equal(back[1], training)
+    pd.testing.assert_frame_equal(back[2], determinism)  # in the measured order, identical a bool again
 
 
 @pytest.mark.parametrize(

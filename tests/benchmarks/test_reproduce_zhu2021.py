@@ -43,6 +43,11 @@ def constructed_trace(gnorm=0.9, steps=50):
     )
 
 
+def constructed_scales(alpha=2.0, layers=4):
+    paths = [f"layer_{i:03d}/dense/kernel" for i in range(layers)] + ["head/dense/kernel"]
+    return pd.DataFrame([{"seed": s, "path": p, "alpha": alpha} for s in range(3) for p in paths])
+
+
 def constructed_first(gnorm_after=0.8, decrease_before=1e-4, decrease_after=0.05):
     rows = []
     for seed in range(3):
@@ -70,9 +75,14 @@ def constructed_first(gnorm_after=0.8, decrease_before=1e-4, decrease_after=0.05
 
 
 def failing(**changes):
-    frames = {"train": constructed_train(), "trace": constructed_trace(), "first": constructed_first()}
+    frames = {
+        "train": constructed_train(),
+        "trace": constructed_trace(),
+        "scales": constructed_scales(),
+        "first": constructed_first(),
+    }
     frames.update(changes)
-    return {c.name for c in zhu2021.claims(**frames) if not c.passed}
+    return {c.name for c in zhu2021.claims(zhu2021.tidy_rows(**frames), "cpu") if not c.passed}
 
 
 def test_every_claim_holds_on_a_successful_rescue():
@@ -114,6 +124,16 @@ def test_one_seed_at_chance_is_not_a_rescue():
     stuck = (train["arm"] == "gradinit") & (train["seed"] == 2) & (train["step"] == 1500)
     train.loc[stuck, "value"] = 0.08
     assert failing(train=train) == {RESCUE}
+
+
+def test_the_tidy_rows_give_back_the_four_frames():
+    frames = (constructed_train(), constructed_trace(), constructed_scales(), constructed_first())
+    back = zhu2021.parts(zhu2021.tidy_rows(*frames))
+    pd.testing.assert_frame_equal(back[0], frames[0], check_dtype=False)
+    pd.testing.assert_frame_equal(back[1], frames[1], check_dtype=False)
+    pd.testing.assert_frame_equal(back[2], frames[2], check_dtype=False)
+    first = frames[3].sort_values(["seed", "stage"]).reset_index(drop=True)  # the pivot orders (seed, stage)
+    pd.testing.assert_frame_equal(back[3], first, check_dtype=False)
 
 
 @pytest.mark.parametrize("scale", ["smoke", "cpu", "paper"])
