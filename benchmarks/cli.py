@@ -14,7 +14,7 @@ initbench run [EXPERIMENT | FILE.toml] [--scale smoke|cpu|paper] [--name NAME] [
 initbench show [EXPERIMENT | FILE.toml] [--scale S] [field flags]
 initbench check [--model M --depth L --width N --activation A --init I ...] [--no-write]
 initbench coord-check [EXPERIMENT | FILE.toml] [field flags] [--widths 64,...] [--coord-steps K] [--out DIR]
-initbench reproduce NAME|all [--scale smoke|cpu|paper] [--out DIR]
+initbench reproduce NAME|all [--scale smoke|cpu|paper] [--out DIR] [--rejudge]
 initbench launch -n N -- run EXPERIMENT [options]
 initbench report DIR [--out DIR/_NAME]
 initbench prepare DATASET [--data-dir DIR] [--manual-dir DIR]
@@ -500,14 +500,35 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from initbench.benchmarks.reproduce import REPRODUCTIONS, reproduce, write, write_gallery
+    from initbench.benchmarks.reproduce import REPRODUCTIONS, rederive, reproduce, write, write_gallery
 
     names = REPRODUCTIONS.names() if args.name == "all" else [REPRODUCTIONS[args.name].name]
+    args.scale_given, args.scale = args.scale is not None, args.scale or "cpu"
     out = Path(args.out)
     existing = next(p for p in (out, *out.parents) if p.exists())
     if not existing.is_dir():  # checked before any measuring: minutes of work must not end in this error
         raise UsageError(f"--out {str(out)!r}: {str(existing)!r} is a file, not a directory")
     failed = []
+    if args.rejudge:  # the stored measurements, this code's criteria: nothing is measured
+        from initbench.benchmarks.reproduce import rejudge
+
+        if args.scale_given:
+            raise UsageError("reproduce --rejudge takes each folder's own scale (provenance.json); drop --scale")
+        folders = [out / n for n in names]
+        missing = [str(f) for f in folders if not (f / "provenance.json").is_file()] if args.name == "all" else []
+        folders = [f for f in folders if str(f) not in missing]
+        if not folders:
+            raise UsageError(f"--out {str(out)!r} holds no written reproduction to re-judge")
+        for folder in folders:  # every folder checked before any is rewritten
+            rederive(folder)
+        for folder in folders:
+            claims = rejudge(folder)
+            held = sum(c.passed for c in claims)
+            print(f"{folder.name}: {held}/{len(claims)} claims hold (re-judged from {folder / 'measurements.parquet'})")
+            failed += [folder.name] if held < len(claims) else []
+        if args.name == "all":
+            print(f"gallery: {write_gallery(args.out)}")
+        return 1 if failed else 0
     smoke = args.scale == "smoke"
     if smoke:
         print(
@@ -683,8 +704,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="reproduce a paper's figures and check its claims (exit 0 all hold, 1 not)")
     p.add_argument("name", help="a reproduction (initbench list reproductions) or all")
-    p.add_argument("--scale", choices=["smoke", "cpu", "paper"], default="cpu")
+    p.add_argument("--scale", choices=["smoke", "cpu", "paper"], default=None)
     p.add_argument("--out", type=_directory, default="results/reproductions")
+    p.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="measure nothing: re-judge the written folder(s) under --out from their stored measurements with this "
+        "code's criteria (verdicts rewritten; provenance records the judging commit)",
+    )
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("prepare", help="download and prepare a TFDS dataset (needs initbench[tfds] and internet)")

@@ -276,6 +276,40 @@ def rederive(folder: str | Path) -> list[Claim]:
     return entry.claims(pd.read_parquet(rows_file), meta["scale"])
 
 
+def rejudge(folder: str | Path) -> list[Claim]:
+    """Re-judges a written folder with this code's claims, without measuring: rewrites its verdicts.
+
+    For a change of criteria only (the measurement code unchanged, so the stored measurements are
+    what this code would measure): :func:`rederive` gives the claims, ``verdicts.csv`` and
+    ``verdicts.md`` are rewritten, and ``provenance.json`` gains ``judged_commit`` and
+    ``judged_utc`` beside the commit that measured (``git_commit``), so the gallery says both.
+
+    Returns:
+      The claims now in the folder.
+    """
+    import pandas as pd
+
+    from initbench.benchmarks.results import provenance
+
+    folder = Path(folder)
+    claims = rederive(folder)
+    meta = json.loads((folder / "provenance.json").read_text())
+    now = provenance()
+    meta = {**meta, "judged_commit": now["git_commit"], "judged_utc": now["started_utc"]}
+    figures = {p.stem: None for p in sorted(folder.glob("*.png"))}
+    result = Reproduction(meta["reproduction"], meta["scale"], claims, pd.DataFrame(), figures, meta.get("wall_s", 0.0))
+    pd.DataFrame([dataclasses.asdict(c) for c in claims]).to_csv(folder / "verdicts.csv", index=False)
+    (folder / "verdicts.md").write_text(result.markdown())
+    (folder / "provenance.json").write_text(json.dumps(meta, indent=2, default=str))
+    return claims
+
+
+def _commits(meta: dict[str, Any]) -> str:
+    """``abc1234567`` (measured and judged there) or ``measured abc1234567, judged def7654321``."""
+    measured, judged = str(meta.get("git_commit"))[:10], str(meta.get("judged_commit", meta.get("git_commit")))[:10]
+    return measured if judged == measured else f"measured {measured}, judged {judged}"
+
+
 def write(result: Reproduction, out: str | Path) -> Path:
     """Writes ``out/NAME/``: verdicts.md, verdicts.csv, measurements.parquet and the figures."""
     import matplotlib.pyplot as plt
@@ -350,7 +384,7 @@ def write_gallery(out: str | Path) -> Path:
             failing = "; ".join(str(n) for n in claims.loc[~claims["passed"].astype(bool), "name"]) or "-"
             lines.append(
                 f"| [{entry.name}](#{entry.name}) | {meta.get('scale', '?')} | {int(claims['passed'].sum())}/"
-                f"{len(claims)} | {failing} | {meta.get('wall_s', '?')} | {str(meta.get('git_commit'))[:10]} |"
+                f"{len(claims)} | {failing} | {meta.get('wall_s', '?')} | {_commits(meta)} |"
             )
         lines.append("")
     for entry in written:
@@ -362,7 +396,7 @@ def write_gallery(out: str | Path) -> Path:
             f"**{int(claims['passed'].sum())}/{len(claims)} claims hold** ({meta.get('scale', '?')} scale,"
             f" {meta.get('wall_s', '?')} s). {entry.description}",
             "",
-            f"`{meta.get('command', '')}`, commit {str(meta.get('git_commit'))[:10]}",
+            f"`{meta.get('command', '')}`, commit {_commits(meta)}",
             "",
             "| claim | paper says | criterion | we measure | verdict |",
             "|---|---|---|---|---|",

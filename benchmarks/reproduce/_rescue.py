@@ -7,27 +7,25 @@ of tanh, the signal and the gradient shrink by about 0.25 per layer), a good ini
 :math:`\sigma_w^2 = 1`, critical for tanh without biases) and the learned scheme started FROM the
 bad init (the scheme's ``base``).
 
-Margins (used by both reproductions), from the seeds and the test set's size:
+Criteria (used by both reproductions; :mod:`initbench.benchmarks.reproduce._stats`): 95% Welch-t
+intervals over seeds. Every arm is evaluated on the same ``n_test`` held-out examples, so the
+test set's sampling is common to the arms compared and is left out of their difference (the seeds,
+the training's randomness, are what varies):
 
-* "trains poorly": the bad arm's mean final test accuracy is below the good one's by more than
-  :math:`2\sqrt{SE_{good}^2 + SE_{bad}^2 + p(1-p)/n_{test}}` (the seeds' standard errors of the two
-  means plus the binomial sampling error of one accuracy on the ``n_test`` held-out examples,
-  ``p`` the good arm's mean);
-* "within the accuracy of a good init": the scheme's mean is at least the good arm's minus
-  :math:`2\sqrt{SE_{good}^2 + p(1-p)/n_{test}}`, the reference's own uncertainty, and it beats the
-  bad arm by more than the first margin. A first version (changed after seeing the numbers) also
-  put the scheme's seed SE in this margin: one GradInit seed that stayed at chance inflated it to
-  0.36 and the claim passed on a 0.18 gap; a scheme's own spread must not widen its tolerance.
+* "trains poorly": the interval of good - bad lies above 0;
+* "within the accuracy of a good init": the interval of good - scheme lies below
+  :data:`DELTA` (2 accuracy points), and the interval of scheme - bad above 0. More spread
+  over the scheme's seeds makes this harder to pass, not easier.
 
-:func:`scheme_runs` calls the trainer's own initialization, ``train.scheme_init(...,
-record=True)`` (same model, keys ``run_keys(seed)``, data order and options), to get what the
-runner throws away: the scheme's record (its objective per iteration) and the variables before
-and after it.
+History (both changed after the numbers were seen; the gallery rows say so): the first version
+put the scheme's seed SE into a "2 SE" tolerance, so one GradInit seed at chance inflated it to
+0.36 and the claim passed on a 0.18 gap; the second used :math:`2\sqrt{SE_{good}^2 +
+p(1-p)/n_{test}}` as the tolerance (z = 2 on 5 seeds, and a tolerance that grows with the
+reference's noise). The third, above, is issue 25's rule for every reproduction.
 """
 
 from __future__ import annotations
 
-import math
 import tempfile
 from typing import Any
 
@@ -36,6 +34,7 @@ import jax.numpy as jnp
 import pandas as pd
 
 from initbench.benchmarks.reproduce import Claim
+from initbench.benchmarks.reproduce._stats import difference, mean_se
 from initbench.inits.errors import UsageError
 
 BAD_SCALE = 0.25  # sigma_w^2 of the bad init (ordered phase of tanh)
@@ -144,16 +143,8 @@ def final_accuracy(train: pd.DataFrame) -> pd.DataFrame:
     return last[["arm", "seed", "value", "n_test"]].rename(columns={"value": "accuracy"}).reset_index(drop=True)
 
 
-def mean_se(values: pd.Series) -> tuple[float, float]:
-    """Mean and standard error of the mean (0 for one value)."""
-    n = len(values)
-    return float(values.mean()), (float(values.std(ddof=1)) / math.sqrt(n) if n > 1 else 0.0)
-
-
-def margin(a: pd.Series, b: pd.Series | None, p: float, n_test: int) -> float:
-    """Two standard errors: the seeds' of ``a`` (and of ``b`` if given) plus the test set's binomial at ``p``."""
-    extra = 0.0 if b is None else mean_se(b)[1] ** 2
-    return 2.0 * math.sqrt(mean_se(a)[1] ** 2 + extra + p * (1 - p) / n_test)
+DELTA = 0.02  # "within the accuracy of a good init": at most 2 accuracy points worse (fixed after the numbers)
+REVISED = " [criterion revised after the cpu numbers were seen: was a 2-SE margin (issue 25)]"
 
 
 def rescue_claims(final: pd.DataFrame, scheme: str, scheme_title: str) -> list[Claim]:
@@ -161,31 +152,30 @@ def rescue_claims(final: pd.DataFrame, scheme: str, scheme_title: str) -> list[C
     acc = {arm: final.loc[final["arm"] == arm, "accuracy"] for arm in (*ARMS, scheme)}
     n_test = int(final["n_test"].iloc[0])
     (good, good_se), (bad, bad_se), (ours, ours_se) = (mean_se(acc[a]) for a in ("good", "bad", scheme))
-    finite = all(math.isfinite(v) for v in (good, bad, ours))
-    m_bad = margin(acc["good"], acc["bad"], good, n_test)
-    m_ours = margin(acc["good"], None, good, n_test)
-    within = int((acc[scheme] >= good - m_ours).sum())
+    poorly = difference(acc["good"], acc["bad"])
+    gap, beats = difference(acc["good"], acc[scheme]), difference(acc[scheme], acc["bad"])
     seeds = int(final.groupby("arm").size().min())
     listing = (
         f"test accuracy: good {good:.3f} +- {good_se:.3f}, bad {bad:.3f} +- {bad_se:.3f},"
-        f" {scheme} {ours:.3f} +- {ours_se:.3f} ({seeds} seeds, {n_test} test examples)"
+        f" {scheme} {ours:.3f} +- {ours_se:.3f} (mean +- SE; {seeds} seeds, {n_test} test examples)"
     )
     return [
         Claim(
             "bad init trains poorly",
             f"a badly scaled deep net (here sigma_w^2 = {BAD_SCALE}, the ordered phase of tanh) trains poorly",
-            "good - bad mean final test accuracy > 2 SE (seeds of both arms + test-set binomial)",
-            f"{listing}; good - bad = {good - bad:.3f} vs margin {m_bad:.3f}",
-            bool(math.isfinite(good) and math.isfinite(bad) and good - bad > m_bad),
+            "the 95% Welch-t interval over seeds of good - bad mean final test accuracy is above 0" + REVISED,
+            f"{listing}; good - bad = {poorly.value:.3f}, interval [{poorly.low:.3f}, {poorly.high:.3f}]",
+            poorly.better(),
         ),
         Claim(
             f"{scheme} rescues the bad init",
             f"{scheme_title} started from the bad init reaches the accuracy of a good init",
-            f"good - {scheme} mean final test accuracy <= 2 SE of the good arm (its seeds + test-set binomial),"
-            f" and {scheme} - bad > the bad arm's margin",
-            f"{listing}; good - {scheme} = {good - ours:.3f} vs margin {m_ours:.3f}; {within}/{len(acc[scheme])}"
-            f" {scheme} seeds within it (per seed: {', '.join(f'{v:.3f}' for v in acc[scheme])})",
-            bool(finite and good - ours <= m_ours and ours - bad > m_bad),
+            f"the 95% Welch-t interval over seeds of good - {scheme} mean final test accuracy is below {DELTA:g},"
+            f" and that of {scheme} - bad above 0" + REVISED,
+            f"{listing}; good - {scheme} = {gap.value:.3f}, interval [{gap.low:.3f}, {gap.high:.3f}]; {scheme} -"
+            f" bad interval [{beats.low:.3f}, {beats.high:.3f}] (per seed:"
+            f" {', '.join(f'{v:.3f}' for v in acc[scheme])})",
+            gap.within(DELTA) and beats.better(),
         ),
     ]
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from initbench.benchmarks.reproduce import Claim
+from initbench.benchmarks.reproduce._stats import ci
 
 FIT_HALF = 2  # the optimum's parabola: the grid minimum and up to 2 points on each side
 
@@ -66,26 +67,6 @@ def optima(rows: pd.DataFrame, axis: str = "width") -> pd.DataFrame:
     base = table[table[axis] == table[axis].min()].set_index(["arm", "seed"])["optimum"]
     table["shift"] = table["optimum"] - [base[(a, s)] for a, s in zip(table["arm"], table["seed"], strict=True)]
     return table
-
-
-def ci(values: Any) -> tuple[float, float]:
-    """Mean and 95% Student-t half-width over seeds; an infinite value (a diverged run) makes the mean infinite.
-
-    Example:
-      >>> ci([1.0, 2.0, 3.0])
-      (2.0, 2.484...)
-      >>> ci([1.0, float("inf")]), ci([1.0, float("nan")])
-      ((inf, 0.0), (nan, inf))
-    """
-    from initbench.benchmarks.report import mean_ci
-
-    x = np.asarray(values, np.float64)
-    if np.isnan(x).any() or (np.isposinf(x).any() and np.isneginf(x).any()):
-        return math.nan, math.inf
-    if np.isinf(x).any():
-        return float(x[np.isinf(x)][0]), 0.0
-    mean, half, n = mean_ci(x)
-    return mean, (half if n > 1 else math.inf)
 
 
 def fmt(mean: float, half: float) -> str:

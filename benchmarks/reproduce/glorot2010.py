@@ -54,14 +54,14 @@ softsign with both inits, trained through the cohort trainer (experiment
 32, 3 seeds; the paper: 1000 units, online Shapeset, minibatches of 10, tuned learning rates,
 errors Sigmoid 82.61, Tanh 27.15, Tanh N 15.60, Softsign 16.27, Softsign N 16.06). Claims: the
 sigmoid net (standard init) has the highest test error of the paper's five configurations;
-tanh with normalized init has a lower test error than tanh with standard init by more than twice
-the seeds' combined standard error; the normalized init reaches a lower training loss than the
+tanh with normalized init has a lower test error than tanh with standard init (the 95% Welch-t
+interval of the difference over seeds above 0; until issue 25 it was twice the seeds' combined
+standard error, a rule changed after the numbers were seen); the normalized init reaches a lower training loss than the
 standard one for both tanh and softsign (the paper's "normalized init speeds up training").
 """
 
 from __future__ import annotations
 
-import math
 import tempfile
 from typing import TYPE_CHECKING
 
@@ -73,6 +73,7 @@ import pandas as pd
 
 from initbench import inits, models
 from initbench.benchmarks.reproduce import Claim, Reproduction
+from initbench.benchmarks.reproduce._stats import difference, mean_se
 
 if TYPE_CHECKING:
     from initbench.benchmarks.spec import RunSpec
@@ -253,10 +254,6 @@ def table1(scale: str) -> pd.DataFrame:
     return table
 
 
-def _mean_se(values: pd.Series) -> tuple[float, float]:
-    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
-
-
 def tidy(init_df: pd.DataFrame, sat: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """The three parts' frames as the reproduction's tidy rows (``part``, identity columns, ``metric``, ``value``)."""
     return pd.concat(
@@ -355,7 +352,7 @@ def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
             bool(ok),
         )
     )
-    errs = {key: _mean_se(g["test_error"]) for key, g in table.groupby(["activation", "init"])}
+    errs = {key: mean_se(g["test_error"]) for key, g in table.groupby(["activation", "init"])}
     paper = {k: errs[k][0] for k in PAPER_TABLE1 if k in errs}
     worst = max(paper, key=lambda k: paper[k])
     listing = ", ".join(f"{a} {i[:4]}. {paper[a, i]:.1f}" for a, i in paper)
@@ -369,16 +366,20 @@ def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
         )
     )
     (n_mean, n_se), (s_mean, s_se) = errs["tanh", "normalized"], errs["tanh", "standard"]
-    combined = math.hypot(n_se, s_se)
+    tanh = table[table["activation"] == "tanh"]
+    gain = difference(
+        tanh.loc[tanh["init"] == "standard", "test_error"], tanh.loc[tanh["init"] == "normalized", "test_error"]
+    )
     out.append(
         Claim(
             "Table 1: normalized init helps tanh",
             "tanh: 15.60% test error with normalized init vs 27.15% with standard",
-            "tanh normalized's mean test error below standard's by more than twice the combined standard error of the"
-            " seeds",
-            f"tanh normalized {n_mean:.2f} +- {n_se:.2f}, standard {s_mean:.2f} +- {s_se:.2f} (seeds:"
-            f" {int(table.groupby(['activation', 'init']).size().min())})",
-            bool(s_mean - n_mean > 2 * combined),
+            "the 95% Welch-t interval over seeds of standard - normalized mean test error is above 0"
+            " [criterion revised after the cpu numbers were seen: was 2 x the combined SE (issue 25)]",
+            f"tanh normalized {n_mean:.2f} +- {n_se:.2f}, standard {s_mean:.2f} +- {s_se:.2f} (mean +- SE; seeds:"
+            f" {int(table.groupby(['activation', 'init']).size().min())}); difference {gain.value:.2f}, interval"
+            f" [{gain.low:.2f}, {gain.high:.2f}]",
+            gain.better(),
         )
     )
     loss = table.groupby(["activation", "init"])["train_loss"].mean()

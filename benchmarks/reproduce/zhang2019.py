@@ -61,9 +61,11 @@ trainer's rule). Claims:
   test accuracy stays below 0.2 (chance is 0.1; the binomial standard error on 360 test images
   is 0.016);
 * Fixup trains at every depth: no seed diverges and the mean test accuracy is at least 0.5;
-* Fixup is not worse than BatchNorm, nor than SkipInit, at any depth: Fixup's mean accuracy
-  at least the other's minus (0.05 + 2 x the seeds' combined standard error). One-sided: the
-  paper claims Fixup matches BatchNorm, not that it beats it.
+* Fixup is not worse than BatchNorm, nor than SkipInit, at any depth: the 95% Welch-t interval
+  over seeds of other - Fixup mean accuracy lies below :data:`MARGIN` (0.05). One-sided: the
+  paper claims Fixup matches BatchNorm, not that it beats it. Until issue 25 the rule was
+  "Fixup >= other - (0.05 + 2 x the seeds' combined standard error)": more seed noise allowed
+  more; the revision came after the numbers were seen (the gallery row says so).
 
 Deviations. CPU-sized: Gaussian 8x8x3 inputs at init and digits (8x8x1) for training, not
 CIFAR-10 (which cannot be had offline here); width 16 (init) and 8 (training); at ``cpu``
@@ -121,6 +123,7 @@ import pandas as pd
 
 from initbench import inits
 from initbench.benchmarks.reproduce import Claim, Reproduction
+from initbench.benchmarks.reproduce._stats import difference, mean_se
 from initbench.models.layers import conv2d
 
 SIZES = {
@@ -148,7 +151,7 @@ TRAIN_SCHEMES = ("he", "fixup", "skipinit", "batchnorm")
 NUM_CLASSES = 10
 CHANCE_STALL = 0.2  # test accuracy below this counts as "stalled" (chance 0.1)
 TRAINS = 0.5  # Fixup "trains": mean test accuracy at least this
-MARGIN = 0.05  # Fixup "comparable": not below the other's mean by more than this + 2 combined SE
+MARGIN = 0.05  # Fixup "comparable": the other's accuracy above Fixup's by at most this (95% interval)
 HE_FACTOR_TOL = 0.15
 RULE2_TOL = 0.25
 EXACT = 1e-5
@@ -381,11 +384,14 @@ def _mean_field_growth(init_df: pd.DataFrame, scheme: str) -> tuple[float, float
     return float((mf[-1] / mf[0]) ** (1 / max(len(mf) - 1, 1))), float(mf[-1] / mf[0])
 
 
+def _accuracies(sweep: pd.DataFrame, scheme: str, depth: int) -> pd.Series:
+    """The seeds' test accuracies (a diverged seed counts as chance, 0.1)."""
+    return sweep[(sweep["scheme"] == scheme) & (sweep["depth"] == depth)]["test_accuracy"].fillna(1.0 / NUM_CLASSES)
+
+
 def _stat(sweep: pd.DataFrame, scheme: str, depth: int) -> tuple[float, float]:
     """Mean and SE over seeds of the test accuracy (a diverged seed counts as chance, 0.1)."""
-    a = sweep[(sweep["scheme"] == scheme) & (sweep["depth"] == depth)]["test_accuracy"].fillna(1.0 / NUM_CLASSES)
-    se = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else 0.0
-    return float(a.mean()), se
+    return mean_se(_accuracies(sweep, scheme, depth))
 
 
 SWEEP_COLUMNS = ("test_accuracy", "initial_loss", "final_loss", "diverged", "diverged_at")
@@ -517,17 +523,18 @@ def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
     for other, label in (("batchnorm", "BatchNorm"), ("skipinit", "SkipInit")):
         parts, ok = [], True
         for d in depths:
-            (fm, fs), (om, os_) = means[d], _stat(sweep, other, d)
-            gap = om - fm
-            allowed = MARGIN + 2 * math.hypot(fs, os_)
-            ok &= gap <= allowed
-            parts.append(f"{d}: Fixup {fm:.3f} vs {om:.3f} (allowed gap {allowed:.3f})")
+            (fm, _), (om, _) = means[d], _stat(sweep, other, d)
+            gap = difference(_accuracies(sweep, other, d), _accuracies(sweep, "fixup", d))
+            ok &= gap.within(MARGIN)
+            parts.append(f"{d}: Fixup {fm:.3f} vs {om:.3f} (gap interval [{gap.low:.3f}, {gap.high:.3f}])")
         out.append(
             Claim(
                 f"Fixup matches {label}",
                 f"Fixup's early accuracy is comparable to {label}'s at every depth"
                 + (" (Fig. 3)" if other == "batchnorm" else " (De & Smith 2020's no-norm alternative)"),
-                f"at every depth Fixup's mean accuracy >= {label}'s - ({MARGIN} + 2 x combined seed SE)",
+                f"at every depth the 95% Welch-t interval over seeds of {label} - Fixup mean accuracy is below"
+                f" {MARGIN} [criterion revised after the cpu numbers were seen: was Fixup >= {label} - ({MARGIN} +"
+                " 2 x combined seed SE) (issue 25)]",
                 "; ".join(parts),
                 bool(ok),
             )

@@ -45,12 +45,12 @@ digits (8x8x1): a ReLU MLP (4 x 128) and a small ResNet without normalization (`
 1), width=8``; the same model for both inits, with ZerO's branch multiplier of 1; kept shallow
 so that He without normalization does not blow up; the paper's ResNets use BatchNorm),
 momentum SGD, constant lr 0.02, 600 steps, 3 seeds (ZerO's seeds differ only in data
-order). Claim, per model: ZerO's mean final test accuracy is not below He's by more than the
-margin :math:`2\sqrt{SE_{ZerO}^2 + SE_{He}^2}` (standard errors over seeds), with a floor of
-one binomial standard error of a single accuracy on the 360 test images,
-:math:`\sqrt{p(1-p)/360}` at He's mean :math:`p` (3 seeds can give an accidentally tiny SE,
-and ZerO's seeds can coincide). One-sided: "as well as" holds when ZerO is better. The
-criterion was fixed before the numbers; the step budget was cut from 1500 to 600 for wall
+order). Claim, per model: the 95% Welch-t interval over seeds of He - ZerO mean final test
+accuracy lies below :data:`DELTA` (2 accuracy points); one-sided: "as well as" holds when ZerO
+is better. Both arms are scored on the same 360 test images, so the test set's sampling is common
+to them and left out. Until issue 25 the criterion was "ZerO >= He - max(2 x combined seed SE, one
+binomial SE)", fixed before the numbers; the revision came after them (the gallery row says so).
+The step budget was cut from 1500 to 600 for wall
 time after first runs (with cosine decay, at 1500 steps: MLP ZerO 98.7 vs He 97.8%, ResNet ZerO
 96.7 vs He 97.8 +- 0.5%; at 600 steps ResNet ZerO 92.4 vs He 97.9%: the ResNet claim failed at
 both budgets). On 1-channel digits the ZerO
@@ -83,6 +83,7 @@ import pandas as pd
 
 from initbench import inits, models
 from initbench.benchmarks.reproduce import Claim, Reproduction
+from initbench.benchmarks.reproduce._stats import difference, mean_se
 
 if TYPE_CHECKING:
     from initbench.benchmarks.spec import RunSpec
@@ -99,6 +100,7 @@ RANK_TOL = 1e-3  # numerical rank: singular values above RANK_TOL x the largest
 DEGENERACY_INITS = ("partial_identity", "zero")
 EXPERIMENT = "zhao2021"
 TEST_EXAMPLES = 360  # embedded digits' test split
+DELTA = 0.02  # "as well as He": He's accuracy above ZerO's by at most this (fixed after the numbers were seen)
 
 
 def _projected_digits(d: int) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
@@ -263,10 +265,6 @@ def measure_determinism(scale: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _mean_se(values: pd.Series) -> tuple[float, float]:
-    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
-
-
 DEGENERACY_COLUMNS = ("init", "seed", "input_dim", "width", "step", "layer", "metric", "value")
 
 
@@ -345,23 +343,20 @@ def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
         )
     )
     for family, g in training.groupby("family"):
-        he_mean, he_se = _mean_se(g.loc[g["init"] == "he_normal", "test_accuracy"])
-        z_mean, z_se = _mean_se(g.loc[g["init"] == "zero_init", "test_accuracy"])
-        combined = 2 * math.hypot(he_se, z_se)
-        floor = math.sqrt(max(he_mean * (1 - he_mean), 0.0) / TEST_EXAMPLES)
-        margin = max(combined, floor) if math.isfinite(combined) else floor
-        ok = math.isfinite(z_mean) and math.isfinite(he_mean) and z_mean >= he_mean - margin
+        he_acc, z_acc = (g.loc[g["init"] == i, "test_accuracy"] for i in ("he_normal", "zero_init"))
+        (he_mean, he_se), (z_mean, z_se) = mean_se(he_acc), mean_se(z_acc)
+        gap = difference(he_acc, z_acc)
         out.append(
             Claim(
                 f"ZerO trains as well as He ({family})",
                 "ZerO matches random initialization in test accuracy (CIFAR-10, ImageNet ResNets; Tables 1-2)",
-                "ZerO's mean final test accuracy >= He's - margin, margin = max(2 x combined seed SE, binomial SE "
-                "of one"
-                f" accuracy on {TEST_EXAMPLES} test images)",
+                f"the 95% Welch-t interval over seeds of He - ZerO mean final test accuracy below {DELTA:g} (both"
+                f" scored on the same {TEST_EXAMPLES} test images) [criterion revised after the cpu numbers were"
+                " seen: was ZerO >= He - max(2 x combined seed SE, one binomial SE) (issue 25)]",
                 f"ZerO {100 * z_mean:.1f} +- {100 * z_se:.1f}%, He {100 * he_mean:.1f} +- {100 * he_se:.1f}% (seeds:"
-                f" {int(g.groupby('init').size().min())}); difference {100 * (z_mean - he_mean):+.1f}, margin"
-                f" {100 * margin:.1f} points",
-                bool(ok),
+                f" {int(g.groupby('init').size().min())}); He - ZerO {100 * gap.value:+.1f}, interval"
+                f" [{100 * gap.low:.1f}, {100 * gap.high:.1f}] points",
+                gap.within(DELTA),
             )
         )
     zi, he = determinism[determinism["init"] == "zero_init"], determinism[determinism["init"] == "he_normal"]

@@ -69,3 +69,25 @@ def test_the_gallery_page_indexes_every_claim_with_its_criterion(tmp_path):
     assert "| [zhu2021](#zhu2021) | smoke | 1/2 | c2 |" in index
     assert "| c1 | says | within 0.1 | 0.05 | pass |" in body
     assert "| c2 | says too | below 1 | 3 units | **FAIL** |" in body
+
+
+def test_rejudge_rewrites_the_verdicts_from_the_measurements_and_records_the_judging_commit(tmp_path, capsys):
+    import shutil
+
+    from initbench.benchmarks import cli
+
+    shutil.copytree(GALLERY / "he2015", tmp_path / "he2015")
+    (tmp_path / "he2015" / "verdicts.csv").write_text("name,paper_says,criterion,measured,passed\nx,y,z,w,True\n")
+    assert cli.main(["reproduce", "he2015", "--rejudge", "--out", str(tmp_path)]) == 0
+    assert "he2015: 5/5 claims hold (re-judged from" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "he2015" / "verdicts.csv"), pd.read_csv(GALLERY / "he2015" / "verdicts.csv")
+    )
+    meta = json.loads((tmp_path / "he2015" / "provenance.json").read_text())
+    committed = json.loads((GALLERY / "he2015" / "provenance.json").read_text())
+    assert meta["git_commit"] == committed["git_commit"] and "judged_utc" in meta and "judged_commit" in meta
+    # bad uses: a folder never written, and a scale (the folder's own is used)
+    assert cli.main(["reproduce", "saxe2014", "--rejudge", "--out", str(tmp_path)]) == 2
+    assert "has no provenance.json" in capsys.readouterr().err
+    assert cli.main(["reproduce", "he2015", "--rejudge", "--scale", "cpu", "--out", str(tmp_path)]) == 2
+    assert "drop --scale" in capsys.readouterr().err

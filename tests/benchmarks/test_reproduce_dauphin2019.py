@@ -15,7 +15,7 @@ GQ = "MetaInit lowers the gradient quotient"
 NORMS = "learned norms move toward critical"
 
 
-def constructed_train(good=0.97, bad=0.08, ours=0.96, noise=0.005, n_test=360):
+def constructed_train(good=0.97, bad=0.08, ours=0.965, noise=0.005, n_test=360):
     rows = []
     for arm, acc in (("good", good), ("bad", bad), ("metainit", ours)):
         for seed, d in enumerate((-noise, 0.0, noise)):
@@ -80,7 +80,7 @@ def test_every_claim_holds_on_a_successful_rescue():
 @pytest.mark.parametrize(
     ("changes", "fails"),
     [
-        # MetaInit trains, but to 0.90 where LeCun reaches 0.97: outside 2 SE (~0.03 with 360 test examples)
+        # MetaInit trains, but to 0.90 where LeCun reaches 0.97: the gap's interval is above DELTA = 0.02
         ({"train": constructed_train(ours=0.90)}, {RESCUE}),
         # no better than the bad init
         ({"train": constructed_train(ours=0.08)}, {RESCUE}),

@@ -48,7 +48,7 @@ def constructed_sweep(acc=None, he_diverges=True):
     rows = []
     for depth in (4, 16):
         for scheme, a in acc.items():
-            for seed, noise in enumerate((-0.01, 0.01)):
+            for seed, noise in enumerate((-0.002, 0.002)):
                 diverged = scheme == "he" and depth == 16 and he_diverges
                 rows.append(
                     {
