@@ -500,7 +500,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from initbench.benchmarks.reproduce import REPRODUCTIONS, rederive, reproduce, write, write_gallery
+    from initbench.benchmarks.reproduce import REPRODUCTIONS, rederive, reproduce, summary, write, write_gallery
 
     names = REPRODUCTIONS.names() if args.name == "all" else [REPRODUCTIONS[args.name].name]
     args.scale_given, args.scale = args.scale is not None, args.scale or "cpu"
@@ -523,9 +523,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             rederive(folder)
         for folder in folders:
             claims = rejudge(folder)
-            held = sum(c.passed for c in claims)
-            print(f"{folder.name}: {held}/{len(claims)} claims hold (re-judged from {folder / 'measurements.parquet'})")
-            failed += [folder.name] if held < len(claims) else []
+            judged = summary([c for c in claims if c.kind == "claim"], [c for c in claims if c.kind == "check"])
+            print(f"{folder.name}: {judged} (re-judged from {folder / 'measurements.parquet'})")
+            failed += [folder.name] if not all(c.passed for c in claims) else []
         if args.name == "all":
             print(f"gallery: {write_gallery(args.out)}")
         return 1 if failed else 0
@@ -538,11 +538,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     for name in names:
         result = reproduce(name, args.scale)
         folder = write(result, args.out)
-        held = sum(c.passed for c in result.claims)
-        print(f"{name} ({args.scale}): {held}/{len(result.claims)} claims hold, {result.seconds:.1f}s -> {folder}")
+        claims = [c for c in result.claims if c.kind == "claim"]
+        checks = [c for c in result.claims if c.kind == "check"]
+        print(f"{name} ({args.scale}): {summary(claims, checks)}, {result.seconds:.1f}s -> {folder}")
         for c in result.claims:
-            mark = ("pass" if c.passed else "fail") + " (smoke)" if smoke else ("pass" if c.passed else "FAIL")
-            print(f"  {mark}  {c.name}: {c.measured}")
+            mark = ("pass" if c.passed else "fail") + " (smoke)" if smoke else c.verdict
+            print(f"  {mark}  {c.name}: {c.measured}" + (f" [{c.note}]" if c.note and not smoke else ""))
         if not result.passed:
             failed.append(name)
     if args.name == "all":

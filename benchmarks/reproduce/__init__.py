@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 SCALES = ("smoke", "cpu", "paper")
 
 
+KINDS = ("claim", "check")
+
+
 @dataclasses.dataclass(frozen=True)
 class Claim:
     """One claim of a paper, checked.
@@ -41,6 +44,11 @@ class Claim:
       criterion: The quantitative test applied.
       measured: What was measured, with the numbers.
       passed: Whether the measurement satisfies the criterion.
+      kind: ``claim`` (a test of the paper: a wrong result could fail it) or ``check`` (a property
+        that a correct implementation cannot fail, such as zero init's symmetry or a constraint
+        the method enforces: reported, but not counted as evidence for the paper).
+      note: Why a ``check`` cannot fail; for a passing ``claim``, why the pass is weak (the
+        direction is right but the size is far from the paper's): its verdict is ``weak pass``.
     """
 
     name: str
@@ -48,6 +56,20 @@ class Claim:
     criterion: str
     measured: str
     passed: bool
+    kind: str = "claim"
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise unknown_choice("claim kind", self.kind, KINDS)
+        object.__setattr__(self, "passed", bool(self.passed))
+
+    @property
+    def verdict(self) -> str:
+        """``pass``, ``weak pass`` or ``FAIL`` for a claim; ``check passes`` or ``check FAILS`` for a check."""
+        if self.kind == "check":
+            return "check passes" if self.passed else "check FAILS"
+        return ("weak pass" if self.note else "pass") if self.passed else "FAIL"
 
 
 @dataclasses.dataclass
@@ -72,13 +94,15 @@ class Reproduction:
 
     @property
     def passed(self) -> bool:
-        """Every claim holds."""
+        """Every claim holds and every check passes."""
         return all(c.passed for c in self.claims)
 
     def markdown(self) -> str:
         """The verdict table."""
+        claims = [c for c in self.claims if c.kind == "claim"]
+        checks = [c for c in self.claims if c.kind == "check"]
         lines = [
-            f"# {self.name} ({self.scale} scale): {sum(c.passed for c in self.claims)}/{len(self.claims)} claims hold",
+            f"# {self.name} ({self.scale} scale): {summary(claims, checks)}",
             "",
             f"Wall time {self.seconds:.1f} s. Reproduce: `initbench reproduce {self.name} --scale {self.scale}`.",
             "",
@@ -86,11 +110,23 @@ class Reproduction:
             "|---|---|---|---|---|",
         ]
         for c in self.claims:
-            lines.append(
-                f"| {c.name} | {c.paper_says} | {c.criterion} | {c.measured} | {'pass' if c.passed else '**FAIL**'} |"
-            )
+            lines.append(f"| {c.name} | {c.paper_says} | {c.criterion} | {c.measured} | {_shown(c.verdict, c.note)} |")
         lines += ["", *(f"![{name}]({name}.png)" for name in self.figures), ""]
         return "\n".join(lines)
+
+
+def summary(claims: list[Claim], checks: list[Claim]) -> str:
+    """``5/7 claims hold (1 weak), 2/2 checks pass``."""
+    held = sum(c.passed for c in claims)
+    weak = sum(c.passed and bool(c.note) for c in claims)
+    text = f"{held}/{len(claims)} claims hold" + (f" ({weak} weak)" if weak else "")
+    return text + (f", {sum(c.passed for c in checks)}/{len(checks)} checks pass" if checks else "")
+
+
+def _shown(verdict: str, note: str) -> str:
+    """A verdict cell: FAIL in bold, a weak pass or a check with its reason."""
+    cell = f"**{verdict}**" if "FAIL" in verdict else verdict
+    return f"{cell}: {note}" if note and verdict != "FAIL" else cell
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,16 +379,35 @@ def write(result: Reproduction, out: str | Path) -> Path:
     return folder
 
 
+def read_verdicts(folder: str | Path) -> list[Claim]:
+    """The claims of a written folder's ``verdicts.csv`` (older folders, without ``kind``/``note``: plain claims)."""
+    import pandas as pd
+
+    table = pd.read_csv(Path(folder) / "verdicts.csv", keep_default_na=False, dtype=str)
+    return [
+        Claim(
+            r["name"],
+            r["paper_says"],
+            r["criterion"],
+            r["measured"],
+            r["passed"] == "True",
+            r.get("kind") or "claim",
+            r.get("note") or "",
+        )
+        for r in table.to_dict("records")
+    ]
+
+
 def write_gallery(out: str | Path) -> Path:
     """``out/README.md``: every reproduction written under ``out``, indexed, with its criteria and figures.
 
     The page opens with an index (one row per reproduction: scale, claims held, the failing claims,
-    wall time, commit), then one section per reproduction whose table shows each claim's criterion
-    beside what the paper says and what was measured. Only what the folders hold is read, so the
-    page can be rewritten at any time without measuring.
+    checks, wall time, commit), then one section per reproduction whose table shows each claim's
+    criterion beside what the paper says and what was measured, and its verdict: ``pass``, ``weak
+    pass`` (with why), ``FAIL``, or for a check (a property a correct implementation cannot fail,
+    not counted as evidence for the paper) ``check passes`` (with why it is one). Only what the
+    folders hold is read, so the page can be rewritten at any time without measuring.
     """
-    import pandas as pd
-
     out = Path(out)
     lines = [
         "# Reproductions gallery",
@@ -361,39 +416,48 @@ def write_gallery(out: str | Path) -> Path:
         "(`verdicts.md`, `verdicts.csv`), the tidy measurements (`measurements.parquet`), the provenance "
         "(`provenance.json`: versions, commit, wall time, command) and the figures. Every verdict is a "
         "function of the folder's measurements (`initbench.benchmarks.reproduce.rederive`); a test "
-        "re-derives each committed one.",
+        "re-derives each committed one. A *claim* tests the paper (a wrong result could fail it); a "
+        "*check* is a property a correct implementation cannot fail (zero init's symmetry, a constraint "
+        "the method enforces): it is shown, not counted. A *weak pass* has the paper's direction but "
+        "not its size.",
         "",
     ]
     written = [e for e in REPRODUCTIONS.values() if (out / e.name / "verdicts.csv").is_file()]
-    tables = {e.name: pd.read_csv(out / e.name / "verdicts.csv") for e in written}
+    tables = {e.name: read_verdicts(out / e.name) for e in written}
     metas = {
         e.name: json.loads(f.read_text()) if (f := out / e.name / "provenance.json").is_file() else {} for e in written
     }
+    claims_of = {n: [c for c in t if c.kind == "claim"] for n, t in tables.items()}
+    checks_of = {n: [c for c in t if c.kind == "check"] for n, t in tables.items()}
     if written:
+        every = [c for t in claims_of.values() for c in t]
+        checks = [c for t in checks_of.values() for c in t]
         lines += [
-            f"**{sum(int(t['passed'].sum()) for t in tables.values())}/{sum(map(len, tables.values()))} claims"
-            f" hold** over {len(written)} reproductions; measuring took"
+            f"**{summary(every, checks)}** over {len(written)} reproductions; measuring took"
             f" {sum(m.get('wall_s', 0.0) for m in metas.values()) / 60:.1f} min in all (the sum of the wall"
             " times below). A failed claim is a finding: its row says what was measured.",
             "",
-            "| reproduction | scale | claims held | failing claims | wall time (s) | commit |",
-            "|---|---|---|---|---|---|",
+            "| reproduction | scale | claims held | failing claims | checks | wall time (s) | commit |",
+            "|---|---|---|---|---|---|---|",
         ]
         for entry in written:
-            claims, meta = tables[entry.name], metas[entry.name]
-            failing = "; ".join(str(n) for n in claims.loc[~claims["passed"].astype(bool), "name"]) or "-"
+            claims, checks, meta = claims_of[entry.name], checks_of[entry.name], metas[entry.name]
+            failing = "; ".join(c.name for c in (*claims, *checks) if not c.passed) or "-"
+            weak = sum(c.passed and bool(c.note) for c in claims)
             lines.append(
-                f"| [{entry.name}](#{entry.name}) | {meta.get('scale', '?')} | {int(claims['passed'].sum())}/"
-                f"{len(claims)} | {failing} | {meta.get('wall_s', '?')} | {_commits(meta)} |"
+                f"| [{entry.name}](#{entry.name}) | {meta.get('scale', '?')} | {sum(c.passed for c in claims)}/"
+                f"{len(claims)}{f' ({weak} weak)' if weak else ''} | {failing} |"
+                f" {f'{sum(c.passed for c in checks)}/{len(checks)}' if checks else '-'} | {meta.get('wall_s', '?')}"
+                f" | {_commits(meta)} |"
             )
         lines.append("")
     for entry in written:
         folder = out / entry.name
-        claims, meta = tables[entry.name], metas[entry.name]
+        meta = metas[entry.name]
         lines += [
             f"## {entry.name}",
             "",
-            f"**{int(claims['passed'].sum())}/{len(claims)} claims hold** ({meta.get('scale', '?')} scale,"
+            f"**{summary(claims_of[entry.name], checks_of[entry.name])}** ({meta.get('scale', '?')} scale,"
             f" {meta.get('wall_s', '?')} s). {entry.description}",
             "",
             f"`{meta.get('command', '')}`, commit {_commits(meta)}",
@@ -401,10 +465,8 @@ def write_gallery(out: str | Path) -> Path:
             "| claim | paper says | criterion | we measure | verdict |",
             "|---|---|---|---|---|",
         ]
-        for c in claims.itertuples():
-            lines.append(
-                f"| {c.name} | {c.paper_says} | {c.criterion} | {c.measured} | {'pass' if c.passed else '**FAIL**'} |"
-            )
+        for c in tables[entry.name]:
+            lines.append(f"| {c.name} | {c.paper_says} | {c.criterion} | {c.measured} | {_shown(c.verdict, c.note)} |")
         lines += ["", *(f"![{p.stem}]({entry.name}/{p.name})" for p in sorted(folder.glob("*.png"))), ""]
     path = out / "README.md"
     path.write_text("\n".join(lines))

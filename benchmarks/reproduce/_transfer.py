@@ -157,13 +157,15 @@ def transfer_claims(rows: pd.DataFrame, arms: Arms) -> list[Claim]:
     shared = round(st["optimum"].mean()) if st["optimum"].notna().any() else None
     last = rows[(rows["step"] == rows["step"].max()) & (rows["arm"] == stable) & (rows["log2_lr"] == shared)]
     loss = last.pivot(index="seed", columns=axis, values="train_loss").fillna(np.inf)  # NaN: diverged
-    worse, cells = [], []
+    worse, cells, rises = [], [], []
     for small, large in itertools.pairwise(sizes):
         d = (loss[large] - loss[small]) if large in loss and small in loss else pd.Series(dtype=float)
         md, hd = ci(d) if len(d) else (math.nan, math.inf)
         cells.append(f"{large} vs {small}: {fmt(md, hd)}")
         if not (md - hd <= 0):  # also NaN (a diverged larger run)
             worse.append(f"{large}")
+        elif md > 0:  # worse on average, within the interval
+            rises.append(f"{large} vs {small}")
     means = loss.mean().to_dict() if len(loss) else {}
     out.append(
         Claim(
@@ -181,6 +183,9 @@ def transfer_claims(rows: pd.DataFrame, arms: Arms) -> list[Claim]:
                 else f"no finite {stable_name} optimum"
             ),
             bool(shared is not None and len(loss) > 1 and not worse),
+            note=(
+                f"holds only as 'not significantly worse': the mean loss rises at {', '.join(rises)}" if rises else ""
+            ),
         )
     )
     return out

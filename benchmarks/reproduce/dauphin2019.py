@@ -144,6 +144,8 @@ def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
             " (a non-finite GQ fails)",
             f"GQ first -> last, per seed: {pairs}" + ("" if finite else " (non-finite values)"),
             bool(lowered),
+            kind="check",
+            note="MetaInit minimizes this quantity: it fails only if the optimization diverges",
         )
     )
     before, _, _ = _geo_mean_tanh_layers(norms, "before")

@@ -246,6 +246,11 @@ def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
                 f"max difference between units {s['unit_spread']:.3g}; weights moved {s['weights_moved']:.3g}; "
                 f"loss {s['first_loss']:.3f} -> {s['last_loss']:.3f}",
                 s["unit_spread"] == 0.0 and moved,
+                kind="check",
+                note=(
+                    "units that start equal get equal gradients for any correct implementation: a test of the code, "
+                    "not of the lecture's claim"
+                ),
             )
         )
     return out

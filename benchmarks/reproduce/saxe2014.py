@@ -307,6 +307,11 @@ def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
             "max |s - 1| over seeds <= (L + 1) n u at every depth (u = 2^-24, float32 rounding of L products)",
             "; ".join(f"L={d}: {worst[d]:.2g} (bound {bound[d]:.2g})" for d in bound),
             holds,
+            kind="check",
+            note=(
+                "products of orthogonal matrices are orthogonal: exact up to float rounding for a correct orthogonal "
+                "init"
+            ),
         )
     )
 

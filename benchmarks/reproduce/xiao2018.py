@@ -370,6 +370,8 @@ def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
             f"max |s - 1| over all singular values and seeds <= 2 * 9c * u = {bound:.2g} (float32 rounding)",
             f"max |s - 1| = {worst:.2g} ({c} channels, {delta['seed'].nunique()} seeds)",
             bool(np.isfinite(delta["value"]).all() and worst <= bound),
+            kind="check",
+            note="exact by the delta-orthogonal kernel's construction",
         )
     )
     g = spread(operator[operator["init"] == "gaussian"]).iloc[0]

@@ -460,6 +460,11 @@ def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
             f"|q_L/q_1 - 1| < {EXACT:g} for both",
             f"{blocks} blocks: Fixup q_L/q_1 = {flat['fixup']:.7f}, SkipInit {flat['skipinit']:.7f}",
             bool(ok),
+            kind="check",
+            note=(
+                "Fixup's zero last layer and SkipInit's zero multiplier make every branch output 0 at init: exact by "
+                "construction"
+            ),
         )
     )
     _, r2_total, _ = _growth(init_df, "fixup_rule2_only")

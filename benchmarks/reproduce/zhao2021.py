@@ -327,6 +327,11 @@ def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
             f"largest rank over training (d = {d}, width {int(degeneracy['width'].iloc[0])}): "
             + ", ".join(f"{layer} {int(v)}" for layer, v in worst.items()),
             bool(len(pid) > 0 and (pid["value"] <= d).all()),
+            kind="check",
+            note=(
+                "the partial identity's zero padding keeps the bound through training (the paper's Theorem 1): it "
+                "holds for any correct implementation"
+            ),
         )
     )
     zero = ranks[ranks["init"] == "zero"]
@@ -372,6 +377,11 @@ def claims(measurements: pd.DataFrame, scale: str) -> list[Claim]:
                 for r in determinism.itertuples()
             ),
             bool(ok),
+            kind="check",
+            note=(
+                "zero_init draws no random numbers: a property of the code (the He control shows seeds do matter "
+                "elsewhere)"
+            ),
         )
     )
     return out

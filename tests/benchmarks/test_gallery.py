@@ -6,7 +6,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from initbench.benchmarks.reproduce import REPRODUCTIONS, Claim, Reproduction, rederive, write, write_gallery
+from initbench.benchmarks.reproduce import (
+    REPRODUCTIONS,
+    Claim,
+    Reproduction,
+    read_verdicts,
+    rederive,
+    write,
+    write_gallery,
+)
 from initbench.inits.errors import UsageError
 
 GALLERY = Path(__file__).resolve().parents[2] / "results" / "reference"
@@ -18,18 +26,8 @@ def test_every_reproduction_has_a_committed_folder():
 
 @pytest.mark.parametrize("name", REPRODUCTIONS.names())
 def test_the_claims_rederived_from_the_committed_measurements_are_the_committed_verdicts(name):
-    folder = GALLERY / name
-    verdicts = pd.read_csv(folder / "verdicts.csv")
-    claims = rederive(folder)
-    assert len(claims) == len(verdicts)
-    for claim, (_, row) in zip(claims, verdicts.iterrows(), strict=True):
-        assert (claim.name, claim.paper_says, claim.criterion, claim.measured, claim.passed) == (
-            row["name"],
-            row["paper_says"],
-            row["criterion"],
-            row["measured"],
-            bool(row["passed"]),
-        )
+    # every field: name, paper_says, criterion, measured, passed, kind (claim or check), note
+    assert rederive(GALLERY / name) == read_verdicts(GALLERY / name)
 
 
 def test_the_committed_gallery_page_is_the_one_its_folders_write(tmp_path):
@@ -62,11 +60,20 @@ def test_a_folder_whose_measurements_changed_rederives_to_other_verdicts(tmp_pat
 
 
 def test_the_gallery_page_indexes_every_claim_with_its_criterion(tmp_path):
-    claims = [Claim("c1", "says", "within 0.1", "0.05", True), Claim("c2", "says too", "below 1", "3 units", False)]
+    claims = [
+        Claim("c1", "says", "within 0.1", "0.05", True),
+        Claim("c2", "says too", "below 1", "3 units", False),
+        Claim("c3", "says", "above 0", "1", True, note="a tenth of the paper's size"),
+        Claim("k1", "symmetric", "exact", "0", True, kind="check", note="cannot fail: exact by construction"),
+    ]
     write(Reproduction("zhu2021", "smoke", claims, pd.DataFrame({"x": [1.0]}), {}), tmp_path)
+    assert read_verdicts(tmp_path / "zhu2021") == claims  # the csv round trip keeps kind and note
     page = write_gallery(tmp_path).read_text()
     index, body = page.split("## zhu2021", 1)
-    assert "| [zhu2021](#zhu2021) | smoke | 1/2 | c2 |" in index
+    assert "2/3 claims hold (1 weak), 1/1 checks pass** over 1 reproductions" in index
+    assert "| [zhu2021](#zhu2021) | smoke | 2/3 (1 weak) | c2 | 1/1 |" in index
+    assert "| c3 | says | above 0 | 1 | weak pass: a tenth of the paper's size |" in body
+    assert "| k1 | symmetric | exact | 0 | check passes: cannot fail: exact by construction |" in body
     assert "| c1 | says | within 0.1 | 0.05 | pass |" in body
     assert "| c2 | says too | below 1 | 3 units | **FAIL** |" in body
 

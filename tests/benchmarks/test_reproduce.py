@@ -12,7 +12,7 @@ from initbench.benchmarks.reproduce import REPRODUCTIONS, init_histograms
 def test_init_histograms_end_to_end(tmp_path, capsys):
     assert cli.main(["reproduce", "init-histograms", "--scale", "smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "init-histograms (smoke): 7/7 claims hold" in out
+    assert "init-histograms (smoke): 5/5 claims hold, 2/2 checks pass" in out
     folder = tmp_path / "init-histograms"
     verdicts = pd.read_csv(folder / "verdicts.csv")
     assert verdicts["passed"].all() and len(verdicts) == 7
@@ -29,7 +29,7 @@ def test_init_histograms_end_to_end(tmp_path, capsys):
     from initbench.benchmarks.reproduce import write_gallery
 
     gallery = write_gallery(tmp_path).read_text()
-    assert "| [init-histograms](#init-histograms) | smoke | 7/7 | - |" in gallery
+    assert "| [init-histograms](#init-histograms) | smoke | 5/5 | - | 2/2 |" in gallery
     assert "init-histograms/histograms_tanh.png" in gallery
     assert "he2015" not in gallery  # only what was written
 
