@@ -21,7 +21,7 @@ FIELD_FLAGS: dict[str, tuple[str, str, str]] = {
     "--parametrization": (
         "parametrization",
         "str",
-        "width parametrization: sp, ntk, mup, mfp, Everett's *_align (init/lr multipliers per class; --base-width)",
+        "width parametrization: sp, ntk, mup, mfp, Everett's *_align, or table:CLASS.KEY=EXP/... (--base-width)",
     ),
     "--base-width": ("base_width", "int", "the width at which a parametrization equals the plain run (m = width/base)"),
     "--depth-alpha": (

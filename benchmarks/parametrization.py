@@ -57,6 +57,12 @@ layer's gradient falls under its epsilon as the width grows (Everett et al. 2024
 underflow"; lucaslingle/mu_transformer and CompleteP scale it too). For the optimizers that add an
 epsilon to :math:`\sqrt{v}`: ``adam``, ``adamw``, ``nadam``, ``adamax``.
 
+**Your own table**: ``parametrization = {readout = {init = -0.5, adam = -1}, hidden = {adam = -1}}``
+in an experiment (or its :func:`table_name`, ``table:hidden.adam=-1.0/readout.adam=-1.0/readout.init=-0.5``,
+anywhere a preset is named) gives per class the exponents of :math:`m` (``init`` std, ``sgd`` and
+``adam`` learning rates, Adam's ``eps``); what it leaves out is SP's 0. It is validated like the
+presets and is one value of the grid and of the run identity.
+
 **Depth** (:func:`depth_rules`; the keys ``depth_alpha`` and ``base_depth`` beside the name):
 a residual network of :math:`L` blocks multiplies every branch's output by the fixed constant
 :math:`(L/L_0)^{-\alpha}` (``models.ResNet``'s ``branch_multiplier``) and the learning rate of
@@ -172,10 +178,110 @@ for _name in list(PRESETS):
     PRESETS[_name + EPS_SUFFIX] = _with_eps(PRESETS[_name])
 
 
+# A user's own table: per class the exponents of m (``init`` std, ``sgd`` and ``adam`` learning
+# rates, Adam's ``eps``), written as one name so it is one value of the grid and of the run identity.
+CLASSES = ("input", "hidden", "readout", "vector", "scalar")
+EXPONENTS = ("init", "sgd", "adam", "eps")
+TABLE_PREFIX = "table:"
+_EXPONENT_LIMIT = 8.0  # |exponent|: m^8 at m = 2^10 is 2^80, already past any sensible multiplier
+
+
+def table_name(table: Any) -> str:
+    r"""The canonical name of a user's parametrization table (TOML ``parametrization = {...}``).
+
+    ``table`` maps a layer class (:data:`CLASSES`) to its exponents of the width multiplier
+    :math:`m` (:data:`EXPONENTS`: ``init`` std, ``sgd`` and ``adam`` learning rates, Adam's
+    ``eps``); what it leaves out is 0 (SP's). The name is ``table:`` and the non-zero entries as
+    ``CLASS.KEY=VALUE`` joined by ``/``, sorted, so equal tables are one run identity, and it can
+    be given as is (``--parametrization 'table:hidden.adam=-1/readout.init=-0.5/readout.adam=-1'``).
+
+    Example:
+      >>> table_name({"readout": {"init": -0.5, "adam": -1}, "hidden": {"adam": -1.0, "init": 0}})
+      'table:hidden.adam=-1.0/readout.adam=-1.0/readout.init=-0.5'
+
+    Raises:
+      UsageError: An unknown class or exponent, or a value that is not a number in [-8, 8].
+    """
+    if not isinstance(table, dict):
+        raise UsageError(f"a parametrization table maps layer classes to exponents, got {table!r}")
+    entries = []
+    for cls, row in table.items():
+        if cls not in CLASSES:
+            raise unknown_choice("parametrization table class", cls, CLASSES)
+        if not isinstance(row, dict):
+            raise UsageError(
+                f"parametrization table: {cls} must map exponents ({', '.join(EXPONENTS)}) to numbers, got {row!r}"
+            )
+        for key, value in row.items():
+            if key not in EXPONENTS:
+                raise unknown_choice(f"parametrization table {cls} exponent", key, EXPONENTS)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not -_EXPONENT_LIMIT <= value <= _EXPONENT_LIMIT
+            ):
+                raise UsageError(
+                    f"parametrization table: {cls}.{key} must be a number in [-8, 8] (an exponent of m), got {value!r}"
+                )
+            if value != 0:
+                entries.append(f"{cls}.{key}={float(value)!r}")
+    return TABLE_PREFIX + "/".join(sorted(entries))
+
+
+def _parse_table(name: str) -> dict[str, dict[str, float]]:
+    table: dict[str, dict[str, float]] = {}
+    for entry in filter(None, name[len(TABLE_PREFIX) :].split("/")):
+        path, eq, text = entry.partition("=")
+        cls, dot, key = path.partition(".")
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (eq and dot) or math.isnan(value):
+            raise UsageError(f"parametrization {name!r}: {entry!r} is not CLASS.KEY=VALUE (e.g. readout.init=-0.5)")
+        table.setdefault(cls, {})[key] = value
+    table_name(table)  # classes, exponents and values checked
+    return table
+
+
+def canonical(name: Any) -> Any:
+    """A ``table:...`` name in its one spelling (:func:`table_name`); anything else as it is.
+
+    Example:
+      >>> canonical("table:readout.init=-.5/hidden.adam=-1"), canonical("mup")
+      ('table:hidden.adam=-1.0/readout.init=-0.5', 'mup')
+    """
+    if isinstance(name, str) and name.startswith(TABLE_PREFIX):
+        return table_name(_parse_table(name))
+    return name
+
+
+def exponents(name: Any) -> dict[str, dict[str, float]]:
+    """The per-class exponents of a preset or of a ``table:...`` name (:func:`table_name`).
+
+    Raises:
+      UsageError: Neither a preset nor a well-formed table name (naming the choices).
+    """
+    if isinstance(name, str) and name in PRESETS:
+        return PRESETS[name]
+    if not isinstance(name, str) or not name.startswith(TABLE_PREFIX):
+        raise unknown_choice("parametrization", name, (*PRESETS, "table:CLASS.KEY=VALUE/..."))
+    table = _parse_table(name)
+    eps = any("eps" in row for row in table.values())
+    return {
+        cls: {"init": 0.0, "sgd": 0.0, "adam": 0.0, **({"eps": 0.0} if eps else {}), **table.get(cls, {})}
+        for cls in CLASSES
+    }
+
+
+def scales_eps(name: str) -> bool:
+    """Whether the parametrization scales Adam's epsilon (a ``+eps`` preset, or a table with ``eps``)."""
+    return any("eps" in row for row in exponents(name).values())
+
+
 def check(name: Any, base_width: Any, *, width: Any, optimizer: Any, scheme: str | None = None) -> None:
     """Raises a one-line UsageError unless ``name`` applies to a model of ``width`` trained by ``optimizer``."""
-    if not isinstance(name, str) or name not in PRESETS:
-        raise unknown_choice("parametrization", name, PRESETS)
+    exponents(name)
     if name == "sp" and base_width is None:
         return
     if not isinstance(base_width, int) or isinstance(base_width, bool) or not 1 <= base_width < 2**31:
@@ -196,7 +302,7 @@ def check(name: Any, base_width: Any, *, width: Any, optimizer: Any, scheme: str
 
 
 def _check_optimizer(name: str, optimizer: Any) -> None:
-    if name.endswith(EPS_SUFFIX) and optimizer not in EPS_OPTIMIZERS:
+    if scales_eps(name) and optimizer not in EPS_OPTIMIZERS:
         raise UsageError(
             f"parametrization {name} scales Adam's epsilon; optimizer {optimizer!r} adds none to sqrt(v) "
             f"(it takes: {', '.join(EPS_OPTIMIZERS)})"
@@ -206,8 +312,8 @@ def _check_optimizer(name: str, optimizer: Any) -> None:
             f"parametrization {name} has no learning-rate rule for optimizer {optimizer!r}; "
             f"it has one for: {', '.join(FAMILIES)}"
         )
-    if FAMILIES[optimizer] not in PRESETS[name]["hidden"]:
-        takes = [o for o, family in FAMILIES.items() if family in PRESETS[name]["hidden"]]
+    if FAMILIES[optimizer] not in exponents(name)["hidden"]:
+        takes = [o for o, family in FAMILIES.items() if family in exponents(name)["hidden"]]
         raise UsageError(
             f"parametrization {name} has exponents for Adam-like optimizers only (Everett et al. 2024's "
             f"table), not for {optimizer}; it takes: {', '.join(takes)}"
@@ -217,7 +323,7 @@ def _check_optimizer(name: str, optimizer: Any) -> None:
 def _factors(name: str, m: float, optimizer: str) -> dict[str, tuple[float, float, float]]:
     """Per layer class of ``name``: ``(init std, learning-rate, epsilon multiplier)`` at width multiplier ``m``."""
     family = FAMILIES[optimizer]
-    return {cls: (m ** e["init"], m ** e[family], m ** e.get("eps", 0.0)) for cls, e in PRESETS[name].items()}
+    return {cls: (m ** e["init"], m ** e[family], m ** e.get("eps", 0.0)) for cls, e in exponents(name).items()}
 
 
 def rules(name: str, *, width: int | None, base_width: int | None, optimizer: str) -> dict[str, dict[str, float]]:
@@ -259,7 +365,7 @@ def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimi
     Args:
       params: The parameters (arrays or shapes) at the width used.
       wider: The same model's parameters (or shapes) at another width.
-      name: A preset of :data:`PRESETS`.
+      name: A preset of :data:`PRESETS` or a user's table (:func:`table_name`).
       width_mult: :math:`m` = the width used / the base width (the width the hyper-parameters were
         tuned at).
       optimizer: An optimizer of :data:`FAMILIES` (its family picks the learning-rate exponent).
@@ -284,8 +390,7 @@ def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimi
 
     from initbench.benchmarks.groups import param_path, structural_classes
 
-    if not isinstance(name, str) or name not in PRESETS:
-        raise unknown_choice("parametrization", name, PRESETS)
+    exponents(name)
     _check_optimizer(name, optimizer)
     if isinstance(width_mult, bool) or not isinstance(width_mult, int | float) or not width_mult > 0:
         raise UsageError(f"width_mult must be a number > 0, got {width_mult!r}")
@@ -295,7 +400,7 @@ def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimi
     def factor(path: Any, kind: int) -> float:  # a "fixed" kernel (no class of the preset) keeps 1
         return float(table.get(classes[param_path(path)], (1.0, 1.0, 1.0))[kind])
 
-    kinds = {"init": 0, "lr": 1} | ({"eps": 2} if name.endswith(EPS_SUFFIX) else {})
+    kinds = {"init": 0, "lr": 1} | ({"eps": 2} if scales_eps(name) else {})
     return {k: jax.tree_util.tree_map_with_path(lambda p, _, i=i: factor(p, i), params) for k, i in kinds.items()}
 
 

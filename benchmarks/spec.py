@@ -565,6 +565,12 @@ class RunSpec:
                 )
                 for k, v in pairs
             ]
+            try:  # a user's table in its one spelling: one run_id (validate() names a bad one)
+                from initbench.benchmarks.parametrization import canonical
+
+                pairs = [(k, canonical(v) if k == "name" else v) for k, v in pairs]
+            except UsageError:
+                pass
             p = tuple(sorted(pairs, key=lambda kv: str(kv[0])))
             if ("name", "sp") in p:  # SP at any base width is one run (a bad one is kept: validate() names it)
                 width = dict(p).get("base_width")
@@ -606,7 +612,7 @@ class RunSpec:
             optimizer=self.train.optimizer,
             residual_scale=config.get("residual_scale") is not None,
             branch_biases=bool(config.get("branch_biases")),
-            eps=str(p.get("name", "")).endswith(parametrization.EPS_SUFFIX),
+            eps=parametrization.scales_eps(str(p.get("name", ""))),
         )
 
     @property

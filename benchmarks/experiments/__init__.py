@@ -773,7 +773,19 @@ def _parametrizations(source: str, doc: Mapping[str, Any]) -> list[Any]:
             if key in doc:
                 raise UsageError(f"{source}: {key} needs a parametrization (sp, ntk, mup, ...; sp for depth alone)")
         return [()]
-    names = _axis(source, "parametrization", doc["parametrization"])
+    from initbench.benchmarks.parametrization import canonical, table_name
+
+    value = doc["parametrization"]  # a preset, a user's table of exponents, or a list of either
+    try:
+        if isinstance(value, dict):
+            value = table_name(value)
+        elif isinstance(value, list):
+            value = [table_name(v) if isinstance(v, dict) else canonical(v) for v in value]
+        else:
+            value = canonical(value)
+    except UsageError as err:
+        raise UsageError(f"{source}: {err}") from None
+    names = _axis(source, "parametrization", value)
     axes = {k: _axis(source, k, doc[k]) if k in doc else [None] for k in ("base_width", "depth_alpha", "base_depth")}
     out = []
     for name in names:

@@ -764,3 +764,80 @@ def test_only_runs_that_scale_the_epsilon_carry_its_step_so_other_adam_programs_
     assert "eps_scale" not in member_hyper([plain], params)
     eps = dataclasses.replace(plain, train=dataclasses.replace(plain.train, eps_scale=(("hidden", 0.5),)))
     assert eps.scales_eps and eps.cohort_key != plain.cohort_key
+
+
+MUP_TABLE = {  # TP5 Table 3's muP with Adam, written out: equal to the preset
+    "input": {"sgd": 1.0},
+    "vector": {"sgd": 1.0},
+    "hidden": {"adam": -1.0},
+    "readout": {"init": -0.5, "sgd": -1.0, "adam": -1.0},
+}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_a_user_table_equal_to_a_preset_gives_the_presets_rules(optimizer):
+    name = parametrization.table_name(MUP_TABLE)
+    assert parametrization.exponents(name) == {
+        cls: {**row, **dict.fromkeys(("init", "sgd", "adam"), 0.0), **MUP_TABLE.get(cls, {})}
+        for cls, row in parametrization.PRESETS["mup"].items()
+    }
+    for width in (64, 256, 1024):
+        assert parametrization.rules(name, width=width, base_width=64, optimizer=optimizer) == parametrization.rules(
+            "mup", width=width, base_width=64, optimizer=optimizer
+        )
+    assert run(256, name=name, optimizer=optimizer).scale_rules("lr_scale") == run(
+        256, name="mup", optimizer=optimizer
+    ).scale_rules("lr_scale")
+
+
+def test_a_user_table_in_toml_is_one_grid_value_and_one_run_identity():
+    from initbench.benchmarks import experiments
+
+    def specs(value):
+        doc = {
+            "seeds": 1,
+            "parametrization": value,
+            "base_width": 8,
+            "model": {"width": [8, 16], "depth": 1},
+            "train": {"optimizer": "adam", "lr": 0.01, "steps": 1},
+        }
+        return experiments.resolve(experiments.from_doc(doc, "t")).specs
+
+    a = specs({"readout": {"init": -0.5, "adam": -1}, "hidden": {"adam": -1.0}})
+    b = specs("table:hidden.adam=-1.0/readout.adam=-1.0/readout.init=-0.5")  # the same table, by its name
+    c = specs("table:readout.init=-.5/readout.adam=-1/hidden.adam=-1")  # spelled otherwise
+    assert [s.run_id for s in a] == [s.run_id for s in b] == [s.run_id for s in c]
+    assert dict(a[1].scale_rules("lr_scale")) == {"hidden": 0.5, "readout": 0.5}
+    assert dict(a[1].scale_rules("init_scale")) == {"readout": 2**-0.5}
+    grid = specs([{"readout": {"adam": -1}}, "mup"])  # an axis of a table and a preset
+    assert {dict(s.parametrization)["name"] for s in grid} == {"table:readout.adam=-1.0", "mup"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"output": {"init": -1}}, "unknown parametrization table class 'output'"),
+        ({"readout": {"lr": -1}}, "unknown parametrization table readout exponent 'lr'"),
+        ({"readout": {"init": "half"}}, r"readout.init must be a number in \[-8, 8\]"),
+        ({"readout": {"init": 1e9}}, r"readout.init must be a number in \[-8, 8\]"),
+        ({"readout": -1}, "readout must map exponents"),
+        ("table:readout.init", "is not CLASS.KEY=VALUE"),
+        ("table:readout.init=x", "is not CLASS.KEY=VALUE"),
+        ("mupp", "unknown parametrization 'mupp'"),
+    ],
+)
+def test_a_bad_user_table_is_one_line(value, message):
+    from initbench.benchmarks import experiments
+
+    doc = {"seeds": 1, "parametrization": value, "base_width": 8, "model": {"width": 16, "depth": 1}}
+    with pytest.raises(UsageError, match=message) as err:
+        experiments.resolve(experiments.from_doc(doc, "t"))
+    assert "\n" not in str(err.value)
+
+
+def test_a_table_with_eps_needs_an_optimizer_with_an_epsilon():
+    name = parametrization.table_name({"hidden": {"eps": -1.0}})
+    assert parametrization.scales_eps(name)
+    assert parametrization.rules(name, width=256, base_width=64, optimizer="adam")["eps_scale"] == {"hidden": 0.25}
+    with pytest.raises(UsageError, match="scales Adam's epsilon"):
+        parametrization.rules(name, width=256, base_width=64, optimizer="sgd")
