@@ -455,6 +455,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         out=None if args.no_write else args.out,
         extra=extra,
+        parametrization=args.parametrization,
+        base_width=args.base_width,
     )
     columns = [
         c
@@ -699,6 +701,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="float32",
         help="float64 separates real explosion from float32 overflow",
     )
+    p.add_argument(
+        "--parametrization",
+        help="scale each layer class's initial weights as this width parametrization does (mup, ntk, a table:...)",
+    )
+    p.add_argument("--base-width", type=_positive, help="the width at which the parametrization equals the plain init")
     p.add_argument("--out", help="results directory (default results/check)")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.set_defaults(func=_cmd_check)

@@ -301,6 +301,28 @@ def check(name: Any, base_width: Any, *, width: Any, optimizer: Any, scheme: str
         )
 
 
+def init_rules(name: Any, base_width: Any, *, width: Any, scheme: str | None = None) -> dict[str, float]:
+    """The init-std multipliers of ``name`` per layer class at ``width`` (those of 1 left out).
+
+    What ``initbench check`` applies: the init part of a parametrization, which (unlike the
+    learning rates) does not depend on the optimizer.
+
+    Example:
+      >>> init_rules("mup", 64, width=256)
+      {'readout': 0.5}
+    """
+    check(name, base_width, width=width, optimizer="adam" if "sgd" not in exponents(name)["hidden"] else "sgd")
+    if scheme is not None:
+        raise UsageError(
+            f"parametrization {name} rescales a per-tensor initializer's draws; {scheme} is a model-level "
+            "scheme that sets its own scales"
+        )
+    if name == "sp":
+        return {}
+    m = width / base_width
+    return {cls: m ** e["init"] for cls, e in exponents(name).items() if m ** e["init"] != 1.0}
+
+
 def _check_optimizer(name: str, optimizer: Any) -> None:
     if scales_eps(name) and optimizer not in EPS_OPTIMIZERS:
         raise UsageError(

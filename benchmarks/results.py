@@ -40,9 +40,10 @@ import pyarrow.parquet as pq
 from initbench.benchmarks.paths import can_write_in
 from initbench.inits.errors import UsageError, first_line, unknown_choice
 
-SCHEMA_VERSION = 6  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
+SCHEMA_VERSION = 7  # 3: runs gained lr_scale; 4: optimizer_args, wd_scale, clip_norm, label_smoothing,
 # divergence_factor, layer_records, warmup_steps (momentum is null for optimizers without one); 5: init_scale,
-# parametrization, base_width; 6: depth_alpha, base_depth, eps_scale
+# parametrization, base_width; 6: depth_alpha, base_depth, eps_scale; 7: checks gained init_scale,
+# parametrization, base_width
 MANIFEST = "_initbench.json"
 LOCK = ".lock"
 _META_KEY = b"initbench"
@@ -154,6 +155,9 @@ CHECK = Kind(
         ("input_shape", _S),
         ("batch_size", _I),
         ("seed", _I),
+        ("init_scale", _S),
+        ("parametrization", _S),
+        ("base_width", _I),
     ),
     observation=(("layer", _S), ("layer_index", _I), ("metric", _S), ("value", _F)),
     key=("layer", "metric"),

@@ -606,15 +606,27 @@ def figure(result: CheckResult, path: str | Path, title: str) -> Path:
     return path
 
 
-def check_identity(model: Any, init: Any, input_shape: tuple[int, ...], batch_size: int, seed: int) -> dict[str, Any]:
+def check_identity(
+    model: Any,
+    init: Any,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    seed: int,
+    *,
+    parametrization: str | None = None,
+    base_width: int | None = None,
+) -> dict[str, Any]:
     """The identity columns of one checked network (``results.CHECK``), with a stable ``run_id``.
 
     Args:
       model: Its ``ModelSpec``.
-      init: Its ``InitSpec``.
+      init: Its ``InitSpec`` (its ``scale``: the parametrization's init multipliers).
       input_shape: One input's shape.
       batch_size: Inputs probed.
       seed: The network's seed.
+      parametrization: The parametrization's name (None: none; the run_id is then a check's
+        from before parametrizations existed).
+      base_width: Its base width.
     """
     from initbench.benchmarks.spec import NUMERICS_VERSION
 
@@ -634,8 +646,14 @@ def check_identity(model: Any, init: Any, input_shape: tuple[int, ...], batch_si
         "batch_size": batch_size,
         "seed": seed,
     }
-    run_id = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return {"run_id": run_id, **ident}
+    scaled = {
+        "init_scale": json.dumps(dict(init.scale), sort_keys=True) if init.scale else "",
+        "parametrization": parametrization or "",
+        "base_width": base_width if parametrization else None,
+    }
+    hashed = {**ident, **scaled} if parametrization or init.scale else ident  # older checks keep their run_id
+    run_id = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {"run_id": run_id, **ident, **scaled}
 
 
 def _check_fits_memory(net: Any, x0: jax.Array, batch_size: int, seeds: int, dtype: str) -> None:
@@ -683,6 +701,8 @@ def run_check(
     dtype: str = "float32",
     out: str | Path | None = "results/check",
     extra: dict[str, Any] | None = None,
+    parametrization: str | None = None,
+    base_width: int | None = None,
 ) -> tuple[CheckResult, dict[str, Any]]:
     r"""The ``initbench check`` job: build the model, probe Gaussian inputs, judge, write results.
 
@@ -694,6 +714,12 @@ def run_check(
     Writes tidy rows to a ResultStore, ``check_<...>.png`` and ``check_<...>.csv`` under
     ``out/_report`` (None: write nothing).
 
+    ``parametrization`` (with ``base_width``; :mod:`initbench.benchmarks.parametrization`)
+    multiplies each layer class's drawn weights by the preset's or table's init multiplier at this
+    width (muP: the readout by :math:`m^{-1/2}`), as a training run would start; the theory's
+    predictions are kept only where the input and hidden layers keep one common multiplier
+    (folded into :math:`\sigma_w^2`).
+
     Returns:
       The result and a dict of written paths.
 
@@ -702,6 +728,7 @@ def run_check(
         kernels, float64 where the backend cannot.
     """
     from initbench import inits, models
+    from initbench.benchmarks.parametrization import canonical
     from initbench.benchmarks.results import ResultStore, provenance
     from initbench.benchmarks.spec import NUMERICS_VERSION, InitSpec, ModelSpec, options
     from initbench.inits.registry import SCHEMES
@@ -735,7 +762,19 @@ def run_check(
         bias_init, bias_args = ("normal", {"stddev": math.sqrt(bias_variance)}) if bias_variance > 0 else ("zeros", {})
     if dtype not in ("float32", "float64"):
         raise UsageError(f"--dtype must be float32 or float64, got {dtype!r}")
-    init_spec = InitSpec(init, options(**init_args), bias_init, options(**bias_args))
+    scales: dict[str, float] = {}
+    if parametrization is not None or base_width is not None:
+        from initbench.benchmarks.parametrization import init_rules
+
+        if parametrization is None:
+            raise UsageError("--base-width needs --parametrization (the width at which it equals the plain init)")
+        scales = init_rules(
+            canonical(parametrization),
+            base_width,
+            width=width if model in ("mlp", "resnet") else None,
+            scheme=init if scheme is not None else None,
+        )
+    init_spec = InitSpec(init, options(**init_args), bias_init, options(**bias_args), options(**scales))
     init_spec.validate()  # the name and arguments (a scheme's options and its base)
     init_fn = init_spec.kernel()  # a scheme's base
     bias_fn = inits.get_bias(bias_init, fan_in=1, **bias_args) if bias_init != "torch_default" or bias_args else None
@@ -763,6 +802,17 @@ def run_check(
     _check_fits_memory(net, x0, batch_size, seeds, dtype)
     x = math.sqrt(input_variance) * jax.random.normal(jax.random.key(10_000), (batch_size, *input_shape))
     init_variables = None if scheme is None else _scheme_init(net, init_spec, x, x0)
+    if scales:  # the parametrization's init multipliers on the drawn weights, per layer class
+        from initbench.benchmarks.groups import lr_scale_tree
+
+        def init_variables(key: jax.Array) -> Any:
+            variables = dict(net.init(key, x0))
+            factors = lr_scale_tree(variables["params"], init_spec.scale, model, field="init_scale")
+            variables["params"] = jax.tree_util.tree_map(
+                lambda p, f: p if f == 1.0 else p * jnp.asarray(f, p.dtype), variables["params"], factors
+            )
+            return variables
+
     try:  # every kernel of this model through the initializer (and the scheme), abstractly: no work yet
         jax.eval_shape(init_variables or (lambda k: net.init(k, x0)), jax.random.key(0))
     except UsageError as err:  # a validator's verdict; any other error here is a bug and keeps its traceback
@@ -775,6 +825,11 @@ def run_check(
     if model == "mlp" and init_fn.moments is not None and scheme is None:  # a scheme's weights have no i.i.d. law
         sw, _ = theory.init_variances(init_fn, width)
         sb = bias_fn.target((width,))[1] if bias_fn is not None and bias_fn.moments is not None else 0.0
+        if scales:  # one common multiplier of the chain's layers folds into sigma_w^2; two do not: no theory
+            chain = {scales.get("input", 1.0), scales.get("hidden", 1.0)}
+            sw = sw * chain.pop() ** 2 if len(chain) == 1 else None
+            if scales.get("vector", 1.0) != 1.0:
+                sw = sb = None
     structured = init in ("orthogonal", "delta_orthogonal", "identity", "dirac", "lsuv")
     with _precision(dtype):
         result = check_variance(
@@ -791,6 +846,15 @@ def run_check(
             dtype=dtype,
             init=init_variables,
         )
+    readout = scales.get("readout", 1.0)
+    if readout != 1.0 and "predicted_variance" in result.table:  # the head's prediction: its weights x readout
+        t = result.table
+        head = t["layer"] == "head"
+        t.loc[head, "predicted_variance"] *= readout**2
+        t.loc[head, "measured_over_predicted"] = t.loc[head, "measured_variance"] / t.loc[head, "predicted_variance"]
+        t.loc[head, "matches_theory"] = (t.loc[head, "measured_over_predicted"] - 1).abs() <= t.loc[
+            head, "theory_tolerance"
+        ]
     paths: dict[str, Any] = {}
     model_options = {k: v for k, v in config.items() if k not in ("depth", "width", "scan")}
     model_spec = ModelSpec(
@@ -804,7 +868,18 @@ def run_check(
     if store is not None:
         rows = result.rows.copy()
         ident = pd.DataFrame(
-            [check_identity(model_spec, init_spec, tuple(input_shape), batch_size, int(s)) for s in rows["seed"]]
+            [
+                check_identity(
+                    model_spec,
+                    init_spec,
+                    tuple(input_shape),
+                    batch_size,
+                    int(s),
+                    parametrization=canonical(parametrization) if parametrization else None,
+                    base_width=base_width,
+                )
+                for s in rows["seed"]
+            ]
         )
         tidy = pd.concat(
             [ident.reset_index(drop=True), rows[["layer", "layer_index", "metric", "value"]].reset_index(drop=True)],

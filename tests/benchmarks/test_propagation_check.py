@@ -7,9 +7,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 from initbench import inits, models
+from initbench.benchmarks import cli
 from initbench.benchmarks.analysis import check, propagation
 from initbench.benchmarks.results import ResultStore
 
@@ -423,3 +425,81 @@ def test_batchnorm_is_probed_with_batch_statistics():
     q = table.set_index("layer")["pre_activation_second_moment"]
     assert q[[n for n in q.index if n.endswith("conv_a")]].to_numpy() == pytest.approx(1.0, abs=1e-3)  # normalized
     assert q[[n for n in q.index if n.startswith("block") and "/" not in n]].max() < 4  # the stream stays O(1)
+
+
+# ---------------------------------------------------------------------------- parametrizations
+
+
+@pytest.mark.slow  # three to four checks, each compiled: 10-40 s
+def test_a_parametrization_scales_the_readout_at_init_and_equals_the_plain_check_at_its_base_width():
+    args = dict(depth=6, width=64, seeds=2, batch_size=32, out=None)
+    plain, _ = check.run_check(**args)
+    base, _ = check.run_check(**args, parametrization="mup", base_width=64)
+    pd.testing.assert_frame_equal(plain.table, base.table)  # m = 1: the plain check, bitwise
+    wide, _ = check.run_check(**args, parametrization="mup", base_width=16)  # m = 4: readout std x 1/2
+    hidden = wide.table["layer"] != "head"
+    np.testing.assert_array_equal(
+        wide.table.loc[hidden, "measured_variance"], plain.table.loc[hidden, "measured_variance"]
+    )
+    head = plain.table["layer"] == "head"
+    assert float(wide.table.loc[head, "measured_variance"].iloc[0]) == pytest.approx(
+        float(plain.table.loc[head, "measured_variance"].iloc[0]) / 4, rel=1e-5
+    )
+    assert bool(wide.table.loc[head, "matches_theory"].iloc[0])  # the prediction carries the readout's multiplier
+    assert {k: v.verdict for k, v in wide.verdicts.items()} == {k: v.verdict for k, v in plain.verdicts.items()}
+
+
+@pytest.mark.slow  # three to four checks, each compiled: 10-40 s
+def test_a_table_that_shrinks_the_hidden_weights_is_judged_vanishing_and_matches_its_theory():
+    # input and hidden std x m^-1/2 at m = 4: He's variance x 1/4 per layer, ReLU: vanishing, as predicted
+    result, _ = check.run_check(
+        depth=12,
+        width=128,
+        seeds=2,
+        batch_size=64,
+        out=None,
+        parametrization="table:hidden.init=-0.5/input.init=-0.5",
+        base_width=32,
+    )
+    assert result.verdicts["forward"].verdict == "vanishing"
+    assert result.verdicts["forward"].rate == pytest.approx(math.log(0.25), abs=0.05)
+    assert result.table.loc[result.table["judged"], "matches_theory"].all()
+
+
+@pytest.mark.slow  # three to four checks, each compiled: 10-40 s
+def test_the_check_records_its_parametrization_and_keeps_older_run_ids(tmp_path):
+    from initbench.benchmarks.results import ResultStore
+    from initbench.benchmarks.spec import InitSpec, ModelSpec
+
+    argv = ["check", "--depth", "4", "--width", "32", "--batch-size", "16", "--seeds", "1"]
+    assert cli.main([*argv, "--parametrization", "mup", "--base-width", "8", "--out", str(tmp_path / "a")]) in (0, 1, 3)
+    rows = ResultStore(tmp_path / "a", kind="check").read()
+    assert set(rows["parametrization"]) == {"mup"} and set(rows["base_width"]) == {8}
+    assert set(rows["init_scale"]) == {'{"readout": 0.5}'}
+    plain = check.check_identity(ModelSpec("mlp", "relu", 4, 32), InitSpec("he_normal"), (32,), 16, 0)
+    assert plain["run_id"] not in set(rows["run_id"])
+    # a check without a parametrization hashes what it did before parametrizations existed
+    legacy = {k: plain[k] for k in plain if k not in ("run_id", "init_scale", "parametrization", "base_width")}
+    import hashlib
+    import json
+
+    assert plain["run_id"] == hashlib.sha256(json.dumps(legacy, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--base-width", "8"], "--base-width needs --parametrization"),
+        (["--parametrization", "mup"], "parametrization mup needs base_width"),
+        (["--parametrization", "mupp", "--base-width", "8"], "unknown parametrization 'mupp'"),
+        (["--parametrization", "mup", "--base-width", "8", "--model", "lenet5"], "this model has none"),
+        (["--parametrization", "mup", "--base-width", "8", "--init", "lsuv"], "lsuv is a model-level scheme"),
+    ],
+)
+def test_a_bad_check_parametrization_is_one_line(extra, message, tmp_path, capsys):
+    model = extra[extra.index("--model") + 1] if "--model" in extra else "mlp"
+    sizes = ["--depth", "4", "--width", "16"] if model == "mlp" else []
+    assert cli.main(["check", *sizes, "--batch-size", "16", "--out", str(tmp_path / "o"), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
