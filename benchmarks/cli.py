@@ -397,9 +397,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     from initbench.benchmarks.analysis.check import run_check
     from initbench.benchmarks.grid_flags import init_item
-    from initbench.inits.registry import SCHEMES
+    from initbench.inits.registry import SCHEMES, is_plugin
     from initbench.models.catalog import FAMILIES
 
+    if is_plugin(args.model):
+        raise UsageError(
+            f"check probes initbench's model families (its theory and layer roles); for the plug-in model "
+            f"{args.model} call initbench.benchmarks.analysis.propagation.propagation(model, variables, batch)"
+        )
     FAMILIES[args.model]  # an unknown family: one line naming the choices, before the other checks
     # every option that is given is used: one that this model or another option makes moot is refused
     moot = []

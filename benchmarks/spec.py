@@ -58,6 +58,9 @@ class ModelSpec:
       depth: Hidden layers (mlp) or identical convs (plain_cnn ``vanilla``); None if n/a.
       width: Units (mlp) or channels; None if n/a.
       extra: Other family fields as sorted pairs (``options(preset="he22_cpu")``).
+      plugin: For a user's model (``package.module:attribute`` as ``family``:
+        :mod:`initbench.benchmarks.plugin_model`), its distribution version and module digest
+        (set on construction; in the run_id); empty for initbench's families.
     """
 
     family: str
@@ -65,6 +68,19 @@ class ModelSpec:
     depth: int | None = None
     width: int | None = None
     extra: Options = ()
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        # a user's model (``package.module:attribute``) is identified by its code too: version and file digest
+        from initbench.inits.registry import expand, is_plugin, plugin_fingerprint
+        from initbench.models.catalog import FAMILIES
+
+        object.__setattr__(self, "family", expand(self.family, FAMILIES))  # an entry point's name: its target
+        if not self.plugin and is_plugin(self.family):
+            try:
+                object.__setattr__(self, "plugin", plugin_fingerprint(self.family))
+            except ImportError:
+                pass  # the model check names the import failure in one line
 
     def config(self) -> dict[str, Any]:
         """Keyword arguments for :func:`models.build` (without the initializers)."""
@@ -168,6 +184,13 @@ class InitSpec:
         config = dict(config)
         if scheme is None:
             return config
+        from initbench.inits.registry import is_plugin
+
+        if is_plugin(family):
+            raise UsageError(
+                f"init {scheme.name} is a model-level scheme for initbench's models; the plug-in model {family} "
+                "has no layer-naming contract for it (not yet)"
+            )
         if scheme.families and family not in scheme.families:
             raise UsageError(
                 f"init {scheme.name} is for {', '.join(scheme.families)} models (residual branches), got {family}"
@@ -629,6 +652,8 @@ class RunSpec:
             del spec["init"]["plugin"]
         if not self.data.plugin:  # likewise for the registered datasets
             del spec["data"]["plugin"]
+        if not self.model.plugin:  # and for initbench's model families
+            del spec["model"]["plugin"]
         payload = json.dumps({"spec": spec, "numerics": NUMERICS_VERSION}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -728,6 +753,28 @@ class RunSpec:
             # the trainer draws every member's data key in one call on uint32 seeds
             raise UsageError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         self.check_parametrization()
+        from initbench.inits.registry import is_plugin
+
+        if is_plugin(self.model.family):
+            from initbench.benchmarks.groups import CLASSES
+
+            if self.parametrization:
+                raise UsageError(
+                    f"a parametrization goes by layer class; the plug-in model {self.model.family} has no "
+                    "layer-naming contract (not yet)"
+                )
+            for field, rules in (
+                ("init_scale", self.init.scale),
+                ("lr_scale", self.train.lr_scale),
+                ("wd_scale", self.train.wd_scale),
+                ("eps_scale", self.train.eps_scale),
+            ):
+                classes = sorted({k for k, _ in rules} & {*CLASSES, "vector"})
+                if classes:
+                    raise UsageError(
+                        f"{field} selects layer class {classes[0]}; the plug-in model {self.model.family} has no "
+                        "layer classes: select its parameters by path pattern (e.g. '*/Dense_0/*')"
+                    )
 
     def check_parametrization(self) -> None:
         """Raises a one-line UsageError unless the parametrization applies to this model, init and optimizer."""

@@ -434,6 +434,10 @@ def _check_override_keys(overrides: Mapping[str, Any]) -> None:
                 ),
             ]
             raise _unknown("command line", key, every)
+        if section == "model":
+            owner = _model_target(overrides.get("model.family"))
+            _field_axis("command line", section, field, value, {"family": owner} if _is_plugin(owner) else {})
+            continue
         owner = _dataset_target(overrides.get("data.name")) if section == "data" else None
         _field_axis("command line", section, field, value, {"name": owner} if _is_plugin(owner) else {})
 
@@ -512,6 +516,14 @@ def _model_options() -> dict[str, dict[str, FieldType]]:
     return out
 
 
+def _model_target(name: Any) -> Any:
+    """A model family, or the target of an installed ``initbench.plugins`` entry point of that name."""
+    from initbench.inits.registry import expand
+    from initbench.models.catalog import FAMILIES
+
+    return expand(name, FAMILIES)
+
+
 def _dataset_target(name: Any) -> Any:
     """A dataset name, or the target of an installed ``initbench.plugins`` entry point of that name."""
     from initbench.benchmarks.data import DATASETS
@@ -543,6 +555,26 @@ def _plugin_data_options(source: str, target: str) -> dict[str, FieldType]:
         for n, p in params.items()
         if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     }
+
+
+def _plugin_model_options(source: str, target: str) -> dict[str, FieldType]:
+    """A plug-in model's options, typed from its factory's annotations (or defaults); imported here."""
+    from initbench.benchmarks import plugin_model
+
+    try:
+        params = plugin_model.options(target)
+    except UsageError as err:
+        raise UsageError(f"{source}: {first_line(err)}") from None
+    out = {}
+    for n, p in params.items():
+        if n in plugin_model.CORE or p.kind == inspect.Parameter.VAR_POSITIONAL:
+            continue
+        default = p.default if p.default is not inspect.Parameter.empty else NO_DEFAULT
+        annotation = p.annotation
+        if annotation is inspect.Parameter.empty and default is not NO_DEFAULT and default is not None:
+            annotation = type(default).__name__
+        out[n] = _field_type(annotation, default)
+    return out
 
 
 def _data_options() -> dict[str, dict[str, FieldType]]:
@@ -694,9 +726,11 @@ def _field_axis(source: str, section: str, key: str, value: Any, entry: Mapping[
     if key in core:
         return _axis(source, path, value, kind=core[key])
     options = _model_options() if section == "model" else _data_options()
-    owner = entry.get("family") if section == "model" else _dataset_target(entry.get("name"))
+    owner = _model_target(entry.get("family")) if section == "model" else _dataset_target(entry.get("name"))
     if section == "data" and _is_plugin(owner):  # a user's loader: its own keyword parameters
         options = {**options, owner: _plugin_data_options(source, owner)}
+    if section == "model" and _is_plugin(owner):  # a user's model: its factory's keyword parameters
+        options = {**options, owner: _plugin_model_options(source, owner)}
     if isinstance(owner, str) and owner in options:  # the entry's own family or dataset decides
         if key not in options[owner]:
             what = f"model {owner}" if section == "model" else f"dataset {owner}"
@@ -899,7 +933,9 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
             (b_name, b_args, _), *more = _init_items(source, "init.bias", own_bias)
             if more:
                 raise UsageError(f"{source}: an init's own bias must be one initializer, got {own_bias!r}")
-        family = model.pop("family", "mlp")
+        family = _model_target(model.pop("family", "mlp"))
+        if family not in model_opts and _is_plugin(family):  # a user's model: its factory's options
+            model_opts = {**model_opts, family: _plugin_model_options(source, family)}
         if family not in model_opts:
             raise _unknown(source, family, model_opts, what="model family")
         activation = model.pop("activation", "relu")

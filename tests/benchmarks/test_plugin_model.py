@@ -1,0 +1,178 @@
+"""A user's own linen model (``package.module:attribute`` as the model family) through the trainer, TOML and CLI."""
+
+import math
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from initbench.benchmarks import cli, experiments, plugin_model
+from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, TrainSpec, options
+from initbench.inits.errors import UsageError
+
+SOURCE = """
+import flax.linen as nn
+import jax.numpy as jnp
+from flax import nnx
+
+
+class TinyMLP(nn.Module):
+    num_classes: int
+    width: int = 32
+    depth: int = 2
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = x.reshape((x.shape[0], -1))
+        for _ in range(self.depth):
+            x = nn.BatchNorm(use_running_average=not train)(nn.relu(nn.Dense(self.width)(x)))
+        return nn.Dense(self.num_classes)(x)
+
+
+def plain(num_classes, hidden=16):
+    class Plain(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(num_classes)(nn.tanh(nn.Dense(hidden)(x.reshape((x.shape[0], -1)))))
+
+    return Plain()
+
+
+def needs(num_classes, size: int):
+    return plain(num_classes, size)
+
+
+def three(num_classes):
+    return 3
+
+
+def an_nnx(num_classes):
+    return nnx.Linear(4, num_classes, rngs=nnx.Rngs(0))
+"""
+
+
+@pytest.fixture
+def user(tmp_path, monkeypatch):
+    name = f"usermodels_{tmp_path.name.replace('-', '_')}"  # a fresh module per test
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(SOURCE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def built(target, init="he_normal", bias="zeros", **config):
+    spec = InitSpec(init, bias=bias)
+    return plugin_model.build(
+        target, input_shape=(64,), num_classes=10, kernel_init=spec.kernel(), bias_init=spec.bias_init(), **config
+    )
+
+
+@pytest.mark.slow  # inits of a 512-wide net and a BatchNorm apply: 5-8 s
+def test_every_kernel_and_bias_is_drawn_by_the_runs_initializers(user):
+    model = built(f"{user}:TinyMLP", init="he_normal", bias="ones", width=512, depth=2)
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 64)))
+    params = variables["params"]
+    first, second, head = params["Dense_0"]["kernel"], params["Dense_1"]["kernel"], params["Dense_2"]["kernel"]
+    # He normal: variance 2 / fan_in, within 5 standard errors of the sample variance (2 var^2 / (n - 1))
+    for kernel in (first, second, head):
+        n, target = kernel.size, 2.0 / kernel.shape[0]
+        assert abs(float(jnp.var(kernel)) - target) <= 5 * target * math.sqrt(2 / (n - 1))
+    assert all(float(params[k]["bias"].min()) == 1.0 for k in ("Dense_0", "Dense_1", "Dense_2"))
+    assert float(params["BatchNorm_0"]["scale"].min()) == 1.0  # the module's own init for the rest
+    again = model.init(jax.random.key(0), jnp.zeros((1, 64)))["params"]["Dense_0"]["kernel"]
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(again))  # determinism by the key
+
+
+@pytest.mark.slow  # inits of a 512-wide net and a BatchNorm apply: 5-8 s
+def test_zeros_init_gives_zero_kernels_and_the_train_flag_reaches_batchnorm(user):
+    model = built(f"{user}:TinyMLP", init="zeros", width=8, depth=1)
+    assert model.takes_train
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 64)))
+    assert all(float(jnp.abs(v["kernel"]).max()) == 0.0 for k, v in variables["params"].items() if "Dense" in k)
+    x = jax.random.normal(jax.random.key(1), (16, 64))
+    _, state = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    assert "batch_stats" in state
+    assert not built(f"{user}:plain", hidden=4).takes_train
+
+
+@pytest.mark.parametrize(
+    ("target", "config", "message"),
+    [
+        (":TinyMLP", {"widht": 4}, r"takes no option\(s\) widht; it takes: width, depth"),
+        (":needs", {}, r"needs option\(s\) size"),
+        (":three", {}, "must give a flax.linen Module, got a builtins.int"),
+        (":an_nnx", {}, "nnx models: not yet"),
+        (":nothing", {}, "has no attribute 'nothing'"),
+    ],
+)
+def test_a_bad_model_plugin_is_one_line(user, target, config, message):
+    with pytest.raises(UsageError, match=message) as err:
+        built(user + target, **config)
+    assert "\n" not in str(err.value)
+
+
+def test_the_run_identity_follows_the_models_code(user, tmp_path):
+    before = ModelSpec(f"{user}:TinyMLP", width=8)
+    (tmp_path / f"{user}.py").write_text(textwrap.dedent(SOURCE) + "\n# edited\n")
+    after = ModelSpec(f"{user}:TinyMLP", width=8)
+    assert before.plugin.startswith("-/") and before.plugin != after.plugin
+    assert ModelSpec("mlp", depth=2, width=8).plugin == ""  # initbench's families: run_ids as before
+
+    def run(model):
+        return RunSpec("s", "b", model, InitSpec("he_normal"), DataSpec("digits", 32), TrainSpec(steps=1), 0)
+
+    assert run(before).run_id != run(after).run_id
+    assert "plugin" not in str(run(ModelSpec("mlp", depth=2, width=8)).__dict__["model"].__dict__.get("x", ""))
+
+
+def toml_runs(user, **model):
+    doc = {"seeds": 1, "model": {"family": f"{user}:TinyMLP", **model}, "train": {"steps": 1}}
+    return experiments.resolve(experiments.from_doc(doc, "t")).specs
+
+
+def test_a_toml_experiment_types_the_models_options_from_its_fields(user):
+    specs = toml_runs(user, width=[8, 16], depth=1)
+    assert [s.model.label for s in specs] == [f"{user}:TinyMLP(depth=1, width=8)", f"{user}:TinyMLP(depth=1, width=16)"]
+    with pytest.raises(UsageError, match=r"t: model .*TinyMLP: unknown field 'widht'"):
+        toml_runs(user, widht=8)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--init", "lsuv"], "init lsuv is a model-level scheme for initbench's models"),
+        (["--parametrization", "mup", "--base-width", "8"], "a parametrization goes by layer class"),
+        (["--lr-scale", "readout=0.1"], "lr_scale selects layer class readout"),
+    ],
+)
+def test_what_needs_initbenchs_layer_contract_is_refused_in_one_line(user, argv, message, capsys, tmp_path):
+    base = ["run", "--model", f"{user}:TinyMLP", "--width", "8", "--steps", "1", "--out", str(tmp_path / "o")]
+    assert cli.main([*base, *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_check_names_propagation_for_a_plugin_model(user, capsys):
+    assert cli.main(["check", "--model", f"{user}:TinyMLP", "--no-write"]) == 2
+    assert "call initbench.benchmarks.analysis.propagation.propagation" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # trains 4 short runs
+def test_a_plugin_model_trains_from_the_command_line(user, tmp_path):
+    from initbench.benchmarks.results import ResultStore
+
+    out = tmp_path / "r"
+    argv = ["run", "--model", f"{user}:TinyMLP", "--width", "16", "--depth", "1", "--init", "he_normal,zeros"]
+    assert cli.main([*argv, "--steps", "60", "--seeds", "2", "--quiet", "--out", str(out)]) == 0
+    rows = ResultStore(out).read()
+    acc = rows[(rows["metric"] == "accuracy") & (rows["split"] == "test")]
+    last = acc[acc["step"] == acc["step"].max()].groupby("init")["value"].mean()
+    assert last["he_normal"] > 0.3 > last["zeros"]  # He trains; zero kernels leave every unit alike
+    assert set(rows["family"]) == {f"{user}:TinyMLP"}
+
+
+def test_spec_options_of_a_plugin_are_its_extra_fields(user):
+    spec = ModelSpec(f"{user}:plain", extra=options(hidden=4))
+    assert spec.config() == {"activation": "relu", "hidden": 4}
