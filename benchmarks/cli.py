@@ -507,7 +507,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from initbench.benchmarks.reproduce import REPRODUCTIONS, rederive, reproduce, summary, write, write_gallery
+    from initbench.benchmarks.reproduce import (
+        REPRODUCTIONS,
+        check_data,
+        rederive,
+        reproduce,
+        summary,
+        write,
+        write_gallery,
+    )
 
     names = REPRODUCTIONS.names() if args.name == "all" else [REPRODUCTIONS[args.name].name]
     args.scale_given, args.scale = args.scale is not None, args.scale or "cpu"
@@ -536,6 +544,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         if args.name == "all":
             print(f"gallery: {write_gallery(args.out)}")
         return 1 if failed else 0
+    check_data(names, args.scale)  # every dataset of every reproduction, before any measuring
     smoke = args.scale == "smoke"
     if smoke:
         print(

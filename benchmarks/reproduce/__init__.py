@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from initbench.inits.errors import UsageError, unknown_choice
+from initbench.inits.errors import UsageError, first_line, unknown_choice
 from initbench.inits.registry import Registry, resolve
 
 if TYPE_CHECKING:
@@ -273,11 +273,76 @@ REPRODUCTIONS: Registry[Entry] = Registry(
 )
 
 
+def _module(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"initbench.benchmarks.reproduce.{name}")
+
+
+def _experiment_data(experiment: str, scale: str) -> tuple[str, ...]:
+    from initbench.benchmarks import experiments
+
+    plan = experiments.resolve(experiments.load(experiment), scale)
+    return tuple(dict.fromkeys(s.data.name for s in plan.full))
+
+
+# what each reproduction reads at a scale (its setup tables and experiments; tested against them)
+_DATA: dict[str, Callable[[str], tuple[str, ...]]] = {
+    "init-histograms": lambda s: ("digits",),
+    "he2015": lambda s: _experiment_data("he2015-depth30", s),
+    "glorot2010": lambda s: ("sparse", "shapeset", *_experiment_data("glorot2010-table1", s)),
+    "lecun-selu": lambda s: (_module("lecun_selu").SIZES[s]["training"][5],),
+    "saxe2014": lambda s: (),
+    "schoenholz2017": lambda s: (_module("schoenholz2017").SIZES[s].train_dataset,),
+    "pennington2017": lambda s: (_module("pennington2017").SIZES[s].train_dataset,),
+    "xiao2018": lambda s: ("digits",),
+    "mishkin2016": lambda s: ("digits", *_experiment_data("mishkin2016", s)),
+    "zhang2019": lambda s: _experiment_data("zhang2019-depth", s),
+    "zhao2021": lambda s: ("digits", *_experiment_data("zhao2021", s)),
+    "dauphin2019": lambda s: _experiment_data("dauphin2019-rescue", s),
+    "yang2022-coord": lambda s: ("digits",),
+    "yang2022-transfer": lambda s: (_module("yang2022_transfer").SETUP[s]["data"],),
+    "wider-is-better": lambda s: (_module("yang2022_transfer").SETUP[s]["data"],),
+    "depth-mup": lambda s: (_module("depth_mup").SETUP[s]["data"],),
+    "zhu2021": lambda s: _experiment_data("zhu2021-rescue", s),
+}
+
+
+def datasets(name: str, scale: str) -> tuple[str, ...]:
+    """The datasets reproduction ``name`` reads at ``scale`` (each once, in order)."""
+    if scale not in SCALES:
+        raise unknown_choice("scale", scale, SCALES)
+    return tuple(dict.fromkeys(_DATA[REPRODUCTIONS[name].name](scale)))
+
+
+def check_data(names: list[str], scale: str) -> None:
+    """Raises one line, before any measuring, when a dataset these reproductions read at ``scale`` is missing.
+
+    Generated and shipped datasets are always there; the others (IDX files, TFDS) are loaded
+    once here, so a missing one names how to get it instead of failing after minutes of work.
+    """
+    from initbench.benchmarks import data
+
+    needed = dict.fromkeys(d for n in names for d in datasets(n, scale))
+    for name in needed:
+        if not data.entry(name).offline:
+            try:
+                data.load(name)
+            except data.DataUnavailable as err:
+                users = [n for n in names if name in datasets(n, scale)]
+                raise data.DataUnavailable(f"{', '.join(users)} at {scale} scale: {first_line(err)}") from None
+
+
 def reproduce(name: str, scale: str = "cpu") -> Reproduction:
-    """Runs one reproduction at a scale (measures and checks; writes nothing)."""
+    """Runs one reproduction at a scale (measures and checks; writes nothing).
+
+    Its datasets are checked first (:func:`check_data`): a missing one is one line, not a
+    failure after the reproduction's first parts.
+    """
     if scale not in SCALES:
         raise unknown_choice("scale", scale, SCALES)
     entry = REPRODUCTIONS[name]
+    check_data([entry.name], scale)
     t0 = time.perf_counter()
     result = entry.run(scale)
     result.seconds = time.perf_counter() - t0

@@ -154,3 +154,39 @@ def test_he2015_end_to_end_at_smoke_scale(tmp_path):
     verdicts = pd.read_csv(tmp_path / "he2015" / "verdicts.csv").set_index("name")
     assert verdicts.loc["forward: Xavier halves, He keeps", "passed"]  # the derivation holds at any size
     assert (tmp_path / "he2015" / "convergence.png").is_file()
+
+
+def test_a_missing_dataset_is_one_line_before_any_measuring(tmp_path, capsys, monkeypatch):
+    import initbench.benchmarks.reproduce as package
+    from initbench.benchmarks import data
+
+    monkeypatch.setattr(package, "reproduce", lambda *a: pytest.fail("measured before checking the data"))
+    real = data.load
+
+    def without_mnist(name, **kw):  # as on a machine without the MNIST files
+        if name == "mnist":
+            raise data.DataUnavailable("mnist: no IDX files in /nowhere; get it with --data-dir DIR")
+        return real(name, **kw)
+
+    monkeypatch.setattr(data, "load", without_mnist)
+    assert cli.main(["reproduce", "all", "--scale", "paper", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "he2015, lecun-selu, schoenholz2017, mishkin2016 at paper scale: mnist: no IDX files" in err, err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name", REPRODUCTIONS.names())
+def test_the_declared_datasets_cover_what_the_module_loads_by_name(name):
+    # every data.load("NAME") literal of the reproduction's module is among its declared datasets
+    import importlib
+    import inspect
+    import re
+
+    from initbench.benchmarks.data import DATASETS
+    from initbench.benchmarks.reproduce import SCALES, datasets
+
+    module = importlib.import_module(REPRODUCTIONS[name].target.split(":")[0])
+    declared = {d for s in SCALES for d in datasets(name, s)}
+    assert declared <= set(DATASETS.names())
+    literal = set(re.findall(r"\bload\(\s*\"(\w+)\"", inspect.getsource(module)))
+    assert literal <= declared, (literal, declared)
