@@ -16,7 +16,7 @@ initbench check [--model M --depth L --width N --activation A --init I ...] [--n
 initbench coord-check [EXPERIMENT | FILE.toml] [field flags] [--widths 64,...] [--coord-steps K] [--out DIR]
 initbench reproduce NAME|all [--scale smoke|cpu|paper] [--out DIR] [--rejudge]
 initbench launch -n N -- run EXPERIMENT [options]
-initbench report DIR [--out DIR/_NAME]
+initbench report DIR [--out DIR/_NAME] [--best FIELD] [--x FIELD --hue FIELD] [--metric M]
 initbench prepare DATASET [--data-dir DIR] [--manual-dir DIR]
 initbench variance-table
 """
@@ -387,7 +387,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from initbench.benchmarks.report import report
 
-    paths = report(args.results_dir, args.out, target_accuracy=args.target_accuracy)
+    paths = report(
+        args.results_dir,
+        args.out,
+        target_accuracy=args.target_accuracy,
+        best=args.best,
+        x=args.x,
+        hue=args.hue,
+        metric=args.metric,
+    )
     print(f"report: {paths['markdown']} ({len(paths['figures'])} figures)")
     return 0
 
@@ -683,6 +691,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir")
     p.add_argument("--out", help="output directory (default: RESULTS_DIR/_report)")
     p.add_argument("--target-accuracy", type=float, default=0.9)
+    p.add_argument("--best", help="a field (e.g. lr): its best value per configuration of the others (best_FIELD.csv)")
+    p.add_argument("--x", help="a field: a figure of --metric against it per section")
+    p.add_argument("--hue", help="a field whose values are the --x figure's lines")
+    p.add_argument(
+        "--metric",
+        default="final_train_loss",
+        help="what --best and --x judge: final_train_loss (default), final_test_accuracy, best_test_accuracy, "
+        "initial_train_loss",
+    )
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(

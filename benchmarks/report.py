@@ -118,20 +118,23 @@ def _fmt(mean: float, half: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {half:.{digits}f}" if math.isfinite(half) else f"{mean:.{digits}f}"
 
 
-def _sections(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
-    """Groups rows by the section fields; returns ``(title, file-safe name, rows)``."""
-    varying = [c for c in SECTION if table[c].astype(str).nunique() > 1]
+def _sections(table: pd.DataFrame, ignore: tuple = ()) -> list[tuple[str, str, pd.DataFrame]]:
+    """Groups rows by the section fields (less ``ignore``); ``(title, file-safe name, rows)`` sorted by title."""
+    section = [c for c in SECTION if c not in ignore and not (c == "model" and {"depth", "width"} & set(ignore))]
+    varying = [c for c in section if table[c].astype(str).nunique() > 1]
     out = []
-    for key, g in table.groupby(list(SECTION), sort=False, dropna=False):
-        fields = dict(zip(SECTION, key, strict=True))
-        title = f"{fields['benchmark']}: {fields['model']} on {fields['dataset']}"
-        implied = ("benchmark", "model", "family", "depth", "width", "model_options", "dataset")
+    for key, g in table.groupby(section, sort=False, dropna=False):
+        fields = dict(zip(section, key, strict=True))
+        model = fields.get("model", fields.get("family"))
+        title = f"{fields['benchmark']}: {model} on {fields['dataset']}"
+        implied = ("benchmark", "model", "family", "model_options", "dataset")
+        implied += ("depth", "width") if "model" in fields else ()
         extra = [f"{c}={fields[c]}" for c in varying if c not in implied]
         if extra:
             title += f" ({', '.join(extra)})"
         safe = "".join(c if c.isalnum() else "_" for c in title).strip("_")[:120]
         out.append((title, safe, g))
-    return out
+    return sorted(out, key=lambda t: t[0])
 
 
 def markdown(summary: pd.DataFrame, provenance: list[dict], target_accuracy: float, figures: dict) -> str:
@@ -309,13 +312,164 @@ def _check_out(results: Path, out: Path) -> None:
         )
 
 
-def report(results_dir: str | Path, out_dir: str | Path | None = None, target_accuracy: float = 0.9) -> dict[str, Any]:
+# what --best and --x/--hue judge: higher is better for accuracies, lower for losses
+LOWER_IS_BETTER = {"final_train_loss": True, "initial_train_loss": True}
+AXES = tuple(c for c in CONFIG if c not in ("numerics_version", "suite", "model", "init_args", "bias_args"))
+
+
+def check_grid_options(best: str | None, x: str | None, hue: str | None, metric: str) -> None:
+    """One line for a field or metric the grid analysis cannot use (before any reading or writing)."""
+    from initbench.inits.errors import unknown_choice
+
+    for flag, field in (("--best", best), ("--x", x), ("--hue", hue)):
+        if field is not None and field not in AXES:
+            raise unknown_choice(f"{flag} field", field, AXES)
+    if metric not in METRICS:
+        raise unknown_choice("--metric", metric, METRICS)
+    if hue is not None and x is None:
+        raise UsageError("--hue needs --x (the field on the figure's x axis)")
+    if x is not None and x == hue:
+        raise UsageError(f"--x and --hue are both {x}; give two fields")
+
+
+def _sort_key(value: Any) -> tuple:
+    """Numbers in numeric order, then the rest as text (a stable order for any field)."""
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def best_over(summary: pd.DataFrame, field: str, metric: str = "final_train_loss") -> pd.DataFrame:
+    """Per configuration of every other field, the value of ``field`` with the best mean ``metric``.
+
+    "Best" is the lowest loss or the highest accuracy over the values of ``field`` the grid has
+    (seeds that diverged are left out of each mean, as in the summary; a value all of whose seeds
+    diverged cannot be best). ``at_edge`` says the best is the smallest or largest value tried:
+    the grid may not bracket the optimum. ``runner_up_gap`` is how much worse the next value is.
+
+    Returns:
+      One row per configuration: the other fields that vary, ``best_<field>``, the metric's mean
+      and 95% half-width there, ``values_tried``, ``at_edge`` and ``runner_up_gap``.
+    """
+    derived = {"depth": "model", "width": "model", "family": "model", "model_options": "model"}
+    derived |= {"init": "init_args", "bias_init": "bias_args"}
+    others = [c for c in CONFIG if c != field and c != derived.get(field)]
+    varying = [c for c in others if summary[c].astype(str).nunique() > 1 and c not in ("model", "init_args")]
+    lower = LOWER_IS_BETTER.get(metric, False)
+    rows = []
+    for key, g in summary.groupby(others, sort=False, dropna=False):
+        fields = dict(zip(others, key, strict=True))
+        finite = g[np.isfinite(g[metric].astype(float))]
+        tried = sorted(g[field].tolist(), key=_sort_key)
+        row = {c: fields[c] for c in varying}
+        if field != "init" and summary["label"].nunique() > 1:
+            row["init_label"] = g["label"].iloc[0]
+        if not len(finite):
+            rows.append(
+                {
+                    **row,
+                    f"best_{field}": None,
+                    metric: math.nan,
+                    f"{metric}_ci95": math.nan,
+                    "values_tried": len(tried),
+                    "at_edge": False,
+                    "runner_up_gap": math.nan,
+                }
+            )
+            continue
+        ordered = finite.sort_values(metric, ascending=lower, kind="stable")
+        top = ordered.iloc[0]
+        gap = abs(float(ordered.iloc[1][metric]) - float(top[metric])) if len(ordered) > 1 else math.nan
+        rows.append(
+            {
+                **row,
+                f"best_{field}": top[field],
+                metric: float(top[metric]),
+                f"{metric}_ci95": float(top[f"{metric}_ci95"]),
+                "values_tried": len(tried),
+                "at_edge": len(tried) > 1 and top[field] in (tried[0], tried[-1]),
+                "runner_up_gap": gap,
+            }
+        )
+    out = pd.DataFrame(rows)
+    sort = [c for c in varying if c in out]
+    if sort:
+        out = out.sort_values(sort, key=lambda col: col.map(_sort_key), kind="stable").reset_index(drop=True)
+    return out
+
+
+def _best_markdown(table: pd.DataFrame, field: str, metric: str) -> list[str]:
+    shown = [c for c in table.columns if c not in (metric, f"{metric}_ci95", "values_tried", "runner_up_gap")]
+    lines = [
+        f"## Best {field} by {metric}",
+        "",
+        f"Per configuration of the other fields, the {field} with the "
+        f"{'lowest' if LOWER_IS_BETTER.get(metric, False) else 'highest'} mean {metric} over the values the grid "
+        "tried (95% Student-t interval over its non-diverged seeds); *at edge*: the best is the smallest or "
+        "largest value tried, so the grid may not bracket the optimum.",
+        "",
+        "| " + " | ".join([*shown, metric, "gap to runner-up"]) + " |",
+        "|" + "---|" * (len(shown) + 2),
+    ]
+    for _, r in table.iterrows():
+        cells = [("**yes**" if r[c] else "no") if c == "at_edge" else str(r[c]) for c in shown]
+        gap = f"{r['runner_up_gap']:.3g}" if math.isfinite(r["runner_up_gap"]) else "—"
+        lines.append("| " + " | ".join([*cells, _fmt(r[metric], r[f"{metric}_ci95"]), gap]) + " |")
+    return [*lines, ""]
+
+
+def _grid_figure(summary: pd.DataFrame, x: str, hue: str | None, metric: str, path: Path, title: str) -> None:
+    """``metric`` (mean, 95% interval over seeds) against ``x``: a line per ``hue`` value and other varying field."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fixed = {x, hue, "model", "label", "init_args", "bias_args"}
+    varying = [c for c in CONFIG if c not in fixed and summary[c].astype(str).nunique() > 1]
+    groups = [c for c in ([hue] if hue else []) + varying if c is not None]
+    numeric = pd.to_numeric(summary[x], errors="coerce")
+    lines = list(summary.groupby(groups, sort=False, dropna=False)) if groups else [((), summary)]
+    lines.sort(key=lambda kg: [_sort_key(k) for k in (kg[0] if isinstance(kg[0], tuple) else (kg[0],))])
+    for key, g in lines:
+        key = key if isinstance(key, tuple) else (key,)
+        g = g.iloc[sorted(range(len(g)), key=lambda i: _sort_key(g[x].iloc[i]))]
+        xs = pd.to_numeric(g[x], errors="coerce") if numeric.notna().all() else g[x].astype(str)
+        label = ", ".join(f"{c}={v}" for c, v in zip(groups, key, strict=True)) or metric
+        ax.errorbar(xs, g[metric], yerr=g[f"{metric}_ci95"].fillna(0.0), marker="o", ms=3, capsize=2, label=label)
+    if numeric.notna().all() and (numeric > 0).all() and numeric.max() / numeric.min() >= 10:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(x)
+    ax.set_ylabel(f"{metric} (mean, 95% interval over seeds)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
+def report(
+    results_dir: str | Path,
+    out_dir: str | Path | None = None,
+    target_accuracy: float = 0.9,
+    *,
+    best: str | None = None,
+    x: str | None = None,
+    hue: str | None = None,
+    metric: str = "final_train_loss",
+) -> dict[str, Any]:
     """Writes ``report.md``, ``summary.csv``, ``runs.csv`` and PNG figures; returns their paths.
+
+    Sections come in a stable order (sorted by title). Grid analysis, on request:
 
     Args:
       results_dir: A directory of training-run results.
       out_dir: Where to write (default ``results_dir/_report``, which readers of the results skip).
       target_accuracy: Test accuracy for "steps to target".
+      best: A field (e.g. ``lr``): a table of its best value per configuration of the others
+        (:func:`best_over`), ``best_<field>.csv`` and a section of the report.
+      x: A field for a figure of ``metric`` against it per section (``grid_<x>[_<hue>]_...png``).
+      hue: A field whose values are the figure's lines (needs ``x``).
+      metric: What ``best`` and the figure judge: one of ``METRICS`` (default the final
+        training loss, the quantity learning-rate transfer is read from).
 
     Raises:
       NoResults: the directory has no result files.
@@ -324,6 +478,7 @@ def report(results_dir: str | Path, out_dir: str | Path | None = None, target_ac
     """
     if not (isinstance(target_accuracy, int | float) and 0 < target_accuracy <= 1):
         raise UsageError(f"--target-accuracy must be in (0, 1], got {target_accuracy}")
+    check_grid_options(best, x, hue, metric)
     if out_dir is not None:
         _check_out(Path(results_dir), Path(out_dir))
     store = ResultStore(results_dir)
@@ -339,6 +494,10 @@ def report(results_dir: str | Path, out_dir: str | Path | None = None, target_ac
     prov = [store.provenance_of(p) for p in store.files()]
     runs = per_run(df, target_accuracy)
     summary = summarize(runs)
+    for field in (f for f in (best, x, hue) if f is not None):  # before anything is written
+        if summary[field].astype(str).nunique() < 2:
+            values = sorted(summary[field].astype(str).unique())
+            raise UsageError(f"{field} takes one value in these results ({', '.join(values)}): nothing to compare")
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "_report"
     if out_dir is None and not can_write_in(out):
         raise UsageError(f"cannot write the report to {str(out)!r}; give --out")
@@ -353,10 +512,24 @@ def report(results_dir: str | Path, out_dir: str | Path | None = None, target_ac
         path = out / f"final_accuracy_{safe}.png"
         _atomic(path, lambda p, g=g, t=title: _heatmap(g, p, t))
         figures.setdefault(safe, []).append(("final test accuracy", path))
+    grid: list[tuple[str, Path]] = []
+    if x is not None:
+        for title, safe, g in _sections(summary, ignore=(x, hue)):
+            path = out / f"grid_{x}{'_' + hue if hue else ''}_{safe}.png"
+            _atomic(path, lambda p, g=g, t=title: _grid_figure(g, x, hue, metric, p, t))
+            grid.append((title, path))
     paths: dict[str, Any] = {"markdown": out / "report.md", "summary": out / "summary.csv", "runs": out / "runs.csv"}
     _atomic(paths["summary"], lambda p: summary.to_csv(p, index=False))
     _atomic(paths["runs"], lambda p: runs.to_csv(p, index=False))
     text = markdown(summary, prov, target_accuracy, figures)
+    if grid:
+        text += f"\n## {metric} against {x}" + (f" by {hue}" if hue else "") + "\n\n"
+        text += "".join(f"{title}:\n\n![{title}]({path.name})\n\n" for title, path in grid)
+    if best is not None:
+        table = best_over(summary, best, metric)
+        paths["best"] = out / f"best_{best}.csv"
+        _atomic(paths["best"], lambda p: table.to_csv(p, index=False))
+        text += "\n" + "\n".join(_best_markdown(table, best, metric))
     _atomic(paths["markdown"], lambda p: p.write_text(text))
-    paths["figures"] = [p for group in figures.values() for _, p in group]
+    paths["figures"] = [p for group in figures.values() for _, p in group] + [p for _, p in grid]
     return paths

@@ -370,3 +370,75 @@ def test_a_report_is_not_written_into_another_results_directory(runs_dir, tmp_pa
     assert cli.main(["report", str(runs_dir), "--out", str(other)]) == 2
     assert "is a results directory: the report's files would sit among its results" in capsys.readouterr().err
     assert sorted(p.name for p in other.iterdir()) == before
+
+
+# grid analysis: the best value of a field per configuration, figures against a field
+def constructed_summary():
+    from initbench.benchmarks.report import CONFIG
+
+    base = dict.fromkeys(CONFIG, "")
+    rows = []
+    for width, losses in ((64, {0.01: 0.9, 0.1: 0.4, 1.0: 0.6}), (256, {0.01: 0.8, 0.1: 0.5, 1.0: 0.3})):
+        for lr, loss in losses.items():
+            rows.append(
+                {
+                    **base,
+                    "model": f"mlp(width={width})",
+                    "width": width,
+                    "lr": lr,
+                    "init": "he_normal",
+                    "label": "he_normal",
+                    "final_train_loss": loss,
+                    "final_train_loss_ci95": 0.01,
+                    "final_test_accuracy": 1 - loss,
+                    "final_test_accuracy_ci95": 0.01,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_best_over_a_field_per_configuration_of_the_others():
+    from initbench.benchmarks.report import best_over
+
+    table = best_over(constructed_summary(), "lr")
+    assert table[["width", "best_lr", "at_edge"]].values.tolist() == [[64, 0.1, False], [256, 1.0, True]]
+    assert table["runner_up_gap"].round(6).tolist() == [0.2, 0.2]
+    # accuracy is better high: the same optima; a value whose seeds all diverged cannot be best
+    assert best_over(constructed_summary(), "lr", "final_test_accuracy")["best_lr"].tolist() == [0.1, 1.0]
+    summary = constructed_summary()
+    summary.loc[(summary["width"] == 256) & (summary["lr"] == 1.0), "final_train_loss"] = math.nan
+    assert best_over(summary, "lr")["best_lr"].tolist() == [0.1, 0.1]
+    # over width: the model label, which carries the width, does not split the configurations
+    by_width = best_over(constructed_summary(), "width")
+    assert by_width[["lr", "best_width"]].values.tolist() == [[0.01, 256], [0.1, 64], [1.0, 256]]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--best", "learning_rate"], "unknown --best field 'learning_rate'"),
+        (["--hue", "width"], "--hue needs --x"),
+        (["--x", "lr", "--hue", "lr"], "--x and --hue are both lr"),
+        (["--best", "lr", "--metric", "accuracy"], "unknown --metric 'accuracy'"),
+        (["--best", "lr"], "lr takes one value in these results (0.05): nothing to compare"),
+    ],
+)
+def test_bad_grid_analysis_options_are_one_line_and_write_nothing(runs_dir, tmp_path, argv, message, capsys):
+    assert cli.main(["report", str(runs_dir), "--out", str(tmp_path / "r"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow  # trains a 3 x 2 grid of 2 seeds
+def test_the_report_writes_the_best_table_and_the_figure_against_a_field(tmp_path):
+    out = tmp_path / "g"
+    argv = ["run", "--depth", "1", "--width", "8,16", "--lr", "0.01,0.1,1.0", "--steps", "20", "--seeds", "2"]
+    assert cli.main([*argv, "--quiet", "--out", str(out)]) == 0
+    assert cli.main(["report", str(out), "--best", "lr", "--x", "lr", "--hue", "width"]) == 0
+    best = pd.read_csv(out / "_report" / "best_lr.csv")
+    assert sorted(best["width"]) == [8, 16] and set(best["best_lr"]) <= {0.01, 0.1, 1.0}
+    text = (out / "_report" / "report.md").read_text()
+    assert "## Best lr by final_train_loss" in text and "grid_lr_width_" in text
+    figures = sorted(p.name for p in (out / "_report").glob("grid_lr_width_*.png"))
+    assert len(figures) == 1 and (out / "_report" / figures[0]).read_bytes()[:4] == b"\x89PNG"
