@@ -242,6 +242,14 @@ def _cmd_coord(args: argparse.Namespace) -> int:
         raise UsageError(f"coord-check needs at least 2 seeds for the slopes' uncertainty, got {overrides['seeds']}")
     overrides.update({"model.width": widths, "train.steps": args.coord_steps, "train.eval_every": 1})
     plan = experiments.resolve(experiment, scale, overrides, only)
+    from initbench.inits.registry import is_plugin
+
+    plugins = sorted({s.model.family for s in plan.specs if is_plugin(s.model.family)})
+    if plugins:
+        raise UsageError(
+            f"coord-check probes each layer through initbench's layer-naming contract; the plug-in model "
+            f"{plugins[0]} has none (not yet)"
+        )
     specs = list(plan.full)
     kinds = {(s.model.family, s.model.depth, s.model.activation, s.init, s.train, s.parametrization) for s in specs}
     if len(kinds) != 1 or len({s.data for s in specs}) != 1:
@@ -405,9 +413,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     from initbench.benchmarks.analysis.check import run_check
     from initbench.benchmarks.grid_flags import init_item
-    from initbench.inits.registry import SCHEMES, is_plugin
+    from initbench.inits.registry import SCHEMES, expand, is_plugin
     from initbench.models.catalog import FAMILIES
 
+    args.model = expand(args.model, FAMILIES)  # an installed entry point's name: its target
     if is_plugin(args.model):
         raise UsageError(
             f"check probes initbench's model families (its theory and layer roles); for the plug-in model "

@@ -239,6 +239,8 @@ def _parse_table(name: str) -> dict[str, dict[str, float]]:
             value = math.nan
         if not (eq and dot) or math.isnan(value):
             raise UsageError(f"parametrization {name!r}: {entry!r} is not CLASS.KEY=VALUE (e.g. readout.init=-0.5)")
+        if key in table.get(cls, {}):
+            raise UsageError(f"parametrization {name!r}: {cls}.{key} is given twice")
         table.setdefault(cls, {})[key] = value
     table_name(table)  # classes, exponents and values checked
     return table
@@ -311,7 +313,16 @@ def init_rules(name: Any, base_width: Any, *, width: Any, scheme: str | None = N
       >>> init_rules("mup", 64, width=256)
       {'readout': 0.5}
     """
-    check(name, base_width, width=width, optimizer="adam" if "sgd" not in exponents(name)["hidden"] else "sgd")
+    table = exponents(name)
+    if name == "sp" and base_width is None:
+        return {}
+    if not isinstance(base_width, int) or isinstance(base_width, bool) or not 1 <= base_width < 2**31:
+        raise UsageError(
+            f"parametrization {name} needs base_width, a positive integer below 2**31 (the tuned width), "
+            f"got {base_width!r}"
+        )
+    if width is None:
+        raise UsageError(f"parametrization {name} scales with the model's width; this model has none")
     if scheme is not None:
         raise UsageError(
             f"parametrization {name} rescales a per-tensor initializer's draws; {scheme} is a model-level "
@@ -320,7 +331,11 @@ def init_rules(name: Any, base_width: Any, *, width: Any, scheme: str | None = N
     if name == "sp":
         return {}
     m = width / base_width
-    return {cls: m ** e["init"] for cls, e in exponents(name).items() if m ** e["init"] != 1.0}
+    out = {cls: m ** e["init"] for cls, e in table.items() if m ** e["init"] != 1.0}
+    for cls, value in out.items():
+        if not math.isfinite(value) or not 2.0**-126 <= value <= 3.4028234663852886e38:
+            raise UsageError(f"parametrization {name}: the {cls} init multiplier at width {width} is {value!r}")
+    return out
 
 
 def _check_optimizer(name: str, optimizer: Any) -> None:
@@ -368,10 +383,14 @@ def rules(name: str, *, width: int | None, base_width: int | None, optimizer: st
             out["lr_scale"][cls] = lr
             if OPTIMIZERS[optimizer].decay == "decoupled":
                 out["wd_scale"][cls] = 1.0 / lr
-    for table in out.values():
+    tiny, huge = 2.0**-126, 3.4028234663852886e38  # float32's normal range: the weights and rates are float32
+    for field, table in out.items():
         for cls, value in table.items():
-            if not math.isfinite(value) or value <= 0:
-                raise UsageError(f"parametrization {name}: the {cls} multiplier at width {width} is {value!r}")
+            if not math.isfinite(value) or not tiny <= value <= huge:
+                raise UsageError(
+                    f"parametrization {name}: the {cls} {field} multiplier at width {width} is {value!r}, outside "
+                    "float32's range (the weights or rates would be inf or 0)"
+                )
     return out
 
 

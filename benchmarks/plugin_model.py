@@ -4,8 +4,11 @@ r"""A user's own linen model where initbench names a model family: ``package.mod
 called with the keyword arguments it declares among ``num_classes`` (the dataset's classes),
 ``input_shape`` (one example's shape), ``depth``, ``width``, ``activation`` (when the run sets
 them) and the run's model options (``--model-args``, TOML ``[model]`` fields), typed from its
-signature. Its ``__call__(x)`` returns the logits; one that also takes ``train`` gets it (so
-BatchNorm and dropout know the phase; its ``batch_stats`` are then trained like initbench's).
+signature (one it does not declare is refused, not ignored). Its ``__call__(x)`` returns the
+logits, ``(batch, num_classes)`` floats (checked abstractly before any work); one that also takes
+``train`` gets it (so BatchNorm knows the phase; its ``batch_stats`` are then trained like
+initbench's). A module that needs a PRNG stream when applied (dropout) is refused: the trainer
+gives none yet.
 
 **The run's initializer** replaces every parameter named ``kernel`` (and the bias initializer
 every ``bias``) after the module's own ``init``, each drawn from
@@ -90,14 +93,20 @@ class PluginModel:
     kernel_init: Any
     bias_init: Any
     takes_train: bool
+    bias_given: bool = False
 
     def init(self, key: jax.Array, x: Any, **kwargs: Any) -> Any:
-        """The module's own ``init``, then the run's initializers on its kernels and biases."""
+        """The module's own ``init``, then the run's initializers on its kernels and biases.
+
+        Raises:
+          UsageError: The module has no ``kernel`` parameter (the run's initializer would draw
+            nothing), or no ``bias`` while a bias initializer other than zeros is named.
+        """
         from initbench.inits import reinit
         from initbench.inits._reinit import leaf_path
 
         phase = {"train": False} if self.takes_train else {}
-        variables = dict(self.module.init(key, x, **phase, **kwargs))
+        variables = dict(_user(self.target, "init", lambda: self.module.init(key, x, **phase, **kwargs)))
         params = variables.get("params", {})
         paths = [leaf_path(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
         used = {
@@ -106,8 +115,14 @@ class PluginModel:
             for pattern in (name, f"*/{name}")
             if any(fnmatch.fnmatchcase(p, pattern) for p in paths)
         }
-        if not used:
-            return variables
+        if not any(p.endswith("kernel") for p in used):
+            shown = ", ".join(paths[:5]) or "none"
+            raise UsageError(
+                f"model plug-in {self.target} has no parameter named 'kernel' for the run's initializer to draw "
+                f"(its parameters: {shown})"
+            )
+        if self.bias_given and not any(p.endswith("bias") for p in used):
+            raise UsageError(f"model plug-in {self.target} has no parameter named 'bias' for the bias initializer")
         variables["params"] = reinit(params, jax.random.fold_in(key, 1), used)
         return variables
 
@@ -115,6 +130,43 @@ class PluginModel:
         """The module's ``apply``, with ``train`` when it takes one."""
         phase = {"train": train} if self.takes_train else {}
         return self.module.apply(variables, x, mutable=mutable, **phase, **kwargs)
+
+    def check(self, variables: Any, x: Any, num_classes: int) -> None:
+        """Abstractly: the logits of a batch are ``(batch, num_classes)`` floats, in training and evaluation.
+
+        Raises:
+          UsageError: Logits of another shape or dtype, or the module failing on the batch (a
+            missing argument, a PRNG stream such as dropout's, which the trainer does not give:
+            not yet), named in one line.
+        """
+        import jax.numpy as jnp
+
+        state = [k for k in variables if k != "params"]
+        for train in (False, True) if self.takes_train else (False,):
+
+            def forward(v: Any, x: Any, train: bool = train) -> Any:
+                out = self.apply(v, x, train=train, mutable=state if train and state else False)
+                return out[0] if train and state else out
+
+            logits = _user(self.target, "apply", lambda f=forward: jax.eval_shape(f, variables, x))
+            if not hasattr(logits, "shape") or logits.shape != (x.shape[0], num_classes):
+                raise UsageError(
+                    f"model plug-in {self.target} gives logits of shape {getattr(logits, 'shape', type(logits))} for a "
+                    f"batch of {x.shape[0]}; the dataset has {num_classes} classes: ({x.shape[0]}, {num_classes})"
+                )
+            if not jnp.issubdtype(logits.dtype, jnp.floating):
+                raise UsageError(f"model plug-in {self.target} gives {logits.dtype} logits; they must be floats")
+
+
+def _user(target: str, what: str, call: Any) -> Any:
+    """Runs the user's code; its own error (not initbench's) becomes one line naming the plug-in."""
+    try:
+        return call()
+    except UsageError:
+        raise
+    except Exception as err:  # the user's model failed on initbench's call: their code, one line
+        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UsageError(f"model plug-in {target} failed in {what}: {type(err).__name__}: {text}"[:400]) from err
 
 
 def build(
@@ -128,12 +180,19 @@ def build(
         nnx module: not yet).
     """
     import flax.linen as nn
+    from flax import nnx
 
     from initbench import inits
     from initbench.inits.registry import FAN_IN_BIASES
 
     found = factory(target)
+    if isinstance(found, type) and issubclass(found, nnx.Module):
+        raise UsageError(
+            f"model plug-in {target} is an nnx Module; nnx models are not yet supported (wrap it with "
+            "flax.nnx.bridge.to_linen)"
+        )
     declared = parameters(target)
+    bias_given = not (isinstance(bias_init, str) and bias_init == "zeros")
     if isinstance(bias_init, str):  # a registered name, as initbench's models take it
         if bias_init in FAN_IN_BIASES:
             raise UsageError(
@@ -142,9 +201,16 @@ def build(
             )
         bias_init = inits.get(bias_init)
     open_ended = any(p.kind == p.VAR_KEYWORD for p in declared.values())
-    given = {k: v for k, v in config.items() if k in declared or open_ended or k not in CORE}
-    if "activation" in given and "activation" not in declared and not open_ended:
-        given.pop("activation")  # every run has one (relu by default): used only where declared
+    given = dict(config)
+    for key in CORE:  # a core field the model does not take would be silently ignored: refused, but
+        if key in given and key not in declared and not open_ended:  # relu, every run's default activation
+            if key == "activation" and given[key] == "relu":
+                given.pop(key)
+                continue
+            raise UsageError(
+                f"model plug-in {target} takes no {key} (it would be ignored); it takes: "
+                f"{', '.join(options(target)) or 'none'}"
+            )
     unknown = sorted(set(given) - set(declared)) if not open_ended else []
     if unknown:
         raise UsageError(
@@ -160,7 +226,7 @@ def build(
     )
     if missing:
         raise UsageError(f"model plug-in {target} needs option(s) {', '.join(missing)} (--model-args or [model])")
-    module = found(**kwargs)
+    module = _user(target, "its construction", lambda: found(**kwargs))
     if not isinstance(module, nn.Module):
         kind = type(module).__module__.split(".")[0] + "." + type(module).__name__
         raise UsageError(
@@ -168,4 +234,4 @@ def build(
             + (" (nnx models: not yet; wrap it with nnx.bridge.to_linen)" if "nnx" in type(module).__module__ else "")
         )
     call = inspect.signature(type(module).__call__).parameters
-    return PluginModel(target, module, kernel_init, bias_init, "train" in call)
+    return PluginModel(target, module, kernel_init, bias_init, "train" in call, bias_given)

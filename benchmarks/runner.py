@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from initbench.benchmarks import checkpoint as ckpt
@@ -23,8 +24,16 @@ from initbench.benchmarks.experiments import Experiment, Plan
 from initbench.benchmarks.groups import SELECTORS, check_structure, classes_present, lr_scale_tree
 from initbench.benchmarks.results import ResultStore, provenance
 from initbench.benchmarks.spec import NUMERICS_VERSION, Options, RunSpec
-from initbench.benchmarks.train import init_data, member_bytes, members_per_device, scheme_init, train_cohort
+from initbench.benchmarks.train import (
+    build_model,
+    init_data,
+    member_bytes,
+    members_per_device,
+    scheme_init,
+    train_cohort,
+)
 from initbench.inits.errors import UsageError, first_line
+from initbench.inits.registry import is_plugin
 
 
 class Progress:
@@ -378,7 +387,10 @@ def _check_models(specs: Sequence[RunSpec], datasets: Mapping[tuple, data_lib.Da
             data = (dataset.x_train, dataset.y_train) if spec.init.scheme else init_data(spec, dataset)
             x, y = (jax.ShapeDtypeStruct(a.shape, a.dtype) for a in data)
             shapes = jax.eval_shape(init, jax.random.key(0), x, y)
-            present = classes_present(shapes["params"])
+            if is_plugin(spec.model.family):  # a user's model: its logits, in training and evaluation
+                batch = jax.ShapeDtypeStruct((spec.data.batch_size, *dataset.input_shape), jnp.float32)
+                build_model(spec, dataset).check(shapes, batch, dataset.num_classes)
+            present = classes_present(shapes.get("params", {}))
             name = dict(spec.parametrization).get("name", "sp")
             if name != "sp":  # its rules go by layer class: the names must agree with the shapes
                 wide = dataclasses.replace(spec, model=dataclasses.replace(spec.model, width=2 * spec.model.width))

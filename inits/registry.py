@@ -498,8 +498,9 @@ def _attribute(target: str) -> Any:
     module, _, path = target.partition(":")
     try:
         value: Any = importlib.import_module(module)
-    except ImportError as err:  # ModuleNotFoundError, or an import inside the user's module
-        raise UsageError(f"plug-in {target!r}: cannot import {module!r} ({type(err).__name__}: {err})") from err
+    except Exception as err:  # ModuleNotFoundError, an import inside the user's module, its own error
+        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UsageError(f"plug-in {target!r}: cannot import {module!r} ({type(err).__name__}: {text})") from err
     for part in path.split("."):
         if not hasattr(value, part):
             raise UsageError(f"plug-in {target!r}: {module!r} has no attribute {path!r}")
@@ -550,6 +551,13 @@ def plugin_fingerprint(target: str) -> str:
     module = importlib.import_module(target.partition(":")[0])
     path = getattr(module, "__file__", None)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else "-"
+    try:  # the module that defines the attribute, when the target re-exports it (a package's __init__)
+        defining = inspect.getmodule(_attribute(target))
+    except UsageError:
+        defining = None
+    other = getattr(defining, "__file__", None)
+    if other and other != path:
+        digest += "+" + hashlib.sha256(Path(other).read_bytes()).hexdigest()[:16]
     top = module.__name__.split(".")[0]
     try:
         version = importlib.metadata.version(top)

@@ -848,9 +848,10 @@ def run_check(
         )
     readout = scales.get("readout", 1.0)
     if readout != 1.0 and "predicted_variance" in result.table:  # the head's prediction: its weights x readout
-        t = result.table
-        head = t["layer"] == "head"
-        t.loc[head, "predicted_variance"] *= readout**2
+        t = result.table  # (sigma_w^2 E[phi^2] + sigma_b^2 -> readout^2 sigma_w^2 E[phi^2] + sigma_b^2: the
+        head = t["layer"] == "head"  # classifier's bias keeps multiplier 1)
+        b = sb or 0.0
+        t.loc[head, "predicted_variance"] = (t.loc[head, "predicted_variance"] - b) * readout**2 + b
         t.loc[head, "measured_over_predicted"] = t.loc[head, "measured_variance"] / t.loc[head, "predicted_variance"]
         t.loc[head, "matches_theory"] = (t.loc[head, "measured_over_predicted"] - 1).abs() <= t.loc[
             head, "theory_tolerance"

@@ -263,6 +263,15 @@ def check_options(name: str, options: dict[str, Any]) -> DatasetEntry:
         from initbench.inits.registry import _attribute
 
         params = inspect.signature(_attribute(found.target)).parameters
+        missing = [
+            n
+            for n, p in params.items()
+            if p.default is inspect.Parameter.empty
+            and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+            and n not in options
+        ]
+        if missing:
+            raise UsageError(f"dataset plug-in {name} needs option(s) {', '.join(missing)} (--dataset-args or [data])")
         if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
             return found
     bad = sorted(set(options) - set(found.options))

@@ -313,6 +313,12 @@ def _takes(section: str, entry: Mapping[str, Any]) -> set[str] | None:
     from initbench.models._build import _fields
     from initbench.models.catalog import FAMILIES
 
+    family = _model_target(family)
+    if _is_plugin(family):
+        try:
+            return {"family", "depth", "width", "activation"} | set(_plugin_model_options("", family))
+        except UsageError:
+            return None  # the model check names the import failure
     if family not in FAMILIES:
         return None
     fields = set(_fields(FAMILIES[family].cls)) - _SET_BY_INIT
@@ -532,7 +538,6 @@ def _dataset_target(name: Any) -> Any:
     return expand(name, DATASETS)
 
 
-@functools.lru_cache(maxsize=1)
 def _is_plugin(name: Any) -> bool:
     from initbench.inits.registry import is_plugin
 
@@ -573,10 +578,15 @@ def _plugin_model_options(source: str, target: str) -> dict[str, FieldType]:
         annotation = p.annotation
         if annotation is inspect.Parameter.empty and default is not NO_DEFAULT and default is not None:
             annotation = type(default).__name__
+            if isinstance(default, tuple) and default:  # tuple[int, ...] from its first element
+                annotation = f"tuple[{type(default[0]).__name__}, ...]"
+        if annotation is inspect.Parameter.empty:  # nothing to type it by: a number or a string
+            annotation = "float | str"
         out[n] = _field_type(annotation, default)
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def _data_options() -> dict[str, dict[str, FieldType]]:
     """Dataset -> {option: FieldType}."""
     from initbench.benchmarks.data import DATASETS

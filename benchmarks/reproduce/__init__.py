@@ -370,11 +370,30 @@ def rederive(folder: str | Path) -> list[Claim]:
     for f in (meta_file, rows_file):
         if not f.is_file():
             raise UsageError(f"{str(folder)!r} is not a written reproduction: it has no {f.name}")
-    meta = json.loads(meta_file.read_text())
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (ValueError, OSError) as err:
+        raise UsageError(f"{str(meta_file)!r} is not readable JSON ({type(err).__name__}: {err})") from None
+    if not isinstance(meta, dict):
+        raise UsageError(f"{str(meta_file)!r} holds a {type(meta).__name__}, not a reproduction's provenance")
     if meta.get("scale") not in SCALES:
         raise unknown_choice("scale", meta.get("scale"), SCALES)
     entry = REPRODUCTIONS[str(meta.get("reproduction"))]
-    return entry.claims(pd.read_parquet(rows_file), meta["scale"])
+    if folder.name in REPRODUCTIONS and folder.name != entry.name:
+        raise UsageError(
+            f"{str(folder)!r} holds reproduction {entry.name} (its provenance.json), not {folder.name}: "
+            "re-judging it there would relabel its verdicts"
+        )
+    try:
+        rows = pd.read_parquet(rows_file)
+    except Exception as err:  # pyarrow's errors for a truncated or foreign file
+        raise UsageError(f"{str(rows_file)!r} is not a readable parquet file ({type(err).__name__})") from None
+    try:
+        return entry.claims(rows, meta["scale"])
+    except (KeyError, IndexError) as err:  # the measurements of another reproduction, or none
+        raise UsageError(
+            f"{str(rows_file)!r} does not hold {entry.name}'s measurements ({type(err).__name__}: {err})"
+        ) from None
 
 
 def rejudge(folder: str | Path) -> list[Claim]:

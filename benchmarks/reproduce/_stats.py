@@ -32,6 +32,14 @@ import numpy as np
 LEVEL = 0.95
 
 
+def _seeds(values: Any) -> np.ndarray:
+    """One value per seed as a 1-d float64 array (a scalar is one seed; more dimensions are refused)."""
+    x = np.atleast_1d(np.asarray(values, np.float64))
+    if x.ndim != 1:
+        raise ValueError(f"one value per seed (a 1-d sequence), got shape {x.shape}")
+    return x
+
+
 def t_quantile(dof: float, level: float = LEVEL) -> float:
     """The two-sided ``level`` quantile of Student's t with ``dof`` degrees of freedom (the normal's at inf).
 
@@ -53,7 +61,7 @@ def mean_se(values: Any) -> tuple[float, float]:
       >>> mean_se([1.0, 2.0, 3.0])
       (2.0, 0.577...)
     """
-    x = np.asarray(values, np.float64)
+    x = _seeds(values)
     if len(x) == 0:
         return math.nan, math.nan
     se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
@@ -69,7 +77,7 @@ def ci(values: Any) -> tuple[float, float]:
       >>> ci([1.0, float("inf")]), ci([1.0, float("nan")])
       ((inf, 0.0), (nan, inf))
     """
-    x = np.asarray(values, np.float64)
+    x = _seeds(values)
     if np.isnan(x).any() or (np.isposinf(x).any() and np.isneginf(x).any()):
         return math.nan, math.inf
     if np.isinf(x).any():
@@ -125,7 +133,9 @@ def difference(a: Any, b: Any, extra_var: float = 0.0) -> Difference:
       >>> round(d.value, 3), round(d.low, 3), d.better()
       (0.4, 0.377, True)
     """
-    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    x, y = _seeds(a), _seeds(b)
+    if not (isinstance(extra_var, int | float) and not isinstance(extra_var, bool) and extra_var >= 0):
+        raise ValueError(f"extra_var must be a variance, a number >= 0, got {extra_var!r}")  # nan fails too
     if len(x) < 2 or len(y) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         value = float(x.mean() - y.mean()) if len(x) and len(y) else math.nan
         return Difference(value if np.isfinite(value) else math.nan, math.nan, math.nan, math.nan)

@@ -98,3 +98,25 @@ def test_rejudge_rewrites_the_verdicts_from_the_measurements_and_records_the_jud
     assert "has no provenance.json" in capsys.readouterr().err
     assert cli.main(["reproduce", "he2015", "--rejudge", "--scale", "cpu", "--out", str(tmp_path)]) == 2
     assert "drop --scale" in capsys.readouterr().err
+
+
+def test_rederive_refuses_a_folder_holding_another_reproduction_or_unreadable_files(tmp_path):
+    import shutil
+
+    shutil.copytree(GALLERY / "he2015", tmp_path / "init-histograms")
+    with pytest.raises(UsageError, match=r"holds reproduction he2015 .* not init-histograms"):
+        rederive(tmp_path / "init-histograms")
+    folder = tmp_path / "he2015"
+    shutil.copytree(GALLERY / "he2015", folder)
+    (folder / "measurements.parquet").write_bytes(b"not parquet")
+    with pytest.raises(UsageError, match="is not a readable parquet file"):
+        rederive(folder)
+    shutil.copy(GALLERY / "init-histograms" / "measurements.parquet", folder / "measurements.parquet")
+    with pytest.raises(UsageError, match="does not hold he2015's measurements"):
+        rederive(folder)
+    (folder / "provenance.json").write_text("[1, 2]")
+    with pytest.raises(UsageError, match="holds a list, not a reproduction's provenance"):
+        rederive(folder)
+    (folder / "provenance.json").write_text("{")
+    with pytest.raises(UsageError, match="is not readable JSON"):
+        rederive(folder)

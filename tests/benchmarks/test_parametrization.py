@@ -841,3 +841,18 @@ def test_a_table_with_eps_needs_an_optimizer_with_an_epsilon():
     assert parametrization.rules(name, width=256, base_width=64, optimizer="adam")["eps_scale"] == {"hidden": 0.25}
     with pytest.raises(UsageError, match="scales Adam's epsilon"):
         parametrization.rules(name, width=256, base_width=64, optimizer="sgd")
+
+
+def test_a_table_key_given_twice_and_multipliers_beyond_float32_are_one_line():
+    with pytest.raises(UsageError, match=r"readout.init is given twice"):
+        parametrization.exponents("table:readout.init=-0.5/readout.init=-1")
+    for name, width in (("table:hidden.init=-8", 2**31 - 1), ("table:hidden.sgd=8", 2**31 - 1)):
+        with pytest.raises(UsageError, match="outside float32's range"):
+            parametrization.rules(name, width=width, base_width=1, optimizer="sgd")
+
+
+def test_the_checks_init_rules_need_no_optimizer():
+    # the init part of a +eps preset or an eps table does not depend on the optimizer
+    assert parametrization.init_rules("mup+eps", 8, width=32) == {"readout": 0.5}
+    assert parametrization.init_rules("table:readout.eps=-1.0/readout.init=-0.5", 8, width=32) == {"readout": 0.5}
+    assert parametrization.init_rules("sp", None, width=32) == {}

@@ -48,6 +48,44 @@ def three(num_classes):
     return 3
 
 
+class NoKernel(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.reshape((x.shape[0], -1))
+        return x @ self.param("w", nn.initializers.lecun_normal(), (x.shape[-1], self.num_classes))
+
+
+class Wide(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(self.num_classes + 3)(x.reshape((x.shape[0], -1)))
+
+
+class Ints(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(self.num_classes)(x.reshape((x.shape[0], -1))).astype(jnp.int32)
+
+
+class Drop(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        return nn.Dense(self.num_classes)(nn.Dropout(0.1, deterministic=not train)(x.reshape((x.shape[0], -1))))
+
+
+class NnxNet(nnx.Module):
+    def __init__(self, num_classes=10):
+        self.linear = nnx.Linear(64, num_classes, rngs=nnx.Rngs(0))
+
+
 def an_nnx(num_classes):
     return nnx.Linear(4, num_classes, rngs=nnx.Rngs(0))
 """
@@ -176,3 +214,41 @@ def test_a_plugin_model_trains_from_the_command_line(user, tmp_path):
 def test_spec_options_of_a_plugin_are_its_extra_fields(user):
     spec = ModelSpec(f"{user}:plain", extra=options(hidden=4))
     assert spec.config() == {"activation": "relu", "hidden": 4}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "{m}:plain", "--width", "8"], "takes no width (it would be ignored); it takes: hidden"),
+        (["--model", "{m}:TinyMLP", "--activation", "tanh"], "takes no activation (it would be ignored)"),
+        (["--model", "{m}:NoKernel"], "has no parameter named 'kernel' for the run's initializer to draw"),
+        (["--model", "{m}:plain", "--bias-init", "ones", "--model-args", "hidden=4"], None),  # it has biases
+        (["--model", "{m}:Wide"], "gives logits of shape (32, 13) for a batch of 32; the dataset has 10 classes"),
+        (["--model", "{m}:Ints"], "gives int32 logits; they must be floats"),
+        (["--model", "{m}:Drop"], 'failed in apply: InvalidRngError: Dropout_0 needs PRNG for "dropout"'),
+        (["--model", "{m}:NnxNet"], "is an nnx Module; nnx models are not yet supported"),
+    ],
+)
+def test_a_model_that_would_train_wrongly_is_refused_before_any_work(user, argv, message, capsys):
+    argv = [a.format(m=user) for a in argv]
+    code = cli.main(["show", *argv, "--batch-size", "32", "--steps", "1", "--seeds", "1"])
+    err = capsys.readouterr().err.strip()
+    if message is None:
+        assert code == 0, err
+        return
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+
+
+def test_the_identity_follows_the_module_that_defines_a_re_exported_model(tmp_path, monkeypatch):
+    package = tmp_path / f"pkg_{tmp_path.name.replace('-', '_')}"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .models import Net\n")
+    (package / "models.py").write_text(textwrap.dedent(SOURCE).replace("class TinyMLP", "class Net"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = ModelSpec(f"{package.name}:Net").plugin
+    (package / "models.py").write_text(textwrap.dedent(SOURCE).replace("class TinyMLP", "class Net") + "\n# x\n")
+    import importlib
+    import sys
+
+    importlib.reload(sys.modules[f"{package.name}.models"])
+    assert ModelSpec(f"{package.name}:Net").plugin != before  # __init__.py unchanged, the model's file edited

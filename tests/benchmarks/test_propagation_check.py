@@ -503,3 +503,21 @@ def test_a_bad_check_parametrization_is_one_line(extra, message, tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow  # a 512-example check of 4 seeds
+def test_the_heads_prediction_keeps_the_classifier_bias_out_of_the_readout_multiplier():
+    result, _ = check.run_check(
+        depth=4,
+        width=32,
+        activation="tanh",
+        weight_variance=1.76,
+        bias_variance=0.5,
+        seeds=4,
+        batch_size=512,
+        out=None,
+        parametrization="mup",
+        base_width=4,
+    )
+    head = result.table[result.table["layer"] == "head"].iloc[0]
+    assert bool(head["matches_theory"]), head  # readout^2 sigma_w^2 E[phi^2] + sigma_b^2, not readout^2 x both

@@ -48,3 +48,12 @@ def test_a_clear_gap_is_better_and_a_small_one_is_within():
 def test_a_non_finite_arm_makes_every_comparison_fail():
     d = difference([0.9, float("nan")], [0.1, 0.2])
     assert math.isnan(d.value) and not d.better() and not d.within(1.0)
+
+
+def test_a_scalar_is_one_seed_and_more_dimensions_or_a_bad_extra_variance_are_refused():
+    assert mean_se(3.0)[0] == 3.0 and math.isnan(mean_se(3.0)[1]) and ci(3.0) == (3.0, math.inf)
+    with pytest.raises(ValueError, match="one value per seed"):
+        mean_se([[1.0, 2.0], [3.0, 4.0]])
+    for bad in (math.nan, -0.1):  # a nan variance once made the interval 0 wide: a certain pass
+        with pytest.raises(ValueError, match="extra_var must be a variance"):
+            difference([1.0, 2.0], [0.0, 1.0], extra_var=bad)

@@ -45,6 +45,10 @@ def blobs(n: int = 60, dim: int = 6, seed: int = 0):
     return {"x_train": x[:half], "y_train": y[:half], "x_test": x[half:], "y_test": y[half:], "num_classes": 3}
 
 
+def needs_n(n: int):
+    return blobs(n=n)
+
+
 def bad_labels():
     import numpy as np
 
@@ -226,3 +230,12 @@ def test_the_command_line_takes_an_installed_name_for_init_and_dataset(installed
     assert cli.main([*argv, "--depth", "1", "--width", "4", "--steps", "1", "--seeds", "1"]) == 0
     out = capsys.readouterr().out
     assert f"{m}:half_normal" in out and f"{m}:blobs" in out
+
+
+def test_a_dataset_plugins_missing_required_option_is_one_line(plugin):
+    from initbench.benchmarks import data
+
+    with pytest.raises(ValueError, match=r"dataset plug-in .*:needs_n needs option\(s\) n") as err:
+        data.load(f"{plugin}:needs_n")
+    assert "\n" not in str(err.value)
+    assert data.load(f"{plugin}:needs_n", n=40).num_classes == 3
