@@ -145,11 +145,12 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def _list_installed_plugins() -> None:
+def _list_installed_plugins(builtin: tuple[str, ...] = ()) -> None:
     from initbench.inits.registry import PLUGIN_GROUP, installed_plugins
 
     for name, target in installed_plugins().items():  # declared by installed distributions
-        print(f"{name:24s} {'plug-in':18s} {target} (entry point in {PLUGIN_GROUP})")
+        shadowed = " (unused: a built-in has this name)" if name in builtin else ""
+        print(f"{name:24s} {'plug-in':18s} {target} (entry point in {PLUGIN_GROUP}){shadowed}")
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -163,7 +164,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for s in SCHEMES.values():
             print(f"{s.name:24s} {'model-level':18s} {s.formula} (base {s.base}) {s.reference}")
-        _list_installed_plugins()
+        _list_installed_plugins((*INITS.names(), *SCHEMES.names()))
     elif what == "models":
         from initbench.models.catalog import FAMILIES, PLAIN_CNN_PRESETS
 
@@ -176,7 +177,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for e in DATASETS.values():
             print(f"{e.name:14s} {'offline' if e.offline else 'tfds   '} {e.description}")
-        _list_installed_plugins()
+        _list_installed_plugins(DATASETS.names())
     elif what == "optimizers":
         from initbench.benchmarks.optimizers import OPTIMIZERS
 

@@ -785,7 +785,7 @@ class RunSpec:
 
         if not (isinstance(p, tuple) and all(isinstance(e, tuple) and len(e) == 2 for e in p)):
             raise UsageError(
-                f"parametrization takes a name and a base_width, e.g. {{name = 'mup', base_width = 64}}; got {p!r}"
+                f"parametrization takes a name and a base_width, e.g. {{'name': 'mup', 'base_width': 64}}; got {p!r}"
             )
         fields = dict(p)
         if set(fields) - {"name", "base_width", "depth_alpha", "base_depth"} or "name" not in fields:

@@ -445,6 +445,7 @@ def is_plugin(name: object) -> bool:
 
 
 PLUGIN_GROUP = "initbench.plugins"
+_ENTRY_NAME = re.compile(r"[\w.\-]+")  # what an entry point's name may be (no call, no target)
 
 
 def installed_plugins() -> dict[str, str]:
@@ -465,16 +466,17 @@ def installed_plugins() -> dict[str, str]:
     out: dict[str, tuple[str, str]] = {}
     for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
         dist = ep.dist.name if ep.dist is not None else "?"
-        if not is_plugin(ep.value):
+        value = ep.value.split("[", 1)[0].strip()  # extras ("mod:attr [extra]") name no part of the target
+        if not is_plugin(value):
             raise UsageError(
                 f"entry point {ep.name!r} of {dist} in {PLUGIN_GROUP} is {ep.value!r}, not package.module:attribute"
             )
-        if ep.name in out and out[ep.name][0] != ep.value:
+        if ep.name in out and out[ep.name][0] != value:
             raise UsageError(
                 f"entry point {ep.name!r} in {PLUGIN_GROUP} is declared twice: {out[ep.name][0]} ({out[ep.name][1]}) "
-                f"and {ep.value} ({dist}); uninstall one or name the target itself"
+                f"and {value} ({dist}); uninstall one or name the target itself"
             )
-        out[ep.name] = (ep.value, dist)
+        out[ep.name] = (value, dist)
     return {name: out[name][0] for name in sorted(out)}
 
 
@@ -489,7 +491,7 @@ def expand(name: Any, builtin: Any = ()) -> Any:
       >>> expand("he_normal", INITS), expand("mymod:init")
       ('he_normal', 'mymod:init')
     """
-    if not isinstance(name, str) or name in builtin or is_plugin(name) or not name.isidentifier():
+    if not isinstance(name, str) or name in builtin or is_plugin(name) or not _ENTRY_NAME.fullmatch(name):
         return name
     return installed_plugins().get(name, name)
 

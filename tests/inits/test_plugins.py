@@ -239,3 +239,16 @@ def test_a_dataset_plugins_missing_required_option_is_one_line(plugin):
         data.load(f"{plugin}:needs_n")
     assert "\n" not in str(err.value)
     assert data.load(f"{plugin}:needs_n", n=40).num_classes == 3
+
+
+def test_entry_point_names_with_dots_and_values_with_extras_work_and_list_marks_shadowed_names(installed, capsys):
+    m = plugin_of(installed)
+    installed([("my.half", f"{m}:half_normal [fast]"), ("he_normal", f"{m}:half_normal")])
+    from initbench.inits.registry import installed_plugins
+
+    assert installed_plugins()["my.half"] == f"{m}:half_normal"  # the extras name no part of the target
+    assert repr(inits.get("my.half", stddev=0.5)) == f"{m}:half_normal(stddev=0.5)"
+    assert cli.main(["list", "inits"]) == 0
+    out = capsys.readouterr().out
+    shadowed = f"he_normal                plug-in            {m}:half_normal (entry point in initbench.plugins)"
+    assert shadowed + " (unused: a built-in has this name)" in out
