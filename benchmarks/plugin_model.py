@@ -183,7 +183,7 @@ def build(
     from flax import nnx
 
     from initbench import inits
-    from initbench.inits.registry import FAN_IN_BIASES
+    from initbench.inits.registry import FAN_IN_BIASES, missing_arguments
 
     found = factory(target)
     if isinstance(found, type) and issubclass(found, nnx.Module):
@@ -219,11 +219,7 @@ def build(
         )
     provided = {"num_classes": num_classes, "input_shape": tuple(input_shape)}
     kwargs = {**{k: v for k, v in provided.items() if k in declared}, **given}
-    missing = sorted(
-        n
-        for n, p in declared.items()
-        if p.default is p.empty and n not in kwargs and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-    )
+    missing = sorted(missing_arguments(declared, kwargs))
     if missing:
         raise UsageError(f"model plug-in {target} needs option(s) {', '.join(missing)} (--model-args or [model])")
     module = _user(target, "its construction", lambda: found(**kwargs))

@@ -53,20 +53,11 @@ def build_model(spec: RunSpec, dataset: Dataset) -> Any:
     A plug-in family (``package.module:attribute``) is the user's linen module behind the same
     ``init``/``apply`` (:mod:`initbench.benchmarks.plugin_model`).
     """
+    from initbench.benchmarks import plugin_model
     from initbench.inits.registry import is_plugin
 
-    if is_plugin(spec.model.family):
-        from initbench.benchmarks import plugin_model
-
-        return plugin_model.build(
-            spec.model.family,
-            input_shape=dataset.input_shape,
-            num_classes=dataset.num_classes,
-            kernel_init=spec.init.kernel(),
-            bias_init=spec.init.bias_init(),
-            **dict(spec.architecture),
-        )
-    return models.build(
+    build = plugin_model.build if is_plugin(spec.model.family) else models.build
+    return build(
         spec.model.family,
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,

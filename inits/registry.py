@@ -615,6 +615,17 @@ def get_bias(name: str, fan_in: int, **kwargs: Any) -> Any:
     return get(name, **kwargs)
 
 
+def missing_arguments(params: Any, given: Any) -> list[str]:
+    """The parameters of a signature (``inspect.Parameter`` by name) without a default that ``given`` lacks."""
+    return [
+        n
+        for n, p in params.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and n not in given
+    ]
+
+
 def get(name: str, **kwargs: Any) -> Any:
     """Builds a registered initializer: ``inits.get("he_normal", mode="fan_out")``.
 
@@ -630,13 +641,7 @@ def get(name: str, **kwargs: Any) -> Any:
         raise UsageTypeError(
             f"{name}() got unexpected argument(s) {', '.join(bad)}; valid arguments: {', '.join(params) or 'none'}"
         )
-    required = [
-        n
-        for n, p in params.items()
-        if p.default is inspect.Parameter.empty
-        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        and n not in kwargs
-    ]
+    required = missing_arguments(params, kwargs)
     if required:
         raise UsageTypeError(f"{name}() needs argument(s) {', '.join(required)}, e.g. {name}({required[0]}=0.1)")
     return factory(**kwargs)

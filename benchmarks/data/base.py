@@ -260,16 +260,10 @@ def check_options(name: str, options: dict[str, Any]) -> DatasetEntry:
     """Validates a dataset name and its options before loading."""
     found = entry(name)
     if isinstance(found, PluginDatasetEntry):
-        from initbench.inits.registry import _attribute
+        from initbench.inits.registry import _attribute, missing_arguments
 
         params = inspect.signature(_attribute(found.target)).parameters
-        missing = [
-            n
-            for n, p in params.items()
-            if p.default is inspect.Parameter.empty
-            and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
-            and n not in options
-        ]
+        missing = missing_arguments(params, options)
         if missing:
             raise UsageError(f"dataset plug-in {name} needs option(s) {', '.join(missing)} (--dataset-args or [data])")
         if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
