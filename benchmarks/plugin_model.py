@@ -86,6 +86,8 @@ class PluginModel:
       kernel_init: Draws every ``kernel`` parameter.
       bias_init: Draws every ``bias`` parameter.
       takes_train: Whether the module's ``__call__`` takes ``train``.
+      bias_given: Whether the run names a bias initializer other than zeros (every run's
+        default): then the module must have a ``bias`` for it to draw.
     """
 
     target: str
