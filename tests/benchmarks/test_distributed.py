@@ -128,8 +128,8 @@ def test_killed_process_stops_the_other_and_the_rerun_resumes(tmp_path):
         _, err = procs[0].communicate(timeout=60)
         assert procs[0].returncode == distributed.PEER_FAILURE_EXIT
         assert time.monotonic() - killed_at < 60
-        last = err.strip().splitlines()[-1]
-        assert last.startswith("initbench: error (process 0 of 2): another process of this job failed")
+        last = last_initbench_line(err)
+        assert last.startswith("initbench: error (process 0 of 2): another process of this job failed"), last
         assert "rerun the same command to resume" in last
         procs[1].communicate()
     finally:  # a failed assertion must not leave a process behind (its warnings would fail the next test)
@@ -147,6 +147,13 @@ def test_killed_process_stops_the_other_and_the_rerun_resumes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{len(partial)} already complete" in done.stdout
     assert store.read()["run_id"].nunique() == 24
+
+
+def last_initbench_line(err: str) -> str:
+    """The last line initbench wrote to stderr (gRPC's C++ logger, on a thread of its own, may still
+    print "Socket closed" after it: seen once in CI at f8af73d); all of stderr's tail if none."""
+    ours = [line for line in err.strip().splitlines() if line.startswith("initbench")]
+    return ours[-1] if ours else err[-500:]
 
 
 @pytest.mark.slow
@@ -170,7 +177,7 @@ def test_losing_process_0_ends_the_survivor_in_one_line(tmp_path):
         _, err = procs[1].communicate(timeout=60)
         assert procs[1].returncode == distributed.PEER_FAILURE_EXIT, err[-2000:]
         assert time.monotonic() - killed_at < 30
-        last = err.strip().splitlines()[-1]
+        last = last_initbench_line(err)
         assert last.startswith("initbench: error (process 1 of 2): another process of this job failed"), last
         assert last.endswith("rerun the same command to resume")
     finally:
@@ -193,7 +200,7 @@ def test_a_job_that_never_forms_ends_in_one_line_after_the_join_timeout(process_
     )
     assert done.returncode == distributed.PEER_FAILURE_EXIT, done.stderr[-2000:]
     assert time.monotonic() - started < 3 + 60  # the join timeout, JAX's last registration attempt, start-up
-    last = done.stderr.strip().splitlines()[-1]
+    last = last_initbench_line(done.stderr)
     assert last.startswith(f"initbench: error (process {process_id} of 2): the job at 127.0.0.1:{port} did not form")
     assert "within 3s" in last and not out.exists()
 
