@@ -264,6 +264,12 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             " stable with branches x L^-1/2, drifting without",
         ),
         Entry(
+            "everett2024",
+            "initbench.benchmarks.reproduce.everett2024:run",
+            "Everett et al. 2024: per-layer optimal Adam learning-rate exponents under SP at widths 64..1024 on"
+            " Fashion-MNIST, fitted and set against the table's full- and no-alignment predictions",
+        ),
+        Entry(
             "zhu2021",
             "initbench.benchmarks.reproduce.zhu2021:run",
             "Zhu et al. 2021: GradInit's learned scales rescue a badly scaled deep net to within the accuracy of a"
@@ -305,6 +311,7 @@ _DATA: dict[str, Callable[[str], tuple[str, ...]]] = {
     "wider-is-better": lambda s: (_module("yang2022_transfer").SETUP[s]["data"],),
     "depth-mup": lambda s: (_module("depth_mup").SETUP[s]["data"],),
     "zhu2021": lambda s: _experiment_data("zhu2021-rescue", s),
+    "everett2024": lambda s: (_module("everett2024").SETUP[s]["data"],),
 }
 
 
