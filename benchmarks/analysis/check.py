@@ -685,7 +685,7 @@ def run_check(
     model: str = "mlp",
     depth: int | None = 50,
     width: int | None = 512,
-    activation: str = "relu",
+    activation: str | None = "relu",
     init: str = "he_normal",
     init_args: dict[str, Any] | None = None,
     bias_init: str = "zeros",
@@ -720,6 +720,14 @@ def run_check(
     predictions are kept only where the input and hidden layers keep one common multiplier
     (folded into :math:`\sigma_w^2`).
 
+    ``model`` may be a plug-in (``package.module:Attr``, a user's linen or nnx model;
+    :mod:`initbench.benchmarks.plugin_model`): it needs ``input_shape``, gets ``depth``,
+    ``width`` and ``activation`` only where given (None) and declared, and ``extra`` as its own
+    options; the run's initializers draw its kernels and biases, its ``Dense``/``Conv`` (linen)
+    or ``Linear``/``Conv`` (nnx) outputs are the probed layers, and there is no theory column
+    (its structure is not initbench's). ``activation`` (None: not given) is then only used for
+    the activation statistics.
+
     Returns:
       The result and a dict of written paths.
 
@@ -729,10 +737,12 @@ def run_check(
     """
     from initbench import inits, models
     from initbench.benchmarks.parametrization import canonical
-    from initbench.benchmarks.results import ResultStore, provenance
+    from initbench.benchmarks.results import ResultStore
     from initbench.benchmarks.spec import NUMERICS_VERSION, InitSpec, ModelSpec, options
-    from initbench.inits.registry import SCHEMES
+    from initbench.inits.registry import SCHEMES, is_plugin
 
+    if is_plugin(model) and (parametrization is not None or base_width is not None):
+        raise UsageError(f"a parametrization goes by initbench's layer classes; the plug-in model {model} has none")
     init_args = dict(init_args or {})
     bias_args = dict(bias_args or {})
     scheme = SCHEMES[init] if init in SCHEMES else None
@@ -780,6 +790,24 @@ def run_check(
     bias_fn = inits.get_bias(bias_init, fan_in=1, **bias_args) if bias_init != "torch_default" or bias_args else None
     for name, value in (("batch_size", batch_size), ("seeds", seeds)):
         positive_int(name, value)
+    if is_plugin(model):
+        return _run_plugin_check(
+            model,
+            init_spec,
+            bias_init=inits.get(bias_init, **bias_args) if bias_args else bias_init,
+            core={k: v for k, v in (("depth", depth), ("width", width), ("activation", activation)) if v is not None},
+            extra=dict(extra or {}),
+            input_variance=input_variance,
+            batch_size=batch_size,
+            input_shape=input_shape,
+            seeds=seeds,
+            tolerance=tolerance,
+            transient=transient,
+            dtype=dtype,
+            out=out,
+            scheme=scheme,
+            parametrization=parametrization,
+        )
     if input_shape is None:
         input_shape = (width,) if model == "mlp" else (32, 32, 3)
     config = dict(extra or {})
@@ -856,7 +884,6 @@ def run_check(
         t.loc[head, "matches_theory"] = (t.loc[head, "measured_over_predicted"] - 1).abs() <= t.loc[
             head, "theory_tolerance"
         ]
-    paths: dict[str, Any] = {}
     model_options = {k: v for k, v in config.items() if k not in ("depth", "width", "scan")}
     model_spec = ModelSpec(
         model,
@@ -865,52 +892,191 @@ def run_check(
         width if model in ("mlp", "resnet") else None,
         options(**model_options),
     )
+    paths = _write_check(
+        result,
+        store,
+        model_spec,
+        init_spec,
+        input_shape=tuple(input_shape),
+        batch_size=batch_size,
+        activation=activation,
+        tolerance=tolerance,
+        dtype=dtype,
+        input_variance=input_variance,
+        out=out,
+        parametrization=canonical(parametrization) if parametrization else None,
+        base_width=base_width,
+    )
+    return result, paths
+
+
+def _write_check(
+    result: CheckResult,
+    store: Any,
+    model_spec: Any,
+    init_spec: Any,
+    *,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    activation: str | None,
+    tolerance: float,
+    dtype: str,
+    input_variance: float,
+    out: str | Path | None,
+    parametrization: str | None = None,
+    base_width: int | None = None,
+) -> dict[str, Any]:
+    """Writes a check's tidy rows (one run_id per seed), its table and its figure; None ``store``: nothing."""
+    from initbench.benchmarks.results import provenance
+    from initbench.benchmarks.spec import NUMERICS_VERSION
+
+    paths: dict[str, Any] = {}
     result.network["model_label"] = model_spec.label  # type: ignore[assignment]
-    if store is not None:
-        rows = result.rows.copy()
-        ident = pd.DataFrame(
-            [
-                check_identity(
-                    model_spec,
-                    init_spec,
-                    tuple(input_shape),
-                    batch_size,
-                    int(s),
-                    parametrization=canonical(parametrization) if parametrization else None,
-                    base_width=base_width,
-                )
-                for s in rows["seed"]
-            ]
-        )
-        tidy = pd.concat(
-            [ident.reset_index(drop=True), rows[["layer", "layer_index", "metric", "value"]].reset_index(drop=True)],
-            axis=1,
-        )
-        stem = "".join(c if c.isalnum() else "_" for c in f"check_{model_spec.label}_{activation}_{init_spec.label}")
-        figures = Path(out) / "_report"
-        verdicts = {k: dataclasses.asdict(v) for k, v in result.verdicts.items()}
-        with store.writing(NUMERICS_VERSION):
-            paths["results"] = store.write(
-                tidy,
-                stem,
-                {
-                    **provenance(),
-                    "check": {
-                        "tolerance": tolerance,
-                        "passed": result.passed,
-                        "dtype": dtype,
-                        "input_variance": input_variance,
-                        "verdicts": verdicts,
-                        "phase": result.phase,
-                    },
+    if store is None:
+        return paths
+    rows = result.rows.copy()
+    ident = pd.DataFrame(
+        [
+            check_identity(
+                model_spec,
+                init_spec,
+                input_shape,
+                batch_size,
+                int(s),
+                parametrization=parametrization,
+                base_width=base_width,
+            )
+            for s in rows["seed"]
+        ]
+    )
+    tidy = pd.concat(
+        [ident.reset_index(drop=True), rows[["layer", "layer_index", "metric", "value"]].reset_index(drop=True)],
+        axis=1,
+    )
+    name = f"check_{model_spec.label}_{activation or 'own'}_{init_spec.label}"
+    stem = "".join(c if c.isalnum() else "_" for c in name)
+    figures = Path(str(out)) / "_report"
+    verdicts = {k: dataclasses.asdict(v) for k, v in result.verdicts.items()}
+    with store.writing(NUMERICS_VERSION):
+        paths["results"] = store.write(
+            tidy,
+            stem,
+            {
+                **provenance(),
+                "check": {
+                    "tolerance": tolerance,
+                    "passed": result.passed,
+                    "dtype": dtype,
+                    "input_variance": input_variance,
+                    "verdicts": verdicts,
+                    "phase": result.phase,
                 },
-            )
-            figures.mkdir(exist_ok=True)
-            paths["table"] = figures / f"{stem}.csv"
-            result.table.to_csv(paths["table"], index=False)
-            paths["figure"] = figure(
-                result, figures / f"{stem}.png", f"{model_spec.label} {activation} {init_spec.label}"
-            )
+            },
+        )
+        figures.mkdir(exist_ok=True)
+        paths["table"] = figures / f"{stem}.csv"
+        result.table.to_csv(paths["table"], index=False)
+        title = " ".join(t for t in (model_spec.label, activation, init_spec.label) if t)
+        paths["figure"] = figure(result, figures / f"{stem}.png", title)
+    return paths
+
+
+def _run_plugin_check(
+    model: str,
+    init_spec: Any,
+    *,
+    bias_init: Any,
+    core: dict[str, Any],
+    extra: dict[str, Any],
+    input_variance: float,
+    batch_size: int,
+    input_shape: tuple[int, ...] | None,
+    seeds: int,
+    tolerance: float,
+    transient: int | None,
+    dtype: str,
+    out: str | Path | None,
+    scheme: Any,
+    parametrization: str | None,
+) -> tuple[CheckResult, dict[str, Any]]:
+    """:func:`run_check` for a plug-in model (see there): build, validate, probe, judge, write."""
+    from initbench.benchmarks import plugin_model
+    from initbench.benchmarks.results import ResultStore
+    from initbench.benchmarks.spec import NUMERICS_VERSION, ModelSpec, options
+
+    if scheme is not None:
+        raise UsageError(
+            f"init {init_spec.name} is a model-level scheme for initbench's models; the plug-in model {model} "
+            "takes per-tensor initializers"
+        )
+    if parametrization is not None:
+        raise UsageError(f"a parametrization goes by initbench's layer classes; the plug-in model {model} has none")
+    if input_shape is None:
+        raise UsageError(f"the plug-in model {model} needs input_shape (one example's shape)")
+    net = plugin_model.build(
+        model,
+        input_shape=tuple(input_shape),
+        num_classes=10,
+        kernel_init=init_spec.kernel(),
+        bias_init=bias_init,
+        **core,
+        **extra,
+    )
+    x0 = jnp.zeros((1, *input_shape), jnp.float32)
+    abstract = jax.eval_shape(net.init, jax.random.key(0), x0)  # every kernel through the initializer: no work yet
+    net.check(abstract, jnp.zeros((2, *input_shape), jnp.float32), 10)
+    if isinstance(net, plugin_model.NnxPluginModel):
+        module: Any = net.abstract
+
+        def init_variables(key: jax.Array) -> Any:
+            return net.nnx_state(net.init(key, x0))
+    else:
+        module = net.module
+        _check_fits_memory(module, x0, batch_size, seeds, dtype)
+
+        def init_variables(key: jax.Array) -> Any:
+            return net.init(key, x0)
+
+    store = ResultStore(out, kind="check") if out is not None else None
+    if store is not None:
+        store.check_writable()
+        store.check_compatible(NUMERICS_VERSION)
+    x = math.sqrt(input_variance) * jax.random.normal(jax.random.key(10_000), (batch_size, *input_shape))
+    structured = init_spec.name in ("orthogonal", "delta_orthogonal", "identity", "dirac")
+    with _precision(dtype):
+        result = check_variance(
+            module,
+            None,
+            x,
+            activation=core.get("activation"),
+            orthogonal=structured,
+            tolerance=tolerance,
+            seeds=list(range(seeds)),
+            transient=transient,
+            dtype=dtype,
+            init=init_variables,
+        )
+    given = {**{k: v for k, v in core.items() if k != "activation"}, **extra}
+    spec = ModelSpec(
+        model,
+        core.get("activation", "relu"),
+        given.pop("depth", None),
+        given.pop("width", None),
+        options(**given),
+    )
+    paths = _write_check(
+        result,
+        store,
+        spec,
+        init_spec,
+        input_shape=tuple(input_shape),
+        batch_size=batch_size,
+        activation=core.get("activation"),
+        tolerance=tolerance,
+        dtype=dtype,
+        input_variance=input_variance,
+        out=out,
+    )
     return result, paths
 
 

@@ -542,11 +542,21 @@ def propagation_over_seeds(
     plus ``seed``. ``init`` (``key -> variables``, jitted here) replaces ``model.init`` on the
     batch's first example: a model-level scheme (LSUV, Fixup, ...) applied after it.
 
+    An nnx module needs ``init``, returning its state split as ``{"params": its nnx.Param
+    state, "other": the rest}`` (``nnx.split(module, nnx.Param, ...)``'s two states); the module
+    given is the graph they are merged into (an abstract one, from ``nnx.eval_shape``, will do).
+
     Raises:
-      UsageError: an nnx module (construct one network per seed and call :func:`propagation`).
+      UsageError: an nnx module without ``init`` (or construct one network per seed and call
+        :func:`propagation`).
     """
     if is_nnx(model):
-        raise UsageError("seeds initialize linen modules; probe an nnx module as it stands with propagation()")
+        if init is None:
+            raise UsageError(
+                "seeds initialize an nnx module through init (key -> {'params': its Param state, 'other': the "
+                "rest}); or probe one module as it stands with propagation()"
+            )
+        model = _Nnx(model)
     example = batch[:1].astype(jnp.float32)
     init = jax.jit(init or (lambda k: model.init(k, example)))
     variables = [_cast(init(jax.random.key(s)), dtype) for s in seeds]

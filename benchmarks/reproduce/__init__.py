@@ -94,15 +94,15 @@ class Reproduction:
 
     @property
     def passed(self) -> bool:
-        """Every claim holds and every check passes."""
-        return all(c.passed for c in self.claims)
+        """Every claim holds and every check passes; at ``smoke`` scale every check passes (claims are not judged)."""
+        return all(c.passed for c in self.claims if c.kind == "check" or self.scale != "smoke")
 
     def markdown(self) -> str:
         """The verdict table."""
         claims = [c for c in self.claims if c.kind == "claim"]
         checks = [c for c in self.claims if c.kind == "check"]
         lines = [
-            f"# {self.name} ({self.scale} scale): {summary(claims, checks)}",
+            f"# {self.name} ({self.scale} scale): {summary(claims, checks, self.scale)}",
             "",
             f"Wall time {self.seconds:.1f} s. Reproduce: `initbench reproduce {self.name} --scale {self.scale}`.",
             "",
@@ -110,21 +110,36 @@ class Reproduction:
             "|---|---|---|---|---|",
         ]
         for c in self.claims:
-            lines.append(f"| {c.name} | {c.paper_says} | {c.criterion} | {c.measured} | {_shown(c.verdict, c.note)} |")
+            lines.append(f"| {c.name} | {c.paper_says} | {c.criterion} | {c.measured} | {shown(c, self.scale)} |")
         lines += ["", *(f"![{name}]({name}.png)" for name in self.figures), ""]
         return "\n".join(lines)
 
 
-def summary(claims: list[Claim], checks: list[Claim]) -> str:
-    """``5/7 claims hold (1 weak), 2/2 checks pass``."""
-    held = sum(c.passed for c in claims)
-    weak = sum(c.passed and bool(c.note) for c in claims)
-    text = f"{held}/{len(claims)} claims hold" + (f" ({weak} weak)" if weak else "")
+NOT_JUDGED = "not judged (smoke)"  # a claim at smoke scale: toy sizes wire the pipeline and decide nothing
+
+
+def summary(claims: list[Claim], checks: list[Claim], scale: str | None = None) -> str:
+    """``5/7 claims hold (1 weak), 2/2 checks pass``; at ``smoke`` scale ``7 claims not judged (smoke), ...``.
+
+    Example:
+      >>> c = Claim("c", "says", "criterion", "measured", False)
+      >>> summary([c], []), summary([c], [], "smoke")
+      ('0/1 claims hold', '1 claims not judged (smoke)')
+    """
+    if scale == "smoke":
+        text = f"{len(claims)} claims {NOT_JUDGED}"
+    else:
+        held = sum(c.passed for c in claims)
+        weak = sum(c.passed and bool(c.note) for c in claims)
+        text = f"{held}/{len(claims)} claims hold" + (f" ({weak} weak)" if weak else "")
     return text + (f", {sum(c.passed for c in checks)}/{len(checks)} checks pass" if checks else "")
 
 
-def _shown(verdict: str, note: str) -> str:
-    """A verdict cell: FAIL in bold, a weak pass or a check with its reason."""
+def shown(claim: Claim, scale: str | None = None) -> str:
+    """A verdict as shown: FAIL in bold, a weak pass or a check with its reason; a smoke-scale claim not judged."""
+    if scale == "smoke" and claim.kind == "claim":
+        return NOT_JUDGED
+    verdict, note = claim.verdict, claim.note
     cell = f"**{verdict}**" if "FAIL" in verdict else verdict
     return f"{cell}: {note}" if note and verdict != "FAIL" else cell
 
@@ -520,8 +535,9 @@ def write_gallery(out: str | Path) -> Path:
     }
     claims_of = {n: [c for c in t if c.kind == "claim"] for n, t in tables.items()}
     checks_of = {n: [c for c in t if c.kind == "check"] for n, t in tables.items()}
+    scale_of = {n: str(m.get("scale", "?")) for n, m in metas.items()}
     if written:
-        every = [c for t in claims_of.values() for c in t]
+        every = [c for n, t in claims_of.items() if scale_of[n] != "smoke" for c in t]  # smoke judges no claim
         checks = [c for t in checks_of.values() for c in t]
         lines += [
             f"**{summary(every, checks)}** over {len(written)} reproductions; measuring took"
@@ -533,11 +549,13 @@ def write_gallery(out: str | Path) -> Path:
         ]
         for entry in written:
             claims, checks, meta = claims_of[entry.name], checks_of[entry.name], metas[entry.name]
-            failing = "; ".join(c.name for c in (*claims, *checks) if not c.passed) or "-"
+            smoke = scale_of[entry.name] == "smoke"
+            failing = "; ".join(c.name for c in (*claims, *checks) if not c.passed and not (smoke and c in claims))
             weak = sum(c.passed and bool(c.note) for c in claims)
+            held = NOT_JUDGED if smoke else f"{sum(c.passed for c in claims)}/{len(claims)}"
             lines.append(
-                f"| [{entry.name}](#{entry.name}) | {meta.get('scale', '?')} | {sum(c.passed for c in claims)}/"
-                f"{len(claims)}{f' ({weak} weak)' if weak else ''} | {failing} |"
+                f"| [{entry.name}](#{entry.name}) | {meta.get('scale', '?')} | {held}"
+                f"{f' ({weak} weak)' if weak and not smoke else ''} | {failing or '-'} |"
                 f" {f'{sum(c.passed for c in checks)}/{len(checks)}' if checks else '-'} | {meta.get('wall_s', '?')}"
                 f" | {_commits(meta)} |"
             )
@@ -548,7 +566,8 @@ def write_gallery(out: str | Path) -> Path:
         lines += [
             f"## {entry.name}",
             "",
-            f"**{summary(claims_of[entry.name], checks_of[entry.name])}** ({meta.get('scale', '?')} scale,"
+            f"**{summary(claims_of[entry.name], checks_of[entry.name], scale_of[entry.name])}**"
+            f" ({meta.get('scale', '?')} scale,"
             f" {meta.get('wall_s', '?')} s). {entry.description}",
             "",
             f"`{meta.get('command', '')}`, commit {_commits(meta)}",
@@ -557,7 +576,8 @@ def write_gallery(out: str | Path) -> Path:
             "|---|---|---|---|---|",
         ]
         for c in tables[entry.name]:
-            lines.append(f"| {c.name} | {c.paper_says} | {c.criterion} | {c.measured} | {_shown(c.verdict, c.note)} |")
+            cell = shown(c, scale_of[entry.name])
+            lines.append(f"| {c.name} | {c.paper_says} | {c.criterion} | {c.measured} | {cell} |")
         lines += ["", *(f"![{p.stem}]({entry.name}/{p.name})" for p in sorted(folder.glob("*.png"))), ""]
     path = out / "README.md"
     path.write_text("\n".join(lines))

@@ -66,16 +66,23 @@ def test_the_gallery_page_indexes_every_claim_with_its_criterion(tmp_path):
         Claim("c3", "says", "above 0", "1", True, note="a tenth of the paper's size"),
         Claim("k1", "symmetric", "exact", "0", True, kind="check", note="cannot fail: exact by construction"),
     ]
-    write(Reproduction("zhu2021", "smoke", claims, pd.DataFrame({"x": [1.0]}), {}), tmp_path)
+    write(Reproduction("zhu2021", "cpu", claims, pd.DataFrame({"x": [1.0]}), {}), tmp_path)
     assert read_verdicts(tmp_path / "zhu2021") == claims  # the csv round trip keeps kind and note
     page = write_gallery(tmp_path).read_text()
     index, body = page.split("## zhu2021", 1)
     assert "2/3 claims hold (1 weak), 1/1 checks pass** over 1 reproductions" in index
-    assert "| [zhu2021](#zhu2021) | smoke | 2/3 (1 weak) | c2 | 1/1 |" in index
+    assert "| [zhu2021](#zhu2021) | cpu | 2/3 (1 weak) | c2 | 1/1 |" in index
     assert "| c3 | says | above 0 | 1 | weak pass: a tenth of the paper's size |" in body
     assert "| k1 | symmetric | exact | 0 | check passes: cannot fail: exact by construction |" in body
     assert "| c1 | says | within 0.1 | 0.05 | pass |" in body
     assert "| c2 | says too | below 1 | 3 units | **FAIL** |" in body
+    # at smoke scale (a wiring check) the claims are shown as not judged and counted nowhere; checks are judged
+    write(Reproduction("zhu2021", "smoke", claims, pd.DataFrame({"x": [1.0]}), {}), tmp_path)
+    index, body = write_gallery(tmp_path).read_text().split("## zhu2021", 1)
+    assert "**0/0 claims hold, 1/1 checks pass** over 1 reproductions" in index
+    assert "| [zhu2021](#zhu2021) | smoke | not judged (smoke) | - | 1/1 |" in index
+    assert "| c2 | says too | below 1 | 3 units | not judged (smoke) |" in body and "FAIL" not in body
+    assert "**3 claims not judged (smoke), 1/1 checks pass**" in body
 
 
 def test_rejudge_rewrites_the_verdicts_from_the_measurements_and_records_the_judging_commit(tmp_path, capsys):

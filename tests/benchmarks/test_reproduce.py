@@ -12,7 +12,8 @@ from initbench.benchmarks.reproduce import REPRODUCTIONS, init_histograms
 def test_init_histograms_end_to_end(tmp_path, capsys):
     assert cli.main(["reproduce", "init-histograms", "--scale", "smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "init-histograms (smoke): 5/5 claims hold, 2/2 checks pass" in out
+    assert "init-histograms (smoke): 5 claims not judged (smoke), 2/2 checks pass" in out
+    assert "FAIL" not in out and "  not judged (smoke)  He keeps ReLU: factor" in out
     folder = tmp_path / "init-histograms"
     verdicts = pd.read_csv(folder / "verdicts.csv")
     assert verdicts["passed"].all() and len(verdicts) == 7
@@ -29,20 +30,46 @@ def test_init_histograms_end_to_end(tmp_path, capsys):
     from initbench.benchmarks.reproduce import write_gallery
 
     gallery = write_gallery(tmp_path).read_text()
-    assert "| [init-histograms](#init-histograms) | smoke | 5/5 | - | 2/2 |" in gallery
+    assert "| [init-histograms](#init-histograms) | smoke | not judged (smoke) | - | 2/2 |" in gallery
     assert "init-histograms/histograms_tanh.png" in gallery
     assert "he2015" not in gallery  # only what was written
 
 
-@pytest.mark.slow  # a whole reproduction for the exit code: ~8 s (claims() tests cover the must-fail cases)
+@pytest.mark.slow  # two whole reproductions for the exit code: ~20 s (claims() tests cover the must-fail cases)
 def test_a_claim_that_should_fail_does_fail(monkeypatch, tmp_path, capsys):
     # Xavier in the place of He: "He keeps ReLU" must fail, with its numbers, and the command exits 1
     monkeypatch.setitem(init_histograms.INITS, "he", inits.lecun_normal)
-    assert cli.main(["reproduce", "init-histograms", "--scale", "smoke", "--out", str(tmp_path)]) == 1
+    assert cli.main(["reproduce", "init-histograms", "--scale", "cpu", "--out", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "fail (smoke)  He keeps ReLU: factor 0." in out  # about 1/sqrt(2); smoke marks its lines
+    assert "  FAIL  He keeps ReLU: factor 0." in out  # about 1/sqrt(2)
     verdicts = pd.read_csv(tmp_path / "init-histograms" / "verdicts.csv").set_index("name")
     assert not verdicts.loc["He keeps ReLU", "passed"] and verdicts.drop("He keeps ReLU")["passed"].all()
+    # at smoke scale the same failure is recorded but not judged: the exit code follows the checks alone
+    assert cli.main(["reproduce", "init-histograms", "--scale", "smoke", "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "  not judged (smoke)  He keeps ReLU: factor 0." in out and "FAIL" not in out
+    assert (
+        not pd.read_csv(tmp_path / "s" / "init-histograms" / "verdicts.csv")
+        .set_index("name")
+        .loc["He keeps ReLU", "passed"]
+    )
+
+
+def test_smoke_judges_checks_and_not_claims():
+    from initbench.benchmarks.reproduce import Claim, Reproduction
+
+    claim = Claim("a claim", "says", "criterion", "measured", False)
+    check = Claim("a check", "says", "criterion", "measured", True, kind="check", note="exact")
+    for scale, passed in (("smoke", True), ("cpu", False)):
+        result = Reproduction("r", scale, [claim, check], pd.DataFrame(), {})
+        assert result.passed is passed
+    smoke = Reproduction("r", "smoke", [claim, check], pd.DataFrame(), {}).markdown()
+    assert "# r (smoke scale): 1 claims not judged (smoke), 1/1 checks pass" in smoke
+    assert "| not judged (smoke) |" in smoke and "FAIL" not in smoke and "| check passes: exact |" in smoke
+    failing_check = Claim("a check", "says", "criterion", "measured", False, kind="check", note="exact")
+    broken = Reproduction("r", "smoke", [claim, failing_check], pd.DataFrame(), {})
+    assert broken.passed is False and "**check FAILS**" in broken.markdown()
+    assert "**FAIL**" in Reproduction("r", "cpu", [claim, check], pd.DataFrame(), {}).markdown()
 
 
 @pytest.mark.parametrize("sub", ["", "inner"])

@@ -133,7 +133,8 @@ def test_dauphin2019_end_to_end_at_smoke_scale(tmp_path, capsys):
     code = cli.main(["reproduce", "dauphin2019", "--scale", "smoke", "--out", str(tmp_path)])
     assert code in (0, 1)  # 40 SGD steps and 5 MetaInit iterations decide nothing: smoke judges no claim
     printed = capsys.readouterr().out
-    assert "its pass/fail lines exercise the checks and judge no claim" in printed and "FAIL" not in printed
+    # checks are judged (5 MetaInit steps may fail one); no claim is
+    assert "its claims are not judged" in printed and "  FAIL  " not in printed
     folder = tmp_path / "dauphin2019"
     verdicts = pd.read_csv(folder / "verdicts.csv")
     assert list(verdicts["name"]) == [BAD, RESCUE, GQ, NORMS]
