@@ -195,11 +195,31 @@ def test_a_missing_dataset_is_one_line_before_any_measuring(tmp_path, capsys, mo
             raise data.DataUnavailable("mnist: no IDX files in /nowhere; get it with --data-dir DIR")
         return real(name, **kw)
 
+    from initbench.benchmarks.data import idx
+
+    real_locate = idx.locate
     monkeypatch.setattr(data, "load", without_mnist)
+    monkeypatch.setattr(idx, "locate", lambda name, *a: None if name == "mnist" else real_locate(name, *a))
     assert cli.main(["reproduce", "all", "--scale", "paper", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "he2015, lecun-selu, schoenholz2017, mishkin2016 at paper scale: mnist: no IDX files" in err, err
     assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_the_data_check_probes_idx_files_without_reading_them(monkeypatch):
+    from initbench.benchmarks import data
+    from initbench.benchmarks.data import idx
+    from initbench.benchmarks.reproduce import check_data
+
+    loads = []
+    monkeypatch.setattr(data, "load", lambda name, **kw: loads.append(name))
+    monkeypatch.setattr(idx, "locate", lambda name, *a: {"found": name} if name == "fashion_mnist" else None)
+    check_data(["yang2022-transfer", "everett2024"], "cpu")  # Fashion-MNIST: located, never loaded
+    assert loads == []
+    with pytest.raises(data.DataUnavailable, match="yang2022-transfer, everett2024 at cpu scale: no copy"):
+        monkeypatch.setattr(idx, "locate", lambda name, *a: None)
+        monkeypatch.setattr(data, "load", lambda name, **kw: (_ for _ in ()).throw(data.DataUnavailable("no copy")))
+        check_data(["yang2022-transfer", "everett2024"], "cpu")
 
 
 @pytest.mark.parametrize("name", REPRODUCTIONS.names())
