@@ -12,11 +12,11 @@ initbench run [EXPERIMENT | FILE.toml] [--scale smoke|cpu|paper] [--name NAME] [
               [--coordinator HOST:PORT --num-processes N --process-id I] [--heartbeat-timeout S]
               [--join-timeout S] [--single-process]
 initbench show [EXPERIMENT | FILE.toml] [--scale S] [field flags]
-initbench check [--model M --depth L --width N --activation A --init I ...] [--no-write]
+initbench check [--model M|pkg.mod:Attr --depth L --width N --activation A --init I --model-args K=V ...] [--no-write]
 initbench coord-check [EXPERIMENT | FILE.toml] [field flags] [--widths 64,...] [--coord-steps K] [--out DIR]
 initbench reproduce NAME|all [--scale smoke|cpu|paper] [--out DIR] [--rejudge]
 initbench launch -n N -- run EXPERIMENT [options]
-initbench report DIR [--out DIR/_NAME] [--best FIELD] [--x FIELD --hue FIELD] [--metric M]
+initbench report DIR [--out DIR/_NAME] [--best FIELD] [--x FIELD --hue FIELD] [--metric M] [--tensorboard DIR]
 initbench prepare DATASET [--data-dir DIR] [--manual-dir DIR]
 initbench variance-table
 """
@@ -404,8 +404,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
         x=args.x,
         hue=args.hue,
         metric=args.metric,
+        tensorboard=args.tensorboard,
     )
     print(f"report: {paths['markdown']} ({len(paths['figures'])} figures)")
+    if args.tensorboard is not None:
+        runs = len(paths["tensorboard"]) - 1
+        print(f"tensorboard: {runs} runs in {args.tensorboard} (tensorboard --logdir {args.tensorboard})")
     return 0
 
 
@@ -732,6 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir")
     p.add_argument("--out", help="output directory (default: RESULTS_DIR/_report)")
     p.add_argument("--target-accuracy", type=float, default=0.9)
+    p.add_argument(
+        "--tensorboard", help="also write every run's curves as TensorBoard event files here (extra: tensorboard)"
+    )
     p.add_argument("--best", help="a field (e.g. lr): its best value per configuration of the others (best_FIELD.csv)")
     p.add_argument("--x", help="a field: a figure of --metric against it per section")
     p.add_argument("--hue", help="a field whose values are the --x figure's lines")

@@ -455,6 +455,7 @@ def report(
     x: str | None = None,
     hue: str | None = None,
     metric: str = "final_train_loss",
+    tensorboard: str | Path | None = None,
 ) -> dict[str, Any]:
     """Writes ``report.md``, ``summary.csv``, ``runs.csv`` and PNG figures; returns their paths.
 
@@ -470,6 +471,8 @@ def report(
       hue: A field whose values are the figure's lines (needs ``x``).
       metric: What ``best`` and the figure judge: one of ``METRICS`` (default the final
         training loss, the quantity learning-rate transfer is read from).
+      tensorboard: Also write every run's curves as TensorBoard event files under this folder
+        (:mod:`initbench.benchmarks.tensorboard`; the optional extra ``tensorboard``).
 
     Raises:
       NoResults: the directory has no result files.
@@ -481,6 +484,11 @@ def report(
     check_grid_options(best, x, hue, metric)
     if out_dir is not None:
         _check_out(Path(results_dir), Path(out_dir))
+    if tensorboard is not None:
+        from initbench.benchmarks import tensorboard as tb
+
+        tb.check_available()
+        tb.check_out(Path(results_dir), Path(tensorboard))
     store = ResultStore(results_dir)
     if not store.files():
         hint = f"run `initbench run EXPERIMENT --out {results_dir}` first"
@@ -532,4 +540,8 @@ def report(
         text += "\n" + "\n".join(_best_markdown(table, best, metric))
     _atomic(paths["markdown"], lambda p: p.write_text(text))
     paths["figures"] = [p for group in figures.values() for _, p in group] + [p for _, p in grid]
+    if tensorboard is not None:
+        from initbench.benchmarks import tensorboard as tb
+
+        paths["tensorboard"] = tb.export(df, tensorboard, CONFIG)
     return paths

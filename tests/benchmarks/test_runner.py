@@ -97,6 +97,64 @@ def test_report_writes_markdown_and_figures(smoke_dir, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+def test_report_exports_tensorboard_event_files_that_read_back_to_the_results(smoke_dir, tmp_path):
+    from initbench.benchmarks.tensorboard import read_scalars
+
+    tb = tmp_path / "tb"
+    assert cli.main(["report", str(smoke_dir), "--out", str(tmp_path / "r"), "--tensorboard", str(tb)]) == 0
+    df = ResultStore(smoke_dir).read()
+    index = pd.read_csv(tb / "runs.csv")
+    assert len(index) == df["run_id"].nunique() == 8 and index["folder"].is_unique
+    folders = zip(index["folder"], index["init"], index["seed"], strict=True)
+    assert all(f"init={i}" in f and f"seed={s}" in f for f, i, s in folders)
+    for run_id, folder in zip(index["run_id"], index["folder"], strict=True):
+        got = read_scalars(tb / folder)
+        rows = df[(df["run_id"] == run_id) & np.isfinite(df["value"])]
+        want = {
+            f"{split}/{metric}": sorted(
+                (int(st), float(np.float32(v))) for st, v in zip(g["step"], g["value"], strict=True)
+            )
+            for (split, metric), g in rows[rows["layer"].isna()].groupby(["split", "metric"])
+        }
+        assert {tag: sorted(points) for tag, points in got.items()} == want  # every value, bitwise in float32
+    assert not list(tb.glob(".*"))  # no temporary folder left
+    again = ["report", str(smoke_dir), "--out", str(tmp_path / "r"), "--tensorboard", str(tb)]
+    assert cli.main(again) == 0  # a second export replaces each run's folder, not adds a second event file
+    assert all(len(list((tb / f).iterdir())) == 1 for f in index["folder"])
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("{results}/tb", "is inside the results directory"),
+        ("{tmp}/file.txt", "is a file, not a directory"),
+        ("/proc/initbench_tb", "is not writable"),
+    ],
+)
+def test_a_bad_tensorboard_folder_is_one_line_before_any_work(smoke_dir, tmp_path, where, message, capsys):
+    (tmp_path / "file.txt").write_text("x")
+    where = where.format(results=smoke_dir, tmp=tmp_path)
+    assert cli.main(["report", str(smoke_dir), "--out", str(tmp_path / "r"), "--tensorboard", where]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_tensorboard_without_its_package_is_one_line(smoke_dir, tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def without(name, *args, **kwargs):
+        if name == "tensorboard" or name.startswith("tensorboard."):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without)
+    assert cli.main(["report", str(smoke_dir), "--out", str(tmp_path / "r"), "--tensorboard", str(tmp_path)]) == 2
+    assert "pip install 'initbench[tensorboard]'" in capsys.readouterr().err
+
+
 def test_same_command_twice_gives_identical_values(smoke_dir, tmp_path):
     assert cli.main([*RUN, "--out", str(tmp_path)]) == 0
     pd.testing.assert_frame_equal(sorted_rows(ResultStore(tmp_path).read()), sorted_rows(ResultStore(smoke_dir).read()))
