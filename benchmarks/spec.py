@@ -199,7 +199,7 @@ class InitSpec:
             # a scheme sets each layer's own kernel (unscanned is the default: same cohort); Fixup,
             # SkipInit and ZerO handle a ResNet's scanned residual stacks block by block
             config["scan"] = False
-        if scheme.families and config.get("normalization", "batchnorm") != "none":
+        if scheme.families and not scheme.normalization and config.get("normalization", "batchnorm") != "none":
             raise UsageError(
                 f"init {scheme.name} replaces normalization: set the {family}'s normalization = 'none' "
                 f"(got {config.get('normalization', 'batchnorm')!r})"

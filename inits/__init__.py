@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "reinit": "_reinit",
     "fixup": "_residual",
     "skipinit": "_residual",
+    "rezero": "_residual",
     "zero_init": "_residual",
     "metainit": "_learned",
     "gradinit": "_learned",
@@ -125,6 +126,7 @@ if TYPE_CHECKING:
     from initbench.inits._model import lsuv as lsuv
     from initbench.inits._reinit import reinit as reinit
     from initbench.inits._residual import fixup as fixup
+    from initbench.inits._residual import rezero as rezero
     from initbench.inits._residual import skipinit as skipinit
     from initbench.inits._residual import zero_init as zero_init
     from initbench.inits._structured import delta_orthogonal as delta_orthogonal

@@ -1,4 +1,4 @@
-r"""Model-level schemes that use the architecture: Fixup, SkipInit (residual nets) and ZerO.
+r"""Model-level schemes that use the architecture: Fixup, SkipInit, ReZero (residual nets) and ZerO.
 
 Functions over a linen model's variables (the shared capture of :mod:`initbench.inits._model`:
 every module that owns a ``kernel``, in call order). A **residual branch** is a module that owns
@@ -18,6 +18,11 @@ gets the same treatment by naming its multiplier ``branch_scale``.
 - **SkipInit** (De & Smith 2020, "Batch Normalization Biases Residual Blocks Towards the
   Identity Function in Deep Networks", NeurIPS, section 4): no normalization; each branch ends
   in a learned scalar :math:`\alpha = 0`, so every block starts as the identity; He elsewhere.
+- **ReZero** (Bachlechner, Majumder, Mao, Cottrell & McAuley 2021, "ReZero is All You Need:
+  Fast Convergence at Large Depth", UAI, section 3): :math:`x_{l+1} = x_l + \alpha_l F(x_l)` with
+  a learned :math:`\alpha_l = 0`, the layers keeping their init. It is SkipInit's form without
+  SkipInit's redraw, and it allows normalization: whatever a branch computes (a pre-LayerNorm
+  transformer block, a BatchNorm conv), the block starts as the identity.
 - **ZerO** (Zhao, Schaefer & Anandkumar 2021, "ZerO Initialization: Initializing Neural
   Networks with only Zeros and Ones", TMLR 2022, Algorithms 1-2): every layer is the
   identity, a partial identity or :math:`c\, I^* H_m I^*` (:func:`inits.zero_hadamard`; the
@@ -111,7 +116,14 @@ def _branch_scalars(params: Any, branches: dict[str, int]) -> list[tuple[str, ..
 
 
 def _structure(
-    what: str, model: Any, variables: Any, batch: Any, shortcut_names: Sequence[str], *, need_branches: bool
+    what: str,
+    model: Any,
+    variables: Any,
+    batch: Any,
+    shortcut_names: Sequence[str],
+    *,
+    need_branches: bool,
+    allow_norm: bool = False,
 ) -> _Structure:
     """``(variables, layers in call order, {branch: its layers in call order}, outputs, {branch: blocks})``."""
     variables = linen_variables(what, model, variables)
@@ -124,15 +136,16 @@ def _structure(
     if need_branches:
         if not branch_paths:
             raise UsageError(
-                f"{what}: the model has no residual branches: no module owns a scalar '{BRANCH_SCALE}' parameter "
-                f"(the branch multiplier {what} needs): build a resnet with normalization='none' (initbench run/check "
-                f"add the multiplier for --init {what}), or name your blocks' multiplier '{BRANCH_SCALE}'"
+                f"{what}: the model has no residual branches: no module owns a scalar '{BRANCH_SCALE}' parameter; "
+                f"give each residual block a learned scalar named '{BRANCH_SCALE}' that multiplies its branch's "
+                f"output (initbench's resnet has one when residual_scale is set: initbench run/check set it for "
+                f"--init {what})"
             )
-        norms = _norm_modules(variables)
+        norms = [] if allow_norm else _norm_modules(variables)
         if norms:
             raise UsageError(
-                f"{what} is for residual nets without normalization, found {', '.join(norms[:3])}: remove it "
-                "(initbench's resnet: normalization='none')"
+                f"{what} is for residual nets without normalization, found {', '.join(norms[:3])} in the model "
+                "(its paper's nets have none): remove it, or use rezero, which allows normalization"
             )
     order, outputs = capture(what, model, variables, batch, allow_stacked=True)
     branches: dict[str, list[str]] = {}
@@ -313,6 +326,59 @@ def skipinit(
         if p[-1] == BRANCH_SCALE:
             params = set_path(params, p, jnp.full_like(get_path(params, p), alpha))
     return {**variables, "params": params}, {"branches": sum(multiplicity.values()), "alpha": float(alpha)}
+
+
+def rezero(
+    model: Any,
+    variables: Any,
+    batch: jax.Array,
+    *,
+    key: jax.Array | None = None,
+    shortcut_names: Sequence[str] = _SHORTCUTS,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    r"""ReZero (Bachlechner et al. 2021, section 3): every residual branch's multiplier set to 0, nothing else.
+
+    :math:`x_{l+1} = x_l + lpha_l F(x_l)` with the learned :math:`lpha_l = 0`: every block is
+    exactly the identity at initialization, so signals and gradients pass any depth unchanged at
+    step 0, and each :math:`lpha_l` grows as training needs it. The layers keep the model's own
+    init (the paper keeps the architecture's standard one). Normalization is allowed anywhere
+    (inside a branch it cannot undo the zero multiplier): a pre-LayerNorm transformer block with a
+    ``branch_scale`` is ReZero's own setting.
+
+    Args:
+      model: A linen module whose residual branches own a scalar ``branch_scale``
+        (``models.build("resnet", ..., residual_scale=0.0)``, with any normalization).
+      variables: Its variables (or bare params).
+      batch: Example inputs (their shape).
+      key: Unused (ReZero draws nothing); accepted for the common interface.
+      shortcut_names: Children of a branch module on the skip path.
+
+    Returns:
+      ``(variables, record)``: record ``{"branches": L}``.
+
+    Raises:
+      ValueError: no ``branch_scale`` (a plain MLP).
+
+    Example:
+      >>> import jax
+      >>> from initbench import inits, models
+      >>> net = models.build("resnet", input_shape=(8, 8, 3), num_classes=10, blocks=(2,), width=8,
+      ...                    activation="relu", kernel_init="he_normal", normalization="layernorm",
+      ...                    residual_scale=1.0)
+      >>> x = jax.random.normal(jax.random.key(0), (4, 8, 8, 3))
+      >>> new, record = inits.rezero(net, net.init(jax.random.key(1), x[:1]), x)
+      >>> record, float(new["params"]["block_00"]["branch_scale"])
+      ({'branches': 2}, 0.0)
+    """
+    del key
+    variables, _, _, _, multiplicity = _structure(
+        "rezero", model, variables, batch, shortcut_names, need_branches=True, allow_norm=True
+    )
+    params = variables["params"]
+    for p in _branch_scalars(params, multiplicity):
+        if p[-1] == BRANCH_SCALE:
+            params = set_path(params, p, jnp.zeros_like(get_path(params, p)))
+    return {**variables, "params": params}, {"branches": sum(multiplicity.values())}
 
 
 def zero_init(

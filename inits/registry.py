@@ -317,6 +317,8 @@ class Scheme:
         stored with a leading block axis). ``initbench run``/``check`` build the model unscanned
         for a scheme that does not.
       run_options: Options ``initbench run`` gives it unless the init sets them.
+      normalization: Whether it allows normalization in the model (ReZero); the other residual
+        schemes replace it (their papers' nets have none).
     """
 
     name: str
@@ -331,6 +333,7 @@ class Scheme:
     random: bool = False
     run_options: tuple[tuple[str, Any], ...] = ()
     stacks: bool = False
+    normalization: bool = False
 
     @property
     def function(self) -> Any:
@@ -388,6 +391,18 @@ SCHEMES: Registry[Scheme] = Registry(
             architecture=(("resnet", (("residual_scale", 0.0),)),),
             families=("resnet",),
             stacks=True,
+        ),
+        Scheme(
+            "rezero",
+            "initbench.inits._residual:rezero",
+            "he_normal",
+            "x + alpha F(x) with a learned alpha = 0 per residual branch; the layers keep their init; "
+            "normalization allowed",
+            "Bachlechner et al. 2021, ReZero is All You Need: Fast Convergence at Large Depth, UAI",
+            architecture=(("resnet", (("residual_scale", 0.0),)),),
+            families=("resnet",),
+            stacks=True,
+            normalization=True,
         ),
         Scheme(
             "zero_init",

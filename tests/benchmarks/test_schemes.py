@@ -113,6 +113,13 @@ def test_bad_scheme_input_is_one_line_exit_2_and_writes_nothing(argv, match, tmp
     assert not out.exists()
 
 
+def test_rezero_keeps_the_resnets_normalization_where_skipinit_refuses_it():
+    config = {"width": 8, "blocks": (2,), "normalization": "batchnorm"}
+    assert InitSpec("rezero").architecture("resnet", dict(config)) == {**config, "residual_scale": 0.0}
+    with pytest.raises(ValueError, match="init skipinit replaces normalization"):
+        InitSpec("skipinit").architecture("resnet", dict(config))
+
+
 @pytest.mark.slow  # a few seconds: in the slow run, which CI makes
 def test_check_lsuv_on_tanh_is_forward_preserved_and_backward_grows_as_mean_field_chi1():
     """LSUV fixes Var[h] = 1 per tanh layer: sigma_w^2 = 1/E[tanh(z)^2] = 2.536, chi_1 = 1.178 > 1 (chaotic)."""
@@ -244,7 +251,7 @@ resnet = ModelSpec("resnet", "relu", None, 4, extra=(("blocks", (2,)), ("normali
 x, y = jnp.asarray(digits.x_train[:256]), jnp.asarray(digits.y_train[:256])
 keys = jax.random.split(jax.random.key(0), 4)
 for name in SCHEMES.names():
-    model = resnet if name in ("fixup", "skipinit", "zero_init") else ModelSpec("mlp", "tanh", 3, 16)
+    model = resnet if name in ("fixup", "skipinit", "rezero", "zero_init") else ModelSpec("mlp", "tanh", 3, 16)
     s = RunSpec("t", "vm", model, InitSpec(name), DataSpec("digits", 32), TrainSpec("sgd", 0.05, 2, 1), 0)
     jax.block_until_ready(jax.jit(jax.vmap(scheme_init(s, digits), (0, None, None)))(keys, x, y))
     print(name, flush=True)

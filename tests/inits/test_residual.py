@@ -219,7 +219,7 @@ def test_fixup_refuses_one_layer_branches_and_nnx():
 def test_a_scheme_name_is_not_a_per_tensor_initializer():
     with pytest.raises(ValueError, match="fixup is a model-level scheme"):
         inits.get("fixup")
-    assert inits.SCHEMES.names() == ("lsuv", "fixup", "skipinit", "zero_init", "metainit", "gradinit")
+    assert inits.SCHEMES.names() == ("lsuv", "fixup", "skipinit", "rezero", "zero_init", "metainit", "gradinit")
     assert not set(inits.SCHEMES.names()) & set(inits.INITS.names())
     for s in inits.SCHEMES.values():  # every registered scheme resolves and takes the common arguments
         params = list(inspect_params(s.function))
@@ -331,3 +331,37 @@ def test_schemes_name_a_bad_shortcut_list_and_empty_variables():
         ValueError, match=r"lsuv: a linen model needs its variables \(model.init\(key, batch\)\), got \{\}"
     ):
         inits.lsuv(net, {}, X)  # was flax's ScopeCollectionNotFound
+
+
+@pytest.mark.parametrize("normalization", ["none", "batchnorm", "layernorm"])
+def test_rezero_zeroes_every_multiplier_keeps_every_layer_and_allows_normalization(normalization):
+    net = resnet(blocks=(2, 1), normalization=normalization, residual_scale=0.7, branch_biases=False)
+    v = net.init(jax.random.key(1), X[:1])
+    new, record = inits.rezero(net, v, X)
+    assert record == {"branches": 3}
+    flat_old = jax.tree_util.tree_leaves_with_path(v["params"])
+    flat_new = dict(jax.tree_util.tree_leaves_with_path(new["params"]))
+    for path, leaf in flat_old:  # the multipliers are 0 and every other parameter is bitwise unchanged
+        if path[-1].key == "branch_scale":
+            assert float(flat_new[path]) == 0.0
+        else:
+            np.testing.assert_array_equal(np.asarray(flat_new[path]), np.asarray(leaf))
+    # every block without a projection is exactly the identity (after the ReLU it ends in), whatever its norm
+    mutable = ["intermediates", "batch_stats"] if normalization == "batchnorm" else ["intermediates"]
+    _, state = net.apply(new, X, mutable=mutable, **({"train": True} if normalization == "batchnorm" else {}))
+    layers = {x["layer"]: x for x in models.per_layer(state["intermediates"])}
+    np.testing.assert_array_equal(
+        np.asarray(layers["block_01"]["activation"]), np.asarray(layers["stem"]["activation"])
+    )
+
+
+def test_rezero_needs_branch_multipliers_and_says_how_a_users_block_gets_one():
+    mlp = models.build(
+        "mlp", input_shape=(4,), num_classes=3, depth=2, width=8, activation="relu", kernel_init="he_normal"
+    )
+    v = mlp.init(jax.random.key(0), jnp.zeros((1, 4)))
+    with pytest.raises(ValueError, match="give each residual block a learned scalar named 'branch_scale'"):
+        inits.rezero(mlp, v, jnp.zeros((2, 4)))
+    net = resnet(normalization="batchnorm", residual_scale=0.0, branch_biases=False)  # SkipInit's paper: none
+    with pytest.raises(ValueError, match=r"without normalization, found batch_stats.* or use rezero"):
+        inits.skipinit(net, net.init(jax.random.key(1), X[:1]), X)
