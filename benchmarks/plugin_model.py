@@ -378,7 +378,7 @@ def _nnx(target: str, make: Any, abstract: Any, kernel_init: Any, bias_init: Any
         None,
         kernel_init,
         bias_init,
-        has_stats or "train" in call,
+        True,  # checked in train() and eval() mode: they differ (BatchNorm, a Dropout without rngs)
         bias_given,
         build=make,
         graphdef=graphdef,

@@ -330,7 +330,7 @@ def check_variance(
         raise UsageError(f"transient must be a non-negative integer, got {transient!r}")
     if not seeds and variables is None and not propagation.is_nnx(model):
         raise UsageError("check_variance needs variables or seeds")
-    all_names = propagation.layer_names(model, None if seeds else variables, batch)
+    all_names = propagation.layer_names(model, None if seeds else variables, batch, init=init if seeds else None)
     hidden = all_names[:-1] if len(all_names) > 1 else all_names
     judged = [n for n, c in zip(hidden, _judged_chain(hidden), strict=True) if c]
     depth = len(judged)
@@ -656,10 +656,13 @@ def check_identity(
     return {"run_id": run_id, **ident, **scaled}
 
 
-def _check_fits_memory(net: Any, x0: jax.Array, batch_size: int, seeds: int, dtype: str) -> None:
-    """Refuses, before any work, a check whose activations (every layer, every seed) exceed half the host's memory."""
+def _check_fits_memory(net: Any, x0: jax.Array, batch_size: int, seeds: int, dtype: str, **call: Any) -> None:
+    """Refuses, before any work, a check whose activations (every layer, every seed) exceed half the host's memory.
+
+    ``call``: further arguments of the model's ``__call__`` (a user's ``train``).
+    """
     try:
-        shapes = jax.eval_shape(lambda: net.init_with_output(jax.random.key(0), x0, mutable=True))
+        shapes = jax.eval_shape(lambda: net.init_with_output(jax.random.key(0), x0, mutable=True, **call))
     except UsageError:
         return  # an initializer that cannot initialize this model: the validation that follows says so
 
@@ -1013,6 +1016,13 @@ def _run_plugin_check(
         raise UsageError(f"a parametrization goes by initbench's layer classes; the plug-in model {model} has none")
     if input_shape is None:
         raise UsageError(f"the plug-in model {model} needs input_shape (one example's shape)")
+    declared = plugin_model.parameters(model)
+    open_ended = any(p.kind == p.VAR_KEYWORD for p in declared.values())
+    if "activation" in core and "activation" not in declared and not open_ended:  # given: not a default here
+        raise UsageError(
+            f"model plug-in {model} takes no activation (it would be ignored, and the probe's activation "
+            "statistics would use it); drop --activation"
+        )
     net = plugin_model.build(
         model,
         input_shape=tuple(input_shape),
@@ -1026,13 +1036,21 @@ def _run_plugin_check(
     abstract = jax.eval_shape(net.init, jax.random.key(0), x0)  # every kernel through the initializer: no work yet
     net.check(abstract, jnp.zeros((2, *input_shape), jnp.float32), 10)
     if isinstance(net, plugin_model.NnxPluginModel):
+        if net.stats is not None:
+            raise UsageError(
+                f"model plug-in {model} holds nnx BatchNorm statistics: check measures a model as training sees it "
+                "at step 0 (batch statistics), which nnx cannot give under the probe's jax transforms yet; its "
+                "running averages would make BatchNorm an identity (not yet)"
+            )
         module: Any = net.abstract
 
         def init_variables(key: jax.Array) -> Any:
             return net.nnx_state(net.init(key, x0))
+
+        _plugin_fits_memory(module, init_variables, x0, batch_size, seeds, dtype)
     else:
         module = net.module
-        _check_fits_memory(module, x0, batch_size, seeds, dtype)
+        _check_fits_memory(module, x0, batch_size, seeds, dtype, **({"train": False} if net.takes_train else {}))
 
         def init_variables(key: jax.Array) -> Any:
             return net.init(key, x0)
@@ -1078,6 +1096,23 @@ def _run_plugin_check(
         out=out,
     )
     return result, paths
+
+
+def _plugin_fits_memory(module: Any, init: Any, x0: jax.Array, batch_size: int, seeds: int, dtype: str) -> None:
+    """:func:`_check_fits_memory` for an nnx module: its weights and its probed layers' outputs, abstractly."""
+    variables = jax.eval_shape(init, jax.random.key(0))
+    weights = sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(variables))
+    wrapper = propagation._Nnx(module)
+    outputs = jax.eval_shape(lambda v: wrapper.run(v, x0, None)[1], variables)
+    per_example = sum(math.prod(a.shape[1:]) for a in jax.tree_util.tree_leaves(outputs))
+    need = (3 * per_example * batch_size + 2 * weights) * seeds * (8 if dtype == "float64" else 4)
+    ram = host_memory()
+    if need > ram // 2:
+        raise UsageError(
+            f"the check needs about {need / 2**30:.3g} GiB ({seeds:,} seeds x batch {batch_size:,} through every "
+            f"layer), more than half of this machine's {ram / 2**30:.3g} GiB: use fewer --seeds or a smaller "
+            "--batch-size"
+        )
 
 
 def _scheme_init(net: Any, init: Any, x: jax.Array, x0: jax.Array) -> Any:

@@ -62,8 +62,18 @@ def _activation_name(model: nn.Module, activation: ActivationSpec | None) -> str
     return describe(spec).partition(":")[0]
 
 
+def _inference(model: Any) -> dict[str, Any]:
+    """``{"train": False}`` for a linen module whose ``__call__`` takes ``train`` (a user's may require it)."""
+    import inspect
+
+    if not isinstance(model, nn.Module):
+        return {}
+    return {"train": False} if "train" in inspect.signature(type(model).__call__).parameters else {}
+
+
 def _uses_sow(model: nn.Module, variables: Any, x: jax.Array) -> bool:
-    _, state = jax.eval_shape(lambda v, x: model.apply(v, x, mutable=["intermediates"]), variables, x[:1])
+    phase = _inference(model)
+    _, state = jax.eval_shape(lambda v, x: model.apply(v, x, mutable=["intermediates"], **phase), variables, x[:1])
     tree = state.get("intermediates", {})
     return any(models.per_layer(tree)) if tree else False
 
@@ -117,8 +127,16 @@ class _Nnx:
         )
 
     def run(self, v: Any, x: jax.Array, pert: dict | None) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """Logits and the captured linear outputs (call order), adding ``pert[name]`` to each."""
+        """Logits and the captured linear outputs (call order), adding ``pert[name]`` to each.
+
+        The module runs in ``eval()`` mode (``train=False`` where its ``__call__`` takes it):
+        deterministic, as the probe's statistics need. A layer called twice (tied weights) is
+        refused: its two outputs would be one name.
+        """
+        import inspect
+
         module = self.nnx.merge(self.graphdef, v["params"], v["other"])
+        module.eval()
         paths = {id(m): "/".join(str(p) for p in path) for path, m in self.nnx.iter_modules(module)}
         captured: dict[str, jax.Array] = {}
         originals = {cls: cls.__call__ for cls in self.linear}
@@ -128,6 +146,11 @@ class _Nnx:
                 out = original(layer, *args, **kwargs)
                 name = paths.get(id(layer))
                 if name is not None:
+                    if name in captured:
+                        raise UsageError(
+                            f"layer {name} is called twice (shared or tied weights): the probe measures each layer's "
+                            "output once; not yet"
+                        )
                     if pert is not None and name in pert:
                         out = out + pert[name].astype(out.dtype)
                     captured[name] = out
@@ -135,10 +158,11 @@ class _Nnx:
 
             return call
 
+        phase = {"train": False} if "train" in inspect.signature(type(module).__call__).parameters else {}
         try:
             for cls, original in originals.items():
                 cls.__call__ = wrap(original)
-            logits = module(x)
+            logits = module(x, **phase)
         finally:
             for cls, original in originals.items():
                 cls.__call__ = original
@@ -280,7 +304,7 @@ def make_probe(
     act_name = _activation_name(model, activation)
     act_fn = resolve(activation) if activation is not None else None
     sown = not isinstance(model, _Nnx) and _uses_sow(model, variables, x)
-    out_shape = jax.eval_shape(lambda v: model.apply(v, x), variables).shape
+    out_shape = jax.eval_shape(lambda v: model.apply(v, x, **_inference(model)), variables).shape
 
     if sown:
         _, pert_shapes = jax.eval_shape(lambda v: model.apply(v, x, mutable=["perturbations"]), variables)
@@ -307,13 +331,22 @@ def make_probe(
         names = _execution_order(lambda v: [layer["layer"] for layer in forward(v, _zeros(pert_shapes))[1]], variables)
     else:
         if isinstance(model, _Nnx):
-            run_pres = model.run
+            nnx_model = model
+
+            def run_pres(v, x_in, pert, train=True):  # nnx: always eval() mode (see _Nnx.run)
+                return nnx_model.run(v, x_in, pert)
+
         else:
+            import inspect
+
+            # a module that takes ``train``: the forward pass as training sees it at step 0 (BatchNorm on
+            # the batch's statistics), the per-example Jacobian in inference mode (a batch of one)
+            takes_train = "train" in inspect.signature(type(model).__call__).parameters
 
             def is_linear(module: nn.Module, method: str) -> bool:
                 return isinstance(module, _LINEAR_MODULES) and method == "__call__"
 
-            def run_pres(v, x_in, pert):
+            def run_pres(v, x_in, pert, train=True):
                 def interceptor(next_fun, args, kwargs, context):
                     out = next_fun(*args, **kwargs)
                     if isinstance(context.module, _LINEAR_MODULES) and context.method_name == "__call__":
@@ -322,13 +355,27 @@ def make_probe(
                             out = out + pert[name].astype(out.dtype)
                     return out
 
+                phase = {"train": train} if takes_train else {}
+                mutable = ["intermediates", *(["batch_stats"] if train and takes_train and "batch_stats" in v else [])]
                 with nn.intercept_methods(interceptor):
-                    logits, state = model.apply(v, x_in, capture_intermediates=is_linear, mutable=["intermediates"])
-                tree = state["intermediates"]
+                    logits, state = model.apply(v, x_in, capture_intermediates=is_linear, mutable=mutable, **phase)
+                tree = state.get("intermediates", {})
+                paths = _generic_paths(tree)
+                tied = [p for p in paths if len(_calls(tree, p)) > 1]
+                if tied:
+                    raise UsageError(
+                        f"layer {'/'.join(tied[0])} is called twice (shared or tied weights): the probe measures each "
+                        "layer's output once; not yet"
+                    )
                 # insertion (call) order, read while tracing: jax returns dicts with sorted keys
-                return logits, {"/".join(p): _leaf(tree, p) for p in _generic_paths(tree)}
+                return logits, {"/".join(p): _leaf(tree, p) for p in paths}
 
         names = _execution_order(lambda v: list(run_pres(v, x, None)[1]), variables)
+        if not names:
+            raise UsageError(
+                "the model calls no Dense/DenseGeneral/Conv/ConvTranspose (linen) or Linear/LinearGeneral/Conv/"
+                "ConvTranspose (nnx) layer: nothing to probe"
+            )
         pert_shapes = jax.eval_shape(lambda v: run_pres(v, x, None)[1], variables)
 
         def forward(v, pert):
@@ -339,7 +386,7 @@ def make_probe(
             ]
 
         def hidden(v, x1, name):
-            return run_pres(v, x1[None], None)[1][name][0]
+            return run_pres(v, x1[None], None, False)[1][name][0]
 
     def probe(v: Any, key: jax.Array) -> dict[str, Any]:
         k_cot, k_jac = jax.random.split(key)
@@ -399,19 +446,24 @@ def make_probe(
     return probe, names
 
 
-def layer_names(model: Any, variables: Any | None, batch: jax.Array) -> list[str]:
+def layer_names(
+    model: Any, variables: Any | None, batch: jax.Array, init: Callable[[jax.Array], Any] | None = None
+) -> list[str]:
     """The probed layers of a model in call order (no computation: traced abstractly).
 
     Args:
       model: A linen or nnx module.
-      variables: Its variables (None: a linen module's ``init`` is traced abstractly).
+      variables: Its variables (None: ``init``, else a linen module's ``init``, traced abstractly).
       batch: Example inputs.
+      init: ``key -> variables`` (as :func:`propagation_over_seeds` takes it), for ``variables=None``.
     """
     if is_nnx(model):
         model = _Nnx(model)
-        variables = model.variables
+        variables = model.variables if init is None else jax.eval_shape(init, jax.random.key(0))
+    elif variables is None and init is not None:
+        variables = jax.eval_shape(init, jax.random.key(0))
     elif variables is None:
-        variables = jax.eval_shape(model.init, jax.random.key(0), batch[:1])
+        variables = jax.eval_shape(lambda k: model.init(k, batch[:1], **_inference(model)), jax.random.key(0))
     elif "params" not in variables:
         variables = {"params": variables}
     return make_probe(model, variables, batch)[1]
@@ -443,10 +495,15 @@ def _generic_paths(tree: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, .
     return paths
 
 
-def _leaf(tree: Any, path: Sequence[str]) -> Any:
+def _calls(tree: Any, path: Sequence[str]) -> Any:
+    """The outputs a captured module's ``__call__`` sowed, one per call."""
     for key in path:
         tree = tree[key]
-    return tree["__call__"][-1]
+    return tree["__call__"]
+
+
+def _leaf(tree: Any, path: Sequence[str]) -> Any:
+    return _calls(tree, path)[-1]
 
 
 def _to_rows(result: dict[str, Any], names: list[str], seed_axis: bool) -> pd.DataFrame:

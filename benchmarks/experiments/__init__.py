@@ -494,7 +494,8 @@ class FieldType:
 def _field_type(annotation: Any, default: Any, choices: tuple[str, ...] = ()) -> FieldType:
     """The FieldType an annotation (a string under ``from __future__ import annotations``) describes."""
     text = str(annotation)
-    depth = text.count("tuple[")
+    # a sequence of any spelling is a tuple (Flax's own ``features: Sequence[int]``; ``list[int]``)
+    depth = len(re.findall(r"\b(?:tuple|Tuple|list|List|Sequence)\[", text))
     literal = tuple(re.findall(r"'([^']*)'", text)) if "Literal" in text else ()
     kind = bool if "bool" in text else int if re.search(r"\bint\b", text) else float if "float" in text else str
     return FieldType(kind, depth, literal or choices, default)

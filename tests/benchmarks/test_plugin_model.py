@@ -13,6 +13,8 @@ from initbench.benchmarks.spec import DataSpec, InitSpec, ModelSpec, RunSpec, Tr
 from initbench.inits.errors import UsageError
 
 SOURCE = """
+from typing import Sequence
+
 import flax.linen as nn
 import jax.numpy as jnp
 from flax import nnx
@@ -131,6 +133,56 @@ class Deep(nn.Module):
         return nn.Dense(self.num_classes)(x)
 
 
+class DeepBN(nn.Module):  # needs train (no default): BatchNorm after every layer
+    depth: int = 8
+    width: int = 64
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        for _ in range(self.depth):
+            x = nn.relu(nn.BatchNorm(use_running_average=not train)(nn.Dense(self.width)(x)))
+        return nn.Dense(self.num_classes)(x)
+
+
+class NnxTied(nnx.Module):
+    def __init__(self, num_classes, *, rngs):
+        self.inp = nnx.Linear(64, 32, rngs=rngs)
+        self.mid = nnx.Linear(32, 32, rngs=rngs)
+        self.head = nnx.Linear(32, num_classes, rngs=rngs)
+
+    def __call__(self, x):
+        return self.head(self.mid(nnx.relu(self.mid(nnx.relu(self.inp(x))))))
+
+
+class NnxDropNoRngs(nnx.Module):  # its Dropout holds no rngs: fine in eval(), an error in train()
+    def __init__(self, num_classes, *, rngs):
+        self.linear = nnx.Linear(64, num_classes, rngs=rngs)
+        self.drop = nnx.Dropout(0.1)
+
+    def __call__(self, x):
+        return self.drop(self.linear(x.reshape((x.shape[0], -1))))
+
+
+class SeqMLP(nn.Module):  # Flax's canonical form: features as a Sequence[int]
+    features: Sequence[int]
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.reshape((x.shape[0], -1))
+        for f in self.features[:-1]:
+            x = nn.relu(nn.Dense(f)(x))
+        return nn.Dense(self.features[-1])(x)
+
+
+class NoLayers(nnx.Module):
+    def __init__(self, num_classes, *, rngs):
+        self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (64, num_classes)))
+
+    def __call__(self, x):
+        return x @ self.kernel[...]
+
+
 class DeepNnx(nnx.Module):
     def __init__(self, input_shape, num_classes, depth: int = 8, width: int = 64, *, rngs):
         sizes = [input_shape[-1]] + [width] * depth
@@ -214,6 +266,16 @@ def test_an_nnx_model_is_split_at_the_boundary_and_computes_what_its_layers_say(
     np.testing.assert_array_equal(np.asarray(w), np.asarray(again))  # determinism by the key
     other = model.init(jax.random.key(1), jnp.zeros((1, 64)))["params"]["layers"]["0"]["kernel"]
     assert not np.array_equal(np.asarray(w), np.asarray(other))
+
+
+def test_a_sequence_option_is_a_tuple_and_a_list_of_them_a_sweep(user):
+    doc = {"seeds": 1, "model": {"family": f"{user}:SeqMLP", "features": [[32, 10], [16, 10]]}, "train": {"steps": 1}}
+    specs = experiments.resolve(experiments.from_doc(doc, "t")).specs
+    assert [dict(s.model.extra)["features"] for s in specs] == [(32, 10), (16, 10)]
+    doc["model"]["features"] = [32, 10]  # one value
+    assert [dict(s.model.extra)["features"] for s in experiments.resolve(experiments.from_doc(doc, "t")).specs] == [
+        (32, 10)
+    ]
 
 
 def test_an_nnx_models_options_come_from_its_init_and_toml_types_them(user):
@@ -316,6 +378,45 @@ def test_check_judges_a_users_linen_and_nnx_model_against_the_rate_theory_gives(
     assert {v.verdict for v in he.verdicts.values()}.isdisjoint({"vanishing", "exploding"}), he.verdicts
 
 
+@pytest.mark.slow  # an 8-layer BatchNorm net, 2 seeds: ~5 s
+def test_check_probes_a_linen_batchnorm_model_with_batch_statistics_as_training_does(user):
+    from initbench.benchmarks.analysis.check import run_check
+
+    # N(0, 0.05^2) kernels shrink each Dense output by 0.08, but BatchNorm on the batch's statistics restores
+    # unit variance before the next layer: preserved. Its fresh running averages (inference) would not.
+    result, _ = run_check(
+        model=f"{user}:DeepBN",
+        depth=None,
+        width=None,
+        activation=None,
+        init="normal",
+        init_args={"stddev": 0.05},
+        input_shape=(64,),
+        seeds=2,
+        out=None,
+    )
+    forward = result.verdicts["forward"]
+    assert forward.verdict in ("preserved", "inconclusive at width 64"), forward  # not vanishing
+    assert abs(forward.rate) < 0.3, forward  # against log(0.08) = -2.53 per layer without the batch's statistics
+    q = result.table["measured_variance"].to_numpy()[1:-1]
+    # each layer sees relu(a unit-variance normalized input): second moment 1/2, so 0.05^2 x 64 / 2 = 0.08
+    assert np.allclose(q, 0.05**2 * 64 / 2, rtol=0.2), q
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("NnxTied", "layer mid is called twice (shared or tied weights)"),
+        ("NoLayers", "calls no Dense/DenseGeneral/Conv/ConvTranspose (linen) or Linear"),
+        ("NnxNet", "holds nnx BatchNorm statistics"),
+    ],
+)
+def test_check_refuses_what_its_probe_cannot_measure_in_one_line(user, model, message, capsys):
+    assert cli.main(["check", "--model", f"{user}:{model}", "--input-shape", "64", "--no-write"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -324,7 +425,8 @@ def test_check_judges_a_users_linen_and_nnx_model_against_the_rate_theory_gives(
         (["--input-shape", "64", "--init", "lsuv"], "init lsuv is a model-level scheme for initbench's models"),
         (["--input-shape", "64", "--width", "8", "--model-args", "depth=2"], None),  # declared: taken
         (["--input-shape", "64", "--model-args", "size=3"], r"takes no option(s) size; it takes: depth, width"),
-        (["--input-shape", "64", "--activation", "tanh"], "takes no activation (it would be ignored)"),
+        (["--input-shape", "64", "--activation", "tanh"], "takes no activation (it would be ignored"),
+        (["--input-shape", "64", "--activation", "relu"], "takes no activation (it would be ignored"),  # explicit
     ],
 )
 def test_check_of_a_plugin_model_takes_its_own_options_and_refuses_the_rest(user, argv, message, capsys):
@@ -392,6 +494,7 @@ def test_spec_options_of_a_plugin_are_its_extra_fields(user):
         (["--model", "{m}:Drop"], 'failed in apply: InvalidRngError: Dropout_0 needs PRNG for "dropout"'),
         (["--model", "{m}:NnxNet", "--width", "8"], None),  # nnx: trained like linen
         (["--model", "{m}:NnxDrop"], "holds nnx state other than nnx.Param and nnx.BatchStat"),
+        (["--model", "{m}:NnxDropNoRngs"], "failed in apply: ValueError: `deterministic` is False, but no `rngs`"),
     ],
 )
 def test_a_model_that_would_train_wrongly_is_refused_before_any_work(user, argv, message, capsys):
