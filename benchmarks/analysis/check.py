@@ -672,6 +672,11 @@ def _check_fits_memory(net: Any, x0: jax.Array, batch_size: int, seeds: int, dty
     weights = sum(
         math.prod(a.shape) for k, v in variables.items() if k != "intermediates" for a in jax.tree_util.tree_leaves(v)
     )
+    _refuse_beyond_memory(per_example, weights, batch_size, seeds, dtype)
+
+
+def _refuse_beyond_memory(per_example: int, weights: int, batch_size: int, seeds: int, dtype: str) -> None:
+    """One line when a check's activations and weights would exceed half the host's memory."""
     # forward, backward and the probes' copies of the activations, and each seed's weights and their gradients
     need = (3 * per_example * batch_size + 2 * weights) * seeds * (8 if dtype == "float64" else 4)
     ram = host_memory()
@@ -1105,14 +1110,7 @@ def _plugin_fits_memory(module: Any, init: Any, x0: jax.Array, batch_size: int, 
     wrapper = propagation._Nnx(module)
     outputs = jax.eval_shape(lambda v: wrapper.run(v, x0, None)[1], variables)
     per_example = sum(math.prod(a.shape[1:]) for a in jax.tree_util.tree_leaves(outputs))
-    need = (3 * per_example * batch_size + 2 * weights) * seeds * (8 if dtype == "float64" else 4)
-    ram = host_memory()
-    if need > ram // 2:
-        raise UsageError(
-            f"the check needs about {need / 2**30:.3g} GiB ({seeds:,} seeds x batch {batch_size:,} through every "
-            f"layer), more than half of this machine's {ram / 2**30:.3g} GiB: use fewer --seeds or a smaller "
-            "--batch-size"
-        )
+    _refuse_beyond_memory(per_example, weights, batch_size, seeds, dtype)
 
 
 def _scheme_init(net: Any, init: Any, x: jax.Array, x0: jax.Array) -> Any:
