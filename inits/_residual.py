@@ -338,9 +338,9 @@ def rezero(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     r"""ReZero (Bachlechner et al. 2021, section 3): every residual branch's multiplier set to 0, nothing else.
 
-    :math:`x_{l+1} = x_l + lpha_l F(x_l)` with the learned :math:`lpha_l = 0`: every block is
+    :math:`x_{l+1} = x_l + \alpha_l F(x_l)` with the learned :math:`\alpha_l = 0`: every block is
     exactly the identity at initialization, so signals and gradients pass any depth unchanged at
-    step 0, and each :math:`lpha_l` grows as training needs it. The layers keep the model's own
+    step 0, and each :math:`\alpha_l` grows as training needs it. The layers keep the model's own
     init (the paper keeps the architecture's standard one). Normalization is allowed anywhere
     (inside a branch it cannot undo the zero multiplier): a pre-LayerNorm transformer block with a
     ``branch_scale`` is ReZero's own setting.
