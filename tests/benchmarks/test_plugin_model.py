@@ -239,6 +239,7 @@ def test_zeros_init_gives_zero_kernels_and_the_train_flag_reaches_batchnorm(user
     assert not built(f"{user}:plain", hidden=4).takes_train
 
 
+@pytest.mark.slow  # two inits and three applies: ~2 s
 def test_an_nnx_model_is_split_at_the_boundary_and_computes_what_its_layers_say(user):
     model = built(f"{user}:NnxNet", init="he_normal", bias="ones", width=8, depth=1)
     assert isinstance(model, plugin_model.NnxPluginModel) and model.takes_train

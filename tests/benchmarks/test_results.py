@@ -107,6 +107,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatc
 
 
 # 2. the report never pools different experiments; numerics versions never mix
+@pytest.mark.slow  # two grids trained: ~3.5 s
 def test_report_keeps_different_step_counts_apart(runs_dir, tmp_path):
     mixed = tmp_path / "mixed"
     shutil.copytree(runs_dir, mixed)

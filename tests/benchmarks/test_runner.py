@@ -97,6 +97,7 @@ def test_report_writes_markdown_and_figures(smoke_dir, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+@pytest.mark.slow  # report and export of 8 runs: ~2.5 s
 def test_report_exports_tensorboard_event_files_that_read_back_to_the_results(smoke_dir, tmp_path):
     from initbench.benchmarks.tensorboard import read_scalars
 
@@ -352,6 +353,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, match, tmp_path, 
     assert sorted(p for p in tmp_path.rglob("*")) == before
 
 
+@pytest.mark.slow  # a fresh interpreter: ~3 s
 def test_console_error_has_no_traceback(tmp_path):
     proc = subprocess.run(
         [

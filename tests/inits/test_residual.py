@@ -333,6 +333,7 @@ def test_schemes_name_a_bad_shortcut_list_and_empty_variables():
         inits.lsuv(net, {}, X)  # was flax's ScopeCollectionNotFound
 
 
+@pytest.mark.slow  # three ResNets initialized and applied: ~5 s
 @pytest.mark.parametrize("normalization", ["none", "batchnorm", "layernorm"])
 def test_rezero_zeroes_every_multiplier_keeps_every_layer_and_allows_normalization(normalization):
     net = resnet(blocks=(2, 1), normalization=normalization, residual_scale=0.7, branch_biases=False)
