@@ -220,6 +220,9 @@ class _Split:
 class NnxPluginModel(PluginModel):
     """A user's nnx module behind the same ``init``/``apply``: split into dicts at the boundary, merged per call.
 
+    ``takes_train`` is always True here: ``check`` then traces the module in ``train()`` and in
+    ``eval()`` mode, which differ for BatchNorm and for a Dropout built without rngs.
+
     Attributes:
       build: ``build(rngs) -> nnx.Module``: the user's class or builder with the run's options.
       graphdef: The module's graph (static), from an abstract build.
