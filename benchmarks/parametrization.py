@@ -394,7 +394,18 @@ def rules(name: str, *, width: int | None, base_width: int | None, optimizer: st
     return out
 
 
-def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimizer: str) -> dict[str, Any]:
+def multipliers(
+    params: Any,
+    wider: Any,
+    name: str,
+    *,
+    width_mult: float,
+    optimizer: str,
+    depth_alpha: float | None = None,
+    depth: int | None = None,
+    base_depth: int | None = None,
+    branches: tuple[str, ...] = (),
+) -> dict[str, Any]:
     r"""Per-parameter init and learning-rate multipliers of ``name`` for any model, from its structure.
 
     The layer classes come from the parameter shapes at two widths
@@ -410,13 +421,26 @@ def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimi
       width_mult: :math:`m` = the width used / the base width (the width the hyper-parameters were
         tuned at).
       optimizer: An optimizer of :data:`FAMILIES` (its family picks the learning-rate exponent).
+      depth_alpha: The depth rule (:func:`depth_rules`) for one's own residual model: the branch
+        exponent (0.5 Depth-muP, 1 CompleteP); needs ``depth``, ``base_depth`` and ``branches``.
+      depth: :math:`L`, the model's residual blocks.
+      base_depth: :math:`L_0`, the depth the hyper-parameters were tuned at.
+      branches: Glob patterns over the ``/``-joined parameter paths that select every parameter
+        inside a residual branch (``"blocks/*/mlp/*"``); each must select something.
 
     Returns:
       ``{"init": tree, "lr": tree}``, trees like ``params`` of floats: multiply the initial
       parameters by ``init`` and each parameter's update by ``lr`` (e.g.
       ``optax.chain(optax.adam(lr), scale_by_tree(lr_tree))``); a ``+eps`` preset adds ``"eps"``,
       each parameter's epsilon multiplier (Adam with ``eps x s`` is Adam fed the gradient divided
-      by ``s``: ``optax.chain(scale_by_tree(1 / eps_tree), optax.adam(lr), ...)``).
+      by ``s``: ``optax.chain(scale_by_tree(1 / eps_tree), optax.adam(lr), ...)``). With the depth
+      rule, the branch parameters' ``lr`` (and ``eps``) carry its factors too, and
+      ``"branch_multiplier"`` is :math:`(L/L_0)^{-\alpha}`, by which the model multiplies each
+      branch's output (a constant, not a parameter).
+
+    Raises:
+      UsageError: a bad preset, optimizer or width multiplier; a depth rule missing one of its
+        arguments, out of range, or with a branch pattern that selects no parameter.
 
     Example:
       >>> import numpy as np
@@ -426,7 +450,13 @@ def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimi
       >>> m = multipliers(mlp(256), mlp(512), "mup", width_mult=4.0, optimizer="adam")
       >>> m["init"]["out"]["kernel"], m["lr"]["out"]["kernel"], m["lr"]["in"]["kernel"]
       (0.5, 0.25, 1.0)
+      >>> d = multipliers(mlp(256), mlp(512), "mup", width_mult=4.0, optimizer="adam",
+      ...                 depth_alpha=0.5, depth=16, base_depth=4, branches=("in/*",))
+      >>> d["branch_multiplier"], d["lr"]["in"]["kernel"], d["lr"]["out"]["kernel"]  # Adam: x (16/4)^(1/2 - 1)
+      (0.5, 0.5, 0.25)
     """
+    import fnmatch
+
     import jax
 
     from initbench.benchmarks.groups import param_path, structural_classes
@@ -435,14 +465,39 @@ def multipliers(params: Any, wider: Any, name: str, *, width_mult: float, optimi
     _check_optimizer(name, optimizer)
     if isinstance(width_mult, bool) or not isinstance(width_mult, int | float) or not width_mult > 0:
         raise UsageError(f"width_mult must be a number > 0, got {width_mult!r}")
+    rule: dict[str, Any] = {}
+    given = {"depth": depth, "base_depth": base_depth, "branches": branches or None}
+    if depth_alpha is not None:
+        missing = [k for k, v in given.items() if v is None]
+        if missing:
+            raise UsageError(f"depth_alpha needs {', '.join(missing)} (the depth rule for one's own model)")
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth < 2**31:
+            raise UsageError(f"depth must be a positive integer below 2**31 (the model's blocks), got {depth!r}")
+        if isinstance(branches, str) or not all(isinstance(b, str) for b in branches):
+            raise UsageError(f"branches must be a tuple of glob patterns over parameter paths, got {branches!r}")
+        rule = depth_rules(depth_alpha, depth=depth, base_depth=base_depth, optimizer=optimizer, eps=scales_eps(name))
+    elif any(v is not None for v in given.values()):
+        raise UsageError(f"{', '.join(k for k, v in given.items() if v is not None)} without depth_alpha is moot")
     classes = structural_classes(params, wider)
     table = _factors(name, float(width_mult), optimizer)
+    paths = [param_path(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    for pattern in branches if rule else ():
+        if not any(fnmatch.fnmatchcase(path, pattern) for path in paths):
+            shown = ", ".join(paths[:5]) + (", ..." if len(paths) > 5 else "")
+            raise UsageError(f"branch pattern {pattern!r} selects no parameter (paths: {shown})")
+    depth_lr = next(iter(rule.get("lr_scale", {}).values()), 1.0)  # one factor for every branch parameter
+    depth_eps = next(iter(rule.get("eps_scale", {}).values()), 1.0)
 
     def factor(path: Any, kind: int) -> float:  # a "fixed" kernel (no class of the preset) keeps 1
-        return float(table.get(classes[param_path(path)], (1.0, 1.0, 1.0))[kind])
+        text = param_path(path)
+        value = float(table.get(classes[text], (1.0, 1.0, 1.0))[kind])
+        if kind and rule and any(fnmatch.fnmatchcase(text, b) for b in branches):
+            value *= depth_lr if kind == 1 else depth_eps
+        return value
 
     kinds = {"init": 0, "lr": 1} | ({"eps": 2} if scales_eps(name) else {})
-    return {k: jax.tree_util.tree_map_with_path(lambda p, _, i=i: factor(p, i), params) for k, i in kinds.items()}
+    out = {k: jax.tree_util.tree_map_with_path(lambda p, _, i=i: factor(p, i), params) for k, i in kinds.items()}
+    return out | ({"branch_multiplier": rule["branch_multiplier"]} if rule else {})
 
 
 # depth: the parameters of a residual branch (``models.ResNet``'s block naming; a scanned stack's

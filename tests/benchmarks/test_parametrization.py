@@ -350,6 +350,60 @@ def test_multipliers_bad_input_is_one_line(kwargs, message):
         parametrization.multipliers(p, p, args.pop("name"), **args)
 
 
+@pytest.mark.parametrize(("name", "optimizer"), [("mup", "adam"), ("mup+eps", "adam"), ("sp", "momentum")])
+def test_multipliers_depth_rule_equals_the_runners_on_initbench_resnet(digits, name, optimizer):
+    # one's own model's depth rule (branch patterns given) and the runner's (ResNet's block names) agree
+    # on every parameter's rate and epsilon, and on the branch multiplier
+    from initbench.benchmarks.groups import lr_scale_tree
+
+    def spec(width):
+        s = resnet_run((16,), alpha=0.5, base_depth=4, optimizer=optimizer, name=name, base_width=8)
+        return dataclasses.replace(s, model=dataclasses.replace(s.model, width=width))
+
+    def shapes(width):
+        s = spec(width)
+        return jax.eval_shape(lambda: build_model(s, digits).init(jax.random.key(0), jnp.zeros((1, 8, 8, 1))))["params"]
+
+    m = parametrization.multipliers(
+        shapes(32),
+        shapes(64),
+        name,
+        width_mult=4.0,
+        optimizer=optimizer,
+        depth_alpha=0.5,
+        depth=16,
+        base_depth=4,
+        branches=parametrization.BRANCH_PATTERNS,
+    )
+    assert m["branch_multiplier"] == dict(spec(32).architecture)["branch_multiplier"] == 0.5
+    fields = (("lr_scale", "lr"), ("eps_scale", "eps")) if name.endswith("+eps") else (("lr_scale", "lr"),)
+    for field, kind in fields:
+        by_name = lr_scale_tree(shapes(32), spec(32).scale_rules(field), field=field)
+        assert jax.tree_util.tree_leaves(by_name) == pytest.approx(jax.tree_util.tree_leaves(m[kind]), rel=1e-12)
+    plain = parametrization.multipliers(shapes(32), shapes(64), name, width_mult=4.0, optimizer=optimizer)
+    assert "branch_multiplier" not in plain and plain["init"] == m["init"]  # depth leaves the init alone
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"depth_alpha": 0.5, "depth": 8}, "depth_alpha needs base_depth, branches"),
+        ({"depth": 8}, "depth without depth_alpha is moot"),
+        (
+            {"depth_alpha": 0.5, "depth": 8, "base_depth": 2, "branches": ("blk/*",)},
+            r"branch pattern 'blk/\*' selects no parameter \(paths: w/kernel\)",
+        ),
+        ({"depth_alpha": 2.0, "depth": 8, "base_depth": 2, "branches": ("w/*",)}, "depth_alpha must be a number in"),
+        ({"depth_alpha": 0.5, "depth": 0, "base_depth": 2, "branches": ("w/*",)}, "depth must be a positive integer"),
+        ({"depth_alpha": 0.5, "depth": 8, "base_depth": 2, "branches": "w/*"}, "branches must be a tuple of glob"),
+    ],
+)
+def test_multipliers_depth_rule_bad_input_is_one_line(kwargs, message):
+    p = {"w": {"kernel": np.zeros((4, 8))}}
+    with pytest.raises(UsageError, match=message):
+        parametrization.multipliers(p, p, "mup", width_mult=2.0, optimizer="adam", **kwargs)
+
+
 # --- the multiplier-free presets against the forms with multipliers (exact identities of the dynamics) ---
 
 D_IN, D_OUT, BASE, BATCH_N = 6, 3, 16, 32
