@@ -656,6 +656,10 @@ def check_identity(
     return {"run_id": run_id, **ident, **scaled}
 
 
+# initializers whose weights are structured (the Jacobian spread's orthogonal theory), not i.i.d.
+STRUCTURED = ("orthogonal", "delta_orthogonal", "identity", "dirac")
+
+
 def _check_fits_memory(net: Any, x0: jax.Array, batch_size: int, seeds: int, dtype: str, **call: Any) -> None:
     """Refuses, before any work, a check whose activations (every layer, every seed) exceed half the host's memory.
 
@@ -866,7 +870,7 @@ def run_check(
             sw = sw * chain.pop() ** 2 if len(chain) == 1 else None
             if scales.get("vector", 1.0) != 1.0:
                 sw = sb = None
-    structured = init in ("orthogonal", "delta_orthogonal", "identity", "dirac", "lsuv")
+    structured = init in (*STRUCTURED, "lsuv")
     with _precision(dtype):
         result = check_variance(
             net,
@@ -1065,7 +1069,7 @@ def _run_plugin_check(
         store.check_writable()
         store.check_compatible(NUMERICS_VERSION)
     x = math.sqrt(input_variance) * jax.random.normal(jax.random.key(10_000), (batch_size, *input_shape))
-    structured = init_spec.name in ("orthogonal", "delta_orthogonal", "identity", "dirac")
+    structured = init_spec.name in STRUCTURED  # schemes (lsuv) are refused for a plug-in model
     with _precision(dtype):
         result = check_variance(
             module,

@@ -452,32 +452,19 @@ def test_check_refuses_model_args_for_initbenchs_families(capsys):
     assert "--model-args are a plug-in model's options; mlp takes none" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # trains 4 short runs
-def test_a_plugin_model_trains_from_the_command_line(user, tmp_path):
+@pytest.mark.slow  # trains 4 short runs per model
+@pytest.mark.parametrize("model", ["TinyMLP", "NnxNet"])  # linen and nnx
+def test_a_plugin_model_trains_from_the_command_line(user, tmp_path, model):
     from initbench.benchmarks.results import ResultStore
 
     out = tmp_path / "r"
-    argv = ["run", "--model", f"{user}:TinyMLP", "--width", "16", "--depth", "1", "--init", "he_normal,zeros"]
+    argv = ["run", "--model", f"{user}:{model}", "--width", "16", "--depth", "1", "--init", "he_normal,zeros"]
     assert cli.main([*argv, "--steps", "60", "--seeds", "2", "--quiet", "--out", str(out)]) == 0
     rows = ResultStore(out).read()
     acc = rows[(rows["metric"] == "accuracy") & (rows["split"] == "test")]
     last = acc[acc["step"] == acc["step"].max()].groupby("init")["value"].mean()
     assert last["he_normal"] > 0.3 > last["zeros"]  # He trains; zero kernels leave every unit alike
-    assert set(rows["family"]) == {f"{user}:TinyMLP"}
-
-
-@pytest.mark.slow  # trains 4 short runs
-def test_an_nnx_plugin_model_trains_from_the_command_line(user, tmp_path):
-    from initbench.benchmarks.results import ResultStore
-
-    out = tmp_path / "r"
-    argv = ["run", "--model", f"{user}:NnxNet", "--width", "16", "--depth", "1", "--init", "he_normal,zeros"]
-    assert cli.main([*argv, "--steps", "60", "--seeds", "2", "--quiet", "--out", str(out)]) == 0
-    rows = ResultStore(out).read()
-    acc = rows[(rows["metric"] == "accuracy") & (rows["split"] == "test")]
-    last = acc[acc["step"] == acc["step"].max()].groupby("init")["value"].mean()
-    assert last["he_normal"] > 0.3 > last["zeros"]  # He trains; zero kernels leave every unit alike
-    assert set(rows["family"]) == {f"{user}:NnxNet"}
+    assert set(rows["family"]) == {f"{user}:{model}"}
 
 
 def test_spec_options_of_a_plugin_are_its_extra_fields(user):
