@@ -14,7 +14,7 @@ initbench run [EXPERIMENT | FILE.toml] [--scale smoke|cpu|paper] [--name NAME] [
 initbench show [EXPERIMENT | FILE.toml] [--scale S] [field flags]
 initbench check [--model M|pkg.mod:Attr --depth L --width N --activation A --init I --model-args K=V ...] [--no-write]
 initbench coord-check [EXPERIMENT | FILE.toml] [field flags] [--widths 64,...] [--coord-steps K] [--out DIR]
-initbench reproduce NAME|all [--scale smoke|cpu|paper] [--out DIR] [--rejudge]
+initbench reproduce NAME|all [--scale smoke|cpu|full|paper] [--out DIR] [--rejudge]
 initbench launch -n N -- run EXPERIMENT [options]
 initbench report DIR [--out DIR/_NAME] [--best FIELD] [--x FIELD --hue FIELD] [--metric M] [--tensorboard DIR]
 initbench prepare DATASET [--data-dir DIR] [--manual-dir DIR]
@@ -567,9 +567,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         write,
         write_gallery,
     )
+    from initbench.benchmarks.reproduce import folders as folders_of
 
     names = REPRODUCTIONS.names() if args.name == "all" else [REPRODUCTIONS[args.name].name]
     args.scale_given, args.scale = args.scale is not None, args.scale or "cpu"
+    if args.name == "all" and not args.rejudge:  # all: those that have the scale (full: a few)
+        names = [n for n in names if args.scale in REPRODUCTIONS[n].scales]
+    for name in names:
+        REPRODUCTIONS[name].check_scale(args.scale)  # one line before any work
     out = Path(args.out)
     existing = next(p for p in (out, *out.parents) if p.exists())
     if not existing.is_dir():  # checked before any measuring: minutes of work must not end in this error
@@ -580,9 +585,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
         if args.scale_given:
             raise UsageError("reproduce --rejudge takes each folder's own scale (provenance.json); drop --scale")
-        folders = [out / n for n in names]
-        missing = [str(f) for f in folders if not (f / "provenance.json").is_file()] if args.name == "all" else []
-        folders = [f for f in folders if str(f) not in missing]
+        folders = [f for n in names for f in folders_of(out, n).values()]  # every written scale of each
+        if args.name != "all" and not folders:
+            folders = [out / names[0]]  # rederive names what it lacks
         if not folders:
             raise UsageError(f"--out {str(out)!r} holds no written reproduction to re-judge")
         for folder in folders:  # every folder checked before any is rewritten
@@ -792,7 +797,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="reproduce a paper's figures and check its claims (exit 0 all hold, 1 not)")
     p.add_argument("name", help="a reproduction (initbench list reproductions) or all")
-    p.add_argument("--scale", choices=["smoke", "cpu", "paper"], default=None)
+    p.add_argument(
+        "--scale",
+        choices=["smoke", "cpu", "full", "paper"],
+        default=None,
+        help="default cpu; full: the paper's setup as far as it fits a 2-core CPU (the reproductions that have one;"
+        " written to OUT/NAME-full)",
+    )
     p.add_argument("--out", type=_directory, default="results/reproductions")
     p.add_argument(
         "--rejudge",

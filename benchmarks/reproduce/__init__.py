@@ -8,8 +8,12 @@ numbers. :func:`write` stores a reproduction as ``DIR/NAME/``: ``verdicts.md`` a
 A failed claim is a finding: the verdict table says so with the numbers, and the command
 exits 1.
 
-Scales: ``smoke`` (seconds, for tests), ``cpu`` (minutes on 2 cores), ``paper`` (the paper's
-sizes, for accelerators).
+Scales: ``smoke`` (seconds, for tests), ``cpu`` (minutes on 2 cores), ``full`` (the paper's
+setup as far as it fits a 2-core CPU: real data, the paper's widths, depths and budget; tens of
+minutes; only the reproductions that declare it, :attr:`Entry.scales`), ``paper`` (the paper's
+sizes, for accelerators). A ``smoke`` or ``cpu`` run is written to ``OUT/NAME/``, a ``full`` or
+``paper`` one beside it to ``OUT/NAME-full/`` or ``OUT/NAME-paper/`` (:func:`folder_name`), so
+the gallery keeps both and shows each paper at its most faithful scale.
 """
 
 from __future__ import annotations
@@ -28,7 +32,21 @@ from initbench.inits.registry import Registry, resolve
 if TYPE_CHECKING:
     import pandas as pd
 
-SCALES = ("smoke", "cpu", "paper")
+SCALES = ("smoke", "cpu", "full", "paper")
+EVERY = ("smoke", "cpu", "paper")  # the scales every reproduction has; ``full`` where its paper's setup fits here
+FAITHFUL = ("paper", "full", "cpu", "smoke")  # the gallery shows the first of these that is written
+
+
+def folder_name(name: str, scale: str) -> str:
+    """The folder of reproduction ``name`` at ``scale`` under an output directory.
+
+    Example:
+      >>> folder_name("he2015", "cpu"), folder_name("he2015", "full")
+      ('he2015', 'he2015-full')
+    """
+    if scale not in SCALES:
+        raise unknown_choice("scale", scale, SCALES)
+    return name if scale in ("smoke", "cpu") else f"{name}-{scale}"
 
 
 KINDS = ("claim", "check")
@@ -155,16 +173,31 @@ class Entry:
       judge: ``"module:function"`` of the pure ``claims(measurements, scale) -> list[Claim]`` that
         ``run`` applies to the very frame it returns: the verdicts are a function of the stored
         measurements, so :func:`rederive` can check a written folder against the code.
+      scales: The scales it runs at: :data:`EVERY`, plus ``full`` where the paper's setup fits
+        a 2-core CPU.
     """
 
     name: str
     target: str
     description: str
     judge: str = ""
+    scales: tuple[str, ...] = EVERY
 
     def __post_init__(self) -> None:
         if not self.judge:  # the module's own ``claims``
             object.__setattr__(self, "judge", self.target.split(":")[0] + ":claims")
+        if any(s not in SCALES for s in self.scales) or any(s not in self.scales for s in EVERY):
+            raise ValueError(f"reproduction {self.name}: scales {self.scales} must hold {EVERY} and only {SCALES}")
+
+    def check_scale(self, scale: str) -> None:
+        """Raises one line when the reproduction has no such scale (before any work)."""
+        if scale not in SCALES:
+            raise unknown_choice("scale", scale, SCALES)
+        if scale not in self.scales:
+            raise UsageError(
+                f"reproduction {self.name} has no {scale!r} scale (its paper's setup does not fit a 2-core CPU);"
+                f" its scales: {', '.join(self.scales)}"
+            )
 
     @property
     def run(self) -> Callable[[str], Reproduction]:
@@ -191,6 +224,7 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "initbench.benchmarks.reproduce.he2015:run",
             "He et al. 2015: ReLU variance halves per layer with 1/n, kept with 2/n (forward and backward);"
             " 22- and 30-layer convergence",
+            scales=("smoke", "cpu", "full", "paper"),
         ),
         Entry(
             "glorot2010",
@@ -332,9 +366,9 @@ _DATA: dict[str, Callable[[str], tuple[str, ...]]] = {
 
 def datasets(name: str, scale: str) -> tuple[str, ...]:
     """The datasets reproduction ``name`` reads at ``scale`` (each once, in order)."""
-    if scale not in SCALES:
-        raise unknown_choice("scale", scale, SCALES)
-    return tuple(dict.fromkeys(_DATA[REPRODUCTIONS[name].name](scale)))
+    entry = REPRODUCTIONS[name]
+    entry.check_scale(scale)
+    return tuple(dict.fromkeys(_DATA[entry.name](scale)))
 
 
 def check_data(names: list[str], scale: str) -> None:
@@ -365,9 +399,8 @@ def reproduce(name: str, scale: str = "cpu") -> Reproduction:
     Its datasets are checked first (:func:`check_data`): a missing one is one line, not a
     failure after the reproduction's first parts.
     """
-    if scale not in SCALES:
-        raise unknown_choice("scale", scale, SCALES)
     entry = REPRODUCTIONS[name]
+    entry.check_scale(scale)
     check_data([entry.name], scale)
     t0 = time.perf_counter()
     result = entry.run(scale)
@@ -405,10 +438,11 @@ def rederive(folder: str | Path) -> list[Claim]:
     if meta.get("scale") not in SCALES:
         raise unknown_choice("scale", meta.get("scale"), SCALES)
     entry = REPRODUCTIONS[str(meta.get("reproduction"))]
-    if folder.name in REPRODUCTIONS and folder.name != entry.name:
+    entry.check_scale(meta["scale"])
+    if (owner := _owner(folder.name)) is not None and folder.name != folder_name(entry.name, meta["scale"]):
         raise UsageError(
-            f"{str(folder)!r} holds reproduction {entry.name} (its provenance.json), not {folder.name}: "
-            "re-judging it there would relabel its verdicts"
+            f"{str(folder)!r} holds reproduction {entry.name} at {meta['scale']} scale (its provenance.json), not "
+            f"{owner} as its name says: re-judging it there would relabel its verdicts"
         )
     try:
         rows = pd.read_parquet(rows_file)
@@ -450,6 +484,29 @@ def rejudge(folder: str | Path) -> list[Claim]:
     return claims
 
 
+def _owner(folder: str) -> str | None:
+    """The reproduction whose folder name (at some scale) ``folder`` is, else None."""
+    for entry in REPRODUCTIONS.values():
+        if folder in {folder_name(entry.name, s) for s in entry.scales}:
+            return entry.name
+    return None
+
+
+def folders(out: str | Path, name: str) -> dict[str, Path]:
+    """Scale -> the written folder of reproduction ``name`` under ``out``, most faithful scale first.
+
+    A ``NAME/`` folder holds a ``smoke`` or a ``cpu`` run (its provenance says which).
+    """
+    out, entry = Path(out), REPRODUCTIONS[name]
+    found: dict[str, Path] = {}
+    for folder in dict.fromkeys(out / folder_name(entry.name, s) for s in entry.scales):
+        if (folder / "verdicts.csv").is_file():
+            meta = folder / "provenance.json"
+            scale = json.loads(meta.read_text()).get("scale", "?") if meta.is_file() else "?"
+            found[str(scale)] = folder
+    return dict(sorted(found.items(), key=lambda kv: FAITHFUL.index(kv[0]) if kv[0] in FAITHFUL else len(FAITHFUL)))
+
+
 def _commits(meta: dict[str, Any]) -> str:
     """``abc1234567`` (measured and judged there) or ``measured abc1234567, judged def7654321``."""
     measured, judged = str(meta.get("git_commit"))[:10], str(meta.get("judged_commit", meta.get("git_commit")))[:10]
@@ -457,11 +514,11 @@ def _commits(meta: dict[str, Any]) -> str:
 
 
 def write(result: Reproduction, out: str | Path) -> Path:
-    """Writes ``out/NAME/``: verdicts.md, verdicts.csv, measurements.parquet and the figures."""
+    """Writes ``out/NAME/`` (``out/NAME-full/`` ...: :func:`folder_name`): verdicts, measurements, figures."""
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    folder = Path(out) / result.name
+    folder = Path(out) / folder_name(result.name, result.scale)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -511,78 +568,86 @@ def read_verdicts(folder: str | Path) -> list[Claim]:
 def write_gallery(out: str | Path) -> Path:
     """``out/README.md``: every reproduction written under ``out``, indexed, with its criteria and figures.
 
-    The page opens with an index (one row per reproduction: scale, claims held, the failing claims,
-    checks, wall time, commit), then one section per reproduction whose table shows each claim's
-    criterion beside what the paper says and what was measured, and its verdict: ``pass``, ``weak
-    pass`` (with why), ``FAIL``, or for a check (a property a correct implementation cannot fail,
-    not counted as evidence for the paper) ``check passes`` (with why it is one). Only what the
-    folders hold is read, so the page can be rewritten at any time without measuring.
+    The page opens with an index: one row per reproduction at its most faithful written scale
+    (:data:`FAITHFUL`: ``full`` before ``cpu``), its claims held, the failing claims, checks, the
+    wall time at each written scale, and the commit. Then one section per reproduction: the most
+    faithful scale's table, which shows each claim's criterion beside what the paper says and what
+    was measured, and its verdict: ``pass``, ``weak pass`` (with why), ``FAIL``, or for a check (a
+    property a correct implementation cannot fail, not counted as evidence for the paper)
+    ``check passes`` (with why it is one); below it the other written scales' tables. Only what
+    the folders hold is read, so the page can be rewritten at any time without measuring.
     """
     out = Path(out)
     lines = [
         "# Reproductions gallery",
         "",
-        f"Regenerate: `initbench reproduce all --scale cpu --out {out}`. Each folder holds the verdict table "
+        f"Regenerate: `initbench reproduce all --scale cpu --out {out}`, and `--scale full` for the reproductions "
+        "that have a full scale (the paper's setup as far as it fits a 2-core CPU: written beside the cpu folder "
+        "as `NAME-full/`). Each folder holds the verdict table "
         "(`verdicts.md`, `verdicts.csv`), the tidy measurements (`measurements.parquet`), the provenance "
         "(`provenance.json`: versions, commit, wall time, command) and the figures. Every verdict is a "
         "function of the folder's measurements (`initbench.benchmarks.reproduce.rederive`); a test "
         "re-derives each committed one. A *claim* tests the paper (a wrong result could fail it); a "
         "*check* is a property a correct implementation cannot fail (zero init's symmetry, a constraint "
         "the method enforces): it is shown, not counted. A *weak pass* has the paper's direction but "
-        "not its size.",
+        "not its size. Each reproduction is counted and shown first at its most faithful written scale.",
         "",
     ]
-    written = [e for e in REPRODUCTIONS.values() if (out / e.name / "verdicts.csv").is_file()]
-    tables = {e.name: read_verdicts(out / e.name) for e in written}
+    written = {e.name: f for e in REPRODUCTIONS.values() if (f := folders(out, e.name))}
+    tables = {(n, s): read_verdicts(p) for n, by in written.items() for s, p in by.items()}
     metas = {
-        e.name: json.loads(f.read_text()) if (f := out / e.name / "provenance.json").is_file() else {} for e in written
+        (n, s): json.loads(f.read_text()) if (f := p / "provenance.json").is_file() else {}
+        for n, by in written.items()
+        for s, p in by.items()
     }
-    claims_of = {n: [c for c in t if c.kind == "claim"] for n, t in tables.items()}
-    checks_of = {n: [c for c in t if c.kind == "check"] for n, t in tables.items()}
-    scale_of = {n: str(m.get("scale", "?")) for n, m in metas.items()}
+    claims_of = {k: [c for c in t if c.kind == "claim"] for k, t in tables.items()}
+    checks_of = {k: [c for c in t if c.kind == "check"] for k, t in tables.items()}
+    top = {n: (n, next(iter(by))) for n, by in written.items()}  # the most faithful written scale
     if written:
-        every = [c for n, t in claims_of.items() if scale_of[n] != "smoke" for c in t]  # smoke judges no claim
-        checks = [c for t in checks_of.values() for c in t]
+        every = [c for n, k in top.items() if k[1] != "smoke" for c in claims_of[k]]  # smoke judges no claim
+        checks = [c for k in top.values() for c in checks_of[k]]
         lines += [
-            f"**{summary(every, checks)}** over {len(written)} reproductions; measuring took"
-            f" {sum(m.get('wall_s', 0.0) for m in metas.values()) / 60:.1f} min in all (the sum of the wall"
-            " times below). A failed claim is a finding: its row says what was measured.",
+            f"**{summary(every, checks)}** over {len(written)} reproductions, each at its most faithful written"
+            f" scale; measuring took {sum(m.get('wall_s', 0.0) for m in metas.values()) / 60:.1f} min in all (the"
+            " sum of the wall times below). A failed claim is a finding: its row says what was measured.",
             "",
-            "| reproduction | scale | claims held | failing claims | checks | wall time (s) | commit |",
-            "|---|---|---|---|---|---|---|",
+            "| reproduction | scale | claims held | failing claims | checks | wall time cpu (s) | wall time full (s)"
+            " | commit |",
+            "|---|---|---|---|---|---|---|---|",
         ]
-        for entry in written:
-            claims, checks, meta = claims_of[entry.name], checks_of[entry.name], metas[entry.name]
-            smoke = scale_of[entry.name] == "smoke"
+        for name, key in top.items():
+            claims, checks, meta = claims_of[key], checks_of[key], metas[key]
+            smoke = key[1] == "smoke"
             failing = "; ".join(c.name for c in (*claims, *checks) if not c.passed and not (smoke and c in claims))
             weak = sum(c.passed and bool(c.note) for c in claims)
             held = NOT_JUDGED if smoke else f"{sum(c.passed for c in claims)}/{len(claims)}"
+            wall = {s: metas[name, s].get("wall_s", "?") for s in written[name]}
             lines.append(
-                f"| [{entry.name}](#{entry.name}) | {meta.get('scale', '?')} | {held}"
+                f"| [{name}](#{name}) | {key[1]} | {held}"
                 f"{f' ({weak} weak)' if weak and not smoke else ''} | {failing or '-'} |"
-                f" {f'{sum(c.passed for c in checks)}/{len(checks)}' if checks else '-'} | {meta.get('wall_s', '?')}"
-                f" | {_commits(meta)} |"
+                f" {f'{sum(c.passed for c in checks)}/{len(checks)}' if checks else '-'} | {wall.get('cpu', '-')}"
+                f" | {wall.get('full', '-')} | {_commits(meta)} |"
             )
         lines.append("")
-    for entry in written:
-        folder = out / entry.name
-        meta = metas[entry.name]
-        lines += [
-            f"## {entry.name}",
-            "",
-            f"**{summary(claims_of[entry.name], checks_of[entry.name], scale_of[entry.name])}**"
-            f" ({meta.get('scale', '?')} scale,"
-            f" {meta.get('wall_s', '?')} s). {entry.description}",
-            "",
-            f"`{meta.get('command', '')}`, commit {_commits(meta)}",
-            "",
-            "| claim | paper says | criterion | we measure | verdict |",
-            "|---|---|---|---|---|",
-        ]
-        for c in tables[entry.name]:
-            cell = shown(c, scale_of[entry.name])
-            lines.append(f"| {c.name} | {c.paper_says} | {c.criterion} | {c.measured} | {cell} |")
-        lines += ["", *(f"![{p.stem}]({entry.name}/{p.name})" for p in sorted(folder.glob("*.png"))), ""]
+    for name, by in written.items():
+        entry = REPRODUCTIONS[name]
+        for rank, (scale, folder) in enumerate(by.items()):
+            key, meta = (name, scale), metas[name, scale]
+            lines += [
+                f"## {name}" if rank == 0 else f"### {name} at {scale} scale",
+                "",
+                f"**{summary(claims_of[key], checks_of[key], scale)}**"
+                f" ({meta.get('scale', '?')} scale,"
+                f" {meta.get('wall_s', '?')} s)." + (f" {entry.description}" if rank == 0 else ""),
+                "",
+                f"`{meta.get('command', '')}`, commit {_commits(meta)}",
+                "",
+                "| claim | paper says | criterion | we measure | verdict |",
+                "|---|---|---|---|---|",
+            ]
+            for c in tables[key]:
+                lines.append(f"| {c.name} | {c.paper_says} | {c.criterion} | {c.measured} | {shown(c, scale)} |")
+            lines += ["", *(f"![{p.stem}]({folder.name}/{p.name})" for p in sorted(folder.glob("*.png"))), ""]
     path = out / "README.md"
     path.write_text("\n".join(lines))
     return path

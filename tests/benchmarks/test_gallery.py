@@ -20,11 +20,20 @@ from initbench.inits.errors import UsageError
 GALLERY = Path(__file__).resolve().parents[2] / "results" / "reference"
 
 
-def test_every_reproduction_has_a_committed_folder():
-    assert sorted(p.name for p in GALLERY.iterdir() if p.is_dir()) == sorted(REPRODUCTIONS.names())
+COMMITTED = sorted(p.name for p in GALLERY.iterdir() if p.is_dir())
 
 
-@pytest.mark.parametrize("name", REPRODUCTIONS.names())
+def test_every_reproduction_has_a_committed_cpu_folder_and_full_where_it_has_that_scale():
+    from initbench.benchmarks.reproduce import folder_name
+
+    expected = [folder_name(e.name, s) for e in REPRODUCTIONS.values() for s in ("cpu", "full") if s in e.scales]
+    assert COMMITTED == sorted(expected)
+    for name in COMMITTED:  # each folder holds the scale its name says
+        meta = json.loads((GALLERY / name / "provenance.json").read_text())
+        assert folder_name(meta["reproduction"], meta["scale"]) == name and meta["scale"] in ("cpu", "full")
+
+
+@pytest.mark.parametrize("name", COMMITTED)
 def test_the_claims_rederived_from_the_committed_measurements_are_the_committed_verdicts(name):
     # every field: name, paper_says, criterion, measured, passed, kind (claim or check), note
     assert rederive(GALLERY / name) == read_verdicts(GALLERY / name)
@@ -83,6 +92,41 @@ def test_the_gallery_page_indexes_every_claim_with_its_criterion(tmp_path):
     assert "| [zhu2021](#zhu2021) | smoke | not judged (smoke) | - | 1/1 |" in index
     assert "| c2 | says too | below 1 | 3 units | not judged (smoke) |" in body and "FAIL" not in body
     assert "**3 claims not judged (smoke), 1/1 checks pass**" in body
+
+
+def test_the_gallery_shows_the_most_faithful_scale_first_with_both_wall_times(tmp_path):
+    from initbench.benchmarks.reproduce import folders
+
+    cpu = [Claim("c1", "says", "above 0", "-1", False), Claim("c2", "says", "below 1", "0.5", True)]
+    full = [Claim("c1", "says", "above 0", "2", True), Claim("c2", "says", "below 1", "0.4", True)]
+    write(Reproduction("he2015", "cpu", cpu, pd.DataFrame({"x": [1.0]}), {}, 12.5), tmp_path)
+    write(Reproduction("he2015", "full", full, pd.DataFrame({"x": [1.0]}), {}, 600.0), tmp_path)
+    assert list(folders(tmp_path, "he2015")) == ["full", "cpu"]
+    assert folders(tmp_path, "he2015")["full"] == tmp_path / "he2015-full"
+    page = write_gallery(tmp_path).read_text()
+    index, body = page.split("## he2015", 1)
+    assert "**2/2 claims hold** over 1 reproductions, each at its most faithful written scale" in index
+    assert "| [he2015](#he2015) | full | 2/2 | - | - | 12.5 | 600.0 |" in index
+    main, rest = body.split("### he2015 at cpu scale", 1)
+    assert "**2/2 claims hold** (full scale, 600.0 s)" in main and "| c1 | says | above 0 | 2 | pass |" in main
+    assert "**1/2 claims hold** (cpu scale, 12.5 s)" in rest and "| c1 | says | above 0 | -1 | **FAIL** |" in rest
+
+
+def test_a_scale_a_reproduction_lacks_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    from initbench.benchmarks import cli
+    from initbench.benchmarks import reproduce as package
+
+    monkeypatch.setattr(package, "reproduce", lambda *a: pytest.fail("measured before checking the scale"))
+    lacking = next(e.name for e in REPRODUCTIONS.values() if "full" not in e.scales)
+    assert cli.main(["reproduce", lacking, "--scale", "full", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        f"reproduction {lacking} has no 'full' scale (its paper's setup does not fit a 2-core CPU);"
+        " its scales: smoke, cpu, paper"
+    ), err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
+    with pytest.raises(UsageError, match="has no 'full' scale"):
+        package.datasets(lacking, "full")
 
 
 def test_rejudge_rewrites_the_verdicts_from_the_measurements_and_records_the_judging_commit(tmp_path, capsys):

@@ -230,10 +230,10 @@ def test_the_declared_datasets_cover_what_the_module_loads_by_name(name):
     import re
 
     from initbench.benchmarks.data import DATASETS
-    from initbench.benchmarks.reproduce import SCALES, datasets
+    from initbench.benchmarks.reproduce import datasets
 
     module = importlib.import_module(REPRODUCTIONS[name].target.split(":")[0])
-    declared = {d for s in SCALES for d in datasets(name, s)}
+    declared = {d for s in REPRODUCTIONS[name].scales for d in datasets(name, s)}
     assert declared <= set(DATASETS.names())
     literal = set(re.findall(r"\bload\(\s*\"(\w+)\"", inspect.getsource(module)))
     assert literal <= declared, (literal, declared)
