@@ -138,6 +138,13 @@ DATASETS: Registry[DatasetEntry] = Registry(
             True,
         ),
         DatasetEntry(
+            "mnist1d",
+            "initbench.benchmarks.data.mnist1d:mnist1d",
+            "Greydanus 2020's MNIST-1D: length-40 signals, 10 classes, 4,000/1,000 (generated offline by the"
+            " mnist1d package: pip install 'initbench[mnist1d]')",
+            True,
+        ),
+        DatasetEntry(
             "mnist",
             "initbench.benchmarks.data.idx:load_idx",
             "MNIST 28x28x1, 10 classes: IDX files (--data-dir) or a prepared TFDS copy",
