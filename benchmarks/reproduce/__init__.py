@@ -175,6 +175,8 @@ class Entry:
         measurements, so :func:`rederive` can check a written folder against the code.
       scales: The scales it runs at: :data:`EVERY`, plus ``full`` where the paper's setup fits
         a 2-core CPU.
+      data: The paper's data and what stands in for it here (real or generated), one line: the
+        gallery shows it with the reproduction.
     """
 
     name: str
@@ -182,6 +184,7 @@ class Entry:
     description: str
     judge: str = ""
     scales: tuple[str, ...] = EVERY
+    data: str = ""
 
     def __post_init__(self) -> None:
         if not self.judge:  # the module's own ``claims``
@@ -218,6 +221,7 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "initbench.benchmarks.reproduce.init_histograms:run",
             "10 tanh/ReLU layers of 500 units: std 0.01 collapses, std 1 saturates, Xavier and He keep the signal;"
             " zero init stays symmetric",
+            data="the lecture's Gaussian inputs (randn), as here; the symmetry runs train on 8x8 digits",
         ),
         Entry(
             "he2015",
@@ -225,72 +229,88 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "He et al. 2015: ReLU variance halves per layer with 1/n, kept with 2/n (forward and backward);"
             " 22- and 30-layer convergence",
             scales=("smoke", "cpu", "full", "paper"),
+            data="the paper's ImageNet cannot be had offline: 8x8 digits (cpu) and Fashion-MNIST, 60k real 28x28"
+            " images (full) stand in",
         ),
         Entry(
             "glorot2010",
             "initbench.benchmarks.reproduce.glorot2010:run",
             "Glorot & Bengio 2010: standard U[-1/sqrt(n), 1/sqrt(n)] vs normalized init on 5 tanh layers"
             " (activation, back-propagated and weight-gradient histograms), sigmoid saturation, Table 1",
+            data="Shapeset-3x2 and sparse 300-d inputs, generated here as in the paper; Table 1's MNIST,"
+            " CIFAR-10 and ImageNet rows are not run",
         ),
         Entry(
             "lecun-selu",
             "initbench.benchmarks.reproduce.lecun_selu:run",
             "LeCun 1998's scaled tanh and SELU (Klambauer 2017) with LeCun normal keep mean 0 and variance 1"
             " over 64 layers; ReLU vanishes, tanh decays like 1/(2l); SELU self-normalizes in training",
+            data="the propagation claims need no data (Gaussian inputs, as in the papers); SELU's training claim"
+            " uses 8x8 digits for the paper's UCI/Tox21 tasks",
         ),
         Entry(
             "saxe2014",
             "initbench.benchmarks.reproduce.saxe2014:run",
             "Saxe et al. 2014: singular values of Gaussian vs orthogonal matrix products with depth;"
             " deep linear nets train in depth-independent time with orthogonal init",
+            data="Gaussian matrices and a synthetic linear regression task, as in the paper's analysis",
         ),
         Entry(
             "schoenholz2017",
             "initbench.benchmarks.reproduce.schoenholz2017:run",
             "Schoenholz et al. 2017: tanh order-to-chaos phase diagram, depth scales xi_q and xi_c,"
             " trainable only where depth < ~6 xi_c",
+            data="the paper's MNIST and CIFAR-10 trainability grids: 8x8 digits stand in",
         ),
         Entry(
             "pennington2017",
             "initbench.benchmarks.reproduce.pennington2017:run",
             "Pennington et al. 2017: dynamical isometry: Jacobian singular-value spread of orthogonal vs Gaussian"
             " critical tanh and ReLU nets, theory and measurement; orthogonal deep tanh trains faster",
+            data="the Jacobian spectra need no data; the paper's CIFAR-10 training: 8x8 digits stand in",
         ),
         Entry(
             "xiao2018",
             "initbench.benchmarks.reproduce.xiao2018:run",
             "Xiao et al. 2018: delta-orthogonal convolutions are isometric; a deep vanilla tanh CNN trains with"
             " delta-orthogonal init where the Gaussian one is slower",
+            data="the isometry needs no data; the paper's MNIST and CIFAR-10 training: 8x8 digits stand in",
         ),
         Entry(
             "mishkin2016",
             "initbench.benchmarks.reproduce.mishkin2016:run",
             "Mishkin & Matas 2016: LSUV brings every layer of deep MLPs/CNNs to unit variance (tanh in ~1"
             " iteration, ReLU in a few) and trains deep nets that orthonormal init alone does not",
+            data="the paper's CIFAR-10 and ImageNet: 8x8 digits stand in",
         ),
         Entry(
             "zhang2019",
             "initbench.benchmarks.reproduce.zhang2019:run",
             "Zhang et al. 2019: a no-normalization ResNet explodes with He init; Fixup keeps per-block variance"
             " flat, starts at ln(classes) and trains; depth sweep of early accuracy vs BatchNorm and SkipInit",
+            data="the paper's CIFAR-10 cannot be had offline: Gaussian 8x8x3 inputs at init, 8x8 digits in training",
         ),
         Entry(
             "zhao2021",
             "initbench.benchmarks.reproduce.zhao2021:run",
             "Zhao et al. 2021: ZerO (identity/Hadamard, deterministic) trains as well as random init; the rank"
             " of W - I stays bounded under partial-identity init and ZerO's Hadamard breaks it",
+            data="the paper's CIFAR-10 and ImageNet: 8x8 digits stand in",
         ),
         Entry(
             "dauphin2019",
             "initbench.benchmarks.reproduce.dauphin2019:run",
             "Dauphin & Schoenholz 2019: MetaInit lowers the gradient quotient and rescues a badly scaled deep"
             " net to within the accuracy of a good init",
+            data="the paper's CIFAR-10: 8x8 digits stand in",
         ),
         Entry(
             "yang2022-coord",
             "initbench.benchmarks.reproduce.yang2022_coord:run",
             "Yang et al. 2022 (muP): the coordinate check with Adam: every layer width-stable under muP, some"
             " growing with width under SP (MLP and ResNet)",
+            data="the paper's CIFAR-10 and text models: 8x8 digits stand in (the check reads activations, not"
+            " accuracy)",
         ),
         Entry(
             "yang2022-transfer",
@@ -298,6 +318,7 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "Yang et al. 2022 (muTransfer): training loss against Adam's learning rate at widths 64..1024 on"
             " Fashion-MNIST: the optimum moves with width under SP and stays under muP",
             "initbench.benchmarks.reproduce.yang2022_transfer:transfer_claims",
+            data="the paper's CIFAR-10 cannot be had offline: Fashion-MNIST, 60k real 28x28 images, stands in",
         ),
         Entry(
             "wider-is-better",
@@ -305,24 +326,28 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "Yang et al. 2022: the learning rate tuned at width 64 transferred to widths up to 2048: under muP"
             " wider is better throughout training, under SP the widest is worse",
             "initbench.benchmarks.reproduce.yang2022_transfer:wider_claims",
+            data="the paper's CIFAR-10 cannot be had offline: Fashion-MNIST, 60k real 28x28 images, stands in",
         ),
         Entry(
             "depth-mup",
             "initbench.benchmarks.reproduce.depth_mup:run",
             "Yang et al. 2023 (TP6, Depth-muP): Adam's optimal learning rate across ResNet depths 1..8 on digits:"
             " stable with branches x L^-1/2, drifting without",
+            data="the paper's CIFAR-10: 8x8 digits stand in",
         ),
         Entry(
             "everett2024",
             "initbench.benchmarks.reproduce.everett2024:run",
             "Everett et al. 2024: per-layer optimal Adam learning-rate exponents under SP at widths 64..1024 on"
             " Fashion-MNIST, fitted and set against the table's full- and no-alignment predictions",
+            data="the paper's C4 text with Transformers: Fashion-MNIST with an MLP stands in",
         ),
         Entry(
             "zhu2021",
             "initbench.benchmarks.reproduce.zhu2021:run",
             "Zhu et al. 2021: GradInit's learned scales rescue a badly scaled deep net to within the accuracy of a"
             " good init, with the first step's gradient norm bounded",
+            data="the paper's CIFAR-10 and ImageNet: 8x8 digits stand in",
         ),
     ),
 )
@@ -640,6 +665,7 @@ def write_gallery(out: str | Path) -> Path:
                 f" ({meta.get('scale', '?')} scale,"
                 f" {meta.get('wall_s', '?')} s)." + (f" {entry.description}" if rank == 0 else ""),
                 "",
+                *([f"Data: {entry.data}.", ""] if rank == 0 and entry.data else []),
                 f"`{meta.get('command', '')}`, commit {_commits(meta)}",
                 "",
                 "| claim | paper says | criterion | we measure | verdict |",

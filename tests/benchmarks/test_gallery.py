@@ -110,6 +110,12 @@ def test_the_gallery_shows_the_most_faithful_scale_first_with_both_wall_times(tm
     main, rest = body.split("### he2015 at cpu scale", 1)
     assert "**2/2 claims hold** (full scale, 600.0 s)" in main and "| c1 | says | above 0 | 2 | pass |" in main
     assert "**1/2 claims hold** (cpu scale, 12.5 s)" in rest and "| c1 | says | above 0 | -1 | **FAIL** |" in rest
+    # the paper's data and what stands in for it, once, with the most faithful scale
+    assert f"Data: {REPRODUCTIONS['he2015'].data}." in main and "Data:" not in rest
+
+
+def test_every_reproduction_says_what_data_stands_in_for_the_papers():
+    assert all(e.data for e in REPRODUCTIONS.values())
 
 
 def test_a_scale_a_reproduction_lacks_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
