@@ -29,19 +29,12 @@ import numpy as np
 import optax
 from jax import lax
 
+from initbench.inits._nnx import in_place, is_nnx
 from initbench.inits.errors import UsageError, loop_count, positive_int
 
 # A kernel collapsing to zero norm cannot be rescaled back (w * new / 0): MetaInit's norm is kept
 # at least this fraction of the kernel's initial norm.
 _METAINIT_NORM_FLOOR = 1e-3
-
-
-def _is_nnx(model: Any) -> bool:
-    try:
-        from flax import nnx
-    except ImportError:  # pragma: no cover - old Flax
-        return False
-    return isinstance(model, nnx.Module)
 
 
 def _finite(what: str, name: str, value: object, *, low: float, inclusive: bool, high: float | None = None) -> float:
@@ -60,7 +53,7 @@ def _finite(what: str, name: str, value: object, *, low: float, inclusive: bool,
 
 def _prepare(what: str, model: Any, variables: Any, batch: Any, labels: Any, batch_size: Any) -> tuple[dict, int]:
     """Checks the shared arguments; returns the variables as ``{"params": ..., ...}`` and the batch's rows."""
-    if _is_nnx(model):
+    if is_nnx(model):
         raise UsageError(f"{what}: got an nnx module; {what} takes a flax.linen module and its variables")
     if variables is None:
         raise UsageError(f"{what}: a linen model needs its variables (model.init(key, batch)), got None")
@@ -158,6 +151,7 @@ def _gradient_quotient(loss: Callable[[Any], jax.Array], params: Any, *, eps: fl
     return cast(jax.Array, sum(leaves)) / count
 
 
+@in_place("metainit")
 def metainit(
     model: Any,
     variables: Any,
@@ -215,7 +209,8 @@ def metainit(
       (5,)
 
     Args:
-      model: A flax.linen module, called as ``model.apply(variables, x)`` (nnx modules are refused).
+      model: A flax.linen module, called as ``model.apply(variables, x)``, or an nnx module (``variables``
+        None; updated in place and returned in place of the variables).
       variables: Its variables ``{"params": ..., ...}`` (or bare params).
       batch: Inputs ``(B, ...)``: the data with ``labels``, else only the shape and dtype of the
         random inputs.
@@ -234,7 +229,7 @@ def metainit(
       norm / initial norm}`` (scalars).
 
     Raises:
-      UsageError: an nnx module; bad steps/lr/momentum/eps/batch_size; labels of the wrong shape
+      UsageError: bad steps/lr/momentum/eps/batch_size; labels of the wrong shape
         or dtype; a model without kernels.
     """
     what = "metainit"
@@ -304,6 +299,7 @@ def metainit(
     return {**variables, "params": new_params}, {"objective": objective, "scales": scales}
 
 
+@in_place("gradinit")
 def gradinit(
     model: Any,
     variables: Any,
@@ -370,7 +366,8 @@ def gradinit(
       ((5,), dtype('bool'))
 
     Args:
-      model: A flax.linen module, called as ``model.apply(variables, x)`` (nnx modules are refused).
+      model: A flax.linen module, called as ``model.apply(variables, x)``, or an nnx module (``variables``
+        None; updated in place and returned in place of the variables).
       variables: Its variables ``{"params": ..., ...}`` (or bare params).
       batch: Inputs ``(B, ...)`` the minibatches are drawn from.
       key: PRNG key of the minibatch draws.
@@ -396,7 +393,7 @@ def gradinit(
       ``loss[0]``; ``"scales"``, ``{leaf path ("layer/dense/kernel"): final alpha}`` (scalars).
 
     Raises:
-      UsageError: an nnx module; missing labels or labels of the wrong shape or dtype; bad
+      UsageError: missing labels or labels of the wrong shape or dtype; bad
         steps/lr/eta/gamma/min_scale/grad_clip/batch_size/alg.
     """
     what = "gradinit"

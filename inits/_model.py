@@ -12,7 +12,8 @@ Mishkin & Matas 2016, "All you need is a good init", ICLR, Algorithm 1:
 A function over variables, not a per-tensor initializer: it needs the model and data. It works
 on any Flax linen model (the capture intercepts the call of every module that owns a ``kernel``
 parameter: Dense, DenseGeneral, Conv, ConvTranspose, initbench's own layers, a user's) and on
-nnx models (Linear/LinearGeneral/Conv/ConvTranspose). The algorithm's data-dependent iteration
+nnx models (every module owning an ``nnx.Param`` named ``kernel``; :mod:`initbench.inits._nnx`:
+updated in place, as nnx code expects). The algorithm's data-dependent iteration
 is a ``lax.while_loop`` per layer, so LSUV runs under ``jit`` and ``vmap`` over keys (the
 trainer initializes every member of a cohort this way); called on concrete values it is jitted
 and its record checked (a dead layer is a one-line error).
@@ -30,18 +31,8 @@ from typing import Any, Protocol, cast
 import jax
 import jax.numpy as jnp
 
+from initbench.inits._nnx import NnxModel, in_place, is_nnx
 from initbench.inits.errors import UsageError, first_line, loop_count, positive_int
-
-_NNX_LINEAR = ("Linear", "LinearGeneral", "Conv", "ConvTranspose")
-
-
-def is_nnx(model: Any) -> bool:
-    """Whether ``model`` is a Flax nnx module."""
-    try:
-        from flax import nnx
-    except ImportError:  # pragma: no cover - old Flax
-        return False
-    return isinstance(model, nnx.Module)
 
 
 def linen_variables(what: str, model: Any, variables: Any) -> dict[str, Any]:
@@ -121,6 +112,16 @@ def capture(
                     in_axes[name] = len(shape) - 1 if conv[name] else (len(axis) if isinstance(axis, tuple) else 1)
             return out
 
+        if isinstance(model, NnxModel):  # an nnx module: its layers' calls, wrapped (nnx has no interceptor)
+            for name, (out, layer) in model.calls(params, batch)[1].items():
+                captured[name] = out
+                seen[name] = tuple(jnp.shape(layer.kernel[...]))
+                conv[name] = hasattr(layer, "kernel_size")
+                features = getattr(layer, "in_features", None)
+                in_axes[name] = (
+                    len(seen[name]) - 1 if conv[name] else len(features) if isinstance(features, tuple) else 1
+                )
+            return captured
         with nn.intercept_methods(interceptor):
             model.apply({**others, "params": params}, batch, mutable=list(others))
         return captured
@@ -219,6 +220,7 @@ def _orthonormal(key: jax.Array, kernel: jax.Array, in_axes: int) -> jax.Array:
     return orthogonal()(key, matrix_shape(kernel.shape, in_axes), kernel.dtype).reshape(kernel.shape)
 
 
+@in_place("lsuv")
 def lsuv(
     model: Any,
     variables: Any,
@@ -252,7 +254,7 @@ def lsuv(
         ``fold_in(key, 1)`` (None: all of it). ``initbench run`` passes the training set and 256.
 
     Returns:
-      ``(variables, record)``: the new variables (an nnx module: a new module) and, per layer in
+      ``(variables, record)``: the new variables (an nnx module: the module, updated in place) and, per layer in
       call order, ``{"layer", "iterations", "initial_variance", "variance", "converged"}``.
 
     Raises:
@@ -270,8 +272,6 @@ def lsuv(
     if not rows or rows[0] < 1:
         raise UsageError(f"lsuv: batch must be an array of inputs (B, ...) with B >= 1, got shape {rows!r}")
     batch = subsample("lsuv", batch, batch_size, key)[0]
-    if is_nnx(model):
-        return _lsuv_nnx(model, batch, key, tol, max_iters, target_variance)
     variables = linen_variables("lsuv", model, variables)
     order, outputs = capture("lsuv", model, variables, batch)
     params = variables["params"]
@@ -394,53 +394,3 @@ def _record(order, stats, tol, target_variance, check):
             }
         )
     return record
-
-
-def _lsuv_nnx(model, batch, key, tol, max_iters, target_variance):
-    from flax import nnx
-
-    linear = tuple(getattr(nnx, n) for n in _NNX_LINEAR if hasattr(nnx, n))
-    graphdef, params, other = nnx.split(nnx.clone(model), nnx.Param, ...)  # the caller's module stays as it is
-    state = nnx.to_pure_dict(params)
-
-    def outputs(pure):
-        fresh = jax.tree_util.tree_map(lambda x: x, params)  # Variables of this trace (a while_loop body's)
-        nnx.replace_by_pure_dict(fresh, pure)
-        module = nnx.merge(graphdef, fresh, jax.tree_util.tree_map(lambda x: x, other))
-        names = {id(m): "/".join(str(x) for x in path) for path, m in nnx.iter_modules(module)}
-        captured: dict[str, jax.Array] = {}
-        originals = {cls: cls.__call__ for cls in linear}
-
-        def wrap(original):
-            def call(layer, *args, **kwargs):
-                out = original(layer, *args, **kwargs)
-                if id(layer) in names:
-                    captured[names[id(layer)]] = out
-                    if hasattr(layer, "kernel_size"):  # a convolution: every kernel axis but the last is input
-                        in_axes[names[id(layer)]] = len(layer.kernel_size) + 1
-                    elif isinstance(getattr(layer, "in_features", None), tuple):  # LinearGeneral
-                        in_axes[names[id(layer)]] = len(layer.in_features)
-                return out
-
-            return call
-
-        try:
-            for cls, original in originals.items():
-                cls.__call__ = wrap(original)
-            module(batch)
-        finally:
-            for cls, original in originals.items():
-                cls.__call__ = original
-        return captured
-
-    in_axes: dict[str, int] = {}
-    order = list(outputs(state))  # eagerly: insertion (call) order
-    if not order:
-        raise UsageError("lsuv: the model calls no Dense/Conv layer on this batch: nothing to initialize")
-    paths = {layer: kernel_path("lsuv", state, layer) for layer in order}
-    pure, stats = _run(outputs, tuple(order), _Frozen(paths, in_axes), state, key, tol, max_iters, target_variance)
-    new = nnx.merge(graphdef, params, other)
-    p = nnx.state(new, nnx.Param)
-    nnx.replace_by_pure_dict(p, pure)
-    nnx.update(new, p)
-    return new, _record(order, stats, tol, target_variance, concrete(pure))

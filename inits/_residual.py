@@ -49,6 +49,7 @@ from initbench.inits._model import (
     matrix_shape,
     set_path,
 )
+from initbench.inits._nnx import NnxModel, in_place
 from initbench.inits.errors import UsageError
 
 BRANCH_SCALE = "branch_scale"
@@ -141,7 +142,7 @@ def _structure(
                 f"output (initbench's resnet has one when residual_scale is set: initbench run/check set it for "
                 f"--init {what})"
             )
-        norms = [] if allow_norm else _norm_modules(variables)
+        norms = [] if allow_norm else model.norms if isinstance(model, NnxModel) else _norm_modules(variables)
         if norms:
             raise UsageError(
                 f"{what} is for residual nets without normalization, found {', '.join(norms[:3])} in the model "
@@ -215,6 +216,7 @@ def _he_redraw(what: str, params: Any, order: list[str], key: jax.Array | None, 
     return params
 
 
+@in_place("fixup")
 def fixup(
     model: Any,
     variables: Any,
@@ -261,7 +263,8 @@ def fixup(
         )
     scalars = _branch_scalars(variables["params"], multiplicity)
     for b in branches:
-        if not any("/".join(p).startswith(b + "/" if b else "") and p[-1].startswith("bias") for p in scalars):
+        inside = [p for p in scalars if "/".join(map(str, p)).startswith(b + "/" if b else "")]
+        if not any(str(p[-1]).startswith("bias") for p in inside):
             raise UsageError(
                 f"fixup: residual branch {b!r} has no scalar biases (Fixup's rule 3): build the resnet with "
                 "branch_biases=True"
@@ -280,12 +283,13 @@ def fixup(
     for p in scalars:
         if p[-1] == BRANCH_SCALE:
             params = set_path(params, p, jnp.ones_like(get_path(params, p)))
-        elif p[-1].startswith("bias"):
+        elif str(p[-1]).startswith("bias"):
             params = set_path(params, p, jnp.zeros_like(get_path(params, p)))
     record = {"branches": n_branches, "layers_per_branch": m, "scale": scale, "zeroed": zeroed, "scaled": scaled}
     return {**variables, "params": params}, record
 
 
+@in_place("skipinit")
 def skipinit(
     model: Any,
     variables: Any,
@@ -328,6 +332,7 @@ def skipinit(
     return {**variables, "params": params}, {"branches": sum(multiplicity.values()), "alpha": float(alpha)}
 
 
+@in_place("rezero")
 def rezero(
     model: Any,
     variables: Any,
@@ -381,6 +386,7 @@ def rezero(
     return {**variables, "params": params}, {"branches": sum(multiplicity.values())}
 
 
+@in_place("zero_init")
 def zero_init(
     model: Any,
     variables: Any,

@@ -284,12 +284,13 @@ def test_gradinit_bad_arguments(kwargs, match):
 
 
 @pytest.mark.parametrize("scheme", [metainit, gradinit])
-def test_nnx_modules_are_refused(scheme):
+def test_an_nnx_module_with_variables_given_is_one_line(scheme):
+    # nnx modules are taken (tests/inits/test_nnx_schemes.py); their variables are their own
     from flax import nnx
 
     layer = nnx.Linear(16, 4, rngs=nnx.Rngs(0))
-    with pytest.raises(UsageError, match=r"takes a flax\.linen module") as err:
-        scheme(layer, None, X, key=jax.random.key(0), labels=Y)
+    with pytest.raises(UsageError, match=r"an nnx module holds its own parameters: pass None") as err:
+        scheme(layer, {"params": {}}, X, key=jax.random.key(0), labels=Y)
     assert "\n" not in str(err.value)
 
 

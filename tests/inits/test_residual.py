@@ -195,7 +195,7 @@ def test_fixup_refuses_normalization_and_missing_biases(fields, match):
         inits.fixup(net, net.init(jax.random.key(0), X[:1]), X)
 
 
-def test_fixup_refuses_one_layer_branches_and_nnx():
+def test_fixup_refuses_one_layer_branches():
     class Block(nn.Module):  # a residual block whose branch is one layer: Fixup's exponent 1/(2m-2) is undefined
         @nn.compact
         def __call__(self, h):
@@ -210,10 +210,6 @@ def test_fixup_refuses_one_layer_branches_and_nnx():
     model = OneLayer()
     with pytest.raises(ValueError, match=r"fixup: needs residual branches of m >= 2 layers"):
         inits.fixup(model, model.init(jax.random.key(0), x), x)
-    from flax import nnx
-
-    with pytest.raises(ValueError, match="fixup: takes a Flax linen module"):
-        inits.fixup(nnx.Linear(4, 4, rngs=nnx.Rngs(0)), None, x)
 
 
 def test_a_scheme_name_is_not_a_per_tensor_initializer():

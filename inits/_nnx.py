@@ -1,0 +1,158 @@
+"""nnx modules through the model-level schemes: split at the boundary, one functional core, updated in place.
+
+The schemes (:func:`inits.lsuv`, :func:`inits.fixup`, :func:`inits.skipinit`,
+:func:`inits.rezero`, :func:`inits.zero_init`, :func:`inits.metainit`, :func:`inits.gradinit`)
+are functions over a linen model's variables. An nnx module enters them as an :class:`NnxModel`:
+its ``nnx.Param`` state as the ``params`` collection (a pure dict: attribute names, list indices
+as ints), everything else (batch statistics, RNG state) held aside and merged into a fresh copy
+for every call, so a call never mutates the caller's module and traces under ``jit``, ``vmap``
+and ``grad``. The layers the schemes capture are the modules owning an ``nnx.Param`` named
+``kernel`` (``nnx.Linear``, ``LinearGeneral``, ``Conv``, ``ConvTranspose``, a user's layer),
+named by their attribute path (``blocks/0/conv_a``), in call order. The result is written back
+into the caller's module, nnx's in-place convention (``nnx.update``), and the module is returned
+in place of the variables.
+
+Under JAX transforms use nnx's own (``nnx.jit``, ``nnx.vmap``), which carry a module's updates
+out of the trace, or split the module yourself: a plain ``jax.jit`` of a function that mutates a
+module it closes over leaks tracers into it (nnx's rule, not this module's).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import jax
+
+from initbench.inits.errors import UsageError
+
+_NORMS = ("BatchNorm", "LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm")
+
+
+def is_nnx(model: Any) -> bool:
+    """Whether ``model`` is a Flax nnx module."""
+    try:
+        from flax import nnx
+    except ImportError:  # pragma: no cover - old Flax
+        return False
+    return isinstance(model, nnx.Module)
+
+
+def _name(path: tuple[Any, ...]) -> str:
+    return "/".join(str(p) for p in path)
+
+
+class NnxModel:
+    """A linen-like face of an nnx module: ``apply(variables, x)`` on a fresh merge of its parameters.
+
+    Attributes:
+      module: The caller's module (never mutated by :meth:`apply`; :meth:`write_back` updates it).
+      variables: ``{"params": pure dict of its nnx.Param state}``.
+      norms: The attribute paths of its normalization modules (BatchNorm, LayerNorm, ...).
+    """
+
+    def __init__(self, module: Any) -> None:
+        from flax import nnx
+
+        self.module = module
+        self.graphdef, self._params, self._other = nnx.split(module, nnx.Param, ...)
+        self.variables = {"params": nnx.to_pure_dict(self._params)}
+        kinds = tuple(getattr(nnx, n) for n in _NORMS if hasattr(nnx, n))
+        self.norms = [_name(p) for p, m in nnx.iter_modules(module) if p and isinstance(m, kinds)]
+
+    def merged(self, params: Any) -> Any:
+        """A fresh module holding ``params`` (a pure dict, traced or not) and a copy of the other state."""
+        from flax import nnx
+
+        fresh = jax.tree_util.tree_map(lambda x: x, self._params)  # Variables of this trace
+        nnx.replace_by_pure_dict(fresh, params)
+        return nnx.merge(self.graphdef, fresh, jax.tree_util.tree_map(lambda x: x, self._other))
+
+    def apply(self, variables: Any, *args: Any, mutable: Any = False, **kwargs: Any) -> Any:
+        """The module's output on a fresh merge (linen's ``apply``: with ``mutable``, ``(out, {})``)."""
+        out = self.merged(variables["params"])(*args, **kwargs)
+        return (out, {}) if mutable is not False else out
+
+    def calls(self, params: Any, *args: Any) -> tuple[Any, dict[str, tuple[Any, Any]]]:
+        """The output and, per layer in call order, ``(its output, the layer module)``.
+
+        A layer is a module owning an ``nnx.Param`` named ``kernel``; each of their classes'
+        ``__call__`` is wrapped for the duration of the call (nnx has no method interceptor).
+        """
+        from flax import nnx
+
+        module = self.merged(params)
+        names = {
+            id(m): _name(p)
+            for p, m in nnx.iter_modules(module)
+            if p and isinstance(getattr(m, "kernel", None), nnx.Param)
+        }
+        layers = {id(m): m for _, m in nnx.iter_modules(module) if id(m) in names}
+        captured: dict[str, tuple[Any, Any]] = {}
+        with _wrapped({type(m) for m in layers.values()}, names, captured):
+            out = module(*args)
+        return out, captured
+
+    def write_back(self, variables: Any) -> Any:
+        """Writes ``variables["params"]`` into the caller's module in place; returns the module."""
+        from flax import nnx
+
+        state = nnx.state(self.module, nnx.Param)
+        nnx.replace_by_pure_dict(state, variables["params"])
+        nnx.update(self.module, state)
+        return self.module
+
+
+@contextmanager
+def _wrapped(classes: set[type], names: dict[int, str], captured: dict) -> Iterator[None]:
+    originals = {cls: cls.__dict__["__call__"] for cls in classes if "__call__" in cls.__dict__}
+    inherited = [cls for cls in classes if "__call__" not in cls.__dict__]
+
+    def wrap(original: Callable) -> Callable:
+        def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+            out = original(layer, *args, **kwargs)
+            if id(layer) in names:
+                captured[names[id(layer)]] = (out, layer)  # an outer call (a subclass) overwrites an inner one
+            return out
+
+        return call
+
+    try:
+        for cls, original in originals.items():
+            cls.__call__ = wrap(original)  # type: ignore[method-assign]
+        for cls in inherited:  # a layer class that inherits __call__: its own wrapper, removed after
+            cls.__call__ = wrap(cls.__call__)  # type: ignore[method-assign]
+        yield
+    finally:
+        for cls, original in originals.items():
+            cls.__call__ = original  # type: ignore[method-assign]
+        for cls in inherited:
+            del cls.__call__
+
+
+def in_place(what: str) -> Callable[[Callable], Callable]:
+    """Decorates a scheme ``fn(model, variables, ...) -> (variables, record)`` to take nnx modules too.
+
+    An nnx module (``variables`` None) runs as an :class:`NnxModel`; the new parameters are
+    written into it in place and ``(module, record)`` is returned. A linen model is passed through.
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def scheme(model: Any, variables: Any, *args: Any, **kwargs: Any) -> Any:
+            if not is_nnx(model):
+                return fn(model, variables, *args, **kwargs)
+            if variables is not None:
+                raise UsageError(
+                    f"{what}: an nnx module holds its own parameters: pass None as the variables, got "
+                    f"{type(variables).__name__}"
+                )
+            view = NnxModel(model)
+            new, record = fn(view, view.variables, *args, **kwargs)
+            return view.write_back(new), record
+
+        return scheme
+
+    return decorate
