@@ -57,7 +57,8 @@ class NnxModel:
         from flax import nnx
 
         self.module = module
-        self.graphdef, self._params, self._other = nnx.split(module, nnx.Param, ...)
+        split: tuple[Any, Any, Any] = nnx.split(module, nnx.Param, ...)  # type: ignore[assignment]
+        self.graphdef, self._params, self._other = split
         self.variables = {"params": nnx.to_pure_dict(self._params)}
         kinds = tuple(getattr(nnx, n) for n in _NORMS if hasattr(nnx, n))
         self.norms = [_name(p) for p, m in nnx.iter_modules(module) if p and isinstance(m, kinds)]

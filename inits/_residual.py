@@ -263,8 +263,8 @@ def fixup(
         )
     scalars = _branch_scalars(variables["params"], multiplicity)
     for b in branches:
-        inside = [p for p in scalars if "/".join(map(str, p)).startswith(b + "/" if b else "")]
-        if not any(str(p[-1]).startswith("bias") for p in inside):
+        own = [p for p in scalars if "/".join(map(str, p)).startswith(b + "/" if b else "")]
+        if not any(str(p[-1]).startswith("bias") for p in own):
             raise UsageError(
                 f"fixup: residual branch {b!r} has no scalar biases (Fixup's rule 3): build the resnet with "
                 "branch_biases=True"
