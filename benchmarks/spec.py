@@ -151,9 +151,9 @@ class InitSpec:
     @property
     def scheme(self) -> Any:
         """The model-level scheme (``inits.SCHEMES``) this init names, or None for a per-tensor initializer."""
-        from initbench.inits.registry import SCHEMES
+        from initbench.inits.registry import SCHEMES, plugin_scheme
 
-        return SCHEMES[self.name] if self.name in SCHEMES else None
+        return SCHEMES[self.name] if self.name in SCHEMES else plugin_scheme(self.name)
 
     def base(self) -> tuple[str, dict[str, Any]]:
         """A scheme's per-tensor initializer: ``args["base"]`` (``"normal(stddev=0.5)"``) or its default."""
@@ -186,7 +186,7 @@ class InitSpec:
             return config
         from initbench.inits.registry import is_plugin
 
-        if is_plugin(family):
+        if is_plugin(family) and not is_plugin(scheme.name):  # a plug-in scheme knows the user's model
             raise UsageError(
                 f"init {scheme.name} is a model-level scheme for initbench's models; the plug-in model {family} "
                 "has no layer-naming contract for it (not yet)"

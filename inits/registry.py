@@ -345,13 +345,20 @@ class Scheme:
         return dict(dict(self.architecture).get(family, ()))
 
     def apply(self, model: Any, variables: Any, batch: Any, *, key: Any, labels: Any, options: dict[str, Any]) -> Any:
-        """The scheme on ``batch``: ``labels`` passed if it reads labels, ``key`` if it draws its own randomness."""
+        """The scheme on ``batch``: ``labels`` passed if it reads labels, ``key`` if it draws its own randomness.
+
+        A plug-in's result is checked: ``(variables, record)`` with the variables' structure and
+        shapes (one line naming the plug-in otherwise, at the runner's abstract trace: before any work).
+        """
         options = dict(options)
         if self.labels:
             options["labels"] = labels
         if self.random:
             options["key"] = key
-        return self.function(model, variables, batch, **options)
+        out = self.function(model, variables, batch, **options)
+        if is_plugin(self.name):
+            _check_plugin_result(self.name, variables, out)
+        return out
 
     def options(self) -> dict[str, inspect.Parameter]:
         """The scheme's keyword options (its arguments after ``model, variables, batch``), by name."""
@@ -439,6 +446,61 @@ _SCHEME_NOTE = "a model-level scheme (a function over a model's variables), not 
 def scheme(name: str) -> Scheme:
     """The model-level scheme ``name``; unknown names list the choices and the closest match."""
     return SCHEMES[name]
+
+
+SCHEME_ARGUMENTS = ("model", "variables", "batch")  # a plug-in scheme's first parameters, by name
+
+
+def plugin_scheme(name: str) -> Scheme | None:
+    """The plug-in ``package.module:function`` as a model-level scheme, or None when it is not one.
+
+    A plug-in is a scheme when it is a function whose first parameters are named ``model,
+    variables, batch`` (the built-ins' signature): ``fn(model, variables, batch, *, key=None,
+    labels=None, **options) -> (variables, record)``. It reads the training inputs (``batch``: the
+    training set, as the data schemes get it), ``labels`` if it takes them, and draws
+    randomness of its own if it takes ``key``. The model is built with ``he_normal`` kernels
+    unless the init's ``base`` names another, is any family (its residual fields are the user's
+    to set), and is unscanned. ``model`` is the module the trainer holds: a linen module, or for
+    an nnx plug-in model its linen-like face (``model.apply(variables, x)``).
+    """
+    if not is_plugin(name):
+        return None
+    try:
+        fn = _attribute(name)
+        params = inspect.signature(fn).parameters
+    except (UsageError, TypeError, ValueError):
+        return None  # an import failure is the init validator's one line; no signature: not a scheme
+    if isinstance(fn, type) or tuple(params)[:3] != SCHEME_ARGUMENTS:
+        return None
+    doc = (inspect.getdoc(fn) or "").strip().splitlines()
+    return Scheme(
+        name,
+        name,
+        "he_normal",
+        doc[0] if doc else f"plug-in scheme {name}",
+        "plug-in",
+        data=True,
+        labels="labels" in params,
+        random="key" in params,
+    )
+
+
+def _check_plugin_result(name: str, variables: Any, out: Any) -> None:
+    """One line unless a plug-in scheme returned ``(variables, record)`` shaped as the variables it was given."""
+    import jax
+
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise UsageError(f"scheme plug-in {name} must return (variables, record), got {type(out).__name__}")
+
+    def shapes(tree: Any) -> Any:
+        return jax.tree_util.tree_map(lambda a: (tuple(getattr(a, "shape", ())), str(getattr(a, "dtype", ""))), tree)
+
+    same_tree = str(jax.tree_util.tree_structure(out[0])) == str(jax.tree_util.tree_structure(variables))
+    if not same_tree or shapes(out[0]) != shapes(variables):
+        raise UsageError(
+            f"scheme plug-in {name} must return variables of the structure, shapes and dtypes it was given "
+            "(the first element of its result)"
+        )
 
 
 def available(family: str | None = None) -> tuple[Entry, ...]:

@@ -751,13 +751,13 @@ def run_check(
     from initbench.benchmarks.parametrization import canonical
     from initbench.benchmarks.results import ResultStore
     from initbench.benchmarks.spec import NUMERICS_VERSION, InitSpec, ModelSpec, options
-    from initbench.inits.registry import SCHEMES, is_plugin
+    from initbench.inits.registry import SCHEMES, is_plugin, plugin_scheme
 
     if is_plugin(model) and (parametrization is not None or base_width is not None):
         raise UsageError(f"a parametrization goes by initbench's layer classes; the plug-in model {model} has none")
     init_args = dict(init_args or {})
     bias_args = dict(bias_args or {})
-    scheme = SCHEMES[init] if init in SCHEMES else None
+    scheme = SCHEMES[init] if init in SCHEMES else plugin_scheme(init)
     for flag, value, least in (
         ("--weight-variance", weight_variance, "> 0"),
         ("--bias-variance", bias_variance, ">= 0"),
@@ -1018,8 +1018,8 @@ def _run_plugin_check(
 
     if scheme is not None:
         raise UsageError(
-            f"init {init_spec.name} is a model-level scheme for initbench's models; the plug-in model {model} "
-            "takes per-tensor initializers"
+            f"init {init_spec.name} is a model-level scheme; check of the plug-in model {model} takes per-tensor "
+            "initializers (train it with the scheme through initbench run)"
         )
     if parametrization is not None:
         raise UsageError(f"a parametrization goes by initbench's layer classes; the plug-in model {model} has none")

@@ -1,5 +1,6 @@
 """A user's own initializer and dataset (``package.module:attribute``) through the registries, run, check, TOML."""
 
+import math
 import textwrap
 
 import jax
@@ -43,6 +44,31 @@ def blobs(n: int = 60, dim: int = 6, seed: int = 0):
     x = rng.normal(size=(n, dim)) + y[:, None]
     half = n // 2
     return {"x_train": x[:half], "y_train": y[:half], "x_test": x[half:], "y_test": y[half:], "num_classes": 3}
+
+
+def shrink(model, variables, batch, *, factor: float = 0.5):
+    '''Every kernel times factor, measured on nothing: a deterministic scheme.'''
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, v: v * factor if str(path[-1]).endswith("'kernel']") else v, variables["params"]
+    )
+    return {**variables, "params": params}, {"factor": factor}
+
+
+def unit_logits(model, variables, batch, *, key=None, labels=None):
+    '''The readout rescaled so that the logits on the batch have unit variance (reads data and labels).'''
+    assert labels is not None and key is not None
+    logits = model.apply(variables, batch)
+    params = dict(variables["params"])
+    params["head"] = jax.tree_util.tree_map(lambda v: v / jnp.std(logits), params["head"])  # logits / their std
+    return {**variables, "params": params}, {}
+
+
+def returns_dict(model, variables, batch):
+    return variables
+
+
+def wrong_shapes(model, variables, batch):
+    return jax.tree_util.tree_map(lambda v: v[..., :1], variables), {}
 
 
 def needs_n(n: int):
@@ -119,6 +145,75 @@ def test_a_plugin_runs_through_run_check_and_a_toml_experiment(plugin, tmp_path,
         f'seeds = 1\ninit = [{{name = "{plugin}:scaled_orthogonal", gain = [1.0, 2.0]}}]\n'
         '[model]\nfamily = "mlp"\ndepth = 1\nwidth = 8\nactivation = "tanh"\n'
         '[data]\nname = "digits"\nbatch_size = 32\n[train]\noptimizer = "sgd"\nlr = 0.05\nsteps = 2\neval_every = 1\n'
+    )
+    assert cli.main(["run", str(toml), "--quiet", "--out", str(tmp_path / "t")]) == 0
+    assert len(set(ResultStore(tmp_path / "t").read()["run_id"])) == 2
+
+
+def test_a_plugin_scheme_is_a_scheme_with_its_signature_read(plugin):
+    from initbench.inits.registry import plugin_scheme
+
+    shrink, unit = plugin_scheme(f"{plugin}:shrink"), plugin_scheme(f"{plugin}:unit_logits")
+    assert shrink is not None and not shrink.labels and not shrink.random and shrink.data
+    assert shrink.options().keys() == {"factor"} and shrink.formula.startswith("Every kernel times factor")
+    assert unit is not None and unit.labels and unit.random
+    assert plugin_scheme(f"{plugin}:half_normal") is None and plugin_scheme("he_normal") is None  # initializers
+    assert InitSpec(f"{plugin}:shrink").scheme == shrink and InitSpec(f"{plugin}:half_normal").scheme is None
+    assert InitSpec(f"{plugin}:shrink").plugin.startswith(f"{plugin}:shrink=")  # its code is in the run identity
+
+
+def test_a_plugin_scheme_runs_on_the_model_the_trainer_builds(plugin):
+    from initbench.benchmarks import data, experiments
+    from initbench.benchmarks.train import run_keys, scheme_init
+
+    dataset = data.load("digits")
+    doc = {
+        "init": [{"name": f"{plugin}:shrink", "factor": 0.25, "base": "normal(stddev=0.1)"}],
+        "model": {"family": "mlp", "depth": 2, "width": 16, "activation": "relu"},
+        "data": {"name": "digits", "batch_size": 32},
+        "train": {"optimizer": "sgd", "lr": 0.1, "steps": 1, "eval_every": 1},
+    }
+    (spec,) = experiments.resolve(experiments.from_doc(doc, "test")).full
+    spec.init.validate()
+    before, after, record = scheme_init(spec, dataset, record=True)(run_keys(0)[0], dataset.x_train, dataset.y_train)
+    assert record == {"factor": 0.25}
+    flat = jax.tree_util.tree_flatten_with_path(before["params"])[0]
+    for (path, b), a in zip(flat, jax.tree_util.tree_leaves(after["params"]), strict=True):
+        expected = b * 0.25 if "kernel" in str(path[-1]) else b
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(expected))
+    first = next(b for _, b in flat if b.shape == (64, 16))  # the input layer: 1,024 draws, std's SE 2.2%
+    assert float(jnp.std(first)) == pytest.approx(0.1, rel=0.1)  # built with its base; 4.5 SE
+
+
+@pytest.mark.parametrize(
+    ("attribute", "message"),
+    [
+        (":returns_dict", "scheme plug-in {m}:returns_dict must return (variables, record), got dict"),
+        (":wrong_shapes", "scheme plug-in {m}:wrong_shapes must return variables of the structure, shapes"),
+    ],
+)
+def test_a_plugin_scheme_returning_the_wrong_thing_is_one_line_before_any_work(
+    plugin, attribute, message, tmp_path, capsys
+):
+    argv = ["run", "--depth", "1", "--width", "8", "--steps", "2", "--seeds", "1", "--quiet"]
+    assert cli.main([*argv, "--init", plugin + attribute, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message.format(m=plugin) in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow  # two short training runs
+def test_a_plugin_scheme_trains_from_the_command_line_and_toml_with_its_options(plugin, tmp_path):
+    out = tmp_path / "r"
+    argv = ["run", "--depth", "1", "--width", "8", "--steps", "2", "--seeds", "1", "--quiet", "--out", str(out)]
+    assert cli.main([*argv, "--init", f"{plugin}:unit_logits,{plugin}:shrink(factor=0.5)"]) == 0
+    table = ResultStore(out).read()
+    assert set(table["init"]) == {f"{plugin}:unit_logits", f"{plugin}:shrink"}
+    toml = tmp_path / "exp.toml"
+    toml.write_text(
+        f'seeds = 1\ninit = [{{name = "{plugin}:shrink", factor = [0.5, 1.0]}}]\n'
+        '[model]\nfamily = "resnet"\nblocks = [1]\nwidth = 4\nnormalization = "none"\nactivation = "relu"\n'
+        '[data]\nname = "digits"\nbatch_size = 16\n[train]\noptimizer = "sgd"\nlr = 0.05\nsteps = 2\neval_every = 1\n'
     )
     assert cli.main(["run", str(toml), "--quiet", "--out", str(tmp_path / "t")]) == 0
     assert len(set(ResultStore(tmp_path / "t").read()["run_id"])) == 2
@@ -252,3 +347,17 @@ def test_entry_point_names_with_dots_and_values_with_extras_work_and_list_marks_
     out = capsys.readouterr().out
     shadowed = f"he_normal                plug-in            {m}:half_normal (entry point in initbench.plugins)"
     assert shadowed + " (unused: a built-in has this name)" in out
+
+
+@pytest.mark.slow  # two variance checks
+def test_check_judges_a_plugin_scheme_not_its_base(plugin, capsys):
+    # He kernels x 0.5 on ReLU: the forward second moment x 1/4 per layer; He alone keeps it
+    argv = ["check", "--no-write", "--depth", "8", "--width", "64", "--seeds", "2", "--activation", "relu"]
+    import re
+
+    assert cli.main([*argv, "--init", "he_normal"]) in (0, 3)  # kept, or undecided at this size: never vanishing
+    capsys.readouterr()
+    assert cli.main([*argv, "--init", f"{plugin}:shrink"]) == 1
+    out = capsys.readouterr().out
+    rate = float(re.search(r"forward +vanishing: rate (-?[0-9.]+)/layer", out).group(1))
+    assert abs(rate - math.log(0.25)) < 0.15, out  # ln(1/4) per layer, finite-width noise well inside 0.15
