@@ -622,10 +622,77 @@ class PluginEntry(Entry):
         return make
 
 
+def _users_file(origin: str | None) -> Path | None:
+    """``origin`` when it is a user's Python source: not the standard library, an installed package or initbench."""
+    import sysconfig
+
+    if not origin or not origin.endswith(".py"):
+        return None
+    path = Path(origin).resolve()
+    installed = {Path(p).resolve() for k, p in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib")}
+    if any(part in ("site-packages", "dist-packages") for part in path.parts) or any(
+        path.is_relative_to(root) for root in installed
+    ):
+        return None
+    own = Path(__file__).resolve().parents[1]  # initbench's checkout (inits/, models/, benchmarks/)
+    if any(path.is_relative_to(own / d) for d in ("inits", "models", "benchmarks", "initbench")):
+        return None
+    return path
+
+
+def local_imports(module: Any) -> list[tuple[str, Path]]:
+    """The user's own modules that ``module`` imports, transitively, read from their source (``ast``): sorted.
+
+    Deterministic (the import statements, not what happens to be loaded): every ``import x`` and
+    ``from x import y`` (relative ones resolved in their package; ``y`` too when it is a
+    module) whose source is a user's file (:func:`_users_file`), followed into those files.
+    """
+    import ast
+    import importlib.util
+
+    start = _users_file(getattr(module, "__file__", None))
+    if start is None:
+        return []
+    found: dict[str, Path] = {}
+    todo = [(start, getattr(module, "__package__", None) or "")]  # (a source file, its package)
+    while todo:
+        path, package = todo.pop()
+        try:
+            tree = ast.parse(path.read_text(), str(path))
+        except (SyntaxError, OSError, UnicodeDecodeError):
+            continue
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                try:
+                    base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                except (ImportError, ValueError):
+                    continue
+                names = [base, *(f"{base}.{a.name}" for a in node.names if a.name != "*")]
+            for imported in names:
+                if imported in found or imported == module.__name__ or imported.split(".")[0] == "initbench":
+                    continue
+                try:
+                    spec = importlib.util.find_spec(imported)
+                except Exception:  # a name that is no module (from pkg import function), a failing parent import
+                    continue
+                file = _users_file(spec.origin) if spec is not None else None
+                if spec is not None and file is not None and file != start:
+                    found[imported] = file
+                    inner = imported if spec.submodule_search_locations else imported.rpartition(".")[0]
+                    todo.append((file, inner))
+    return sorted(found.items())
+
+
 def plugin_fingerprint(target: str) -> str:
     """``version/sha`` of a plug-in: its distribution's version (``-`` if none) and its module file's digest.
 
-    Part of the run identity, so results stay honest when the plug-in's code changes.
+    Part of the run identity, so results stay honest when the plug-in's code changes: the module's
+    file, the module that defines a re-exported attribute, and the user's own modules it imports
+    (:func:`local_imports`: helpers beside it; not installed packages, the standard library or
+    initbench), so an edit to a helper gives new run_ids too.
     """
     module = importlib.import_module(target.partition(":")[0])
     path = getattr(module, "__file__", None)
@@ -637,6 +704,10 @@ def plugin_fingerprint(target: str) -> str:
     other = getattr(defining, "__file__", None)
     if other and other != path:
         digest += "+" + hashlib.sha256(Path(other).read_bytes()).hexdigest()[:16]
+    local = local_imports(module)
+    if local:  # the user's own modules it imports (helpers beside it): their edits change results too
+        joined = "".join(f"{name}={hashlib.sha256(file.read_bytes()).hexdigest()}" for name, file in local)
+        digest += "+L" + hashlib.sha256(joined.encode()).hexdigest()[:16]
     top = module.__name__.split(".")[0]
     try:
         version = importlib.metadata.version(top)

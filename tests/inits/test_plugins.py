@@ -361,3 +361,37 @@ def test_check_judges_a_plugin_scheme_not_its_base(plugin, capsys):
     out = capsys.readouterr().out
     rate = float(re.search(r"forward +vanishing: rate (-?[0-9.]+)/layer", out).group(1))
     assert abs(rate - math.log(0.25)) < 0.15, out  # ln(1/4) per layer, finite-width noise well inside 0.15
+
+
+def test_the_run_identity_follows_the_users_helper_modules_too(tmp_path, monkeypatch):
+    from initbench.inits.registry import local_imports
+
+    stem = f"own_{tmp_path.name.replace('-', '_')}"
+    pkg = tmp_path / f"{stem}_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "util.py").write_text("SCALE = 0.5\n")
+    (pkg / "deep.py").write_text("from . import util\n")
+    (tmp_path / f"{stem}_helpers.py").write_text(f"import numpy\nfrom {stem}_pkg import deep\nSTD = 0.1\n")
+    (tmp_path / f"{stem}_unrelated.py").write_text("X = 1\n")
+    (tmp_path / f"{stem}.py").write_text(
+        f"import jax\nimport {stem}_helpers as h\nfrom initbench import inits\n\n"
+        "def half(stddev=None):\n    return inits.normal(stddev=stddev or h.STD)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    module = importlib.import_module(stem)
+    # transitively: the helper, the package it imports from, and the module a relative import names
+    assert [n for n, _ in local_imports(module)] == [
+        f"{stem}_helpers",
+        f"{stem}_pkg",
+        f"{stem}_pkg.deep",
+        f"{stem}_pkg.util",
+    ]
+    before = InitSpec(f"{stem}:half").plugin
+    (tmp_path / f"{stem}_unrelated.py").write_text("X = 2\n")  # not imported: the identity stays
+    assert InitSpec(f"{stem}:half").plugin == before
+    (pkg / "util.py").write_text("SCALE = 0.25\n")  # two imports deep: a new identity
+    assert InitSpec(f"{stem}:half").plugin != before
+    assert "+L" in before
