@@ -131,7 +131,7 @@ ADHOC_DEFAULTS: dict[str, Any] = {
     "benchmark": "train",
     "seeds": 1,
     "init": "he_normal",
-    "model": {"family": "mlp", "activation": "relu"},
+    "model": {"family": "mlp"},  # activation: relu unless given (a plug-in that takes none refuses one given)
     "data": {"name": "digits", "batch_size": 128},
     "train": {},
 }
@@ -545,6 +545,14 @@ def _is_plugin(name: Any) -> bool:
     return is_plugin(name)
 
 
+def _plugin_takes(target: str, name: str) -> bool:
+    """Whether a model plug-in's factory declares ``name`` (or takes ``**kwargs``)."""
+    from initbench.benchmarks import plugin_model
+
+    declared = plugin_model.parameters(target)
+    return name in declared or any(p.kind == inspect.Parameter.VAR_KEYWORD for p in declared.values())
+
+
 def _plugin_data_options(source: str, target: str) -> dict[str, FieldType]:
     """A plug-in dataset loader's options, typed from its signature (imported here: one line if it cannot be)."""
     from initbench.benchmarks.data import entry
@@ -949,6 +957,11 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
             model_opts = {**model_opts, family: _plugin_model_options(source, family)}
         if family not in model_opts:
             raise _unknown(source, family, model_opts, what="model family")
+        if "activation" in model and _is_plugin(family) and not _plugin_takes(family, "activation"):
+            raise UsageError(
+                f"{source}: model plug-in {family} takes no activation (it would be ignored): leave it out, got "
+                f"{model['activation']!r}"
+            )
         activation = model.pop("activation", "relu")
         depth, width = model.pop("depth", None), model.pop("width", None)
         bad = sorted(set(model) - set(model_opts[family]))

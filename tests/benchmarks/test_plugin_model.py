@@ -477,6 +477,8 @@ def test_spec_options_of_a_plugin_are_its_extra_fields(user):
     [
         (["--model", "{m}:plain", "--width", "8"], "takes no width (it would be ignored); it takes: hidden"),
         (["--model", "{m}:TinyMLP", "--activation", "tanh"], "takes no activation (it would be ignored)"),
+        # relu given explicitly is refused too (it was taken for the default and recorded)
+        (["--model", "{m}:TinyMLP", "--activation", "relu"], "takes no activation (it would be ignored)"),
         (["--model", "{m}:NoKernel"], "has no parameter named 'kernel' for the run's initializer to draw"),
         (["--model", "{m}:plain", "--bias-init", "ones", "--model-args", "hidden=4"], None),  # it has biases
         (["--model", "{m}:Wide"], "gives logits of shape (32, 13) for a batch of 32; the dataset has 10 classes"),
