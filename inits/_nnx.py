@@ -10,7 +10,8 @@ and ``grad``. The layers the schemes capture are the modules owning an ``nnx.Par
 ``kernel`` (``nnx.Linear``, ``LinearGeneral``, ``Conv``, ``ConvTranspose``, a user's layer),
 named by their attribute path (``blocks/0/conv_a``), in call order. The result is written back
 into the caller's module, nnx's in-place convention (``nnx.update``), and the module is returned
-in place of the variables.
+in place of the variables. A family built with ``models.build_nnx`` (Flax's linen-to-nnx bridge)
+runs as the linen model it wraps, with its parameters and batch statistics as the variables.
 
 Under JAX transforms use nnx's own (``nnx.jit``, ``nnx.vmap``), which carry a module's updates
 out of the trace, or split the module yourself: a plain ``jax.jit`` of a function that mutates a
@@ -98,12 +99,31 @@ class NnxModel:
 
     def write_back(self, variables: Any) -> Any:
         """Writes ``variables["params"]`` into the caller's module in place; returns the module."""
-        from flax import nnx
+        return _write_params(self.module, variables)
 
-        state = nnx.state(self.module, nnx.Param)
-        nnx.replace_by_pure_dict(state, variables["params"])
-        nnx.update(self.module, state)
-        return self.module
+
+def linen_view(module: Any) -> tuple[Any, dict[str, Any]] | None:
+    """``(the linen model, its variables)`` of a module from Flax's bridge (``bridge.ToNNX``), else None."""
+    from flax import nnx
+    from flax.nnx import bridge
+
+    if not isinstance(module, bridge.ToNNX):
+        return None
+    variables = {"params": nnx.to_pure_dict(nnx.state(module, nnx.Param))}
+    stats = nnx.to_pure_dict(nnx.state(module, nnx.BatchStat))
+    if stats:
+        variables["batch_stats"] = stats
+    return module.to_nnx__module, variables
+
+
+def _write_params(module: Any, variables: Any) -> Any:
+    """``variables["params"]`` into the module's ``nnx.Param`` state, in place; returns the module."""
+    from flax import nnx
+
+    state = nnx.state(module, nnx.Param)
+    nnx.replace_by_pure_dict(state, variables["params"])
+    nnx.update(module, state)
+    return module
 
 
 @contextmanager
@@ -150,6 +170,10 @@ def in_place(what: str) -> Callable[[Callable], Callable]:
                     f"{what}: an nnx module holds its own parameters: pass None as the variables, got "
                     f"{type(variables).__name__}"
                 )
+            bridged = linen_view(model)  # initbench's family through Flax's bridge: the linen model itself
+            if bridged is not None:
+                new, record = fn(*bridged, *args, **kwargs)
+                return _write_params(model, new), record
             view = NnxModel(model)
             new, record = fn(view, view.variables, *args, **kwargs)
             return view.write_back(new), record

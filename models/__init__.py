@@ -1,4 +1,4 @@
-"""Flax (linen) model families that take any initializer and expose every layer to probes.
+"""Flax (linen) model families that take any initializer and expose every layer to probes; ``build_nnx`` for nnx.
 
 Names are imported on first use (PEP 562): importing the package and listing the registries
 import no JAX; type checkers and editors read the ``TYPE_CHECKING`` imports below.
@@ -14,6 +14,7 @@ from initbench.inits.registry import lazy_exports
 _EXPORTS: dict[str, str] = {
     "Activate": "activations",
     "build": "_build",
+    "build_nnx": "_nnx",
     "count_params": "_build",
     "per_layer": "_build",
     "FAMILIES": "catalog",
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from initbench.models._build import build as build
     from initbench.models._build import count_params as count_params
     from initbench.models._build import per_layer as per_layer
+    from initbench.models._nnx import build_nnx as build_nnx
     from initbench.models.activations import Activate as Activate
     from initbench.models.catalog import FAMILIES as FAMILIES
     from initbench.models.catalog import HEAD as HEAD
