@@ -478,7 +478,8 @@ class FieldType:
     """What a model or dataset option accepts, read from its annotation.
 
     Attributes:
-      kind: ``bool``, ``int``, ``float`` or ``str`` of the value (of its leaves for tuples).
+      kind: ``bool``, ``int``, ``float`` or ``str`` of the value (of its leaves for tuples);
+        ``object`` for a plug-in's unannotated option without a default: any TOML scalar.
       depth: 0 for a scalar, 1 for ``tuple[int, ...]``, 2 for ``tuple[tuple[int, int], ...]``.
       choices: The allowed strings of a ``Literal`` (empty: any).
       default: The default (``NO_DEFAULT`` when required); an option set to it is dropped, so
@@ -565,10 +566,23 @@ def _plugin_data_options(source: str, target: str) -> dict[str, FieldType]:
 
     params = inspect.signature(_attribute(target)).parameters
     return {
-        n: _field_type(p.annotation, p.default if p.default is not inspect.Parameter.empty else NO_DEFAULT)
+        n: _plugin_field(p)
         for n, p in params.items()
         if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     }
+
+
+def _plugin_field(p: inspect.Parameter) -> FieldType:
+    """A plug-in parameter's FieldType: from its annotation, else its default's type, else any scalar."""
+    default = p.default if p.default is not inspect.Parameter.empty else NO_DEFAULT
+    annotation = p.annotation
+    if annotation is inspect.Parameter.empty and default is not NO_DEFAULT and default is not None:
+        annotation = type(default).__name__
+        if isinstance(default, tuple) and default:  # tuple[int, ...] from its first element
+            annotation = f"tuple[{type(default[0]).__name__}, ...]"
+    if annotation is inspect.Parameter.empty:  # nothing to type it by: a number, a string or a boolean
+        return FieldType(object, 0, (), default)
+    return _field_type(annotation, default)
 
 
 def _plugin_model_options(source: str, target: str) -> dict[str, FieldType]:
@@ -579,20 +593,11 @@ def _plugin_model_options(source: str, target: str) -> dict[str, FieldType]:
         params = plugin_model.options(target)
     except UsageError as err:
         raise UsageError(f"{source}: {first_line(err)}") from None
-    out = {}
-    for n, p in params.items():
-        if n in plugin_model.CORE or p.kind == inspect.Parameter.VAR_POSITIONAL:
-            continue
-        default = p.default if p.default is not inspect.Parameter.empty else NO_DEFAULT
-        annotation = p.annotation
-        if annotation is inspect.Parameter.empty and default is not NO_DEFAULT and default is not None:
-            annotation = type(default).__name__
-            if isinstance(default, tuple) and default:  # tuple[int, ...] from its first element
-                annotation = f"tuple[{type(default[0]).__name__}, ...]"
-        if annotation is inspect.Parameter.empty:  # nothing to type it by: a number or a string
-            annotation = "float | str"
-        out[n] = _field_type(annotation, default)
-    return out
+    return {
+        n: _plugin_field(p)
+        for n, p in params.items()
+        if n not in plugin_model.CORE and p.kind != inspect.Parameter.VAR_POSITIONAL
+    }
 
 
 @functools.lru_cache(maxsize=1)
@@ -616,6 +621,10 @@ def _data_options() -> dict[str, dict[str, FieldType]]:
 
 
 def _type_ok(kind: type, value: Any) -> bool:
+    if kind is object:  # an unannotated plug-in option: any TOML scalar
+        return isinstance(value, str | int | float | bool) and not (
+            isinstance(value, float) and not math.isfinite(value)
+        )
     if kind is float:
         return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if kind is int:
@@ -623,7 +632,13 @@ def _type_ok(kind: type, value: Any) -> bool:
     return isinstance(value, kind)
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a finite number", bool: "true or false"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a finite number",
+    bool: "true or false",
+    object: "a finite number, a string or true/false",
+}
 
 
 def _nesting(value: Any) -> int:

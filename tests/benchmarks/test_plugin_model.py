@@ -50,6 +50,10 @@ def three(num_classes):
     return 3
 
 
+def untyped(num_classes, kind, hidden=16):  # an unannotated required option: any scalar
+    return plain(num_classes, hidden * (2 if kind == "wide" else 1))
+
+
 class NoKernel(nn.Module):
     num_classes: int
 
@@ -277,6 +281,18 @@ def test_a_sequence_option_is_a_tuple_and_a_list_of_them_a_sweep(user):
     assert [dict(s.model.extra)["features"] for s in experiments.resolve(experiments.from_doc(doc, "t")).specs] == [
         (32, 10)
     ]
+
+
+def test_an_unannotated_required_option_takes_any_scalar_and_its_defaults_type_types_the_others(user):
+    def specs(**model):
+        doc = {"seeds": 1, "model": {"family": f"{user}:untyped", **model}, "train": {"steps": 1}}
+        return experiments.resolve(experiments.from_doc(doc, "t")).specs
+
+    assert [dict(s.model.extra)["kind"] for s in specs(kind=["wide", 3, True])] == ["wide", 3, True]
+    with pytest.raises(UsageError, match="hidden must be an integer, got 'big'"):  # typed by its default 16
+        specs(kind="wide", hidden="big")
+    with pytest.raises(UsageError, match="kind must be a finite number, a string or true/false, got nan"):
+        specs(kind=float("nan"))
 
 
 def test_an_nnx_models_options_come_from_its_init_and_toml_types_them(user):

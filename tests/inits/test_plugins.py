@@ -71,6 +71,10 @@ def wrong_shapes(model, variables, batch):
     return jax.tree_util.tree_map(lambda v: v[..., :1], variables), {}
 
 
+def untyped_blobs(n=60, tag=None):  # unannotated: typed by the default, else any scalar
+    return blobs(n=n)
+
+
 def needs_n(n: int):
     return blobs(n=n)
 
@@ -217,6 +221,19 @@ def test_a_plugin_scheme_trains_from_the_command_line_and_toml_with_its_options(
     )
     assert cli.main(["run", str(toml), "--quiet", "--out", str(tmp_path / "t")]) == 0
     assert len(set(ResultStore(tmp_path / "t").read()["run_id"])) == 2
+
+
+def test_an_unannotated_dataset_option_is_typed_by_its_default_else_any_scalar(plugin):
+    from initbench.benchmarks import experiments
+
+    def specs(**data):
+        doc = {"seeds": 1, "data": {"name": f"{plugin}:untyped_blobs", **data}, "train": {"steps": 1}}
+        return experiments.resolve(experiments.from_doc(doc, "t")).specs
+
+    assert [dict(s.data.extra)["n"] for s in specs(n=[80, 100])] == [80, 100]  # was refused: "must be a string"
+    assert dict(specs(tag="a")[0].data.extra)["tag"] == "a" and dict(specs(tag=2)[0].data.extra)["tag"] == 2
+    with pytest.raises(ValueError, match="n must be an integer, got 'many'"):
+        specs(n="many")
 
 
 def test_a_plugin_dataset_loads_checked_and_typed(plugin):
