@@ -564,12 +564,28 @@ def _plugin_data_options(source: str, target: str) -> dict[str, FieldType]:
         raise UsageError(f"{source}: {first_line(err)}") from None
     from initbench.inits.registry import _attribute
 
-    params = inspect.signature(_attribute(target)).parameters
-    return {
+    return _options_of(inspect.signature(_attribute(target)).parameters)
+
+
+class _Open(dict):
+    """A plug-in's options when it takes ``**kwargs``: its declared ones typed, any other name a scalar."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> FieldType:
+        return FieldType(object, 0, (), NO_DEFAULT)
+
+
+def _options_of(params: Mapping[str, inspect.Parameter], skip: Any = ()) -> dict[str, FieldType]:
+    """Typed options of a plug-in's parameters (an :class:`_Open` dict when it takes ``**kwargs``)."""
+    fields = {
         n: _plugin_field(p)
         for n, p in params.items()
-        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        if n not in skip and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     }
+    open_ended = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return _Open(fields) if open_ended else fields
 
 
 def _plugin_field(p: inspect.Parameter) -> FieldType:
@@ -590,14 +606,10 @@ def _plugin_model_options(source: str, target: str) -> dict[str, FieldType]:
     from initbench.benchmarks import plugin_model
 
     try:
-        params = plugin_model.options(target)
+        params = plugin_model.parameters(target)  # with **kwargs, if it takes them: then any option
     except UsageError as err:
         raise UsageError(f"{source}: {first_line(err)}") from None
-    return {
-        n: _plugin_field(p)
-        for n, p in params.items()
-        if n not in plugin_model.CORE and p.kind != inspect.Parameter.VAR_POSITIONAL
-    }
+    return _options_of(params, (*plugin_model.CORE, *plugin_model.PROVIDED))
 
 
 @functools.lru_cache(maxsize=1)
@@ -979,7 +991,7 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
             )
         activation = model.pop("activation", "relu")
         depth, width = model.pop("depth", None), model.pop("width", None)
-        bad = sorted(set(model) - set(model_opts[family]))
+        bad = sorted(k for k in model if k not in model_opts[family])  # a **kwargs plug-in takes any
         if bad:
             raise _unknown(f"{source}: model {family}", bad[0], model_opts[family], what="field")
         # an option at its default is the same run as the option left out (one run_id)
@@ -990,7 +1002,7 @@ def _expand(doc: Mapping[str, Any], name: str, source: str) -> list[Any]:
         if dname not in data_opts:
             raise _unknown(source, dname, data_opts, what="dataset")
         batch, evals = data.pop("batch_size", 128), data.pop("eval_examples", None)
-        bad = sorted(set(data) - set(data_opts[dname]))
+        bad = sorted(k for k in data if k not in data_opts[dname])
         if bad:
             valid = data_opts[dname] or {"(none: it takes no options)": None}
             raise _unknown(f"{source}: dataset {dname}", bad[0], valid, what="option")

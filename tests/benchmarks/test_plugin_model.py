@@ -50,6 +50,10 @@ def three(num_classes):
     return 3
 
 
+def open_ended(num_classes, **options):  # any option reaches the builder
+    return plain(num_classes, options.get("hidden", 16))
+
+
 def untyped(num_classes, kind, hidden=16):  # an unannotated required option: any scalar
     return plain(num_classes, hidden * (2 if kind == "wide" else 1))
 
@@ -293,6 +297,14 @@ def test_an_unannotated_required_option_takes_any_scalar_and_its_defaults_type_t
         specs(kind="wide", hidden="big")
     with pytest.raises(UsageError, match="kind must be a finite number, a string or true/false, got nan"):
         specs(kind=float("nan"))
+
+
+def test_a_builder_taking_kwargs_takes_any_option_from_toml_and_the_command_line(user, capsys):
+    doc = {"seeds": 1, "model": {"family": f"{user}:open_ended", "hidden": [4, 8], "tag": "x"}, "train": {"steps": 1}}
+    specs = experiments.resolve(experiments.from_doc(doc, "t")).specs
+    assert [dict(s.model.extra) for s in specs] == [{"hidden": 4, "tag": "x"}, {"hidden": 8, "tag": "x"}]
+    argv = ["show", "--model", f"{user}:open_ended", "--model-args", "hidden=4", "--steps", "1", "--seeds", "1"]
+    assert cli.main(argv) == 0, capsys.readouterr().err  # was refused: "takes no option hidden"
 
 
 def test_an_nnx_models_options_come_from_its_init_and_toml_types_them(user):
