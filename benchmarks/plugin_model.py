@@ -342,7 +342,12 @@ def build(
                 )
             return module
 
-        abstract = _user(target, "its construction", lambda: nnx.eval_shape(lambda: make(nnx.Rngs(0))))
+        try:
+            abstract = _user(target, "its construction", lambda: nnx.eval_shape(lambda: make(nnx.Rngs(0))))
+        except UsageError as err:
+            if "metadata" in str(err):  # nnx's word for a plain array held as an attribute: name it
+                _plain_arrays(target, lambda: make(nnx.Rngs(0)))
+            raise
         return _nnx(target, make, abstract, kernel_init, bias_init, bias_given)
     module = _user(target, "its construction", lambda: found(**kwargs))
     if isinstance(module, nnx.Module):
@@ -356,6 +361,25 @@ def build(
         )
     call = inspect.signature(type(module).__call__).parameters
     return PluginModel(target, module, kernel_init, bias_init, "train" in call, bias_given)
+
+
+def _plain_arrays(target: str, make: Any) -> None:
+    """Raises one line naming an nnx module's attribute that holds a plain array (not an nnx.Variable)."""
+    import numpy as np
+    from flax import nnx
+
+    try:
+        module = make()
+    except Exception:  # it fails eagerly too: the caller's line stands
+        return
+    for path, sub in nnx.iter_modules(module):
+        for name, value in vars(sub).items():
+            if isinstance(value, jax.Array | np.ndarray):
+                where = "/".join(map(str, (*path, name)))
+                raise UsageError(
+                    f"model plug-in {target} holds a plain array in attribute {where!r}, which nnx treats as static "
+                    "metadata: wrap it in nnx.Param (trained) or nnx.Variable (a constant)"
+                )
 
 
 def _kind(value: Any) -> str:

@@ -752,17 +752,17 @@ class RunSpec:
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             # the trainer draws every member's data key in one call on uint32 seeds
             raise UsageError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
-        self.check_parametrization()
         from initbench.inits.registry import is_plugin
 
+        if is_plugin(self.model.family) and self.parametrization:  # before the width check: the true reason
+            raise UsageError(
+                f"a parametrization goes by layer class; the plug-in model {self.model.family} has no "
+                "layer-naming contract (not yet)"
+            )
+        self.check_parametrization()
         if is_plugin(self.model.family):
             from initbench.benchmarks.groups import CLASSES
 
-            if self.parametrization:
-                raise UsageError(
-                    f"a parametrization goes by layer class; the plug-in model {self.model.family} has no "
-                    "layer-naming contract (not yet)"
-                )
             for field, rules in (
                 ("init_scale", self.init.scale),
                 ("lr_scale", self.train.lr_scale),

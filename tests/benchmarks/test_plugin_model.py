@@ -172,6 +172,15 @@ class NnxDropNoRngs(nnx.Module):  # its Dropout holds no rngs: fine in eval(), a
         return self.drop(self.linear(x.reshape((x.shape[0], -1))))
 
 
+class NnxPlainArray(nnx.Module):  # a plain array attribute: nnx takes it for static metadata
+    def __init__(self, num_classes, *, rngs):
+        self.linear = nnx.Linear(64, 8, rngs=rngs)
+        self.readout = jnp.ones((8, num_classes))
+
+    def __call__(self, x):
+        return self.linear(x.reshape((x.shape[0], -1))) @ self.readout
+
+
 class SeqMLP(nn.Module):  # Flax's canonical form: features as a Sequence[int]
     features: Sequence[int]
 
@@ -515,6 +524,7 @@ def test_spec_options_of_a_plugin_are_its_extra_fields(user):
         (["--model", "{m}:NnxNet", "--width", "8"], None),  # nnx: trained like linen
         (["--model", "{m}:NnxDrop"], "holds nnx state other than nnx.Param and nnx.BatchStat"),
         (["--model", "{m}:NnxDropNoRngs"], "failed in apply: ValueError: `deterministic` is False, but no `rngs`"),
+        (["--model", "{m}:NnxPlainArray"], "holds a plain array in attribute 'readout', which nnx treats as static"),
     ],
 )
 def test_a_model_that_would_train_wrongly_is_refused_before_any_work(user, argv, message, capsys):
@@ -540,3 +550,11 @@ def test_the_identity_follows_the_module_that_defines_a_re_exported_model(tmp_pa
 
     importlib.reload(sys.modules[f"{package.name}.models"])
     assert ModelSpec(f"{package.name}:Net").plugin != before  # __init__.py unchanged, the model's file edited
+
+
+def test_a_parametrization_for_a_plugin_model_names_the_reason_even_without_a_width(user, capsys, tmp_path):
+    # the model's own width option is no run width: the width check must not speak first ("this model has none")
+    argv = ["run", "--model", f"{user}:TinyMLP", "--parametrization", "mup", "--base-width", "8", "--steps", "1"]
+    assert cli.main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("the plug-in model " + f"{user}:TinyMLP has no layer-naming contract (not yet)"), err
