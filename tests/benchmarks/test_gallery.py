@@ -177,3 +177,21 @@ def test_rederive_refuses_a_folder_holding_another_reproduction_or_unreadable_fi
     (folder / "provenance.json").write_text("{")
     with pytest.raises(UsageError, match="is not readable JSON"):
         rederive(folder)
+
+
+def test_rejudge_takes_every_written_scale_of_a_reproduction(tmp_path, capsys):
+    import shutil
+
+    from initbench.benchmarks import cli
+
+    for name in ("he2015", "he2015-full"):
+        shutil.copytree(GALLERY / name, tmp_path / name)
+        (tmp_path / name / "verdicts.csv").write_text("name,paper_says,criterion,measured,passed\nx,y,z,w,True\n")
+    assert cli.main(["reproduce", "he2015", "--rejudge", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "he2015-full: 5/5 claims hold (re-judged" in out and "he2015: 5/5 claims hold (re-judged" in out
+    for name in ("he2015", "he2015-full"):
+        assert read_verdicts(tmp_path / name) == read_verdicts(GALLERY / name)
+    shutil.move(tmp_path / "he2015-full", tmp_path / "zhu2021")  # a folder named for another reproduction
+    with pytest.raises(UsageError, match=r"holds reproduction he2015 at full scale .* not zhu2021 as its name says"):
+        rederive(tmp_path / "zhu2021")
