@@ -144,14 +144,19 @@ def test_a_plugin_runs_through_run_check_and_a_toml_experiment(plugin, tmp_path,
     assert cli.main(
         ["check", "--no-write", "--depth", "6", "--width", "16", "--seeds", "2", "--init", f"{plugin}:half_normal"]
     ) in (0, 1, 3)
+    init = f'[{{name = "{plugin}:scaled_orthogonal", gain = [1.0, 2.0]}}]'
+    assert len(toml_run_ids(tmp_path, init, 'family = "mlp"\ndepth = 1\nwidth = 8\nactivation = "tanh"')) == 2
+
+
+def toml_run_ids(tmp_path, init, model):
+    """The run_ids of a two-step TOML experiment with this ``init`` value and ``[model]`` body."""
     toml = tmp_path / "exp.toml"
     toml.write_text(
-        f'seeds = 1\ninit = [{{name = "{plugin}:scaled_orthogonal", gain = [1.0, 2.0]}}]\n'
-        '[model]\nfamily = "mlp"\ndepth = 1\nwidth = 8\nactivation = "tanh"\n'
-        '[data]\nname = "digits"\nbatch_size = 32\n[train]\noptimizer = "sgd"\nlr = 0.05\nsteps = 2\neval_every = 1\n'
+        f"seeds = 1\ninit = {init}\n[model]\n{model}\n"
+        '[data]\nname = "digits"\nbatch_size = 16\n[train]\noptimizer = "sgd"\nlr = 0.05\nsteps = 2\neval_every = 1\n'
     )
     assert cli.main(["run", str(toml), "--quiet", "--out", str(tmp_path / "t")]) == 0
-    assert len(set(ResultStore(tmp_path / "t").read()["run_id"])) == 2
+    return set(ResultStore(tmp_path / "t").read()["run_id"])
 
 
 def test_a_plugin_scheme_is_a_scheme_with_its_signature_read(plugin):
@@ -213,14 +218,9 @@ def test_a_plugin_scheme_trains_from_the_command_line_and_toml_with_its_options(
     assert cli.main([*argv, "--init", f"{plugin}:unit_logits,{plugin}:shrink(factor=0.5)"]) == 0
     table = ResultStore(out).read()
     assert set(table["init"]) == {f"{plugin}:unit_logits", f"{plugin}:shrink"}
-    toml = tmp_path / "exp.toml"
-    toml.write_text(
-        f'seeds = 1\ninit = [{{name = "{plugin}:shrink", factor = [0.5, 1.0]}}]\n'
-        '[model]\nfamily = "resnet"\nblocks = [1]\nwidth = 4\nnormalization = "none"\nactivation = "relu"\n'
-        '[data]\nname = "digits"\nbatch_size = 16\n[train]\noptimizer = "sgd"\nlr = 0.05\nsteps = 2\neval_every = 1\n'
-    )
-    assert cli.main(["run", str(toml), "--quiet", "--out", str(tmp_path / "t")]) == 0
-    assert len(set(ResultStore(tmp_path / "t").read()["run_id"])) == 2
+    init = f'[{{name = "{plugin}:shrink", factor = [0.5, 1.0]}}]'
+    resnet = 'family = "resnet"\nblocks = [1]\nwidth = 4\nnormalization = "none"\nactivation = "relu"'
+    assert len(toml_run_ids(tmp_path, init, resnet)) == 2
 
 
 def test_an_unannotated_dataset_option_is_typed_by_its_default_else_any_scalar(plugin):
