@@ -526,10 +526,21 @@ def folders(out: str | Path, name: str) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for folder in dict.fromkeys(out / folder_name(entry.name, s) for s in entry.scales):
         if (folder / "verdicts.csv").is_file():
-            meta = folder / "provenance.json"
-            scale = json.loads(meta.read_text()).get("scale", "?") if meta.is_file() else "?"
-            found[str(scale)] = folder
+            try:
+                scale = json.loads((folder / "provenance.json").read_text()).get("scale", "?")
+            except (OSError, ValueError, AttributeError):  # missing or unreadable: rederive says so in one line
+                scale = "?"
+            found[str(scale) if scale in SCALES else f"? {folder.name}"] = folder
     return dict(sorted(found.items(), key=lambda kv: FAITHFUL.index(kv[0]) if kv[0] in FAITHFUL else len(FAITHFUL)))
+
+
+def _provenance(folder: Path) -> dict[str, Any]:
+    """A written folder's provenance; empty when missing or unreadable (the page shows ``?``, never a traceback)."""
+    try:
+        meta = json.loads((folder / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _commits(meta: dict[str, Any]) -> str:
@@ -620,11 +631,7 @@ def write_gallery(out: str | Path) -> Path:
     ]
     written = {e.name: f for e in REPRODUCTIONS.values() if (f := folders(out, e.name))}
     tables = {(n, s): read_verdicts(p) for n, by in written.items() for s, p in by.items()}
-    metas = {
-        (n, s): json.loads(f.read_text()) if (f := p / "provenance.json").is_file() else {}
-        for n, by in written.items()
-        for s, p in by.items()
-    }
+    metas = {(n, s): _provenance(p) for n, by in written.items() for s, p in by.items()}
     claims_of = {k: [c for c in t if c.kind == "claim"] for k, t in tables.items()}
     checks_of = {k: [c for c in t if c.kind == "check"] for k, t in tables.items()}
     top = {n: (n, next(iter(by))) for n, by in written.items()}  # the most faithful written scale

@@ -195,3 +195,20 @@ def test_rejudge_takes_every_written_scale_of_a_reproduction(tmp_path, capsys):
     shutil.move(tmp_path / "he2015-full", tmp_path / "zhu2021")  # a folder named for another reproduction
     with pytest.raises(UsageError, match=r"holds reproduction he2015 at full scale .* not zhu2021 as its name says"):
         rederive(tmp_path / "zhu2021")
+
+
+def test_an_unreadable_provenance_is_one_line_for_rejudge_and_no_traceback_for_the_page(tmp_path, capsys):
+    import shutil
+
+    from initbench.benchmarks import cli
+
+    for name in ("he2015", "he2015-full"):
+        shutil.copytree(GALLERY / name, tmp_path / name)
+    (tmp_path / "he2015-full" / "provenance.json").write_text("{")
+    before = (tmp_path / "he2015" / "verdicts.csv").read_text()
+    assert cli.main(["reproduce", "he2015", "--rejudge", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "he2015-full/provenance.json' is not readable JSON" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "he2015" / "verdicts.csv").read_text() == before  # nothing rewritten
+    page = write_gallery(tmp_path).read_text()  # the page is written from what is readable
+    assert "| [he2015](#he2015) | cpu | 5/5 |" in page
