@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from initbench import inits
-from initbench.inits.errors import UsageError, UsageTypeError, positive_int, unknown_choice
+from initbench.inits.errors import UsageError, positive_int, unknown_choice
 
 NUMERICS_VERSION = "6"  # 2: NaN after divergence, fixed chunk width; 3: im2col convs and member map on CPU;
 # 4: inits.uniform() is jax's U[0, scale) (was U[-0.05, 0.05)), 16-bit draws in float32;
@@ -245,13 +245,7 @@ class InitSpec:
         runner traces the scheme on its model, before the lock.
         """
         if self.scheme is not None:
-            valid = self.scheme.options()
-            bad = sorted(set(self.scheme_options()) - set(valid))
-            if bad:
-                raise UsageTypeError(
-                    f"{self.name} got unexpected argument(s) {', '.join(bad)}; valid arguments: "
-                    f"{', '.join(['base', *valid])}"
-                )
+            self.scheme.check_options(self.scheme_options())
         self.kernel()
         inits.get_bias(self.bias, fan_in=1, **dict(self.bias_args))
         check_lr_scale(self.scale, "init_scale", zero=True)

@@ -146,6 +146,15 @@ def capture(
             f"{what}: the batch's examples {tuple(jnp.shape(batch)[1:])} do not fit the model's variables "
             f"({first_line(err)})"
         ) from err
+    except UsageError:
+        raise
+    except (TypeError, ValueError) as err:  # an nnx module's layers meet the batch: shapes JAX refuses
+        if not isinstance(model, NnxModel):
+            raise
+        raise BatchMismatch(
+            f"{what}: the batch's examples {tuple(jnp.shape(batch)[1:])} do not fit the module "
+            f"({type(err).__name__}: {first_line(err)})"
+        ) from err
     order.sort(key=list(seen).index)  # eval_shape returns dicts with sorted keys: call order is ``seen``'s
     if not order:
         raise UsageError(f"{what}: the model calls no Dense/Conv layer on this batch: nothing to initialize")
@@ -268,9 +277,10 @@ def lsuv(
     ):
         raise UsageError(f"lsuv: target_variance must be a number > 0 (in float32), got {target_variance!r}")
     max_iters = loop_count("lsuv: max_iters", max_iters)
-    rows = getattr(batch, "shape", (0,))
+    rows = getattr(batch, "shape", None)
     if not rows or rows[0] < 1:
-        raise UsageError(f"lsuv: batch must be an array of inputs (B, ...) with B >= 1, got shape {rows!r}")
+        got = f"shape {rows!r}" if rows is not None else f"a {type(batch).__name__}"
+        raise UsageError(f"lsuv: batch must be an array of inputs (B, ...) with B >= 1, got {got}")
     batch = subsample("lsuv", batch, batch_size, key)[0]
     variables = linen_variables("lsuv", model, variables)
     order, outputs = capture("lsuv", model, variables, batch)

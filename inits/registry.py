@@ -355,15 +355,56 @@ class Scheme:
             options["labels"] = labels
         if self.random:
             options["key"] = key
-        out = self.function(model, variables, batch, **options)
-        if is_plugin(self.name):
-            _check_plugin_result(self.name, variables, out)
+        if not is_plugin(self.name):
+            return self.function(model, variables, batch, **options)
+        try:
+            out = self.function(model, variables, batch, **options)
+        except UsageError:
+            raise
+        except Exception as err:  # the user's scheme failed on initbench's call: their code, one line naming it
+            text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise UsageError(f"scheme plug-in {self.name} failed: {type(err).__name__}: {text}"[:400]) from err
+        _check_plugin_result(self.name, variables, out)
         return out
 
     def options(self) -> dict[str, inspect.Parameter]:
         """The scheme's keyword options (its arguments after ``model, variables, batch``), by name."""
         skip = {"model", "variables", "batch", "key", "labels"}
-        return {n: p for n, p in inspect.signature(self.function).parameters.items() if n not in skip}
+        return {
+            n: p
+            for n, p in inspect.signature(self.function).parameters.items()
+            if n not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+
+    @property
+    def open_ended(self) -> bool:
+        """Whether it takes ``**kwargs`` (any option name)."""
+        return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(self.function).parameters.values())
+
+    def check_options(self, given: dict[str, Any]) -> None:
+        """One line for an option it does not take, a required one missing, or (a plug-in's) a value of the wrong type.
+
+        A plug-in's option is typed by its annotation (``int``, ``float``, ``bool``, ``str``), else by
+        its default's type; an int passes for a float.
+        """
+        valid = self.options()
+        bad = [] if self.open_ended else sorted(set(given) - set(valid))
+        if bad:
+            raise UsageTypeError(
+                f"{self.name} got unexpected argument(s) {', '.join(bad)}; valid arguments: "
+                f"{', '.join(['base', *valid])}"
+            )
+        missing = missing_arguments(valid, given)
+        if missing:
+            raise UsageTypeError(
+                f"{self.name} needs argument(s) {', '.join(missing)}, e.g. {self.name}({missing[0]}=0.1)"
+            )
+        if not is_plugin(self.name):
+            return  # the built-ins check their own values, in one line
+        for n, value in given.items():
+            kind = _declared_kind(valid[n]) if n in valid else None
+            if kind is not None and not _is_kind(value, kind):
+                raise UsageTypeError(f"{self.name}: {n} must be {_KIND_NAMES[kind]}, got {value!r}")
 
 
 _RESIDUAL = "no-normalization ResNet: residual branches marked by a scalar 'branch_scale' parameter"
@@ -449,6 +490,26 @@ def scheme(name: str) -> Scheme:
 
 
 SCHEME_ARGUMENTS = ("model", "variables", "batch")  # a plug-in scheme's first parameters, by name
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _declared_kind(p: inspect.Parameter) -> type | None:
+    """The scalar type a plug-in parameter declares: its annotation, else its default's type (None: any)."""
+    text = "" if p.annotation is inspect.Parameter.empty else str(getattr(p.annotation, "__name__", p.annotation))
+    for kind in (bool, int, float, str):
+        if text == kind.__name__:
+            return kind
+    if not text and p.default is not inspect.Parameter.empty and type(p.default) in _KIND_NAMES:
+        return type(p.default)
+    return None
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
 
 
 def plugin_scheme(name: str) -> Scheme | None:
@@ -791,5 +852,11 @@ def get(name: str, **kwargs: Any) -> Any:
         )
     required = missing_arguments(params, kwargs)
     if required:
-        raise UsageTypeError(f"{name}() needs argument(s) {', '.join(required)}, e.g. {name}({required[0]}=0.1)")
+        hint = ""
+        if is_plugin(name) and len(required) >= 3:  # three required positionals: a scheme, misnamed
+            hint = (
+                f" (a model-level scheme plug-in is a function whose first parameters are named "
+                f"{', '.join(SCHEME_ARGUMENTS)})"
+            )
+        raise UsageTypeError(f"{name}() needs argument(s) {', '.join(required)}, e.g. {name}({required[0]}=0.1){hint}")
     return factory(**kwargs)

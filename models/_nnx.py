@@ -57,6 +57,8 @@ def build_nnx(family: str, *, rngs: nnx.Rngs, input_shape: Any, num_classes: int
 
     if not isinstance(rngs, nnx.Rngs):
         raise UsageError(f"build_nnx: rngs must be an nnx.Rngs (nnx.Rngs(0)), got {type(rngs).__name__}")
+    if not hasattr(rngs, "params"):  # neither a params nor a default stream: the weights have no key
+        raise UsageError("build_nnx: rngs needs a params (or default) stream to draw the weights: nnx.Rngs(0)")
     linen = build(family, input_shape=input_shape, num_classes=num_classes, **config)
     module = Family(linen, rngs=rngs)
     bridge.lazy_init(module, jnp.zeros((1, *tuple(input_shape)), jnp.float32))

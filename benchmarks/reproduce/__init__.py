@@ -466,8 +466,9 @@ def rederive(folder: str | Path) -> list[Claim]:
     entry.check_scale(meta["scale"])
     if (owner := _owner(folder.name)) is not None and folder.name != folder_name(entry.name, meta["scale"]):
         raise UsageError(
-            f"{str(folder)!r} holds reproduction {entry.name} at {meta['scale']} scale (its provenance.json), not "
-            f"{owner} as its name says: re-judging it there would relabel its verdicts"
+            f"{str(folder)!r} holds reproduction {entry.name} at {meta['scale']} scale (its provenance.json), whose "
+            f"folder is {folder_name(entry.name, meta['scale'])!r}, not {folder.name!r} ({owner}'s): re-judging it "
+            "there would relabel its verdicts"
         )
     try:
         rows = pd.read_parquet(rows_file)

@@ -161,7 +161,9 @@ def test_rederive_refuses_a_folder_holding_another_reproduction_or_unreadable_fi
     import shutil
 
     shutil.copytree(GALLERY / "he2015", tmp_path / "init-histograms")
-    with pytest.raises(UsageError, match=r"holds reproduction he2015 .* not init-histograms"):
+    with pytest.raises(
+        UsageError, match=r"holds reproduction he2015 at cpu scale .* whose folder is 'he2015', not 'init-histograms'"
+    ):
         rederive(tmp_path / "init-histograms")
     folder = tmp_path / "he2015"
     shutil.copytree(GALLERY / "he2015", folder)
@@ -193,8 +195,11 @@ def test_rejudge_takes_every_written_scale_of_a_reproduction(tmp_path, capsys):
     for name in ("he2015", "he2015-full"):
         assert read_verdicts(tmp_path / name) == read_verdicts(GALLERY / name)
     shutil.move(tmp_path / "he2015-full", tmp_path / "zhu2021")  # a folder named for another reproduction
-    with pytest.raises(UsageError, match=r"holds reproduction he2015 at full scale .* not zhu2021 as its name says"):
+    with pytest.raises(UsageError, match=r"at full scale .* whose folder is 'he2015-full', not 'zhu2021'"):
         rederive(tmp_path / "zhu2021")
+    shutil.copytree(GALLERY / "he2015", tmp_path / "he2015-full", dirs_exist_ok=True)  # a cpu run under -full
+    with pytest.raises(UsageError, match=r"at cpu scale .* whose folder is 'he2015', not 'he2015-full'"):
+        rederive(tmp_path / "he2015-full")
 
 
 def test_an_unreadable_provenance_is_one_line_for_rejudge_and_no_traceback_for_the_page(tmp_path, capsys):

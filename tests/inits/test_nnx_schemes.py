@@ -157,3 +157,8 @@ def test_nnx_errors_speak_of_the_users_module():
 
     with pytest.raises(UsageError, match=r"^fixup: the model has no residual branches"):
         inits.fixup(Plain(nnx.Rngs(0)), None, X)
+    for scheme in (inits.skipinit, inits.zero_init, inits.lsuv):  # a batch of other features: one line
+        with pytest.raises(UsageError, match=r"the batch's examples \(7,\) do not fit the module \(TypeError"):
+            scheme(Net(nnx.Rngs(0)), None, jnp.ones((5, 7)))
+    with pytest.raises(UsageError, match=r"^lsuv: batch must be an array of inputs \(B, ...\) with B >= 1, got a list"):
+        inits.lsuv(Net(nnx.Rngs(0)), None, [[1.0] * 8] * 4)

@@ -1,6 +1,7 @@
 """A user's own initializer and dataset (``package.module:attribute``) through the registries, run, check, TOML."""
 
 import math
+import re
 import textwrap
 
 import jax
@@ -61,6 +62,26 @@ def unit_logits(model, variables, batch, *, key=None, labels=None):
     params = dict(variables["params"])
     params["head"] = jax.tree_util.tree_map(lambda v: v / jnp.std(logits), params["head"])  # logits / their std
     return {**variables, "params": params}, {}
+
+
+def required_opt(model, variables, batch, *, factor):
+    return variables, {}
+
+
+def typed(model, variables, batch, *, steps: int = 2, rate=0.5, label: str = "a"):
+    return variables, {}
+
+
+def open_scheme(model, variables, batch, **options):
+    return variables, options
+
+
+def raises(model, variables, batch):
+    raise ValueError("boom inside the plug-in")
+
+
+def renamed(m, v, b, *, key=None):
+    return v, {}
 
 
 def returns_dict(model, variables, batch):
@@ -192,6 +213,37 @@ def test_a_plugin_scheme_runs_on_the_model_the_trainer_builds(plugin):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(expected))
     first = next(b for _, b in flat if b.shape == (64, 16))  # the input layer: 1,024 draws, std's SE 2.2%
     assert float(jnp.std(first)) == pytest.approx(0.1, rel=0.1)  # built with its base; 4.5 SE
+
+
+@pytest.mark.parametrize(
+    ("init", "message"),
+    [
+        (":required_opt", r"{m}:required_opt needs argument\(s\) factor, e.g. {m}:required_opt\(factor=0.1\)"),
+        (":typed(steps=0.5)", r"{m}:typed: steps must be an integer, got 0.5"),
+        (":typed(rate=abc)", r"{m}:typed: rate must be a number, got 'abc'"),
+        (":typed(label=3)", r"{m}:typed: label must be a string, got 3"),
+        (":typed(other=1)", r"{m}:typed got unexpected argument\(s\) other; valid arguments: base, steps, rate, label"),
+        (":raises", r"scheme plug-in {m}:raises failed: ValueError: boom inside the plug-in"),
+        (":renamed", r"a model-level scheme plug-in is a function whose first parameters are named model, variables"),
+    ],
+)
+def test_a_plugin_schemes_bad_options_and_own_errors_are_one_line_before_any_work(
+    plugin, init, message, tmp_path, capsys
+):
+    argv = ["run", "--depth", "1", "--width", "8", "--steps", "2", "--seeds", "1", "--quiet"]
+    assert cli.main([*argv, "--init", plugin + init, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search(message.format(m=plugin), err) and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_plugin_scheme_taking_kwargs_takes_any_option_and_never_kwargs_by_name(plugin):
+    from initbench.inits.registry import plugin_scheme
+
+    scheme = plugin_scheme(f"{plugin}:open_scheme")
+    assert scheme.options() == {} and scheme.open_ended
+    InitSpec(f"{plugin}:open_scheme", (("anything", 1), ("tag", "x"))).validate()
+    assert InitSpec(f"{plugin}:typed", (("steps", 3), ("rate", 1))).validate() is None  # an int passes for a float
 
 
 @pytest.mark.parametrize(

@@ -92,5 +92,15 @@ def test_it_trains_with_an_nnx_optimizer():
 def test_bad_input_is_one_line():
     with pytest.raises(UsageError, match=r"rngs must be an nnx.Rngs \(nnx.Rngs\(0\)\), got int"):
         models.build_nnx("mlp", rngs=0, input_shape=(4,), depth=1, width=4, activation="relu", kernel_init="he_normal")
+    with pytest.raises(UsageError, match=r"rngs needs a params \(or default\) stream"):
+        models.build_nnx(
+            "mlp",
+            rngs=nnx.Rngs(dropout=0),
+            input_shape=(4,),
+            depth=1,
+            width=4,
+            activation="relu",
+            kernel_init="he_normal",
+        )
     with pytest.raises(UsageError, match="mlp needs field"):
         models.build_nnx("mlp", rngs=nnx.Rngs(0), input_shape=(4,), depth=1, width=4, activation="relu")
