@@ -245,8 +245,10 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "initbench.benchmarks.reproduce.lecun_selu:run",
             "LeCun 1998's scaled tanh and SELU (Klambauer 2017) with LeCun normal keep mean 0 and variance 1"
             " over 64 layers; ReLU vanishes, tanh decays like 1/(2l); SELU self-normalizes in training",
+            scales=("smoke", "cpu", "full", "paper"),
             data="the propagation claims need no data (Gaussian inputs, as in the papers); SELU's training claim"
-            " uses 8x8 digits for the paper's UCI/Tox21 tasks",
+            " (the paper's Fig. 1: MNIST, CIFAR-10) uses 8x8 digits (cpu) and Fashion-MNIST, 60k real 28x28 images"
+            " (full)",
         ),
         Entry(
             "saxe2014",

@@ -47,6 +47,15 @@ Claims:
   the weight moments :math:`\omega = \sum_i w_i`, :math:`\tau = \sum_i w_i^2` stay near
   0 and 1; their unit averages after training are reported). The same net with ReLU and tanh
   is trained alongside for the figure.
+
+At ``full`` scale (about 15 minutes on 2 cores) the training claim runs where the paper makes it:
+Klambauer et al.'s Fig. 1 trains SNNs of 8, 16 and 32 layers on MNIST; here the deepest of them,
+32 SELU layers of 512 units, on Fashion-MNIST's 60k real 28x28 images (MNIST cannot be had
+offline; standardized with one mean and standard deviation over all pixels, as the IDX loader
+does), plain SGD at 0.01, batch 128, 3,000 steps (6.4 epochs), where the ``cpu`` scale's 400 steps
+on 1,797 8x8 digits drive the loss to 0.004 (memorised). Propagation at width 1,000 (batch 1,000,
+8 seeds). The criteria are the ``cpu`` scale's, unchanged, fixed before the ``full`` scale was
+first run.
 """
 
 from __future__ import annotations
@@ -69,6 +78,10 @@ ACTIVATIONS = ("selu", "scaled_tanh", "relu", "tanh")
 SIZES = {
     "smoke": {"propagation": (128, 128, 2), "training": (8, 64, 30, 64, 0.01, "digits", ("selu",))},
     "cpu": {"propagation": (500, 500, 4), "training": (32, 128, 400, 128, 0.01, "digits", ("selu", "relu", "tanh"))},
+    "full": {
+        "propagation": (1000, 1000, 8),
+        "training": (32, 512, 3000, 128, 0.01, "fashion_mnist", ("selu", "relu", "tanh")),
+    },
     "paper": {
         "propagation": (1000, 1000, 8),
         "training": (32, 512, 10000, 128, 0.01, "mnist", ("selu", "relu", "tanh")),
@@ -393,7 +406,8 @@ def measure_training(scale: str) -> pd.DataFrame:
     from initbench.benchmarks.train import build_model, initial_variables, train_cohort
 
     depth, width, steps, batch, lr, dataset, activations = SIZES[scale]["training"]
-    ds = data.load(dataset, per_feature=True)
+    standardize = options(per_feature=True) if dataset == "digits" else ()  # images: one mean/std over pixels
+    ds = data.load(dataset, **dict(standardize))
     x = jnp.asarray(ds.x_train.reshape(len(ds.y_train), -1))
     rows = []
     for activation in activations:
@@ -402,7 +416,7 @@ def measure_training(scale: str) -> pd.DataFrame:
             "training",
             ModelSpec("mlp", activation, depth, width, options(scan=True)),
             InitSpec("lecun_normal"),
-            DataSpec(dataset, batch, options(per_feature=True)),
+            DataSpec(dataset, batch, standardize),
             TrainSpec("sgd", lr=lr, steps=steps, eval_every=max(1, steps // 20)),
             0,
         )
@@ -515,7 +529,7 @@ def figures(prop: pd.DataFrame, train: pd.DataFrame) -> dict:
     axes[1].axhspan(vlo, vhi, color="C0", alpha=0.1)
     axes[0].set_title("unit-averaged activation mean (band: Theorem 1 domain)")
     axes[1].set_title("unit-averaged activation variance")
-    axes[2].set_title("training loss (SGD, digits)")
+    axes[2].set_title("training loss (plain SGD, evaluated on the training set)")
     for ax, xl in zip(axes, ("layer", "layer", "step"), strict=True):
         ax.set_xlabel(xl)
         ax.legend(fontsize=7)
