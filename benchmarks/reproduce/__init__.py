@@ -269,7 +269,9 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "initbench.benchmarks.reproduce.pennington2017:run",
             "Pennington et al. 2017: dynamical isometry: Jacobian singular-value spread of orthogonal vs Gaussian"
             " critical tanh and ReLU nets, theory and measurement; orthogonal deep tanh trains faster",
-            data="the Jacobian spectra need no data; the paper's CIFAR-10 training: 8x8 digits stand in",
+            scales=("smoke", "cpu", "full", "paper"),
+            data="the Jacobian spectra need no data; the paper's CIFAR-10 training: 8x8 digits (cpu) and"
+            " Fashion-MNIST, 60k real 28x28 images (full) stand in",
         ),
         Entry(
             "xiao2018",

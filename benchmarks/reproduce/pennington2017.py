@@ -28,6 +28,14 @@ value near 1 at any depth: dynamical isometry. ReLU's :math:`\phi' \in \{0, 1\}`
    kernels ``variance_scaling(sigma_w^2, "fan_in", "normal")``, plain SGD on digits by initbench's trainer
    (learning rate 0.01, batch 32, 800 steps, 2 seeds shared by both kinds, one program), training loss on
    the whole training set every 25 steps.
+3. At ``full`` scale (about 35 minutes on 2 cores) both parts run at the paper's depths: the spectra at
+   width 1,024 to depth 128 (the histogram depths 2, 8, 32, 128 of Fig. 1; depth 128 = width/8, so the
+   depth-limited claims judge the largest depth), 4 nets each; the training at Fig. 4's depth 200 and
+   width 400, on Fashion-MNIST's 60k real images (CIFAR-10 cannot be had offline), plain SGD at 0.001
+   (the learning rate scaled with the depth and width so that :math:`L\,\eta\,q^* n` is about 1.3
+   as at the ``cpu`` scale), batch 128, 1,000 steps (2.1 epochs), 2 seeds, the training loss on the first
+   5,000 training images every 100 steps. The criteria are the ``cpu`` scale's, unchanged, fixed
+   before the ``full`` scale was first run.
 
 Claims and their criteria (fixed from the paper and the theory before measuring):
 
@@ -84,11 +92,13 @@ class Sizes:
     train_batch: int
     train_learning_rate: float
     eval_every: int
+    train_eval_examples: int = 1 << 20  # training (and test) examples per evaluation: all unless capped
 
 
 SIZES = {
     "smoke": Sizes(32, 8, 2, (2, 8), "digits", 16, 4, 1, 20, 16, 0.01, 10),
     "cpu": Sizes(256, 128, 4, (2, 8, 32, 128), "digits", 128, 64, 2, 800, 32, 0.01, 25),
+    "full": Sizes(1024, 128, 4, (2, 8, 32, 128), "fashion_mnist", 400, 200, 2, 1000, 128, 0.001, 100, 5000),
     "paper": Sizes(1024, 512, 8, (2, 8, 32, 128, 512), "cifar10", 400, 200, 3, 10000, 128, 0.001, 100),
 }
 Q_STARS = (1 / 64, 1 / 4, 1.0)  # critical tanh points, by their fixed point q*
@@ -271,7 +281,7 @@ def training_specs(scale: str, n_in: int) -> dict[tuple[str, int], RunSpec]:
             "training",
             ModelSpec("mlp", "tanh", s.train_depth, s.train_width, options(scan=True)),
             init[w],
-            DataSpec(s.train_dataset, s.train_batch, eval_examples=1 << 20),
+            DataSpec(s.train_dataset, s.train_batch, eval_examples=s.train_eval_examples),
             TrainSpec("sgd", lr=s.train_learning_rate, steps=s.train_steps, eval_every=s.eval_every),
             100 + seed,
         )
@@ -281,7 +291,7 @@ def training_specs(scale: str, n_in: int) -> dict[tuple[str, int], RunSpec]:
 
 
 def measure_training(scale: str) -> pd.DataFrame:
-    """Training loss (whole training set) per evaluation of orthogonal and Gaussian critical tanh MLPs.
+    """Training loss (training set, capped at ``train_eval_examples``) per evaluation, orthogonal vs Gaussian tanh MLPs.
 
     The runs of :func:`training_specs`, trained by initbench's trainer (one program for both kinds and
     every seed) on the training data scaled so that :math:`q^1 = q^*`; a diverged run's losses are NaN.
