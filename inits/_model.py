@@ -174,7 +174,7 @@ def capture(
 def kernel_path(what: str, params: Any, layer: str, leaf: str = "kernel") -> tuple[Any, ...]:
     """The params path of a layer's kernel (keys as stored: nnx list indices are ints)."""
     path, node = [], params
-    for part in (*layer.split("/"), leaf):
+    for part in (*(layer.split("/") if layer else ()), leaf):  # the root module's path is "": a model that is one layer
         match = [k for k in (node.keys() if hasattr(node, "keys") else ()) if str(k) == part]
         if not match:
             raise UsageError(

@@ -89,7 +89,7 @@ class NnxModel:
         names = {
             id(m): _name(p)
             for p, m in nnx.iter_modules(module)
-            if p and isinstance(getattr(m, "kernel", None), nnx.Param)
+            if isinstance(getattr(m, "kernel", None), nnx.Param)  # the root too: a model that is one layer
         }
         layers = {id(m): m for _, m in nnx.iter_modules(module) if id(m) in names}
         captured: dict[str, tuple[Any, Any]] = {}

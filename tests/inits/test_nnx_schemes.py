@@ -162,3 +162,18 @@ def test_nnx_errors_speak_of_the_users_module():
             scheme(Net(nnx.Rngs(0)), None, jnp.ones((5, 7)))
     with pytest.raises(UsageError, match=r"^lsuv: batch must be an array of inputs \(B, ...\) with B >= 1, got a list"):
         inits.lsuv(Net(nnx.Rngs(0)), None, [[1.0] * 8] * 4)
+
+
+def test_a_model_that_is_one_layer_is_that_layer_in_linen_and_nnx():
+    # the root module owns the kernel (its path is ""): LSUV scales it to unit output variance, and the
+    # nnx module gets bitwise its linen twin's kernel (both used to find no layer)
+    linen = nn.Dense(4)
+    start = linen.init(jax.random.key(0), X)
+    linen_out, linen_record = inits.lsuv(linen, start, 3.0 * X)
+    module = nnx.Linear(8, 4, rngs=nnx.Rngs(0))
+    module.kernel[...], module.bias[...] = start["params"]["kernel"], start["params"]["bias"]
+    returned, record = inits.lsuv(module, None, 3.0 * X)
+    assert returned is module and record == linen_record and [r["layer"] for r in record] == [""]
+    assert record[0]["iterations"] >= 1 and record[0]["converged"]
+    assert jnp.array_equal(module.kernel[...], linen_out["params"]["kernel"])
+    assert abs(float(jnp.var(linen.apply(linen_out, 3.0 * X))) - 1.0) < 0.1  # LSUV's default tolerance
