@@ -83,17 +83,15 @@ class NnxModel:
         A layer is a module owning an ``nnx.Param`` named ``kernel``; each of their classes'
         ``__call__`` is wrapped for the duration of the call (nnx has no method interceptor).
         """
-        from flax import nnx
-
         module = self.merged(params)
-        names = {
-            id(m): _name(p)
-            for p, m in nnx.iter_modules(module)
-            if isinstance(getattr(m, "kernel", None), nnx.Param)  # the root too: a model that is one layer
-        }
-        layers = {id(m): m for _, m in nnx.iter_modules(module) if id(m) in names}
+        layers = kernel_layers(module)
         captured: dict[str, tuple[Any, Any]] = {}
-        with _wrapped({type(m) for m in layers.values()}, names, captured):
+
+        def record(layer: Any, out: Any) -> Any:
+            captured[layers[id(layer)][0]] = (out, layer)
+            return out
+
+        with layer_calls(module, record):
             out = module(*args)
         return out, captured
 
@@ -126,29 +124,56 @@ def _write_params(module: Any, variables: Any) -> Any:
     return module
 
 
+def kernel_layers(module: Any) -> dict[int, tuple[str, Any]]:
+    """The layers of an nnx module by ``id``: ``(path, module)`` of every module owning an ``nnx.Param`` ``kernel``.
+
+    The root too (path ``""``): a model that is one layer. The same definition as linen's
+    (a module that owns a ``kernel`` parameter), for the schemes and the probe alike.
+    """
+    from flax import nnx
+
+    return {
+        id(m): (_name(p), m) for p, m in nnx.iter_modules(module) if isinstance(getattr(m, "kernel", None), nnx.Param)
+    }
+
+
 @contextmanager
-def _wrapped(classes: set[type], names: dict[int, str], captured: dict) -> Iterator[None]:
+def layer_calls(module: Any, hook: Callable[[Any, Any], Any]) -> Iterator[None]:
+    """For the duration, a call of one of ``module``'s layers (:func:`kernel_layers`) returns ``hook(layer, output)``.
+
+    nnx has no method interceptor (linen's ``nn.intercept_methods``): the layers' classes have
+    their ``__call__`` wrapped, and restored after. Instances of those classes outside the
+    module's layers are untouched; a layer's call nested in its own (a subclass calling
+    ``super().__call__``) is not hooked: the outermost call is the layer's output.
+    """
+    layers = kernel_layers(module)
+    classes = {type(m) for _, m in layers.values()}
     originals = {cls: cls.__dict__["__call__"] for cls in classes if "__call__" in cls.__dict__}
     inherited = [cls for cls in classes if "__call__" not in cls.__dict__]
+    active: set[int] = set()
 
     def wrap(original: Callable) -> Callable:
         def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
-            out = original(layer, *args, **kwargs)
-            if id(layer) in names:
-                captured[names[id(layer)]] = (out, layer)  # an outer call (a subclass) overwrites an inner one
-            return out
+            if id(layer) not in layers or id(layer) in active:
+                return original(layer, *args, **kwargs)
+            active.add(id(layer))
+            try:
+                out = original(layer, *args, **kwargs)
+            finally:
+                active.discard(id(layer))
+            return hook(layer, out)
 
         return call
 
     try:
         for cls, original in originals.items():
-            cls.__call__ = wrap(original)  # type: ignore[method-assign]
+            cls.__call__ = wrap(original)
         for cls in inherited:  # a layer class that inherits __call__: its own wrapper, removed after
-            cls.__call__ = wrap(cls.__call__)  # type: ignore[method-assign]
+            cls.__call__ = wrap(cls.__call__)
         yield
     finally:
         for cls, original in originals.items():
-            cls.__call__ = original  # type: ignore[method-assign]
+            cls.__call__ = original
         for cls in inherited:
             del cls.__call__
 

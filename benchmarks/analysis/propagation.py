@@ -52,7 +52,11 @@ from initbench.models.activations import ACTIVATIONS, ActivationSpec, describe, 
 
 HIST_EDGES = np.linspace(-4.0, 4.0, 33)
 EXACT_JACOBIAN_LIMIT = 1 << 22
-_LINEAR_MODULES = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.ConvTranspose)
+
+
+def _owns_kernel(module: nn.Module) -> bool:
+    """A layer, as the schemes define it (:func:`initbench.inits._model.capture`): a module owning a ``kernel``."""
+    return module.scope is not None and module.has_variable("params", "kernel")
 
 
 def _activation_name(model: nn.Module, activation: ActivationSpec | None) -> str | None:
@@ -122,9 +126,6 @@ class _Nnx:
         self.nnx = nnx
         self.graphdef, params, other = nnx.split(model, nnx.Param, ...)
         self.variables = {"params": params, "other": other}
-        self.linear = tuple(
-            getattr(nnx, n) for n in ("Linear", "LinearGeneral", "Conv", "ConvTranspose") if hasattr(nnx, n)
-        )
 
     def run(self, v: Any, x: jax.Array, pert: dict | None) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Logits and the captured linear outputs (call order), adding ``pert[name]`` to each.
@@ -135,37 +136,28 @@ class _Nnx:
         """
         import inspect
 
+        from initbench.inits._nnx import kernel_layers, layer_calls
+
         module = self.nnx.merge(self.graphdef, v["params"], v["other"])
         module.eval()
-        paths = {id(m): "/".join(str(p) for p in path) for path, m in self.nnx.iter_modules(module)}
+        layers = kernel_layers(module)
         captured: dict[str, jax.Array] = {}
-        originals = {cls: cls.__call__ for cls in self.linear}
 
-        def wrap(original):
-            def call(layer, *args, **kwargs):
-                out = original(layer, *args, **kwargs)
-                name = paths.get(id(layer))
-                if name is not None:
-                    if name in captured:
-                        raise UsageError(
-                            f"layer {name} is called twice (shared or tied weights): the probe measures each layer's "
-                            "output once; not yet"
-                        )
-                    if pert is not None and name in pert:
-                        out = out + pert[name].astype(out.dtype)
-                    captured[name] = out
-                return out
-
-            return call
+        def record(layer: Any, out: jax.Array) -> jax.Array:
+            name = layers[id(layer)][0]
+            if name in captured:
+                raise UsageError(
+                    f"layer {name} is called twice (shared or tied weights): the probe measures each layer's "
+                    "output once; not yet"
+                )
+            if pert is not None and name in pert:
+                out = out + pert[name].astype(out.dtype)
+            captured[name] = out
+            return out
 
         phase = {"train": False} if "train" in inspect.signature(type(module).__call__).parameters else {}
-        try:
-            for cls, original in originals.items():
-                cls.__call__ = wrap(original)
+        with layer_calls(module, record):
             logits = module(x, **phase)
-        finally:
-            for cls, original in originals.items():
-                cls.__call__ = original
         return logits, captured
 
     def apply(self, v: Any, x: jax.Array) -> jax.Array:
@@ -344,12 +336,12 @@ def make_probe(
             takes_train = "train" in inspect.signature(type(model).__call__).parameters
 
             def is_linear(module: nn.Module, method: str) -> bool:
-                return isinstance(module, _LINEAR_MODULES) and method == "__call__"
+                return method == "__call__" and _owns_kernel(module)
 
             def run_pres(v, x_in, pert, train=True):
                 def interceptor(next_fun, args, kwargs, context):
                     out = next_fun(*args, **kwargs)
-                    if isinstance(context.module, _LINEAR_MODULES) and context.method_name == "__call__":
+                    if context.method_name == "__call__" and _owns_kernel(context.module):
                         name = "/".join(context.module.scope.path)
                         if pert is not None and name in pert:
                             out = out + pert[name].astype(out.dtype)
@@ -373,8 +365,8 @@ def make_probe(
         names = _execution_order(lambda v: list(run_pres(v, x, None)[1]), variables)
         if not names:
             raise UsageError(
-                "the model calls no Dense/DenseGeneral/Conv/ConvTranspose (linen) or Linear/LinearGeneral/Conv/"
-                "ConvTranspose (nnx) layer: nothing to probe"
+                "the model calls no layer (a module owning a 'kernel' parameter: nn.Dense, nnx.Linear, Conv, a "
+                "layer of one's own): nothing to probe"
             )
         pert_shapes = jax.eval_shape(lambda v: run_pres(v, x, None)[1], variables)
 

@@ -192,12 +192,12 @@ class SeqMLP(nn.Module):  # Flax's canonical form: features as a Sequence[int]
         return nn.Dense(self.features[-1])(x)
 
 
-class NoLayers(nnx.Module):
+class NoLayers(nnx.Module):  # its weights are no layer's kernel (a model that is one layer owns a 'kernel')
     def __init__(self, num_classes, *, rngs):
-        self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (64, num_classes)))
+        self.w = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (64, num_classes)))
 
     def __call__(self, x):
-        return x @ self.kernel[...]
+        return x @ self.w[...]
 
 
 class DeepNnx(nnx.Module):
@@ -445,7 +445,7 @@ def test_check_probes_a_linen_batchnorm_model_with_batch_statistics_as_training_
     ("model", "message"),
     [
         ("NnxTied", "layer mid is called twice (shared or tied weights)"),
-        ("NoLayers", "calls no Dense/DenseGeneral/Conv/ConvTranspose (linen) or Linear"),
+        ("NoLayers", "has no parameter named 'kernel' for the run's initializer to draw (its parameters: w)"),
         ("NnxNet", "holds nnx BatchNorm statistics"),
         ("DeepNnx", "the check needs about 2.39e+03 GiB (4 seeds x batch 256"),  # 8e10 weights, abstractly
     ],

@@ -14,6 +14,7 @@ from initbench import inits, models
 from initbench.benchmarks import cli
 from initbench.benchmarks.analysis import check, propagation
 from initbench.benchmarks.results import ResultStore
+from initbench.inits.errors import UsageError
 
 X = jax.random.normal(jax.random.key(1), (64, 32))
 
@@ -521,3 +522,84 @@ def test_the_heads_prediction_keeps_the_classifier_bias_out_of_the_readout_multi
     )
     head = result.table[result.table["layer"] == "head"].iloc[0]
     assert bool(head["matches_theory"]), head  # readout^2 sigma_w^2 E[phi^2] + sigma_b^2, not readout^2 x both
+
+
+@pytest.mark.slow  # four probes, several seconds: out of the default suite's time (CI runs it)
+def test_a_users_own_layer_classes_are_probed_as_layers_in_linen_and_nnx():
+    # a layer is a module owning a kernel, as for the schemes: a user's own Dense (linen), a class of
+    # its own and a subclass of nnx.Linear calling super().__call__ (nnx, measured once) are probed
+    # with the numbers of the same weights in the standard layers (before, they were left out silently)
+    from flax import nnx
+
+    class OwnDense(nn.Module):
+        features: int
+
+        @nn.compact
+        def __call__(self, x):
+            kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.features))
+            return x @ kernel + self.param("bias", nn.initializers.zeros, (self.features,))[None]
+
+    class Own(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = jnp.tanh(OwnDense(16)(x))
+            x = jnp.tanh(nn.Dense(16)(x))
+            return OwnDense(4)(x)
+
+    class Standard(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = jnp.tanh(nn.Dense(16, name="OwnDense_0")(x))
+            x = jnp.tanh(nn.Dense(16, name="Dense_0")(x))
+            return nn.Dense(4, name="OwnDense_1")(x)
+
+    class NnxOwn(nnx.Module):
+        def __init__(self, n_in, n_out, rngs):
+            self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (n_in, n_out)))
+
+        def __call__(self, x):
+            return x @ self.kernel[...]
+
+    class NnxSub(nnx.Linear):
+        def __call__(self, x):
+            return super().__call__(x)
+
+    class NnxNet(nnx.Module):
+        def __init__(self, own, rngs):
+            self.a = NnxOwn(8, 16, rngs) if own else nnx.Linear(8, 16, use_bias=False, rngs=rngs)
+            self.b = (NnxSub if own else nnx.Linear)(16, 16, rngs=rngs)
+            self.c = NnxOwn(16, 4, rngs) if own else nnx.Linear(16, 4, use_bias=False, rngs=rngs)
+
+        def __call__(self, x):
+            return self.c(jnp.tanh(self.b(jnp.tanh(self.a(x)))))
+
+    x = jax.random.normal(jax.random.key(4), (64, 8))
+    variables = Own().init(jax.random.key(0), x)
+    own = propagation.layer_table(propagation.propagation(Own(), variables, x, activation="tanh"))
+    standard = propagation.layer_table(propagation.propagation(Standard(), variables, x, activation="tanh"))
+    nnx_own = propagation.layer_table(propagation.propagation(NnxNet(True, nnx.Rngs(0)), None, x, activation="tanh"))
+    nnx_std = propagation.layer_table(propagation.propagation(NnxNet(False, nnx.Rngs(0)), None, x, activation="tanh"))
+    assert list(own["layer"]) == ["OwnDense_0", "Dense_0", "OwnDense_1"] == list(standard["layer"])
+    assert list(nnx_own["layer"]) == ["a", "b", "c"] == list(nnx_std["layer"])
+    for column in ("pre_activation_second_moment", "gradient_variance", "weight_gradient_variance"):
+        np.testing.assert_allclose(own[column], standard[column], rtol=1e-6)
+        np.testing.assert_allclose(nnx_own[column], nnx_std[column], rtol=1e-6)
+
+
+@pytest.mark.slow  # two probes: a few seconds
+def test_a_model_without_layers_is_one_line_and_a_model_that_is_one_layer_is_probed():
+    from flax import nnx
+
+    class Weights(nnx.Module):  # weights, but no module owns a 'kernel'
+        def __init__(self, rngs):
+            self.w = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (8, 4)))
+
+        def __call__(self, x):
+            return x @ self.w[...]
+
+    x = jax.random.normal(jax.random.key(4), (16, 8))
+    with pytest.raises(UsageError, match=r"^the model calls no layer \(a module owning a 'kernel' parameter"):
+        propagation.propagation(Weights(nnx.Rngs(0)), None, x)
+    dense = nn.Dense(4)
+    for model, variables in ((nnx.Linear(8, 4, rngs=nnx.Rngs(0)), None), (dense, dense.init(jax.random.key(0), x))):
+        assert list(propagation.layer_table(propagation.propagation(model, variables, x))["layer"]) == [""]
