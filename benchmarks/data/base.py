@@ -62,6 +62,12 @@ def standardize(x_train: np.ndarray, x_test: np.ndarray, per_feature: bool) -> t
     return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
 
 
+def check_per_feature(name: str, per_feature: Any) -> None:
+    """Raises one line unless ``per_feature`` is a bool (before any data is read)."""
+    if not isinstance(per_feature, bool):
+        raise UsageError(f"{name}: per_feature must be true or false, got {per_feature!r}")
+
+
 TFDS_IMAGE_DATASETS = {
     "mnist": "MNIST 28x28x1, 10 classes",
     "fashion_mnist": "Fashion-MNIST 28x28x1, 10 classes",

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench.benchmarks.data.base import Dataset, check_fits, standardize
+from initbench.benchmarks.data.base import Dataset, check_fits, check_per_feature, standardize
 from initbench.inits.errors import UsageError, positive_int
 
 
@@ -23,8 +23,7 @@ def digits(per_feature: bool = False) -> Dataset:
     """
     from sklearn.datasets import load_digits
 
-    if not isinstance(per_feature, bool):
-        raise UsageError(f"digits: per_feature must be true or false, got {per_feature!r}")
+    check_per_feature("digits", per_feature)
     bunch = load_digits()
     x = bunch.images.astype(np.float32)[..., None]
     y = bunch.target.astype(np.int32)

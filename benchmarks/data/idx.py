@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from initbench.benchmarks.data.base import TFDS_IMAGE_DATASETS, Dataset, DataUnavailable, standardize
+from initbench.benchmarks.data.base import (
+    TFDS_IMAGE_DATASETS,
+    Dataset,
+    DataUnavailable,
+    check_per_feature,
+    standardize,
+)
 from initbench.inits.errors import UsageError, positive_int
 
 IDX_DATASETS = ("mnist", "fashion_mnist")
@@ -90,7 +96,13 @@ def locate(name: str, data_dir: str | None = None) -> dict[str, Path] | None:
     return None
 
 
-def load_idx(name: str, data_dir: str | None = None, n_train: int | None = None, n_test: int | None = None) -> Dataset:
+def load_idx(
+    name: str,
+    data_dir: str | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    per_feature: bool = False,
+) -> Dataset:
     """Fashion-MNIST or MNIST from IDX files (or a prepared TFDS copy): 28x28x1 images, 10 classes.
 
     Args:
@@ -98,6 +110,10 @@ def load_idx(name: str, data_dir: str | None = None, n_train: int | None = None,
       data_dir: A directory with the four IDX files (or a TFDS data directory).
       n_train: Keep the first ``n_train`` training examples (all 60,000 by default).
       n_test: Keep the first ``n_test`` test examples (all 10,000 by default).
+      per_feature: Standardize each pixel with its own training-set mean and standard deviation
+        (the inputs self-normalizing networks assume; scikit-learn's ``StandardScaler``) instead
+        of one mean and deviation over all pixels (whose per-pixel variances then average 0.70
+        on Fashion-MNIST: the pixels' means differ).
 
     Raises:
       DataUnavailable: no copy found (the message says how to get one).
@@ -105,12 +121,15 @@ def load_idx(name: str, data_dir: str | None = None, n_train: int | None = None,
     for label, value in (("n_train", n_train), ("n_test", n_test)):
         if value is not None:
             positive_int(label, value)
+    check_per_feature(name, per_feature)
     files = locate(name, data_dir)
     if files is None:
         from initbench.benchmarks.data import tfds_adapter
 
         try:
-            return tfds_adapter.load_tfds(name, data_dir=data_dir, n_train=n_train, n_test=n_test)
+            return tfds_adapter.load_tfds(
+                name, data_dir=data_dir, n_train=n_train, n_test=n_test, per_feature=per_feature
+            )
         except (DataUnavailable, ImportError) as err:
             where = f"in {data_dir!r}" if data_dir else f"in {', '.join(SYSTEM_DIRS[name])}"
             ways = ["apt install dataset-fashion-mnist"] if name == "fashion_mnist" and not data_dir else []
@@ -130,7 +149,8 @@ def load_idx(name: str, data_dir: str | None = None, n_train: int | None = None,
         n = len(y) if limit is None else min(limit, len(y))
         splits.append(((x[:n].astype(np.float32) / 255.0)[..., None], y[:n].astype(np.int32)))
     (x_train, y_train), (x_test, y_test) = splits
-    x_train, x_test = standardize(x_train, x_test, per_feature=False)
+    x_train, x_test = standardize(x_train, x_test, per_feature=per_feature)
     source = files["train_images"].parent
-    desc = f"{TFDS_IMAGE_DATASETS[name]} from IDX files in {source}, {len(y_train)} train / {len(y_test)} test"
+    how = ", per-pixel standardized" if per_feature else ""
+    desc = f"{TFDS_IMAGE_DATASETS[name]} from IDX files in {source}{how}, {len(y_train)} train / {len(y_test)} test"
     return Dataset(name, x_train, y_train, x_test, y_test, 10, desc)

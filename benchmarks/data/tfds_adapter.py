@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from initbench.benchmarks.data.base import TFDS_IMAGE_DATASETS, Dataset, DataUnavailable, standardize
+from initbench.benchmarks.data.base import TFDS_IMAGE_DATASETS, Dataset, DataUnavailable, check_per_feature, standardize
 
 
 def _how_to_prepare(name: str, data_dir: str | None) -> str:
@@ -55,7 +55,13 @@ def _read_split(name: str, split: str, data_dir: str | None, limit: int | None) 
     return x, y, num_classes
 
 
-def load_tfds(name: str, data_dir: str | None = None, n_train: int | None = None, n_test: int | None = None) -> Dataset:
+def load_tfds(
+    name: str,
+    data_dir: str | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    per_feature: bool = False,
+) -> Dataset:
     """Reads a prepared TFDS image dataset's train and test splits into memory.
 
     Args:
@@ -63,14 +69,19 @@ def load_tfds(name: str, data_dir: str | None = None, n_train: int | None = None
       data_dir: TFDS data directory (default: TFDS's own, ``~/tensorflow_datasets``).
       n_train: Keep the first ``n_train`` training examples (all by default).
       n_test: Keep the first ``n_test`` test examples (all by default).
+      per_feature: Standardize each pixel (and channel) with its own training-set mean and
+        standard deviation (:func:`~initbench.benchmarks.data.base.standardize`) instead of one
+        mean and deviation over all pixels.
 
     Raises:
       DataUnavailable: the dataset is not prepared (the message says how to prepare it).
     """
+    check_per_feature(name, per_feature)
     x_train, y_train, num_classes = _read_split(name, "train", data_dir, n_train)
     x_test, y_test, _ = _read_split(name, "test", data_dir, n_test)
-    x_train, x_test = standardize(x_train, x_test, per_feature=False)
-    desc = f"TFDS {TFDS_IMAGE_DATASETS[name]}, {len(y_train)} train / {len(y_test)} test"
+    x_train, x_test = standardize(x_train, x_test, per_feature=per_feature)
+    how = ", per-pixel standardized" if per_feature else ""
+    desc = f"TFDS {TFDS_IMAGE_DATASETS[name]}{how}, {len(y_train)} train / {len(y_test)} test"
     return Dataset(name, x_train, y_train, x_test, y_test, num_classes, desc)
 
 

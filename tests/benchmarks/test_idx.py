@@ -48,6 +48,19 @@ def test_a_users_directory_is_read_and_standardized(tmp_path):
     np.testing.assert_allclose(ds.x_train[..., 0], (x - x.mean()) / x.std(), atol=1e-5)
 
 
+def test_per_feature_standardizes_each_pixel_with_the_training_splits_statistics(tmp_path):
+    (tmp_path / "fashion-mnist").mkdir()
+    arrays = fake_dataset(tmp_path / "fashion-mnist")
+    ds = data.load("fashion_mnist", data_dir=str(tmp_path), per_feature=True)
+    x, x_test = arrays["train"][0] / 255.0, arrays["test"][0] / 255.0
+    mean, std = x.mean(0), x.std(0)
+    np.testing.assert_allclose(ds.x_train[..., 0], (x - mean) / std, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ds.x_test[..., 0], (x_test - mean) / std, rtol=1e-5, atol=1e-5)
+    assert "per-pixel standardized" in ds.description
+    with pytest.raises(UsageError, match="^fashion_mnist: per_feature must be true or false, got 1$"):
+        data.load("fashion_mnist", data_dir=str(tmp_path / "nowhere"), per_feature=1)  # before any file is sought
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
