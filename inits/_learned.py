@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from initbench.inits._nnx import in_place, is_nnx
+from initbench.inits._nnx import in_place
 from initbench.inits.errors import UsageError, loop_count, positive_int
 
 # A kernel collapsing to zero norm cannot be rescaled back (w * new / 0): MetaInit's norm is kept
@@ -53,8 +53,6 @@ def _finite(what: str, name: str, value: object, *, low: float, inclusive: bool,
 
 def _prepare(what: str, model: Any, variables: Any, batch: Any, labels: Any, batch_size: Any) -> tuple[dict, int]:
     """Checks the shared arguments; returns the variables as ``{"params": ..., ...}`` and the batch's rows."""
-    if is_nnx(model):
-        raise UsageError(f"{what}: got an nnx module; {what} takes a flax.linen module and its variables")
     if variables is None:
         raise UsageError(f"{what}: a linen model needs its variables (model.init(key, batch)), got None")
     variables = dict(variables) if "params" in variables else {"params": variables}

@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import inspect
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -403,8 +404,8 @@ class Scheme:
             return  # the built-ins check their own values, in one line
         for n, value in given.items():
             kind = _declared_kind(valid[n]) if n in valid else None
-            if kind is not None and not _is_kind(value, kind):
-                raise UsageTypeError(f"{self.name}: {n} must be {_KIND_NAMES[kind]}, got {value!r}")
+            if kind is not None and not value_is(kind, value):
+                raise UsageTypeError(f"{self.name}: {n} must be {KIND_NAMES[kind]}, got {value!r}")
 
 
 _RESIDUAL = "no-normalization ResNet: residual branches marked by a scalar 'branch_scale' parameter"
@@ -490,7 +491,31 @@ def scheme(name: str) -> Scheme:
 
 
 SCHEME_ARGUMENTS = ("model", "variables", "batch")  # a plug-in scheme's first parameters, by name
-_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+KIND_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a finite number",
+    bool: "true or false",
+    object: "a finite number, a string or true/false",  # an option of no declared type: any scalar
+}
+
+
+def value_is(kind: type, value: Any) -> bool:
+    """Whether ``value`` is an option value of ``kind`` (a :data:`KIND_NAMES` key), as TOML and the CLI give them.
+
+    An int passes for a float, a bool for neither; floats must be finite; ``object`` is any scalar.
+
+    Example:
+      >>> value_is(float, 2), value_is(int, True), value_is(float, float("inf")), value_is(object, "x")
+      (True, False, False, True)
+    """
+    if kind is object:
+        return isinstance(value, str | bool) or value_is(float, value)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
 
 
 def _declared_kind(p: inspect.Parameter) -> type | None:
@@ -499,17 +524,9 @@ def _declared_kind(p: inspect.Parameter) -> type | None:
     for kind in (bool, int, float, str):
         if text == kind.__name__:
             return kind
-    if not text and p.default is not inspect.Parameter.empty and type(p.default) in _KIND_NAMES:
+    if not text and p.default is not inspect.Parameter.empty and type(p.default) in (bool, int, float, str):
         return type(p.default)
     return None
-
-
-def _is_kind(value: Any, kind: type) -> bool:
-    if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
 
 
 def plugin_scheme(name: str) -> Scheme | None:
@@ -683,16 +700,21 @@ class PluginEntry(Entry):
         return make
 
 
-def _users_file(origin: str | None) -> Path | None:
-    """``origin`` when it is a user's Python source: not the standard library, an installed package or initbench."""
+@functools.cache
+def _standard_library() -> frozenset[Path]:
+    """The standard library's directories (resolved once per process: sysconfig is not free)."""
     import sysconfig
 
+    return frozenset(Path(p).resolve() for k, p in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib"))
+
+
+def _users_file(origin: str | None) -> Path | None:
+    """``origin`` when it is a user's Python source: not the standard library, an installed package or initbench."""
     if not origin or not origin.endswith(".py"):
         return None
     path = Path(origin).resolve()
-    installed = {Path(p).resolve() for k, p in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib")}
     if any(part in ("site-packages", "dist-packages") for part in path.parts) or any(
-        path.is_relative_to(root) for root in installed
+        path.is_relative_to(root) for root in _standard_library()
     ):
         return None
     own = Path(__file__).resolve().parents[1]  # initbench's checkout (inits/, models/, benchmarks/)

@@ -87,6 +87,7 @@ from pathlib import Path
 from typing import Any
 
 from initbench.inits.errors import UsageError, first_line
+from initbench.inits.registry import KIND_NAMES, value_is
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -632,27 +633,6 @@ def _data_options() -> dict[str, dict[str, FieldType]]:
     return out
 
 
-def _type_ok(kind: type, value: Any) -> bool:
-    if kind is object:  # an unannotated plug-in option: any TOML scalar
-        return isinstance(value, str | int | float | bool) and not (
-            isinstance(value, float) and not math.isfinite(value)
-        )
-    if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a finite number",
-    bool: "true or false",
-    object: "a finite number, a string or true/false",
-}
-
-
 def _nesting(value: Any) -> int:
     return 1 + _nesting(value[0]) if isinstance(value, list) and value else (1 if isinstance(value, list) else 0)
 
@@ -709,8 +689,8 @@ def _axis(source: str, key: str, value: Any, *, kind: type | None = None, field:
             raise UsageError(f"{source}: {key} takes values, got a table in {v!r}")
         if kind is not None:
             for leaf in leaves:
-                if not _type_ok(kind, leaf):
-                    raise UsageError(f"{source}: {key} must be {_TYPE_NAMES[kind]}, got {leaf!r}")
+                if not value_is(kind, leaf):
+                    raise UsageError(f"{source}: {key} must be {KIND_NAMES[kind]}, got {leaf!r}")
         if field is not None and field.choices and v not in field.choices:
             raise _unknown(source, v, field.choices, what=f"value of {key}")
         if kind is float:

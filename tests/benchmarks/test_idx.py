@@ -57,7 +57,7 @@ def test_per_feature_standardizes_each_pixel_with_the_training_splits_statistics
     np.testing.assert_allclose(ds.x_train[..., 0], (x - mean) / std, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ds.x_test[..., 0], (x_test - mean) / std, rtol=1e-5, atol=1e-5)
     assert "per-pixel standardized" in ds.description
-    with pytest.raises(UsageError, match="^fashion_mnist: per_feature must be true or false, got 1$"):
+    with pytest.raises(UsageError, match=r"^fashion_mnist: per_feature must be true or false, got 1$"):
         data.load("fashion_mnist", data_dir=str(tmp_path / "nowhere"), per_feature=1)  # before any file is sought
 
 

@@ -220,7 +220,8 @@ def test_a_plugin_scheme_runs_on_the_model_the_trainer_builds(plugin):
     [
         (":required_opt", r"{m}:required_opt needs argument\(s\) factor, e.g. {m}:required_opt\(factor=0.1\)"),
         (":typed(steps=0.5)", r"{m}:typed: steps must be an integer, got 0.5"),
-        (":typed(rate=abc)", r"{m}:typed: rate must be a number, got 'abc'"),
+        (":typed(rate=abc)", r"{m}:typed: rate must be a finite number, got 'abc'"),
+        (":typed(rate=inf)", r"{m}:typed: rate must be a finite number, got inf"),  # was taken
         (":typed(label=3)", r"{m}:typed: label must be a string, got 3"),
         (":typed(other=1)", r"{m}:typed got unexpected argument\(s\) other; valid arguments: base, steps, rate, label"),
         (":raises", r"scheme plug-in {m}:raises failed: ValueError: boom inside the plug-in"),
