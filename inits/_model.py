@@ -69,7 +69,9 @@ def capture(
     """The layers of a linen model in call order, and a pure ``params -> {layer: output}``.
 
     A layer is a module that owns a ``kernel`` parameter (``nn.Dense``, ``nn.Conv``, initbench's
-    ``Conv``, a user's layer); its output is what its ``__call__`` returns. Layer names are
+    ``Conv``, a user's layer; the root of a model that is one layer, named ``""``) and returns an
+    array (Flax's recurrent ``DenseParams`` returns its kernel and bias for others to use: no
+    layer); its output is what its ``__call__`` returns. Layer names are
     module paths joined with ``/`` (``block_00/conv_a/conv``). The function traces under
     ``jit``, ``vmap`` and ``grad``; ``outputs.in_axes[layer]`` is how many leading kernel axes
     are its input (``nn.DenseGeneral``: ``len(axis)``; a convolution: every axis but the last)
@@ -101,8 +103,8 @@ def capture(
         def interceptor(next_fun, args, kwargs, context):
             out = next_fun(*args, **kwargs)
             module = context.module
-            if context.method_name == "__call__" and module.scope is not None:
-                if module.has_variable("params", "kernel"):
+            if context.method_name == "__call__" and module.scope is not None and isinstance(out, jax.Array):
+                if module.has_variable("params", "kernel"):  # (an owner returning no array holds others' weights)
                     name = "/".join(module.scope.path)
                     captured[name] = out
                     shape = tuple(module.get_variable("params", "kernel").shape)
@@ -157,7 +159,10 @@ def capture(
         ) from err
     order.sort(key=list(seen).index)  # eval_shape returns dicts with sorted keys: call order is ``seen``'s
     if not order:
-        raise UsageError(f"{what}: the model calls no Dense/Conv layer on this batch: nothing to initialize")
+        raise UsageError(
+            f"{what}: the model calls no layer (a module owning a 'kernel' parameter: Dense, Conv, a layer of one's "
+            "own) on this batch: nothing to initialize"
+        )
     for layer in order:
         stored = get_path(abstract, kernel_path(what, abstract, layer)).shape
         result.stacked[layer] = 1

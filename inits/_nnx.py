@@ -88,7 +88,8 @@ class NnxModel:
         captured: dict[str, tuple[Any, Any]] = {}
 
         def record(layer: Any, out: Any) -> Any:
-            captured[layers[id(layer)][0]] = (out, layer)
+            if isinstance(out, jax.Array):  # a kernel owner returning no array holds weights for others
+                captured[layers[id(layer)][0]] = (out, layer)
             return out
 
         with layer_calls(module, record):

@@ -386,7 +386,7 @@ class Scheme:
         """One line for an option it does not take, a required one missing, or (a plug-in's) a value of the wrong type.
 
         A plug-in's option is typed by its annotation (``int``, ``float``, ``bool``, ``str``), else by
-        its default's type; an int passes for a float.
+        its default's type (:func:`value_is`: an int passes for a float; floats must be finite).
         """
         valid = self.options()
         bad = [] if self.open_ended else sorted(set(given) - set(valid))
@@ -503,16 +503,21 @@ KIND_NAMES = {
 def value_is(kind: type, value: Any) -> bool:
     """Whether ``value`` is an option value of ``kind`` (a :data:`KIND_NAMES` key), as TOML and the CLI give them.
 
-    An int passes for a float, a bool for neither; floats must be finite; ``object`` is any scalar.
+    An int passes for a float, a bool for neither; floats must be finite; ``object`` is any
+    string, bool, int or finite float.
 
     Example:
       >>> value_is(float, 2), value_is(int, True), value_is(float, float("inf")), value_is(object, "x")
       (True, False, False, True)
+      >>> value_is(float, 10**400)  # TOML takes integers of any size
+      True
     """
     if kind is object:
         return isinstance(value, str | bool) or value_is(float, value)
-    if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is float:  # an int is finite at any size (math.isfinite overflows on a 400-digit one)
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and math.isfinite(value)
+        )
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, kind)

@@ -299,9 +299,9 @@ def check_variance(
 ) -> CheckResult:
     r"""Checks how a network propagates variance at initialization; works on any Flax model.
 
-    ``model`` may be a linen module (ours, which sow every layer, or a user's, whose ``Dense``
-    and ``Conv`` outputs are captured) or an nnx module (its ``Linear`` and ``Conv`` outputs are
-    captured; :mod:`initbench.benchmarks.analysis.propagation`).
+    ``model`` may be a linen module (ours, which sow every layer, or a user's, whose layers'
+    outputs are captured: every module owning a ``kernel``) or an nnx module (likewise;
+    :mod:`initbench.benchmarks.analysis.propagation`).
 
     Args:
       model: A Flax linen or nnx module.
@@ -735,8 +735,8 @@ def run_check(
     ``model`` may be a plug-in (``package.module:Attr``, a user's linen or nnx model;
     :mod:`initbench.benchmarks.plugin_model`): it needs ``input_shape``, gets ``depth``,
     ``width`` and ``activation`` only where given (None) and declared, and ``extra`` as its own
-    options; the run's initializers draw its kernels and biases, its ``Dense``/``Conv`` (linen)
-    or ``Linear``/``Conv`` (nnx) outputs are the probed layers, and there is no theory column
+    options; the run's initializers draw its kernels and biases, its layers (the modules owning a
+    ``kernel``, linen or nnx) are the probed ones, and there is no theory column
     (its structure is not initbench's). ``activation`` (None: not given) is then only used for
     the activation statistics.
 

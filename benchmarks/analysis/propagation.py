@@ -24,12 +24,13 @@ the classifier's input (the last hidden layer) instead, so the backward statisti
 the body as the gradient sees it once the classifier has moved.
 
 Layers are found from what the model sows (every ``models`` family sows and exposes
-perturbation points), or for any other Flax model by a generic capture of its linear maps:
-a linen module's ``Dense``, ``DenseGeneral``, ``Conv`` and ``ConvTranspose`` outputs (through
-``nn.intercept_methods``), an nnx module's ``Linear``, ``LinearGeneral``, ``Conv`` and
-``ConvTranspose`` outputs (their ``__call__`` is wrapped while the probe traces the model, and
-restored after). Layers are named by their module path (``Dense_3``; ``layers/0``) in call
-order. Captured outputs are the pre-activations; activations are then unknown unless
+perturbation points), or for any other Flax model by a generic capture of its layers, as the
+model-level schemes define them: every module that owns a ``kernel`` parameter and returns an
+array (``Dense``, ``Conv``, ``nnx.Linear``, a layer class of one's own; the root of a model that
+is one layer, named ``""``), through ``nn.intercept_methods`` (linen) or their classes'
+``__call__`` wrapped while the probe traces the model and restored after (nnx,
+``inits._nnx.layer_calls``). Layers are named by their module path (``Dense_3``; ``layers/0``)
+in call order. Captured outputs are the pre-activations; activations are then unknown unless
 ``activation`` is given, and are computed as ``activation(pre)``. An nnx module is probed as
 it stands (its ``nnx.Param`` state are the parameters). :func:`propagation_over_seeds` vmaps
 the whole probe over seeds of a linen module in one compiled program.
@@ -100,12 +101,11 @@ def _kernel_paths(params: Any) -> dict[tuple[str, ...], Any]:
 
 
 def _layer_kernel(kernels: dict, layer: str) -> Any:
-    parts = tuple(layer.split("/"))
-    # a layer module holds its linear map as a child ("dense"/"conv"), or is the linear module itself
-    for path, k in kernels.items():
-        if path[:-1] == parts or path == parts:
-            return k
-    return None
+    parts = tuple(layer.split("/")) if layer else ()  # the root of a model that is one layer: ""
+    if parts in kernels:  # the layer owns its kernel (the root's path is (): any child's parent too)
+        return kernels[parts]
+    # a layer module that holds its linear map as a child ("dense"/"conv")
+    return next((k for path, k in kernels.items() if path[:-1] == parts), None)
 
 
 def is_nnx(model: Any) -> bool:
@@ -143,7 +143,9 @@ class _Nnx:
         layers = kernel_layers(module)
         captured: dict[str, jax.Array] = {}
 
-        def record(layer: Any, out: jax.Array) -> jax.Array:
+        def record(layer: Any, out: Any) -> Any:
+            if not isinstance(out, jax.Array):  # a kernel owner whose output is no array: not a layer's output
+                return out
             name = layers[id(layer)][0]
             if name in captured:
                 raise UsageError(
@@ -352,7 +354,9 @@ def make_probe(
                 with nn.intercept_methods(interceptor):
                     logits, state = model.apply(v, x_in, capture_intermediates=is_linear, mutable=mutable, **phase)
                 tree = state.get("intermediates", {})
-                paths = _generic_paths(tree)
+                # a kernel owner whose output is no array (Flax's recurrent DenseParams returns its
+                # kernel and bias) holds parameters for others: not a layer's output
+                paths = [p for p in _generic_paths(tree) if isinstance(_leaf(tree, p), jax.Array)]
                 tied = [p for p in paths if len(_calls(tree, p)) > 1]
                 if tied:
                     raise UsageError(

@@ -48,7 +48,7 @@ Claims:
   0 and 1; their unit averages after training are reported). The same net with ReLU and tanh
   is trained alongside for the figure.
 
-At ``full`` scale (about 15 minutes on 2 cores) the training claim runs where the paper makes it:
+At ``full`` scale (about 16 minutes alone on 2 cores) the training claim runs where the paper makes it:
 Klambauer et al.'s Fig. 1 trains SNNs of 8, 16 and 32 layers on MNIST; here the deepest of them,
 32 SELU layers of 512 units, on Fashion-MNIST's 60k real 28x28 images (MNIST cannot be had
 offline; each pixel standardized, as at ``cpu`` scale), plain SGD at 0.01, batch 128, 3,000

@@ -28,7 +28,7 @@ value near 1 at any depth: dynamical isometry. ReLU's :math:`\phi' \in \{0, 1\}`
    kernels ``variance_scaling(sigma_w^2, "fan_in", "normal")``, plain SGD on digits by initbench's trainer
    (learning rate 0.01, batch 32, 800 steps, 2 seeds shared by both kinds, one program), training loss on
    the whole training set every 25 steps.
-3. At ``full`` scale (about 35 minutes on 2 cores) both parts run at the paper's depths: the spectra at
+3. At ``full`` scale (about 30 minutes on 2 cores) both parts run at the paper's depths: the spectra at
    width 1,024 to depth 128 (the histogram depths 2, 8, 32, 128 of Fig. 1; depth 128 = width/8, so the
    depth-limited claims judge the largest depth), 4 nets each; the training at Fig. 4's depth 200 and
    width 400, on Fashion-MNIST's 60k real images (CIFAR-10 cannot be had offline), plain SGD at 0.001

@@ -602,4 +602,25 @@ def test_a_model_without_layers_is_one_line_and_a_model_that_is_one_layer_is_pro
         propagation.propagation(Weights(nnx.Rngs(0)), None, x)
     dense = nn.Dense(4)
     for model, variables in ((nnx.Linear(8, 4, rngs=nnx.Rngs(0)), None), (dense, dense.init(jax.random.key(0), x))):
-        assert list(propagation.layer_table(propagation.propagation(model, variables, x))["layer"]) == [""]
+        table = propagation.layer_table(propagation.propagation(model, variables, x))
+        assert list(table["layer"]) == [""]
+        assert np.isfinite(table["weight_gradient_variance"]).all()  # the root's own kernel, found
+
+
+@pytest.mark.slow  # a probe and an LSUV run: a few seconds
+def test_a_kernel_owner_that_returns_no_array_is_no_layer():
+    # Flax's OptimizedLSTMCell holds DenseParams modules that own a kernel and return (kernel, bias)
+    # for the cell to use: neither the probe nor the schemes take them for layers (the probe crashed)
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            cell = nn.OptimizedLSTMCell(16)
+            _, h = cell(cell.initialize_carry(jax.random.key(0), x.shape), x)
+            hidden = nn.Dense(16, name="hidden")(h)
+            return nn.Dense(4, name="head")(jnp.tanh(hidden))
+
+    x = jax.random.normal(jax.random.key(0), (32, 8))
+    variables = Net().init(jax.random.key(1), x)
+    assert list(propagation.layer_table(propagation.propagation(Net(), variables, x))["layer"]) == ["hidden", "head"]
+    _, record = inits.lsuv(Net(), variables, x)
+    assert [r["layer"] for r in record] == ["hidden", "head"]

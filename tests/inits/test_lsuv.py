@@ -153,7 +153,7 @@ def test_a_model_without_linear_layers():
         def __call__(self, x):
             return jnp.tanh(x)
 
-    with pytest.raises(ValueError, match="calls no Dense/Conv layer"):
+    with pytest.raises(ValueError, match="calls no layer"):
         inits.lsuv(Nothing(), {"params": {}}, X)
 
 
