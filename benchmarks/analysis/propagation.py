@@ -337,34 +337,39 @@ def make_probe(
             # the batch's statistics), the per-example Jacobian in inference mode (a batch of one)
             takes_train = "train" in inspect.signature(type(model).__call__).parameters
 
-            def is_linear(module: nn.Module, method: str) -> bool:
-                return method == "__call__" and _owns_kernel(module)
-
             def run_pres(v, x_in, pert, train=True):
+                captured: dict[str, jax.Array] = {}  # call order: a layer's output when its call returns
+                active: set[str] = set()
+
                 def interceptor(next_fun, args, kwargs, context):
-                    out = next_fun(*args, **kwargs)
-                    if context.method_name == "__call__" and _owns_kernel(context.module):
-                        name = "/".join(context.module.scope.path)
-                        if pert is not None and name in pert:
-                            out = out + pert[name].astype(out.dtype)
+                    module = context.module
+                    if context.method_name != "__call__" or not _owns_kernel(module):
+                        return next_fun(*args, **kwargs)
+                    name = "/".join(module.scope.path)
+                    if name in active:  # the layer's own call nested in it (a subclass's super().__call__)
+                        return next_fun(*args, **kwargs)
+                    active.add(name)
+                    try:
+                        out = next_fun(*args, **kwargs)
+                    finally:
+                        active.discard(name)
+                    if not isinstance(out, jax.Array):  # Flax's recurrent DenseParams returns its kernel and
+                        return out  # bias: weights held for others, not a layer's output
+                    if name in captured:
+                        raise UsageError(
+                            f"layer {name} is called twice (shared or tied weights): the probe measures each "
+                            "layer's output once; not yet"
+                        )
+                    if pert is not None and name in pert:
+                        out = out + pert[name].astype(out.dtype)
+                    captured[name] = out
                     return out
 
                 phase = {"train": train} if takes_train else {}
-                mutable = ["intermediates", *(["batch_stats"] if train and takes_train and "batch_stats" in v else [])]
+                stats = ["batch_stats"] if train and takes_train and "batch_stats" in v else []
                 with nn.intercept_methods(interceptor):
-                    logits, state = model.apply(v, x_in, capture_intermediates=is_linear, mutable=mutable, **phase)
-                tree = state.get("intermediates", {})
-                # a kernel owner whose output is no array (Flax's recurrent DenseParams returns its
-                # kernel and bias) holds parameters for others: not a layer's output
-                paths = [p for p in _generic_paths(tree) if isinstance(_leaf(tree, p), jax.Array)]
-                tied = [p for p in paths if len(_calls(tree, p)) > 1]
-                if tied:
-                    raise UsageError(
-                        f"layer {'/'.join(tied[0])} is called twice (shared or tied weights): the probe measures each "
-                        "layer's output once; not yet"
-                    )
-                # insertion (call) order, read while tracing: jax returns dicts with sorted keys
-                return logits, {"/".join(p): _leaf(tree, p) for p in paths}
+                    out = model.apply(v, x_in, mutable=stats or False, **phase)
+                return (out[0] if stats else out), captured
 
         names = _execution_order(lambda v: list(run_pres(v, x, None)[1]), variables)
         if not names:
@@ -479,27 +484,6 @@ def _execution_order(trace: Callable[[Any], list[str]], variables: Any) -> list[
 
 def _zeros(shapes: Any) -> Any:
     return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-
-def _generic_paths(tree: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    paths = []
-    for key, value in tree.items():
-        if key == "__call__":
-            paths.append(prefix)
-        elif hasattr(value, "items"):
-            paths += _generic_paths(value, (*prefix, key))
-    return paths
-
-
-def _calls(tree: Any, path: Sequence[str]) -> Any:
-    """The outputs a captured module's ``__call__`` sowed, one per call."""
-    for key in path:
-        tree = tree[key]
-    return tree["__call__"]
-
-
-def _leaf(tree: Any, path: Sequence[str]) -> Any:
-    return _calls(tree, path)[-1]
 
 
 def _to_rows(result: dict[str, Any], names: list[str], seed_axis: bool) -> pd.DataFrame:
