@@ -255,7 +255,9 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "initbench.benchmarks.reproduce.saxe2014:run",
             "Saxe et al. 2014: singular values of Gaussian vs orthogonal matrix products with depth;"
             " deep linear nets train in depth-independent time with orthogonal init",
-            data="Gaussian matrices and a synthetic linear regression task, as in the paper's analysis",
+            scales=("smoke", "cpu", "full", "paper"),
+            data="Gaussian matrices and a synthetic linear regression task, as in the paper's analysis; its MNIST"
+            " runs are not reproduced (full MNIST cannot be had offline)",
         ),
         Entry(
             "schoenholz2017",

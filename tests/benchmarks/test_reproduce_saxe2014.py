@@ -157,6 +157,27 @@ def test_orthogonal_products_are_isometric_and_gaussian_ones_are_not():
         assert (np.abs(s - 1).max() < 1e-5) == isometric
 
 
+@pytest.mark.slow  # compiles the draws (a few seconds)
+def test_drawing_seed_by_seed_gives_the_matrices_of_one_batched_draw():
+    """The spectra draw one seed at a time (memory at full scale); the matrices are those of one vmapped draw."""
+    import jax
+
+    for init in ("gaussian", "orthogonal"):
+        init_fn = saxe2014.INITS[init](16)
+        keys = saxe2014._keys(jax.random.key(3), 5, 3)
+        batched = jax.jit(jax.vmap(jax.vmap(lambda k, f=init_fn: f(k, (16, 16)))))(keys)
+        np.testing.assert_array_equal(np.asarray(saxe2014._draw(init, jax.random.key(3), 5, 16, 3)), batched)
+        np.testing.assert_array_equal(np.asarray(saxe2014._draw_seed(init, keys[1], 16)), batched[1])
+
+
+def test_the_full_scale_stays_in_the_wide_net_regime_and_refines_the_grid():
+    width, depths, _, hist = saxe2014.SIZES["full"]["spectra"]
+    assert max(depths) <= width // 8 and set(hist) <= set(depths)
+    cpu_lrs, full_lrs = saxe2014.SIZES["cpu"]["training"][-1], saxe2014.SIZES["full"]["training"][-1]
+    assert (min(full_lrs), max(full_lrs)) == pytest.approx((min(cpu_lrs), max(cpu_lrs)))
+    assert set(np.round(cpu_lrs, 12)) <= set(np.round(full_lrs, 12))  # the cpu grid's rates, and one between each
+
+
 @pytest.mark.slow
 def test_saxe2014_end_to_end_at_smoke_scale(tmp_path):
     code = cli.main(["reproduce", "saxe2014", "--scale", "smoke", "--out", str(tmp_path)])
