@@ -280,7 +280,9 @@ REPRODUCTIONS: Registry[Entry] = Registry(
             "initbench.benchmarks.reproduce.xiao2018:run",
             "Xiao et al. 2018: delta-orthogonal convolutions are isometric; a deep vanilla tanh CNN trains with"
             " delta-orthogonal init where the Gaussian one is slower",
-            data="the isometry needs no data; the paper's MNIST and CIFAR-10 training: 8x8 digits stand in",
+            scales=("smoke", "cpu", "full", "paper"),
+            data="the isometry needs no data; the paper's MNIST and CIFAR-10 training: 8x8 digits stand in (at"
+            " full scale too: the training part stays at the cpu scale's size)",
         ),
         Entry(
             "mishkin2016",

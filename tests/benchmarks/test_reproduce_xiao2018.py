@@ -150,6 +150,14 @@ def test_conv_operator_is_the_circular_convolution_and_its_singular_values_match
     np.testing.assert_allclose(np.sort(s)[::-1][: len(expected)], expected, rtol=1e-4, atol=1e-5)
 
 
+def test_the_full_scale_is_wider_at_the_cpu_scales_depth_ratio_and_trains_as_cpu():
+    cpu, full = xiao2018.SIZES["cpu"], xiao2018.SIZES["full"]
+    (c_cpu, d_cpu, *_), (c_full, d_full, *_) = cpu["jacobian"], full["jacobian"]
+    assert c_full > c_cpu and d_full / c_full == d_cpu / c_cpu
+    assert full["operator"][0] == xiao2018.SIZES["paper"]["operator"][0]
+    assert full["training"] == cpu["training"]  # said in the docstring and the gallery's data line
+
+
 @pytest.mark.slow
 def test_xiao2018_end_to_end_at_smoke_scale(tmp_path):
     code = cli.main(["reproduce", "xiao2018", "--scale", "smoke", "--out", str(tmp_path)])
