@@ -108,6 +108,19 @@ def _layer_kernel(kernels: dict, layer: str) -> Any:
     return next((k for path, k in kernels.items() if path[:-1] == parts), None)
 
 
+def _capture(captured: dict[str, jax.Array], pert: dict | None, name: str, out: jax.Array) -> jax.Array:
+    """Records layer ``name``'s output (plus its perturbation, when the probe differentiates) once."""
+    if name in captured:
+        raise UsageError(
+            f"layer {name} is called twice (shared or tied weights): the probe measures each layer's output once;"
+            " not yet"
+        )
+    if pert is not None and name in pert:
+        out = out + pert[name].astype(out.dtype)
+    captured[name] = out
+    return out
+
+
 def is_nnx(model: Any) -> bool:
     """Whether ``model`` is a Flax nnx module (instance)."""
     try:
@@ -146,16 +159,7 @@ class _Nnx:
         def record(layer: Any, out: Any) -> Any:
             if not isinstance(out, jax.Array):  # a kernel owner whose output is no array: not a layer's output
                 return out
-            name = layers[id(layer)][0]
-            if name in captured:
-                raise UsageError(
-                    f"layer {name} is called twice (shared or tied weights): the probe measures each layer's "
-                    "output once; not yet"
-                )
-            if pert is not None and name in pert:
-                out = out + pert[name].astype(out.dtype)
-            captured[name] = out
-            return out
+            return _capture(captured, pert, layers[id(layer)][0], out)
 
         phase = {"train": False} if "train" in inspect.signature(type(module).__call__).parameters else {}
         with layer_calls(module, record):
@@ -355,15 +359,7 @@ def make_probe(
                         active.discard(name)
                     if not isinstance(out, jax.Array):  # Flax's recurrent DenseParams returns its kernel and
                         return out  # bias: weights held for others, not a layer's output
-                    if name in captured:
-                        raise UsageError(
-                            f"layer {name} is called twice (shared or tied weights): the probe measures each "
-                            "layer's output once; not yet"
-                        )
-                    if pert is not None and name in pert:
-                        out = out + pert[name].astype(out.dtype)
-                    captured[name] = out
-                    return out
+                    return _capture(captured, pert, name, out)
 
                 phase = {"train": train} if takes_train else {}
                 stats = ["batch_stats"] if train and takes_train and "batch_stats" in v else []

@@ -163,6 +163,18 @@ class NnxTied(nnx.Module):
         return self.head(self.mid(nnx.relu(self.mid(nnx.relu(self.inp(x))))))
 
 
+class LinenTied(nn.Module):  # NnxTied's linen twin: one Dense module called twice
+    num_classes: int = 10
+
+    def setup(self):
+        self.inp = nn.Dense(32)
+        self.mid = nn.Dense(32)
+        self.head = nn.Dense(self.num_classes)
+
+    def __call__(self, x):
+        return self.head(self.mid(nn.relu(self.mid(nn.relu(self.inp(x))))))
+
+
 class NnxDropNoRngs(nnx.Module):  # its Dropout holds no rngs: fine in eval(), an error in train()
     def __init__(self, num_classes, *, rngs):
         self.linear = nnx.Linear(64, num_classes, rngs=rngs)
@@ -445,6 +457,7 @@ def test_check_probes_a_linen_batchnorm_model_with_batch_statistics_as_training_
     ("model", "message"),
     [
         ("NnxTied", "layer mid is called twice (shared or tied weights)"),
+        ("LinenTied", "layer mid is called twice (shared or tied weights)"),
         ("NoLayers", "has no parameter named 'kernel' for the run's initializer to draw (its parameters: w)"),
         ("NnxNet", "holds nnx BatchNorm statistics"),
         ("DeepNnx", "the check needs about 2.39e+03 GiB (4 seeds x batch 256"),  # 8e10 weights, abstractly
