@@ -9,6 +9,7 @@ Variants come from ``dataclasses.replace``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -539,6 +540,32 @@ def residual_depth(family: str, config: dict[str, Any]) -> int | None:
     return int(sum(config["blocks"]))
 
 
+# fields that came after the first run_ids: left out of a run's identity when empty, so a run
+# without them keeps its run_id (multipliers, Adam's epsilon rules, plug-in inits, datasets and models)
+_LATER_FIELDS = {"init": ("scale", "plugin"), "train": ("eps_scale",), "data": ("plugin",), "model": ("plugin",)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_identity(part: Any, later: tuple[str, ...]) -> dict[str, Any]:
+    out = dataclasses.asdict(part)
+    for name in later:
+        if not getattr(part, name):
+            del out[name]
+    return out
+
+
+def _part_identity(part: Any, later: tuple[str, ...]) -> dict[str, Any]:
+    """A sub-spec's part of :attr:`RunSpec.run_id`'s payload (read-only: shared between the runs that share the part).
+
+    The runs of a cohort share their model, data and training sub-specs: each distinct one is
+    converted once (``dataclasses.asdict`` dominated a 256-member cohort's host time).
+    """
+    try:
+        return _cached_identity(part, later)
+    except TypeError:  # an unhashable field value: converted every time
+        return _cached_identity.__wrapped__(part, later)
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     """One training run.
@@ -634,20 +661,19 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """Stable hash of the resolved spec and the numerics version."""
-        spec = dataclasses.asdict(self)
-        if not self.init.scale:  # the field came later: a run without multipliers keeps its run_id
-            del spec["init"]["scale"]
-        if not self.parametrization:  # likewise
+        """Stable hash of the resolved spec and the numerics version.
+
+        The hash of ``dataclasses.asdict(self)`` without the fields that came later when they are
+        empty (:data:`_LATER_FIELDS`, and ``parametrization``), so older runs keep their run_ids.
+        """
+        spec = {
+            f.name: _part_identity(getattr(self, f.name), _LATER_FIELDS.get(f.name, ()))
+            if dataclasses.is_dataclass(getattr(self, f.name))
+            else getattr(self, f.name)
+            for f in dataclasses.fields(self)
+        }
+        if not self.parametrization:  # the field came later, like _LATER_FIELDS
             del spec["parametrization"]
-        if not self.train.eps_scale:  # likewise
-            del spec["train"]["eps_scale"]
-        if not self.init.plugin:  # built-in initializers: run_ids as before plug-ins existed
-            del spec["init"]["plugin"]
-        if not self.data.plugin:  # likewise for the registered datasets
-            del spec["data"]["plugin"]
-        if not self.model.plugin:  # and for initbench's model families
-            del spec["model"]["plugin"]
         payload = json.dumps({"spec": spec, "numerics": NUMERICS_VERSION}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

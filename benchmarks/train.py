@@ -333,8 +333,10 @@ def member_hyper(specs: Sequence[RunSpec], params: Any, dtype: Any = jnp.float32
     }
     names = ("lr_scale", "wd_scale") + (("eps_scale",) if specs and specs[0].scales_eps else ())
     for name in names:
-        trees = [lr_scale_tree(params, s.scale_rules(name), s.model.label, field=name) for s in specs]
-        out[name] = jax.tree_util.tree_map(lambda *m: jnp.asarray(m, dtype), *trees)
+        keys = [(s.scale_rules(name), s.model.label) for s in specs]
+        # one tree per distinct rule set: the members of a cohort mostly share theirs
+        trees = {k: lr_scale_tree(params, k[0], k[1], field=name) for k in dict.fromkeys(keys)}
+        out[name] = jax.tree_util.tree_map(lambda *m: jnp.asarray(m, dtype), *(trees[k] for k in keys))
     return out
 
 
