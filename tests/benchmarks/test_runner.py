@@ -287,6 +287,28 @@ def test_run_id_is_stable_and_sensitive():
     assert s.run_id == "362f2e71f042074b"  # changes only with the spec or NUMERICS_VERSION
 
 
+def test_run_id_of_a_run_with_every_later_field_is_stable():
+    """Multipliers, Adam's epsilon rules and a parametrization: the run_id the uncached conversion gave."""
+    init = InitSpec("he_normal", bias="normal", bias_args=options(stddev=0.1), scale=(("input", 2.0),))
+    train = TrainSpec("adam", lr=1e-3, lr_scale=(("scalar", 0.1),), eps_scale=(("hidden", 0.5),))
+    par = (("base_width", 16), ("name", "mup"))
+    s = RunSpec("t", "x", ModelSpec("mlp", "tanh", 3, 32), init, DataSpec("digits", 32), train, 3, par)
+    assert s.run_id == "1448d9e4063ade22"
+    assert s.run_id != dataclasses.replace(s, train=dataclasses.replace(train, eps_scale=())).run_id
+
+
+def test_a_sub_spec_that_cannot_be_hashed_is_converted_each_time():
+    from initbench.benchmarks.spec import _part_identity
+
+    @dataclasses.dataclass(frozen=True)
+    class Part:
+        values: list
+        plugin: str = ""
+
+    assert _part_identity(Part([1, 2]), ("plugin",)) == {"values": [1, 2]}
+    assert _part_identity(Part([1, 2], "m:f"), ("plugin",)) == {"values": [1, 2], "plugin": "m:f"}
+
+
 def test_mean_ci_matches_student_t():
     mean, half, n = mean_ci([1.0, 2.0, 3.0, float("nan")])
     assert (mean, n) == (2.0, 3)
