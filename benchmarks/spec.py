@@ -545,11 +545,27 @@ def residual_depth(family: str, config: dict[str, Any]) -> int | None:
 _LATER_FIELDS = {"init": ("scale", "plugin"), "train": ("eps_scale",), "data": ("plugin",), "model": ("plugin",)}
 
 
+class _Exact:
+    """A sub-spec as a cache key by its type and repr: equal specs can differ in the payload (1 vs 1.0)."""
+
+    __slots__ = ("key", "part")
+
+    def __init__(self, part: Any) -> None:
+        self.part = part
+        self.key = (type(part), repr(part))
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Exact) and self.key == other.key
+
+
 @functools.lru_cache(maxsize=4096)
-def _cached_identity(part: Any, later: tuple[str, ...]) -> dict[str, Any]:
-    out = dataclasses.asdict(part)
+def _cached_identity(part: _Exact, later: tuple[str, ...]) -> dict[str, Any]:
+    out = dataclasses.asdict(part.part)
     for name in later:
-        if not getattr(part, name):
+        if not getattr(part.part, name):
             del out[name]
     return out
 
@@ -558,12 +574,11 @@ def _part_identity(part: Any, later: tuple[str, ...]) -> dict[str, Any]:
     """A sub-spec's part of :attr:`RunSpec.run_id`'s payload (read-only: shared between the runs that share the part).
 
     The runs of a cohort share their model, data and training sub-specs: each distinct one is
-    converted once (``dataclasses.asdict`` dominated a 256-member cohort's host time).
+    converted once (``dataclasses.asdict`` dominated a 256-member cohort's host time). Distinct
+    means a distinct ``repr``, not ``!=``: ``stddev=1`` and ``stddev=1.0`` are equal specs whose
+    payloads, and so run_ids, differ.
     """
-    try:
-        return _cached_identity(part, later)
-    except TypeError:  # an unhashable field value: converted every time
-        return _cached_identity.__wrapped__(part, later)
+    return _cached_identity(_Exact(part), later)
 
 
 @dataclasses.dataclass(frozen=True)

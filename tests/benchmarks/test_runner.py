@@ -297,7 +297,16 @@ def test_run_id_of_a_run_with_every_later_field_is_stable():
     assert s.run_id != dataclasses.replace(s, train=dataclasses.replace(train, eps_scale=())).run_id
 
 
-def test_a_sub_spec_that_cannot_be_hashed_is_converted_each_time():
+def test_run_ids_of_equal_specs_with_different_payloads_differ_whichever_comes_first():
+    """stddev=1 and stddev=1.0 are equal specs (==) with different payloads: the cache must not merge them."""
+    a = spec(InitSpec("normal", args=options(stddev=1)), 0)
+    b = spec(InitSpec("normal", args=options(stddev=1.0)), 0)
+    assert a == b
+    first = a.run_id, b.run_id
+    assert first[0] != first[1] and (b.run_id, a.run_id) == first[::-1]
+
+
+def test_a_sub_spec_that_cannot_be_hashed_still_has_an_identity():
     from initbench.benchmarks.spec import _part_identity
 
     @dataclasses.dataclass(frozen=True)
