@@ -92,7 +92,7 @@ class NnxModel:
                 captured[layers[id(layer)][0]] = (out, layer)
             return out
 
-        with layer_calls(module, record):
+        with layer_calls(layers, record):
             out = module(*args)
         return out, captured
 
@@ -139,15 +139,14 @@ def kernel_layers(module: Any) -> dict[int, tuple[str, Any]]:
 
 
 @contextmanager
-def layer_calls(module: Any, hook: Callable[[Any, Any], Any]) -> Iterator[None]:
-    """For the duration, a call of one of ``module``'s layers (:func:`kernel_layers`) returns ``hook(layer, output)``.
+def layer_calls(layers: dict[int, tuple[str, Any]], hook: Callable[[Any, Any], Any]) -> Iterator[None]:
+    """For the duration, a call of one of ``layers`` (a module's :func:`kernel_layers`) returns ``hook(layer, output)``.
 
     nnx has no method interceptor (linen's ``nn.intercept_methods``): the layers' classes have
     their ``__call__`` wrapped, and restored after. Instances of those classes outside the
     module's layers are untouched; a layer's call nested in its own (a subclass calling
     ``super().__call__``) is not hooked: the outermost call is the layer's output.
     """
-    layers = kernel_layers(module)
     classes = {type(m) for _, m in layers.values()}
     originals = {cls: cls.__dict__["__call__"] for cls in classes if "__call__" in cls.__dict__}
     inherited = [cls for cls in classes if "__call__" not in cls.__dict__]

@@ -523,13 +523,16 @@ def value_is(kind: type, value: Any) -> bool:
     return isinstance(value, kind)
 
 
+_SCALAR_KINDS = (bool, int, float, str)  # the option types a plug-in may declare (KIND_NAMES less ``object``)
+
+
 def _declared_kind(p: inspect.Parameter) -> type | None:
     """The scalar type a plug-in parameter declares: its annotation, else its default's type (None: any)."""
     text = "" if p.annotation is inspect.Parameter.empty else str(getattr(p.annotation, "__name__", p.annotation))
-    for kind in (bool, int, float, str):
+    for kind in _SCALAR_KINDS:
         if text == kind.__name__:
             return kind
-    if not text and p.default is not inspect.Parameter.empty and type(p.default) in (bool, int, float, str):
+    if not text and p.default is not inspect.Parameter.empty and type(p.default) in _SCALAR_KINDS:
         return type(p.default)
     return None
 

@@ -162,7 +162,7 @@ class _Nnx:
             return _capture(captured, pert, layers[id(layer)][0], out)
 
         phase = {"train": False} if "train" in inspect.signature(type(module).__call__).parameters else {}
-        with layer_calls(module, record):
+        with layer_calls(layers, record):
             logits = module(x, **phase)
         return logits, captured
 
